@@ -1,0 +1,93 @@
+"""Torch views of synth.io datasets: tensors in [-1, 1], masks as class ids, random crops.
+
+GAN and task code get data only from here; they never parse file layouts themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
+
+
+def open_samples(
+    path: str | Path, mask_dir: str | Path | None = None
+) -> Sequence[Sample]:
+    """A sharded dataset folder (has shard-*/manifest.jsonl) or a plain image folder."""
+    path = Path(path)
+    if path.is_dir() and any(path.glob("shard-?????/manifest.jsonl")):
+        return ShardedDataset(path)
+    return ImageFolder(path, mask_dir)
+
+
+def is_sharded(path: str | Path) -> bool:
+    try:
+        read_manifests(path)
+        return True
+    except ValueError:
+        return False
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 RGB -> float 3xHxW in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1)
+
+
+def random_crop(
+    image: np.ndarray, mask: np.ndarray, size: int, gen: torch.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a size x size window (reflect-pad first when the image is smaller)."""
+    h, w = mask.shape
+    if h < size or w < size:
+        ph, pw = max(0, size - h), max(0, size - w)
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect")
+        mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
+        h, w = mask.shape
+    y = int(torch.randint(0, h - size + 1, (1,), generator=gen))
+    x = int(torch.randint(0, w - size + 1, (1,), generator=gen))
+    return image[y : y + size, x : x + size], mask[y : y + size, x : x + size]
+
+
+class SegmentationSamples(Dataset):
+    """Samples as dicts {image, mask, index}; random crops when ``crop_size`` is set.
+
+    ``resize`` (H, W) rescales whole images first, e.g. to evaluate at one fixed resolution.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        crop_size: int | None = None,
+        resize: tuple[int, int] | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> None:
+        self.samples = samples
+        self.crop_size = crop_size
+        self.resize = tuple(resize) if resize else None
+        self.indices = list(indices) if indices is not None else list(range(len(samples)))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        index = self.indices[i]
+        sample = self.samples[index]
+        image, mask = sample.image, sample.semantic
+        if self.resize and image.shape[:2] != self.resize:
+            import cv2
+
+            h, w = self.resize
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        if self.crop_size:
+            image, mask = random_crop(image, mask, self.crop_size, None)
+        return {
+            "image": to_tensor(image),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(),
+            "index": index,
+        }

@@ -1,0 +1,75 @@
+"""One way to build a Trainer and run fit from a Hydra config, shared by every training stage.
+
+It owns what every run needs and no model should repeat: callbacks and loggers from
+``_target_`` nodes, the full resolved config and git revision in each logger, and resuming
+from ``last.ckpt`` with optimizer state when ``ckpt_path=last``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+
+def git_revision() -> str:
+    """Revision of the checkout the run came from (``unknown`` outside a git tree)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent,
+        )
+        rev = out.stdout.strip()
+        return (rev + ("-dirty" if dirty.stdout.strip() else "")) if rev else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def instantiate_group(node: DictConfig | None) -> list:
+    """Instantiate every ``_target_`` child of a config node (callbacks, loggers)."""
+    if not node:
+        return []
+    return [instantiate(child) for child in node.values() if child and "_target_" in child]
+
+
+def build_trainer(cfg: DictConfig, **overrides) -> pl.Trainer:
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: str | Path) -> str | None:
+    """``last`` means <ckpt_dir>/last.ckpt when it exists (a fresh run otherwise)."""
+    if ckpt_path in (None, "", "none", "null"):
+        return None
+    if ckpt_path == "last":
+        last = Path(ckpt_dir) / "last.ckpt"
+        return str(last) if last.is_file() else None
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: checkpoint file not found")
+    return str(ckpt_path)
+
+
+def log_run_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
+    """Full resolved config + git revision into every logger (hparams / wandb config)."""
+    params = OmegaConf.to_container(cfg, resolve=True)
+    params["git_revision"] = git_revision()
+    for logger in trainer.loggers:
+        logger.log_hyperparams(params)
+
+
+def fit(cfg: DictConfig, module: pl.LightningModule, datamodule: pl.LightningDataModule) -> pl.Trainer:
+    """Train ``module``; resumes from the run's last.ckpt when ``cfg.ckpt_path == 'last'``."""
+    pl.seed_everything(cfg.get("seed", 0), workers=True)
+    trainer = build_trainer(cfg)
+    ckpt_dir = Path(cfg.paths.ckpt_dir) / cfg.run_name
+    log_run_config(trainer, cfg)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir))
+    return trainer

@@ -1,0 +1,61 @@
+"""Pictures people look at instead of numbers: image grids with mask overlays, sent to loggers.
+
+Everything goes through torchvision.utils (make_grid, draw_segmentation_masks) so grids look
+the same in TensorBoard, Weights & Biases and the PNG files the CSV logger leaves behind.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision.utils import draw_segmentation_masks, make_grid, save_image
+
+CRACK_COLOR = (255, 40, 40)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images (B,3,H,W) to uint8 on CPU."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+def overlay_masks(
+    images: torch.Tensor, masks: torch.Tensor | None, alpha: float = 0.45, color=CRACK_COLOR
+) -> torch.Tensor:
+    """uint8 (B,3,H,W) images with class-1 pixels of ``masks`` (B,H,W) tinted; None = no tint."""
+    images = to_uint8(images) if images.dtype != torch.uint8 else images.cpu()
+    if masks is None:
+        return images
+    masks = masks.detach().cpu()
+    return torch.stack(
+        [draw_segmentation_masks(img, m == 1, alpha=alpha, colors=color) for img, m in zip(images, masks)]
+    )
+
+
+def grid_rows(rows: list[torch.Tensor], padding: int = 2) -> torch.Tensor:
+    """Stack equally sized uint8 batches as rows of one grid (one column per sample)."""
+    ncol = rows[0].shape[0]
+    return make_grid(torch.cat(rows), nrow=ncol, padding=padding, pad_value=255)
+
+
+def save_grid(grid: torch.Tensor, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid.float() / 255.0, str(path))
+    return path
+
+
+def log_image(trainer, tag: str, grid: torch.Tensor, step: int) -> None:
+    """Send a uint8 (3,H,W) grid to every active logger; loggers without images get a PNG."""
+    if trainer is None or not trainer.is_global_zero:
+        return
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(tag, grid, global_step=step)
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=tag, images=[grid.permute(1, 2, 0).numpy()], step=step)
+        else:
+            log_dir = getattr(logger, "log_dir", None) or trainer.default_root_dir
+            save_grid(grid, Path(log_dir) / "images" / f"{tag.replace('/', '_')}_{step:06d}.png")

@@ -1,0 +1,307 @@
+"""Dataset I/O shared by every stage: sharded synthetic datasets and folders of real images.
+
+Sharded layout (chosen over WebDataset tars because every later stage needs random access by
+index, the GAN translator writes a dataset of the same shape, and a person can open any sample
+in an image viewer)::
+
+    root/
+      dataset_card.json                  config, versions, class map, statistics
+      shard-00000/
+        manifest.jsonl                   one JSON object per sample (index, stem, metadata)
+        image/00000000.png               RGB
+        semantic/00000000.png            uint8 class ids: 0 background, 1 crack, 255 ignore
+        instance/00000000.png            uint16 crack instance ids (0 = none), optional
+
+A shard is written to a temporary directory and renamed into place, so a shard directory that
+exists is complete; a killed writer leaves only a ``*.tmp-*`` directory that the next run
+deletes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+MANIFEST = "manifest.jsonl"
+CARD = "dataset_card.json"
+IGNORE_INDEX = 255
+CLASS_MAP = {0: "background", 1: "crack", IGNORE_INDEX: "ignore"}
+#: Raw mask value -> class id for binary masks stored as 0/255 (DeepCrack and most tools).
+BINARY_MASK_VALUES = {0: 0, 255: 1}
+
+
+class DataError(ValueError):
+    """Bad input data; the message always names the offending file or folder."""
+
+
+@dataclass
+class Sample:
+    """One labeled image. ``image`` is RGB uint8 HxWx3; ``semantic`` holds class ids."""
+
+    image: np.ndarray
+    semantic: np.ndarray
+    instance: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- image files
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8, raising DataError (naming the file) when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise DataError(f"{path}: unreadable or corrupt image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(
+    path: str | Path,
+    value_map: dict[int, int] | None = None,
+    shape: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Read a single-channel mask and map its raw values to class ids.
+
+    ``value_map`` None means the file already stores class ids (our own shards). Values outside
+    the map and a size different from ``shape`` (the image's HxW) raise DataError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: mask file not found")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if mask is None:
+        raise DataError(f"{path}: unreadable or corrupt mask")
+    if mask.ndim == 3:
+        mask = cv2.cvtColor(mask, cv2.COLOR_BGR2GRAY)
+    if shape is not None and mask.shape[:2] != tuple(shape):
+        raise DataError(
+            f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+            f"{shape[1]}x{shape[0]}"
+        )
+    if value_map is None:
+        return mask.astype(np.uint8, copy=False)
+    lut = np.full(256 if mask.dtype == np.uint8 else 65536, -1, dtype=np.int32)
+    for raw, cls in value_map.items():
+        lut[int(raw)] = int(cls)
+    mapped = lut[mask]
+    if (mapped < 0).any():
+        bad = sorted(set(np.unique(mask[mapped < 0]).tolist()))[:5]
+        raise DataError(
+            f"{path}: mask values {bad} are outside the class map {sorted(value_map)}"
+        )
+    return mapped.astype(np.uint8)
+
+
+def write_png(path: Path, array: np.ndarray, rgb: bool = False, level: int = 1) -> None:
+    """Write a PNG (RGB arrays converted to OpenCV's BGR); low compression keeps writes fast."""
+    if rgb:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, level])
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    buf.tofile(str(path))
+
+
+# --------------------------------------------------------------------------- real folders
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of a folder, sorted; a missing or empty folder raises DataError."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: image folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder")
+    return files
+
+
+def find_mask(mask_dir: Path, stem: str) -> Path | None:
+    for suffix in (".png", ".bmp", ".tif", ".tiff", ".jpg"):
+        candidate = mask_dir / f"{stem}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@dataclass
+class ImageFolder:
+    """A folder of real images with optional same-stem masks in a second folder.
+
+    The DeepCrack layout (``train_img/11125-1.jpg`` + ``train_lab/11125-1.png``) is one case;
+    any folder pair that shares file stems works.
+    """
+
+    image_dir: str | Path
+    mask_dir: str | Path | None = None
+    value_map: dict[int, int] | None = field(default_factory=lambda: dict(BINARY_MASK_VALUES))
+
+    def __post_init__(self) -> None:
+        self.image_dir = Path(self.image_dir)
+        self.images = list_images(self.image_dir)
+        self.masks: list[Path | None] = [None] * len(self.images)
+        if self.mask_dir is not None:
+            self.mask_dir = Path(self.mask_dir)
+            if not self.mask_dir.is_dir():
+                raise DataError(f"{self.mask_dir}: mask folder not found")
+            self.masks = [find_mask(self.mask_dir, p.stem) for p in self.images]
+            missing = [p.name for p, m in zip(self.images, self.masks) if m is None]
+            if missing:
+                raise DataError(
+                    f"{self.mask_dir}: no mask for {len(missing)} image(s), e.g. {missing[0]}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def has_masks(self) -> bool:
+        return self.mask_dir is not None
+
+    def __getitem__(self, i: int) -> Sample:
+        image = read_image(self.images[i])
+        semantic = np.zeros(image.shape[:2], np.uint8)
+        if self.masks[i] is not None:
+            semantic = read_mask(self.masks[i], self.value_map, image.shape[:2])
+        return Sample(image, semantic, meta={"stem": self.images[i].stem})
+
+    def validate(self) -> int:
+        """Decode every file once so bad input fails before training; returns the count."""
+        for i in range(len(self)):
+            self[i]
+        return len(self)
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def stem_of(index: int) -> str:
+    return f"{index:08d}"
+
+
+def shard_name(shard_id: int) -> str:
+    return f"shard-{shard_id:05d}"
+
+
+def shard_range(shard_id: int, shard_size: int, num_samples: int) -> range:
+    """Global sample indices held by a shard: shards partition [0, num_samples)."""
+    start = shard_id * shard_size
+    return range(start, min(start + shard_size, num_samples))
+
+
+def num_shards(num_samples: int, shard_size: int) -> int:
+    return -(-num_samples // shard_size)
+
+
+def is_shard_complete(root: str | Path, shard_id: int) -> bool:
+    return (Path(root) / shard_name(shard_id) / MANIFEST).is_file()
+
+
+def clean_partial_shards(root: str | Path) -> list[Path]:
+    """Delete temporary shard directories left by a killed writer; returns what was removed."""
+    root = Path(root)
+    removed = [p for p in root.glob("shard-*.tmp-*") if p.is_dir()] if root.is_dir() else []
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def write_shard(root: str | Path, shard_id: int, samples: Iterable[Sample]) -> Path:
+    """Write samples as one shard, atomically: a temp directory renamed into place."""
+    root = Path(root)
+    final = root / shard_name(shard_id)
+    tmp = root / f"{shard_name(shard_id)}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for sub in ("image", "semantic", "instance"):
+        (tmp / sub).mkdir(parents=True, exist_ok=True)
+    lines = []
+    for sample in samples:
+        stem = sample.meta.get("stem") or stem_of(int(sample.meta["index"]))
+        write_png(tmp / "image" / f"{stem}.png", sample.image, rgb=True)
+        write_png(tmp / "semantic" / f"{stem}.png", sample.semantic)
+        if sample.instance is not None:
+            write_png(tmp / "instance" / f"{stem}.png", sample.instance.astype(np.uint16))
+        lines.append(json.dumps({**sample.meta, "stem": stem}, sort_keys=True))
+    (tmp / MANIFEST).write_text("".join(line + "\n" for line in lines))
+    if final.exists():  # a concurrent writer of the same shard won: identical by determinism
+        shutil.rmtree(tmp, ignore_errors=True)
+        return final
+    os.replace(tmp, final)
+    return final
+
+
+def read_manifests(root: str | Path) -> list[tuple[Path, dict]]:
+    """(shard directory, record) for every sample of every complete shard, in index order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found")
+    shards = sorted(p for p in root.glob("shard-?????") if (p / MANIFEST).is_file())
+    if not shards:
+        raise DataError(f"{root}: no complete shards (shard-*/{MANIFEST}) in dataset folder")
+    records = []
+    for shard in shards:
+        for n, line in enumerate((shard / MANIFEST).read_text().splitlines()):
+            try:
+                records.append((shard, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise DataError(f"{shard / MANIFEST}:{n + 1}: corrupt manifest line") from err
+    return records
+
+
+class ShardedDataset(Sequence[Sample]):
+    """Random access to the samples of a sharded dataset (synthetic or translated)."""
+
+    def __init__(self, root: str | Path, load_instance: bool = False) -> None:
+        self.root = Path(root)
+        self.records = read_manifests(self.root)
+        self.load_instance = load_instance
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def paths(self, i: int) -> dict[str, Path]:
+        shard, rec = self.records[i]
+        return {sub: shard / sub / f"{rec['stem']}.png" for sub in ("image", "semantic", "instance")}
+
+    def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        paths = self.paths(i)
+        image = read_image(paths["image"])
+        semantic = read_mask(paths["semantic"], None, image.shape[:2])
+        instance = None
+        if self.load_instance and paths["instance"].is_file():
+            instance = cv2.imread(str(paths["instance"]), cv2.IMREAD_UNCHANGED)
+        return Sample(image, semantic, instance, dict(self.records[i][1]))
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+def read_card(root: str | Path) -> dict:
+    path = Path(root) / CARD
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def write_json_atomic(path: str | Path, obj: object) -> None:
+    """Write JSON through a temp file and rename, so readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
