@@ -23,7 +23,9 @@ class PairedAugment(nn.Module):
         if preset == "strong":
             s = strength
             geometric += [
-                K.RandomAffine(degrees=30 * s, scale=(1 - 0.25 * s, 1 + 0.25 * s), shear=10 * s, p=p),
+                K.RandomAffine(
+                    degrees=30 * s, scale=(1 - 0.25 * s, 1 + 0.25 * s), shear=10 * s, p=p
+                ),
                 K.RandomPerspective(distortion_scale=0.3 * s, p=p),
             ]
             photometric = [
@@ -38,7 +40,9 @@ class PairedAugment(nn.Module):
         self.photometric = nn.Sequential(*photometric)
 
     @torch.no_grad()
-    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, images: torch.Tensor, masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.enabled:
             return images, masks
         x = (images + 1) / 2

@@ -15,9 +15,7 @@ from torch.utils.data import Dataset
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
 
 
-def open_samples(
-    path: str | Path, mask_dir: str | Path | None = None
-) -> Sequence[Sample]:
+def open_samples(path: str | Path, mask_dir: str | Path | None = None) -> Sequence[Sample]:
     """A sharded dataset folder (has shard-*/manifest.jsonl) or a plain image folder."""
     path = Path(path)
     if path.is_dir() and any(path.glob("shard-?????/manifest.jsonl")):

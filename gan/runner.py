@@ -20,11 +20,17 @@ def git_revision() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
         )
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
         )
         rev = out.stdout.strip()
         return (rev + ("-dirty" if dirty.stdout.strip() else "")) if rev else "unknown"
@@ -65,11 +71,18 @@ def log_run_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
         logger.log_hyperparams(params)
 
 
-def fit(cfg: DictConfig, module: pl.LightningModule, datamodule: pl.LightningDataModule) -> pl.Trainer:
+def fit(
+    cfg: DictConfig, module: pl.LightningModule, datamodule: pl.LightningDataModule
+) -> pl.Trainer:
     """Train ``module``; resumes from the run's last.ckpt when ``cfg.ckpt_path == 'last'``."""
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     trainer = build_trainer(cfg)
     ckpt_dir = Path(cfg.paths.ckpt_dir) / cfg.run_name
     log_run_config(trainer, cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir))
+    trainer.fit(
+        module,
+        datamodule=datamodule,
+        ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir),
+        weights_only=True,  # a resumed checkpoint may not run code on load
+    )
     return trainer

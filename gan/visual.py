@@ -28,7 +28,10 @@ def overlay_masks(
         return images
     masks = masks.detach().cpu()
     return torch.stack(
-        [draw_segmentation_masks(img, m == 1, alpha=alpha, colors=color) for img, m in zip(images, masks)]
+        [
+            draw_segmentation_masks(img, m == 1, alpha=alpha, colors=color)
+            for img, m in zip(images, masks)
+        ]
     )
 
 

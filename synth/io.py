@@ -99,9 +99,7 @@ def read_mask(
     mapped = lut[mask]
     if (mapped < 0).any():
         bad = sorted(set(np.unique(mask[mapped < 0]).tolist()))[:5]
-        raise DataError(
-            f"{path}: mask values {bad} are outside the class map {sorted(value_map)}"
-        )
+        raise DataError(f"{path}: mask values {bad} are outside the class map {sorted(value_map)}")
     return mapped.astype(np.uint8)
 
 
@@ -274,7 +272,9 @@ class ShardedDataset(Sequence[Sample]):
 
     def paths(self, i: int) -> dict[str, Path]:
         shard, rec = self.records[i]
-        return {sub: shard / sub / f"{rec['stem']}.png" for sub in ("image", "semantic", "instance")}
+        return {
+            sub: shard / sub / f"{rec['stem']}.png" for sub in ("image", "semantic", "instance")
+        }
 
     def __getitem__(self, i: int) -> Sample:  # type: ignore[override]
         if not -len(self) <= i < len(self):

@@ -1,0 +1,33 @@
+"""Loading checkpoints safely: tensors and plain containers only, never code."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint that needs arbitrary unpickling (it could run code) was refused."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """``torch.load(weights_only=True)``, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            f"{path}: refused, it holds objects other than tensors and plain containers "
+            f"(weights_only=True): {str(err).splitlines()[0]}"
+        ) from err
+
+
+def module_state(checkpoint: dict, prefix: str) -> dict[str, torch.Tensor]:
+    """The sub-state of one submodule (``prefix.`` keys) of a Lightning checkpoint."""
+    state = checkpoint.get("state_dict", checkpoint)
+    start = prefix.rstrip(".") + "."
+    return {k[len(start) :]: v for k, v in state.items() if k.startswith(start)}

@@ -1,0 +1,113 @@
+"""Shared training runner: resume, NaN stop keeping the last good checkpoint, safe loading."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, TensorDataset
+
+from gan.callbacks import NonFiniteLossError
+from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
+from gan.runner import fit, resolve_ckpt_path
+
+
+class Toy(pl.LightningModule):
+    def __init__(self, nan_at_step: int = -1) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 1)
+        self.nan_at_step = nan_at_step
+
+    def training_step(self, batch, batch_idx):
+        (x,) = batch
+        loss = self.lin(x).pow(2).mean()
+        if self.global_step == self.nan_at_step:
+            loss = loss * float("nan")
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.1)
+
+
+class ToyData(pl.LightningDataModule):
+    def train_dataloader(self):
+        return DataLoader(TensorDataset(torch.randn(64, 2)), batch_size=4)
+
+
+def config(tmp_path, max_steps: int):
+    return OmegaConf.create(
+        {
+            "run_name": "toy",
+            "seed": 0,
+            "ckpt_path": "last",
+            "paths": {"ckpt_dir": str(tmp_path / "ckpt"), "log_dir": str(tmp_path / "logs")},
+            "trainer": {
+                "_target_": "lightning.pytorch.Trainer",
+                "accelerator": "cpu",
+                "max_steps": max_steps,
+                "enable_progress_bar": False,
+                "enable_model_summary": False,
+                "default_root_dir": str(tmp_path / "logs"),
+            },
+            "callbacks": {
+                "ckpt": {
+                    "_target_": "lightning.pytorch.callbacks.ModelCheckpoint",
+                    "dirpath": str(tmp_path / "ckpt" / "toy"),
+                    "save_last": True,
+                    "save_top_k": 0,
+                    "every_n_train_steps": 1,
+                },
+                "nan": {"_target_": "gan.callbacks.StopOnNonFiniteLoss"},
+            },
+        }
+    )
+
+
+def test_resume_continues_step_and_optimizer_state(tmp_path):
+    fit(config(tmp_path, 3), Toy(), ToyData())
+    first = load_checkpoint(tmp_path / "ckpt" / "toy" / "last.ckpt")
+    assert first["global_step"] == 3
+    trainer = fit(config(tmp_path, 6), Toy(), ToyData())
+    assert trainer.global_step == 6
+    second = load_checkpoint(tmp_path / "ckpt" / "toy" / "last.ckpt")
+    # Adam's step count continues from the first run: optimizer state was restored.
+    assert float(second["optimizer_states"][0]["state"][0]["step"]) == 6
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteLossError, match="at step 5 "):
+        fit(config(tmp_path, 10), Toy(nan_at_step=4), ToyData())
+    ckpt = load_checkpoint(tmp_path / "ckpt" / "toy" / "last.ckpt")
+    assert ckpt["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values())
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": {}, "payload": Exploit()}, f)
+    with pytest.raises(UnsafeCheckpointError, match="evil.ckpt"):
+        load_checkpoint(path)
+    # Resuming training from it is refused too (Lightning loads with weights_only=True).
+    cfg = config(tmp_path, 2)
+    cfg.ckpt_path = str(path)
+    with pytest.raises(pickle.UnpicklingError):
+        fit(cfg, Toy(), ToyData())
+
+
+def test_resolve_ckpt_path(tmp_path):
+    assert resolve_ckpt_path("last", tmp_path) is None
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
+    assert resolve_ckpt_path(None, tmp_path) is None
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path)
