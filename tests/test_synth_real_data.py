@@ -1,0 +1,118 @@
+"""Real-folder reader: each bad input gets a one-line error naming the file (library and CLI)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from _synth_fixtures import ROOT
+
+from synth.io import DataError, ImageFolder
+
+
+def make_data(root: Path) -> Path:
+    """A tiny valid DeepCrack-like layout: train_img, test_img + test_lab."""
+    rng = np.random.default_rng(0)
+    for sub in ("train_img", "test_img", "test_lab"):
+        (root / sub).mkdir(parents=True)
+    for stem in ("a", "b"):
+        img = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / "train_img" / f"{stem}.jpg"), img)
+        cv2.imwrite(str(root / "test_img" / f"{stem}.jpg"), img)
+        lab = np.zeros((24, 32), np.uint8)
+        lab[10:13, :] = 255
+        cv2.imwrite(str(root / "test_lab" / f"{stem}.png"), lab)
+    return root
+
+
+def missing_folder(root: Path) -> tuple[Path, str]:
+    import shutil
+
+    shutil.rmtree(root / "test_lab")
+    return root / "test_lab", "mask folder not found"
+
+
+def empty_folder(root: Path) -> tuple[Path, str]:
+    for p in (root / "train_img").iterdir():
+        p.unlink()
+    return root / "train_img", "no images"
+
+
+def corrupt_image(root: Path) -> tuple[Path, str]:
+    bad = root / "test_img" / "b.jpg"
+    bad.write_bytes(b"\xff\xd8 definitely not a jpeg")
+    return bad, "unreadable or corrupt image"
+
+
+def size_mismatch(root: Path) -> tuple[Path, str]:
+    bad = root / "test_lab" / "a.png"
+    cv2.imwrite(str(bad), np.zeros((10, 10), np.uint8))
+    return bad, "differs from its image"
+
+
+def bad_values(root: Path) -> tuple[Path, str]:
+    bad = root / "test_lab" / "b.png"
+    lab = np.zeros((24, 32), np.uint8)
+    lab[5, 5] = 7
+    cv2.imwrite(str(bad), lab)
+    return bad, "outside the class map"
+
+
+CASES = [missing_folder, empty_folder, corrupt_image, size_mismatch, bad_values]
+
+
+def read_all(root: Path) -> None:
+    ImageFolder(root / "train_img").validate()
+    ImageFolder(root / "test_img", root / "test_lab").validate()
+
+
+def test_valid_layout_reads(tmp_path: Path) -> None:
+    read_all(make_data(tmp_path))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
+def test_imagefolder_error_names_the_file(
+    tmp_path: Path, case: Callable[[Path], tuple[Path, str]]
+) -> None:
+    bad, message = case(make_data(tmp_path))
+    with pytest.raises(DataError) as err:
+        read_all(tmp_path)
+    assert str(bad) in str(err.value) and message in str(err.value)
+
+
+def check_data(data_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "check_data.py"),
+            f"paths.data_dir={data_dir}",
+            f"paths.log_dir={data_dir}/logs",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_check_data_cli_accepts_valid_data(tmp_path: Path) -> None:
+    result = check_data(make_data(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "ok:" in result.stdout
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
+def test_check_data_cli_fails_with_one_line(
+    tmp_path: Path, case: Callable[[Path], tuple[Path, str]]
+) -> None:
+    bad, message = case(make_data(tmp_path))
+    result = check_data(tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    assert lines[0].startswith("error: ") and str(bad) in lines[0] and message in lines[0]

@@ -1,0 +1,83 @@
+"""Scenes: labels sit on the darkened pixels, crack-free images are empty, meta is complete."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from _synth_fixtures import tiny_config
+
+from synth.io import IGNORE_INDEX
+from synth.rng import sample_rng
+from synth.scene import render_crack_scene
+
+
+def ring_contrast(image: np.ndarray, crack: np.ndarray) -> float:
+    """Mean grey of background 3-8 px from the crack minus mean grey of the crack."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    dist = cv2.distanceTransform((~crack).astype(np.uint8), cv2.DIST_L2, 5)
+    ring = (dist >= 3) & (dist <= 8)
+    return float(grey[ring].mean() - grey[crack].mean())
+
+
+def test_masks_align_with_darkened_pixels() -> None:
+    cfg = tiny_config(p_no_crack=0.0)
+    cfg["crack"]["p_filled"] = 0.0  # light-filled cracks are the one intended exception
+    contrasts = []
+    for i in range(12):
+        s = render_crack_scene(cfg, 3, i)
+        crack = s.semantic == 1
+        if crack.sum() > 20:
+            contrasts.append(ring_contrast(s.image, crack))
+            # Shifting the mask off the crack must lose the contrast: the label is not just
+            # "somewhere near" the drawn crack.
+            shifted = np.roll(crack, 6, axis=1) & ~crack
+            if shifted.sum() > 20:
+                assert ring_contrast(s.image, shifted) < contrasts[-1]
+    assert len(contrasts) >= 8
+    assert np.mean(contrasts) > 25 and min(contrasts) > 0
+
+
+def test_crack_free_images_have_no_crack_pixels() -> None:
+    cfg = tiny_config(p_no_crack=1.0)
+    for i in range(6):
+        s = render_crack_scene(cfg, 0, i)
+        assert not s.meta["has_crack"] and s.meta["crack_share"] == 0
+        assert not s.semantic.any() and not s.instance.any()
+
+
+def test_p_no_crack_sets_the_negative_share() -> None:
+    cfg = tiny_config(p_no_crack=0.15)
+    free = [not render_crack_scene(cfg, 1, i).meta["has_crack"] for i in range(200)]
+    assert 0.08 < np.mean(free) < 0.23
+
+
+def test_sample_contract_and_meta() -> None:
+    s = render_crack_scene(tiny_config(p_no_crack=0.0), 5, 2)
+    assert s.image.shape == (64, 64, 3) and s.image.dtype == np.uint8
+    assert s.semantic.shape == (64, 64) and s.semantic.dtype == np.uint8
+    assert s.instance.dtype == np.uint16 and set(np.unique(s.semantic)) <= {0, 1}
+    assert np.array_equal(s.instance > 0, s.semantic == 1)
+    assert {"index", "seed", "crack_share", "params"} <= set(s.meta)
+    assert s.meta["crack_share"] == pytest.approx((s.semantic == 1).mean(), abs=1e-5)
+    assert "crack.width" in s.meta["params"] and "surface.base_grey" in s.meta["params"]
+
+
+def test_ignore_band_marks_only_background_next_to_cracks() -> None:
+    plain = render_crack_scene(tiny_config(p_no_crack=0.0), 4, 0)
+    banded = render_crack_scene(tiny_config(p_no_crack=0.0, ignore_band=2), 4, 0)
+    assert np.array_equal(plain.image, banded.image)
+    assert np.array_equal(banded.semantic == 1, plain.semantic == 1)
+    band = banded.semantic == IGNORE_INDEX
+    assert band.any() and not (band & (plain.semantic == 1)).any()
+    dist = cv2.distanceTransform((plain.semantic != 1).astype(np.uint8), cv2.DIST_L2, 5)
+    assert dist[band].max() <= 2.5
+
+
+def test_rng_depends_only_on_seed_and_index() -> None:
+    a = sample_rng(3, 10).random(4)
+    assert np.array_equal(a, sample_rng(3, 10).random(4))
+    assert not np.array_equal(a, sample_rng(3, 11).random(4))
+    assert not np.array_equal(a, sample_rng(4, 10).random(4))
+    with pytest.raises(ValueError):
+        sample_rng(-1, 0)

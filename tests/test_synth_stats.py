@@ -1,0 +1,46 @@
+"""Statistics: known widths and contrasts are measured back; the comparison table renders."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.console import Console
+
+from synth.stats import compare_stats, compute_stats, crack_widths, skeleton
+
+
+def band(width: int, size: int = 64) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[20 : 20 + width, 5:60] = 1
+    return mask
+
+
+def test_width_of_straight_bands() -> None:
+    for w in (1, 3, 5, 9):
+        assert abs(np.median(crack_widths(band(w))) - (w + 1)) <= 0.5  # 2 * distance transform
+
+
+def test_skeleton_is_thin_and_inside() -> None:
+    mask = band(7)
+    skel = skeleton(mask)
+    assert skel.any() and not (skel & (mask == 0)).any()
+    assert skel.sum() < mask.sum() / 3
+
+
+def test_contrast_share_and_background() -> None:
+    mask = band(4)
+    image = np.full((64, 64, 3), 150, np.uint8)
+    image[mask == 1] = 50
+    blank = np.full((64, 64, 3), 150, np.uint8)
+    stats = compute_stats([(image, mask), (blank, np.zeros_like(mask))])
+    assert abs(stats["contrast (ring - crack) grey"] - 100) < 1
+    assert abs(stats["crack share %"] - 100 * mask.mean() / 2) < 1e-6
+    assert stats["crack-free fraction"] == 0.5
+    assert stats["background grey mean"] == 150 and stats["background grey std"] == 0
+
+
+def test_compare_table_lists_both_sets() -> None:
+    a = compute_stats([(np.full((32, 32, 3), 100, np.uint8), band(3, 32))])
+    console = Console(record=True, width=120)
+    console.print(compare_stats(a, a))
+    text = console.export_text()
+    assert "synthetic" in text and "real" in text and "width median px" in text

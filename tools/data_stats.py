@@ -1,0 +1,24 @@
+"""Synthetic vs real dataset statistics, side by side (crack share, width, contrast, ...).
+
+python tools/data_stats.py                          # fresh samples from conf/synth
+python tools/data_stats.py synthetic=outputs/synthetic
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+
+from synth.stats import compare_stats, compute_stats, real_pairs, synthetic_pairs
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="data_stats")
+def main(cfg: DictConfig) -> None:
+    syn = compute_stats(synthetic_pairs(cfg.synthetic, cfg.synth, cfg.num_synthetic, cfg.seed))
+    real = compute_stats(real_pairs(cfg.real_images, cfg.real_masks, cfg.max_real))
+    Console().print(compare_stats(syn, real))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Contact sheet of samples with mask overlays (a dataset folder, or freshly rendered samples).
+
+python tools/preview.py                       # 16 fresh samples from conf/synth
+python tools/preview.py dataset=outputs/synthetic
+python tools/preview.py dataset=../shared/data/deepcrack/test_img masks=../shared/data/deepcrack/test_lab
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from synth.preview import contact_sheet, load_samples
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="preview")
+def main(cfg: DictConfig) -> None:
+    samples = load_samples(cfg.dataset, cfg.masks, cfg.synth, cfg.num, cfg.start, cfg.seed)
+    path = contact_sheet(samples, cfg.out, nrow=cfg.nrow, overlay=cfg.overlay)
+    print(f"wrote {path} ({len(samples)} samples)")
+
+
+if __name__ == "__main__":
+    main()
