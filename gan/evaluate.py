@@ -1,0 +1,247 @@
+"""Score a trained task model on real labeled images, and segment unlabeled folders.
+
+Evaluation writes what a person needs to trust one number: per-image rows (CSV) to find the
+images that fail, an aggregate JSON (the product's F1), and overlays to look at.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.utils.data import DataLoader, Dataset
+
+from gan.checkpoint import load_checkpoint
+from gan.data import SegmentationSamples, to_tensor
+from gan.task import (
+    CrackSegmenter,
+    build_metrics,
+    confusion_counts,
+    f1_from_counts,
+    iou_from_counts,
+    tolerance_counts,
+    tolerance_f1_from_counts,
+)
+from gan.task_data import pad_collate
+from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
+from synth.io import DataError, ImageFolder, write_json_atomic, write_png
+
+CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_segmenter(ckpt_path: str | Path, device: str | torch.device = "cpu") -> CrackSegmenter:
+    """A trained CrackSegmenter in eval mode, loaded safely (tensors and plain data only).
+
+    The model is rebuilt from the checkpoint's hyper-parameters, so evaluation needs no
+    config: the checkpoint alone says which network and width it holds.
+    """
+    checkpoint = load_checkpoint(ckpt_path)
+    model = CrackSegmenter(**checkpoint.get("hyper_parameters", {}))
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval()
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
+def batches(loader: DataLoader, description: str) -> Iterator[dict]:
+    """Iterate a loader under a rich progress bar counting images."""
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=len(loader.dataset))
+        for batch in loader:
+            yield batch
+            bar.advance(task, len(batch["image"]))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def per_image_rows(
+    stems: Sequence[str], pred: torch.Tensor, mask: torch.Tensor, tolerance: int
+) -> list[dict]:
+    """One CSV row per image from label maps (ignore pixels, e.g. padding, excluded)."""
+    conf = confusion_counts(pred, mask).tolist()
+    tol = tolerance_counts(pred, mask, tolerance).tolist()
+    valid = (mask != 255).flatten(1).sum(1).clamp(min=1).tolist()
+    rows = []
+    for stem, (tp, fp, fn), counts, n in zip(stems, conf, tol, valid):
+        rows.append(
+            {
+                "stem": stem,
+                "f1": round(f1_from_counts(tp, fp, fn), 6),
+                "tol_f1": round(tolerance_f1_from_counts(*counts), 6),
+                "iou": round(iou_from_counts(tp, fp, fn), 6),
+                "crack_share_true": round((tp + fn) / n, 6),
+                "crack_share_pred": round((tp + fp) / n, 6),
+            }
+        )
+    return rows
+
+
+def save_overlay(
+    image: torch.Tensor, mask: torch.Tensor | None, pred: torch.Tensor, path: Path
+) -> None:
+    """Image, ground truth (if any) and prediction stacked top to bottom, as one PNG."""
+    img = image[None]
+    rows = [overlay_masks(img, None)]
+    if mask is not None:
+        rows.append(overlay_masks(img, mask[None]))
+    rows.append(overlay_masks(img, pred[None]))
+    save_grid(grid_rows(rows), path)
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@torch.no_grad()
+def evaluate_folder(
+    model: CrackSegmenter,
+    image_dir: str | Path,
+    mask_dir: str | Path,
+    out_dir: str | Path,
+    eval_size: Sequence[int] | None = (384, 544),
+    batch_size: int = 4,
+    num_overlays: int = 8,
+    num_workers: int = 0,
+    extra: dict | None = None,
+) -> dict:
+    """Score ``model`` on a labeled folder; writes per_image.csv, metrics.json, overlays/."""
+    if not Path(mask_dir).is_dir():
+        raise DataError(f"{mask_dir}: test mask folder not found")
+    folder = ImageFolder(image_dir, mask_dir)
+    dataset = SegmentationSamples(
+        folder, crop_size=None, resize=tuple(eval_size) if eval_size else None
+    )
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate
+    )
+    out_dir = Path(out_dir)
+    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    device, tolerance = model.device, model.hparams.tolerance
+    metrics = build_metrics(tolerance).to(device)
+    rows: list[dict] = []
+    start = time.perf_counter()
+    for batch in batches(loader, "evaluate"):
+        images, masks = batch["image"].to(device), batch["mask"].to(device)
+        pred = model.predict_labels(images)
+        metrics.update(pred, masks)
+        stems = [folder.images[int(i)].stem for i in batch["index"]]
+        rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tolerance)
+        for j, (h, w) in enumerate(batch["size"].tolist()):
+            if len(rows) - len(stems) + j < num_overlays:
+                save_overlay(
+                    images[j, :, :h, :w],
+                    masks[j, :h, :w],
+                    pred[j, :h, :w],
+                    out_dir / "overlays" / f"{stems[j]}.png",
+                )
+    seconds = time.perf_counter() - start
+    result = {k: round(float(v), 6) for k, v in metrics.compute().items()}
+    result.update(
+        num_images=len(rows),
+        mean_image_f1=round(float(np.mean([r["f1"] for r in rows])), 6),
+        mean_image_tol_f1=round(float(np.mean([r["tol_f1"] for r in rows])), 6),
+        seconds=round(seconds, 2),
+        seconds_per_image=round(seconds / max(1, len(rows)), 4),
+        eval_size=list(eval_size) if eval_size else None,
+        image_dir=str(image_dir),
+        **(extra or {}),
+    )
+    write_rows(out_dir / "per_image.csv", rows)
+    write_json_atomic(out_dir / "metrics.json", result)
+    return result
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+class ImagesToSegment(Dataset):
+    """Unlabeled images, optionally resized to ``eval_size``; keeps each original size."""
+
+    def __init__(self, folder: ImageFolder, eval_size: Sequence[int] | None = None) -> None:
+        self.folder, self.eval_size = folder, tuple(eval_size) if eval_size else None
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, i: int) -> dict:
+        x = to_tensor(self.folder[i].image)
+        original = list(x.shape[-2:])
+        if self.eval_size and tuple(original) != self.eval_size:
+            x = F.interpolate(x[None], size=self.eval_size, mode="area")[0]
+        return {
+            "image": x,
+            "mask": torch.zeros(x.shape[-2:], dtype=torch.long),
+            "index": i,
+            "original": original,
+        }
+
+
+def predict_collate(items: list[dict]) -> dict:
+    batch = pad_collate(items)
+    batch["original"] = torch.tensor([it["original"] for it in items])
+    return batch
+
+
+@torch.no_grad()
+def predict_folder(
+    model: CrackSegmenter,
+    image_dir: str | Path,
+    out_dir: str | Path,
+    eval_size: Sequence[int] | None = None,
+    batch_size: int = 4,
+    num_workers: int = 0,
+) -> list[Path]:
+    """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png.
+
+    Logits are resized back to each image's own size, so masks always match their image.
+    """
+    folder = ImageFolder(image_dir)
+    loader = DataLoader(
+        ImagesToSegment(folder, eval_size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=predict_collate,
+    )
+    out_dir = Path(out_dir)
+    for sub in ("masks", "overlays"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    written = []
+    for batch in batches(loader, "predict"):
+        logits = model(batch["image"].to(model.device))
+        for j, index in enumerate(batch["index"].tolist()):
+            (h, w), (oh, ow) = batch["size"][j].tolist(), batch["original"][j].tolist()
+            item_logits = F.interpolate(
+                logits[j : j + 1, :, :h, :w], size=(oh, ow), mode="bilinear"
+            )
+            pred = item_logits.argmax(1)[0].cpu()
+            stem = folder.images[index].stem
+            write_png(out_dir / "masks" / f"{stem}.png", (pred.numpy() * 255).astype(np.uint8))
+            image = to_uint8(to_tensor(folder[index].image)[None])
+            overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
+            write_png(out_dir / "overlays" / f"{stem}.png", overlay, rgb=True)
+            written.append(out_dir / "overlays" / f"{stem}.png")
+    return written

@@ -1,0 +1,122 @@
+"""Export the task model for deployment: ONNX (any runtime) and TorchScript (C++/mobile).
+
+Exported graphs output the crack probability (B, 1, H, W) rather than logits, so a consumer
+only thresholds at 0.5. Height and width are dynamic: the model segments any photo size.
+Every export is checked against PyTorch on an input of a size other than the tracing one, which
+catches a shape frozen into the graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class CrackProbability(nn.Module):
+    """Wraps a segmentation net: images in [-1, 1] -> crack probability (B, 1, H, W)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images).softmax(1)[:, 1:2]
+
+
+def export_onnx(model: nn.Module, path: str | Path, sample: torch.Tensor, opset: int = 18) -> Path:
+    """ONNX with dynamic batch/height/width, via the TorchScript-based exporter.
+
+    The legacy exporter (``dynamo=False``) is used because it handles the U-Net's
+    size-dependent interpolation with plain ``dynamic_axes`` and needs no extra packages.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model.eval(),
+        (sample,),
+        str(path),
+        input_names=["image"],
+        output_names=["crack_prob"],
+        dynamic_axes={
+            "image": {0: "batch", 2: "height", 3: "width"},
+            "crack_prob": {0: "batch", 2: "height", 3: "width"},
+        },
+        opset_version=opset,
+        dynamo=False,
+    )
+    return path
+
+
+def export_torchscript(model: nn.Module, path: str | Path, sample: torch.Tensor) -> Path:
+    """TorchScript by tracing (the nets have no data-dependent control flow)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        traced = torch.jit.trace(model.eval(), sample, check_trace=False)
+    traced.save(str(path))
+    return path
+
+
+def run_onnx(path: str | Path, images: torch.Tensor) -> np.ndarray | None:
+    """Outputs from onnxruntime, or None when onnxruntime is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": images.numpy()})[0]
+
+
+@torch.no_grad()
+def check_exports(
+    model: nn.Module,
+    onnx_path: Path | None,
+    ts_path: Path | None,
+    check_input: torch.Tensor,
+    atol: float = 1e-4,
+) -> dict[str, float]:
+    """Max absolute difference of each export vs PyTorch; raises when above ``atol``."""
+    expected = model.eval()(check_input)
+    diffs: dict[str, float] = {}
+    if ts_path is not None:
+        got = torch.jit.load(str(ts_path))(check_input)
+        diffs["torchscript"] = float((got - expected).abs().max())
+    if onnx_path is not None:
+        got_np = run_onnx(onnx_path, check_input)
+        if got_np is not None:
+            diffs["onnx"] = float(np.abs(got_np - expected.numpy()).max())
+    bad = {k: v for k, v in diffs.items() if v > atol}
+    if bad:
+        raise RuntimeError(f"exported model differs from PyTorch by {bad} (atol {atol})")
+    return diffs
+
+
+def export_model(
+    net: nn.Module,
+    out_dir: str | Path,
+    name: str = "crack_segmenter",
+    sample_hw: tuple[int, int] = (128, 128),
+    check_hw: tuple[int, int] = (96, 160),
+    formats: tuple[str, ...] = ("onnx", "torchscript"),
+    atol: float = 1e-4,
+) -> dict:
+    """Export ``net`` (logits model) in the given formats and verify them; returns a report."""
+    model = CrackProbability(net).cpu().eval()
+    out_dir = Path(out_dir)
+    sample = torch.rand(1, 3, *sample_hw) * 2 - 1
+    check_input = torch.rand(2, 3, *check_hw) * 2 - 1
+    onnx_path = export_onnx(model, out_dir / f"{name}.onnx", sample) if "onnx" in formats else None
+    ts_path = (
+        export_torchscript(model, out_dir / f"{name}.pt", sample)
+        if "torchscript" in formats
+        else None
+    )
+    diffs = check_exports(model, onnx_path, ts_path, check_input, atol)
+    return {
+        "onnx": str(onnx_path) if onnx_path else None,
+        "torchscript": str(ts_path) if ts_path else None,
+        "max_abs_diff": diffs,
+    }

@@ -1,0 +1,414 @@
+"""Task model: crack segmentation, trained on synthetic, randomized, adapted or real labels.
+
+Whatever the training source, the model is always judged on real DeepCrack test images, so
+the metrics here (crack IoU, mIoU, F1 and a 2-pixel tolerance F1) are the product's numbers.
+Tolerance F1 exists because hand-drawn crack masks are 1-3 px wide and routinely off by a
+pixel: plain pixel F1 punishes a prediction one pixel to the side as if it were absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex, MulticlassJaccardIndex
+
+from gan.augment import PairedAugment
+from gan.networks import UNet
+from gan.visual import grid_rows, log_image, overlay_masks
+from synth.io import IGNORE_INDEX
+
+TORCHVISION_NETS = ("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# --------------------------------------------------------------------------- networks
+
+
+class TorchvisionSegNet(nn.Module):
+    """A torchvision segmentation model behind the UNet interface: [-1,1] in, logits out.
+
+    Built with ``weights=None`` and ``weights_backbone=None`` so nothing is ever downloaded;
+    ImageNet weights come only from a local file (``weights_path``).
+    """
+
+    def __init__(self, name: str, num_classes: int = 2, weights_path: str | None = None) -> None:
+        super().__init__()
+        from torchvision.models import segmentation as seg
+
+        builder = getattr(seg, name)
+        self.model = builder(weights=None, weights_backbone=None, num_classes=num_classes)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        if weights_path:
+            load_local_weights(self.model, weights_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = ((x + 1) / 2 - self.mean) / self.std
+        return self.model(x)["out"]
+
+
+def load_local_weights(model: nn.Module, path: str | Path) -> int:
+    """Load matching tensors from a local state dict; returns how many were loaded.
+
+    Accepts a Lightning checkpoint, a full segmentation state dict, or an ImageNet MobileNet
+    classifier (``features.*`` keys map onto the segmentation ``backbone.*``). Tensors whose
+    shape differs (e.g. a head with another class count) are skipped, not fatal.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    state = {
+        k.replace("features.", "backbone.", 1) if k.startswith("features.") else k: v
+        for k, v in state.items()
+    }
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{path}: no tensor matches the model ({len(state)} keys in file)")
+    model.load_state_dict(usable, strict=False)
+    return len(usable)
+
+
+def build_net(
+    name: str = "unet",
+    num_classes: int = 2,
+    base: int = 16,
+    depth: int = 4,
+    weights_path: str | None = None,
+) -> nn.Module:
+    """The segmentation network named in config (``task.net.name``)."""
+    if name == "unet":
+        net = UNet(3, num_classes, base, depth)
+        if weights_path:
+            load_local_weights(net, weights_path)
+        return net
+    if name in TORCHVISION_NETS:
+        return TorchvisionSegNet(name, num_classes, weights_path)
+    raise ValueError(f"task.net.name={name!r}: expected unet or one of {TORCHVISION_NETS}")
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
+    """1 - Dice of the crack probability over the whole batch (ignored pixels left out).
+
+    Batch-level Dice counters the 96:4 background imbalance that plain CE gives in to.
+    """
+    valid = (target != ignore_index).float()
+    prob = logits.softmax(1)[:, 1] * valid
+    true = (target == 1).float()
+    inter = (prob * true).sum()
+    return 1 - (2 * inter + 1) / (prob.sum() + true.sum() + 1)
+
+
+def segmentation_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_weights: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    dice_weight: float = 0.0,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Cross-entropy (optionally class-weighted, label-smoothed) plus ``dice_weight`` x Dice."""
+    if not (target != ignore_index).any():  # CE of zero pixels is NaN; contribute nothing
+        return logits.sum() * 0
+    loss = F.cross_entropy(
+        logits,
+        target,
+        weight=class_weights,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+    )
+    if dice_weight > 0:
+        loss = loss + dice_weight * soft_dice_loss(logits, target, ignore_index)
+    return loss
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def confusion_counts(
+    pred: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
+    """Per-image crack (tp, fp, fn) as a (B, 3) long tensor; ``pred`` is a 0/1 label map."""
+    valid = target != ignore_index
+    p, t = (pred == 1) & valid, (target == 1) & valid
+    tp = (p & t).flatten(1).sum(1)
+    fp = (p & ~t).flatten(1).sum(1)
+    fn = (~p & t).flatten(1).sum(1)
+    return torch.stack([tp, fp, fn], 1)
+
+
+def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Binary (B,H,W) mask grown by ``radius`` px (square window: max-pool, no scipy needed)."""
+    if radius <= 0:
+        return mask
+    k = 2 * radius + 1
+    return F.max_pool2d(mask[:, None].float(), k, stride=1, padding=radius)[:, 0] > 0
+
+
+def tolerance_counts(
+    pred: torch.Tensor, target: torch.Tensor, tolerance: int = 2, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
+    """Per-image (pred_hit, pred_total, true_hit, true_total) as a (B, 4) long tensor.
+
+    pred_hit: predicted crack pixels within ``tolerance`` px of a true crack pixel;
+    true_hit: true crack pixels within ``tolerance`` px of a predicted one.
+    """
+    valid = target != ignore_index
+    p, t = (pred == 1) & valid, (target == 1) & valid
+    pred_hit = (p & dilate(t, tolerance)).flatten(1).sum(1)
+    true_hit = (t & dilate(p, tolerance)).flatten(1).sum(1)
+    return torch.stack([pred_hit, p.flatten(1).sum(1), true_hit, t.flatten(1).sum(1)], 1)
+
+
+def f1_from_counts(tp: float, fp: float, fn: float) -> float:
+    """Pixel F1; an image with no crack that gets no prediction scores 1."""
+    denom = 2 * tp + fp + fn
+    return 1.0 if denom == 0 else 2 * tp / denom
+
+
+def iou_from_counts(tp: float, fp: float, fn: float) -> float:
+    denom = tp + fp + fn
+    return 1.0 if denom == 0 else tp / denom
+
+
+def tolerance_f1_from_counts(
+    pred_hit: float, pred_total: float, true_hit: float, true_total: float
+) -> float:
+    """F1 of tolerance precision and recall; nothing predicted and nothing true scores 1."""
+    if pred_total == 0 and true_total == 0:
+        return 1.0
+    precision = pred_hit / pred_total if pred_total else 0.0
+    recall = true_hit / true_total if true_total else 0.0
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+class ToleranceF1(Metric):
+    """Crack F1 with a pixel tolerance, accumulated as sums so DDP reduces it exactly."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, tolerance: int = 2, ignore_index: int = IGNORE_INDEX, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tolerance = tolerance
+        self.ignore_index = ignore_index
+        for name in ("pred_hit", "pred_total", "true_hit", "true_total"):
+            self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """``preds``: (B,H,W) 0/1 labels or crack probabilities (thresholded at 0.5)."""
+        if preds.is_floating_point():
+            preds = (preds > 0.5).long()
+        counts = tolerance_counts(preds, target, self.tolerance, self.ignore_index).sum(0)
+        self.pred_hit += counts[0]
+        self.pred_total += counts[1]
+        self.true_hit += counts[2]
+        self.true_total += counts[3]
+
+    def compute(self) -> torch.Tensor:
+        counts = [
+            float(s) for s in (self.pred_hit, self.pred_total, self.true_hit, self.true_total)
+        ]
+        return torch.tensor(tolerance_f1_from_counts(*counts))
+
+
+def build_metrics(tolerance: int = 2, prefix: str = "") -> MetricCollection:
+    """The product's metric set; every metric takes (B,H,W) 0/1 predictions and class-id masks."""
+    return MetricCollection(
+        {
+            "crack_iou": BinaryJaccardIndex(ignore_index=IGNORE_INDEX),
+            "miou": MulticlassJaccardIndex(
+                num_classes=2, average="macro", ignore_index=IGNORE_INDEX
+            ),
+            "f1": BinaryF1Score(ignore_index=IGNORE_INDEX),
+            "tol_f1": ToleranceF1(tolerance=tolerance),
+        },
+        prefix=prefix,
+    )
+
+
+# --------------------------------------------------------------------------- the module
+
+
+def plain(node: Mapping | None) -> dict:
+    """Hydra DictConfig -> dict, so hyper-parameters pickle into checkpoints as plain data."""
+    if node is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(node, DictConfig):
+            return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    return dict(node)
+
+
+class CrackSegmenter(pl.LightningModule):
+    """Binary crack segmentation (classes 0 background, 1 crack, 255 ignore).
+
+    Trains on small random crops and predicts whole images: every network here is fully
+    convolutional. Each regularizer (mixup, label smoothing, augmentation) is a config switch
+    so the sim-to-real comparisons differ in one knob at a time.
+    """
+
+    def __init__(
+        self,
+        net: Mapping | None = None,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        scheduler: str = "cosine",
+        warmup_steps: int = 50,
+        class_weights: list[float] | None = None,
+        dice_weight: float = 1.0,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        mixup_prob: float = 1.0,
+        augment: Mapping | None = None,
+        tolerance: int = 2,
+        num_log_images: int = 4,
+    ) -> None:
+        super().__init__()
+        net, augment = plain(net), plain(augment) or {"preset": "none"}
+        class_weights = list(class_weights) if class_weights is not None else None
+        self.save_hyperparameters()  # records the plain values assigned just above
+        self.net = build_net(**net)
+        self.augment = PairedAugment(**augment)
+        weights = torch.tensor(class_weights, dtype=torch.float) if class_weights else None
+        self.register_buffer("class_weights", weights, persistent=False)
+        self.val_metrics = build_metrics(tolerance, "val/")
+        self.test_metrics = build_metrics(tolerance, "test/")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, 2, H, W) for images in [-1, 1]."""
+        return self.net(images)
+
+    @torch.no_grad()
+    def predict_labels(self, images: torch.Tensor) -> torch.Tensor:
+        """0/1 crack map (argmax, i.e. crack probability > 0.5)."""
+        return self(images).argmax(1)
+
+    # ----------------------------------------------------------------- losses
+
+    def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        hp = self.hparams
+        return segmentation_loss(
+            logits, target, self.class_weights, hp.label_smoothing, hp.dice_weight
+        )
+
+    def draw_mixup(self, batch_size: int) -> tuple[float, torch.Tensor] | None:
+        """(lambda, permutation) for this batch, or None when mixup is off or not drawn."""
+        hp = self.hparams
+        if hp.mixup_alpha <= 0 or batch_size < 2 or torch.rand(()) >= hp.mixup_prob:
+            return None
+        lam = float(torch.distributions.Beta(hp.mixup_alpha, hp.mixup_alpha).sample())
+        return lam, torch.randperm(batch_size, device=self.device)
+
+    def training_loss(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Loss of one batch; with mixup the images blend and the loss is the lambda-weighted
+        loss against both masks (equivalent to soft labels, and keeps ignore pixels exact)."""
+        mix = self.draw_mixup(images.shape[0])
+        if mix is None:
+            return self.compute_loss(self(images), masks)
+        lam, perm = mix
+        logits = self(lam * images + (1 - lam) * images[perm])
+        return lam * self.compute_loss(logits, masks) + (1 - lam) * self.compute_loss(
+            logits, masks[perm]
+        )
+
+    # ----------------------------------------------------------------- steps
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        """Augment on the device, after transfer, so kornia runs on the GPU when there is one."""
+        if self._trainer is not None and self.trainer.training:
+            batch["image"], batch["mask"] = self.augment(batch["image"], batch["mask"])
+        return batch
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.training_loss(batch["image"], batch["mask"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict, metrics: MetricCollection) -> torch.Tensor:
+        logits = self(batch["image"])
+        pred = logits.argmax(1)
+        metrics.update(pred, batch["mask"])
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=pred.shape[0])
+        return pred
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        pred = self._eval_step(batch, self.val_metrics)
+        if batch_idx == 0 and self.hparams.num_log_images > 0:
+            self.log_predictions(batch, pred, "val/predictions")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics)
+
+    def log_predictions(self, batch: dict, pred: torch.Tensor, tag: str) -> None:
+        """Rows: image, ground truth overlay, prediction overlay (what a person checks first)."""
+        n = self.hparams.num_log_images
+        images, masks = batch["image"][:n], batch["mask"][:n]
+        grid = grid_rows(
+            [
+                overlay_masks(images, None),
+                overlay_masks(images, masks),
+                overlay_masks(images, pred[:n]),
+            ]
+        )
+        log_image(self.trainer, tag, grid, self.global_step)
+
+    # ----------------------------------------------------------------- optimization
+
+    def configure_optimizers(self) -> dict:
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        total = self.total_steps()
+        if hp.scheduler == "onecycle":
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp.lr, total_steps=total)
+        elif hp.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, cosine_with_warmup(hp.warmup_steps, total)
+            )
+        elif hp.scheduler == "constant":
+            return {"optimizer": opt}
+        else:
+            raise ValueError(
+                f"task.scheduler={hp.scheduler!r}: expected cosine, onecycle or constant"
+            )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def total_steps(self) -> int:
+        """Optimizer steps of the whole run (the schedule's length)."""
+        steps = self.trainer.estimated_stepping_batches if self._trainer is not None else 1000
+        if steps in (None, float("inf")) or steps <= 0:
+            raise ValueError(
+                "set trainer.max_steps (or max_epochs) so the LR schedule has a length"
+            )
+        return int(steps)
+
+
+def cosine_with_warmup(warmup: int, total: int):
+    """LR factor: linear warmup, then cosine decay to 0 at ``total`` steps."""
+    import math
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor

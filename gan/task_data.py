@@ -1,0 +1,160 @@
+"""Data for the task model: train on any labeled source, always validate/test on real images.
+
+The train source is a sharded dataset (synthetic, randomized or GAN-adapted) or, for the oracle,
+a real image folder with its masks. Inputs are checked in ``setup`` so a wrong path or a bad
+mask fails in seconds with a DataError naming the file, not after an hour of training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from gan.data import SegmentationSamples, is_sharded, open_samples
+from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset
+
+
+def pad_collate(items: list[dict]) -> dict:
+    """Batch images of different sizes: pad to the largest (masks padded with ignore, so the
+    padding never counts in a metric); ``size`` keeps each original (H, W)."""
+    h = max(it["image"].shape[-2] for it in items)
+    w = max(it["image"].shape[-1] for it in items)
+
+    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
+        return F.pad(t, (0, w - t.shape[-1], 0, h - t.shape[-2]), value=value)
+
+    return {
+        "image": torch.stack([pad(it["image"], 0.0) for it in items]),
+        "mask": torch.stack([pad(it["mask"], IGNORE_INDEX) for it in items]),
+        "index": torch.tensor([it["index"] for it in items]),
+        "size": torch.tensor([list(it["image"].shape[-2:]) for it in items]),
+    }
+
+
+def load_indices(
+    indices: Sequence[int] | str | Path | None, n: int, source: str
+) -> list[int] | None:
+    """Training indices from a list or a JSON file (``{"kept": [...]}`` as written by pruning)."""
+    if indices is None:
+        return None
+    if isinstance(indices, (str, Path)):
+        path = Path(indices)
+        if not path.is_file():
+            raise DataError(f"{path}: train indices file not found")
+        data = json.loads(path.read_text())
+        indices = data["kept"] if isinstance(data, dict) else data
+    indices = [int(i) for i in indices]
+    bad = [i for i in indices if not 0 <= i < n]
+    if bad or not indices:
+        raise DataError(f"{source}: train indices {bad[:5] or '[]'} outside its {n} samples")
+    return indices
+
+
+def check_train_source(samples: Sequence[Sample], source: str) -> None:
+    """Cheap check of a training source: a real folder needs masks; the first sample decodes.
+
+    Real folders are fully decoded (hundreds of files); large shard sets only have their first
+    and last sample read, since each was already validated when written.
+    """
+    if isinstance(samples, ImageFolder):
+        if not samples.has_masks:
+            raise DataError(f"{source}: a real image folder needs train_mask_dir (its labels)")
+        samples.validate()
+    elif isinstance(samples, ShardedDataset):
+        samples[0], samples[len(samples) - 1]
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """Random ``crop_size`` crops for training; whole real test images for val/test.
+
+    ``eval_size`` [H, W] resizes every evaluation image (default [384, 544], DeepCrack's native
+    size, i.e. no resize); null keeps each image's own size (batches are padded).
+    """
+
+    def __init__(
+        self,
+        train_dir: str,
+        test_img: str,
+        test_lab: str,
+        train_mask_dir: str | None = None,
+        val_img: str | None = None,
+        val_lab: str | None = None,
+        crop_size: int = 128,
+        batch_size: int = 8,
+        eval_batch_size: int = 4,
+        eval_size: Sequence[int] | None = (384, 544),
+        num_workers: int = 2,
+        train_indices: Sequence[int] | str | None = None,
+    ) -> None:
+        super().__init__()
+        self.train_dir, self.train_mask_dir = str(train_dir), train_mask_dir
+        self.test_img, self.test_lab = str(test_img), str(test_lab)
+        # Validation defaults to the test set: it is for watching curves, not model selection.
+        self.val_img, self.val_lab = str(val_img or test_img), str(val_lab or test_lab)
+        self.crop_size, self.batch_size, self.eval_batch_size = (
+            crop_size,
+            batch_size,
+            eval_batch_size,
+        )
+        self.eval_size = tuple(eval_size) if eval_size else None
+        self.num_workers = num_workers
+        self.train_indices = train_indices
+        self.train_set: SegmentationSamples | None = None
+
+    # ----------------------------------------------------------------- datasets
+
+    def open_train(self) -> Sequence[Sample]:
+        """The training samples (no crops), validated: also what EL2N pruning scores."""
+        if not Path(self.train_dir).is_dir():
+            raise DataError(f"{self.train_dir}: training data folder not found")
+        if self.train_mask_dir is not None and is_sharded(self.train_dir):
+            raise DataError(f"{self.train_dir}: sharded dataset given a train_mask_dir")
+        samples = open_samples(self.train_dir, self.train_mask_dir)
+        check_train_source(samples, self.train_dir)
+        return samples
+
+    def open_eval(self, image_dir: str, mask_dir: str) -> SegmentationSamples:
+        """A real labeled folder, fully decoded once so a size mismatch names its file now."""
+        if not Path(mask_dir).is_dir():
+            raise DataError(f"{mask_dir}: test mask folder not found")
+        folder = ImageFolder(image_dir, mask_dir)
+        folder.validate()
+        return SegmentationSamples(folder, crop_size=None, resize=self.eval_size)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            samples = self.open_train()
+            indices = load_indices(self.train_indices, len(samples), self.train_dir)
+            self.train_set = SegmentationSamples(samples, self.crop_size, indices=indices)
+        if stage in (None, "fit", "validate"):
+            self.val_set = self.open_eval(self.val_img, self.val_lab)
+        if stage in (None, "test"):
+            self.test_set = self.open_eval(self.test_img, self.test_lab)
+
+    # ----------------------------------------------------------------- loaders
+
+    def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) >= batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=None if train else pad_collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, self.eval_batch_size, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, self.eval_batch_size, False)

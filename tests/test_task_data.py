@@ -1,0 +1,98 @@
+"""Datamodule inputs: shards and real folders load; bad input fails early, naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _task_fixtures import make_folder, make_shards
+
+from gan.task_data import SegmentationDataModule, pad_collate
+from synth.io import DataError, write_png
+
+
+def datamodule(train_dir: Path, img: Path, lab: Path, **kw) -> SegmentationDataModule:
+    kw.setdefault("eval_size", None)
+    return SegmentationDataModule(
+        str(train_dir),
+        str(img),
+        str(lab),
+        crop_size=32,
+        batch_size=4,
+        eval_batch_size=2,
+        num_workers=0,
+        **kw,
+    )
+
+
+def test_shards_train_and_folder_eval(tmp_path: Path) -> None:
+    img, lab = make_folder(tmp_path / "real", n=3)
+    dm = datamodule(make_shards(tmp_path / "syn", n=6), img, lab)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["mask"].shape == (4, 32, 32)
+    val = next(iter(dm.val_dataloader()))
+    assert val["image"].shape == (2, 3, 48, 64) and set(val["mask"].unique().tolist()) <= {0, 1}
+
+
+def test_oracle_folder_with_masks_and_indices_file(tmp_path: Path) -> None:
+    img, lab = make_folder(tmp_path / "real", n=4)
+    (tmp_path / "kept.json").write_text(json.dumps({"kept": [1, 3]}))
+    dm = datamodule(
+        img, img, lab, train_mask_dir=str(lab), train_indices=str(tmp_path / "kept.json")
+    )
+    dm.setup("fit")
+    assert dm.train_set.indices == [1, 3]
+    # Masks come from the label folder (a random crop may miss the crack: check the sample).
+    assert dm.train_set.samples[dm.train_set.indices[0]].semantic.max() == 1
+
+
+def test_eval_size_resizes(tmp_path: Path) -> None:
+    img, lab = make_folder(tmp_path / "real", n=2)
+    dm = datamodule(make_shards(tmp_path / "syn", n=4), img, lab, eval_size=[24, 32])
+    dm.setup("test")
+    assert dm.test_set[0]["image"].shape == (3, 24, 32)
+
+
+def test_missing_test_folder_names_it(tmp_path: Path) -> None:
+    img, lab = make_folder(tmp_path / "real", n=2)
+    dm = datamodule(make_shards(tmp_path / "syn", n=4), tmp_path / "nope", lab)
+    with pytest.raises(DataError, match="nope"):
+        dm.setup("test")
+    dm = datamodule(make_shards(tmp_path / "syn2", n=4), img, tmp_path / "no_labels")
+    with pytest.raises(DataError, match="no_labels"):
+        dm.setup("test")
+
+
+def test_mask_size_mismatch_names_file(tmp_path: Path) -> None:
+    img, lab = make_folder(tmp_path / "real", n=3)
+    import numpy as np
+
+    write_png(lab / "img1.png", np.zeros((10, 10), np.uint8))
+    dm = datamodule(make_shards(tmp_path / "syn", n=4), img, lab)
+    with pytest.raises(DataError, match=r"img1\.png.*differs"):
+        dm.setup("test")
+
+
+def test_bad_train_sources(tmp_path: Path) -> None:
+    img, lab = make_folder(tmp_path / "real", n=2)
+    with pytest.raises(DataError, match="missing_train"):
+        datamodule(tmp_path / "missing_train", img, lab).setup("fit")
+    with pytest.raises(DataError, match="train_mask_dir"):  # real folder without labels
+        datamodule(img, img, lab).setup("fit")
+    with pytest.raises(DataError, match="outside"):
+        datamodule(make_shards(tmp_path / "syn", n=4), img, lab, train_indices=[0, 9]).setup("fit")
+
+
+def test_pad_collate_pads_masks_with_ignore() -> None:
+    import torch
+
+    items = [
+        {"image": torch.zeros(3, 4, 6), "mask": torch.zeros(4, 6, dtype=torch.long), "index": 0},
+        {"image": torch.zeros(3, 5, 3), "mask": torch.zeros(5, 3, dtype=torch.long), "index": 1},
+    ]
+    batch = pad_collate(items)
+    assert batch["image"].shape == (2, 3, 5, 6)
+    assert batch["mask"][0, 4].eq(255).all() and batch["mask"][1, :, 3:].eq(255).all()
+    assert batch["size"].tolist() == [[4, 6], [5, 3]]

@@ -1,0 +1,80 @@
+"""Task metrics against hand-computed values, including the 2-pixel tolerance F1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gan.task import (
+    ToleranceF1,
+    build_metrics,
+    confusion_counts,
+    f1_from_counts,
+    tolerance_counts,
+    tolerance_f1_from_counts,
+)
+
+
+def line_mask(col: int, h: int = 20, w: int = 20) -> torch.Tensor:
+    m = torch.zeros(1, h, w, dtype=torch.long)
+    m[0, :, col] = 1
+    return m
+
+
+def test_one_pixel_shift_full_tolerance_f1_but_zero_plain_f1() -> None:
+    target, pred = line_mask(10), line_mask(11)
+    metrics = build_metrics(tolerance=2)
+    out = metrics(pred, target)
+    assert out["f1"].item() == pytest.approx(0.0)
+    assert out["tol_f1"].item() == pytest.approx(1.0)
+
+
+def test_tolerance_limit_is_two_pixels() -> None:
+    target = line_mask(10)
+    assert ToleranceF1(2)(line_mask(12), target).item() == pytest.approx(1.0)
+    assert ToleranceF1(2)(line_mask(13), target).item() == pytest.approx(0.0)
+
+
+def test_tolerance_counts_hand_case() -> None:
+    # truth: column 5 (20 px); prediction: column 6 (20 px, all within tolerance) plus one
+    # isolated pixel far away -> precision 20/21, recall 20/20.
+    target, pred = line_mask(5), line_mask(6)
+    pred[0, 10, 15] = 1
+    counts = tolerance_counts(pred, target, 2)[0].tolist()
+    assert counts == [20, 21, 20, 20]
+    p, r = 20 / 21, 1.0
+    assert ToleranceF1(2)(pred, target).item() == pytest.approx(2 * p * r / (p + r), abs=1e-6)
+
+
+def test_metrics_equal_hand_computed_and_ignore_pixels_excluded() -> None:
+    target = torch.tensor([[[1, 1, 0, 0], [0, 0, 0, 255]]])
+    pred = torch.tensor([[[1, 0, 1, 0], [0, 0, 0, 1]]])  # the 255 pixel's prediction must not count
+    tp, fp, fn = confusion_counts(pred, target)[0].tolist()
+    assert (tp, fp, fn) == (1, 1, 1)
+    out = build_metrics()(pred, target)
+    assert out["f1"].item() == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
+    assert out["crack_iou"].item() == pytest.approx(1 / 3)
+    # background: 5 true, 5 predicted, 4 shared -> IoU 4/6
+    bg_iou = 4 / 6
+    assert out["miou"].item() == pytest.approx((bg_iou + 1 / 3) / 2)
+    assert f1_from_counts(tp, fp, fn) == pytest.approx(out["f1"].item())
+
+
+def test_tolerance_metric_accumulates_over_batches() -> None:
+    metric = ToleranceF1(2)
+    metric.update(line_mask(6), line_mask(5))  # perfect within tolerance
+    metric.update(torch.zeros(1, 20, 20, dtype=torch.long), line_mask(5))  # missed entirely
+    # precision 20/20, recall 20/40
+    assert metric.compute().item() == pytest.approx(2 * 1 * 0.5 / 1.5)
+
+
+def test_empty_cases() -> None:
+    assert tolerance_f1_from_counts(0, 0, 0, 0) == 1.0
+    assert tolerance_f1_from_counts(0, 5, 0, 0) == 0.0
+    assert f1_from_counts(0, 0, 0) == 1.0
+
+
+def test_probabilities_thresholded_at_half() -> None:
+    target = line_mask(10)
+    probs = target.float() * 0.6 + 0.2  # 0.8 on the line, 0.2 elsewhere
+    assert ToleranceF1(2)(probs, target).item() == pytest.approx(1.0)

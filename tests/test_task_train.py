@@ -1,0 +1,156 @@
+"""End to end on tiny data: training lowers the loss; the Hydra entry point writes metrics;
+evaluate/predict write their files; exports match PyTorch."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from _task_fixtures import make_folder, make_shards
+
+from gan.evaluate import evaluate_folder, load_segmenter, predict_folder
+from gan.export import CrackProbability, export_model
+from gan.networks import UNet
+from gan.task import CrackSegmenter
+from gan.task_data import SegmentationDataModule
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def test_tiny_training_lowers_loss(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    img, lab = make_folder(tmp_path / "real", n=2)
+    dm = SegmentationDataModule(
+        str(make_shards(tmp_path / "syn", n=8, h=32, w=32)),
+        str(img),
+        str(lab),
+        crop_size=32,
+        batch_size=8,
+        num_workers=0,
+    )
+    dm.setup("fit")
+    model = CrackSegmenter(
+        net={"name": "unet", "base": 8, "depth": 2}, lr=1e-2, scheduler="constant"
+    )
+    opt = model.configure_optimizers()["optimizer"]
+    batch = next(iter(dm.train_dataloader()))
+    losses = []
+    for _ in range(25):
+        loss = model.training_loss(batch["image"], batch["mask"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def run_train_task(tmp: Path, extra: list[str] | None = None) -> tuple[dict, Path]:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from gan.runner import fit
+
+    syn = make_shards(tmp / "out" / "synthetic", n=8, h=32, w=32)
+    img, lab = make_folder(tmp / "real", n=3, h=32, w=48)
+    overrides = [
+        "source=synthetic",
+        f"paths.output_dir={tmp / 'out'}",
+        f"paths.ckpt_dir={tmp / 'ckpt'}",
+        f"paths.log_dir={tmp / 'logs'}",
+        f"task_data.test_img={img}",
+        f"task_data.test_lab={lab}",
+        "task_data.crop_size=32",
+        "task_data.batch_size=4",
+        "task_data.num_workers=0",
+        "task_data.eval_size=null",
+        "task.net.base=4",
+        "task.net.depth=2",
+        "trainer.max_steps=3",
+        "trainer.val_check_interval=2",
+        "trainer.accelerator=cpu",
+        "~callbacks.progress_bar",
+        "task.warmup_steps=1",
+        *(extra or []),
+    ]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train_task", overrides=overrides)
+    assert cfg.task_data.train_dir == str(syn)
+    dm, module = instantiate(cfg.task_data), instantiate(cfg.task)
+    trainer = fit(cfg, module, dm)
+    results = trainer.test(module, datamodule=dm, ckpt_path=None)[0]
+    return results, Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt"
+
+
+def test_train_task_config_fit_test_evaluate_predict(tmp_path: Path) -> None:
+    results, ckpt = run_train_task(tmp_path)
+    assert {"test/f1", "test/tol_f1", "test/crack_iou", "test/miou"} <= set(results)
+    assert ckpt.is_file()
+    model = load_segmenter(ckpt)
+    assert model.hparams.net["base"] == 4
+
+    img, lab = tmp_path / "real" / "img", tmp_path / "real" / "lab"
+    result = evaluate_folder(
+        model, img, lab, tmp_path / "eval", eval_size=None, batch_size=2, num_overlays=2
+    )
+    rows = list(csv.DictReader(open(tmp_path / "eval" / "per_image.csv")))
+    assert [r["stem"] for r in rows] == ["img0", "img1", "img2"]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_images"] == 3
+    assert result["f1"] == pytest.approx(results["test/f1"], abs=1e-5)
+    assert len(list((tmp_path / "eval" / "overlays").glob("*.png"))) == 2
+
+    written = predict_folder(model, img, tmp_path / "pred", eval_size=[16, 24], batch_size=2)
+    assert sorted(p.name for p in written) == ["img0.png", "img1.png", "img2.png"]
+    import cv2
+
+    for stem in ("img0", "img1", "img2"):
+        mask = cv2.imread(str(tmp_path / "pred" / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (32, 48) and set(mask.ravel().tolist()) <= {0, 255}
+        assert (tmp_path / "pred" / "overlays" / f"{stem}.png").is_file()
+
+
+def test_pruned_training_run(tmp_path: Path) -> None:
+    from gan.pruning import prune_training_set
+
+    syn = make_shards(tmp_path / "syn", n=8, h=32, w=32)
+    img, lab = make_folder(tmp_path / "real", n=2, h=32, w=32)
+    dm = SegmentationDataModule(
+        str(syn), str(img), str(lab), crop_size=32, batch_size=2, num_workers=0
+    )
+    kept = prune_training_set(
+        dm,
+        {"name": "unet", "base": 4, "depth": 2},
+        0.5,
+        str(tmp_path / "p.json"),
+        score_after_steps=2,
+        seeds=[0],
+        batch_size=4,
+    )
+    assert len(kept) == 4 and json.loads((tmp_path / "p.json").read_text())["kept"] == kept
+    dm.setup("fit")
+    assert dm.train_set.indices == kept
+
+
+@pytest.mark.parametrize(
+    "net", [{"name": "unet", "base": 4, "depth": 2}, {"name": "lraspp_mobilenet_v3_large"}]
+)
+def test_export_matches_pytorch(tmp_path: Path, net: dict) -> None:
+    from gan.task import build_net
+
+    torch.manual_seed(0)
+    report = export_model(build_net(**net), tmp_path, sample_hw=(64, 64), check_hw=(50, 70))
+    assert Path(report["onnx"]).is_file() and Path(report["torchscript"]).is_file()
+    assert set(report["max_abs_diff"]) == {"onnx", "torchscript"}
+    assert max(report["max_abs_diff"].values()) < 1e-4
+
+
+def test_export_check_detects_mismatch(tmp_path: Path) -> None:
+    from gan.export import check_exports, export_torchscript
+
+    model = CrackProbability(UNet(3, 2, 4, 2)).eval()
+    x = torch.rand(1, 3, 32, 32)
+    path = export_torchscript(CrackProbability(UNet(3, 2, 4, 2)), tmp_path / "other.pt", x)
+    with pytest.raises(RuntimeError, match="differs"):
+        check_exports(model, None, path, x)

@@ -1,0 +1,34 @@
+"""Export a trained task checkpoint to ONNX and TorchScript, verified against PyTorch.
+
+python tools/export.py ckpt=checkpoints/task_oracle/last.ckpt
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from gan.evaluate import load_segmenter
+from gan.export import export_model
+from synth.io import write_json_atomic
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> dict:
+    model = load_segmenter(cfg.ckpt, "cpu")
+    report = export_model(
+        model.net,
+        cfg.out_dir,
+        cfg.name,
+        tuple(cfg.sample_hw),
+        tuple(cfg.check_hw),
+        tuple(cfg.formats),
+        cfg.atol,
+    )
+    write_json_atomic(f"{cfg.out_dir}/export.json", {**report, "checkpoint": str(cfg.ckpt)})
+    print(report)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""Segment a folder of real images: masks/<stem>.png (0/255) and overlays/<stem>.png.
+
+python tools/predict.py ckpt=checkpoints/task_oracle/last.ckpt input_dir=photos/
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from gan.evaluate import load_segmenter, pick_device, predict_folder
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
+    written = predict_folder(
+        model, cfg.input_dir, cfg.out_dir, cfg.eval_size, cfg.batch_size, cfg.num_workers
+    )
+    print(f"{len(written)} masks and overlays written to {cfg.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Train the crack segmenter on one source, then test it on the real test set.
+
+python tools/train_task.py source=oracle trainer.max_steps=300
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from gan.pruning import prune_training_set
+from gan.runner import fit
+from synth.io import write_json_atomic
+
+
+def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
+    """EL2N-prune the training source; a resumed run reuses the selection it already made."""
+    prune = cfg.prune
+    if path.is_file() and json.loads(path.read_text()).get("keep_fraction") == prune.keep_fraction:
+        datamodule.train_indices = str(path)
+        return
+    kept = prune_training_set(
+        datamodule,
+        OmegaConf.to_container(cfg.task.net),
+        prune.keep_fraction,
+        str(path),
+        prune.score_after_steps,
+        list(prune.seeds),
+        prune.batch_size,
+        prune.lr,
+    )
+    print(f"EL2N pruning kept {len(kept)} samples (keep_fraction={prune.keep_fraction})")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train_task")
+def main(cfg: DictConfig) -> dict:
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    datamodule = instantiate(cfg.task_data)
+    if cfg.prune.keep_fraction < 1:
+        apply_pruning(cfg, datamodule, out_dir / "pruning.json")
+    module = instantiate(cfg.task)
+    start = time.perf_counter()
+    trainer = fit(cfg, module, datamodule)
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=None)
+    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    metrics.update(
+        source=cfg.source_name,
+        run_name=cfg.run_name,
+        global_step=trainer.global_step,
+        checkpoint=str(Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt"),
+        fit_seconds=round(fit_seconds, 1),
+        test_seconds=round(time.perf_counter() - start, 1),
+    )
+    if trainer.is_global_zero:
+        write_json_atomic(out_dir / "metrics.json", metrics)
+        print(f"test metrics -> {out_dir / 'metrics.json'}: {metrics}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
