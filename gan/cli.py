@@ -1,0 +1,48 @@
+"""What every entry point in tools/ shares: config resolvers and one-line errors.
+
+A user who points the tool at a bad folder or runs out of disk should read one line naming the
+file and the cause, not a traceback; the process exits non-zero and nothing already written is
+touched (every writer in the project writes a temp file and renames it).
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from gan.callbacks import NonFiniteLossError
+from gan.checkpoint import UnsafeCheckpointError
+from synth.io import DataError
+
+EXPECTED = (DataError, NonFiniteLossError, UnsafeCheckpointError, FileNotFoundError, KeyError)
+
+
+def register_resolvers() -> None:
+    """``${div:a,b}`` (integer division) for schedules derived from step counts."""
+    if not OmegaConf.has_resolver("div"):
+        OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
+
+
+def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
+    try:
+        return fn(*args)
+    except EXPECTED as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {err.filename}" if err.filename else ""
+            print(
+                f"error: out of disk space{where}; earlier outputs are intact, "
+                "free space and rerun the same command to resume",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(1)
+        raise

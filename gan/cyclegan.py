@@ -1,0 +1,290 @@
+"""Semantic CycleGAN: unpaired synthetic (A, with masks) -> real (B) translation that keeps
+crack masks valid, trained with Lightning manual optimization.
+
+One training step = one generator update, one discriminator update and (optionally) one
+segmenter update. Only the generator optimizer advances ``global_step``, so ``max_steps``,
+checkpoint intervals and LR schedules all count generator steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from gan.losses import (
+    discriminator_loss,
+    l1,
+    linear_decay,
+    lsgan_loss,
+    mask_conservation_loss,
+    ramp_weight,
+    semantic_loss,
+)
+from gan.networks import PatchDiscriminator, UNet, build_generator
+from gan.pool import ImagePool
+from gan.visual import grid_rows, log_image, overlay_masks
+
+
+def plain(node: Any) -> Any:
+    """Config nodes as plain containers, so checkpoints load with ``weights_only=True``."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, Mapping):
+        return {k: plain(v) for k, v in node.items()}
+    return node
+
+
+class LinearDecay:
+    """Picklable-as-data LR lambda (LambdaLR stores its ``__dict__`` in the checkpoint)."""
+
+    def __init__(self, constant_steps: int, decay_steps: int) -> None:
+        self.constant_steps = constant_steps
+        self.decay_steps = decay_steps
+
+    def __call__(self, step: int) -> float:
+        return linear_decay(step, self.constant_steps, self.decay_steps)
+
+
+def make_adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]):
+    """Fused Adam where the build supports it for these tensors, else the foreach version."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, betas=betas, foreach=True)
+
+
+def set_requires_grad(params: list[nn.Parameter], flag: bool) -> None:
+    for p in params:
+        p.requires_grad_(flag)
+
+
+class SemanticCycleGAN(pl.LightningModule):
+    """CycleGAN (LSGAN, cycle, identity, image pools, linear LR decay) plus two mask-keeping
+    terms: a semantic loss through a segmenter f_s trained on synthetic labels, and an L1 that
+    pins background pixels of G(A) to A. ``segmenter=None`` gives a plain CycleGAN.
+    """
+
+    def __init__(
+        self,
+        generator: dict | None = None,
+        discriminator: dict | None = None,
+        segmenter: dict | None = None,
+        lambda_cycle: float = 10.0,
+        lambda_identity: float = 0.5,
+        lambda_semantic: float = 1.0,
+        semantic_start_step: int = 0,
+        semantic_warmup_steps: int = 200,
+        lambda_mask: float = 0.5,
+        segmenter_on_fake: bool = True,
+        lr_g: float = 2e-4,
+        lr_d: float = 2e-4,
+        lr_s: float = 1e-3,
+        beta1: float = 0.5,
+        decay_start_step: int = 1000,
+        decay_steps: int = 1000,
+        pool_size: int = 50,
+        channels_last: bool | None = None,
+        compile: bool = False,
+        log_images_every_n_steps: int = 100,
+        num_log_images: int = 4,
+    ) -> None:
+        super().__init__()
+        generator = plain(generator) or {}
+        discriminator = plain(discriminator) or {}
+        segmenter = plain(segmenter)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.g_ab = build_generator(**generator)
+        self.g_ba = build_generator(**generator)
+        self.d_a = PatchDiscriminator(**discriminator)
+        self.d_b = PatchDiscriminator(**discriminator)
+        self.seg = UNet(**segmenter) if segmenter else None
+        self.pool_a = ImagePool(pool_size)
+        self.pool_b = ImagePool(pool_size)
+        self._d_params = [*self.d_a.parameters(), *self.d_b.parameters()]
+        self._s_params = list(self.seg.parameters()) if self.seg is not None else []
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self, stage: str) -> None:
+        """Memory format and compilation, after the module is on its device."""
+        if self._channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.hparams.compile:
+            for net in (self.g_ab, self.g_ba, self.d_a, self.d_b):
+                net.compile()  # in place: state_dict keys stay unprefixed
+
+    @property
+    def _channels_last(self) -> bool:
+        flag = self.hparams.channels_last
+        return self.device.type == "cuda" if flag is None else bool(flag)
+
+    def configure_optimizers(self):
+        h = self.hparams
+        betas = (h.beta1, 0.999)
+        g_params = [*self.g_ab.parameters(), *self.g_ba.parameters()]
+        opts = [make_adam(g_params, h.lr_g, betas), make_adam(self._d_params, h.lr_d, betas)]
+        if self.seg is not None:
+            opts.append(make_adam(self._s_params, h.lr_s, (0.9, 0.999)))
+        decay = LinearDecay(h.decay_start_step, h.decay_steps)
+        scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in opts[:2]]
+        names = ("lr/generator", "lr/discriminator")
+        return opts, [
+            {"scheduler": s, "interval": "step", "name": n} for s, n in zip(scheds, names)
+        ]
+
+    # ------------------------------------------------------------------ step
+
+    def _quiet_step(self, optimizer) -> None:
+        """Step a non-generator optimizer through the precision plugin (AMP scaler etc.) but
+        without the LightningOptimizer hooks that advance ``global_step``."""
+        self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
+
+    def _should_log(self) -> bool:
+        try:
+            return bool(self.trainer._logger_connector.should_update_logs)
+        except AttributeError:
+            return True
+
+    def generate(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, identity: bool
+    ) -> dict[str, torch.Tensor]:
+        """All generator outputs in three calls: inputs sharing a generator are batched
+        (instance norm is per sample, so this equals separate calls, only faster)."""
+        n = real_a.shape[0]
+        ab = self.g_ab(torch.cat([real_a, real_b]) if identity else real_a)
+        fake_b = ab[:n]
+        ba_in = [real_b, fake_b] + ([real_a] if identity else [])
+        ba = self.g_ba(torch.cat(ba_in))
+        out = {"fake_b": fake_b, "fake_a": ba[:n], "rec_a": ba[n : 2 * n]}
+        out["rec_b"] = self.g_ab(out["fake_a"])
+        if identity:
+            out["idt_b"], out["idt_a"] = ab[n:], ba[2 * n :]
+        return out
+
+    def generator_losses(
+        self, out: dict, real_a: torch.Tensor, mask_a: torch.Tensor, real_b: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        h = self.hparams
+        losses = {
+            "adv": lsgan_loss(self.d_b(out["fake_b"]), True)
+            + lsgan_loss(self.d_a(out["fake_a"]), True),
+            "cycle": l1(out["rec_a"], real_a) + l1(out["rec_b"], real_b),
+        }
+        total = losses["adv"] + h.lambda_cycle * losses["cycle"]
+        if "idt_a" in out:
+            losses["identity"] = l1(out["idt_b"], real_b) + l1(out["idt_a"], real_a)
+            total = total + h.lambda_cycle * h.lambda_identity * losses["identity"]
+        w_sem = self.semantic_weight()
+        if self.seg is not None and w_sem > 0:
+            out["seg_fake"] = self.seg(out["fake_b"])
+            losses["semantic"] = semantic_loss(out["seg_fake"], mask_a)
+            total = total + w_sem * losses["semantic"]
+        if h.lambda_mask > 0:
+            losses["mask_conservation"] = mask_conservation_loss(real_a, out["fake_b"], mask_a)
+            total = total + h.lambda_mask * losses["mask_conservation"]
+        losses["total"] = total
+        return losses
+
+    def semantic_weight(self) -> float:
+        h = self.hparams
+        return ramp_weight(
+            self.global_step, h.lambda_semantic, h.semantic_warmup_steps, h.semantic_start_step
+        )
+
+    def discriminator_loss(self, out: dict, real_a: torch.Tensor, real_b: torch.Tensor, mask_a):
+        """Real and pooled fake go through each D as one batch (per-sample norm: same result)."""
+        fake_b, _ = self.pool_b.query(out["fake_b"], mask_a)
+        fake_a, _ = self.pool_a.query(out["fake_a"])
+        n = real_b.shape[0]
+        pb = self.d_b(torch.cat([real_b, fake_b]))
+        pa = self.d_a(torch.cat([real_a, fake_a]))
+        return discriminator_loss(pb[:n], pb[n:]) + discriminator_loss(pa[:n], pa[n:])
+
+    def segmenter_loss(self, out: dict, real_a: torch.Tensor, mask_a: torch.Tensor):
+        """f_s learns from synthetic labels, and from G(A) with the carried mask so it keeps
+        working on the images the semantic loss feeds it."""
+        images, masks = real_a, mask_a
+        if self.hparams.segmenter_on_fake:
+            images = torch.cat([real_a, out["fake_b"].detach()])
+            masks = torch.cat([mask_a, mask_a])
+        return semantic_loss(self.seg(images), masks)
+
+    def training_step(self, batch: dict, batch_idx: int) -> dict:
+        real_a, mask_a, real_b = batch["a_image"], batch["a_mask"], batch["b_image"]
+        if self._channels_last:
+            real_a = real_a.contiguous(memory_format=torch.channels_last)
+            real_b = real_b.contiguous(memory_format=torch.channels_last)
+        opts = self.optimizers()
+        identity = self.hparams.lambda_identity > 0
+
+        set_requires_grad(self._d_params + self._s_params, False)
+        out = self.generate(real_a, real_b, identity)
+        losses = self.generator_losses(out, real_a, mask_a, real_b)
+        opts[0].zero_grad(set_to_none=True)
+        self.manual_backward(losses["total"])
+        opts[0].step()  # the only step that counts towards global_step
+
+        set_requires_grad(self._d_params, True)
+        losses["d"] = self.discriminator_loss(out, real_a, real_b, mask_a)
+        opts[1].zero_grad(set_to_none=True)
+        self.manual_backward(losses["d"])
+        self._quiet_step(opts[1])
+
+        if self.seg is not None:
+            set_requires_grad(self._s_params, True)
+            losses["segmenter"] = self.segmenter_loss(out, real_a, mask_a)
+            opts[2].zero_grad(set_to_none=True)
+            self.manual_backward(losses["segmenter"])
+            self._quiet_step(opts[2])
+
+        scheds = self.lr_schedulers()
+        for sched in scheds if isinstance(scheds, list) else [scheds]:
+            sched.step()
+        self._log_step(losses)
+        self._maybe_log_images(batch, out, mask_a)
+        return {"loss": losses["total"].detach()}
+
+    # ------------------------------------------------------------------ logging
+
+    def _log_step(self, losses: dict[str, torch.Tensor]) -> None:
+        """Scalars only at logger intervals: no host sync on the other steps."""
+        if not self._should_log():
+            return
+        metrics = {f"train/{k}": v.detach() for k, v in losses.items()}
+        metrics["train/semantic_weight"] = self.semantic_weight()
+        self.log_dict(metrics, on_step=True, on_epoch=False, sync_dist=False)
+
+    def _maybe_log_images(self, batch: dict, out: dict, mask_a: torch.Tensor) -> None:
+        every = self.hparams.log_images_every_n_steps
+        step = self.global_step  # already advanced: this is generator step number `step`
+        if not every or step % every or not self.trainer.is_global_zero:
+            return
+        n = min(self.hparams.num_log_images, mask_a.shape[0])
+        fake_b, m = out["fake_b"][:n], mask_a[:n]
+        rows = [
+            overlay_masks(batch["a_image"][:n], m),
+            overlay_masks(fake_b, m),
+            overlay_masks(out["rec_a"][:n], None),
+            overlay_masks(batch["b_image"][:n], None),
+            overlay_masks(out["fake_a"][:n], None),
+        ]
+        if self.seg is not None:
+            rows.append(overlay_masks(fake_b, self._predict_seg(out, fake_b)))
+        log_image(self.trainer, "adapt/A_GA_FGA_B_FB_fsGA", grid_rows(rows), step)
+
+    @torch.no_grad()
+    def _predict_seg(self, out: dict, fake_b: torch.Tensor) -> torch.Tensor:
+        logits = out.get("seg_fake")
+        if logits is None:
+            was_training = self.seg.training
+            self.seg.eval()
+            logits = self.seg(fake_b)
+            self.seg.train(was_training)
+        return logits[: fake_b.shape[0]].argmax(1)

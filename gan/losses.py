@@ -1,0 +1,65 @@
+"""Loss terms of the semantic CycleGAN, each a small pure function so tests can pin them down."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from synth.io import IGNORE_INDEX
+
+
+def lsgan_loss(pred: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+    """Least-squares GAN loss (Mao et al.): MSE against 1 (real) or 0 (fake); steadier than BCE."""
+    target = 1.0 if target_is_real else 0.0
+    return F.mse_loss(pred, torch.full_like(pred, target))
+
+
+def discriminator_loss(pred_real: torch.Tensor, pred_fake: torch.Tensor) -> torch.Tensor:
+    """Halved as in CycleGAN, which slows D relative to G."""
+    return 0.5 * (lsgan_loss(pred_real, True) + lsgan_loss(pred_fake, False))
+
+
+def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cycle and identity reconstruction loss."""
+    return F.l1_loss(x, y)
+
+
+def semantic_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of f_s(G(A)) against A's carried mask: G must keep cracks segmentable.
+
+    A batch made only of ignore pixels gives 0 (not NaN), so it cannot poison the generator.
+    """
+    if not (mask != IGNORE_INDEX).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
+
+
+def mask_conservation_loss(
+    real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean L1 between A and G(A) over background pixels (class 0; crack and ignore excluded).
+
+    Cracks may change appearance, the rest of the scene must stay put, so cracks cannot be
+    moved or invented off-mask. Exactly zero when G is the identity.
+    """
+    keep = (mask == 0).unsqueeze(1).to(real.dtype)
+    diff = (fake - real).abs() * keep
+    return diff.sum() / (keep.sum() * real.shape[1]).clamp_min(1.0)
+
+
+def ramp_weight(step: int, weight: float, warmup_steps: int, start_step: int = 0) -> float:
+    """``weight`` ramped linearly from 0 at ``start_step`` to full after ``warmup_steps``.
+
+    The semantic term is meaningless until f_s has learned something, so it fades in instead
+    of switching on at a threshold.
+    """
+    if warmup_steps <= 0:
+        return weight if step >= start_step else 0.0
+    return weight * min(1.0, max(0.0, (step - start_step) / warmup_steps))
+
+
+def linear_decay(step: int, constant_steps: int, decay_steps: int) -> float:
+    """LR factor: 1 for ``constant_steps``, then linear to 0 over ``decay_steps`` (CycleGAN)."""
+    if decay_steps <= 0 or step < constant_steps:
+        return 1.0
+    return max(0.0, 1.0 - (step - constant_steps) / decay_steps)

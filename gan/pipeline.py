@@ -1,0 +1,225 @@
+"""The end-to-end sim-to-real pipeline: render -> adapt -> translate -> train task -> report.
+
+Every stage writes to a stable place under ``paths.output_dir`` / ``paths.ckpt_dir`` and is
+skipped when its output is complete, so rerunning the same command after a kill redoes only
+what is missing (each stage also resumes internally: shards, ``last.ckpt``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from gan.checkpoint import load_checkpoint
+from gan.evaluate import evaluate_folder, pick_device
+from gan.report import write_report
+from gan.runner import fit
+from synth.io import CARD, read_card, read_json, write_json_atomic
+from synth.preview import contact_sheet, load_samples
+from synth.render import render_dataset
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+SOURCES = ("synthetic", "randomized", "adapted", "oracle")
+
+
+def log(message: str) -> None:
+    print(f"[pipeline] {message}", flush=True)
+
+
+def derive(cfg: DictConfig, overrides: dict | DictConfig) -> DictConfig:
+    """A stage's config: the pipeline config with that stage's overrides merged in."""
+    stage = copy.deepcopy(cfg)
+    with open_dict(stage):
+        return OmegaConf.merge(stage, overrides)  # type: ignore[return-value]
+
+
+def source_overrides(name: str) -> DictConfig:
+    """conf/source/<name>.yaml: what makes a task run 'synthetic', 'adapted', ... ."""
+    path = CONF_DIR / "source" / f"{name}.yaml"
+    if not path.is_file():
+        raise KeyError(f"stages.task.sources: unknown source {name!r} (no {path})")
+    return OmegaConf.load(path)
+
+
+def dirs(cfg: DictConfig) -> dict[str, Path]:
+    out = Path(cfg.paths.output_dir)
+    return {
+        "synthetic": out / "synthetic",
+        "adapted": out / "adapted",
+        "runs": out / "runs",
+        "report": out / "report",
+        "adapt_ckpt": Path(cfg.paths.ckpt_dir) / cfg.stages.adapt.run_name / "last.ckpt",
+    }
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def stage_render(cfg: DictConfig) -> dict:
+    r = cfg.stages.render
+    out = dirs(cfg)["synthetic"]
+    if (out / CARD).is_file():
+        log(f"render: complete, skipped ({out})")
+        return read_card(out)
+    log(f"render: {r.num_samples} samples -> {out}")
+    return render_dataset(cfg.synth, out, r.num_samples, r.shard_size, r.seed, r.workers)
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
+
+
+def stage_adapt(cfg: DictConfig) -> Path:
+    a = cfg.stages.adapt
+    ckpt = dirs(cfg)["adapt_ckpt"]
+    if checkpoint_step(ckpt) >= a.trainer.max_steps:
+        log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
+        return ckpt
+    stage = derive(cfg, {"run_name": a.run_name, "trainer": a.trainer, "ckpt_path": "last"})
+    log(f"adapt: {a.trainer.max_steps} generator steps -> {ckpt}")
+    datamodule = instantiate(stage.gan_data)
+    datamodule.setup("fit")
+    fit(stage, instantiate(stage.gan), datamodule)
+    return ckpt
+
+
+def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
+    from gan.translate import translate_dataset
+
+    d = dirs(cfg)
+    done = read_card(d["adapted"]).get("translation", {})
+    step = checkpoint_step(ckpt)
+    if done.get("step") == step and done.get("checkpoint") == str(ckpt.resolve()):
+        log(f"translate: complete for step {step}, skipped ({d['adapted']})")
+        return done
+    if done:  # a newer generator: old translations are stale
+        import shutil
+
+        shutil.rmtree(d["adapted"])
+    log(f"translate: {d['synthetic']} -> {d['adapted']}")
+    t = cfg.stages.translate
+    return translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
+
+
+def stage_task(cfg: DictConfig, source: str) -> dict:
+    """Train the task model on one source, then score it on the real test folder."""
+    t = cfg.stages.task
+    run_dir = dirs(cfg)["runs"] / source
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        log(f"task[{source}]: complete, skipped ({metrics_path})")
+        return read_json(metrics_path)
+    stage = derive(cfg, source_overrides(source))
+    stage = derive(stage, {"run_name": f"{t.run_prefix}-{source}", "trainer": t.trainer})
+    log(f"task[{source}]: {t.trainer.max_steps} steps on {stage.task_data.train_dir}")
+    start = time.perf_counter()
+    module = instantiate(stage.task)
+    trainer = fit(stage, module, instantiate(stage.task_data))
+    wall = time.perf_counter() - start
+    module = module.to(pick_device(cfg.stages.evaluate.device)).eval()
+    e = cfg.stages.evaluate
+    return evaluate_folder(
+        module,
+        stage.task_data.test_img,
+        stage.task_data.test_lab,
+        run_dir,
+        eval_size=e.eval_size,
+        batch_size=e.batch_size,
+        num_overlays=e.num_overlays,
+        extra={"source": source, "steps": trainer.global_step, "train_seconds": round(wall, 1)},
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
+def sample_grids(cfg: DictConfig) -> dict[str, Path]:
+    """Synthetic vs adapted vs real contact sheets (same synthetic indices for the first two)."""
+    d, n = dirs(cfg), cfg.stages.report.num_samples
+    grids = {}
+    sources = {
+        "synthetic samples": (d["synthetic"], None),
+        "adapted samples (same scenes, masks carried)": (d["adapted"], None),
+        "real training photos (unlabeled)": (Path(cfg.paths.data_dir) / "train_img", None),
+    }
+    for i, (title, (folder, masks)) in enumerate(sources.items()):
+        if folder.is_dir():
+            samples = load_samples(str(folder), masks, cfg.synth, n, 0, cfg.seed)
+            grids[title] = contact_sheet(samples, d["report"] / f"grid_{i}.png", nrow=n)
+    return grids
+
+
+def prediction_grid(cfg: DictConfig, sources: list[str]) -> Path | None:
+    """One row per training source, same real test images: where each model finds cracks."""
+    import cv2
+    import numpy as np
+
+    rows = []
+    for source in sources:
+        files = sorted((dirs(cfg)["runs"] / source / "overlays").glob("*.png"))
+        tiles = [cv2.resize(cv2.imread(str(f)), (272, 192)) for f in files[:4]]
+        if tiles:
+            rows.append(np.concatenate(tiles, axis=1))
+    if not rows or len({r.shape for r in rows}) != 1:
+        return None
+    path = dirs(cfg)["report"] / "predictions.png"
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0))
+    return path
+
+
+def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
+    report_dir = dirs(cfg)["report"]
+    report_dir.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"source": s, **m, "steps": m.get("steps", ""), "wall_s": m.get("train_seconds", 0.0)}
+        for s, m in results.items()
+    ]
+    images = {title: path for title, path in sample_grids(cfg).items()}
+    pred = prediction_grid(cfg, list(results))
+    if pred:
+        images["predictions on real test images (rows: " + ", ".join(results) + ")"] = pred
+    e = cfg.stages.evaluate
+    notes = (
+        f"Real test set: {cfg.task_data.test_img} at {e.eval_size} (HxW). Rows differ only in "
+        f"the task model's training data; no row but 'oracle' saw a real label. "
+        f"Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())
+    )
+    html_path, md_path = write_report(
+        report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes
+    )
+    write_json_atomic(report_dir / "results.json", {"rows": rows, "wall_seconds": wall})
+    log(f"report: {html_path} and {md_path}")
+    print(md_path.read_text().split("\n## ")[0], flush=True)
+    return html_path
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
+    """Run every stage in order (each skipped when complete); returns metrics per source."""
+    torch.set_float32_matmul_precision("high")
+    wall: dict[str, float] = {}
+
+    def timed(name, fn, *args):
+        start = time.perf_counter()
+        out = fn(*args)
+        wall[name] = wall.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+    sources = list(cfg.stages.task.sources)
+    unknown = [s for s in sources if s not in SOURCES]
+    if unknown:
+        raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(SOURCES)}")
+    timed("render", stage_render, cfg)
+    if "adapted" in sources:
+        ckpt = timed("adapt", stage_adapt, cfg)
+        timed("translate", stage_translate, cfg, ckpt)
+    results = {s: timed(f"task[{s}]", stage_task, cfg, s) for s in sources}
+    timed("report", stage_report, cfg, results, wall)
+    return results

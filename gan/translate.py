@@ -1,0 +1,188 @@
+"""Translate a synthetic sharded dataset toward the real domain with a trained generator.
+
+Images go through G (full size: the generator is fully convolutional); semantic and instance
+masks are copied as files, so they are byte-identical to the source. Output is written shard by
+shard through a temp directory renamed into place: a killed run resumes at the first missing
+shard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import Progress
+from torch import nn
+
+from gan.checkpoint import load_checkpoint, module_state
+from gan.data import to_tensor
+from gan.networks import build_generator
+from synth.io import (
+    CARD,
+    MANIFEST,
+    DataError,
+    clean_partial_shards,
+    read_card,
+    read_image,
+    write_json_atomic,
+    write_png,
+)
+
+PAD_MULTIPLE = 4  # two stride-2 downsamplings
+
+
+def load_generator(
+    source: str | Path | nn.Module, direction: str = "a2b"
+) -> tuple[nn.Module, dict]:
+    """Generator and provenance from a Lightning checkpoint (rebuilt from its saved
+    hyperparameters, loaded with ``weights_only=True``) or from a SemanticCycleGAN in memory."""
+    name = {"a2b": "g_ab", "b2a": "g_ba"}[direction]
+    if isinstance(source, nn.Module):
+        gen = getattr(source, name, source)
+        step = (
+            getattr(getattr(source, "trainer", None), "global_step", None)
+            if _has_trainer(source)
+            else None
+        )
+        return gen, {"checkpoint": None, "step": step, "generator": name}
+    ckpt = load_checkpoint(source)
+    hparams = ckpt.get("hyper_parameters", {})
+    gen = build_generator(**(hparams.get("generator") or {}))
+    gen.load_state_dict(module_state(ckpt, name))
+    info = {
+        "checkpoint": str(Path(source).resolve()),
+        "step": ckpt.get("global_step"),
+        "generator": name,
+        "generator_config": hparams.get("generator"),
+    }
+    return gen, info
+
+
+def _has_trainer(module: nn.Module) -> bool:
+    try:
+        return module.trainer is not None
+    except RuntimeError:  # LightningModule.trainer raises when not attached
+        return False
+
+
+@torch.no_grad()
+def translate_batch(gen: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Reflect-pad to a multiple of 4, translate, crop back to the input size."""
+    h, w = images.shape[-2:]
+    ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
+    x = F.pad(images, (0, pw, 0, ph), mode="reflect") if ph or pw else images
+    return gen(x)[..., :h, :w]
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] (B,3,H,W) -> uint8 (B,H,W,3)."""
+    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def source_shards(src: Path) -> list[Path]:
+    shards = sorted(p for p in src.glob("shard-?????") if (p / MANIFEST).is_file())
+    if not shards:
+        raise DataError(f"{src}: no complete shards (shard-*/{MANIFEST}) to translate")
+    return shards
+
+
+def batches(records: list[dict], size: int) -> Iterator[list[dict]]:
+    for i in range(0, len(records), size):
+        yield records[i : i + size]
+
+
+def translate_images(gen: nn.Module, shard: Path, records: list[dict], device, batch_size: int):
+    """(stem, uint8 image) for every record, batched by equal image size."""
+    for chunk in batches(records, batch_size):
+        images = [read_image(shard / "image" / f"{r['stem']}.png") for r in chunk]
+        groups: dict[tuple, list[int]] = {}
+        for k, img in enumerate(images):
+            groups.setdefault(img.shape, []).append(k)
+        out: dict[int, np.ndarray] = {}
+        for idx in groups.values():
+            x = torch.stack([to_tensor(images[k]) for k in idx]).to(device)
+            for k, y in zip(idx, to_uint8(translate_batch(gen, x))):
+                out[k] = y
+        for k, rec in enumerate(chunk):
+            yield rec["stem"], out[k]
+
+
+def translate_shard(
+    gen: nn.Module, shard: Path, out_dir: Path, device, batch_size: int, progress=None, task=None
+) -> Path:
+    """One shard into a temp directory, then renamed into place (complete or absent)."""
+    final = out_dir / shard.name
+    tmp = out_dir / f"{shard.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for sub in ("image", "semantic", "instance"):
+        (tmp / sub).mkdir(parents=True)
+    records = [json.loads(line) for line in (shard / MANIFEST).read_text().splitlines() if line]
+    for stem, image in translate_images(gen, shard, records, device, batch_size):
+        write_png(tmp / "image" / f"{stem}.png", image, rgb=True)
+        for sub in ("semantic", "instance"):
+            src = shard / sub / f"{stem}.png"
+            if src.is_file():
+                shutil.copyfile(src, tmp / sub / f"{stem}.png")
+        if progress is not None:
+            progress.advance(task)
+    lines = [
+        json.dumps({**r, "translated_from": f"{shard.name}/image/{r['stem']}.png"}, sort_keys=True)
+        for r in records
+    ]
+    (tmp / MANIFEST).write_text("".join(line + "\n" for line in lines))
+    if final.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def translate_dataset(
+    checkpoint_or_module: str | Path | nn.Module,
+    src_dir: str | Path,
+    out_dir: str | Path,
+    batch_size: int = 4,
+    device: str | torch.device = "auto",
+    direction: str = "a2b",
+    show_progress: bool = True,
+) -> dict:
+    """Translate every shard of ``src_dir`` into ``out_dir``; returns the new dataset card.
+
+    Complete output shards are skipped, so rerunning after a kill finishes the job.
+    """
+    src, out = Path(src_dir), Path(out_dir)
+    shards = source_shards(src)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    gen, info = load_generator(checkpoint_or_module, direction)
+    was_training = gen.training
+    home = next(gen.parameters()).device
+    gen = gen.to(device).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    clean_partial_shards(out)
+    todo = [s for s in shards if not (out / s.name / MANIFEST).is_file()]
+    counts = {s: sum(1 for line in (s / MANIFEST).read_text().splitlines() if line) for s in todo}
+    with Progress(disable=not show_progress) as progress:
+        task = progress.add_task("translating", total=sum(counts.values()))
+        for shard in todo:
+            translate_shard(gen, shard, out, device, batch_size, progress, task)
+    gen.to(home).train(was_training)  # a live module gets its generator back as it was
+    card = {
+        **read_card(src),
+        "translation": {
+            **info,
+            "source_dir": str(src.resolve()),
+            "direction": direction,
+            "shards": len(shards),
+            "masks": "copied byte-identical from source",
+        },
+    }
+    write_json_atomic(out / CARD, card)
+    return card

@@ -1,0 +1,95 @@
+"""Loss terms, pool, networks and the FID substitute of the semantic CycleGAN."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from _gan_fixtures import make_real, make_synthetic
+
+from gan.fid import PROXY_NAME, domain_gap
+from gan.losses import linear_decay, mask_conservation_loss, ramp_weight, semantic_loss
+from gan.networks import PatchDiscriminator, ResnetGenerator, build_generator
+from gan.pool import ImagePool
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench"
+
+
+def test_mask_conservation_zero_for_identity_and_ignores_cracks():
+    real = torch.rand(2, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(2, 16, 16, dtype=torch.long)
+    mask[:, :, 5:7] = 1
+    mask[:, :, 7] = 255
+    assert mask_conservation_loss(real, real.clone(), mask).item() == 0.0
+    fake = real.clone()
+    fake[:, :, :, 5:8] += 1.0  # change only crack + ignore pixels
+    assert mask_conservation_loss(real, fake, mask).item() == 0.0
+    fake[:, :, 0, 0] += 1.0  # one background pixel moves
+    assert mask_conservation_loss(real, fake, mask).item() > 0
+
+
+def test_semantic_loss_ignores_255_and_is_finite_on_all_ignore():
+    logits = torch.randn(1, 2, 4, 4, requires_grad=True)
+    mask = torch.full((1, 4, 4), 255, dtype=torch.long)
+    loss = semantic_loss(logits, mask)
+    assert loss.item() == 0.0
+    loss.backward()
+    mask[0, 0, 0] = 1
+    assert semantic_loss(logits, mask).item() > 0
+
+
+def test_ramp_and_decay_schedules():
+    assert ramp_weight(0, 2.0, 10) == 0.0
+    assert ramp_weight(5, 2.0, 10) == pytest.approx(1.0)
+    assert ramp_weight(50, 2.0, 10) == 2.0
+    assert ramp_weight(3, 2.0, 10, start_step=5) == 0.0
+    assert linear_decay(9, 10, 10) == 1.0
+    assert linear_decay(15, 10, 10) == pytest.approx(0.5)
+    assert linear_decay(25, 10, 10) == 0.0
+
+
+def test_pool_returns_current_until_full_then_mixes_history():
+    pool = ImagePool(2)
+    a = torch.zeros(2, 3, 4, 4)
+    out, masks = pool.query(a, torch.zeros(2, 4, 4, dtype=torch.long))
+    assert torch.equal(out, a) and masks.shape == (2, 4, 4) and len(pool) == 2
+    torch.manual_seed(0)
+    seen_old = False
+    for _ in range(20):
+        out, _ = pool.query(torch.ones(1, 3, 4, 4))
+        seen_old |= bool((out == 0).all())
+    assert seen_old and len(pool) == 2
+    assert ImagePool(0).query(a)[0] is not None
+
+
+@pytest.mark.skipif(not (REFERENCE / "reference_cyclegan_step.py").is_file(), reason="no reference")
+def test_resnet_generator_and_discriminator_match_reference():
+    sys.path.insert(0, str(REFERENCE))
+    import reference_cyclegan_step as ref
+
+    ours, theirs = ResnetGenerator(3, 8, 2), ref.generator(8, 2)
+    theirs.load_state_dict(ours.state_dict())  # same keys and shapes
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+    d_ours, d_ref = PatchDiscriminator(3, 8), ref.discriminator(8)
+    d_ref.load_state_dict(d_ours.state_dict())
+    assert torch.allclose(d_ours(x), d_ref(x), atol=1e-6)
+
+
+def test_light_generator_is_smaller_and_size_preserving():
+    light, full = build_generator("light", 16, 2), build_generator("resnet", 16, 2)
+    assert sum(p.numel() for p in light.parameters()) < sum(p.numel() for p in full.parameters())
+    assert light(torch.zeros(1, 3, 36, 44)).shape == (1, 3, 36, 44)
+
+
+def test_fid_substitute_named_and_never_called_fid(tmp_path, capsys):
+    syn = make_synthetic(tmp_path / "syn", n=6)
+    real = make_real(tmp_path / "real", n=6)
+    report = domain_gap(syn, real, inception_weights=None, max_images=6, size=32)
+    assert "FID unavailable" in capsys.readouterr().out
+    assert report["fid_available"] is False and "fid" not in report
+    assert report[PROXY_NAME] > 0
+    same = domain_gap(real, real, inception_weights=None, max_images=6, size=32)
+    assert same[PROXY_NAME] < report[PROXY_NAME]

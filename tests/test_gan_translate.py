@@ -1,0 +1,78 @@
+"""Translation keeps masks byte-identical, is resumable and loads checkpoints weights-only."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from _gan_fixtures import make_synthetic, tiny_gan
+
+from gan.translate import translate_dataset
+from synth.io import ShardedDataset, read_card
+
+
+def save_checkpoint(model, path, step: int = 7) -> str:
+    """What Lightning writes, reduced to what translation reads."""
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "global_step": step,
+            "hyper_parameters": dict(model.hparams),
+        },
+        path,
+    )
+    return str(path)
+
+
+@pytest.fixture
+def source(tmp_path):
+    return make_synthetic(tmp_path / "syn", n=5, shard_size=2, h=38, w=46)  # not multiples of 4
+
+
+def test_translate_copies_masks_byte_identical(tmp_path, source):
+    ckpt = save_checkpoint(tiny_gan(), tmp_path / "gan.ckpt")
+    out = tmp_path / "adapted"
+    card = translate_dataset(ckpt, source, out, batch_size=2, device="cpu", show_progress=False)
+    src_files = sorted(p.relative_to(source) for p in source.glob("shard-*/*/*.png"))
+    assert src_files == sorted(p.relative_to(out) for p in out.glob("shard-*/*/*.png"))
+    for rel in src_files:
+        if rel.parts[1] in ("semantic", "instance"):
+            assert (source / rel).read_bytes() == (out / rel).read_bytes(), rel
+    src_ds, out_ds = ShardedDataset(source), ShardedDataset(out)
+    assert len(out_ds) == 5
+    for a, b in zip(src_ds, out_ds):
+        assert a.image.shape == b.image.shape and not (a.image == b.image).all()
+        assert b.meta["translated_from"].endswith(f"image/{a.meta['stem']}.png")
+        assert {k: v for k, v in b.meta.items() if k != "translated_from"} == a.meta
+    assert card["translation"]["step"] == 7 and card["generator"] == "test"
+    assert read_card(out)["translation"]["checkpoint"].endswith("gan.ckpt")
+
+
+def test_translate_resumes_skipping_complete_shards(tmp_path, source):
+    model = tiny_gan()
+    out = tmp_path / "adapted"
+    translate_dataset(model, source, out, device="cpu", show_progress=False)
+    kept = out / "shard-00000" / "image" / "00000000.png"
+    os.utime(kept, (0, 0))
+    redo = out / "shard-00001"
+    import shutil
+
+    shutil.rmtree(redo)
+    (out / "shard-00002.tmp-123").mkdir()  # a killed writer's leftovers
+    translate_dataset(model, source, out, device="cpu", show_progress=False)
+    assert kept.stat().st_mtime == 0  # complete shard untouched
+    assert (redo / "manifest.jsonl").is_file() and not (out / "shard-00002.tmp-123").exists()
+    assert len(ShardedDataset(out)) == 5
+    lines = (redo / "manifest.jsonl").read_text().splitlines()
+    assert [json.loads(x)["index"] for x in lines] == [2, 3]
+
+
+def test_translate_refuses_pickled_code(tmp_path, source):
+    from gan.checkpoint import UnsafeCheckpointError
+
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": object()}}, bad)
+    with pytest.raises(UnsafeCheckpointError):
+        translate_dataset(str(bad), source, tmp_path / "o", device="cpu", show_progress=False)

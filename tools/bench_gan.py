@@ -1,0 +1,207 @@
+"""Speed of our GAN training step against the plain-PyTorch reference, in one process.
+
+    python tools/bench_gan.py size=64 ngf=32 blocks=6 batch=4
+
+The reference script's own ``main`` (its step, unchanged) runs between chunks of our real
+Lightning ``Trainer.fit`` loop, so both see the same machine load. Ours is timed twice per
+step: the whole loop iteration (data fetch, hooks, training_step) and ``training_step`` alone;
+their difference is the Lightning overhead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning.pytorch as pl
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, IterableDataset
+
+from gan.cyclegan import SemanticCycleGAN
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_reference(path: str | None):
+    candidates = [Path(path)] if path else []
+    candidates += [Path("/work/shared/bench"), ROOT.parent / "shared" / "bench"]
+    for folder in candidates:
+        file = folder / "reference_cyclegan_step.py" if folder.is_dir() else folder
+        if file.is_file():
+            spec = importlib.util.spec_from_file_location("reference_cyclegan_step", file)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise FileNotFoundError(f"reference_cyclegan_step.py not found in {candidates}")
+
+
+def run_reference(ref, cfg: DictConfig, steps: int) -> float:
+    """Seconds per step as the reference itself reports it."""
+    argv = [
+        "ref",
+        "--size",
+        str(cfg.size),
+        "--ngf",
+        str(cfg.ngf),
+        "--blocks",
+        str(cfg.blocks),
+        "--batch",
+        str(cfg.batch),
+        "--steps",
+        str(steps),
+        "--warmup",
+        "1",
+    ]
+    out, saved = io.StringIO(), sys.argv
+    try:
+        sys.argv = argv
+        with contextlib.redirect_stdout(out):
+            ref.main()
+    finally:
+        sys.argv = saved
+    return float(re.search(r"([\d.]+) s/step", out.getvalue()).group(1))
+
+
+class FixedBatches(IterableDataset):
+    """The same random batch forever, like the reference's fixed tensors (no decode cost)."""
+
+    def __init__(self, batch: int, size: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.batch = {
+            "a_image": torch.rand(batch, 3, size, size, generator=g) * 2 - 1,
+            "a_mask": (torch.rand(batch, size, size, generator=g) > 0.95).long(),
+            "b_image": torch.rand(batch, 3, size, size, generator=g) * 2 - 1,
+        }
+
+    def __iter__(self):
+        while True:
+            yield self.batch
+
+
+class StepTimer(pl.Callback):
+    """Full loop time per step; runs the reference every ``chunk`` steps (those intervals are
+    dropped from our timings)."""
+
+    def __init__(self, warmup: int, chunk: int, reference=None) -> None:
+        self.warmup, self.chunk, self.reference = warmup, chunk, reference
+        self.loop: list[float] = []
+        self.ref: list[float] = []
+        self.last: float | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self.last is not None and batch_idx > self.warmup:
+            self.loop.append(now - self.last)
+        self.last = now
+        if (
+            self.reference
+            and batch_idx >= self.warmup
+            and (batch_idx - self.warmup) % self.chunk == 0
+        ):
+            self.ref.append(self.reference())
+            self.last = None  # the next interval contains the reference run
+
+
+def time_ours(cfg: DictConfig, model_kw: dict, reference=None) -> dict:
+    model = SemanticCycleGAN(**model_kw)
+    raw: list[float] = []
+    step_fn = model.training_step
+
+    def timed_step(batch, batch_idx):
+        t = time.perf_counter()
+        out = step_fn(batch, batch_idx)
+        raw.append(time.perf_counter() - t)
+        return out
+
+    model.training_step = timed_step
+    timer = StepTimer(cfg.warmup, cfg.chunk, reference)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=cfg.warmup + cfg.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        precision=cfg.precision,
+        default_root_dir="/tmp/bench_gan",
+    )
+    loader = DataLoader(FixedBatches(cfg.batch, cfg.size), batch_size=None)
+    trainer.fit(model, train_dataloaders=loader)
+    loop = statistics.median(timer.loop)
+    step = statistics.median(raw[cfg.warmup + 1 :])
+    return {
+        "img_s": cfg.batch / loop,
+        "loop_s": loop,
+        "step_s": step,
+        "overhead": (loop - step) / loop,
+        "ref_s": timer.ref,
+    }
+
+
+def model_config(cfg: DictConfig, semantic: bool, kind: str = "resnet") -> dict:
+    kw = dict(
+        generator={"kind": kind, "ngf": cfg.ngf, "blocks": cfg.blocks},
+        discriminator={"ndf": cfg.ngf, "layers": 3},
+        segmenter=None,
+        lambda_semantic=0.0,
+        lambda_mask=0.0,
+        pool_size=50,
+        compile=cfg.compile,
+        log_images_every_n_steps=0,
+    )
+    if semantic:
+        kw.update(
+            segmenter={"base": 16, "depth": 3},
+            lambda_semantic=1.0,
+            semantic_warmup_steps=0,
+            lambda_mask=0.5,
+        )
+    return kw
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_gan")
+def main(cfg: DictConfig) -> dict:
+    torch.set_num_threads(cfg.threads or torch.get_num_threads())
+    ref = load_reference(cfg.reference_path)
+    plain = time_ours(cfg, model_config(cfg, False), lambda: run_reference(ref, cfg, cfg.chunk))
+    ref_s = statistics.median(plain["ref_s"])
+    ref_img_s = cfg.batch / ref_s
+    print(
+        f"size={cfg.size} ngf={cfg.ngf} blocks={cfg.blocks} batch={cfg.batch} "
+        f"threads={torch.get_num_threads()} precision={cfg.precision} steps={cfg.steps}"
+    )
+    print(
+        f"reference (its own step, {len(plain['ref_s'])} runs of {cfg.chunk}): {ref_img_s:.2f} img/s"
+    )
+    print(
+        f"ours plain CycleGAN (Trainer loop): {plain['img_s']:.2f} img/s  "
+        f"ratio {plain['img_s'] / ref_img_s:.2f}x"
+    )
+    print(
+        f"Lightning overhead: {100 * plain['overhead']:.1f}% "
+        f"(loop {plain['loop_s'] * 1e3:.0f} ms/step, training_step {plain['step_s'] * 1e3:.0f} ms)"
+    )
+    if cfg.semantic:
+        semantic = time_ours(cfg, model_config(cfg, True))
+        print(
+            f"ours semantic config (f_s + semantic + mask terms): {semantic['img_s']:.2f} img/s, "
+            f"overhead {100 * semantic['overhead']:.1f}%"
+        )
+    if cfg.light:
+        light = time_ours(cfg, model_config(cfg, True, "light"))
+        print(f"ours light generator, semantic config: {light['img_s']:.2f} img/s")
+    return {"ours": plain["img_s"], "reference": ref_img_s}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Train the semantic CycleGAN (synthetic -> real).
+
+python tools/train_gan.py trainer=cpu trainer.max_steps=300 gan_data.crop_size=64
+"""
+
+from __future__ import annotations
+
+import hydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from gan.runner import fit
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train_gan")
+def main(cfg: DictConfig) -> int:
+    datamodule = instantiate(cfg.gan_data)
+    datamodule.setup("fit")  # bad input paths fail here, before any model is built
+    module = instantiate(cfg.gan)
+    trainer = fit(cfg, module, datamodule)
+    print(f"generator steps: {trainer.global_step}")
+    return trainer.global_step
+
+
+if __name__ == "__main__":
+    main()
