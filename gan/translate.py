@@ -121,6 +121,22 @@ def translate_shard(
     final = out_dir / shard.name
     tmp = out_dir / f"{shard.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_translated(gen, shard, tmp, device, batch_size, progress, task)
+    except BaseException:  # out of disk, Ctrl-C: no partial shard is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    return final
+
+
+def _write_translated(
+    gen: nn.Module, shard: Path, tmp: Path, device, batch_size: int, progress=None, task=None
+) -> None:
+    """Translated images, copied masks, then the manifest last (it marks the shard complete)."""
     for sub in ("image", "semantic", "instance"):
         (tmp / sub).mkdir(parents=True)
     records = [json.loads(line) for line in (shard / MANIFEST).read_text().splitlines() if line]
@@ -137,11 +153,6 @@ def translate_shard(
         for r in records
     ]
     (tmp / MANIFEST).write_text("".join(line + "\n" for line in lines))
-    if final.exists():
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    return final
 
 
 def translate_dataset(

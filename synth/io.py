@@ -229,6 +229,20 @@ def write_shard(root: str | Path, shard_id: int, samples: Iterable[Sample]) -> P
     final = root / shard_name(shard_id)
     tmp = root / f"{shard_name(shard_id)}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_shard_files(tmp, samples)
+    except BaseException:  # out of disk, a bad sample, Ctrl-C: leave no partial shard behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():  # a concurrent writer of the same shard won: identical by determinism
+        shutil.rmtree(tmp, ignore_errors=True)
+        return final
+    os.replace(tmp, final)
+    return final
+
+
+def _write_shard_files(tmp: Path, samples: Iterable[Sample]) -> None:
+    """Every sample's PNGs, then the manifest last (its presence marks the shard complete)."""
     for sub in ("image", "semantic", "instance"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     lines = []
@@ -240,11 +254,6 @@ def write_shard(root: str | Path, shard_id: int, samples: Iterable[Sample]) -> P
             write_png(tmp / "instance" / f"{stem}.png", sample.instance.astype(np.uint16))
         lines.append(json.dumps({**sample.meta, "stem": stem}, sort_keys=True))
     (tmp / MANIFEST).write_text("".join(line + "\n" for line in lines))
-    if final.exists():  # a concurrent writer of the same shard won: identical by determinism
-        shutil.rmtree(tmp, ignore_errors=True)
-        return final
-    os.replace(tmp, final)
-    return final
 
 
 def read_manifests(root: str | Path) -> list[tuple[Path, dict]]:
@@ -309,8 +318,12 @@ def write_json_atomic(path: str | Path, obj: object) -> None:
     """Write JSON through a temp file and rename, so readers never see half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    except BaseException:  # e.g. out of disk: no stray temp file, the old file stays intact
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: str | Path) -> dict:

@@ -7,24 +7,29 @@ Exits 1 with a one-line ``error: <file>: <problem>`` message (no traceback) on b
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from synth.io import DataError, ImageFolder
+from gan.cli import register_resolvers, run_cli
+from synth.io import ImageFolder
+
+register_resolvers()
+
+
+def check(cfg: DictConfig) -> int:
+    """Decode every listed folder; returns the number of images checked."""
+    total = 0
+    for folder in cfg.folders:
+        count = ImageFolder(folder.images, folder.masks).validate()
+        pairs = " with masks" if folder.masks else ""
+        print(f"ok: {folder.images}: {count} images{pairs}")
+        total += count
+    return total
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="check_data")
-def main(cfg: DictConfig) -> None:
-    try:
-        for folder in cfg.folders:
-            count = ImageFolder(folder.images, folder.masks).validate()
-            pairs = " with masks" if folder.masks else ""
-            print(f"ok: {folder.images}: {count} images{pairs}")
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+def main(cfg: DictConfig) -> int:
+    return run_cli(check, cfg)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from gan.cli import register_resolvers, run_cli
 from gan.evaluate import evaluate_folder, load_segmenter, pick_device
 
+register_resolvers()
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
-def main(cfg: DictConfig) -> dict:
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Score the checkpoint; the metrics files are written atomically, never half."""
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
     result = evaluate_folder(
         model,
@@ -27,6 +30,11 @@ def main(cfg: DictConfig) -> dict:
     )
     print(f"{cfg.out_dir}/metrics.json: {result}")
     return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> dict:
+    return run_cli(evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,24 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from gan.cli import register_resolvers, run_cli
 from gan.evaluate import load_segmenter, pick_device, predict_folder
 
+register_resolvers()
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
-def main(cfg: DictConfig) -> None:
+
+def predict(cfg: DictConfig) -> None:
+    """Segment every image of the input folder into masks and overlays."""
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
     written = predict_folder(
         model, cfg.input_dir, cfg.out_dir, cfg.eval_size, cfg.batch_size, cfg.num_workers
     )
     print(f"{len(written)} masks and overlays written to {cfg.out_dir}")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    run_cli(predict, cfg)
 
 
 if __name__ == "__main__":

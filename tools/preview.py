@@ -10,14 +10,22 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from gan.cli import register_resolvers, run_cli
 from synth.preview import contact_sheet, load_samples
+
+register_resolvers()
+
+
+def preview(cfg: DictConfig) -> None:
+    """Write the contact sheet of dataset or freshly rendered samples."""
+    samples = load_samples(cfg.dataset, cfg.masks, cfg.synth, cfg.num, cfg.start, cfg.seed)
+    path = contact_sheet(samples, cfg.out, nrow=cfg.nrow, overlay=cfg.overlay)
+    print(f"wrote {path} ({len(samples)} samples)")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preview")
 def main(cfg: DictConfig) -> None:
-    samples = load_samples(cfg.dataset, cfg.masks, cfg.synth, cfg.num, cfg.start, cfg.seed)
-    path = contact_sheet(samples, cfg.out, nrow=cfg.nrow, overlay=cfg.overlay)
-    print(f"wrote {path} ({len(samples)} samples)")
+    run_cli(preview, cfg)
 
 
 if __name__ == "__main__":

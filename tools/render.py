@@ -11,11 +11,14 @@ import json
 import hydra
 from omegaconf import DictConfig
 
+from gan.cli import register_resolvers, run_cli
 from synth.render import render_dataset
 
+register_resolvers()
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="render")
-def main(cfg: DictConfig) -> dict:
+
+def render(cfg: DictConfig) -> dict:
+    """Render (or resume) the selected shard block; returns the render summary."""
     summary = render_dataset(
         cfg.synth,
         cfg.out_dir,
@@ -29,6 +32,11 @@ def main(cfg: DictConfig) -> dict:
     )
     print(json.dumps(summary, indent=2))
     return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="render")
+def main(cfg: DictConfig) -> dict:
+    return run_cli(render, cfg)
 
 
 if __name__ == "__main__":

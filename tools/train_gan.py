@@ -9,17 +9,25 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from gan.cli import register_resolvers, run_cli
 from gan.runner import fit
 
+register_resolvers()
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train_gan")
-def main(cfg: DictConfig) -> int:
+
+def train(cfg: DictConfig) -> int:
+    """Fit the GAN (resuming from last.ckpt); returns the generator step reached."""
     datamodule = instantiate(cfg.gan_data)
     datamodule.setup("fit")  # bad input paths fail here, before any model is built
     module = instantiate(cfg.gan)
     trainer = fit(cfg, module, datamodule)
     print(f"generator steps: {trainer.global_step}")
     return trainer.global_step
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train_gan")
+def main(cfg: DictConfig) -> int:
+    return run_cli(train, cfg)
 
 
 if __name__ == "__main__":

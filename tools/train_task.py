@@ -13,9 +13,12 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gan.cli import register_resolvers, run_cli
 from gan.pruning import prune_training_set
 from gan.runner import fit
 from synth.io import write_json_atomic
+
+register_resolvers()
 
 
 def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
@@ -37,11 +40,12 @@ def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
     print(f"EL2N pruning kept {len(kept)} samples (keep_fraction={prune.keep_fraction})")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train_task")
-def main(cfg: DictConfig) -> dict:
+def train(cfg: DictConfig) -> dict:
+    """Fit (resuming from last.ckpt), test, and write metrics.json on rank 0."""
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     datamodule = instantiate(cfg.task_data)
+    datamodule.setup("fit")  # bad input fails here, before any logger touches old files
     if cfg.prune.keep_fraction < 1:
         apply_pruning(cfg, datamodule, out_dir / "pruning.json")
     module = instantiate(cfg.task)
@@ -63,6 +67,11 @@ def main(cfg: DictConfig) -> dict:
         write_json_atomic(out_dir / "metrics.json", metrics)
         print(f"test metrics -> {out_dir / 'metrics.json'}: {metrics}")
     return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train_task")
+def main(cfg: DictConfig) -> dict:
+    return run_cli(train, cfg)
 
 
 if __name__ == "__main__":

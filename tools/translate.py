@@ -10,13 +10,16 @@ import json
 import hydra
 from omegaconf import DictConfig
 
+from gan.cli import register_resolvers, run_cli
 from gan.fid import domain_gap
 from gan.translate import translate_dataset
 from synth.io import read_card, write_json_atomic
 
+register_resolvers()
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="translate")
-def main(cfg: DictConfig) -> dict:
+
+def translate(cfg: DictConfig) -> dict:
+    """Translate (resuming at the first missing shard); returns the dataset card."""
     card = translate_dataset(
         cfg.checkpoint, cfg.src_dir, cfg.out_dir, cfg.batch_size, cfg.device, cfg.direction
     )
@@ -34,6 +37,11 @@ def main(cfg: DictConfig) -> dict:
         write_json_atomic(f"{cfg.out_dir}/dataset_card.json", card)
         print(json.dumps(gap, indent=2))
     return card
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="translate")
+def main(cfg: DictConfig) -> dict:
+    return run_cli(translate, cfg)
 
 
 if __name__ == "__main__":
