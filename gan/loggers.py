@@ -1,0 +1,72 @@
+"""A CSV logger that survives resuming: Lightning's deletes metrics.csv when a run restarts.
+
+Lightning's ``CSVLogger`` removes an existing ``metrics.csv`` as soon as a new run opens the
+same folder, so every ``ckpt_path=last`` resume (after a kill, a SLURM requeue) threw the
+earlier curve away. This one keeps it: rows of steps the resumed run has not reached yet are
+the killed run's steps after its last checkpoint (they will be logged again), and are dropped on
+the first save; the rest of the history stays.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from lightning.fabric.loggers.csv_logs import _ExperimentWriter
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+
+def _step(row: dict) -> float:
+    try:
+        return float(row.get("step") or "nan")
+    except ValueError:
+        return float("nan")
+
+
+class ResumableExperimentWriter(ExperimentWriter):
+    """Appends to an existing metrics.csv instead of deleting it."""
+
+    def __init__(self, log_dir: str) -> None:
+        self._pending_truncate = True
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        """Keep earlier files; Lightning's version deletes metrics.csv here."""
+
+    def save(self) -> None:
+        if self.metrics and self._pending_truncate:
+            self._pending_truncate = False
+            self._drop_rows_from(min(_step(m) for m in self.metrics))
+        super().save()
+
+    def _drop_rows_from(self, first_new_step: float) -> None:
+        """Rewrite metrics.csv (atomically) without rows at or past the resumed run's first step."""
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        with path.open(newline="") as file:
+            reader = csv.DictReader(file)
+            keys, rows = list(reader.fieldnames or []), list(reader)
+        kept = [r for r in rows if not _step(r) >= first_new_step]
+        self.metrics_keys = sorted(set(self.metrics_keys) | set(keys))
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        with tmp.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+            writer.writeheader()
+            writer.writerows(kept)
+        os.replace(tmp, path)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """``CSVLogger`` whose metrics.csv continues across ``ckpt_path=last`` resumes."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = ResumableExperimentWriter(log_dir=self.log_dir)
+        return self._experiment
