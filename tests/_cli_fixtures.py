@@ -1,0 +1,152 @@
+"""Running the real entry points in tools/ as subprocesses on tiny data with tiny models.
+
+Fault, scale and tracking tests go through the command line a user types, so they exercise
+Hydra, ``gan.cli.run_cli`` and the Trainer exactly as in production, just at 32-48 px.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """One thread per process (the machine is shared), never any network for wandb."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def tool_cmd(tool: str, *overrides: str) -> list[str]:
+    return [sys.executable, str(ROOT / "tools" / f"{tool}.py"), *overrides]
+
+
+def run_tool(
+    tool: str, *overrides: str, timeout: float = 240, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``tools/<tool>.py`` to completion with Hydra overrides; output captured as text."""
+    return subprocess.run(
+        tool_cmd(tool, *overrides),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=tool_env(**env),
+    )
+
+
+def kill_when(
+    tool: str, overrides: list[str], ready: Callable[[], bool], timeout: float = 120
+) -> bool:
+    """Start the tool, SIGKILL it as soon as ``ready()`` holds; False if it finished first."""
+    proc = subprocess.Popen(
+        tool_cmd(tool, *overrides),
+        cwd=ROOT,
+        env=tool_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # DataLoader workers die with it
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready():
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.02)
+        return False
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def make_real_folder(root: Path, n: int = 3, h: int = 32, w: int = 40) -> Path:
+    """A DeepCrack-shaped folder: {train,test}_img/<i>.jpg photos, {train,test}_lab 0/255 masks."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        (root / f"{split}_img").mkdir(parents=True, exist_ok=True)
+        (root / f"{split}_lab").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.integers(110, 170, (h, w, 3), dtype=np.uint8)
+            mask = np.zeros((h, w), np.uint8)
+            cv2.line(
+                mask, (0, int(rng.integers(4, h - 4))), (w - 1, int(rng.integers(4, h - 4))), 255, 2
+            )
+            img[mask > 0] = 40
+            cv2.imwrite(str(root / f"{split}_img" / f"{i}.jpg"), img)
+            cv2.imwrite(str(root / f"{split}_lab" / f"{i}.png"), mask)
+    return root
+
+
+def common_overrides(tmp: Path) -> list[str]:
+    """Every artefact under ``tmp``; checkpoint every step; no progress bar."""
+    return [
+        f"paths.root_dir={tmp}",
+        f"paths.data_dir={tmp / 'real'}",
+        f"paths.output_dir={tmp / 'out'}",
+        "trainer=cpu",
+        "trainer.log_every_n_steps=1",
+        "~callbacks.progress_bar",
+        "+trainer.enable_progress_bar=false",
+        "callbacks.model_checkpoint.every_n_train_steps=1",
+    ]
+
+
+def gan_overrides(tmp: Path, synthetic: Path, steps: int = 2) -> list[str]:
+    """A GAN of a few thousand parameters on 32 px crops."""
+    return [
+        *common_overrides(tmp),
+        f"trainer.max_steps={steps}",
+        f"gan_data.synthetic_dir={synthetic}",
+        f"gan_data.real_dir={tmp / 'real' / 'train_img'}",
+        "gan_data.crop_size=32",
+        "gan_data.batch_size=2",
+        "gan_data.num_workers=0",
+        "gan.generator.ngf=8",
+        "gan.generator.blocks=1",
+        "gan.discriminator.ndf=8",
+        "gan.segmenter.base=4",
+        "gan.segmenter.depth=2",
+        "gan.log_images_every_n_steps=1",
+    ]
+
+
+def task_overrides(tmp: Path, steps: int = 2) -> list[str]:
+    """The oracle source (real folder + masks, fully validated in setup), 32 px crops."""
+    return [
+        *common_overrides(tmp),
+        "source=oracle",
+        f"trainer.max_steps={steps}",
+        f"trainer.val_check_interval={steps}",
+        "task.net.base=4",
+        "task.net.depth=2",
+        "task.warmup_steps=0",
+        "task_data.crop_size=32",
+        "task_data.batch_size=2",
+        "task_data.eval_batch_size=2",
+        "task_data.eval_size=null",
+        "task_data.num_workers=0",
+    ]
+
+
+def tree_digest(root: Path, skip: tuple[str, ...] = ("hydra",)) -> dict[str, str]:
+    """sha256 of every file under ``root`` (paths containing a ``skip`` part left out)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not set(p.relative_to(root).parts) & set(skip)
+    }

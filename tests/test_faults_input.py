@@ -1,0 +1,130 @@
+"""Bad input through the command line: one line naming the culprit, exit 1, earlier outputs intact.
+
+A finished tiny task run (checkpoint, logs, metrics.json) is made once; every case then reruns
+the same tool with the same run name on broken data or config and must leave it byte-identical.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from _cli_fixtures import make_real_folder, run_tool, task_overrides, tree_digest
+
+from gan.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A completed 2-step task run: the 'earlier outputs' every failing rerun must not touch."""
+    tmp = tmp_path_factory.mktemp("faults")
+    make_real_folder(tmp / "real")
+    proc = run_tool("train_task", *task_overrides(tmp))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp
+
+
+def outputs(tmp: Path) -> dict[str, str]:
+    return {
+        name: digest
+        for sub in ("checkpoints", "out", "logs")
+        for name, digest in tree_digest(tmp / sub).items()
+    }
+
+
+def bad_copy(tmp: Path, name: str) -> Path:
+    """A private copy of the good real-data folder for one case to break."""
+    data = tmp / f"data_{name}"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(tmp / "real", data)
+    return data
+
+
+def run_failing(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Rerun the task tool; it must fail with exactly one error line and no traceback."""
+    before = outputs(tmp)
+    proc = run_tool("train_task", *task_overrides(tmp), *extra)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert outputs(tmp) == before, "a failing run changed earlier outputs"
+    return proc
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert proc.returncode == 1
+    return lines[0]
+
+
+def test_missing_data_folder(workdir: Path) -> None:
+    missing = workdir / "no_such_data"
+    line = error_line(run_failing(workdir, f"paths.data_dir={missing}"))
+    assert str(missing / "train_img") in line and "not found" in line
+
+
+def test_empty_data_folder(workdir: Path) -> None:
+    data = workdir / "data_empty"
+    for sub in ("train_img", "train_lab", "test_img", "test_lab"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    line = error_line(run_failing(workdir, f"paths.data_dir={data}"))
+    assert str(data / "train_img") in line and "no images" in line
+
+
+def test_corrupt_jpeg(workdir: Path) -> None:
+    data = bad_copy(workdir, "jpeg")
+    bad = data / "train_img" / "1.jpg"
+    bad.write_bytes(bad.read_bytes()[:20] + b"\x00" * 64)  # header kept, body zeroed
+    line = error_line(run_failing(workdir, f"paths.data_dir={data}"))
+    assert str(bad) in line and "corrupt image" in line
+
+
+def test_corrupt_png_mask(workdir: Path) -> None:
+    data = bad_copy(workdir, "png")
+    bad = data / "train_lab" / "2.png"
+    bad.write_bytes(bad.read_bytes()[:16] + b"garbage" * 8)
+    line = error_line(run_failing(workdir, f"paths.data_dir={data}"))
+    assert str(bad) in line and "corrupt mask" in line
+
+
+def test_mask_of_the_wrong_size(workdir: Path) -> None:
+    data = bad_copy(workdir, "size")
+    bad = data / "test_lab" / "0.png"
+    cv2.imwrite(str(bad), np.zeros((20, 20), np.uint8))
+    line = error_line(run_failing(workdir, f"paths.data_dir={data}"))
+    assert str(bad) in line and "20x20 differs" in line
+
+
+def test_mask_values_outside_the_class_map(workdir: Path) -> None:
+    data = bad_copy(workdir, "values")
+    bad = data / "train_lab" / "0.png"
+    mask = cv2.imread(str(bad), cv2.IMREAD_UNCHANGED)
+    mask[:4, :4] = 128
+    cv2.imwrite(str(bad), mask)
+    line = error_line(run_failing(workdir, f"paths.data_dir={data}"))
+    assert str(bad) in line and "[128]" in line and "outside the class map" in line
+
+
+def test_unknown_config_key(workdir: Path) -> None:
+    proc = run_failing(workdir, "task.no_such_option=3")
+    assert proc.returncode == 1
+    assert "no_such_option" in proc.stderr and "not in struct" in proc.stderr
+
+
+def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: Path) -> None:
+    """lr=1e30 blows the weights up after step 1; step 2's loss is non-finite."""
+    proc = run_tool(
+        "train_task", *task_overrides(workdir, steps=6), "run_name=nan_run", "task.lr=1e30"
+    )
+    line = error_line(proc)
+    assert "Traceback" not in proc.stderr
+    last = workdir / "checkpoints" / "nan_run" / "last.ckpt"
+    assert "non-finite" in line and "at step 2 " in line and str(last) in line
+    ckpt = load_checkpoint(last)
+    assert ckpt["global_step"] == 1
+    assert all(v.isfinite().all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert not (workdir / "out" / "runs" / "nan_run" / "metrics.json").exists()
