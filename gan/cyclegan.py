@@ -27,7 +27,7 @@ from gan.losses import (
 )
 from gan.networks import PatchDiscriminator, UNet, build_generator
 from gan.pool import ImagePool
-from gan.visual import grid_rows, log_image, overlay_masks
+from gan.visual import grid_masks, grid_rows, log_image, overlay_masks
 
 
 def plain(node: Any) -> Any:
@@ -275,9 +275,13 @@ class SemanticCycleGAN(pl.LightningModule):
             overlay_masks(batch["b_image"][:n], None),
             overlay_masks(out["fake_a"][:n], None),
         ]
+        mask_rows = [m, m, None, None, None]
         if self.seg is not None:
-            rows.append(overlay_masks(fake_b, self._predict_seg(out, fake_b)))
-        log_image(self.trainer, "adapt/A_GA_FGA_B_FB_fsGA", grid_rows(rows), step)
+            pred = self._predict_seg(out, fake_b)
+            rows.append(overlay_masks(fake_b, pred))
+            mask_rows.append(pred)
+        masks = grid_masks(mask_rows, rows[0])
+        log_image(self.trainer, "adapt/A_GA_FGA_B_FB_fsGA", grid_rows(rows), step, masks=masks)
 
     @torch.no_grad()
     def _predict_seg(self, out: dict, fake_b: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -69,6 +71,16 @@ def log_run_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
     params["git_revision"] = git_revision()
     for logger in trainer.loggers:
         logger.log_hyperparams(params)
+        if isinstance(logger, TensorBoardLogger):
+            _tensorboard_config_text(logger, params)
+
+
+@rank_zero_only
+def _tensorboard_config_text(logger: TensorBoardLogger, params: dict) -> None:
+    """TensorBoard only writes hparams.yaml (no summary) without an hp metric, so the config
+    also goes in as a text summary: visible in the TEXT tab, next to the curves it produced."""
+    text = OmegaConf.to_yaml(OmegaConf.create(params))
+    logger.experiment.add_text("config", f"    {text.replace(chr(10), chr(10) + '    ')}", 0)
 
 
 def fit(

@@ -12,6 +12,7 @@ import torch
 from torchvision.utils import draw_segmentation_masks, make_grid, save_image
 
 CRACK_COLOR = (255, 40, 40)
+CLASS_LABELS = {0: "background", 1: "crack"}
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -48,8 +49,28 @@ def save_grid(grid: torch.Tensor, path: str | Path) -> Path:
     return path
 
 
-def log_image(trainer, tag: str, grid: torch.Tensor, step: int) -> None:
-    """Send a uint8 (3,H,W) grid to every active logger; loggers without images get a PNG."""
+def grid_masks(
+    masks: list[torch.Tensor | None], like: torch.Tensor, padding: int = 2
+) -> torch.Tensor:
+    """Class-id masks laid out exactly like ``grid_rows`` lays out images (None = empty row), so
+    a viewer (wandb) can toggle the masks over the grid; ``like`` is one (B,3,H,W) row."""
+    b, _, h, w = like.shape
+    rows = [
+        torch.zeros(b, h, w, dtype=torch.uint8) if m is None else m.detach().cpu().to(torch.uint8)
+        for m in masks
+    ]
+    stacked = torch.cat(rows).unsqueeze(1)
+    return make_grid(stacked, nrow=b, padding=padding, pad_value=0)[0]
+
+
+def log_image(
+    trainer, tag: str, grid: torch.Tensor, step: int, masks: torch.Tensor | None = None
+) -> None:
+    """Send a uint8 (3,H,W) grid to every active logger; loggers without images get a PNG.
+
+    ``masks`` (H,W class ids aligned with the grid, see ``grid_masks``) go to wandb as an
+    interactive mask layer; the other loggers already see them tinted into the grid.
+    """
     if trainer is None or not trainer.is_global_zero:
         return
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
@@ -58,7 +79,11 @@ def log_image(trainer, tag: str, grid: torch.Tensor, step: int) -> None:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(tag, grid, global_step=step)
         elif isinstance(logger, WandbLogger):
-            logger.log_image(key=tag, images=[grid.permute(1, 2, 0).numpy()], step=step)
+            extra = {}
+            if masks is not None:
+                layer = {"mask_data": masks.numpy(), "class_labels": CLASS_LABELS}
+                extra["masks"] = [{"crack": layer}]
+            logger.log_image(key=tag, images=[grid.permute(1, 2, 0).numpy()], step=step, **extra)
         else:
             log_dir = getattr(logger, "log_dir", None) or trainer.default_root_dir
             save_grid(grid, Path(log_dir) / "images" / f"{tag.replace('/', '_')}_{step:06d}.png")
