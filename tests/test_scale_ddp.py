@@ -1,0 +1,51 @@
+"""Two DDP processes on CPU (trainer=ddp_cpu): rank 0 alone writes checkpoints, logs, images."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from _cli_fixtures import gan_overrides, make_real_folder, run_tool, task_overrides
+from _gan_fixtures import make_synthetic
+
+from gan.checkpoint import load_checkpoint
+
+STEPS = 2
+
+
+def assert_single_writer(tmp: Path, run_name: str, metric: str) -> Path:
+    """Exactly one of each artefact: a second rank writing would add files or version dirs."""
+    ckpts = list((tmp / "checkpoints").rglob("*.ckpt"))
+    assert [p.relative_to(tmp).as_posix() for p in ckpts] == [f"checkpoints/{run_name}/last.ckpt"]
+    assert load_checkpoint(ckpts[0])["global_step"] == STEPS
+    logs = tmp / "logs"
+    assert len(list(logs.rglob("metrics.csv"))) == 1 and len(list(logs.rglob("hparams.yaml"))) == 1
+    assert sorted(p.name for p in logs.iterdir()) == sorted(["hydra", run_name])  # one run dir
+    assert not [p for p in (logs / run_name).iterdir() if p.name.startswith("version_")]
+    with (logs / run_name / "metrics.csv").open(newline="") as file:
+        steps = [int(r["step"]) for r in csv.DictReader(file) if r.get(metric)]
+    assert steps == list(range(STEPS)), steps  # one row per step, not one per rank
+    return logs / run_name
+
+
+def test_gan_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
+    make_real_folder(tmp_path / "real")
+    syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
+    proc = run_tool("train_gan", *gan_overrides(tmp_path, syn, STEPS), "trainer=ddp_cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count(f"generator steps: {STEPS}") == 2  # both ranks ran to the end
+    run = assert_single_writer(tmp_path, "adapt", "train/total")
+    images = sorted(p.name for p in (run / "images").iterdir())
+    assert images == [f"adapt_A_GA_FGA_B_FB_fsGA_{s:06d}.png" for s in range(1, STEPS + 1)]
+
+
+def test_task_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
+    make_real_folder(tmp_path / "real")
+    proc = run_tool("train_task", *task_overrides(tmp_path, STEPS), "trainer=ddp_cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("test metrics ->") == 1  # metrics.json from rank 0 only
+    run = assert_single_writer(tmp_path, "task_oracle", "train/loss")
+    assert sorted(p.name for p in (run / "images").iterdir()) == [
+        f"val_predictions_{STEPS:06d}.png"
+    ]
+    assert len(list((tmp_path / "out").rglob("metrics.json"))) == 1
