@@ -80,7 +80,12 @@ class ResnetGenerator(nn.Sequential):
     """
 
     def __init__(
-        self, channels: int = 3, ngf: int = 64, blocks: int = 9, depthwise: bool = False
+        self,
+        channels: int = 3,
+        ngf: int = 64,
+        blocks: int = 9,
+        depthwise: bool = False,
+        upsample: str = "transpose",
     ) -> None:
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -94,14 +99,50 @@ class ResnetGenerator(nn.Sequential):
             c *= 2
         layers += [ResBlock(c, depthwise) for _ in range(blocks)]
         for _ in range(2):
-            layers += [
-                nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1),
-                nn.InstanceNorm2d(c // 2),
-                nn.ReLU(True),
-            ]
+            layers += [*_upsample(c, upsample), nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
             c //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(c, channels, 7), nn.Tanh()]
         super().__init__(*layers)
+
+
+def _upsample(c: int, mode: str) -> list[nn.Module]:
+    """``transpose`` is the reference; ``resize`` (bilinear x2 then 3x3 conv) avoids the
+    checkerboard pattern strided transposed convolutions print on flat surfaces."""
+    if mode == "transpose":
+        return [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1)]
+    if mode == "resize":
+        return [
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(c, c // 2, 3),
+        ]
+    raise ValueError(f"generator.upsample={mode!r}: expected transpose or resize")
+
+
+class ResidualGenerator(nn.Module):
+    """G(x) = tanh(atanh(x) + h(x)) with h's last convolution zero-initialized.
+
+    It starts as the identity, so the simulator's scene (cracks included) is intact from step
+    0 and every update only has to move texture and colour toward the real domain: on a CPU
+    budget of a few hundred steps that beats learning to redraw the image from scratch.
+    """
+
+    def __init__(
+        self,
+        channels: int = 3,
+        ngf: int = 32,
+        blocks: int = 6,
+        depthwise: bool = True,
+        upsample: str = "resize",
+    ) -> None:
+        super().__init__()
+        body = ResnetGenerator(channels, ngf, blocks, depthwise, upsample)
+        self.body = nn.Sequential(*list(body)[:-1])  # drop the Tanh
+        nn.init.zeros_(self.body[-1].weight)
+        nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + self.body(x))
 
 
 class PatchDiscriminator(nn.Sequential):
@@ -122,9 +163,20 @@ class PatchDiscriminator(nn.Sequential):
 
 
 def build_generator(
-    kind: str = "resnet", ngf: int = 64, blocks: int = 9, channels: int = 3
-) -> ResnetGenerator:
-    """``resnet``: reference architecture; ``light``: depthwise-separable residual blocks."""
+    kind: str = "resnet",
+    ngf: int = 64,
+    blocks: int = 9,
+    channels: int = 3,
+    upsample: str = "transpose",
+    residual: bool = False,
+) -> nn.Module:
+    """``resnet``: reference architecture; ``light``: depthwise-separable residual blocks.
+
+    ``residual`` wraps either as an identity-initialized residual generator.
+    """
     if kind not in ("resnet", "light"):
         raise ValueError(f"generator.kind={kind!r}: expected resnet or light")
-    return ResnetGenerator(channels, ngf, blocks, depthwise=kind == "light")
+    depthwise = kind == "light"
+    if residual:
+        return ResidualGenerator(channels, ngf, blocks, depthwise, upsample)
+    return ResnetGenerator(channels, ngf, blocks, depthwise, upsample)

@@ -42,6 +42,7 @@ def tiny_overrides(tmp: Path) -> list[str]:
         "stages.render.num_samples=6",
         "stages.render.shard_size=3",
         "stages.render.workers=1",
+        "stages.render.progress=false",
         "stages.adapt.trainer.max_steps=2",
         "stages.task.trainer.max_steps=2",
         "stages.evaluate.eval_size=null",
