@@ -159,18 +159,40 @@ def sample_grids(cfg: DictConfig) -> dict[str, Path]:
     return grids
 
 
-def prediction_grid(cfg: DictConfig, sources: list[str]) -> Path | None:
-    """One row per training source, same real test images: where each model finds cracks."""
+def overlay_panels(path: Path, count: int = 3) -> list:
+    """Split an evaluation overlay (image / truth / prediction stacked, 2 px padding)."""
+    import cv2
+
+    grid = cv2.imread(str(path))
+    h = (grid.shape[0] - 2 * (count + 1)) // count
+    return [grid[2 + k * (h + 2) : 2 + k * (h + 2) + h, 2:-2] for k in range(count)]
+
+
+def prediction_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path | None:
+    """Rows: ground truth, then each training source's prediction on the same real test images."""
     import cv2
     import numpy as np
 
-    rows = []
+    def row(label: str, tiles: list) -> np.ndarray:
+        tiles = [cv2.resize(t, (t.shape[1] // 2, t.shape[0] // 2)) for t in tiles]
+        strip = np.concatenate(tiles, axis=1)
+        margin = np.full((strip.shape[0], 130, 3), 255, np.uint8)
+        cv2.putText(
+            margin, label, (4, strip.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
+        )
+        return np.concatenate([margin, strip], axis=1)
+
+    panels = {}
     for source in sources:
-        files = sorted((dirs(cfg)["runs"] / source / "overlays").glob("*.png"))
-        tiles = [cv2.resize(cv2.imread(str(f)), (272, 192)) for f in files[:4]]
-        if tiles:
-            rows.append(np.concatenate(tiles, axis=1))
-    if not rows or len({r.shape for r in rows}) != 1:
+        files = sorted((dirs(cfg)["runs"] / source / "overlays").glob("*.png"))[:num_images]
+        panels[source] = [overlay_panels(f) for f in files]
+    counts = {len(p) for p in panels.values()}
+    if not panels or len(counts) != 1 or 0 in counts:  # every source: same test images
+        return None
+    first = next(iter(panels.values()))
+    rows = [row("ground truth", [p[1] for p in first])]
+    rows += [row(source, [p[2] for p in tiles]) for source, tiles in panels.items()]
+    if len({r.shape for r in rows}) != 1:
         return None
     path = dirs(cfg)["report"] / "predictions.png"
     cv2.imwrite(str(path), np.concatenate(rows, axis=0))
@@ -187,7 +209,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     images = {title: path for title, path in sample_grids(cfg).items()}
     pred = prediction_grid(cfg, list(results))
     if pred:
-        images["predictions on real test images (rows: " + ", ".join(results) + ")"] = pred
+        images["predictions on real test images (red: crack)"] = pred
     e = cfg.stages.evaluate
     notes = (
         f"Real test set: {cfg.task_data.test_img} at {e.eval_size} (HxW). Rows differ only in "
