@@ -7,27 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+from _cli_fixtures import make_real_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_real_folder(root: Path, n: int = 4, h: int = 48, w: int = 64) -> Path:
-    """A DeepCrack-shaped folder: grey photos with a dark line, masks 0/255."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        (root / f"{split}_img").mkdir(parents=True)
-        (root / f"{split}_lab").mkdir(parents=True)
-        for i in range(n):
-            img = rng.integers(110, 170, (h, w, 3), dtype=np.uint8)
-            mask = np.zeros((h, w), np.uint8)
-            cv2.line(mask, (0, rng.integers(5, h - 5)), (w - 1, rng.integers(5, h - 5)), 255, 2)
-            img[mask > 0] = 40
-            cv2.imwrite(str(root / f"{split}_img" / f"{i}.jpg"), img)
-            cv2.imwrite(str(root / f"{split}_lab" / f"{i}.png"), mask)
-    return root
 
 
 def tiny_overrides(tmp: Path) -> list[str]:
@@ -71,7 +54,7 @@ def run_pipeline(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
-    make_real_folder(tmp_path / "real")
+    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
     first = run_pipeline(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     report = tmp_path / "out" / "report"
@@ -103,7 +86,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
 
 @pytest.mark.parametrize("override", ["stages.task.sources=[synthetic,bogus]"])
 def test_pipeline_bad_source_is_a_clear_error(tmp_path, override):
-    make_real_folder(tmp_path / "real")
+    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
     result = run_pipeline(tmp_path, override)
     assert result.returncode == 1
     assert "unknown ['bogus']" in result.stderr
