@@ -8,6 +8,8 @@ what is missing (each stage also resumes internally: shards, ``last.ckpt``).
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -94,21 +96,37 @@ def stage_adapt(cfg: DictConfig) -> Path:
 
 
 def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
-    from gan.translate import translate_dataset
+    from gan.translate import file_digest, translate_dataset
 
     d = dirs(cfg)
     done = read_card(d["adapted"]).get("translation", {})
-    step = checkpoint_step(ckpt)
-    if done.get("step") == step and done.get("checkpoint") == str(ckpt.resolve()):
-        log(f"translate: complete for step {step}, skipped ({d['adapted']})")
+    if done.get("checkpoint_sha256") == file_digest(ckpt):
+        log(f"translate: complete for this generator, skipped ({d['adapted']})")
         return done
     if done:  # a newer generator: old translations are stale
-        import shutil
-
         shutil.rmtree(d["adapted"])
     log(f"translate: {d['synthetic']} -> {d['adapted']}")
     t = cfg.stages.translate
     return translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
+
+
+def data_fingerprint(stage: DictConfig) -> dict:
+    """What a task model was trained on: the folder and its dataset card (render spec,
+    translation checkpoint digest), so new training data is never met by an old checkpoint."""
+    train_dir = Path(stage.task_data.train_dir)
+    return {"train_dir": str(train_dir.resolve()), "card": read_card(train_dir)}
+
+
+def forget_stale_training(stage: DictConfig, run_dir: Path) -> None:
+    """Drop the row's checkpoints when its training data changed since they were written."""
+    ckpt_dir = Path(stage.paths.ckpt_dir) / stage.run_name
+    record = run_dir / "training_data.json"
+    current = json.loads(json.dumps(data_fingerprint(stage), sort_keys=True, default=str))
+    if ckpt_dir.is_dir() and (not record.is_file() or read_json(record) != current):
+        log(f"{stage.run_name}: training data changed, old checkpoints removed ({ckpt_dir})")
+        shutil.rmtree(ckpt_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, current)
 
 
 def stage_task(cfg: DictConfig, source: str) -> dict:
@@ -121,6 +139,7 @@ def stage_task(cfg: DictConfig, source: str) -> dict:
         return read_json(metrics_path)
     stage = derive(cfg, source_overrides(source))
     stage = derive(stage, {"run_name": f"{t.run_prefix}-{source}", "trainer": t.trainer})
+    forget_stale_training(stage, run_dir)
     log(f"task[{source}]: {t.trainer.max_steps} steps on {stage.task_data.train_dir}")
     start = time.perf_counter()
     module = instantiate(stage.task)

@@ -37,6 +37,17 @@ from synth.io import (
 PAD_MULTIPLE = 4  # two stride-2 downsamplings
 
 
+def file_digest(path: str | Path) -> str:
+    """Content hash of a checkpoint: a retrained generator at the same path and step differs."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_generator(
     source: str | Path | nn.Module, direction: str = "a2b"
 ) -> tuple[nn.Module, dict]:
@@ -57,6 +68,7 @@ def load_generator(
     gen.load_state_dict(module_state(ckpt, name))
     info = {
         "checkpoint": str(Path(source).resolve()),
+        "checkpoint_sha256": file_digest(source),
         "step": ckpt.get("global_step"),
         "generator": name,
         "generator_config": hparams.get("generator"),
