@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _cli_fixtures import TINY_GAN
 from _gan_fixtures import make_real, make_synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,15 +24,7 @@ def test_train_gan_ddp_cpu_two_processes(tmp_path):
         f"paths.root_dir={tmp_path}",
         f"gan_data.synthetic_dir={syn}",
         f"gan_data.real_dir={real}",
-        "gan_data.crop_size=32",
-        "gan_data.batch_size=2",
-        "gan_data.num_workers=0",
-        "gan.generator.ngf=8",
-        "gan.generator.blocks=1",
-        "gan.discriminator.ndf=8",
-        "gan.segmenter.base=4",
-        "gan.segmenter.depth=2",
-        "gan.log_images_every_n_steps=1",
+        *TINY_GAN,
         "callbacks.model_checkpoint.every_n_train_steps=1",
         "~callbacks.progress_bar",
     ]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _cli_fixtures import make_real_folder
+from _cli_fixtures import TINY_GAN, make_real_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,15 +30,7 @@ def tiny_overrides(tmp: Path) -> list[str]:
         "stages.task.trainer.max_steps=2",
         "stages.evaluate.eval_size=null",
         "stages.report.num_samples=2",
-        "gan.generator.ngf=8",
-        "gan.generator.blocks=1",
-        "gan.discriminator.ndf=8",
-        "gan.segmenter.base=4",
-        "gan.segmenter.depth=2",
-        "gan.log_images_every_n_steps=1",
-        "gan_data.crop_size=32",
-        "gan_data.batch_size=2",
-        "gan_data.num_workers=0",
+        *TINY_GAN,
         "task.net.base=4",
         "task.net.depth=2",
         "task_data.crop_size=32",
