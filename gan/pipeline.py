@@ -167,13 +167,13 @@ def sample_grids(cfg: DictConfig) -> dict[str, Path]:
     d, n = dirs(cfg), cfg.stages.report.num_samples
     grids = {}
     sources = {
-        "synthetic samples": (d["synthetic"], None),
-        "adapted samples (same scenes, masks carried)": (d["adapted"], None),
-        "real training photos (unlabeled)": (Path(cfg.paths.data_dir) / "train_img", None),
+        "synthetic samples": d["synthetic"],
+        "adapted samples (same scenes, masks carried)": d["adapted"],
+        "real training photos (unlabeled)": Path(cfg.paths.data_dir) / "train_img",
     }
-    for i, (title, (folder, masks)) in enumerate(sources.items()):
+    for i, (title, folder) in enumerate(sources.items()):
         if folder.is_dir():
-            samples = load_samples(str(folder), masks, cfg.synth, n, 0, cfg.seed)
+            samples = load_samples(str(folder), None, cfg.synth, n, 0, cfg.seed)
             grids[title] = contact_sheet(samples, d["report"] / f"grid_{i}.png", nrow=n)
     return grids
 
@@ -221,11 +221,8 @@ def prediction_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) ->
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
     report_dir = dirs(cfg)["report"]
     report_dir.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {"source": s, **m, "steps": m.get("steps", ""), "wall_s": m.get("train_seconds", 0.0)}
-        for s, m in results.items()
-    ]
-    images = {title: path for title, path in sample_grids(cfg).items()}
+    rows = [{"source": s, **m, "wall_s": m.get("train_seconds", 0.0)} for s, m in results.items()]
+    images = sample_grids(cfg)
     pred = prediction_grid(cfg, list(results))
     if pred:
         images["predictions on real test images (red: crack)"] = pred
