@@ -122,8 +122,12 @@ class SemanticCycleGAN(pl.LightningModule):
 
     @property
     def _channels_last(self) -> bool:
+        """Default: on CUDA, and on CPU when compiled (eager CPU convs gain nothing from it,
+        compiled ones about 3 %: the norm kernels inductor writes keep the layout)."""
         flag = self.hparams.channels_last
-        return self.device.type == "cuda" if flag is None else bool(flag)
+        if flag is None:
+            return self.device.type == "cuda" or bool(self.hparams.compile)
+        return bool(flag)
 
     def configure_optimizers(self):
         h = self.hparams

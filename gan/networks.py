@@ -47,6 +47,25 @@ class UNet(nn.Module):
 # --------------------------------------------------------------------------- CycleGAN networks
 
 
+class InstanceNorm(nn.Module):
+    """``nn.InstanceNorm2d(affine=False)`` computed as a group norm with one channel per group.
+
+    Same statistics, same eps, no parameters or buffers (state dicts are unchanged), but the
+    group-norm kernel works on the tensor in place where instance norm reshapes it into a
+    batch norm over ``(1, N*C, H, W)``: about 10 % off an eager CycleGAN step on CPU.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.channels, self.eps = channels, eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.channels, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.channels}, eps={self.eps}"
+
+
 class ResBlock(nn.Module):
     """Reflection-padded residual block; ``depthwise`` swaps each 3x3 conv for a depthwise 3x3
     plus pointwise 1x1 (about 8x fewer FLOPs at 128 channels: the CPU-friendly variant)."""
@@ -55,10 +74,10 @@ class ResBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             *_res_conv(channels, depthwise),
-            nn.InstanceNorm2d(channels),
+            InstanceNorm(channels),
             nn.ReLU(True),
             *_res_conv(channels, depthwise),
-            nn.InstanceNorm2d(channels),
+            InstanceNorm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,16 +109,16 @@ class ResnetGenerator(nn.Sequential):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(channels, ngf, 7),
-            nn.InstanceNorm2d(ngf),
+            InstanceNorm(ngf),
             nn.ReLU(True),
         ]
         c = ngf
         for _ in range(2):
-            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1), nn.InstanceNorm2d(2 * c), nn.ReLU(True)]
+            layers += [nn.Conv2d(c, 2 * c, 3, 2, 1), InstanceNorm(2 * c), nn.ReLU(True)]
             c *= 2
         layers += [ResBlock(c, depthwise) for _ in range(blocks)]
         for _ in range(2):
-            layers += [*_upsample(c, upsample), nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
+            layers += [*_upsample(c, upsample), InstanceNorm(c // 2), nn.ReLU(True)]
             c //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(c, channels, 7), nn.Tanh()]
         super().__init__(*layers)
@@ -154,7 +173,7 @@ class PatchDiscriminator(nn.Sequential):
         for stride in [2] * (layers - 1) + [1]:
             mods += [
                 nn.Conv2d(c, 2 * c, 4, stride, 1),
-                nn.InstanceNorm2d(2 * c),
+                InstanceNorm(2 * c),
                 nn.LeakyReLU(0.2, True),
             ]
             c *= 2

