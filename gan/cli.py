@@ -18,7 +18,19 @@ from gan.callbacks import NonFiniteLossError
 from gan.checkpoint import UnsafeCheckpointError
 from synth.io import DataError
 
-EXPECTED = (DataError, NonFiniteLossError, UnsafeCheckpointError, FileNotFoundError, KeyError)
+
+class ConfigError(ValueError):
+    """A config value that composes but makes no sense (reported in one line, no traceback)."""
+
+
+EXPECTED = (
+    DataError,
+    NonFiniteLossError,
+    UnsafeCheckpointError,
+    ConfigError,
+    FileNotFoundError,
+    KeyError,
+)
 
 
 def register_resolvers() -> None:

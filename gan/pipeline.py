@@ -18,8 +18,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import load_checkpoint
+from gan.cli import ConfigError
 from gan.evaluate import evaluate_folder, pick_device
-from gan.report import write_report
+from gan.report import mean_over_seeds, write_report
 from gan.runner import fit
 from synth.io import read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
@@ -129,18 +130,26 @@ def forget_stale_training(stage: DictConfig, run_dir: Path) -> None:
     write_json_atomic(record, current)
 
 
-def stage_task(cfg: DictConfig, source: str) -> dict:
-    """Train the task model on one source, then score it on the real test folder."""
+def run_key(source: str, seed: int, seeds: list[int]) -> str:
+    """The first seed keeps the plain row name, so adding seeds later reuses finished runs."""
+    return source if seed == seeds[0] else f"{source}-seed{seed}"
+
+
+def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
+    """Train the task model on one source with one seed, then score it on the real test set."""
     t = cfg.stages.task
-    run_dir = dirs(cfg)["runs"] / source
+    seeds = task_seeds(cfg)
+    seed = seeds[0] if seed is None else seed
+    key = run_key(source, seed, seeds)
+    run_dir = dirs(cfg)["runs"] / key
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
-        log(f"task[{source}]: complete, skipped ({metrics_path})")
+        log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
     stage = derive(cfg, source_overrides(source))
-    stage = derive(stage, {"run_name": f"{t.run_prefix}-{source}", "trainer": t.trainer})
+    stage = derive(stage, {"seed": seed, "run_name": f"{t.run_prefix}-{key}", "trainer": t.trainer})
     forget_stale_training(stage, run_dir)
-    log(f"task[{source}]: {t.trainer.max_steps} steps on {stage.task_data.train_dir}")
+    log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {stage.task_data.train_dir}")
     start = time.perf_counter()
     module = instantiate(stage.task)
     trainer = fit(stage, module, instantiate(stage.task_data))
@@ -155,8 +164,21 @@ def stage_task(cfg: DictConfig, source: str) -> dict:
         eval_size=e.eval_size,
         batch_size=e.batch_size,
         num_overlays=e.num_overlays,
-        extra={"source": source, "steps": trainer.global_step, "train_seconds": round(wall, 1)},
+        extra={
+            "source": source,
+            "seed": seed,
+            "steps": trainer.global_step,
+            "train_seconds": round(wall, 1),
+        },
     )
+
+
+def task_seeds(cfg: DictConfig) -> list[int]:
+    seeds = cfg.stages.task.get("seeds") or [cfg.seed]
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"stages.task.seeds={seeds}: seeds must be distinct")
+    return seeds
 
 
 # --------------------------------------------------------------------------- report
@@ -259,12 +281,14 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(SOURCES)}")
+    task_seeds(cfg)  # fail before any work on a bad seed list
     timed("render", stage_render, cfg)
     results = {}
     for source in sources:
         if source == "adapted":  # adapt lazily: rows that need no GAN are ready sooner
             ckpt = timed("adapt", stage_adapt, cfg)
             timed("translate", stage_translate, cfg, ckpt)
-        results[source] = timed(f"task[{source}]", stage_task, cfg, source)
+        runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in task_seeds(cfg)]
+        results[source] = mean_over_seeds(runs)
     timed("report", stage_report, cfg, results, wall)
     return results

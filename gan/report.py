@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import shutil
+import statistics
 from pathlib import Path
 
 METRICS = ("f1", "tol_f1", "crack_iou", "miou")
@@ -21,14 +22,47 @@ LABELS = {
 COLORS = ("#8c8c8c", "#e3a33b", "#2f7ed8", "#3aa35b", "#b04bc4")
 
 
+def mean_over_seeds(runs: list[dict]) -> dict:
+    """One row from task runs that differ only in seed: mean metrics, their sample standard
+    deviation (``<metric>_std``), the per-seed values and the summed training time.
+
+    A single 400-step CPU run spreads by about 0.1 F1, so rows are only comparable as means.
+    """
+    row = dict(runs[0])
+    row["num_seeds"] = len(runs)
+    row["seeds"] = [r.get("seed") for r in runs]
+    row["train_seconds"] = round(sum(float(r.get("train_seconds", 0.0)) for r in runs), 1)
+    if len(runs) < 2:
+        return row
+    for m in METRICS:
+        values = [float(r[m]) for r in runs if m in r]
+        if len(values) == len(runs):
+            row[m] = round(statistics.fmean(values), 6)
+            row[f"{m}_std"] = round(statistics.stdev(values), 6)
+            row[f"{m}_runs"] = values
+    return row
+
+
+def cell(row: dict, metric: str) -> str:
+    """``0.551`` or, for a multi-seed row, ``0.551 ± 0.040``."""
+    text = f"{row.get(metric, float('nan')):.3f}"
+    std = row.get(f"{metric}_std")
+    return text if std is None else f"{text} ± {std:.3f}"
+
+
 def markdown_table(rows: list[dict]) -> str:
-    head = "| training data | " + " | ".join(LABELS[m] for m in METRICS) + " | steps | wall s |"
-    sep = "|---" * (len(METRICS) + 3) + "|"
+    head = (
+        "| training data | "
+        + " | ".join(LABELS[m] for m in METRICS)
+        + " | seeds | steps | train s |"
+    )
+    sep = "|---" * (len(METRICS) + 4) + "|"
     lines = [head, sep]
     for row in rows:
-        vals = " | ".join(f"{row.get(m, float('nan')):.3f}" for m in METRICS)
+        vals = " | ".join(cell(row, m) for m in METRICS)
         lines.append(
-            f"| {row['source']} | {vals} | {row.get('steps', '')} | {row.get('wall_s', 0):.0f} |"
+            f"| {row['source']} | {vals} | {row.get('num_seeds', 1)} | {row.get('steps', '')} "
+            f"| {row.get('wall_s', 0):.0f} |"
         )
     return "\n".join(lines)
 
@@ -53,6 +87,13 @@ def bar_chart_svg(rows: list[dict], width: int = 640, bar_h: int = 16) -> str:
             parts.append(
                 f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 3}" fill="{color}"/>'
             )
+            std = float(row.get(f"{metric}_std") or 0.0)
+            if std:  # seed-to-seed spread as a whisker
+                x0, x1, ym = label_w + (value - std) * scale, label_w + (value + std) * scale, y + 6
+                parts.append(
+                    f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{ym}" y2="{ym}" stroke="#000"/>'
+                )
+                w = max(w, x1 - label_w)
             parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 5}">{value:.3f}</text>')
     ly = len(METRICS) * group_h + 20
     for r, row in enumerate(rows):
@@ -89,9 +130,10 @@ def write_report(
     md_path = out / "report.md"
     md_path.write_text("\n".join(md))
     html_rows = "".join(
-        "<tr><td>{}</td>{}<td>{}</td><td>{:.0f}</td></tr>".format(
+        "<tr><td>{}</td>{}<td>{}</td><td>{}</td><td>{:.0f}</td></tr>".format(
             html.escape(r["source"]),
-            "".join(f"<td>{r.get(m, float('nan')):.3f}</td>" for m in METRICS),
+            "".join(f"<td>{cell(r, m)}</td>" for m in METRICS),
+            r.get("num_seeds", 1),
             r.get("steps", ""),
             r.get("wall_s", 0),
         )
@@ -106,7 +148,7 @@ def write_report(
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}
 pre{{background:#f4f4f4;padding:1em;overflow:auto;max-height:30em}}</style></head><body>
 <h1>Sim-to-real report</h1><p>{html.escape(notes)}</p>
-<table><tr><th>training data</th>{"".join(f"<th>{LABELS[m]}</th>" for m in METRICS)}<th>steps</th><th>wall s</th></tr>
+<table><tr><th>training data</th>{"".join(f"<th>{LABELS[m]}</th>" for m in METRICS)}<th>seeds</th><th>steps</th><th>train s</th></tr>
 {html_rows}</table>
 <h2>Real test metrics</h2>{bar_chart_svg(rows)}
 {figures}

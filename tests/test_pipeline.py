@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from _cli_fixtures import TINY_GAN, make_real_folder
 
+from gan.report import markdown_table, mean_over_seeds
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -75,11 +77,42 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "task[adapted]: 2 steps" in out
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
 
+    # A second seed: the first seed's run is reused, the row becomes a mean with a spread.
+    third = run_pipeline(tmp_path, "stages.task.seeds=[0,1]", "stages.task.sources=[synthetic]")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "task[synthetic]: complete, skipped" in third.stdout
+    assert "task[synthetic-seed1]: 2 steps, seed 1" in third.stdout
+    (row,) = json.loads((report / "results.json").read_text())["rows"]
+    assert row["num_seeds"] == 2 and row["seeds"] == [0, 1] and "f1_std" in row
+    assert len(row["f1_runs"]) == 2
+    assert " ± " in (report / "report.md").read_text()
 
-@pytest.mark.parametrize("override", ["stages.task.sources=[synthetic,bogus]"])
-def test_pipeline_bad_source_is_a_clear_error(tmp_path, override):
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("stages.task.sources=[synthetic,bogus]", "unknown ['bogus']"),
+        ("stages.task.seeds=[3,3]", "seeds must be distinct"),
+    ],
+)
+def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
     make_real_folder(tmp_path / "real", n=4, h=48, w=64)
     result = run_pipeline(tmp_path, override)
     assert result.returncode == 1
-    assert "unknown ['bogus']" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "synthetic").exists()  # failed before rendering
+
+
+def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
+    runs = [
+        {"source": "adapted", "seed": s, "f1": f, "tol_f1": f, "crack_iou": f, "miou": f}
+        for s, f in ((0, 0.5), (1, 0.6), (2, 0.7))
+    ]
+    row = mean_over_seeds(runs)
+    assert row["f1"] == pytest.approx(0.6) and row["f1_std"] == pytest.approx(0.1)
+    assert row["f1_runs"] == [0.5, 0.6, 0.7] and row["seeds"] == [0, 1, 2]
+    assert "0.600 ± 0.100" in markdown_table([row])
+    single = mean_over_seeds(runs[:1])
+    assert single["f1"] == 0.5 and "f1_std" not in single and single["num_seeds"] == 1
+    assert "±" not in markdown_table([single])
