@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from gan.checkpoint import UnsafeCheckpointError
 from gan.data import open_samples
 
 PROXY_NAME = "proxy_colour_texture_distance"
@@ -77,19 +78,28 @@ def proxy_distance(fake: Sequence[np.ndarray], real: Sequence[np.ndarray]) -> fl
 
 
 def inception_scores(fake, real, weights: str) -> dict[str, float]:
-    """FID and KID from torchmetrics with Inception weights read from a local file."""
+    """FID and KID from torchmetrics with Inception weights read from a local file.
+
+    The file is opened with ``weights_only=True`` first (torch-fidelity itself loads it
+    unrestricted), and both metrics get uint8 images: KID with a shared Inception module skips
+    its own float-to-uint8 conversion.
+    """
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    fid = FrechetInceptionDistance(
-        feature=2048, normalize=True, feature_extractor_weights_path=weights
-    )
+    try:
+        torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling error types vary across torch versions
+        raise UnsafeCheckpointError(
+            f"{weights}: not a plain tensor state dict, refusing to load it ({err})"
+        ) from err
+    fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=weights)
     kid = KernelInceptionDistance(
-        feature=fid.inception, normalize=True, subset_size=max(2, min(len(fake), len(real), 100))
+        feature=fid.inception, subset_size=max(2, min(len(fake), len(real), 100))
     )
 
     def batch(images):
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
     for metric in (fid, kid):
         metric.update(batch(real), real=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from _gan_fixtures import make_real, make_synthetic
 
+from gan.checkpoint import UnsafeCheckpointError
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import linear_decay, mask_conservation_loss, ramp_weight, semantic_loss
 from gan.networks import InstanceNorm, PatchDiscriminator, ResnetGenerator, build_generator
@@ -95,6 +97,40 @@ def test_light_generator_is_smaller_and_size_preserving():
     light, full = build_generator("light", 16, 2), build_generator("resnet", 16, 2)
     assert sum(p.numel() for p in light.parameters()) < sum(p.numel() for p in full.parameters())
     assert light(torch.zeros(1, 3, 36, 44)).shape == (1, 3, 36, 44)
+
+
+def random_inception_weights(path: Path) -> Path:
+    """A randomly initialized FID Inception state dict: exercises the local-weights path
+    without the real 92 MB file (and without any download)."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with (
+        mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None),
+        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda *a: None),
+    ):
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_fid_and_kid_from_local_inception_weights(tmp_path, capsys):
+    syn = make_synthetic(tmp_path / "syn", n=4)
+    real = make_real(tmp_path / "real", n=4)
+    weights = random_inception_weights(tmp_path / "inception.pt")
+    report = domain_gap(syn, real, inception_weights=str(weights), max_images=4, size=32)
+    assert report["fid_available"] is True and PROXY_NAME not in report
+    assert all(math.isfinite(report[k]) for k in ("fid", "kid_mean", "kid_std"))
+    assert "FID unavailable" not in capsys.readouterr().out
+
+
+def test_inception_weights_that_need_unpickling_are_refused(tmp_path):
+    syn = make_synthetic(tmp_path / "syn", n=2)
+    bad = tmp_path / "inception.pt"
+    torch.save({"net": torch.nn.Linear(2, 2)}, bad)  # a pickled module, not plain tensors
+    with pytest.raises(UnsafeCheckpointError, match="not a plain tensor state dict"):
+        domain_gap(syn, syn, inception_weights=str(bad), max_images=2, size=32)
 
 
 def test_fid_substitute_named_and_never_called_fid(tmp_path, capsys):
