@@ -16,12 +16,8 @@ from omegaconf import OmegaConf
 
 from gan.callbacks import NonFiniteLossError
 from gan.checkpoint import UnsafeCheckpointError
+from synth.distributions import ConfigError
 from synth.io import DataError
-
-
-class ConfigError(ValueError):
-    """A config value that composes but makes no sense (reported in one line, no traceback)."""
-
 
 EXPECTED = (
     DataError,

@@ -18,10 +18,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import load_checkpoint
-from gan.cli import ConfigError
 from gan.evaluate import evaluate_folder, pick_device
 from gan.report import mean_over_seeds, write_report
 from gan.runner import fit
+from synth.distributions import ConfigError
 from synth.io import read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset

@@ -27,7 +27,8 @@ FORMS = ("uniform", "loguniform", "normal", "choice", "randint")
 
 
 class ConfigError(ValueError):
-    """A knob has a malformed distribution spec; the message names the key."""
+    """A config value that composes but makes no sense (a malformed knob distribution, a bad
+    seed list); the message names the key, and the CLIs print it in one line."""
 
 
 def _pair(spec: Any, key: str, form: str) -> tuple[float, float]:

@@ -10,6 +10,7 @@ from _synth_fixtures import tiny_config
 from synth.io import IGNORE_INDEX
 from synth.rng import sample_rng
 from synth.scene import render_crack_scene
+from synth.surface import relief
 
 
 def ring_contrast(image: np.ndarray, crack: np.ndarray) -> float:
@@ -81,3 +82,11 @@ def test_rng_depends_only_on_seed_and_index() -> None:
     assert not np.array_equal(a, sample_rng(4, 10).random(4))
     with pytest.raises(ValueError):
         sample_rng(-1, 0)
+
+
+def test_relief_shading_has_the_requested_contrast_and_is_deterministic():
+    shade = relief(np.random.default_rng(0), 128, 40, 0.1)
+    assert shade.dtype == np.float32 and shade.shape == (128, 128)
+    assert abs(float(shade.mean()) - 1.0) < 0.02
+    assert float(shade.std()) == pytest.approx(0.1, rel=0.05)
+    assert np.array_equal(shade, relief(np.random.default_rng(0), 128, 40, 0.1))
