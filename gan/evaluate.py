@@ -142,11 +142,13 @@ def evaluate_folder(
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
     device, tolerance = model.device, model.hparams.tolerance
     metrics = build_metrics(tolerance).to(device)
+    net = model.inference_net()
     rows: list[dict] = []
     start = time.perf_counter()
     for batch in batches(loader, "evaluate"):
         images, masks = batch["image"].to(device), batch["mask"].to(device)
-        pred = model.predict_labels(images)
+        with torch.inference_mode():
+            pred = net(images).argmax(1)
         metrics.update(pred, masks)
         stems = [folder.images[int(i)].stem for i in batch["index"]]
         rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tolerance)
@@ -230,8 +232,10 @@ def predict_folder(
     for sub in ("masks", "overlays"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     written = []
+    net = model.inference_net()
     for batch in batches(loader, "predict"):
-        logits = model(batch["image"].to(model.device))
+        with torch.inference_mode():
+            logits = net(batch["image"].to(model.device))
         for j, index in enumerate(batch["index"].tolist()):
             (h, w), (oh, ow) = batch["size"][j].tolist(), batch["original"][j].tolist()
             item_logits = F.interpolate(

@@ -154,3 +154,19 @@ def test_export_check_detects_mismatch(tmp_path: Path) -> None:
     path = export_torchscript(CrackProbability(UNet(3, 2, 4, 2)), tmp_path / "other.pt", x)
     with pytest.raises(RuntimeError, match="differs"):
         check_exports(model, None, path, x)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_inference_net_predicts_like_the_module_and_leaves_it_intact(channels_last: bool) -> None:
+    torch.manual_seed(0)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}, channels_last=channels_last)
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)  # non-trivial statistics to fold
+        bn.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    x = torch.rand(2, 3, 36, 52) * 2 - 1
+    net = model.inference_net()
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) > 0
