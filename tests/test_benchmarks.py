@@ -1,0 +1,50 @@
+"""The benchmark tools run end to end on tiny sizes and print the figures the README quotes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT.parent / "shared" / "bench" / "reference_cyclegan_step.py"
+
+
+def run_tool(name: str, *overrides: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "tools" / name), *overrides]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_bench_task_prints_both_layouts_and_speed_ratios():
+    out = run_tool(
+        "bench_task.py", "repeats=1", "train_crop=32", "eval_size=[32,48]", "net.depth=2"
+    )
+    assert re.search(r"train step, .* contiguous: \d+ ms \(1\.00x\)", out)
+    assert re.search(r"train step, .* channels_last: \d+ ms \([\d.]+x\)", out)
+    assert re.search(r"inference_net \(folded BN, NHWC\): \d+ ms/image \([\d.]+x\)", out)
+
+
+@pytest.mark.skipif(not REFERENCE.is_file(), reason="no reference CycleGAN step")
+def test_bench_gan_prints_ratio_and_overhead():
+    out = run_tool(
+        "bench_gan.py",
+        "size=32",
+        "ngf=4",
+        "blocks=1",
+        "batch=2",
+        "steps=4",
+        "chunk=2",
+        "warmup=1",
+        "compile=false",
+        "light=false",
+        "semantic=false",
+    )
+    assert re.search(r"ratio [\d.]+x", out) and "Lightning overhead:" in out
+    assert re.search(r"first step .*: [\d.]+ s", out)

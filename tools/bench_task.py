@@ -1,0 +1,90 @@
+"""Speed of the task model per memory layout, in one process (variants interleaved).
+
+    python tools/bench_task.py
+
+Training: one forward + backward of ``CrackSegmenter`` on random crops, contiguous (NCHW) vs
+channels_last (NHWC). Inference: full images through the module as trained vs through
+``inference_net()`` (BatchNorm folded, NHWC), which evaluation and prediction use.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from gan.task import CrackSegmenter
+
+
+def median_seconds(fns: dict, repeats: int) -> dict[str, float]:
+    for fn in fns.values():
+        fn()  # warm-up (oneDNN primitive creation)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def training_steps(cfg: DictConfig) -> dict:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(cfg.train_batch, 3, cfg.train_crop, cfg.train_crop, generator=g) * 2 - 1
+    y = (torch.rand(cfg.train_batch, cfg.train_crop, cfg.train_crop, generator=g) > 0.95).long()
+    fns = {}
+    for layout in (False, True):
+        torch.manual_seed(0)
+        model = CrackSegmenter(net=dict(cfg.net), channels_last=layout)
+        model.setup("fit")
+
+        def step(model=model):
+            model.zero_grad(set_to_none=True)
+            model.compute_loss(model(x), y).backward()
+
+        fns["channels_last" if layout else "contiguous"] = step
+    return fns
+
+
+def inference_passes(cfg: DictConfig) -> dict:
+    x = torch.rand(cfg.eval_batch, 3, *cfg.eval_size) * 2 - 1
+    model = CrackSegmenter(net=dict(cfg.net)).eval()
+    fast = model.inference_net()
+    plain_model = CrackSegmenter(net=dict(cfg.net), channels_last=False).eval()
+
+    def run(net):
+        with torch.inference_mode():
+            net(x)
+
+    return {
+        "module (contiguous)": lambda: run(plain_model),
+        "inference_net (folded BN, NHWC)": lambda: run(fast),
+    }
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_task")
+def main(cfg: DictConfig) -> None:
+    torch.set_num_threads(cfg.threads or torch.get_num_threads())
+    print(f"net={dict(cfg.net)} threads={torch.get_num_threads()} repeats={cfg.repeats}")
+    train = median_seconds(training_steps(cfg), cfg.repeats)
+    base = train["contiguous"]
+    for name, s in train.items():
+        print(
+            f"train step, batch {cfg.train_batch} x {cfg.train_crop}px, {name}: "
+            f"{s * 1e3:.0f} ms ({base / s:.2f}x)"
+        )
+    infer = median_seconds(inference_passes(cfg), cfg.repeats)
+    base = infer["module (contiguous)"]
+    h, w = cfg.eval_size
+    for name, s in infer.items():
+        print(
+            f"inference, {cfg.eval_batch} images {h}x{w}, {name}: "
+            f"{s / cfg.eval_batch * 1e3:.0f} ms/image ({base / s:.2f}x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
