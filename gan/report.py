@@ -54,7 +54,7 @@ def markdown_table(rows: list[dict]) -> str:
     head = (
         "| training data | "
         + " | ".join(LABELS[m] for m in METRICS)
-        + " | seeds | steps | train s |"
+        + " | seeds | steps | train s (all seeds) |"
     )
     sep = "|---" * (len(METRICS) + 4) + "|"
     lines = [head, sep]
@@ -148,7 +148,7 @@ def write_report(
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}
 pre{{background:#f4f4f4;padding:1em;overflow:auto;max-height:30em}}</style></head><body>
 <h1>Sim-to-real report</h1><p>{html.escape(notes)}</p>
-<table><tr><th>training data</th>{"".join(f"<th>{LABELS[m]}</th>" for m in METRICS)}<th>seeds</th><th>steps</th><th>train s</th></tr>
+<table><tr><th>training data</th>{"".join(f"<th>{LABELS[m]}</th>" for m in METRICS)}<th>seeds</th><th>steps</th><th>train s (all seeds)</th></tr>
 {html_rows}</table>
 <h2>Real test metrics</h2>{bar_chart_svg(rows)}
 {figures}

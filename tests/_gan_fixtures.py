@@ -71,3 +71,13 @@ def tiny_trainer(tmp_path: Path, max_steps: int, **kw) -> pl.Trainer:
     )
     defaults.update(kw)
     return pl.Trainer(**defaults)
+
+
+def reference_bench_dir() -> Path | None:
+    """Folder of the plain-PyTorch reference CycleGAN step (beside the checkout, as in this
+    workspace, or at /work/shared/bench), or None: the tests that need it skip."""
+    root = Path(__file__).resolve().parents[1]
+    for folder in (root.parent / "shared" / "bench", Path("/work/shared/bench")):
+        if (folder / "reference_cyclegan_step.py").is_file():
+            return folder
+    return None

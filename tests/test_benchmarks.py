@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from _gan_fixtures import reference_bench_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "bench" / "reference_cyclegan_step.py"
+REFERENCE = reference_bench_dir()
 
 
 def run_tool(name: str, *overrides: str) -> str:
@@ -31,7 +32,7 @@ def test_bench_task_prints_both_layouts_and_speed_ratios():
     assert re.search(r"inference_net \(folded BN, NHWC\): \d+ ms/image \([\d.]+x\)", out)
 
 
-@pytest.mark.skipif(not REFERENCE.is_file(), reason="no reference CycleGAN step")
+@pytest.mark.skipif(REFERENCE is None, reason="no reference CycleGAN step")
 def test_bench_gan_prints_ratio_and_overhead():
     out = run_tool(
         "bench_gan.py",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _gan_fixtures import make_real, make_synthetic
+from _gan_fixtures import make_real, make_synthetic, reference_bench_dir
 
 from gan.checkpoint import UnsafeCheckpointError
 from gan.fid import PROXY_NAME, domain_gap
@@ -16,7 +16,7 @@ from gan.losses import linear_decay, mask_conservation_loss, ramp_weight, semant
 from gan.networks import InstanceNorm, PatchDiscriminator, ResnetGenerator, build_generator
 from gan.pool import ImagePool
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench"
+REFERENCE = reference_bench_dir()
 
 
 def test_mask_conservation_zero_for_identity_and_ignores_cracks():
@@ -66,7 +66,7 @@ def test_pool_returns_current_until_full_then_mixes_history():
     assert ImagePool(0).query(a)[0] is not None
 
 
-@pytest.mark.skipif(not (REFERENCE / "reference_cyclegan_step.py").is_file(), reason="no reference")
+@pytest.mark.skipif(REFERENCE is None, reason="no reference CycleGAN step")
 def test_resnet_generator_and_discriminator_match_reference():
     sys.path.insert(0, str(REFERENCE))
     import reference_cyclegan_step as ref
