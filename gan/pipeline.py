@@ -281,14 +281,14 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(SOURCES)}")
-    task_seeds(cfg)  # fail before any work on a bad seed list
+    seeds = task_seeds(cfg)  # fail before any work on a bad seed list
     timed("render", stage_render, cfg)
     results = {}
     for source in sources:
         if source == "adapted":  # adapt lazily: rows that need no GAN are ready sooner
             ckpt = timed("adapt", stage_adapt, cfg)
             timed("translate", stage_translate, cfg, ckpt)
-        runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in task_seeds(cfg)]
+        runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]
         results[source] = mean_over_seeds(runs)
     timed("report", stage_report, cfg, results, wall)
     return results

@@ -314,11 +314,6 @@ class CrackSegmenter(pl.LightningModule):
         net = fold_batchnorm(copy.deepcopy(self.net).eval())
         return ChannelsLastInput(net) if self.hparams.channels_last else net
 
-    @torch.no_grad()
-    def predict_labels(self, images: torch.Tensor) -> torch.Tensor:
-        """0/1 crack map (argmax, i.e. crack probability > 0.5)."""
-        return self(images).argmax(1)
-
     # ----------------------------------------------------------------- losses
 
     def compute_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

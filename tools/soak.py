@@ -69,15 +69,7 @@ def train_command(work: Path, syn: Path, real: Path, steps: int) -> list[str]:
         "+logger.csv.flush_logs_every_n_steps=1",
         f"gan_data.synthetic_dir={syn}",
         f"gan_data.real_dir={real}",
-        "gan_data.crop_size=32",
-        "gan_data.batch_size=2",
-        "gan_data.num_workers=0",
-        "gan.generator.ngf=8",
-        "gan.generator.blocks=1",
-        "gan.discriminator.ndf=8",
-        "gan.segmenter.base=4",
-        "gan.segmenter.depth=2",
-        "gan.log_images_every_n_steps=1",
+        "experiment=tiny_gan",
     ]
     return [sys.executable, str(ROOT / "tools" / "train_gan.py"), *overrides]
 
