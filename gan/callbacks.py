@@ -8,6 +8,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class NonFiniteLossError(RuntimeError):
@@ -53,3 +54,42 @@ def last_checkpoint(trainer: pl.Trainer) -> str | None:
         if dirpath and (Path(dirpath) / "last.ckpt").is_file():
             return str(Path(dirpath) / "last.ckpt")
     return None
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose step saves wait until Lightning has logged that step.
+
+    Lightning writes a step's metrics row after ``on_train_batch_end``, where the stock callback
+    saves, so a kill between the two lost that row from ``metrics.csv`` on resume. Here the save
+    of step N runs at the start of batch N+1 (or at the end of training), when the row is out;
+    the weights and optimizer state saved are the same, since nothing has stepped in between.
+    A failing step (e.g. a NaN loss raised in ``on_train_batch_end``) still never reaches disk.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: tuple | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._pending = (outputs, batch, batch_idx)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._save_pending(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save_pending(trainer, pl_module)
+        super().on_train_end(trainer, pl_module)
+
+    def _save_pending(self, trainer, pl_module) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            super().on_train_batch_end(trainer, pl_module, *pending)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        """Record the batch fetched for the next step as not fetched: saved from
+        ``on_train_batch_start``, the loop state would otherwise tell a resumed run that a
+        batch was in flight, and Lightning would shift its logging step by one."""
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+        for counts in (progress or {}).values():
+            if isinstance(counts, dict) and counts.get("ready", 0) > counts.get("started", 0):
+                counts["ready"] = counts["started"]

@@ -7,9 +7,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from _gan_fixtures import make_real, make_synthetic, tiny_gan, tiny_trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
 from gan.adapt_data import UnpairedDataModule
+from gan.callbacks import StepCheckpoint
 from gan.checkpoint import load_checkpoint
 from gan.losses import semantic_loss
 from synth.io import DataError
@@ -94,7 +95,7 @@ def test_resume_continues_step_count_and_optimizer_state(tmp_path, data):
     ckpt_dir = tmp_path / "ckpt"
 
     def checkpoint():
-        return ModelCheckpoint(
+        return StepCheckpoint(
             dirpath=ckpt_dir, save_last=True, every_n_train_steps=1, save_top_k=0
         )
 
@@ -114,6 +115,34 @@ def test_resume_continues_step_count_and_optimizer_state(tmp_path, data):
         assert len(restored) == len(expected) > 0
         assert all(torch.equal(a, b) for a, b in zip(restored, expected))
     assert adam_steps(second.optimizers[0]) == {4}
+
+
+class RowsAtSave(pl.Callback):
+    """Records, at each checkpoint save, the step it saves and the rows already on disk."""
+
+    def __init__(self, csv_path) -> None:
+        self.csv_path, self.seen = csv_path, []
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        rows = self.csv_path.read_text().splitlines()[1:] if self.csv_path.is_file() else []
+        self.seen.append((checkpoint["global_step"], len(rows)))
+
+
+def test_step_checkpoint_is_saved_after_its_metrics_row(tmp_path, data):
+    """A kill right after a save must not lose a logged row: when step N's checkpoint is
+    written, the N rows of steps 0..N-1 are already in metrics.csv (Lightning's own
+    ModelCheckpoint saves one row too early)."""
+    logger = CSVLogger(tmp_path, name="log", version=0, flush_logs_every_n_steps=1)
+    rows = RowsAtSave(tmp_path / "log" / "version_0" / "metrics.csv")
+    save = StepCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, every_n_train_steps=2)
+    trainer = tiny_trainer(
+        tmp_path, 4, enable_checkpointing=True, logger=logger, callbacks=[save, rows]
+    )
+    trainer.fit(tiny_gan(), datamodule=datamodule(data))
+    saved_steps = [step for step, _ in rows.seen]
+    assert sorted(set(saved_steps)) == [2, 4]  # step 4, the last, is saved at the end of fit
+    assert all(count >= step for step, count in rows.seen), rows.seen
+    assert load_checkpoint(tmp_path / "ckpt" / "last.ckpt")["global_step"] == 4
 
 
 def test_semantic_loss_moves_generator_toward_segmentable_output(tmp_path, data):
