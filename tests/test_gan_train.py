@@ -95,9 +95,7 @@ def test_resume_continues_step_count_and_optimizer_state(tmp_path, data):
     ckpt_dir = tmp_path / "ckpt"
 
     def checkpoint():
-        return StepCheckpoint(
-            dirpath=ckpt_dir, save_last=True, every_n_train_steps=1, save_top_k=0
-        )
+        return StepCheckpoint(dirpath=ckpt_dir, save_last=True, every_n_train_steps=1, save_top_k=0)
 
     first = tiny_trainer(tmp_path, 2, enable_checkpointing=True, callbacks=[checkpoint()])
     first.fit(tiny_gan(), datamodule=datamodule(data))
