@@ -22,7 +22,7 @@ from gan.evaluate import evaluate_folder, pick_device
 from gan.report import mean_over_seeds, write_report
 from gan.runner import fit
 from synth.distributions import ConfigError
-from synth.io import read_card, read_json, write_json_atomic
+from synth.io import list_images, read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset
 
@@ -82,9 +82,22 @@ def checkpoint_step(path: Path) -> int:
     return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
 
 
+def adapt_fingerprint(cfg: DictConfig) -> dict:
+    """What the GAN learns from: the synthetic set (its card holds the render spec) and the
+    real folder, so a re-rendered simulator never meets a generator trained on the old one."""
+    synthetic, real = Path(cfg.gan_data.synthetic_dir), Path(cfg.gan_data.real_dir)
+    return {
+        "synthetic_dir": str(synthetic.resolve()),
+        "card": read_card(synthetic),
+        "real_dir": str(real.resolve()),
+        "real_images": len(list_images(real)) if real.is_dir() else 0,
+    }
+
+
 def stage_adapt(cfg: DictConfig) -> Path:
     a = cfg.stages.adapt
     ckpt = dirs(cfg)["adapt_ckpt"]
+    forget_stale("adapt", [ckpt.parent], ckpt.parent / "training_data.json", adapt_fingerprint(cfg))
     if checkpoint_step(ckpt) >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
@@ -118,15 +131,21 @@ def data_fingerprint(stage: DictConfig) -> dict:
     return {"train_dir": str(train_dir.resolve()), "card": read_card(train_dir)}
 
 
-def forget_stale_training(stage: DictConfig, run_dir: Path) -> None:
-    """Drop the row's checkpoints when its training data changed since they were written."""
-    ckpt_dir = Path(stage.paths.ckpt_dir) / stage.run_name
-    record = run_dir / "training_data.json"
-    current = json.loads(json.dumps(data_fingerprint(stage), sort_keys=True, default=str))
-    if ckpt_dir.is_dir() and (not record.is_file() or read_json(record) != current):
-        log(f"{stage.run_name}: training data changed, old checkpoints removed ({ckpt_dir})")
-        shutil.rmtree(ckpt_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def forget_stale(name: str, made: list[Path], record: Path, fingerprint: dict) -> None:
+    """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
+    from the same training data as ``fingerprint``; then record the current data.
+
+    Without a record nothing can vouch for old outputs, so they go too: a changed simulator
+    or translation must never be met by a model, or a score, from before the change.
+    """
+    current = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+    if not record.is_file() or read_json(record) != current:
+        old = [path for path in made if path.exists()]
+        if old:
+            log(f"{name}: training data changed, old outputs removed ({', '.join(map(str, old))})")
+        for path in old:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    record.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, current)
 
 
@@ -143,12 +162,14 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
     key = run_key(source, seed, seeds)
     run_dir = dirs(cfg)["runs"] / key
     metrics_path = run_dir / "metrics.json"
+    stage = derive(cfg, source_overrides(source))
+    stage = derive(stage, {"seed": seed, "run_name": f"{t.run_prefix}-{key}", "trainer": t.trainer})
+    ckpt_dir = Path(stage.paths.ckpt_dir) / stage.run_name
+    record = run_dir / "training_data.json"
+    forget_stale(f"task[{key}]", [ckpt_dir, metrics_path], record, data_fingerprint(stage))
     if metrics_path.is_file():
         log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
-    stage = derive(cfg, source_overrides(source))
-    stage = derive(stage, {"seed": seed, "run_name": f"{t.run_prefix}-{key}", "trainer": t.trainer})
-    forget_stale_training(stage, run_dir)
     log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {stage.task_data.train_dir}")
     start = time.perf_counter()
     module = instantiate(stage.task)

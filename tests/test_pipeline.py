@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,14 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert row["num_seeds"] == 2 and row["seeds"] == [0, 1] and "f1_std" in row
     assert len(row["f1_runs"]) == 2
     assert " ± " in (report / "report.md").read_text()
+
+    # A re-rendered simulator: the GAN and the adapted row are stale and redone, not reused.
+    shutil.rmtree(tmp_path / "out" / "synthetic")
+    fourth = run_pipeline(tmp_path, "synth.p_no_crack=0.5", "stages.task.sources=[adapted]")
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    out = fourth.stdout
+    assert "adapt: training data changed" in out and "adapt: 2 generator steps" in out
+    assert "task[adapted]: training data changed" in out and "task[adapted]: 2 steps" in out
 
 
 @pytest.mark.parametrize(
