@@ -163,6 +163,21 @@ def test_semantic_loss_moves_generator_toward_segmentable_output(tmp_path, data)
     assert with_semantic < without
 
 
+@pytest.mark.parametrize("on_fake", [False, True])
+def test_segmenter_trains_on_translations_only_when_asked(on_fake):
+    """segmenter_on_fake=False keeps f_s a judge of synthetic images only (CyCADA's fixed
+    source classifier), so G cannot move cracks toward what a co-adapting f_s accepts."""
+    torch.manual_seed(0)
+    model = tiny_gan(segmenter_on_fake=on_fake).eval()  # eval: batch norm of f_s per sample
+    real_a, fake_b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    mask_a = (torch.rand(2, 16, 16) > 0.8).long()
+    loss = model.segmenter_loss({"fake_b": fake_b}, real_a, mask_a)
+    on_synthetic = semantic_loss(model.seg(real_a), mask_a)
+    on_both = semantic_loss(model.seg(torch.cat([real_a, fake_b])), torch.cat([mask_a, mask_a]))
+    assert torch.allclose(loss, on_both if on_fake else on_synthetic)
+    assert not torch.allclose(on_both, on_synthetic)
+
+
 def test_semantic_weight_ramps_and_is_logged(tmp_path, data):
     model = tiny_gan(semantic_warmup_steps=4, lambda_semantic=2.0)
     trainer = tiny_trainer(tmp_path, 2)
