@@ -6,6 +6,9 @@ Definitions (identical for synthetic and real sets, so only the comparison matte
 * width: ``2 * d`` at skeleton pixels of the mask, ``d`` being the distance transform
   (distance to the nearest background pixel centre; a 5-px band measures 6, a 1-px line 2),
   pooled over all skeleton pixels of the set; DeepCrack's median is about 4.5 by this measure;
+* wide-crack area: share of the crack area in cracks wider than ``WIDE_PX`` (skeleton widths
+  weighted by width, i.e. by the area they stand for). Pixel F1 counts area, and wide gaps
+  hold much of it while being a small share of the skeleton;
 * contrast: mean grey of background pixels 3-8 px from the crack minus mean grey of crack
   pixels, per image with cracks, then averaged;
 * background brightness/std: grey mean and std of pixels labelled background.
@@ -24,6 +27,7 @@ from rich.table import Table
 from synth.io import ImageFolder, ShardedDataset
 
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+WIDE_PX = 11.0
 
 
 def skeleton(mask: np.ndarray) -> np.ndarray:
@@ -100,6 +104,9 @@ class SetStats:
             "width median px": pct(50),
             "width p90 px": pct(90),
             "width max px": float(w.max()) if w.size else float("nan"),
+            f"crack area > {WIDE_PX:g} px wide": float(w[w > WIDE_PX].sum() / w.sum())
+            if w.size
+            else float("nan"),
             "contrast (ring - crack) grey": mean(self.contrasts),
             "background grey mean": mean(self.bg_mean),
             "background grey std": mean(self.bg_std),

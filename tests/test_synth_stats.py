@@ -19,6 +19,17 @@ def test_width_of_straight_bands() -> None:
         assert abs(np.median(crack_widths(band(w))) - (w + 1)) <= 0.5  # 2 * distance transform
 
 
+def test_wide_crack_area_weights_widths_by_area() -> None:
+    thin = np.zeros((64, 400), np.uint8)
+    thin[10:15, 5:395] = 1  # measured width 6
+    both = thin.copy()
+    both[30:45, 5:395] = 1  # measured width 16, same length
+    image = np.full((64, 400, 3), 150, np.uint8)
+    assert compute_stats([(image, thin)])["crack area > 11 px wide"] == 0
+    share = compute_stats([(image, both)])["crack area > 11 px wide"]
+    assert abs(share - 16 / (6 + 16)) < 0.05, share
+
+
 def test_skeleton_is_thin_and_inside() -> None:
     mask = band(7)
     skel = skeleton(mask)
