@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gan.checkpoint import load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device
 from gan.report import mean_over_seeds, write_report
-from gan.runner import fit
+from gan.runner import build_model, fit
 from synth.distributions import ConfigError
 from synth.io import list_images, read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
@@ -105,7 +105,7 @@ def stage_adapt(cfg: DictConfig) -> Path:
     log(f"adapt: {a.trainer.max_steps} generator steps -> {ckpt}")
     datamodule = instantiate(stage.gan_data)
     datamodule.setup("fit")
-    fit(stage, instantiate(stage.gan), datamodule)
+    fit(stage, build_model(stage, stage.gan), datamodule)
     return ckpt
 
 
@@ -172,7 +172,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
         return read_json(metrics_path)
     log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {stage.task_data.train_dir}")
     start = time.perf_counter()
-    module = instantiate(stage.task)
+    module = build_model(stage, stage.task)
     trainer = fit(stage, module, instantiate(stage.task_data))
     wall = time.perf_counter() - start
     module = module.to(pick_device(cfg.stages.evaluate.device)).eval()

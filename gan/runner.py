@@ -83,6 +83,13 @@ def _tensorboard_config_text(logger: TensorBoardLogger, params: dict) -> None:
     logger.experiment.add_text("config", f"    {text.replace(chr(10), chr(10) + '    ')}", 0)
 
 
+def build_model(cfg: DictConfig, node: DictConfig) -> pl.LightningModule:
+    """Instantiate a model right after seeding with ``cfg.seed``, so its initial weights depend
+    on the seed alone (not on whatever drew random numbers before), and a run is repeatable."""
+    pl.seed_everything(cfg.get("seed", 0), workers=True)
+    return instantiate(node)
+
+
 def fit(
     cfg: DictConfig, module: pl.LightningModule, datamodule: pl.LightningDataModule
 ) -> pl.Trainer:

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from gan.runner import fit
+from gan.runner import build_model, fit
 
 register_resolvers()
 
@@ -19,7 +19,7 @@ def train(cfg: DictConfig) -> int:
     """Fit the GAN (resuming from last.ckpt); returns the generator step reached."""
     datamodule = instantiate(cfg.gan_data)
     datamodule.setup("fit")  # bad input paths fail here, before any model is built
-    module = instantiate(cfg.gan)
+    module = build_model(cfg, cfg.gan)
     trainer = fit(cfg, module, datamodule)
     print(f"generator steps: {trainer.global_step}")
     return trainer.global_step

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.cli import register_resolvers, run_cli
 from gan.pruning import prune_training_set
-from gan.runner import fit
+from gan.runner import build_model, fit
 from synth.io import write_json_atomic
 
 register_resolvers()
@@ -48,7 +48,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")  # bad input fails here, before any logger touches old files
     if cfg.prune.keep_fraction < 1:
         apply_pruning(cfg, datamodule, out_dir / "pruning.json")
-    module = instantiate(cfg.task)
+    module = build_model(cfg, cfg.task)
     start = time.perf_counter()
     trainer = fit(cfg, module, datamodule)
     fit_seconds = time.perf_counter() - start
