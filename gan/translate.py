@@ -27,6 +27,7 @@ from synth.io import (
     CARD,
     MANIFEST,
     DataError,
+    ShardedDataset,
     clean_partial_shards,
     read_card,
     read_image,
@@ -209,3 +210,26 @@ def translate_dataset(
     }
     write_json_atomic(out / CARD, card)
     return card
+
+
+def grey_shift_by_class(
+    src_dir: str | Path, out_dir: str | Path, max_images: int = 200
+) -> dict[str, float]:
+    """Mean grey-level change G(A) - A over crack and over background pixels (pooled).
+
+    The masks are carried unchanged, so a generator that lightens cracks (a positive crack
+    shift well above the background one) hands the task model crack labels on pixels that no
+    longer look like crack: the failure behind the ``segmenter_on_fake=false`` default.
+    """
+    src, out = ShardedDataset(src_dir), ShardedDataset(out_dir)
+    if len(src) != len(out):
+        raise DataError(f"{out_dir}: {len(out)} samples, its source {src_dir} has {len(src)}")
+    totals = {"crack": [0.0, 0], "background": [0.0, 0]}
+    for i in range(0, len(src), max(1, len(src) // max(1, max_images))):
+        a, b = src[i], out[i]
+        diff = b.image.astype(np.float32).mean(2) - a.image.astype(np.float32).mean(2)
+        for name, cls in (("crack", 1), ("background", 0)):
+            keep = a.semantic == cls
+            totals[name][0] += float(diff[keep].sum())
+            totals[name][1] += int(keep.sum())
+    return {f"grey_shift_{k}": s / n if n else float("nan") for k, (s, n) in totals.items()}

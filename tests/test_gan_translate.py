@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from _gan_fixtures import make_synthetic, tiny_gan
 
-from gan.translate import translate_dataset
-from synth.io import ShardedDataset, read_card
+from gan.translate import grey_shift_by_class, translate_dataset
+from synth.io import DataError, Sample, ShardedDataset, read_card, write_shard
 
 
 def save_checkpoint(model, path, step: int = 7) -> str:
@@ -76,3 +77,26 @@ def test_translate_refuses_pickled_code(tmp_path, source):
     torch.save({"state_dict": {}, "hyper_parameters": {"x": object()}}, bad)
     with pytest.raises(UnsafeCheckpointError):
         translate_dataset(str(bad), source, tmp_path / "o", device="cpu", show_progress=False)
+
+
+def write_scenes(root, crack_grey: int, n: int = 3) -> None:
+    """Grey-100 images with a crack band of ``crack_grey`` (the same mask in every set)."""
+    mask = np.zeros((16, 20), np.uint8)
+    mask[6:9] = 1
+    image = np.full((16, 20, 3), 100, np.uint8)
+    image[mask == 1] = crack_grey
+    write_shard(root, 0, [Sample(image, mask, meta={"index": i}) for i in range(n)])
+
+
+def test_grey_shift_by_class_separates_crack_from_background(tmp_path):
+    write_scenes(tmp_path / "src", crack_grey=50)
+    write_scenes(tmp_path / "lighter", crack_grey=60)
+    assert grey_shift_by_class(tmp_path / "src", tmp_path / "src") == {
+        "grey_shift_crack": 0.0,
+        "grey_shift_background": 0.0,
+    }
+    shift = grey_shift_by_class(tmp_path / "src", tmp_path / "lighter")
+    assert shift == {"grey_shift_crack": 10.0, "grey_shift_background": 0.0}
+    write_scenes(tmp_path / "short", crack_grey=50, n=2)
+    with pytest.raises(DataError, match="2 samples"):
+        grey_shift_by_class(tmp_path / "src", tmp_path / "short")

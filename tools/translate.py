@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
 from gan.fid import domain_gap
-from gan.translate import translate_dataset
+from gan.translate import grey_shift_by_class, translate_dataset
 from synth.io import read_card, write_json_atomic
 
 register_resolvers()
@@ -32,6 +32,7 @@ def translate(cfg: DictConfig) -> dict:
             "after": domain_gap(
                 cfg.out_dir, cfg.real_dir, cfg.inception_weights, cfg.eval_max_images, cfg.eval_size
             ),
+            **grey_shift_by_class(cfg.src_dir, cfg.out_dir, cfg.eval_max_images),
         }
         card = {**read_card(cfg.out_dir), "domain_gap": gap}
         write_json_atomic(f"{cfg.out_dir}/dataset_card.json", card)
