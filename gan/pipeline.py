@@ -27,7 +27,8 @@ from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SOURCES = ("synthetic", "randomized", "adapted", "oracle")
+SOURCES = ("synthetic", "randomized", "adapted", "mixed", "oracle")
+NEEDS_ADAPTED = ("adapted", "mixed")  # sources that train on the GAN's translations
 
 
 def log(message: str) -> None:
@@ -124,11 +125,19 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
     return translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
 
 
+def train_folders(stage: DictConfig) -> list[str]:
+    folders = stage.task_data.train_dir
+    return [folders] if isinstance(folders, str) else [str(f) for f in folders]
+
+
 def data_fingerprint(stage: DictConfig) -> dict:
     """What a task model was trained on: the folder and its dataset card (render spec,
     translation checkpoint digest), so new training data is never met by an old checkpoint."""
-    train_dir = Path(stage.task_data.train_dir)
-    return {"train_dir": str(train_dir.resolve()), "card": read_card(train_dir)}
+    folders = train_folders(stage)
+    return {
+        "train_dir": [str(Path(f).resolve()) for f in folders],
+        "card": [read_card(f) for f in folders],
+    }
 
 
 def forget_stale(name: str, made: list[Path], record: Path, fingerprint: dict) -> None:
@@ -170,7 +179,8 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
     if metrics_path.is_file():
         log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
-    log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {stage.task_data.train_dir}")
+    on = " + ".join(train_folders(stage))
+    log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {on}")
     start = time.perf_counter()
     module = build_model(stage, stage.task)
     trainer = fit(stage, module, instantiate(stage.task_data))
@@ -306,7 +316,7 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     timed("render", stage_render, cfg)
     results = {}
     for source in sources:
-        if source == "adapted":  # adapt lazily: rows that need no GAN are ready sooner
+        if source in NEEDS_ADAPTED:  # adapt lazily: rows that need no GAN are ready sooner
             ckpt = timed("adapt", stage_adapt, cfg)
             timed("translate", stage_translate, cfg, ckpt)
         runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]

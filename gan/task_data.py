@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from gan.data import SegmentationSamples, is_sharded, open_samples
 from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset
@@ -70,8 +70,19 @@ def check_train_source(samples: Sequence[Sample], source: str) -> None:
         samples[0], samples[len(samples) - 1]
 
 
+def train_dirs(train_dir: str | Sequence[str]) -> list[str]:
+    """One training folder, or several whose samples are pooled (e.g. synthetic + adapted)."""
+    dirs = [str(train_dir)] if isinstance(train_dir, (str, Path)) else [str(d) for d in train_dir]
+    if not dirs:
+        raise DataError("task_data.train_dir: no training folder given")
+    return dirs
+
+
 class SegmentationDataModule(pl.LightningDataModule):
     """Random ``crop_size`` crops for training; whole real test images for val/test.
+
+    ``train_dir`` may list several sharded folders: their samples are pooled, so the
+    'mixed' source sees each synthetic scene both raw and adapted.
 
     ``eval_size`` [H, W] resizes every evaluation image (default [384, 544], DeepCrack's native
     size, i.e. no resize); null keeps each image's own size (batches are padded).
@@ -79,7 +90,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        train_dir: str,
+        train_dir: str | Sequence[str],
         test_img: str,
         test_lab: str,
         train_mask_dir: str | None = None,
@@ -93,7 +104,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         train_indices: Sequence[int] | str | None = None,
     ) -> None:
         super().__init__()
-        self.train_dir, self.train_mask_dir = str(train_dir), train_mask_dir
+        self.train_dirs = train_dirs(train_dir)
+        self.train_dir = " + ".join(self.train_dirs)  # names the source in messages
+        self.train_mask_dir = train_mask_dir
         self.test_img, self.test_lab = str(test_img), str(test_lab)
         # Validation defaults to the test set: it is for watching curves, not model selection.
         self.val_img, self.val_lab = str(val_img or test_img), str(val_lab or test_lab)
@@ -111,12 +124,18 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def open_train(self) -> Sequence[Sample]:
         """The training samples (no crops), validated: also what EL2N pruning scores."""
-        if not Path(self.train_dir).is_dir():
-            raise DataError(f"{self.train_dir}: training data folder not found")
-        if self.train_mask_dir is not None and is_sharded(self.train_dir):
-            raise DataError(f"{self.train_dir}: sharded dataset given a train_mask_dir")
-        samples = open_samples(self.train_dir, self.train_mask_dir)
-        check_train_source(samples, self.train_dir)
+        if len(self.train_dirs) > 1 and self.train_mask_dir is not None:
+            raise DataError(f"{self.train_dir}: train_mask_dir needs a single training folder")
+        parts = [self.open_train_dir(d) for d in self.train_dirs]
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)  # type: ignore[return-value]
+
+    def open_train_dir(self, train_dir: str) -> Sequence[Sample]:
+        if not Path(train_dir).is_dir():
+            raise DataError(f"{train_dir}: training data folder not found")
+        if self.train_mask_dir is not None and is_sharded(train_dir):
+            raise DataError(f"{train_dir}: sharded dataset given a train_mask_dir")
+        samples = open_samples(train_dir, self.train_mask_dir)
+        check_train_source(samples, train_dir)
         return samples
 
     def open_eval(self, image_dir: str, mask_dir: str) -> SegmentationSamples:

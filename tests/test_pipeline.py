@@ -89,12 +89,18 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert " ± " in (report / "report.md").read_text()
 
     # A re-rendered simulator: the GAN and the adapted row are stale and redone, not reused.
+    # The pooled 'mixed' row trains on both folders once the GAN is redone.
     shutil.rmtree(tmp_path / "out" / "synthetic")
-    fourth = run_pipeline(tmp_path, "synth.p_no_crack=0.5", "stages.task.sources=[adapted]")
+    fourth = run_pipeline(tmp_path, "synth.p_no_crack=0.5", "stages.task.sources=[adapted,mixed]")
     assert fourth.returncode == 0, fourth.stderr[-3000:]
     out = fourth.stdout
     assert "adapt: training data changed" in out and "adapt: 2 generator steps" in out
     assert "task[adapted]: training data changed" in out and "task[adapted]: 2 steps" in out
+    assert f"on {tmp_path / 'out' / 'synthetic'} + {tmp_path / 'out' / 'adapted'}" in out
+    assert [r["source"] for r in json.loads((report / "results.json").read_text())["rows"]] == [
+        "adapted",
+        "mixed",
+    ]
 
 
 @pytest.mark.parametrize(

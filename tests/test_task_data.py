@@ -6,16 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
-from _task_fixtures import make_folder, make_shards
+from _task_fixtures import crack_sample, make_folder, make_shards
 
+from gan.data import open_samples
 from gan.task_data import SegmentationDataModule, pad_collate
-from synth.io import DataError, write_png
+from synth.io import DataError, write_png, write_shard
 
 
-def datamodule(train_dir: Path, img: Path, lab: Path, **kw) -> SegmentationDataModule:
+def datamodule(train_dir: Path | list[Path], img: Path, lab: Path, **kw) -> SegmentationDataModule:
     kw.setdefault("eval_size", None)
     return SegmentationDataModule(
-        str(train_dir),
+        [str(d) for d in train_dir] if isinstance(train_dir, list) else str(train_dir),
         str(img),
         str(lab),
         crop_size=32,
@@ -46,6 +47,21 @@ def test_oracle_folder_with_masks_and_indices_file(tmp_path: Path) -> None:
     assert dm.train_set.indices == [1, 3]
     # Masks come from the label folder (a random crop may miss the crack: check the sample).
     assert dm.train_set.samples[dm.train_set.indices[0]].semantic.max() == 1
+
+
+def test_several_train_folders_are_pooled(tmp_path: Path) -> None:
+    img, lab = make_folder(tmp_path / "real", n=2)
+    first = make_shards(tmp_path / "syn", n=3)
+    second = write_shard(tmp_path / "ada", 0, [crack_sample(50 + i) for i in range(5)]).parent
+    dm = datamodule([first, second], img, lab)
+    dm.setup("fit")
+    assert len(dm.train_set) == 8
+    # Index 3 is the second folder's first sample, not the first folder's fourth.
+    assert (dm.train_set.samples[3].image == open_samples(second)[0].image).all()
+    with pytest.raises(DataError, match="needs a single training folder"):
+        datamodule([first, second], img, lab, train_mask_dir=str(lab)).setup("fit")
+    with pytest.raises(DataError, match="nope: training data folder not found"):
+        datamodule([first, tmp_path / "nope"], img, lab).setup("fit")
 
 
 def test_eval_size_resizes(tmp_path: Path) -> None:
