@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -83,7 +84,11 @@ class StepCheckpoint(ModelCheckpoint):
     def _save_pending(self, trainer, pl_module) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
-            super().on_train_batch_end(trainer, pl_module, *pending)
+            with warnings.catch_warnings():
+                # Lightning warns that a manual-optimization (GAN) save holds the weights after
+                # the step. That is the state a resume needs: its optimizer state matches it.
+                warnings.filterwarnings("ignore", "Using ModelCheckpoint with manual optimization")
+                super().on_train_batch_end(trainer, pl_module, *pending)
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         """Record the batch fetched for the next step as not fetched: saved from
