@@ -131,13 +131,12 @@ def train_folders(stage: DictConfig) -> list[str]:
 
 
 def data_fingerprint(stage: DictConfig) -> dict:
-    """What a task model was trained on: the folder and its dataset card (render spec,
+    """What a task model was trained on: the folders and their dataset cards (render spec,
     translation checkpoint digest), so new training data is never met by an old checkpoint."""
-    folders = train_folders(stage)
-    return {
-        "train_dir": [str(Path(f).resolve()) for f in folders],
-        "card": [read_card(f) for f in folders],
-    }
+    prints = [
+        {"train_dir": str(Path(f).resolve()), "card": read_card(f)} for f in train_folders(stage)
+    ]
+    return prints[0] if len(prints) == 1 else {"train_dirs": prints}
 
 
 def forget_stale(name: str, made: list[Path], record: Path, fingerprint: dict) -> None:
