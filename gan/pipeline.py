@@ -130,12 +130,18 @@ def train_folders(stage: DictConfig) -> list[str]:
     return [folders] if isinstance(folders, str) else [str(f) for f in folders]
 
 
+MEASURED_ONLY = ("domain_gap",)  # card entries that describe the data without changing it
+
+
 def data_fingerprint(stage: DictConfig) -> dict:
     """What a task model was trained on: the folders and their dataset cards (render spec,
-    translation checkpoint digest), so new training data is never met by an old checkpoint."""
-    prints = [
-        {"train_dir": str(Path(f).resolve()), "card": read_card(f)} for f in train_folders(stage)
-    ]
+    translation checkpoint digest), so new training data is never met by an old checkpoint.
+    A measurement added to a card later (tools/translate.py's domain gap) changes nothing."""
+
+    def card(folder: str) -> dict:
+        return {k: v for k, v in read_card(folder).items() if k not in MEASURED_ONLY}
+
+    prints = [{"train_dir": str(Path(f).resolve()), "card": card(f)} for f in train_folders(stage)]
     return prints[0] if len(prints) == 1 else {"train_dirs": prints}
 
 

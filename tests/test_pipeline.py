@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 from _cli_fixtures import TINY_GAN, make_real_folder
+from omegaconf import OmegaConf
 
+from gan.pipeline import data_fingerprint
 from gan.report import markdown_table, mean_over_seeds
+from synth.io import read_card, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,6 +120,23 @@ def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "synthetic").exists()  # failed before rendering
+
+
+def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
+    folder = tmp_path / "adapted"
+    folder.mkdir()
+    write_json_atomic(folder / "dataset_card.json", {"translation": {"checkpoint_sha256": "a"}})
+    stage = OmegaConf.create({"task_data": {"train_dir": str(folder)}})
+    before = data_fingerprint(stage)
+    card = {**read_card(folder), "domain_gap": {"after": 8.7}}
+    write_json_atomic(folder / "dataset_card.json", card)
+    assert data_fingerprint(stage) == before
+    write_json_atomic(
+        folder / "dataset_card.json", {**card, "translation": {"checkpoint_sha256": "b"}}
+    )
+    assert data_fingerprint(stage) != before
+    pooled = OmegaConf.create({"task_data": {"train_dir": [str(folder), str(folder)]}})
+    assert data_fingerprint(pooled)["train_dirs"] == [data_fingerprint(stage)] * 2
 
 
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
