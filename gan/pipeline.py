@@ -83,6 +83,21 @@ def checkpoint_step(path: Path) -> int:
     return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
 
 
+#: Settings that change speed, logging or evaluation batches, never what a model learns.
+RUN_ONLY_KEYS = frozenset(
+    {
+        "num_workers",
+        "eval_batch_size",
+        "log_images_every_n_steps",
+        "num_log_images",
+        "compile",
+        "channels_last",
+    }
+)
+ADAPT_SETTINGS = ("gan", "gan_data", "seed", "trainer.max_steps", "trainer.precision")
+TASK_SETTINGS = ("task", "task_data", "seed", "trainer.max_steps", "trainer.precision")
+
+
 def adapt_fingerprint(cfg: DictConfig) -> dict:
     """What the GAN learns from: the synthetic set (its card holds the render spec) and the
     real folder, so a re-rendered simulator never meets a generator trained on the old one."""
@@ -98,11 +113,15 @@ def adapt_fingerprint(cfg: DictConfig) -> dict:
 def stage_adapt(cfg: DictConfig) -> Path:
     a = cfg.stages.adapt
     ckpt = dirs(cfg)["adapt_ckpt"]
-    forget_stale("adapt", [ckpt.parent], ckpt.parent / "training_data.json", adapt_fingerprint(cfg))
+    stage = derive(cfg, {"run_name": a.run_name, "trainer": a.trainer, "ckpt_path": "last"})
+    provenance = {
+        "data": adapt_fingerprint(stage),
+        "settings": settings_fingerprint(stage, ADAPT_SETTINGS),
+    }
+    forget_stale("adapt", [ckpt.parent], ckpt.parent / "provenance.json", provenance)
     if checkpoint_step(ckpt) >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
-    stage = derive(cfg, {"run_name": a.run_name, "trainer": a.trainer, "ckpt_path": "last"})
     log(f"adapt: {a.trainer.max_steps} generator steps -> {ckpt}")
     datamodule = instantiate(stage.gan_data)
     datamodule.setup("fit")
@@ -145,22 +164,67 @@ def data_fingerprint(stage: DictConfig) -> dict:
     return prints[0] if len(prints) == 1 else {"train_dirs": prints}
 
 
-def forget_stale(name: str, made: list[Path], record: Path, fingerprint: dict) -> None:
-    """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
-    from the same training data as ``fingerprint``; then record the current data.
+def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
+    """The resolved settings at ``keys`` (dotted), minus run-only ones: a rerun with another
+    learning rate or loss weight must retrain, not reuse a model made with the old one."""
 
-    Without a record nothing can vouch for old outputs, so they go too: a changed simulator
-    or translation must never be met by a model, or a score, from before the change.
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in RUN_ONLY_KEYS}
+        return [plain(v) for v in value] if isinstance(value, list) else value
+
+    settings = {}
+    for key in keys:
+        value = OmegaConf.select(stage, key)
+        settings[key] = (
+            plain(OmegaConf.to_container(value, resolve=True))
+            if OmegaConf.is_config(value)
+            else value
+        )
+    return settings
+
+
+def flatten(tree: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) -> None:
+    """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
+    from the same ``provenance`` (training data and settings); then record the current one.
+
+    Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
+    translation or loss weight must never be met by a model, or a score, from before it.
     """
-    current = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
-    if not record.is_file() or read_json(record) != current:
+    current = json.loads(json.dumps(provenance, sort_keys=True, default=str))
+    old_record = read_json(record) if record.is_file() else None
+    if old_record != current:
         old = [path for path in made if path.exists()]
         if old:
-            log(f"{name}: training data changed, old outputs removed ({', '.join(map(str, old))})")
+            log(
+                f"{name}: {what_changed(old_record, current)}, old outputs removed "
+                f"({', '.join(map(str, old))})"
+            )
         for path in old:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     record.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, current)
+
+
+def what_changed(old: dict | None, new: dict) -> str:
+    """'training data changed' / 'settings changed (gan.lr_g, ...)', for the log."""
+    if old is None:
+        return "no record of what its outputs were made from"
+    before, after = flatten(old), flatten(new)
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if any(k.startswith("data.") for k in keys):
+        return "training data changed"
+    shown = [k.removeprefix("settings.") for k in keys[:4]]
+    return f"settings changed ({', '.join(shown)}{', ...' if len(keys) > 4 else ''})"
 
 
 def run_key(source: str, seed: int, seeds: list[int]) -> str:
@@ -179,8 +243,11 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
     stage = derive(cfg, source_overrides(source))
     stage = derive(stage, {"seed": seed, "run_name": f"{t.run_prefix}-{key}", "trainer": t.trainer})
     ckpt_dir = Path(stage.paths.ckpt_dir) / stage.run_name
-    record = run_dir / "training_data.json"
-    forget_stale(f"task[{key}]", [ckpt_dir, metrics_path], record, data_fingerprint(stage))
+    provenance = {
+        "data": data_fingerprint(stage),
+        "settings": settings_fingerprint(stage, TASK_SETTINGS),
+    }
+    forget_stale(f"task[{key}]", [ckpt_dir, metrics_path], run_dir / "provenance.json", provenance)
     if metrics_path.is_file():
         log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)

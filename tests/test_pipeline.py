@@ -105,6 +105,29 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         "mixed",
     ]
 
+    # Changed settings: a new loss weight retrains the GAN, a new learning rate the task model.
+    fifth = run_pipeline(
+        tmp_path,
+        "synth.p_no_crack=0.5",
+        "stages.task.sources=[oracle,adapted]",
+        "gan.lambda_cycle=5",
+        "task.lr=0.001",
+    )
+    assert fifth.returncode == 0, fifth.stderr[-3000:]
+    out = fifth.stdout
+    assert "adapt: settings changed (gan.lambda_cycle)" in out
+    assert "task[oracle]: settings changed (task.lr)" in out
+    assert "task[adapted]: training data changed" in out
+    sixth = run_pipeline(
+        tmp_path,
+        "synth.p_no_crack=0.5",
+        "stages.task.sources=[oracle]",
+        "task.lr=0.001",
+        "task_data.num_workers=1",
+    )
+    assert sixth.returncode == 0, sixth.stderr[-3000:]
+    assert "task[oracle]: complete, skipped" in sixth.stdout  # run-only settings keep it
+
 
 @pytest.mark.parametrize(
     ("override", "message"),
