@@ -21,6 +21,7 @@ from gan.checkpoint import load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device
 from gan.report import mean_over_seeds, write_report
 from gan.runner import build_model, fit
+from gan.task_data import train_dirs
 from synth.distributions import ConfigError
 from synth.io import list_images, read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
@@ -144,11 +145,6 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
     return translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
 
 
-def train_folders(stage: DictConfig) -> list[str]:
-    folders = stage.task_data.train_dir
-    return [folders] if isinstance(folders, str) else [str(f) for f in folders]
-
-
 MEASURED_ONLY = ("domain_gap",)  # card entries that describe the data without changing it
 
 
@@ -160,8 +156,8 @@ def data_fingerprint(stage: DictConfig) -> dict:
     def card(folder: str) -> dict:
         return {k: v for k, v in read_card(folder).items() if k not in MEASURED_ONLY}
 
-    prints = [{"train_dir": str(Path(f).resolve()), "card": card(f)} for f in train_folders(stage)]
-    return prints[0] if len(prints) == 1 else {"train_dirs": prints}
+    folders = train_dirs(stage.task_data.train_dir)
+    return {"train_dirs": [{"dir": str(Path(f).resolve()), "card": card(f)} for f in folders]}
 
 
 def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
@@ -251,7 +247,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
     if metrics_path.is_file():
         log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
-    on = " + ".join(train_folders(stage))
+    on = " + ".join(train_dirs(stage.task_data.train_dir))
     log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {on}")
     start = time.perf_counter()
     module = build_model(stage, stage.task)

@@ -159,7 +159,7 @@ def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
     )
     assert data_fingerprint(stage) != before
     pooled = OmegaConf.create({"task_data": {"train_dir": [str(folder), str(folder)]}})
-    assert data_fingerprint(pooled)["train_dirs"] == [data_fingerprint(stage)] * 2
+    assert data_fingerprint(pooled)["train_dirs"] == data_fingerprint(stage)["train_dirs"] * 2
 
 
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
