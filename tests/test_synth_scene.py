@@ -10,7 +10,7 @@ from _synth_fixtures import tiny_config
 from synth.io import IGNORE_INDEX
 from synth.rng import sample_rng
 from synth.scene import render_crack_scene
-from synth.surface import relief
+from synth.surface import aggregate, relief
 
 
 def ring_contrast(image: np.ndarray, crack: np.ndarray) -> float:
@@ -90,3 +90,24 @@ def test_relief_shading_has_the_requested_contrast_and_is_deterministic():
     assert abs(float(shade.mean()) - 1.0) < 0.02
     assert float(shade.std()) == pytest.approx(0.1, rel=0.05)
     assert np.array_equal(shade, relief(np.random.default_rng(0), 128, 40, 0.1))
+
+
+def test_aggregate_binder_forms_a_connected_dark_network_that_fill_closes():
+    """Stones must leave dark seams between them (the real-asphalt false cracks), and a larger
+    ``fill`` must close them: a renderer that drew a flat or fully covered field fails."""
+    binder_share = {}
+    for fill in (0.8, 1.3):
+        field = aggregate(np.random.default_rng(0), 128, 5.0, fill)
+        assert field.dtype == np.float32 and field.shape == (128, 128)
+        assert field.min() >= -1.0 and field.max() <= 1.0
+        binder = (field < -0.6).astype(np.uint8)
+        binder_share[fill] = float(binder.mean())
+        if fill == 0.8:  # the seams join into one network across the image
+            count, labels, stats, _ = cv2.connectedComponentsWithStats(binder, connectivity=8)
+            largest = stats[1:, cv2.CC_STAT_AREA].max()
+            assert largest > 0.8 * binder.sum()
+    assert binder_share[0.8] > 2 * binder_share[1.3] > 0
+    assert np.array_equal(
+        aggregate(np.random.default_rng(1), 64, 4.0, 0.9),
+        aggregate(np.random.default_rng(1), 64, 4.0, 0.9),
+    )
