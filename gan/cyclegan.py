@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gan.losses import (
+    consistency_target,
     discriminator_loss,
     l1,
     linear_decay,
@@ -64,6 +65,9 @@ def set_requires_grad(params: list[nn.Parameter], flag: bool) -> None:
         p.requires_grad_(flag)
 
 
+SEMANTIC_TARGETS = ("mask", "consistency")
+
+
 class SemanticCycleGAN(pl.LightningModule):
     """CycleGAN (LSGAN, cycle, identity, image pools, linear LR decay) plus two mask-keeping
     terms: a semantic loss through a segmenter f_s trained on synthetic labels, and an L1 that
@@ -82,6 +86,7 @@ class SemanticCycleGAN(pl.LightningModule):
         semantic_warmup_steps: int = 200,
         lambda_mask: float = 0.5,
         segmenter_on_fake: bool = True,
+        semantic_target: str = "mask",
         lr_g: float = 2e-4,
         lr_d: float = 2e-4,
         lr_s: float = 1e-3,
@@ -95,6 +100,10 @@ class SemanticCycleGAN(pl.LightningModule):
         num_log_images: int = 4,
     ) -> None:
         super().__init__()
+        if semantic_target not in SEMANTIC_TARGETS:
+            raise ValueError(
+                f"semantic_target={semantic_target!r}: expected one of {SEMANTIC_TARGETS}"
+            )
         generator = plain(generator) or {}
         discriminator = plain(discriminator) or {}
         segmenter = plain(segmenter)
@@ -188,13 +197,23 @@ class SemanticCycleGAN(pl.LightningModule):
         w_sem = self.semantic_weight()
         if self.seg is not None and w_sem > 0:
             out["seg_fake"] = self.seg(out["fake_b"])
-            losses["semantic"] = semantic_loss(out["seg_fake"], mask_a)
+            losses["semantic"] = semantic_loss(
+                out["seg_fake"], self.semantic_target(real_a, mask_a)
+            )
             total = total + w_sem * losses["semantic"]
         if h.lambda_mask > 0:
             losses["mask_conservation"] = mask_conservation_loss(real_a, out["fake_b"], mask_a)
             total = total + h.lambda_mask * losses["mask_conservation"]
         losses["total"] = total
         return losses
+
+    def semantic_target(self, real_a: torch.Tensor, mask_a: torch.Tensor) -> torch.Tensor:
+        """What f_s(G(A)) must match: A's mask, or (``consistency``) f_s's reading of A on
+        background pixels with the mask kept on cracks."""
+        if self.hparams.semantic_target == "mask":
+            return mask_a
+        with torch.no_grad():
+            return consistency_target(mask_a, self.seg(real_a))
 
     def semantic_weight(self) -> float:
         h = self.hparams

@@ -12,7 +12,13 @@ from _gan_fixtures import make_real, make_synthetic, reference_bench_dir
 
 from gan.checkpoint import UnsafeCheckpointError
 from gan.fid import PROXY_NAME, domain_gap
-from gan.losses import linear_decay, mask_conservation_loss, ramp_weight, semantic_loss
+from gan.losses import (
+    consistency_target,
+    linear_decay,
+    mask_conservation_loss,
+    ramp_weight,
+    semantic_loss,
+)
 from gan.networks import InstanceNorm, PatchDiscriminator, ResnetGenerator, build_generator
 from gan.pool import ImagePool
 
@@ -40,6 +46,23 @@ def test_semantic_loss_ignores_255_and_is_finite_on_all_ignore():
     loss.backward()
     mask[0, 0, 0] = 1
     assert semantic_loss(logits, mask).item() > 0
+
+
+def test_consistency_target_keeps_cracks_and_f_s_reading_of_the_background():
+    mask = torch.zeros(1, 4, 4, dtype=torch.long)
+    mask[0, 1] = 1  # a crack row
+    mask[0, 3, 3] = 255
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[0, 1, 0, :2] = 5.0  # f_s takes two background pixels (a distractor) for crack
+    logits[0, 0, 1, :] = 5.0  # ... and misses the crack
+    target = consistency_target(mask, logits)
+    assert target[0, 0, :2].tolist() == [1, 1]  # the distractor stays a "crack" to f_s
+    assert target[0, 1].tolist() == [1, 1, 1, 1]  # real cracks stay cracks regardless
+    assert target[0, 3, 3] == 255 and target[0, 2].tolist() == [0, 0, 0, 0]
+    # Against the plain mask, G pays for f_s firing on the distractor; here it does not.
+    fake_logits = logits.clone()
+    fake_logits[0, 1, 1, :] = 5.0
+    assert semantic_loss(fake_logits, target) < semantic_loss(fake_logits, mask)
 
 
 def test_ramp_and_decay_schedules():

@@ -184,6 +184,22 @@ def test_segmenter_trains_on_translations_only_when_asked(on_fake):
     assert not torch.allclose(on_both, on_synthetic)
 
 
+def test_semantic_target_consistency_reads_f_s_on_background_and_keeps_cracks():
+    torch.manual_seed(0)
+    real_a = torch.rand(2, 3, 16, 16) * 2 - 1
+    mask_a = (torch.rand(2, 16, 16) > 0.8).long()
+    assert tiny_gan().semantic_target(real_a, mask_a) is mask_a  # the default: A's mask
+    model = tiny_gan(semantic_target="consistency").eval()
+    target = model.semantic_target(real_a, mask_a)
+    reading = model.seg(real_a).argmax(1)
+    background = mask_a == 0
+    assert torch.equal(target[background], reading[background])
+    assert torch.equal(target[~background], mask_a[~background])
+    assert not torch.equal(target, mask_a)  # an untrained f_s disagrees with the mask
+    with pytest.raises(ValueError, match="semantic_target"):
+        tiny_gan(semantic_target="masks")
+
+
 def test_semantic_weight_ramps_and_is_logged(tmp_path, data):
     model = tiny_gan(semantic_warmup_steps=4, lambda_semantic=2.0)
     trainer = tiny_trainer(tmp_path, 2)
