@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import BinaryF1Score, BinaryJaccardIndex, MulticlassJaccardIndex
+from torchmetrics.classification import (
+    BinaryF1Score,
+    BinaryJaccardIndex,
+    BinaryPrecision,
+    BinaryRecall,
+    MulticlassJaccardIndex,
+)
 
 from gan.augment import PairedAugment
 from gan.networks import ChannelsLastInput, UNet, fold_batchnorm
@@ -236,6 +242,10 @@ def build_metrics(tolerance: int = 2, prefix: str = "") -> MetricCollection:
                 num_classes=2, average="macro", ignore_index=IGNORE_INDEX
             ),
             "f1": BinaryF1Score(ignore_index=IGNORE_INDEX),
+            # Which way F1 is lost: synthetic-trained models mostly lose precision (false
+            # cracks on real textures), the oracle recall.
+            "precision": BinaryPrecision(ignore_index=IGNORE_INDEX),
+            "recall": BinaryRecall(ignore_index=IGNORE_INDEX),
             "tol_f1": ToleranceF1(tolerance=tolerance),
         },
         prefix=prefix,

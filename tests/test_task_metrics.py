@@ -54,6 +54,12 @@ def test_metrics_equal_hand_computed_and_ignore_pixels_excluded() -> None:
     out = build_metrics()(pred, target)
     assert out["f1"].item() == pytest.approx(2 * 1 / (2 * 1 + 1 + 1))
     assert out["crack_iou"].item() == pytest.approx(1 / 3)
+    assert out["precision"].item() == pytest.approx(1 / 2)  # 2 crack predictions, 1 right
+    pred[0, 0, 2] = 0  # drop the false crack: precision 1, recall still 1 of 2
+    out = build_metrics()(pred, target)
+    assert (out["precision"].item(), out["recall"].item()) == pytest.approx((1.0, 0.5))
+    pred[0, 0, 2] = 1
+    out = build_metrics()(pred, target)
     # background: 5 true, 5 predicted, 4 shared -> IoU 4/6
     bg_iou = 4 / 6
     assert out["miou"].item() == pytest.approx((bg_iou + 1 / 3) / 2)
