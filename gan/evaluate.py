@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader, Dataset
 
 from gan.checkpoint import load_checkpoint
-from gan.data import SegmentationSamples, to_tensor
+from gan.data import SegmentationSamples, is_sharded, to_tensor
 from gan.task import (
     CrackSegmenter,
     build_metrics,
@@ -30,7 +30,7 @@ from gan.task import (
 )
 from gan.task_data import pad_collate
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
-from synth.io import DataError, ImageFolder, write_json_atomic, write_png
+from synth.io import DataError, ImageFolder, ShardedDataset, write_json_atomic, write_png
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
 
@@ -116,11 +116,24 @@ def write_rows(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def labeled_samples(
+    image_dir: str | Path, mask_dir: str | Path | None
+) -> tuple[Sequence, list[str]]:
+    """(samples, one name per sample) from a sharded dataset or an image + mask folder pair."""
+    if is_sharded(image_dir):
+        dataset = ShardedDataset(image_dir)
+        return dataset, [rec["stem"] for _, rec in dataset.records]
+    if mask_dir is None or not Path(mask_dir).is_dir():
+        raise DataError(f"{mask_dir}: test mask folder not found")
+    folder = ImageFolder(image_dir, mask_dir)
+    return folder, [path.stem for path in folder.images]
+
+
 @torch.no_grad()
 def evaluate_folder(
     model: CrackSegmenter,
     image_dir: str | Path,
-    mask_dir: str | Path,
+    mask_dir: str | Path | None,
     out_dir: str | Path,
     eval_size: Sequence[int] | None = (384, 544),
     batch_size: int = 4,
@@ -128,12 +141,15 @@ def evaluate_folder(
     num_workers: int = 0,
     extra: dict | None = None,
 ) -> dict:
-    """Score ``model`` on a labeled folder; writes per_image.csv, metrics.json, overlays/."""
-    if not Path(mask_dir).is_dir():
-        raise DataError(f"{mask_dir}: test mask folder not found")
-    folder = ImageFolder(image_dir, mask_dir)
+    """Score ``model`` on a labeled folder; writes per_image.csv, metrics.json, overlays/.
+
+    ``image_dir`` may also be a sharded dataset (synthetic or translated; ``mask_dir`` unused):
+    the same model scored on the synthetic and the adapted set shows what translation did to
+    the training signal, e.g. how many background textures still read as cracks.
+    """
+    samples, names = labeled_samples(image_dir, mask_dir)
     dataset = SegmentationSamples(
-        folder, crop_size=None, resize=tuple(eval_size) if eval_size else None
+        samples, crop_size=None, resize=tuple(eval_size) if eval_size else None
     )
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate
@@ -150,7 +166,7 @@ def evaluate_folder(
         with torch.inference_mode():
             pred = net(images).argmax(1)
         metrics.update(pred, masks)
-        stems = [folder.images[int(i)].stem for i in batch["index"]]
+        stems = [names[int(i)] for i in batch["index"]]
         rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tolerance)
         for j, (h, w) in enumerate(batch["size"].tolist()):
             if len(rows) - len(stems) + j < num_overlays:

@@ -16,6 +16,7 @@ from gan.export import CrackProbability, export_model
 from gan.networks import UNet
 from gan.task import CrackSegmenter
 from gan.task_data import SegmentationDataModule
+from synth.io import DataError
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -100,6 +101,15 @@ def test_train_task_config_fit_test_evaluate_predict(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_images"] == 3
     assert result["f1"] == pytest.approx(results["test/f1"], abs=1e-5)
     assert len(list((tmp_path / "eval" / "overlays").glob("*.png"))) == 2
+
+    # A sharded (synthetic or translated) set is scored the same way, its masks inside.
+    shards = make_shards(tmp_path / "scored", n=3)
+    on_shards = evaluate_folder(model, shards, None, tmp_path / "eval_shards", eval_size=None)
+    rows = list(csv.DictReader(open(tmp_path / "eval_shards" / "per_image.csv")))
+    assert on_shards["num_images"] == len(rows) == 3 and len({r["stem"] for r in rows}) == 3
+    assert 0.0 <= on_shards["precision"] <= 1.0
+    with pytest.raises(DataError, match="test mask folder"):
+        evaluate_folder(model, img, None, tmp_path / "eval_none")
 
     written = predict_folder(model, img, tmp_path / "pred", eval_size=[16, 24], batch_size=2)
     assert sorted(p.name for p in written) == ["img0.png", "img1.png", "img2.png"]
