@@ -8,13 +8,14 @@ what is missing (each stage also resumes internally: shards, ``last.ckpt``).
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import shutil
 import time
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import load_checkpoint
@@ -198,6 +199,8 @@ def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) ->
     """
     current = json.loads(json.dumps(provenance, sort_keys=True, default=str))
     old_record = read_json(record) if record.is_file() else None
+    if old_record is not None:
+        old_record = with_new_defaults(old_record, current)
     if old_record != current:
         old = [path for path in made if path.exists()]
         if old:
@@ -209,6 +212,31 @@ def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) ->
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     record.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, current)
+
+
+def constructor_defaults(target: str) -> dict[str, object]:
+    """Keyword defaults of a ``_target_`` class's constructor ({} when it cannot be imported)."""
+    try:
+        params = inspect.signature(get_class(target)).parameters.values()
+    except Exception:  # noqa: BLE001 - an unknown target simply has no defaults to offer
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def with_new_defaults(old: dict, new: dict) -> dict:
+    """``old`` plus the model options it predates, where the new run leaves them at the model
+    class's default: adding an option that keeps the old behaviour (say gan.semantic_target,
+    default 'mask') must not throw away every generator and task model trained before it."""
+    old = copy.deepcopy(old)
+    for group, node in new.get("settings", {}).items():
+        before = old.get("settings", {}).get(group)
+        if not (isinstance(node, dict) and isinstance(before, dict) and "_target_" in node):
+            continue
+        defaults = constructor_defaults(node["_target_"])
+        for key, value in node.items():
+            if key not in before and key in defaults and defaults[key] == value:
+                before[key] = value
+    return old
 
 
 def what_changed(old: dict | None, new: dict) -> str:

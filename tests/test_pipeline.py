@@ -12,7 +12,7 @@ import pytest
 from _cli_fixtures import TINY_GAN, make_real_folder
 from omegaconf import OmegaConf
 
-from gan.pipeline import data_fingerprint
+from gan.pipeline import data_fingerprint, forget_stale
 from gan.report import markdown_table, mean_over_seeds
 from synth.io import read_card, write_json_atomic
 
@@ -160,6 +160,24 @@ def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
     assert data_fingerprint(stage) != before
     pooled = OmegaConf.create({"task_data": {"train_dir": [str(folder), str(folder)]}})
     assert data_fingerprint(pooled)["train_dirs"] == data_fingerprint(stage)["train_dirs"] * 2
+
+
+def test_an_option_added_later_at_its_default_keeps_old_outputs(tmp_path):
+    """Records written before gan.semantic_target existed stay valid while it is at the
+    class default; any other value, or a changed old key, still removes the outputs."""
+    gan = {"_target_": "gan.cyclegan.SemanticCycleGAN", "lambda_cycle": 10.0}
+    record, made = tmp_path / "provenance.json", tmp_path / "ckpt"
+
+    def rerun(**options) -> bool:
+        made.mkdir(exist_ok=True)
+        write_json_atomic(record, {"data": {}, "settings": {"gan": gan}})
+        forget_stale("adapt", [made], record, {"data": {}, "settings": {"gan": gan | options}})
+        return made.exists()
+
+    assert rerun(semantic_target="mask")  # the default: same behaviour as before the option
+    assert not rerun(semantic_target="consistency")
+    assert not rerun(lambda_cycle=5.0)
+    assert not rerun(semantic_target="mask", lambda_cycle=5.0)
 
 
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
