@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch.utils.data import DataLoader, Dataset
 
 from gan.checkpoint import load_checkpoint
-from gan.data import SegmentationSamples, is_sharded, to_tensor
+from gan.data import SegmentationSamples, is_sharded, open_samples, to_tensor
 from gan.task import (
     CrackSegmenter,
     build_metrics,
@@ -30,7 +30,7 @@ from gan.task import (
 )
 from gan.task_data import pad_collate
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
-from synth.io import DataError, ImageFolder, ShardedDataset, write_json_atomic, write_png
+from synth.io import DataError, ImageFolder, write_json_atomic, write_png
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
 
@@ -120,13 +120,13 @@ def labeled_samples(
     image_dir: str | Path, mask_dir: str | Path | None
 ) -> tuple[Sequence, list[str]]:
     """(samples, one name per sample) from a sharded dataset or an image + mask folder pair."""
-    if is_sharded(image_dir):
-        dataset = ShardedDataset(image_dir)
-        return dataset, [rec["stem"] for _, rec in dataset.records]
-    if mask_dir is None or not Path(mask_dir).is_dir():
+    sharded = is_sharded(image_dir)
+    if not sharded and (mask_dir is None or not Path(mask_dir).is_dir()):
         raise DataError(f"{mask_dir}: test mask folder not found")
-    folder = ImageFolder(image_dir, mask_dir)
-    return folder, [path.stem for path in folder.images]
+    samples = open_samples(image_dir, mask_dir)
+    if sharded:
+        return samples, [rec["stem"] for _, rec in samples.records]
+    return samples, [path.stem for path in samples.images]
 
 
 @torch.no_grad()
