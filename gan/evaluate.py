@@ -30,7 +30,7 @@ from gan.task import (
 )
 from gan.task_data import pad_collate
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
-from synth.io import DataError, ImageFolder, write_json_atomic, write_png
+from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
 
@@ -197,9 +197,10 @@ def evaluate_folder(
 
 
 class ImagesToSegment(Dataset):
-    """Unlabeled images, optionally resized to ``eval_size``; keeps each original size."""
+    """Unlabeled images (an ImageFolder, or any samples with ``.image``), optionally resized
+    to ``eval_size``; keeps each original size."""
 
-    def __init__(self, folder: ImageFolder, eval_size: Sequence[int] | None = None) -> None:
+    def __init__(self, folder: Sequence[Sample], eval_size: Sequence[int] | None = None) -> None:
         self.folder, self.eval_size = folder, tuple(eval_size) if eval_size else None
 
     def __len__(self) -> int:
@@ -225,6 +226,36 @@ def predict_collate(items: list[dict]) -> dict:
 
 
 @torch.no_grad()
+def crack_probabilities(
+    model: CrackSegmenter,
+    folder: Sequence[Sample],
+    eval_size: Sequence[int] | None = None,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    description: str = "predict",
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """(index, crack probability HxW on CPU) for every image of ``folder``, in order.
+
+    Logits are resized back to each image's own size, so a map always matches its image.
+    """
+    loader = DataLoader(
+        ImagesToSegment(folder, eval_size),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=predict_collate,
+    )
+    net = model.inference_net()
+    for batch in batches(loader, description):
+        with torch.inference_mode():
+            logits = net(batch["image"].to(model.device))
+        for j, index in enumerate(batch["index"].tolist()):
+            (h, w), (oh, ow) = batch["size"][j].tolist(), batch["original"][j].tolist()
+            item_logits = F.interpolate(
+                logits[j : j + 1, :, :h, :w], size=(oh, ow), mode="bilinear"
+            )
+            yield index, item_logits.float().softmax(1)[0, 1].cpu()
+
+
 def predict_folder(
     model: CrackSegmenter,
     image_dir: str | Path,
@@ -233,35 +264,18 @@ def predict_folder(
     batch_size: int = 4,
     num_workers: int = 0,
 ) -> list[Path]:
-    """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png.
-
-    Logits are resized back to each image's own size, so masks always match their image.
-    """
+    """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png."""
     folder = ImageFolder(image_dir)
-    loader = DataLoader(
-        ImagesToSegment(folder, eval_size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=predict_collate,
-    )
     out_dir = Path(out_dir)
     for sub in ("masks", "overlays"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     written = []
-    net = model.inference_net()
-    for batch in batches(loader, "predict"):
-        with torch.inference_mode():
-            logits = net(batch["image"].to(model.device))
-        for j, index in enumerate(batch["index"].tolist()):
-            (h, w), (oh, ow) = batch["size"][j].tolist(), batch["original"][j].tolist()
-            item_logits = F.interpolate(
-                logits[j : j + 1, :, :h, :w], size=(oh, ow), mode="bilinear"
-            )
-            pred = item_logits.argmax(1)[0].cpu()
-            stem = folder.images[index].stem
-            write_png(out_dir / "masks" / f"{stem}.png", (pred.numpy() * 255).astype(np.uint8))
-            image = to_uint8(to_tensor(folder[index].image)[None])
-            overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
-            write_png(out_dir / "overlays" / f"{stem}.png", overlay, rgb=True)
-            written.append(out_dir / "overlays" / f"{stem}.png")
+    for index, prob in crack_probabilities(model, folder, eval_size, batch_size, num_workers):
+        pred = (prob > 0.5).long()  # the argmax of two classes
+        stem = folder.images[index].stem
+        write_png(out_dir / "masks" / f"{stem}.png", (pred.numpy() * 255).astype(np.uint8))
+        image = to_uint8(to_tensor(folder[index].image)[None])
+        overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
+        write_png(out_dir / "overlays" / f"{stem}.png", overlay, rgb=True)
+        written.append(out_dir / "overlays" / f"{stem}.png")
     return written

@@ -1,0 +1,158 @@
+"""Self-training: label the unlabeled real photos with a trained task model's confident pixels.
+
+The user has a folder of real photos and no labels. A task model trained on adapted (or raw)
+synthetic data already reads most of them right; its confident pixels become labels, the
+uncertain band between ``low`` and ``high`` is written as ignore, and a student trained on the
+synthetic set pooled with these photos sees real texture with real-looking labels. No real
+label is read at any point.
+
+The output is a sharded dataset like the simulator's, so every task-data path reads it; shards
+are written atomically and a killed run resumes at the first missing one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gan.evaluate import crack_probabilities
+from gan.task import CrackSegmenter
+from synth.io import (
+    CARD,
+    IGNORE_INDEX,
+    DataError,
+    ImageFolder,
+    Sample,
+    clean_partial_shards,
+    is_shard_complete,
+    num_shards,
+    read_card,
+    read_manifests,
+    shard_range,
+    write_json_atomic,
+    write_shard,
+)
+
+CLASS_MAP = {"0": "background", "1": "crack", str(IGNORE_INDEX): "ignore"}
+
+
+def pseudo_mask(prob: torch.Tensor, low: float, high: float) -> np.ndarray:
+    """Class ids from a crack probability map: 1 at >= high, 0 at <= low, ignore between."""
+    mask = np.full(prob.shape, IGNORE_INDEX, dtype=np.uint8)
+    p = prob.numpy()
+    mask[p <= low] = 0
+    mask[p >= high] = 1
+    return mask
+
+
+def check_band(low: float, high: float) -> None:
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"pseudo-label band low={low}, high={high}: need 0 <= low < high <= 1")
+
+
+def pseudo_label_folder(
+    model: CrackSegmenter,
+    image_dir: str | Path,
+    out_dir: str | Path,
+    low: float = 0.3,
+    high: float = 0.7,
+    shard_size: int = 100,
+    batch_size: int = 4,
+    teacher: dict | None = None,
+    replace_stale: bool = False,
+) -> dict:
+    """Write ``out_dir`` as a sharded dataset of ``image_dir``'s photos with pseudo-labels.
+
+    ``teacher`` (e.g. the checkpoint and its digest) goes into the dataset card with the band,
+    so a task model trained on these labels records where they came from. The card is written
+    before the first shard, so a resumed run can tell its own shards from another teacher's:
+    labels made otherwise raise, or are deleted and redone with ``replace_stale``.
+    Returns the card.
+    """
+    check_band(low, high)
+    folder = ImageFolder(image_dir)  # a missing or empty folder raises, naming it
+    out = Path(out_dir)
+    spec = {
+        "image_dir": str(Path(image_dir).resolve()),
+        "num_images": len(folder),
+        "low": low,
+        "high": high,
+        "teacher": teacher or {},
+    }
+    card = read_card(out)
+    if card and card.get("pseudo_labels") != spec:
+        if not replace_stale:
+            raise DataError(f"{out}: holds pseudo-labels made otherwise; delete it or pick another")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clean_partial_shards(out)
+    write_json_atomic(out / CARD, {"class_map": CLASS_MAP, "pseudo_labels": spec})
+    shards = num_shards(len(folder), shard_size)
+    for k in range(shards):
+        if not is_shard_complete(out, k):
+            indices = list(shard_range(k, shard_size, len(folder)))
+            label = f"pseudo-label {k + 1}/{shards}"
+            write_shard(out, k, label_shard(model, folder, indices, low, high, batch_size, label))
+    card = {"class_map": CLASS_MAP, "pseudo_labels": spec, **label_shares(out)}
+    write_json_atomic(out / CARD, card)
+    return card
+
+
+def label_shard(
+    model: CrackSegmenter,
+    folder: ImageFolder,
+    indices: list[int],
+    low: float,
+    high: float,
+    batch_size: int,
+    description: str,
+) -> list[Sample]:
+    photos = [folder[i] for i in indices]
+    samples = []
+    for j, prob in crack_probabilities(model, photos, None, batch_size, 0, description):
+        semantic = pseudo_mask(prob, low, high)
+        meta = {
+            "index": indices[j],
+            "source_image": folder.images[indices[j]].name,
+            "crack_share": round(float((semantic == 1).mean()), 6),
+            "ignore_share": round(float((semantic == IGNORE_INDEX).mean()), 6),
+        }
+        samples.append(Sample(photos[j].image, semantic, None, meta))
+    return samples
+
+
+def label_shares(out: Path) -> dict:
+    """Mean share of crack and of ignore pixels per pseudo-labeled photo (from the manifests)."""
+    records = [rec for _, rec in read_manifests(out)]
+    return {
+        key: round(sum(r[key] for r in records) / len(records), 6)
+        for key in ("crack_share", "ignore_share")
+    }
+
+
+def pseudo_label_with_checkpoint(
+    ckpt: str | Path,
+    image_dir: str | Path,
+    out_dir: str | Path,
+    low: float = 0.3,
+    high: float = 0.7,
+    shard_size: int = 100,
+    batch_size: int = 4,
+    device: str = "auto",
+    replace_stale: bool = False,
+) -> dict:
+    """``pseudo_label_folder`` with the teacher loaded from a task checkpoint, whose path and
+    content digest go into the card (a retrained teacher at the same path is a new teacher)."""
+    from gan.evaluate import load_segmenter, pick_device
+    from gan.translate import file_digest
+
+    if not Path(ckpt).is_file():
+        raise DataError(f"{ckpt}: teacher checkpoint not found (train a task model first)")
+    model = load_segmenter(ckpt, pick_device(device))
+    teacher = {"checkpoint": str(Path(ckpt).resolve()), "checkpoint_sha256": file_digest(ckpt)}
+    return pseudo_label_folder(
+        model, image_dir, out_dir, low, high, shard_size, batch_size, teacher, replace_stale
+    )

@@ -1,0 +1,103 @@
+"""Self-training labels: confident pixels become classes, the uncertain band is ignored, and the
+output is a resumable sharded dataset the task model trains on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gan.pseudo_label import check_band, pseudo_label_folder, pseudo_mask
+from gan.task_data import SegmentationDataModule
+from synth.io import IGNORE_INDEX, DataError, ShardedDataset, read_card, write_png
+
+
+class BrightnessTeacher(nn.Module):
+    """Crack probability = image brightness in [0, 1]: a teacher whose answer is known."""
+
+    device = torch.device("cpu")
+
+    def inference_net(self) -> nn.Module:
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = ((x.mean(1) + 1) / 2).clamp(1e-4, 1 - 1e-4)
+        return torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))], 1)
+
+
+def make_photos(folder, n: int = 5, h: int = 12, w: int = 18) -> None:
+    """Each photo: a dark left third, a mid-grey middle third, a bright right third."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        image = np.zeros((h, w, 3), np.uint8)
+        image[:, w // 3 : 2 * w // 3] = 128
+        image[:, 2 * w // 3 :] = 250
+        write_png(folder / f"photo{i}.png", image, rgb=True)
+
+
+def test_pseudo_mask_keeps_confident_pixels_and_ignores_the_band():
+    prob = torch.tensor([[0.0, 0.3, 0.31, 0.5, 0.69, 0.7, 1.0]])
+    assert pseudo_mask(prob, 0.3, 0.7).tolist() == [[0, 0, 255, 255, 255, 1, 1]]
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.7, 0.3), (0.5, 0.5), (-0.1, 0.7), (0.3, 1.2)])
+def test_a_band_that_is_not_an_interval_of_probabilities_is_refused(low, high):
+    with pytest.raises(ValueError, match="need 0 <= low < high <= 1"):
+        check_band(low, high)
+
+
+def test_pseudo_labels_are_a_sharded_dataset_the_task_model_trains_on(tmp_path):
+    make_photos(tmp_path / "photos")
+    out = tmp_path / "pseudo"
+    card = pseudo_label_folder(
+        BrightnessTeacher(), tmp_path / "photos", out, 0.3, 0.7, shard_size=2, teacher={"id": 1}
+    )
+    data = ShardedDataset(out)
+    assert len(data) == 5 and len(list(out.glob("shard-*"))) == 3
+    mask = data[0].semantic
+    assert set(np.unique(mask[:, :6])) == {0}  # dark: background
+    assert set(np.unique(mask[:, 6:12])) == {IGNORE_INDEX}  # grey, p ~ 0.5: ignored
+    assert set(np.unique(mask[:, 12:])) == {1}  # bright: crack
+    assert card["crack_share"] == pytest.approx(1 / 3) and card["ignore_share"] == pytest.approx(
+        1 / 3
+    )
+    assert card["pseudo_labels"]["teacher"] == {"id": 1} and read_card(out) == card
+    assert data[4].meta["source_image"] == "photo4.png"
+
+    dm = SegmentationDataModule(
+        train_dir=[str(out)], test_img=str(tmp_path / "photos"), test_lab="unused", crop_size=8
+    )
+    batch = dm.open_train()[1]
+    assert batch.semantic.shape == (12, 18)
+
+
+def test_a_lost_shard_is_redone_alone_and_other_labels_are_refused_or_replaced(tmp_path):
+    make_photos(tmp_path / "photos")
+    out = tmp_path / "pseudo"
+    teacher = BrightnessTeacher()
+    pseudo_label_folder(teacher, tmp_path / "photos", out, shard_size=2)
+    kept = out / "shard-00000" / "manifest.jsonl"
+    stamp = kept.stat().st_mtime_ns
+    lost = out / "shard-00001"
+    for f in sorted(lost.rglob("*"), reverse=True):
+        f.unlink() if f.is_file() else f.rmdir()
+    lost.rmdir()
+    pseudo_label_folder(teacher, tmp_path / "photos", out, shard_size=2)
+    assert lost.is_dir() and kept.stat().st_mtime_ns == stamp
+    assert len(ShardedDataset(out)) == 5
+
+    with pytest.raises(DataError, match="pseudo-labels made otherwise"):
+        pseudo_label_folder(teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=2)
+    card = pseudo_label_folder(
+        teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=2, replace_stale=True
+    )
+    assert card["pseudo_labels"]["low"] == 0.1 and card["ignore_share"] == pytest.approx(1 / 3)
+    assert kept.stat().st_mtime_ns != stamp
+
+
+def test_an_empty_photo_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "notes.txt").write_text("not a photo")
+    with pytest.raises(DataError, match="photos: no images"):
+        pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", tmp_path / "pseudo")
