@@ -24,13 +24,14 @@ from gan.report import mean_over_seeds, write_report
 from gan.runner import build_model, fit
 from gan.task_data import train_dirs
 from synth.distributions import ConfigError
-from synth.io import list_images, read_card, read_json, write_json_atomic
+from synth.io import DataError, list_images, read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SOURCES = ("synthetic", "randomized", "adapted", "mixed", "oracle")
+SOURCES = ("synthetic", "randomized", "adapted", "mixed", "selftrained", "oracle")
 NEEDS_ADAPTED = ("adapted", "mixed")  # sources that train on the GAN's translations
+TEACHERS = ("synthetic", "randomized", "adapted", "mixed")  # zero-label rows that can teach
 
 
 def log(message: str) -> None:
@@ -57,6 +58,7 @@ def dirs(cfg: DictConfig) -> dict[str, Path]:
     return {
         "synthetic": out / "synthetic",
         "adapted": out / "adapted",
+        "pseudo": out / "pseudo",
         "runs": out / "runs",
         "report": out / "report",
         "adapt_ckpt": Path(cfg.paths.ckpt_dir) / cfg.stages.adapt.run_name / "last.ckpt",
@@ -251,6 +253,69 @@ def what_changed(old: dict | None, new: dict) -> str:
     return f"settings changed ({', '.join(shown)}{', ...' if len(keys) > 4 else ''})"
 
 
+def teacher_of(cfg: DictConfig) -> str:
+    teacher = cfg.stages.self_train.teacher
+    if teacher not in TEACHERS:
+        raise ConfigError(
+            f"stages.self_train.teacher={teacher!r}: choose a zero-label row {list(TEACHERS)}"
+        )
+    return teacher
+
+
+def needs_adapted(cfg: DictConfig, source: str) -> bool:
+    if source == "selftrained":
+        return teacher_of(cfg) in NEEDS_ADAPTED
+    return source in NEEDS_ADAPTED
+
+
+def task_source(cfg: DictConfig, source: str, seed: int) -> DictConfig:
+    """conf/source/<source>.yaml, except that 'selftrained' is its teacher row's source (same
+    data and augmentation) plus the real photos that row's model of this seed pseudo-labeled."""
+    if source != "selftrained":
+        return source_overrides(source)
+    teacher = teacher_of(cfg)
+    pseudo = stage_pseudo_label(cfg, teacher_checkpoint(cfg, teacher, seed), teacher, seed)
+    overrides = source_overrides(teacher)
+    teacher_dirs = train_dirs(derive(cfg, overrides).task_data.train_dir)
+    with open_dict(overrides):
+        overrides.source_name = "selftrained"
+        overrides.task_data.train_dir = [*teacher_dirs, str(pseudo)]
+    return overrides
+
+
+def teacher_checkpoint(cfg: DictConfig, teacher: str, seed: int) -> Path:
+    """The teacher row's model for this seed, trained (and scored) first if it is missing."""
+    stage_task(cfg, teacher, seed)
+    key = run_key(teacher, seed, task_seeds(cfg))
+    ckpt = Path(cfg.paths.ckpt_dir) / f"{cfg.stages.task.run_prefix}-{key}" / "last.ckpt"
+    if not ckpt.is_file():
+        metrics = dirs(cfg)["runs"] / key / "metrics.json"
+        raise DataError(f"{ckpt}: the teacher's checkpoint is gone; delete {metrics} to retrain")
+    return ckpt
+
+
+def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> Path:
+    """The unlabeled real photos labeled by the teacher: skipped when complete for this teacher
+    and band, redone when either changed, resumed shard by shard when cut short."""
+    from gan.pseudo_label import pseudo_label_with_checkpoint
+
+    p = cfg.stages.self_train
+    out = dirs(cfg)["pseudo"] / run_key(teacher, seed, task_seeds(cfg))
+    before = read_card(out)
+    card = pseudo_label_with_checkpoint(
+        ckpt, p.image_dir, out, p.low, p.high, p.shard_size, p.batch_size, p.device, True
+    )
+    name = f"pseudo-label[{out.name}]"
+    if card == before:
+        log(f"{name}: complete, skipped ({out})")
+        return out
+    if before.get("pseudo_labels") not in (None, card["pseudo_labels"]):
+        log(f"{name}: teacher or band changed, labels redone")
+    shares = f"crack {card['crack_share']:.1%}, ignore {card['ignore_share']:.1%} of pixels"
+    log(f"{name}: {p.image_dir} -> {out} ({shares})")
+    return out
+
+
 def run_key(source: str, seed: int, seeds: list[int]) -> str:
     """The first seed keeps the plain row name, so adding seeds later reuses finished runs."""
     return source if seed == seeds[0] else f"{source}-seed{seed}"
@@ -264,7 +329,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
     key = run_key(source, seed, seeds)
     run_dir = dirs(cfg)["runs"] / key
     metrics_path = run_dir / "metrics.json"
-    stage = derive(cfg, source_overrides(source))
+    stage = derive(cfg, task_source(cfg, source, seed))
     stage = derive(stage, {"seed": seed, "run_name": f"{t.run_prefix}-{key}", "trainer": t.trainer})
     ckpt_dir = Path(stage.paths.ckpt_dir) / stage.run_name
     provenance = {
@@ -409,10 +474,12 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     if unknown:
         raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(SOURCES)}")
     seeds = task_seeds(cfg)  # fail before any work on a bad seed list
+    if "selftrained" in sources:
+        teacher_of(cfg)
     timed("render", stage_render, cfg)
     results = {}
     for source in sources:
-        if source in NEEDS_ADAPTED:  # adapt lazily: rows that need no GAN are ready sooner
+        if needs_adapted(cfg, source):  # adapt lazily: rows that need no GAN are ready sooner
             ckpt = timed("adapt", stage_adapt, cfg)
             timed("translate", stage_translate, cfg, ckpt)
         runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]

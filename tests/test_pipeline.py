@@ -134,15 +134,52 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     [
         ("stages.task.sources=[synthetic,bogus]", "unknown ['bogus']"),
         ("stages.task.seeds=[3,3]", "seeds must be distinct"),
+        (
+            "stages.task.sources=[selftrained] stages.self_train.teacher=oracle",
+            "choose a zero-label row",
+        ),
     ],
 )
 def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
     make_real_folder(tmp_path / "real", n=4, h=48, w=64)
-    result = run_pipeline(tmp_path, override)
+    result = run_pipeline(tmp_path, *override.split())
     assert result.returncode == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "synthetic").exists()  # failed before rendering
+
+
+def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_path):
+    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    out, rows = tmp_path / "out", "stages.task.sources=[selftrained]"
+    first = run_pipeline(tmp_path, rows, "stages.task.seeds=[0,1]")
+    assert first.returncode == 0, first.stderr[-3000:]
+    log = first.stdout
+    # Each seed's student learns from that seed's adapted teacher, trained first.
+    assert log.index("task[adapted]: 2 steps, seed 0") < log.index("pseudo-label[adapted]:")
+    assert "task[adapted-seed1]: 2 steps, seed 1" in log
+    assert f"on {out / 'adapted'} + {out / 'pseudo' / 'adapted-seed1'}" in log
+    card = read_card(out / "pseudo" / "adapted-seed1")
+    teacher = card["pseudo_labels"]["teacher"]["checkpoint"]
+    assert teacher == str(tmp_path / "ckpt" / "pipeline-task-adapted-seed1" / "last.ckpt")
+    assert len(list((out / "pseudo" / "adapted").glob("shard-*/semantic/*.png"))) == 4
+    (row,) = json.loads((out / "report" / "results.json").read_text())["rows"]
+    assert row["source"] == "selftrained" and row["num_seeds"] == 2
+
+    second = run_pipeline(tmp_path, rows, "stages.task.seeds=[0,1]")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "pseudo-label[adapted]: complete, skipped" in second.stdout
+    assert "task[selftrained-seed1]: complete, skipped" in second.stdout
+
+    # A retrained teacher means new labels, so its student is retrained; the other seed's not.
+    (out / "runs" / "adapted" / "metrics.json").unlink()
+    shutil.rmtree(tmp_path / "ckpt" / "pipeline-task-adapted")
+    third = run_pipeline(tmp_path, rows, "stages.task.seeds=[0,1]", "stages.self_train.low=0.2")
+    assert third.returncode == 0, third.stderr[-3000:]
+    log = third.stdout
+    assert "pseudo-label[adapted]: teacher or band changed, labels redone" in log
+    assert "task[selftrained]: training data changed" in log
+    assert "pseudo-label[adapted-seed1]: teacher or band changed" in log  # the band moved
 
 
 def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
