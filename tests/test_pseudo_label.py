@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _cli_fixtures import common_overrides, make_real_folder, run_tool, task_overrides
+from _task_fixtures import make_shards
 from torch import nn
 
 from gan.pseudo_label import check_band, pseudo_label_folder, pseudo_mask
@@ -101,3 +103,24 @@ def test_an_empty_photo_folder_is_a_clear_error(tmp_path):
     (tmp_path / "photos" / "notes.txt").write_text("not a photo")
     with pytest.raises(DataError, match="photos: no images"):
         pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", tmp_path / "pseudo")
+
+
+def test_pseudo_label_tool_feeds_train_task_source_selftrained(tmp_path):
+    make_real_folder(tmp_path / "real", n=3, h=32, w=48)
+    make_shards(tmp_path / "out" / "adapted", n=4, h=32, w=48)
+    task = [o for o in task_overrides(tmp_path) if not o.startswith("source=")]
+    teacher = run_tool("train_task", *task, "source=adapted", "run_name=teacher")
+    assert teacher.returncode == 0, teacher.stderr[-2000:]
+    paths = [o for o in common_overrides(tmp_path) if o.startswith("paths.")]
+    labeled = run_tool("pseudo_label", *paths, "run_name=teacher", "device=cpu")
+    assert labeled.returncode == 0, labeled.stderr[-2000:]
+    assert "3 photos pseudo-labeled" in labeled.stdout
+    card = read_card(tmp_path / "out" / "pseudo" / "adapted")
+    assert card["pseudo_labels"]["teacher"]["checkpoint"].endswith("teacher/last.ckpt")
+    student = run_tool("train_task", *task, "source=selftrained", "run_name=student")
+    assert student.returncode == 0, student.stderr[-2000:]
+    assert (tmp_path / "out" / "runs" / "student" / "metrics.json").is_file()
+
+    missing = run_tool("pseudo_label", *paths, "run_name=nobody", "device=cpu")
+    assert missing.returncode == 1 and "teacher checkpoint not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
