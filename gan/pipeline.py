@@ -254,6 +254,10 @@ def what_changed(old: dict | None, new: dict) -> str:
 
 
 def teacher_of(cfg: DictConfig) -> str:
+    """The row whose models label the real photos for 'selftrained' (its band checked too)."""
+    from gan.pseudo_label import check_band
+
+    check_band(cfg.stages.self_train.low, cfg.stages.self_train.high)
     teacher = cfg.stages.self_train.teacher
     if teacher not in TEACHERS:
         raise ConfigError(

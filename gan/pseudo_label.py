@@ -20,6 +20,7 @@ import torch
 
 from gan.evaluate import crack_probabilities
 from gan.task import CrackSegmenter
+from synth.distributions import ConfigError
 from synth.io import (
     CARD,
     IGNORE_INDEX,
@@ -50,7 +51,7 @@ def pseudo_mask(prob: torch.Tensor, low: float, high: float) -> np.ndarray:
 
 def check_band(low: float, high: float) -> None:
     if not 0.0 <= low < high <= 1.0:
-        raise ValueError(f"pseudo-label band low={low}, high={high}: need 0 <= low < high <= 1")
+        raise ConfigError(f"pseudo-label band low={low}, high={high}: need 0 <= low < high <= 1")
 
 
 def pseudo_label_folder(

@@ -138,6 +138,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
             "stages.task.sources=[selftrained] stages.self_train.teacher=oracle",
             "choose a zero-label row",
         ),
+        ("stages.task.sources=[selftrained] stages.self_train.low=0.8", "need 0 <= low < high"),
     ],
 )
 def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):

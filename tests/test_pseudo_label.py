@@ -12,6 +12,7 @@ from torch import nn
 
 from gan.pseudo_label import check_band, pseudo_label_folder, pseudo_mask
 from gan.task_data import SegmentationDataModule
+from synth.distributions import ConfigError
 from synth.io import IGNORE_INDEX, DataError, ShardedDataset, read_card, write_png
 
 
@@ -45,7 +46,7 @@ def test_pseudo_mask_keeps_confident_pixels_and_ignores_the_band():
 
 @pytest.mark.parametrize(("low", "high"), [(0.7, 0.3), (0.5, 0.5), (-0.1, 0.7), (0.3, 1.2)])
 def test_a_band_that_is_not_an_interval_of_probabilities_is_refused(low, high):
-    with pytest.raises(ValueError, match="need 0 <= low < high <= 1"):
+    with pytest.raises(ConfigError, match="need 0 <= low < high <= 1"):
         check_band(low, high)
 
 
