@@ -450,6 +450,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
         f"the task model's training data; no row but 'oracle' saw a real label. "
         f"Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())
     )
+    if "selftrained" in results:
+        notes += (
+            f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
+            f"unlabeled real training photos, labeled by that row's model of the same seed."
+        )
     html_path, md_path = write_report(
         report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes
     )

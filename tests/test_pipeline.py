@@ -57,7 +57,13 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     report = tmp_path / "out" / "report"
     rows = json.loads((report / "results.json").read_text())["rows"]
-    assert [r["source"] for r in rows] == ["synthetic", "randomized", "adapted", "oracle"]
+    assert [r["source"] for r in rows] == [
+        "synthetic",
+        "randomized",
+        "adapted",
+        "selftrained",
+        "oracle",
+    ]
     for row in rows:
         assert 0.0 <= row["f1"] <= 1.0 and row["num_images"] == 4
     assert (report / "report.html").is_file() and (report / "predictions.png").is_file()
@@ -166,6 +172,10 @@ def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_
     assert len(list((out / "pseudo" / "adapted").glob("shard-*/semantic/*.png"))) == 4
     (row,) = json.loads((out / "report" / "results.json").read_text())["rows"]
     assert row["source"] == "selftrained" and row["num_seeds"] == 2
+    assert (
+        "'selftrained': the adapted row's training data"
+        in (out / "report" / "report.md").read_text()
+    )
 
     second = run_pipeline(tmp_path, rows, "stages.task.seeds=[0,1]")
     assert second.returncode == 0, second.stderr[-3000:]
