@@ -18,7 +18,7 @@ import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.checkpoint import load_checkpoint
+from gan.checkpoint import file_digest, load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device
 from gan.report import mean_over_seeds, write_report
 from gan.runner import build_model, fit
@@ -134,7 +134,7 @@ def stage_adapt(cfg: DictConfig) -> Path:
 
 
 def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
-    from gan.translate import file_digest, translate_dataset
+    from gan.translate import translate_dataset
 
     d = dirs(cfg)
     done = read_card(d["adapted"]).get("translation", {})

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gan.checkpoint import file_digest
 from gan.evaluate import crack_probabilities
 from gan.task import CrackSegmenter
 from synth.distributions import ConfigError
@@ -148,7 +149,6 @@ def pseudo_label_with_checkpoint(
     """``pseudo_label_folder`` with the teacher loaded from a task checkpoint, whose path and
     content digest go into the card (a retrained teacher at the same path is a new teacher)."""
     from gan.evaluate import load_segmenter, pick_device
-    from gan.translate import file_digest
 
     if not Path(ckpt).is_file():
         raise DataError(f"{ckpt}: teacher checkpoint not found (train a task model first)")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 from torch import nn
 
-from gan.checkpoint import load_checkpoint, module_state
+from gan.checkpoint import file_digest, load_checkpoint, module_state
 from gan.data import to_tensor
 from gan.networks import build_generator
 from synth.io import (
@@ -36,17 +36,6 @@ from synth.io import (
 )
 
 PAD_MULTIPLE = 4  # two stride-2 downsamplings
-
-
-def file_digest(path: str | Path) -> str:
-    """Content hash of a checkpoint: a retrained generator at the same path and step differs."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_generator(
