@@ -307,7 +307,15 @@ def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> 
     out = dirs(cfg)["pseudo"] / run_key(teacher, seed, task_seeds(cfg))
     before = read_card(out)
     card = pseudo_label_with_checkpoint(
-        ckpt, p.image_dir, out, p.low, p.high, p.shard_size, p.batch_size, p.device, True
+        ckpt,
+        p.image_dir,
+        out,
+        p.device,
+        low=p.low,
+        high=p.high,
+        shard_size=p.shard_size,
+        batch_size=p.batch_size,
+        replace_stale=True,
     )
     name = f"pseudo-label[{out.name}]"
     if card == before:

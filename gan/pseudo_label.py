@@ -85,13 +85,15 @@ def pseudo_label_folder(
         "teacher": teacher or {},
     }
     card = read_card(out)
-    if card and card.get("pseudo_labels") != spec:
+    made = card.get("pseudo_labels")
+    if card and made != spec:  # another teacher's labels, or not pseudo-labels at all
         if not replace_stale:
             raise DataError(f"{out}: holds pseudo-labels made otherwise; delete it or pick another")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     clean_partial_shards(out)
-    write_json_atomic(out / CARD, {"class_map": CLASS_MAP, "pseudo_labels": spec})
+    if made != spec:
+        write_json_atomic(out / CARD, {"class_map": CLASS_MAP, "pseudo_labels": spec})
     shards = num_shards(len(folder), shard_size)
     for k in range(shards):
         if not is_shard_complete(out, k):
@@ -136,24 +138,15 @@ def label_shares(out: Path) -> dict:
 
 
 def pseudo_label_with_checkpoint(
-    ckpt: str | Path,
-    image_dir: str | Path,
-    out_dir: str | Path,
-    low: float = 0.3,
-    high: float = 0.7,
-    shard_size: int = 100,
-    batch_size: int = 4,
-    device: str = "auto",
-    replace_stale: bool = False,
+    ckpt: str | Path, image_dir: str | Path, out_dir: str | Path, device: str = "auto", **options
 ) -> dict:
-    """``pseudo_label_folder`` with the teacher loaded from a task checkpoint, whose path and
-    content digest go into the card (a retrained teacher at the same path is a new teacher)."""
+    """``pseudo_label_folder`` (``options``: its band, shard and batch sizes, ``replace_stale``)
+    with the teacher loaded from a task checkpoint, whose path and content digest go into the
+    card (a retrained teacher at the same path is a new teacher)."""
     from gan.evaluate import load_segmenter, pick_device
 
     if not Path(ckpt).is_file():
         raise DataError(f"{ckpt}: teacher checkpoint not found (train a task model first)")
     model = load_segmenter(ckpt, pick_device(device))
     teacher = {"checkpoint": str(Path(ckpt).resolve()), "checkpoint_sha256": file_digest(ckpt)}
-    return pseudo_label_folder(
-        model, image_dir, out_dir, low, high, shard_size, batch_size, teacher, replace_stale
-    )
+    return pseudo_label_folder(model, image_dir, out_dir, teacher=teacher, **options)

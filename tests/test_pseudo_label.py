@@ -125,3 +125,13 @@ def test_pseudo_label_tool_feeds_train_task_source_selftrained(tmp_path):
     missing = run_tool("pseudo_label", *paths, "run_name=nobody", "device=cpu")
     assert missing.returncode == 1 and "teacher checkpoint not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_a_folder_holding_another_dataset_is_never_written_into(tmp_path):
+    make_photos(tmp_path / "photos")
+    other = tmp_path / "adapted"
+    other.mkdir()
+    (other / "dataset_card.json").write_text('{"translation": {"step": 800}}')
+    with pytest.raises(DataError, match="pseudo-labels made otherwise"):
+        pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", other)
+    assert sorted(p.name for p in other.iterdir()) == ["dataset_card.json"]

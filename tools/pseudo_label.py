@@ -20,11 +20,11 @@ def pseudo_label(cfg: DictConfig) -> None:
         cfg.ckpt,
         cfg.image_dir,
         cfg.out_dir,
-        cfg.low,
-        cfg.high,
-        cfg.shard_size,
-        cfg.batch_size,
         cfg.device,
+        low=cfg.low,
+        high=cfg.high,
+        shard_size=cfg.shard_size,
+        batch_size=cfg.batch_size,
     )
     n = card["pseudo_labels"]["num_images"]
     print(
