@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import file_digest, load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device
-from gan.report import mean_over_seeds, write_report
+from gan.report import goal_checks, mean_over_seeds, summary_markdown, write_report
 from gan.runner import build_model, fit
 from gan.task_data import train_dirs
 from synth.distributions import ConfigError
@@ -266,6 +266,23 @@ def teacher_of(cfg: DictConfig) -> str:
     return teacher
 
 
+def report_goal(cfg: DictConfig) -> dict:
+    """stages.report.goal as goal_checks' arguments, checked before any work is done, so a
+    typo costs seconds rather than a finished run's report."""
+    goal = OmegaConf.to_container(cfg.stages.report.goal)
+    expected = {"ours", "baselines", "reference", "min_gain", "min_share"}
+    if not isinstance(goal, dict) or set(goal) != expected:
+        raise ConfigError(f"stages.report.goal: expected the keys {sorted(expected)}, got {goal}")
+    unknown = [
+        s for s in [*goal["ours"], *goal["baselines"], goal["reference"]] if s not in SOURCES
+    ]
+    if unknown:
+        raise ConfigError(
+            f"stages.report.goal: unknown rows {unknown}; choose from {list(SOURCES)}"
+        )
+    return goal
+
+
 def needs_adapted(cfg: DictConfig, source: str) -> bool:
     if source == "selftrained":
         return teacher_of(cfg) in NEEDS_ADAPTED
@@ -463,12 +480,14 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
             f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
             f"unlabeled real training photos, labeled by that row's model of the same seed."
         )
+    checks = goal_checks(rows, **report_goal(cfg))
     html_path, md_path = write_report(
-        report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes
+        report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes, checks
     )
-    write_json_atomic(report_dir / "results.json", {"rows": rows, "wall_seconds": wall})
+    results = {"rows": rows, "goal": checks, "wall_seconds": wall}
+    write_json_atomic(report_dir / "results.json", results)
     log(f"report: {html_path} and {md_path}")
-    print(md_path.read_text().split("\n## ")[0], flush=True)
+    print(summary_markdown(rows, notes, checks), flush=True)
     return html_path
 
 
@@ -490,7 +509,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     unknown = [s for s in sources if s not in SOURCES]
     if unknown:
         raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(SOURCES)}")
-    seeds = task_seeds(cfg)  # fail before any work on a bad seed list
+    seeds = task_seeds(cfg)  # fail before any work on a bad seed list or goal
+    report_goal(cfg)
     if "selftrained" in sources:
         teacher_of(cfg)
     timed("render", stage_render, cfg)

@@ -43,6 +43,82 @@ def mean_over_seeds(runs: list[dict]) -> dict:
     return row
 
 
+def f1_by_seed(row: dict) -> dict:
+    """{seed: F1} of a row, one entry per seed it was trained with."""
+    return dict(zip(row.get("seeds") or [row.get("seed")], row.get("f1_runs") or [row["f1"]]))
+
+
+def goal_checks(
+    rows: list[dict],
+    ours: list[str],
+    baselines: list[str],
+    reference: str,
+    min_gain: float,
+    min_share: float,
+) -> list[dict]:
+    """Each of our rows against each baseline (mean F1 gain over the seeds both rows have,
+    and how many of those paired seeds it wins) and against the reference (share of its F1).
+
+    Pairing by seed matters: a seed fixes the crops and augmentation draws of every row alike,
+    so per-seed differences are less noisy than the difference of two means over other seeds.
+    Rows that were not run are left out, so a partial run still gets its verdicts.
+    """
+    by_source = {r["source"]: r for r in rows}
+    checks = []
+    for name in (o for o in ours if o in by_source):
+        mine = f1_by_seed(by_source[name])
+        for base in (b for b in baselines if b in by_source):
+            theirs = f1_by_seed(by_source[base])
+            diffs = [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
+            if diffs:
+                gain = statistics.fmean(diffs)
+                checks.append(
+                    {
+                        "row": name,
+                        "against": base,
+                        "gain": round(gain, 6),
+                        "goal": min_gain,
+                        "wins": sum(d > 0 for d in diffs),
+                        "paired_seeds": len(diffs),
+                        "met": gain >= min_gain,
+                    }
+                )
+        if reference in by_source:  # a reference that scored 0 gives no share (None)
+            ref = by_source[reference]["f1"]
+            share = by_source[name]["f1"] / ref if ref > 0 else None
+            checks.append(
+                {
+                    "row": name,
+                    "against": reference,
+                    "share": None if share is None else round(share, 6),
+                    "goal": min_share,
+                    "met": share is not None and share >= min_share,
+                }
+            )
+    return checks
+
+
+def goal_markdown(checks: list[dict]) -> str:
+    """The verdicts as a table: gain (paired wins) or share of the reference, goal, met."""
+    lines = [
+        "| row | against | F1 | paired seeds won | goal | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in checks:
+        if "gain" in c:
+            value, wins, goal = (
+                f"{c['gain']:+.3f}",
+                f"{c['wins']}/{c['paired_seeds']}",
+                f"≥ {c['goal']:+.3f}",
+            )
+        else:
+            share = "n/a (it scored 0)" if c["share"] is None else f"{c['share']:.1%} of it"
+            value, wins, goal = share, "", f"≥ {c['goal']:.0%}"
+        verdict = "**yes**" if c["met"] else "no"
+        lines.append(f"| {c['row']} | {c['against']} | {value} | {wins} | {goal} | {verdict} |")
+    return "\n".join(lines)
+
+
 def cell(row: dict, metric: str) -> str:
     """``0.551`` or, for a multi-seed row, ``0.551 ± 0.040``."""
     text = f"{row.get(metric, float('nan')):.3f}"
@@ -108,12 +184,34 @@ def bar_chart_svg(rows: list[dict], width: int = 640, bar_h: int = 16) -> str:
     return "\n".join(parts)
 
 
+def summary_markdown(rows: list[dict], notes: str = "", checks: list[dict] | None = None) -> str:
+    """The report's text part: notes, the metrics table and, when given, the goal verdicts."""
+    parts = ["# Sim-to-real report", "", notes, "", markdown_table(rows), ""]
+    if checks:
+        parts += ["## Against the goal (F1, paired by seed)", "", goal_markdown(checks), ""]
+    return "\n".join(parts)
+
+
+def markdown_to_html_table(table: str) -> str:
+    """A pipe table as an HTML table (first line: header; the separator line dropped)."""
+    lines = [line.strip().strip("|").split("|") for line in table.splitlines()]
+    head, body = lines[0], lines[2:]
+
+    def cells(tag: str, row: list[str]) -> str:
+        return "".join(f"<{tag}>{html.escape(c.strip().replace('**', ''))}</{tag}>" for c in row)
+
+    return "<table><tr>{}</tr>{}</table>".format(
+        cells("th", head), "".join(f"<tr>{cells('td', r)}</tr>" for r in body)
+    )
+
+
 def write_report(
     out_dir: str | Path,
     rows: list[dict],
     config_yaml: str,
     images: dict[str, str | Path] | None = None,
     notes: str = "",
+    checks: list[dict] | None = None,
 ) -> tuple[Path, Path]:
     """Write report.html and report.md (images copied beside them); returns both paths."""
     out = Path(out_dir)
@@ -124,20 +222,15 @@ def write_report(
             dst = out / "img" / Path(src).name
             shutil.copyfile(src, dst)
             copied[title] = f"img/{dst.name}"
-    table = markdown_table(rows)
-    md = ["# Sim-to-real report", "", notes, "", table, ""]
+    md = [summary_markdown(rows, notes, checks)]
     md += [f"## {title}\n\n![{title}]({rel})\n" for title, rel in copied.items()]
     md_path = out / "report.md"
     md_path.write_text("\n".join(md))
-    html_rows = "".join(
-        "<tr><td>{}</td>{}<td>{}</td><td>{}</td><td>{:.0f}</td></tr>".format(
-            html.escape(r["source"]),
-            "".join(f"<td>{cell(r, m)}</td>" for m in METRICS),
-            r.get("num_seeds", 1),
-            r.get("steps", ""),
-            r.get("wall_s", 0),
-        )
-        for r in rows
+    goal = (
+        "<h2>Against the goal (F1, paired by seed)</h2>"
+        + markdown_to_html_table(goal_markdown(checks))
+        if checks
+        else ""
     )
     figures = "".join(
         f'<h2>{html.escape(t)}</h2><img src="{rel}" style="max-width:100%">'
@@ -148,8 +241,8 @@ def write_report(
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}
 pre{{background:#f4f4f4;padding:1em;overflow:auto;max-height:30em}}</style></head><body>
 <h1>Sim-to-real report</h1><p>{html.escape(notes)}</p>
-<table><tr><th>training data</th>{"".join(f"<th>{LABELS[m]}</th>" for m in METRICS)}<th>seeds</th><th>steps</th><th>train s (all seeds)</th></tr>
-{html_rows}</table>
+{markdown_to_html_table(markdown_table(rows))}
+{goal}
 <h2>Real test metrics</h2>{bar_chart_svg(rows)}
 {figures}
 <h2>Config</h2><pre>{html.escape(config_yaml)}</pre></body></html>"""

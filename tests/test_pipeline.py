@@ -13,7 +13,7 @@ from _cli_fixtures import TINY_GAN, make_real_folder
 from omegaconf import OmegaConf
 
 from gan.pipeline import data_fingerprint, forget_stale
-from gan.report import markdown_table, mean_over_seeds
+from gan.report import goal_checks, goal_markdown, markdown_table, mean_over_seeds
 from synth.io import read_card, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +68,13 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         assert 0.0 <= row["f1"] <= 1.0 and row["num_images"] == 4
     assert (report / "report.html").is_file() and (report / "predictions.png").is_file()
     assert "| adapted |" in (report / "report.md").read_text()
+    goal = json.loads((report / "results.json").read_text())["goal"]
+    assert [(c["row"], c["against"]) for c in goal] == [
+        (ours, other)
+        for ours in ("adapted", "selftrained")
+        for other in ("synthetic", "randomized", "oracle")
+    ]
+    assert "Against the goal" in first.stdout and "| selftrained | oracle |" in first.stdout
     adapted = tmp_path / "out" / "adapted"
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
 
@@ -145,6 +152,8 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
             "choose a zero-label row",
         ),
         ("stages.task.sources=[selftrained] stages.self_train.low=0.8", "need 0 <= low < high"),
+        ("stages.report.goal.baselines=[synthetic,source_only]", "unknown rows ['source_only']"),
+        ("+stages.report.goal.min_f1=0.8", "stages.report.goal: expected the keys"),
     ],
 )
 def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
@@ -240,3 +249,35 @@ def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
     single = mean_over_seeds(runs[:1])
     assert single["f1"] == 0.5 and "f1_std" not in single and single["num_seeds"] == 1
     assert "±" not in markdown_table([single])
+
+
+def test_goal_checks_pair_seeds_and_count_wins():
+    def row(source, f1s, seeds=(0, 1, 2)):
+        return mean_over_seeds([{"source": source, "seed": s, "f1": f} for s, f in zip(seeds, f1s)])
+
+    rows = [
+        row("synthetic", [0.70, 0.72, 0.74]),
+        row("randomized", [0.60, 0.80], seeds=(1, 2)),  # seed 0 missing: compared on 1, 2
+        row("adapted", [0.80, 0.75, 0.73]),
+        row("oracle", [0.90, 0.90, 0.90]),
+    ]
+    checks = goal_checks(
+        rows,
+        ["adapted", "selftrained"],
+        ["synthetic", "randomized"],
+        "oracle",
+        min_gain=0.05,
+        min_share=0.7,
+    )
+    vs_syn, vs_dr, vs_oracle = checks  # 'selftrained' was not run: no verdicts for it
+    assert vs_syn["gain"] == pytest.approx((0.10 + 0.03 - 0.01) / 3)
+    assert (vs_syn["wins"], vs_syn["paired_seeds"], vs_syn["met"]) == (2, 3, False)
+    assert vs_dr["gain"] == pytest.approx((0.15 - 0.07) / 2) and vs_dr["paired_seeds"] == 2
+    assert vs_oracle["share"] == pytest.approx(0.76 / 0.90) and vs_oracle["met"]
+    table = goal_markdown(checks)
+    assert "| adapted | synthetic | +0.040 | 2/3 | ≥ +0.050 | no |" in table
+    assert "| adapted | oracle | 84.4% of it |  | ≥ 70% | **yes** |" in table
+    rows[-1] = row("oracle", [0.0, 0.0, 0.0])
+    (*_, vs_nothing) = goal_checks(rows, ["adapted"], [], "oracle", 0.05, 0.7)
+    assert vs_nothing["share"] is None and not vs_nothing["met"]
+    assert "n/a (it scored 0)" in goal_markdown([vs_nothing])
