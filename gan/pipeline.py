@@ -98,6 +98,12 @@ RUN_ONLY_KEYS = frozenset(
         "channels_last",
     }
 )
+#: Settings that name a folder: recorded as resolved paths, so ``outputs`` and
+#: ``$PWD/outputs`` (or a symlink to it) are one folder, not a changed setting.
+FOLDER_KEYS = frozenset(
+    {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir"}
+    | {"test_img", "test_lab", "val_img", "val_lab"}
+)
 ADAPT_SETTINGS = ("gan", "gan_data", "seed", "trainer.max_steps", "trainer.precision")
 TASK_SETTINGS = ("task", "task_data", "seed", "trainer.max_steps", "trainer.precision")
 
@@ -180,7 +186,24 @@ def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
             if OmegaConf.is_config(value)
             else value
         )
-    return settings
+    return resolve_folders(settings)
+
+
+def resolve_folders(tree: object) -> object:
+    """``tree`` with every FOLDER_KEYS value (a path or a list of paths) made absolute and
+    free of symlinks; everything else as it was. Also applied to records written before
+    folders were resolved, so those stay valid where the folder is the same."""
+    if isinstance(tree, list):
+        return [resolve_folders(v) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+
+    def resolved(value: object) -> object:
+        if isinstance(value, list):
+            return [resolved(v) for v in value]
+        return str(Path(value).resolve()) if isinstance(value, str) else value
+
+    return {k: resolved(v) if k in FOLDER_KEYS else resolve_folders(v) for k, v in tree.items()}
 
 
 def flatten(tree: object, prefix: str = "") -> dict[str, object]:
@@ -202,7 +225,7 @@ def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) ->
     current = json.loads(json.dumps(provenance, sort_keys=True, default=str))
     old_record = read_json(record) if record.is_file() else None
     if old_record is not None:
-        old_record = with_new_defaults(old_record, current)
+        old_record = with_new_defaults(resolve_folders(old_record), current)
     if old_record != current:
         old = [path for path in made if path.exists()]
         if old:

@@ -12,7 +12,7 @@ import pytest
 from _cli_fixtures import TINY_GAN, make_real_folder
 from omegaconf import OmegaConf
 
-from gan.pipeline import data_fingerprint, forget_stale
+from gan.pipeline import data_fingerprint, forget_stale, settings_fingerprint
 from gan.report import goal_checks, goal_markdown, markdown_table, mean_over_seeds
 from synth.io import read_card, write_json_atomic
 
@@ -217,6 +217,35 @@ def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
     assert data_fingerprint(stage) != before
     pooled = OmegaConf.create({"task_data": {"train_dir": [str(folder), str(folder)]}})
     assert data_fingerprint(pooled)["train_dirs"] == data_fingerprint(stage)["train_dirs"] * 2
+
+
+def test_one_folder_spelled_two_ways_is_not_a_changed_setting(tmp_path, monkeypatch):
+    """``outputs/x``, ``$PWD/outputs/x`` and a symlink to it are one folder: the generator
+    trained on it is kept (records from before paths were resolved included); another
+    folder is a changed setting."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "synthetic").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "outputs" / "synthetic")
+    record, made = tmp_path / "provenance.json", tmp_path / "ckpt"
+
+    def kept(recorded: str, now: str) -> bool:
+        made.mkdir(exist_ok=True)
+        write_json_atomic(record, {"settings": {"gan_data": {"synthetic_dir": recorded}}})
+        stage = OmegaConf.create({"gan_data": {"synthetic_dir": now}})
+        forget_stale(
+            "adapt", [made], record, {"settings": settings_fingerprint(stage, ("gan_data",))}
+        )
+        return made.exists()
+
+    absolute = str(tmp_path / "outputs" / "synthetic")
+    assert kept("outputs/synthetic", absolute)  # an old record, relative
+    assert kept(absolute, "outputs/synthetic")
+    assert kept(absolute, str(tmp_path / "link"))
+    assert not kept(absolute, str(tmp_path / "elsewhere"))
+    assert json.loads(record.read_text())["settings"]["gan_data"]["synthetic_dir"] == str(
+        tmp_path / "elsewhere"
+    )
 
 
 def test_an_option_added_later_at_its_default_keeps_old_outputs(tmp_path):
