@@ -20,8 +20,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import file_digest, load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device
-from gan.report import goal_checks, mean_over_seeds, summary_markdown, write_report
-from gan.runner import build_model, fit
+from gan.report import (
+    METRICS,
+    goal_checks,
+    log_report,
+    mean_over_seeds,
+    summary_markdown,
+    write_report,
+)
+from gan.runner import build_model, close_runs, fit, instantiate_group, log_config
 from gan.task_data import train_dirs
 from synth.distributions import ConfigError
 from synth.io import DataError, list_images, read_card, read_json, write_json_atomic
@@ -135,7 +142,8 @@ def stage_adapt(cfg: DictConfig) -> Path:
     log(f"adapt: {a.trainer.max_steps} generator steps -> {ckpt}")
     datamodule = instantiate(stage.gan_data)
     datamodule.setup("fit")
-    fit(stage, build_model(stage, stage.gan), datamodule)
+    trainer = fit(stage, build_model(stage, stage.gan), datamodule)
+    close_runs(trainer.loggers)
     return ckpt
 
 
@@ -400,7 +408,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
     wall = time.perf_counter() - start
     module = module.to(pick_device(cfg.stages.evaluate.device)).eval()
     e = cfg.stages.evaluate
-    return evaluate_folder(
+    metrics = evaluate_folder(
         module,
         stage.task_data.test_img,
         stage.task_data.test_lab,
@@ -415,6 +423,12 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
             "train_seconds": round(wall, 1),
         },
     )
+    if trainer.is_global_zero:  # the real-test scores beside the curves, in the run's tracker
+        scores = {f"test/{m}": float(metrics[m]) for m in METRICS if m in metrics}
+        for logger in trainer.loggers:
+            logger.log_metrics(scores, step=trainer.global_step)
+    close_runs(trainer.loggers)
+    return metrics
 
 
 def task_seeds(cfg: DictConfig) -> list[int]:
@@ -510,7 +524,14 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     results = {"rows": rows, "goal": checks, "wall_seconds": wall}
     write_json_atomic(report_dir / "results.json", results)
     log(f"report: {html_path} and {md_path}")
-    print(summary_markdown(rows, notes, checks), flush=True)
+    summary = summary_markdown(rows, notes, checks)
+    track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
+    loggers = instantiate_group(track.get("logger"))
+    if loggers:
+        log_config(loggers, track)
+        log_report(loggers, rows, checks, images, summary, Path(cfg.paths.log_dir) / track.run_name)
+        close_runs(loggers)
+    print(summary, flush=True)
     return html_path
 
 

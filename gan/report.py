@@ -249,3 +249,44 @@ pre{{background:#f4f4f4;padding:1em;overflow:auto;max-height:30em}}</style></hea
     html_path = out / "report.html"
     html_path.write_text(page)
     return html_path, md_path
+
+
+def log_report(
+    loggers: list,
+    rows: list[dict],
+    checks: list[dict],
+    images: dict[str, str | Path],
+    summary: str,
+    fallback_dir: str | Path,
+) -> None:
+    """The report's figures into experiment trackers: each row's metrics (``report/<row>/<metric>``),
+    each verdict (``goal/<row>_vs_<against>``: the gain or share, and ``.../met`` as 0/1), the
+    tables (a wandb table; a TensorBoard text summary) and every figure."""
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+    from torchvision.io import ImageReadMode, decode_image
+
+    from gan.visual import send_image
+
+    scores = {
+        f"report/{row['source']}/{m}": float(row[m]) for row in rows for m in METRICS if m in row
+    }
+    for c in checks:
+        key = f"goal/{c['row']}_vs_{c['against']}"
+        value = c["gain"] if "gain" in c else c["share"]
+        if value is not None:
+            scores[key] = float(value)
+        scores[f"{key}/met"] = float(c["met"])
+    columns = ["training data", *(LABELS[m] for m in METRICS), "seeds"]
+    table = [
+        [row["source"], *(cell(row, m) for m in METRICS), row.get("num_seeds", 1)] for row in rows
+    ]
+    for logger in loggers:
+        logger.log_metrics(scores, step=0)
+        if isinstance(logger, WandbLogger):
+            logger.log_table(key="report/rows", columns=columns, data=table, step=0)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_text("report", summary, 0)
+    for title, path in images.items():
+        grid = decode_image(str(path), mode=ImageReadMode.RGB)
+        tag = "report/" + "_".join(title.split("(")[0].split())
+        send_image(loggers, tag, grid, 0, fallback_dir=fallback_dir)

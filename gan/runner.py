@@ -12,7 +12,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -67,9 +67,13 @@ def resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: str | Path) -> str | None
 
 def log_run_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
     """Full resolved config + git revision into every logger (hparams / wandb config)."""
+    log_config(trainer.loggers, cfg)
+
+
+def log_config(loggers: list, cfg: DictConfig) -> None:
     params = OmegaConf.to_container(cfg, resolve=True)
     params["git_revision"] = git_revision()
-    for logger in trainer.loggers:
+    for logger in loggers:
         logger.log_hyperparams(params)
         if isinstance(logger, TensorBoardLogger):
             _tensorboard_config_text(logger, params)
@@ -81,6 +85,19 @@ def _tensorboard_config_text(logger: TensorBoardLogger, params: dict) -> None:
     also goes in as a text summary: visible in the TEXT tab, next to the curves it produced."""
     text = OmegaConf.to_yaml(OmegaConf.create(params))
     logger.experiment.add_text("config", f"    {text.replace(chr(10), chr(10) + '    ')}", 0)
+
+
+def close_runs(loggers: list) -> None:
+    """Flush every logger and end the wandb run. WandbLogger attaches to a run still open in
+    the process, so without this every later stage of the pipeline would log into the first
+    stage's run (and wandb would drop its steps as out of order)."""
+    for logger in loggers:
+        logger.finalize("success")
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
 
 
 def build_model(cfg: DictConfig, node: DictConfig) -> pl.LightningModule:

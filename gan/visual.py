@@ -66,16 +66,29 @@ def grid_masks(
 def log_image(
     trainer, tag: str, grid: torch.Tensor, step: int, masks: torch.Tensor | None = None
 ) -> None:
-    """Send a uint8 (3,H,W) grid to every active logger; loggers without images get a PNG.
+    """Send a uint8 (3,H,W) grid to every active logger of ``trainer`` (rank zero only)."""
+    if trainer is None or not trainer.is_global_zero:
+        return
+    send_image(trainer.loggers, tag, grid, step, masks, trainer.default_root_dir)
+
+
+def send_image(
+    loggers: list,
+    tag: str,
+    grid: torch.Tensor,
+    step: int,
+    masks: torch.Tensor | None = None,
+    fallback_dir: str | Path = ".",
+) -> None:
+    """Send a uint8 (3,H,W) grid to ``loggers``; loggers without images get a PNG in their
+    log dir (``fallback_dir`` when they have none).
 
     ``masks`` (H,W class ids aligned with the grid, see ``grid_masks``) go to wandb as an
     interactive mask layer; the other loggers already see them tinted into the grid.
     """
-    if trainer is None or not trainer.is_global_zero:
-        return
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
-    for logger in trainer.loggers:
+    for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image(tag, grid, global_step=step)
         elif isinstance(logger, WandbLogger):
@@ -85,5 +98,5 @@ def log_image(
                 extra["masks"] = [{"crack": layer}]
             logger.log_image(key=tag, images=[grid.permute(1, 2, 0).numpy()], step=step, **extra)
         else:
-            log_dir = getattr(logger, "log_dir", None) or trainer.default_root_dir
+            log_dir = getattr(logger, "log_dir", None) or fallback_dir
             save_grid(grid, Path(log_dir) / "images" / f"{tag.replace('/', '_')}_{step:06d}.png")

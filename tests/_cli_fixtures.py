@@ -147,3 +147,31 @@ def tree_digest(root: Path, skip: tuple[str, ...] = ("hydra",)) -> dict[str, str
         for p in sorted(root.rglob("*"))
         if p.is_file() and not set(p.relative_to(root).parts) & set(skip)
     }
+
+
+def pipeline_overrides(tmp: Path) -> list[str]:
+    """tools/pipeline.py on 48 px renders, a tiny GAN and a tiny U-Net; all under ``tmp``."""
+    return [
+        f"paths.data_dir={tmp / 'real'}",
+        f"paths.output_dir={tmp / 'out'}",
+        f"paths.ckpt_dir={tmp / 'ckpt'}",
+        f"paths.log_dir={tmp / 'logs'}",
+        "trainer=cpu",
+        "~callbacks.progress_bar",
+        "synth.size=48",
+        "stages.render.num_samples=6",
+        "stages.render.shard_size=3",
+        "stages.render.workers=1",
+        "stages.render.progress=false",
+        "stages.adapt.trainer.max_steps=2",
+        "stages.task.trainer.max_steps=2",
+        "stages.evaluate.eval_size=null",
+        "stages.report.num_samples=2",
+        *TINY_GAN,
+        "task.net.base=4",
+        "task.net.depth=2",
+        "task_data.crop_size=32",
+        "task_data.batch_size=2",
+        "task_data.num_workers=0",
+        "callbacks.model_checkpoint.every_n_train_steps=1",
+    ]

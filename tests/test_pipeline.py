@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _cli_fixtures import TINY_GAN, make_real_folder
+from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
 
 from gan.pipeline import data_fingerprint, forget_stale, settings_fingerprint
@@ -19,35 +19,8 @@ from synth.io import read_card, write_json_atomic
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_overrides(tmp: Path) -> list[str]:
-    return [
-        f"paths.data_dir={tmp / 'real'}",
-        f"paths.output_dir={tmp / 'out'}",
-        f"paths.ckpt_dir={tmp / 'ckpt'}",
-        f"paths.log_dir={tmp / 'logs'}",
-        "trainer=cpu",
-        "~callbacks.progress_bar",
-        "synth.size=48",
-        "stages.render.num_samples=6",
-        "stages.render.shard_size=3",
-        "stages.render.workers=1",
-        "stages.render.progress=false",
-        "stages.adapt.trainer.max_steps=2",
-        "stages.task.trainer.max_steps=2",
-        "stages.evaluate.eval_size=null",
-        "stages.report.num_samples=2",
-        *TINY_GAN,
-        "task.net.base=4",
-        "task.net.depth=2",
-        "task_data.crop_size=32",
-        "task_data.batch_size=2",
-        "task_data.num_workers=0",
-        "callbacks.model_checkpoint.every_n_train_steps=1",
-    ]
-
-
 def run_pipeline(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, str(ROOT / "tools" / "pipeline.py"), *tiny_overrides(tmp), *extra]
+    cmd = [sys.executable, str(ROOT / "tools" / "pipeline.py"), *pipeline_overrides(tmp), *extra]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 

@@ -1,5 +1,6 @@
 """csv, TensorBoard and wandb (offline, never network) each get metrics, image grids, the run
-name, tags, the full resolved config and the git revision, from one real GAN run."""
+name, tags, the full resolved config and the git revision, from one real GAN run; and from the
+pipeline, one run per stage plus the report's scores, verdicts, tables and figures."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _cli_fixtures import gan_overrides, make_real_folder, run_tool
+from _cli_fixtures import gan_overrides, make_real_folder, pipeline_overrides, run_tool
 from _gan_fixtures import make_synthetic
 
 from gan.runner import git_revision
@@ -70,3 +71,59 @@ def test_wandb_offline_run_has_config_tags_and_masked_images(run: Path) -> None:
     grids = [p for p in media.rglob("*.png") if p not in masks]
     assert len(grids) == 2 and len(masks) == 2  # one grid and one mask layer per logged step
     assert b"crack" in data  # the mask layer's class labels
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("tracking_pipeline")
+    make_real_folder(tmp / "real", n=4, h=48, w=64)
+    proc = run_tool(
+        "pipeline",
+        *pipeline_overrides(tmp),
+        "logger=many",
+        "stages.task.sources=[synthetic,randomized]",
+        "stages.report.goal.ours=[randomized]",
+        "stages.report.goal.baselines=[synthetic]",
+        WANDB_DIR=str(tmp / "wandb_dir"),
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "logs"
+
+
+REPORT_SCORES = ("report/synthetic/f1", "report/randomized/tol_f1", "goal/randomized_vs_synthetic")
+
+
+def test_pipeline_gives_each_stage_its_own_wandb_run_and_the_report_one(pipeline_run: Path):
+    runs = {}
+    for run in pipeline_run.joinpath("wandb").glob("offline-run-*"):
+        data = next(run.glob("run-*.wandb")).read_bytes()
+        name = next(
+            n for n in ("task-synthetic", "task-randomized", "report") if n.encode() in data
+        )
+        runs[name] = (run, data)
+    assert sorted(runs) == ["report", "task-randomized", "task-synthetic"]
+    for name in ("task-synthetic", "task-randomized"):
+        data = runs[name][1]
+        assert b"train/loss" in data and b"test/f1" in data and b"report/" not in data
+    report, data = runs["report"]
+    for key in (*REPORT_SCORES, "report/rows", "git_revision"):
+        assert key.encode() in data, key
+    assert len(list((report / "files" / "media").rglob("*.png"))) >= 3  # sample grids, predictions
+
+
+def test_pipeline_report_goes_to_tensorboard_and_csv(pipeline_run: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logs = pipeline_run / "pipeline-report"
+    acc = EventAccumulator(str(logs), size_guidance={"images": 0})
+    acc.Reload()
+    assert set(REPORT_SCORES) <= set(acc.Tags()["scalars"])
+    assert "report/predictions_on_real_test_images" in acc.Tags()["images"]
+    assert any(b"Against the goal" in p.read_bytes() for p in logs.glob("events.out.tfevents.*"))
+    header = (logs / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert set(REPORT_SCORES) <= set(header) and "goal/randomized_vs_synthetic/met" in header
+    assert len(list((logs / "images").glob("report_*.png"))) >= 3
+    task_header = (pipeline_run / "pipeline-task-synthetic" / "metrics.csv").read_text()
+    assert "test/f1" in task_header.splitlines()[0]
