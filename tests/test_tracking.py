@@ -16,22 +16,31 @@ from gan.runner import git_revision
 IMAGE_TAG = "adapt/A_GA_FGA_B_FB_fsGA"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("tracking")
-    make_real_folder(tmp / "real")
-    syn = make_synthetic(tmp / "syn", n=4, shard_size=2, h=32, w=40)
+def run_tracked(tool: str, tmp: Path, *overrides: str) -> None:
+    """Run a tool with every logger on, wandb offline with its files under ``tmp``."""
     proc = run_tool(
-        "train_gan",
-        *gan_overrides(tmp, syn, 2),
+        tool,
+        *overrides,
         "logger=many",
-        "run_name=track_me",
-        "tags=[adapt,tracking_test]",
         WANDB_DIR=str(tmp / "wandb_dir"),
         WANDB_MODE="offline",
         WANDB_SILENT="true",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("tracking")
+    make_real_folder(tmp / "real")
+    syn = make_synthetic(tmp / "syn", n=4, shard_size=2, h=32, w=40)
+    run_tracked(
+        "train_gan",
+        tmp,
+        *gan_overrides(tmp, syn, 2),
+        "run_name=track_me",
+        "tags=[adapt,tracking_test]",
+    )
     return tmp
 
 
@@ -77,18 +86,14 @@ def test_wandb_offline_run_has_config_tags_and_masked_images(run: Path) -> None:
 def pipeline_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("tracking_pipeline")
     make_real_folder(tmp / "real", n=4, h=48, w=64)
-    proc = run_tool(
+    run_tracked(
         "pipeline",
+        tmp,
         *pipeline_overrides(tmp),
-        "logger=many",
         "stages.task.sources=[synthetic,randomized]",
         "stages.report.goal.ours=[randomized]",
         "stages.report.goal.baselines=[synthetic]",
-        WANDB_DIR=str(tmp / "wandb_dir"),
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp / "logs"
 
 
