@@ -293,8 +293,11 @@ class CrackSegmenter(pl.LightningModule):
         tolerance: int = 2,
         num_log_images: int = 4,
         channels_last: bool = True,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"task.ema_decay={ema_decay}: expected 0 (off) <= decay < 1")
         net, augment = plain(net), plain(augment) or {"preset": "none"}
         class_weights = list(class_weights) if class_weights is not None else None
         self.save_hyperparameters()  # records the plain values assigned just above
@@ -394,6 +397,17 @@ class CrackSegmenter(pl.LightningModule):
         log_image(self.trainer, tag, grid, self.global_step)
 
     # ----------------------------------------------------------------- optimization
+
+    def configure_callbacks(self) -> list:
+        """``ema_decay`` > 0: the weights validated, checkpointed (``state_dict``) and scored
+        are an exponential moving average of the trained ones, Lightning's EMAWeightAveraging
+        (BatchNorm statistics averaged too). A run killed mid-way resumes both the trained
+        weights and the average from last.ckpt; the final last.ckpt holds the average alone."""
+        if not self.hparams.get("ema_decay"):
+            return []
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        return [EMAWeightAveraging(decay=self.hparams.ema_decay)]
 
     def configure_optimizers(self) -> dict:
         hp = self.hparams

@@ -121,6 +121,23 @@ def test_train_task_config_fit_test_evaluate_predict(tmp_path: Path) -> None:
         assert (tmp_path / "pred" / "overlays" / f"{stem}.png").is_file()
 
 
+def test_ema_switch_checkpoints_and_scores_the_averaged_weights(tmp_path: Path) -> None:
+    """task.ema_decay > 0: last.ckpt's state_dict (what evaluate/predict/export load) is the
+    moving average, not the weights the same seed and steps train without it."""
+    _, ckpt = run_train_task(tmp_path / "ema", ["task.ema_decay=0.5"])
+    _, plain_ckpt = run_train_task(tmp_path / "plain")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+    trained = torch.load(plain_ckpt, map_location="cpu", weights_only=True)
+    assert "averaging_state" in saved and "averaging_state" not in trained
+    averaged = saved["state_dict"]
+    changed = [k for k in averaged if not torch.equal(averaged[k], trained["state_dict"][k])]
+    assert any(k.endswith("weight") for k in changed)
+    model = load_segmenter(ckpt)
+    assert all(torch.equal(v, averaged[k]) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="ema_decay"):
+        CrackSegmenter(ema_decay=1.0)
+
+
 def test_pruned_training_run(tmp_path: Path) -> None:
     from gan.pruning import prune_training_set
 
