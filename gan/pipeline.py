@@ -510,7 +510,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     notes = (
         f"Real test set: {cfg.task_data.test_img} at {e.eval_size} (HxW). Rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
-        f"Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items())
+        "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."
     )
     if "selftrained" in results:
         notes += (
