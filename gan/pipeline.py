@@ -521,8 +521,9 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     html_path, md_path = write_report(
         report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes, checks
     )
-    results = {"rows": rows, "goal": checks, "wall_seconds": wall}
-    write_json_atomic(report_dir / "results.json", results)
+    write_json_atomic(
+        report_dir / "results.json", {"rows": rows, "goal": checks, "wall_seconds": wall}
+    )
     log(f"report: {html_path} and {md_path}")
     summary = summary_markdown(rows, notes, checks)
     track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
@@ -558,11 +559,13 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     if "selftrained" in sources:
         teacher_of(cfg)
     timed("render", stage_render, cfg)
-    results = {}
+    results, adapted = {}, False
     for source in sources:
-        if needs_adapted(cfg, source):  # adapt lazily: rows that need no GAN are ready sooner
+        # adapt lazily (rows that need no GAN are ready sooner), and once for all rows
+        if not adapted and needs_adapted(cfg, source):
             ckpt = timed("adapt", stage_adapt, cfg)
             timed("translate", stage_translate, cfg, ckpt)
+            adapted = True
         runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]
         results[source] = mean_over_seeds(runs)
     timed("report", stage_report, cfg, results, wall)

@@ -19,6 +19,7 @@ LABELS = {
     "crack_iou": "crack IoU",
     "miou": "mIoU",
 }
+GOAL_TITLE = "Against the goal (F1, paired by seed)"
 COLORS = ("#8c8c8c", "#e3a33b", "#2f7ed8", "#3aa35b", "#b04bc4")
 
 
@@ -188,7 +189,7 @@ def summary_markdown(rows: list[dict], notes: str = "", checks: list[dict] | Non
     """The report's text part: notes, the metrics table and, when given, the goal verdicts."""
     parts = ["# Sim-to-real report", "", notes, "", markdown_table(rows), ""]
     if checks:
-        parts += ["## Against the goal (F1, paired by seed)", "", goal_markdown(checks), ""]
+        parts += [f"## {GOAL_TITLE}", "", goal_markdown(checks), ""]
     return "\n".join(parts)
 
 
@@ -227,10 +228,7 @@ def write_report(
     md_path = out / "report.md"
     md_path.write_text("\n".join(md))
     goal = (
-        "<h2>Against the goal (F1, paired by seed)</h2>"
-        + markdown_to_html_table(goal_markdown(checks))
-        if checks
-        else ""
+        f"<h2>{GOAL_TITLE}</h2>" + markdown_to_html_table(goal_markdown(checks)) if checks else ""
     )
     figures = "".join(
         f'<h2>{html.escape(t)}</h2><img src="{rel}" style="max-width:100%">'
