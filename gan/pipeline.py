@@ -337,7 +337,7 @@ def task_source(cfg: DictConfig, source: str, seed: int) -> DictConfig:
 
 def teacher_checkpoint(cfg: DictConfig, teacher: str, seed: int) -> Path:
     """The teacher row's model for this seed, trained (and scored) first if it is missing."""
-    stage_task(cfg, teacher, seed)
+    stage_task(cfg, teacher, seed, quiet=teacher in cfg.stages.task.sources)
     key = run_key(teacher, seed, task_seeds(cfg))
     ckpt = Path(cfg.paths.ckpt_dir) / f"{cfg.stages.task.run_prefix}-{key}" / "last.ckpt"
     if not ckpt.is_file():
@@ -381,8 +381,11 @@ def run_key(source: str, seed: int, seeds: list[int]) -> str:
     return source if seed == seeds[0] else f"{source}-seed{seed}"
 
 
-def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
-    """Train the task model on one source with one seed, then score it on the real test set."""
+def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: bool = False) -> dict:
+    """Train the task model on one source with one seed, then score it on the real test set.
+
+    ``quiet``: no line for a run found complete (a teacher lookup after the teacher's own row).
+    """
     t = cfg.stages.task
     seeds = task_seeds(cfg)
     seed = seeds[0] if seed is None else seed
@@ -398,7 +401,8 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None) -> dict:
     }
     forget_stale(f"task[{key}]", [ckpt_dir, metrics_path], run_dir / "provenance.json", provenance)
     if metrics_path.is_file():
-        log(f"task[{key}]: complete, skipped ({metrics_path})")
+        if not quiet:
+            log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
     on = " + ".join(train_dirs(stage.task_data.train_dir))
     log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {on}")

@@ -159,8 +159,10 @@ def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_
         in (out / "report" / "report.md").read_text()
     )
 
-    second = run_pipeline(tmp_path, rows, "stages.task.seeds=[0,1]")
+    both = "stages.task.sources=[adapted,selftrained]"  # the teacher's row is reported once
+    second = run_pipeline(tmp_path, both, "stages.task.seeds=[0,1]")
     assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("task[adapted]: complete, skipped") == 1
     assert "pseudo-label[adapted]: complete, skipped" in second.stdout
     assert "task[selftrained-seed1]: complete, skipped" in second.stdout
 
