@@ -14,6 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -445,6 +446,11 @@ def task_seeds(cfg: DictConfig) -> list[int]:
 
 # --------------------------------------------------------------------------- report
 
+ERRORS_TITLE = (
+    "where the rows fail: the test images the reference row wins by most "
+    "(green: crack found, red: false crack, blue: crack missed)"
+)
+
 
 def sample_grids(cfg: DictConfig) -> dict[str, Path]:
     """Synthetic vs adapted vs real contact sheets (same synthetic indices for the first two)."""
@@ -471,19 +477,22 @@ def overlay_panels(path: Path, count: int = 3) -> list:
     return [grid[2 + k * (h + 2) : 2 + k * (h + 2) + h, 2:-2] for k in range(count)]
 
 
+def labeled_strip(label: str, tiles: list) -> np.ndarray:
+    """One figure row: BGR tiles side by side at half size, ``label`` in a white margin."""
+    import cv2
+
+    tiles = [cv2.resize(t, (t.shape[1] // 2, t.shape[0] // 2)) for t in tiles]
+    strip = np.concatenate(tiles, axis=1)
+    margin = np.full((strip.shape[0], 130, 3), 255, np.uint8)
+    cv2.putText(
+        margin, label, (4, strip.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
+    )
+    return np.concatenate([margin, strip], axis=1)
+
+
 def prediction_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path | None:
     """Rows: ground truth, then each training source's prediction on the same real test images."""
     import cv2
-    import numpy as np
-
-    def row(label: str, tiles: list) -> np.ndarray:
-        tiles = [cv2.resize(t, (t.shape[1] // 2, t.shape[0] // 2)) for t in tiles]
-        strip = np.concatenate(tiles, axis=1)
-        margin = np.full((strip.shape[0], 130, 3), 255, np.uint8)
-        cv2.putText(
-            margin, label, (4, strip.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
-        )
-        return np.concatenate([margin, strip], axis=1)
 
     panels = {}
     for source in sources:
@@ -493,11 +502,76 @@ def prediction_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) ->
     if not panels or len(counts) != 1 or 0 in counts:  # every source: same test images
         return None
     first = next(iter(panels.values()))
-    rows = [row("ground truth", [p[1] for p in first])]
-    rows += [row(source, [p[2] for p in tiles]) for source, tiles in panels.items()]
+    rows = [labeled_strip("ground truth", [p[1] for p in first])]
+    rows += [labeled_strip(source, [p[2] for p in tiles]) for source, tiles in panels.items()]
     if len({r.shape for r in rows}) != 1:
         return None
     path = dirs(cfg)["report"] / "predictions.png"
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0))
+    return path
+
+
+def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path, Path]]:
+    """Each row's first-seed run: (per_image.csv, last.ckpt), for rows that still have both."""
+    seeds, prefix = task_seeds(cfg), cfg.stages.task.run_prefix
+    runs = {}
+    for source in sources:
+        key = run_key(source, seeds[0], seeds)
+        scores = dirs(cfg)["runs"] / key / "per_image.csv"
+        ckpt = Path(cfg.paths.ckpt_dir) / f"{prefix}-{key}" / "last.ckpt"
+        if scores.is_file() and ckpt.is_file():
+            runs[source] = (scores, ckpt)
+    return runs
+
+
+def error_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path | None:
+    """Where the rows fail: the real test images on which the reference row (the oracle) beats
+    the others by most, each row's first-seed model drawn over them in found / false / missed
+    colours. These pictures say what the simulator still lacks (e.g. a texture it never drew)."""
+    import csv
+
+    import cv2
+    from torch.nn.functional import interpolate
+
+    from gan.evaluate import crack_probabilities, labeled_samples, load_segmenter
+    from gan.report import hardest_images
+    from gan.visual import error_overlay, overlay_masks
+
+    runs = first_seed_runs(cfg, sources)
+    if not runs:
+        return None
+    per_image = {
+        source: {r["stem"]: float(r["f1"]) for r in csv.DictReader(scores.open())}
+        for source, (scores, _) in runs.items()
+    }
+    stems = hardest_images(per_image, cfg.stages.report.goal.reference, num_images)
+    samples, names = labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
+    chosen = [samples[names.index(stem)] for stem in stems if stem in names]
+    if not chosen:
+        return None
+    e = cfg.stages.evaluate
+    size = tuple(e.eval_size) if e.eval_size else chosen[0].image.shape[:2]
+
+    def fit(x: torch.Tensor, mode: str) -> torch.Tensor:  # (C,H,W) -> (C, *size)
+        return interpolate(x[None].float(), size=size, mode=mode)[0]
+
+    photos = torch.stack([fit(torch.from_numpy(s.image).permute(2, 0, 1), "area") for s in chosen])
+    photos = photos.round().to(torch.uint8)
+    truth = torch.stack([fit(torch.from_numpy(s.semantic)[None], "nearest")[0] for s in chosen])
+
+    def bgr(images: torch.Tensor) -> list:
+        return [np.ascontiguousarray(im.permute(1, 2, 0).numpy()[..., ::-1]) for im in images]
+
+    rows = [labeled_strip("real photo", bgr(photos))]
+    rows.append(labeled_strip("ground truth", bgr(overlay_masks(photos, truth.long()))))
+    device = pick_device(e.device)
+    for source, (_, ckpt) in runs.items():
+        model = load_segmenter(ckpt, device)
+        probs = crack_probabilities(model, chosen, e.eval_size, e.batch_size, 0, source)
+        pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p in probs]).long()
+        drawn = [error_overlay(p, t, q) for p, t, q in zip(photos, truth, pred)]
+        rows.append(labeled_strip(source, bgr(torch.stack(drawn))))
+    path = dirs(cfg)["report"] / "errors.png"
     cv2.imwrite(str(path), np.concatenate(rows, axis=0))
     return path
 
@@ -510,6 +584,9 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     pred = prediction_grid(cfg, list(results))
     if pred:
         images["predictions on real test images (red: crack)"] = pred
+    errors = error_grid(cfg, list(results))
+    if errors:
+        images[ERRORS_TITLE] = errors
     e = cfg.stages.evaluate
     notes = (
         f"Real test set: {cfg.task_data.test_img} at {e.eval_size} (HxW). Rows differ only in "

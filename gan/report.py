@@ -99,6 +99,24 @@ def goal_checks(
     return checks
 
 
+def hardest_images(
+    per_image_f1: dict[str, dict[str, float]], reference: str | None, count: int
+) -> list[str]:
+    """The ``count`` test images (stems) where the ``reference`` row (the oracle) beats the mean
+    of the other rows by most, i.e. what the zero-label rows still miss and the simulator still
+    lacks; without a reference row, the images with the lowest mean F1. ``per_image_f1``: row
+    -> stem -> F1. Ties go by stem, so the pick is stable."""
+    stems = set.intersection(*(set(f1) for f1 in per_image_f1.values()))
+    others = [row for row in per_image_f1 if row != reference] or list(per_image_f1)
+    top = per_image_f1[reference] if reference in per_image_f1 and reference not in others else None
+
+    def gap(stem: str) -> float:
+        mean = statistics.fmean(per_image_f1[row][stem] for row in others)
+        return (top[stem] if top else 1.0) - mean
+
+    return sorted(stems, key=lambda stem: (-gap(stem), stem))[:count]
+
+
 def goal_markdown(checks: list[dict]) -> str:
     """The verdicts as a table: gain (paired wins) or share of the reference, goal, met."""
     lines = [

@@ -13,6 +13,7 @@ from torchvision.utils import draw_segmentation_masks, make_grid, save_image
 
 CRACK_COLOR = (255, 40, 40)
 CLASS_LABELS = {0: "background", 1: "crack"}
+ERROR_COLORS = {"found": (40, 200, 40), "false crack": (255, 40, 40), "missed": (40, 110, 255)}
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -33,6 +34,19 @@ def overlay_masks(
             draw_segmentation_masks(img, m == 1, alpha=alpha, colors=color)
             for img, m in zip(images, masks)
         ]
+    )
+
+
+def error_overlay(
+    image: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor, alpha: float = 0.7
+) -> torch.Tensor:
+    """uint8 (3,H,W) image with found, falsely found and missed crack pixels in three colours
+    (ERROR_COLORS): whether a model reads texture as crack or loses faint cracks shows at a
+    glance, which a plain prediction overlay hides."""
+    truth, pred = truth.cpu() == 1, pred.cpu() == 1
+    masks = torch.stack([truth & pred, ~truth & pred, truth & ~pred])
+    return draw_segmentation_masks(
+        image.cpu(), masks, alpha=alpha, colors=list(ERROR_COLORS.values())
     )
 
 

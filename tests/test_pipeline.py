@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
@@ -41,6 +42,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         assert 0.0 <= row["f1"] <= 1.0 and row["num_images"] == 4
     assert (report / "report.html").is_file() and (report / "predictions.png").is_file()
     assert "| adapted |" in (report / "report.md").read_text()
+    # Error figure: photo, truth, then one row per source; 3 of the 4 test images, half size.
+    errors = cv2.imread(str(report / "errors.png"))
+    assert errors.shape == (7 * 48 // 2, 130 + 3 * 64 // 2, 3)
+    assert "img/errors.png" in (report / "report.md").read_text()
     goal = json.loads((report / "results.json").read_text())["goal"]
     assert [(c["row"], c["against"]) for c in goal] == [
         (ours, other)
