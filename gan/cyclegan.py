@@ -18,6 +18,7 @@ from torch import nn
 
 from gan.losses import (
     consistency_target,
+    crack_contrast_loss,
     discriminator_loss,
     l1,
     linear_decay,
@@ -85,6 +86,7 @@ class SemanticCycleGAN(pl.LightningModule):
         semantic_start_step: int = 0,
         semantic_warmup_steps: int = 200,
         lambda_mask: float = 0.5,
+        lambda_crack_contrast: float = 0.0,
         segmenter_on_fake: bool = True,
         semantic_target: str = "mask",
         lr_g: float = 2e-4,
@@ -204,6 +206,9 @@ class SemanticCycleGAN(pl.LightningModule):
         if h.lambda_mask > 0:
             losses["mask_conservation"] = mask_conservation_loss(real_a, out["fake_b"], mask_a)
             total = total + h.lambda_mask * losses["mask_conservation"]
+        if h.lambda_crack_contrast > 0:
+            losses["crack_contrast"] = crack_contrast_loss(real_a, out["fake_b"], mask_a)
+            total = total + h.lambda_crack_contrast * losses["crack_contrast"]
         losses["total"] = total
         return losses
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from _gan_fixtures import make_real, make_synthetic, reference_bench_dir
+from _gan_fixtures import make_real, make_synthetic, reference_bench_dir, tiny_gan
 
 from gan.checkpoint import UnsafeCheckpointError
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import (
     consistency_target,
+    crack_contrast_loss,
     linear_decay,
     mask_conservation_loss,
     ramp_weight,
@@ -165,3 +166,30 @@ def test_fid_substitute_named_and_never_called_fid(tmp_path, capsys):
     assert report[PROXY_NAME] > 0
     same = domain_gap(real, real, inception_weights=None, max_images=6, size=32)
     assert same[PROXY_NAME] < report[PROXY_NAME]
+
+
+def test_crack_contrast_holds_crack_darkness_not_colour():
+    real = torch.rand(2, 3, 32, 32) * 0.2
+    mask = torch.zeros(2, 32, 32, dtype=torch.long)
+    mask[:, 10:13, :] = 1
+    real[:, :, 10:13, :] -= 0.5  # a dark crack
+    assert crack_contrast_loss(real, real.clone(), mask).item() == 0.0
+    shifted = real + 0.3  # a global colour/brightness move keeps every local contrast
+    assert crack_contrast_loss(real, shifted, mask).item() < 1e-6
+    lightened = real.clone()
+    lightened[:, :, 10:13, :] += 0.2  # the crack fades into its surroundings
+    assert crack_contrast_loss(real, lightened, mask).item() > 0.1
+    off_crack = real.clone()
+    off_crack[:, :, 25:, :] += 0.5  # far from the crack (beyond the 15 px window): free
+    assert crack_contrast_loss(real, off_crack, mask).item() < 1e-6
+
+
+def test_crack_contrast_term_trains_only_when_weighted():
+    torch.manual_seed(0)
+    real_a, real_b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
+    mask_a = (torch.rand(2, 16, 16) > 0.8).long()
+    for weight in (0.0, 2.0):
+        model = tiny_gan(lambda_crack_contrast=weight)
+        out = model.generate(real_a, real_b, False)
+        losses = model.generator_losses(out, real_a, mask_a, real_b)
+        assert ("crack_contrast" in losses) == (weight > 0)
