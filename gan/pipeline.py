@@ -447,8 +447,8 @@ def task_seeds(cfg: DictConfig) -> list[int]:
 # --------------------------------------------------------------------------- report
 
 ERRORS_TITLE = (
-    "where the rows fail: the test images the reference row wins by most "
-    "(green: crack found, red: false crack, blue: crack missed)"
+    "error map of the hardest test images (those the reference row wins by most; "
+    "green: crack found, red: false crack, blue: crack missed)"
 )
 
 

@@ -126,6 +126,7 @@ def test_pipeline_report_goes_to_tensorboard_and_csv(pipeline_run: Path):
     acc.Reload()
     assert set(REPORT_SCORES) <= set(acc.Tags()["scalars"])
     assert "report/predictions_on_real_test_images" in acc.Tags()["images"]
+    assert "report/error_map_of_the_hardest_test_images" in acc.Tags()["images"]
     assert any(b"Against the goal" in p.read_bytes() for p in logs.glob("events.out.tfevents.*"))
     header = (logs / "metrics.csv").read_text().splitlines()[0].split(",")
     assert set(REPORT_SCORES) <= set(header) and "goal/randomized_vs_synthetic/met" in header
