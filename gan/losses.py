@@ -73,8 +73,8 @@ def crack_contrast_loss(
 ) -> torch.Tensor:
     """Mean L1 between the local contrast of A and of G(A) over crack pixels (class 1).
 
-    Mask conservation leaves crack pixels free, and G used that freedom to lighten them (4.8
-    grey levels on cracks against 2.2 on the background far from them, aggregate simulator):
+    Mask conservation leaves crack pixels free, and G used that freedom to lighten them (+4.6
+    grey levels on cracks against +2.3 on background: tools/translate.py's grey_shift_*):
     the carried mask then labels cracks fainter than the simulator drew them, which teaches a
     task model that faint dark texture is crack. Contrast to the neighbourhood, not the pixel
     value, is held, so G may still move colour and texture. Zero for the identity and for any

@@ -336,11 +336,16 @@ def task_source(cfg: DictConfig, source: str, seed: int) -> DictConfig:
     return overrides
 
 
+def task_checkpoint(cfg: DictConfig, key: str) -> Path:
+    """Where stage_task leaves the model of run ``key`` (row, or row-seedN)."""
+    return Path(cfg.paths.ckpt_dir) / f"{cfg.stages.task.run_prefix}-{key}" / "last.ckpt"
+
+
 def teacher_checkpoint(cfg: DictConfig, teacher: str, seed: int) -> Path:
     """The teacher row's model for this seed, trained (and scored) first if it is missing."""
     stage_task(cfg, teacher, seed, quiet=teacher in cfg.stages.task.sources)
     key = run_key(teacher, seed, task_seeds(cfg))
-    ckpt = Path(cfg.paths.ckpt_dir) / f"{cfg.stages.task.run_prefix}-{key}" / "last.ckpt"
+    ckpt = task_checkpoint(cfg, key)
     if not ckpt.is_file():
         metrics = dirs(cfg)["runs"] / key / "metrics.json"
         raise DataError(f"{ckpt}: the teacher's checkpoint is gone; delete {metrics} to retrain")
@@ -395,7 +400,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     metrics_path = run_dir / "metrics.json"
     stage = derive(cfg, task_source(cfg, source, seed))
     stage = derive(stage, {"seed": seed, "run_name": f"{t.run_prefix}-{key}", "trainer": t.trainer})
-    ckpt_dir = Path(stage.paths.ckpt_dir) / stage.run_name
+    ckpt_dir = task_checkpoint(cfg, key).parent
     provenance = {
         "data": data_fingerprint(stage),
         "settings": settings_fingerprint(stage, TASK_SETTINGS),
@@ -513,12 +518,12 @@ def prediction_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) ->
 
 def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path, Path]]:
     """Each row's first-seed run: (per_image.csv, last.ckpt), for rows that still have both."""
-    seeds, prefix = task_seeds(cfg), cfg.stages.task.run_prefix
+    seeds = task_seeds(cfg)
     runs = {}
     for source in sources:
         key = run_key(source, seeds[0], seeds)
         scores = dirs(cfg)["runs"] / key / "per_image.csv"
-        ckpt = Path(cfg.paths.ckpt_dir) / f"{prefix}-{key}" / "last.ckpt"
+        ckpt = task_checkpoint(cfg, key)
         if scores.is_file() and ckpt.is_file():
             runs[source] = (scores, ckpt)
     return runs
@@ -541,7 +546,7 @@ def error_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path
     if not runs:
         return None
     per_image = {
-        source: {r["stem"]: float(r["f1"]) for r in csv.DictReader(scores.open())}
+        source: {r["stem"]: float(r["f1"]) for r in csv.DictReader(scores.read_text().splitlines())}
         for source, (scores, _) in runs.items()
     }
     stems = hardest_images(per_image, cfg.stages.report.goal.reference, num_images)

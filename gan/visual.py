@@ -13,7 +13,7 @@ from torchvision.utils import draw_segmentation_masks, make_grid, save_image
 
 CRACK_COLOR = (255, 40, 40)
 CLASS_LABELS = {0: "background", 1: "crack"}
-ERROR_COLORS = {"found": (40, 200, 40), "false crack": (255, 40, 40), "missed": (40, 110, 255)}
+ERROR_COLORS = {"found": (40, 200, 40), "false crack": CRACK_COLOR, "missed": (40, 110, 255)}
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
