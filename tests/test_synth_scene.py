@@ -10,7 +10,7 @@ from _synth_fixtures import tiny_config
 from synth.io import IGNORE_INDEX
 from synth.rng import sample_rng
 from synth.scene import render_crack_scene
-from synth.surface import aggregate, relief
+from synth.surface import aggregate, mottle, relief
 
 
 def ring_contrast(image: np.ndarray, crack: np.ndarray) -> float:
@@ -111,3 +111,23 @@ def test_aggregate_binder_forms_a_connected_dark_network_that_fill_closes():
         aggregate(np.random.default_rng(1), 64, 4.0, 0.9),
         aggregate(np.random.default_rng(1), 64, 4.0, 0.9),
     )
+
+
+@pytest.mark.parametrize("coverage", [0.1, 0.3])
+def test_mottle_darkens_the_requested_share_in_many_crisp_blotches(coverage: float) -> None:
+    """The blotches must cover ``coverage`` of the surface, as many separate patches (not one
+    stain), and a small ``edge`` must make them crisp: mostly fully on or off."""
+    crisp = mottle(np.random.default_rng(0), 256, 24, coverage, 0.05)
+    soft = mottle(np.random.default_rng(0), 256, 24, coverage, 2.0)
+    for field in (crisp, soft):
+        assert field.dtype == np.float32 and field.shape == (256, 256)
+        assert field.min() >= 0.0 and field.max() <= 1.0
+    assert float((crisp > 0.5).mean()) == pytest.approx(coverage, abs=0.05)
+    count, _ = cv2.connectedComponents((crisp > 0.5).astype(np.uint8))
+    assert count - 1 >= 10  # many blotches
+
+    def in_between(f: np.ndarray) -> float:
+        return float(((f > 0.1) & (f < 0.9)).mean())
+
+    assert in_between(crisp) < 0.25 * in_between(soft)
+    assert np.array_equal(crisp, mottle(np.random.default_rng(0), 256, 24, coverage, 0.05))
