@@ -55,3 +55,16 @@ def test_compare_table_lists_both_sets() -> None:
     console.print(compare_stats(a, a))
     text = console.export_text()
     assert "synthetic" in text and "real" in text and "width median px" in text
+
+
+def test_contrast_p10_reads_the_faint_tail() -> None:
+    """Eight strong cracks and two faint ones: the mean hides the faint ones, p10 is theirs."""
+    mask = band(4)
+    pairs = []
+    for dark in [50] * 8 + [140] * 2:
+        image = np.full((64, 64, 3), 150, np.uint8)
+        image[mask == 1] = dark
+        pairs.append((image, mask))
+    stats = compute_stats(pairs)
+    assert abs(stats["contrast (ring - crack) grey"] - 82) < 1
+    assert abs(stats["contrast p10 grey"] - 10) < 1
