@@ -29,7 +29,7 @@ from gan.task import (
     tolerance_f1_from_counts,
 )
 from gan.task_data import pad_collate
-from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
+from gan.visual import grid_rows, overlay_masks, save_grid
 from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
@@ -198,7 +198,8 @@ def evaluate_folder(
 
 class ImagesToSegment(Dataset):
     """Unlabeled images (an ImageFolder, or any samples with ``.image``), optionally resized
-    to ``eval_size``; keeps each original size."""
+    to ``eval_size``; keeps each original size and the decoded photo, so a caller that draws
+    on it does not decode the file a second time."""
 
     def __init__(self, folder: Sequence[Sample], eval_size: Sequence[int] | None = None) -> None:
         self.folder, self.eval_size = folder, tuple(eval_size) if eval_size else None
@@ -207,7 +208,8 @@ class ImagesToSegment(Dataset):
         return len(self.folder)
 
     def __getitem__(self, i: int) -> dict:
-        x = to_tensor(self.folder[i].image)
+        photo = self.folder[i].image
+        x = to_tensor(photo)
         original = list(x.shape[-2:])
         if self.eval_size and tuple(original) != self.eval_size:
             x = F.interpolate(x[None], size=self.eval_size, mode="area")[0]
@@ -216,12 +218,14 @@ class ImagesToSegment(Dataset):
             "mask": torch.zeros(x.shape[-2:], dtype=torch.long),
             "index": i,
             "original": original,
+            "photo": photo,
         }
 
 
 def predict_collate(items: list[dict]) -> dict:
     batch = pad_collate(items)
     batch["original"] = torch.tensor([it["original"] for it in items])
+    batch["photo"] = [it["photo"] for it in items]
     return batch
 
 
@@ -233,8 +237,9 @@ def crack_probabilities(
     batch_size: int = 4,
     num_workers: int = 0,
     description: str = "predict",
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """(index, crack probability HxW on CPU) for every image of ``folder``, in order.
+) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
+    """(index, crack probability HxW on CPU, the photo as decoded) for every image of
+    ``folder``, in order.
 
     Logits are resized back to each image's own size, so a map always matches its image.
     """
@@ -253,7 +258,7 @@ def crack_probabilities(
             item_logits = F.interpolate(
                 logits[j : j + 1, :, :h, :w], size=(oh, ow), mode="bilinear"
             )
-            yield index, item_logits.float().softmax(1)[0, 1].cpu()
+            yield index, item_logits.float().softmax(1)[0, 1].cpu(), batch["photo"][j]
 
 
 def predict_folder(
@@ -270,11 +275,12 @@ def predict_folder(
     for sub in ("masks", "overlays"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     written = []
-    for index, prob in crack_probabilities(model, folder, eval_size, batch_size, num_workers):
+    probs = crack_probabilities(model, folder, eval_size, batch_size, num_workers)
+    for index, prob, photo in probs:
         pred = (prob > 0.5).long()  # the argmax of two classes
         stem = folder.images[index].stem
         write_png(out_dir / "masks" / f"{stem}.png", (pred.numpy() * 255).astype(np.uint8))
-        image = to_uint8(to_tensor(folder[index].image)[None])
+        image = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None]
         overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
         write_png(out_dir / "overlays" / f"{stem}.png", overlay, rgb=True)
         written.append(out_dir / "overlays" / f"{stem}.png")

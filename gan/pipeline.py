@@ -573,7 +573,7 @@ def error_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path
     for source, (_, ckpt) in runs.items():
         model = load_segmenter(ckpt, device)
         probs = crack_probabilities(model, chosen, e.eval_size, e.batch_size, 0, source)
-        pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p in probs]).long()
+        pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p, _ in probs]).long()
         drawn = [error_overlay(p, t, q) for p, t, q in zip(photos, truth, pred)]
         rows.append(labeled_strip(source, bgr(torch.stack(drawn))))
     path = dirs(cfg)["report"] / "errors.png"

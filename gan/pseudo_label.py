@@ -116,7 +116,7 @@ def label_shard(
 ) -> list[Sample]:
     photos = [folder[i] for i in indices]
     samples = []
-    for j, prob in crack_probabilities(model, photos, None, batch_size, 0, description):
+    for j, prob, _ in crack_probabilities(model, photos, None, batch_size, 0, description):
         semantic = pseudo_mask(prob, low, high)
         meta = {
             "index": indices[j],

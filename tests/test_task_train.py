@@ -16,7 +16,7 @@ from gan.export import CrackProbability, export_model
 from gan.networks import UNet
 from gan.task import CrackSegmenter
 from gan.task_data import SegmentationDataModule
-from synth.io import DataError
+from synth.io import DataError, ImageFolder
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -85,7 +85,9 @@ def run_train_task(tmp: Path, extra: list[str] | None = None) -> tuple[dict, Pat
     return results, Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt"
 
 
-def test_train_task_config_fit_test_evaluate_predict(tmp_path: Path) -> None:
+def test_train_task_config_fit_test_evaluate_predict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     results, ckpt = run_train_task(tmp_path)
     assert {"test/f1", "test/tol_f1", "test/crack_iou", "test/miou"} <= set(results)
     assert ckpt.is_file()
@@ -111,8 +113,12 @@ def test_train_task_config_fit_test_evaluate_predict(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="test mask folder"):
         evaluate_folder(model, img, None, tmp_path / "eval_none")
 
+    decoded: list[int] = []
+    read = ImageFolder.__getitem__
+    monkeypatch.setattr(ImageFolder, "__getitem__", lambda f, i: decoded.append(i) or read(f, i))
     written = predict_folder(model, img, tmp_path / "pred", eval_size=[16, 24], batch_size=2)
     assert sorted(p.name for p in written) == ["img0.png", "img1.png", "img2.png"]
+    assert sorted(decoded) == [0, 1, 2]  # each photo decoded once, for the net and the overlay
     import cv2
 
     for stem in ("img0", "img1", "img2"):
