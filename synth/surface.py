@@ -167,8 +167,9 @@ def watermark(rng: np.random.Generator, size: int) -> np.ndarray:
     mask = np.zeros((size, size), np.uint8)  # putText draws on 8-bit images only
     text = str(rng.choice(["depositphotos", "stock photo", "sample", "(c) photo", "shutterstock"]))
     scale = rng.uniform(0.35, 0.7) * size / 256
-    step = int(size * rng.uniform(0.3, 0.5))
-    for y in range(int(rng.integers(10, step)), size, step):
+    step = max(2, int(size * rng.uniform(0.3, 0.5)))
+    first = int(rng.integers(min(10, step - 1), step))  # text baseline; tiny images too
+    for y in range(first, size, step):
         x = int(rng.integers(-40, 20))
         cv2.putText(mask, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, 1, cv2.LINE_AA)
     return mask.astype(np.float32) / np.float32(255.0)

@@ -131,3 +131,15 @@ def test_mottle_darkens_the_requested_share_in_many_crisp_blotches(coverage: flo
 
     assert in_between(crisp) < 0.25 * in_between(soft)
     assert np.array_equal(crisp, mottle(np.random.default_rng(0), 256, 24, coverage, 0.05))
+
+
+@pytest.mark.parametrize("size", [16, 32])
+def test_every_distractor_renders_on_tiny_images(size: int) -> None:
+    """Tests and smoke runs render at 16-32 px: no distractor may assume a photo-sized image
+    (a watermark once drew its first text line below row 10 of a 32 px image and crashed)."""
+    cfg = tiny_config(size=size)
+    for key in ("p_watermark", "p_mottle", "p_aggregate", "p_paint", "p_stain", "p_shadow"):
+        cfg["surface"][key] = 1.0
+    for index in range(8):
+        sample = render_crack_scene(cfg, 0, index)
+        assert sample.image.shape == (size, size, 3)
