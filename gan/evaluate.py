@@ -29,7 +29,7 @@ from gan.task import (
     tolerance_f1_from_counts,
 )
 from gan.task_data import pad_collate
-from gan.visual import grid_rows, overlay_masks, save_grid
+from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
@@ -280,7 +280,7 @@ def predict_folder(
         pred = (prob > 0.5).long()  # the argmax of two classes
         stem = folder.images[index].stem
         write_png(out_dir / "masks" / f"{stem}.png", (pred.numpy() * 255).astype(np.uint8))
-        image = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None]
+        image = to_uint8(to_tensor(photo)[None])
         overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
         write_png(out_dir / "overlays" / f"{stem}.png", overlay, rgb=True)
         written.append(out_dir / "overlays" / f"{stem}.png")
