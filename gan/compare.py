@@ -1,0 +1,125 @@
+"""Two task-model rows compared per test-image series, from their saved per-image scores.
+
+A mean F1 hides where a change helps and where it hurts: a simulator change that teaches the
+model mottled concrete can cost it on thin cracks. DeepCrack's test images are crops of a few
+dozen photos (``11296-1`` ... ``11296-23``), so grouping crops by photo shows which kinds of
+surface moved. Each row may have several seeds (``<row>``, ``<row>-seed1``, ... as the pipeline
+names them); a stem's score is the mean over the seeds, so seed noise does not pose as a
+per-series effect.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from synth.io import DataError
+
+# A crop index at the end of a stem ("11296-23" -> "11296"); a stem without one is its own series.
+SERIES_PATTERN = r"^(.*?)(?:-\d+)?$"
+
+
+@dataclass(frozen=True)
+class StemScore:
+    """One test image's scores, averaged over a row's seeds."""
+
+    f1: float
+    crack_share_true: float
+    crack_share_pred: float
+
+
+@dataclass(frozen=True)
+class SeriesComparison:
+    """Row ``a`` against row ``b`` on one series; ``area_*`` is predicted / labelled crack area."""
+
+    series: str
+    images: int
+    f1_a: float
+    f1_b: float
+    area_a: float
+    area_b: float
+
+    @property
+    def delta(self) -> float:
+        return self.f1_a - self.f1_b
+
+
+def seed_runs(run: str | Path) -> list[Path]:
+    """The run folder and its sibling seed folders (``<run>-seed<N>``) that hold scores."""
+    run = Path(run)
+    candidates = [run, *sorted(run.parent.glob(f"{run.name}-seed*"))]
+    found = [path for path in candidates if (path / "per_image.csv").is_file()]
+    if not found:
+        raise DataError(f"{run}: no per_image.csv there or in {run.name}-seed*/ (run evaluate)")
+    return found
+
+
+def read_scores(path: Path) -> dict[str, dict[str, float]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    needed = {"stem", "f1", "crack_share_true", "crack_share_pred"}
+    if not rows or not needed <= set(rows[0]):
+        raise DataError(f"{path}: expected columns {sorted(needed)}")
+    return {r["stem"]: {k: float(r[k]) for k in needed - {"stem"}} for r in rows}
+
+
+def row_scores(run: str | Path) -> tuple[dict[str, StemScore], int]:
+    """Per-stem scores of a row, mean over its seeds, and the seed count. Only stems every seed
+    scored are kept, so a half-evaluated seed cannot tilt some images."""
+    tables = [read_scores(path / "per_image.csv") for path in seed_runs(run)]
+    stems = set.intersection(*(set(t) for t in tables))
+    scores = {
+        stem: StemScore(
+            *(statistics.fmean(t[stem][k] for t in tables) for k in StemScore.__annotations__)
+        )
+        for stem in stems
+    }
+    return scores, len(tables)
+
+
+def series_of(stem: str, pattern: str = SERIES_PATTERN) -> str:
+    match = re.match(pattern, stem)
+    return match.group(1) if match and match.groups() else stem
+
+
+def area_ratio(scores: list[StemScore]) -> float:
+    """Predicted over labelled crack area, pooled over the images (not a mean of ratios, which
+    an image with a tiny label would dominate)."""
+    true = sum(s.crack_share_true for s in scores)
+    return sum(s.crack_share_pred for s in scores) / true if true > 0 else float("nan")
+
+
+def compare_series(
+    a: dict[str, StemScore], b: dict[str, StemScore], pattern: str = SERIES_PATTERN
+) -> list[SeriesComparison]:
+    """Per-series comparison on the stems both rows scored, largest gain of ``a`` first."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise DataError("the two rows share no scored test image")
+    groups: dict[str, list[str]] = defaultdict(list)
+    for stem in common:
+        groups[series_of(stem, pattern)].append(stem)
+    table = [summarize(name, stems, a, b) for name, stems in groups.items()]
+    return sorted(table, key=lambda c: (-c.delta, c.series))
+
+
+def summarize(
+    name: str, stems: list[str], a: dict[str, StemScore], b: dict[str, StemScore]
+) -> SeriesComparison:
+    return SeriesComparison(
+        series=name,
+        images=len(stems),
+        f1_a=statistics.fmean(a[s].f1 for s in stems),
+        f1_b=statistics.fmean(b[s].f1 for s in stems),
+        area_a=area_ratio([a[s] for s in stems]),
+        area_b=area_ratio([b[s] for s in stems]),
+    )
+
+
+def overall(a: dict[str, StemScore], b: dict[str, StemScore]) -> SeriesComparison:
+    """All shared stems as one series (mean per-image F1, not the pooled F1 of metrics.json)."""
+    return summarize("all", sorted(set(a) & set(b)), a, b)

@@ -1,0 +1,88 @@
+"""Per-series comparison of two task rows from their per_image.csv files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from _cli_fixtures import run_tool
+
+from gan.compare import compare_series, overall, row_scores, series_of
+from gan.evaluate import CSV_FIELDS
+from synth.io import DataError
+
+
+def write_scores(run: Path, scores: dict[str, tuple[float, float, float]]) -> None:
+    """stem -> (f1, crack_share_true, crack_share_pred)."""
+    run.mkdir(parents=True)
+    with open(run / "per_image.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for stem, (f1, true, pred) in scores.items():
+            row = dict(stem=stem, f1=f1, tol_f1=f1, iou=f1 / 2)
+            writer.writerow(row | dict(crack_share_true=true, crack_share_pred=pred))
+
+
+def test_series_drops_the_crop_index_only() -> None:
+    assert series_of("11296-23") == "11296"
+    assert series_of("IMG_6472-8") == "IMG_6472"
+    assert series_of("11129") == "11129"
+    assert series_of("a-b-3") == "a-b"
+
+
+def test_seeds_are_averaged_and_only_stems_every_seed_scored_count(tmp_path: Path) -> None:
+    write_scores(tmp_path / "adapted", {"p-1": (0.2, 0.1, 0.1), "p-2": (0.4, 0.1, 0.1)})
+    write_scores(tmp_path / "adapted-seed1", {"p-1": (0.6, 0.1, 0.3)})
+    write_scores(tmp_path / "adapted-x", {"p-1": (1.0, 0.1, 0.1)})  # another row, not a seed
+    scores, seeds = row_scores(tmp_path / "adapted")
+    assert seeds == 2
+    assert set(scores) == {"p-1"}
+    assert scores["p-1"].f1 == pytest.approx(0.4)
+    assert scores["p-1"].crack_share_pred == pytest.approx(0.2)
+
+
+def test_series_deltas_area_ratios_and_order(tmp_path: Path) -> None:
+    write_scores(
+        tmp_path / "a",
+        {"thin-1": (0.3, 0.2, 0.1), "thin-2": (0.5, 0.2, 0.1), "mot-1": (0.9, 0.1, 0.1)},
+    )
+    write_scores(
+        tmp_path / "b",
+        {"thin-1": (0.6, 0.2, 0.3), "thin-2": (0.6, 0.2, 0.1), "mot-1": (0.5, 0.1, 0.3)},
+    )
+    a, _ = row_scores(tmp_path / "a")
+    b, _ = row_scores(tmp_path / "b")
+    table = compare_series(a, b)
+    assert [c.series for c in table] == ["mot", "thin"]  # largest gain of a first
+    mot, thin = table
+    assert mot.delta == pytest.approx(0.4)
+    assert (thin.images, thin.f1_a, thin.f1_b) == (2, pytest.approx(0.4), pytest.approx(0.6))
+    assert thin.area_a == pytest.approx(0.5)  # pooled: 0.2 predicted of 0.4 labelled
+    assert thin.area_b == pytest.approx(1.0)
+    assert overall(a, b).delta == pytest.approx((0.4 - 0.3 - 0.1) / 3)
+
+
+def test_rows_without_scores_or_shared_images_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no per_image.csv"):
+        row_scores(tmp_path / "missing")
+    write_scores(tmp_path / "a", {"x-1": (0.5, 0.1, 0.1)})
+    write_scores(tmp_path / "b", {"y-1": (0.5, 0.1, 0.1)})
+    with pytest.raises(DataError, match="share no scored test image"):
+        compare_series(row_scores(tmp_path / "a")[0], row_scores(tmp_path / "b")[0])
+
+
+def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
+    write_scores(tmp_path / "a", {"s-1": (0.8, 0.1, 0.1), "s-2": (0.6, 0.1, 0.1)})
+    write_scores(tmp_path / "b", {"s-1": (0.5, 0.1, 0.2), "s-2": (0.5, 0.1, 0.2)})
+    logs = f"paths.log_dir={tmp_path / 'logs'}"
+    done = run_tool(
+        "compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "min_images=2", logs
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(row for row in done.stdout.splitlines() if " s " in row)
+    assert ["2", "0.700", "0.500", "+0.200", "1.00", "2.00"] == line.replace("│", " ").split()[1:]
+    failed = run_tool("compare_runs", f"a={tmp_path / 'nope'}", f"b={tmp_path / 'b'}", logs)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().startswith("error:") and "nope" in failed.stderr
+    assert "Traceback" not in failed.stderr

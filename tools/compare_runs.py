@@ -1,0 +1,55 @@
+"""Two task rows side by side per test-image series: where a change helped and where it hurt.
+
+python tools/compare_runs.py a=outputs/mot/runs/synthetic b=outputs/agg/runs/synthetic
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from gan.cli import run_cli
+from gan.compare import SeriesComparison, compare_series, overall, row_scores
+from synth.distributions import ConfigError
+
+
+def comparison_table(
+    rows: list[SeriesComparison], total: SeriesComparison, names: tuple[str, str]
+) -> Table:
+    table = Table(title=f"per-series mean F1: a = {names[0]}, b = {names[1]}")
+    for column in ("series", "images", "F1 a", "F1 b", "a - b", "area a", "area b"):
+        table.add_column(column, justify="left" if column == "series" else "right")
+    for c in [*rows, total]:
+        table.add_row(
+            c.series,
+            str(c.images),
+            f"{c.f1_a:.3f}",
+            f"{c.f1_b:.3f}",
+            f"{c.delta:+.3f}",
+            f"{c.area_a:.2f}",
+            f"{c.area_b:.2f}",
+            end_section=c is rows[-1] if rows else False,
+        )
+    table.caption = "area: predicted / labelled crack area, pooled over the series' images"
+    return table
+
+
+def compare(cfg: DictConfig) -> None:
+    if not cfg.a or not cfg.b:
+        raise ConfigError("give both rows: a=<run folder> b=<run folder>")
+    a, seeds_a = row_scores(cfg.a)
+    b, seeds_b = row_scores(cfg.b)
+    rows = [c for c in compare_series(a, b, cfg.series_pattern) if c.images >= cfg.min_images]
+    names = (f"{cfg.a} ({seeds_a} seeds)", f"{cfg.b} ({seeds_b} seeds)")
+    Console(width=120).print(comparison_table(rows, overall(a, b), names))
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="compare_runs")
+def main(cfg: DictConfig) -> None:
+    run_cli(compare, cfg)
+
+
+if __name__ == "__main__":
+    main()
