@@ -34,7 +34,7 @@ from gan.task_data import train_dirs
 from synth.distributions import ConfigError
 from synth.io import DataError, list_images, read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
-from synth.render import render_dataset
+from synth.render import render_dataset, versions
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SOURCES = ("synthetic", "randomized", "adapted", "mixed", "selftrained", "oracle")
@@ -59,6 +59,10 @@ def source_overrides(name: str) -> DictConfig:
     if not path.is_file():
         raise KeyError(f"stages.task.sources: unknown source {name!r} (no {path})")
     return OmegaConf.load(path)
+
+
+# Recorded in the report beside the scores: these, with the renderer's, decide the numbers.
+TRAINING_PACKAGES = ("torch", "torchvision", "kornia", "lightning", "torchmetrics")
 
 
 def dirs(cfg: DictConfig) -> dict[str, Path]:
@@ -603,12 +607,15 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
             f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
             f"unlabeled real training photos, labeled by that row's model of the same seed."
         )
+    env = versions(*TRAINING_PACKAGES)
+    notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
     checks = goal_checks(rows, **report_goal(cfg))
     html_path, md_path = write_report(
         report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes, checks
     )
     write_json_atomic(
-        report_dir / "results.json", {"rows": rows, "goal": checks, "wall_seconds": wall}
+        report_dir / "results.json",
+        {"rows": rows, "goal": checks, "wall_seconds": wall, "versions": env},
     )
     log(f"report: {html_path} and {md_path}")
     summary = summary_markdown(rows, notes, checks)

@@ -175,19 +175,24 @@ def shard_stats(out: Path, total: int) -> list[dict]:
     return rows
 
 
-def versions() -> dict[str, str]:
+def versions(*packages: str) -> dict[str, str]:
+    """Versions of what shaped the output, plus any installed ``packages`` named: a score or
+    a render that moved between two machines can be traced to a package that moved."""
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        project = version("sim2real")
-    except PackageNotFoundError:  # pragma: no cover - running from a plain checkout
-        project = "unknown"
-    return {
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:  # e.g. running from a plain checkout
+            return "unknown"
+
+    found = {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "cv2": cv2.__version__,
-        "sim2real": project,
+        "sim2real": installed("sim2real"),
     }
+    return found | {name: installed(name) for name in packages}
 
 
 def write_card(out: Path, cfg: dict, num_samples: int, shard_size: int, seed: int) -> None:

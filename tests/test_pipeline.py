@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import torch
 from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
 
@@ -52,6 +53,9 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         for ours in ("adapted", "selftrained")
         for other in ("synthetic", "randomized", "oracle")
     ]
+    versions = json.loads((report / "results.json").read_text())["versions"]
+    assert versions["torch"] == torch.__version__.split("+")[0] and "kornia" in versions
+    assert f"torch {versions['torch']}" in (report / "report.md").read_text()
     assert "Against the goal" in first.stdout and "| selftrained | oracle |" in first.stdout
     adapted = tmp_path / "out" / "adapted"
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6

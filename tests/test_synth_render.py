@@ -15,7 +15,7 @@ import pytest
 from _synth_fixtures import ROOT, tiny_config, tree_digest
 
 from synth.io import CARD, DataError, ShardedDataset, is_shard_complete, shard_name
-from synth.render import render_dataset
+from synth.render import render_dataset, versions
 from synth.scene import render_crack_scene
 
 
@@ -54,6 +54,12 @@ def test_card_written_when_complete(tmp_path: Path) -> None:
     assert card["class_map"]["1"] == "crack"
     assert [r["samples"] for r in stats["per_shard"]] == [4, 4, 4]
     assert 0 <= stats["crack_free_fraction"] <= 1 and stats["crack_share_mean"] > 0
+
+
+def test_versions_name_extra_packages_and_mark_missing_ones() -> None:
+    found = versions("numpy", "no-such-package-xyz")
+    assert found["numpy"] == np.__version__ and found["no-such-package-xyz"] == "unknown"
+    assert set(versions()) == {"python", "numpy", "cv2", "sim2real"}
 
 
 def test_resume_renders_only_missing_shards(tmp_path: Path) -> None:
