@@ -42,7 +42,9 @@ def compare(cfg: DictConfig) -> None:
     a, seeds_a = row_scores(cfg.a)
     b, seeds_b = row_scores(cfg.b)
     rows = [c for c in compare_series(a, b, cfg.series_pattern) if c.images >= cfg.min_images]
-    names = (f"{cfg.a} ({seeds_a} seeds)", f"{cfg.b} ({seeds_b} seeds)")
+    names = tuple(
+        f"{run} ({n} seed{'s' * (n != 1)})" for run, n in ((cfg.a, seeds_a), (cfg.b, seeds_b))
+    )
     Console(width=120).print(comparison_table(rows, overall(a, b), names))
 
 
