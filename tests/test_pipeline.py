@@ -55,6 +55,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     ]
     versions = json.loads((report / "results.json").read_text())["versions"]
     assert versions["torch"] == torch.__version__.split("+")[0] and "kornia" in versions
+    assert versions["cpu"] == torch.backends.cpu.get_cpu_capability()
     assert f"torch {versions['torch']}" in (report / "report.md").read_text()
     assert "Against the goal" in first.stdout and "| selftrained | oracle |" in first.stdout
     adapted = tmp_path / "out" / "adapted"
