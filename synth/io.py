@@ -214,10 +214,19 @@ def is_shard_complete(root: str | Path, shard_id: int) -> bool:
     return (Path(root) / shard_name(shard_id) / MANIFEST).is_file()
 
 
-def clean_partial_shards(root: str | Path) -> list[Path]:
-    """Delete temporary shard directories left by a killed writer; returns what was removed."""
+def clean_partial_shards(root: str | Path, shard_ids: Iterable[int] | None = None) -> list[Path]:
+    """Delete temporary shard directories left by a killed writer; returns what was removed.
+
+    With ``shard_ids``, only those shards' temp directories go: jobs of one sweep own disjoint
+    blocks of shards, and a job starting late must not delete the half-written shard of a
+    job that is still running (it did, under load, in the two-job submitit test).
+    """
     root = Path(root)
-    removed = [p for p in root.glob("shard-*.tmp-*") if p.is_dir()] if root.is_dir() else []
+    found = [p for p in root.glob("shard-*.tmp-*") if p.is_dir()] if root.is_dir() else []
+    if shard_ids is not None:
+        owned = {shard_name(i) for i in shard_ids}
+        found = [p for p in found if p.name.split(".tmp-")[0] in owned]
+    removed = found
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed

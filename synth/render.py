@@ -105,9 +105,9 @@ def render_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     check_spec(out, make_spec(cfg, num_samples, shard_size, seed))
-    clean_partial_shards(out)
     total = num_shards(num_samples, shard_size)
     selected = select_shards(total, shard_start, shard_count)
+    clean_partial_shards(out, selected)
     todo = [s for s in selected if not is_shard_complete(out, s)]
     jobs = [(cfg, str(out), s, shard_size, num_samples, seed) for s in todo]
     rendered = _run(jobs, workers, progress)

@@ -56,6 +56,18 @@ def test_card_written_when_complete(tmp_path: Path) -> None:
     assert 0 <= stats["crack_free_fraction"] <= 1 and stats["crack_share_mean"] > 0
 
 
+def test_a_job_cleans_only_its_own_shards_temp_dirs(tmp_path: Path) -> None:
+    """A sweep job that starts late must not delete a running job's half-written shard."""
+    running = tmp_path / f"{shard_name(2)}.tmp-4242"  # another job's shard, being written
+    leftover = tmp_path / f"{shard_name(0)}.tmp-4243"  # this job's shard, a killed writer's
+    for partial in (running, leftover):
+        (partial / "image").mkdir(parents=True)
+    summary = render(tmp_path, shard_count=2)
+    assert summary["rendered_shards"] == 2
+    assert running.is_dir() and not leftover.exists()
+    assert is_shard_complete(tmp_path, 0) and not is_shard_complete(tmp_path, 2)
+
+
 def test_versions_name_extra_packages_and_mark_missing_ones() -> None:
     found = versions("numpy", "no-such-package-xyz")
     assert found["numpy"] == np.__version__ and found["no-such-package-xyz"] == "unknown"
