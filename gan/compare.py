@@ -10,13 +10,13 @@ per-series effect.
 
 from __future__ import annotations
 
-import csv
 import re
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from gan.evaluate import read_rows
 from synth.io import DataError
 
 # A crop index at the end of a stem ("11296-23" -> "11296"); a stem without one is its own series.
@@ -58,24 +58,14 @@ def seed_runs(run: str | Path) -> list[Path]:
     return found
 
 
-def read_scores(path: Path) -> dict[str, dict[str, float]]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    needed = {"stem", "f1", "crack_share_true", "crack_share_pred"}
-    if not rows or not needed <= set(rows[0]):
-        raise DataError(f"{path}: expected columns {sorted(needed)}")
-    return {r["stem"]: {k: float(r[k]) for k in needed - {"stem"}} for r in rows}
-
-
 def row_scores(run: str | Path) -> tuple[dict[str, StemScore], int]:
     """Per-stem scores of a row, mean over its seeds, and the seed count. Only stems every seed
     scored are kept, so a half-evaluated seed cannot tilt some images."""
-    tables = [read_scores(path / "per_image.csv") for path in seed_runs(run)]
+    tables = [{r["stem"]: r for r in read_rows(path / "per_image.csv")} for path in seed_runs(run)]
     stems = set.intersection(*(set(t) for t in tables))
+    keys = [field.name for field in fields(StemScore)]
     scores = {
-        stem: StemScore(
-            *(statistics.fmean(t[stem][k] for t in tables) for k in StemScore.__annotations__)
-        )
+        stem: StemScore(**{k: statistics.fmean(t[stem][k] for t in tables) for k in keys})
         for stem in stems
     }
     return scores, len(tables)

@@ -116,6 +116,15 @@ def write_rows(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def read_rows(path: Path) -> list[dict]:
+    """The per-image scores ``write_rows`` wrote: the stem, then every score as a float."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not set(CSV_FIELDS) <= set(rows[0]):
+        raise DataError(f"{path}: expected per-image columns {list(CSV_FIELDS)}")
+    return [{k: r[k] if k == "stem" else float(r[k]) for k in CSV_FIELDS} for r in rows]
+
+
 def labeled_samples(
     image_dir: str | Path, mask_dir: str | Path | None
 ) -> tuple[Sequence, list[str]]:

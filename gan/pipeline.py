@@ -539,12 +539,10 @@ def error_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path
     """Where the rows fail: the real test images on which the reference row (the oracle) beats
     the others by most, each row's first-seed model drawn over them in found / false / missed
     colours. These pictures say what the simulator still lacks (e.g. a texture it never drew)."""
-    import csv
-
     import cv2
     from torch.nn.functional import interpolate
 
-    from gan.evaluate import crack_probabilities, labeled_samples, load_segmenter
+    from gan.evaluate import crack_probabilities, labeled_samples, load_segmenter, read_rows
     from gan.report import hardest_images
     from gan.visual import error_overlay, overlay_masks
 
@@ -552,7 +550,7 @@ def error_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path
     if not runs:
         return None
     per_image = {
-        source: {r["stem"]: float(r["f1"]) for r in csv.DictReader(scores.read_text().splitlines())}
+        source: {r["stem"]: r["f1"] for r in read_rows(scores)}
         for source, (scores, _) in runs.items()
     }
     stems = hardest_images(per_image, cfg.stages.report.goal.reference, num_images)

@@ -222,11 +222,10 @@ def clean_partial_shards(root: str | Path, shard_ids: Iterable[int] | None = Non
     job that is still running (it did, under load, in the two-job submitit test).
     """
     root = Path(root)
-    found = [p for p in root.glob("shard-*.tmp-*") if p.is_dir()] if root.is_dir() else []
+    removed = [p for p in root.glob("shard-*.tmp-*") if p.is_dir()] if root.is_dir() else []
     if shard_ids is not None:
         owned = {shard_name(i) for i in shard_ids}
-        found = [p for p in found if p.name.split(".tmp-")[0] in owned]
-    removed = found
+        removed = [p for p in removed if p.name.split(".tmp-")[0] in owned]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed
