@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from gan.evaluate import read_rows
+from gan.evaluate import read_rows, seed_run_dirs
 from synth.io import DataError
 
 # A crop index at the end of a stem ("11296-23" -> "11296"); a stem without one is its own series.
@@ -51,8 +51,7 @@ class SeriesComparison:
 def seed_runs(run: str | Path) -> list[Path]:
     """The run folder and its sibling seed folders (``<run>-seed<N>``) that hold scores."""
     run = Path(run)
-    candidates = [run, *sorted(run.parent.glob(f"{run.name}-seed*"))]
-    found = [path for path in candidates if (path / "per_image.csv").is_file()]
+    found = [path for path in seed_run_dirs(run) if (path / "per_image.csv").is_file()]
     if not found:
         raise DataError(f"{run}: no per_image.csv there or in {run.name}-seed*/ (run evaluate)")
     return found

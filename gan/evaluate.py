@@ -7,6 +7,7 @@ images that fail, an aggregate JSON (the product's F1), and overlays to look at.
 from __future__ import annotations
 
 import csv
+import re
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -33,6 +34,21 @@ from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
+SEED_SUFFIX = "-seed"
+
+
+def run_key(row: str, seed: int, seeds: list[int]) -> str:
+    """A row's run folder for one seed. The first seed keeps the plain row name, so adding
+    seeds later reuses finished runs."""
+    return row if seed == seeds[0] else f"{row}{SEED_SUFFIX}{seed}"
+
+
+def seed_run_dirs(run: str | Path) -> list[Path]:
+    """``run`` and the sibling folders ``run_key`` gave its other seeds (``<run>-seed<N>``)."""
+    run = Path(run)
+    pattern = re.compile(re.escape(run.name + SEED_SUFFIX) + r"\d+")
+    siblings = run.parent.glob(f"{run.name}{SEED_SUFFIX}*")
+    return [run, *sorted(p for p in siblings if pattern.fullmatch(p.name))]
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -20,7 +20,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import file_digest, load_checkpoint
-from gan.evaluate import evaluate_folder, pick_device
+from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.report import (
     METRICS,
     goal_checks,
@@ -386,11 +386,6 @@ def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> 
     shares = f"crack {card['crack_share']:.1%}, ignore {card['ignore_share']:.1%} of pixels"
     log(f"{name}: {p.image_dir} -> {out} ({shares})")
     return out
-
-
-def run_key(source: str, seed: int, seeds: list[int]) -> str:
-    """The first seed keeps the plain row name, so adding seeds later reuses finished runs."""
-    return source if seed == seeds[0] else f"{source}-seed{seed}"
 
 
 def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: bool = False) -> dict:

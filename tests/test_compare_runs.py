@@ -9,7 +9,7 @@ import pytest
 from _cli_fixtures import run_tool
 
 from gan.compare import compare_series, overall, row_scores, series_of
-from gan.evaluate import CSV_FIELDS
+from gan.evaluate import CSV_FIELDS, run_key, seed_run_dirs
 from synth.io import DataError
 
 
@@ -35,6 +35,7 @@ def test_seeds_are_averaged_and_only_stems_every_seed_scored_count(tmp_path: Pat
     write_scores(tmp_path / "adapted", {"p-1": (0.2, 0.1, 0.1), "p-2": (0.4, 0.1, 0.1)})
     write_scores(tmp_path / "adapted-seed1", {"p-1": (0.6, 0.1, 0.3)})
     write_scores(tmp_path / "adapted-x", {"p-1": (1.0, 0.1, 0.1)})  # another row, not a seed
+    write_scores(tmp_path / "adapted-seedless", {"p-1": (1.0, 0.1, 0.1)})  # nor this one
     scores, seeds = row_scores(tmp_path / "adapted")
     assert seeds == 2
     assert set(scores) == {"p-1"}
@@ -86,3 +87,12 @@ def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert failed.stderr.strip().startswith("error:") and "nope" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_seed_run_dirs_finds_every_folder_run_key_names(tmp_path: Path) -> None:
+    seeds = [3, 0, 12]
+    for seed in seeds:
+        (tmp_path / run_key("adapted", seed, seeds)).mkdir()
+    (tmp_path / "adapted-seed1b").mkdir()
+    found = {p.name for p in seed_run_dirs(tmp_path / "adapted")}
+    assert found == {"adapted", "adapted-seed0", "adapted-seed12"}
