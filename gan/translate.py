@@ -9,7 +9,6 @@ shard.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from synth.io import (
     clean_partial_shards,
     read_card,
     read_image,
+    write_dir_atomic,
     write_json_atomic,
     write_png,
 )
@@ -120,19 +120,10 @@ def translate_shard(
     gen: nn.Module, shard: Path, out_dir: Path, device, batch_size: int, progress=None, task=None
 ) -> Path:
     """One shard into a temp directory, then renamed into place (complete or absent)."""
-    final = out_dir / shard.name
-    tmp = out_dir / f"{shard.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        _write_translated(gen, shard, tmp, device, batch_size, progress, task)
-    except BaseException:  # out of disk, Ctrl-C: no partial shard is left behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    return final
+    return write_dir_atomic(
+        out_dir / shard.name,
+        lambda tmp: _write_translated(gen, shard, tmp, device, batch_size, progress, task),
+    )
 
 
 def _write_translated(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MANIFEST = "manifest.jsonl"
+TEMP_INFIX = ".tmp-"  # <shard>.tmp-<pid>: a shard being written
 CARD = "dataset_card.json"
 IGNORE_INDEX = 255
 CLASS_MAP = {0: "background", 1: "crack", IGNORE_INDEX: "ignore"}
@@ -222,31 +223,41 @@ def clean_partial_shards(root: str | Path, shard_ids: Iterable[int] | None = Non
     job that is still running (it did, under load, in the two-job submitit test).
     """
     root = Path(root)
-    removed = [p for p in root.glob("shard-*.tmp-*") if p.is_dir()] if root.is_dir() else []
+    found = root.glob(f"shard-*{TEMP_INFIX}*") if root.is_dir() else []
+    removed = [p for p in found if p.is_dir()]
     if shard_ids is not None:
         owned = {shard_name(i) for i in shard_ids}
-        removed = [p for p in removed if p.name.split(".tmp-")[0] in owned]
+        removed = [p for p in removed if p.name.split(TEMP_INFIX)[0] in owned]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed
 
 
-def write_shard(root: str | Path, shard_id: int, samples: Iterable[Sample]) -> Path:
-    """Write samples as one shard, atomically: a temp directory renamed into place."""
-    root = Path(root)
-    final = root / shard_name(shard_id)
-    tmp = root / f"{shard_name(shard_id)}.tmp-{os.getpid()}"
+def write_dir_atomic(final: Path, fill: Callable[[Path], None]) -> Path:
+    """``fill`` a temp sibling of ``final`` (``<name>.tmp-<pid>``), then rename it into place.
+
+    A reader sees a shard complete or not at all; a killed writer leaves only the temp
+    directory, which ``clean_partial_shards`` recognises by the same name.
+    """
+    tmp = final.with_name(f"{final.name}{TEMP_INFIX}{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _write_shard_files(tmp, samples)
+        fill(tmp)
     except BaseException:  # out of disk, a bad sample, Ctrl-C: leave no partial shard behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():  # a concurrent writer of the same shard won: identical by determinism
         shutil.rmtree(tmp, ignore_errors=True)
-        return final
-    os.replace(tmp, final)
+    else:
+        os.replace(tmp, final)
     return final
+
+
+def write_shard(root: str | Path, shard_id: int, samples: Iterable[Sample]) -> Path:
+    """Write samples as one shard, atomically."""
+    return write_dir_atomic(
+        Path(root) / shard_name(shard_id), lambda tmp: _write_shard_files(tmp, samples)
+    )
 
 
 def _write_shard_files(tmp: Path, samples: Iterable[Sample]) -> None:
