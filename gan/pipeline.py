@@ -158,15 +158,30 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
     from gan.translate import translate_dataset
 
     d = dirs(cfg)
+    t = cfg.stages.translate
     done = read_card(d["adapted"]).get("translation", {})
     if done.get("checkpoint_sha256") == file_digest(ckpt):
         log(f"translate: complete for this generator, skipped ({d['adapted']})")
-        return done
-    if done:  # a newer generator: old translations are stale
-        shutil.rmtree(d["adapted"])
-    log(f"translate: {d['synthetic']} -> {d['adapted']}")
-    t = cfg.stages.translate
-    return translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
+    else:
+        if done:  # a newer generator: old translations are stale
+            shutil.rmtree(d["adapted"])
+        log(f"translate: {d['synthetic']} -> {d['adapted']}")
+        done = translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
+    if t.measure.enabled and "domain_gap" not in read_card(d["adapted"]):
+        measure_stage_translation(cfg)
+    return done
+
+
+def measure_stage_translation(cfg: DictConfig) -> dict:
+    """The translated set's distance to the real photos and its grey shifts, into its card."""
+    from gan.translate import describe_gap, measure_translation
+
+    d, m = dirs(cfg), cfg.stages.translate.measure
+    gap = measure_translation(
+        d["synthetic"], d["adapted"], m.real_dir, m.inception_weights, m.max_images, m.size
+    )
+    log(f"translate: {describe_gap(gap)}")
+    return gap
 
 
 MEASURED_ONLY = ("domain_gap",)  # card entries that describe the data without changing it
@@ -602,6 +617,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
             f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
             f"unlabeled real training photos, labeled by that row's model of the same seed."
         )
+    gap = read_card(dirs(cfg)["adapted"]).get("domain_gap")
+    if gap and {"adapted", "selftrained", "mixed"} & set(results):
+        from gan.translate import describe_gap
+
+        notes += " " + describe_gap(gap)
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
     checks = goal_checks(rows, **report_goal(cfg))

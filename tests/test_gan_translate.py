@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from _gan_fixtures import make_synthetic, tiny_gan
 
-from gan.translate import grey_shift_by_class, translate_dataset
+from gan.fid import PROXY_NAME
+from gan.translate import describe_gap, grey_shift_by_class, measure_translation, translate_dataset
 from synth.io import DataError, Sample, ShardedDataset, read_card, write_shard
 
 
@@ -100,3 +102,18 @@ def test_grey_shift_by_class_separates_crack_from_background(tmp_path):
     write_scenes(tmp_path / "short", crack_grey=50, n=2)
     with pytest.raises(DataError, match="2 samples"):
         grey_shift_by_class(tmp_path / "src", tmp_path / "short")
+
+
+def test_measure_translation_goes_into_the_card_and_reads_as_one_sentence(tmp_path):
+    write_scenes(tmp_path / "src", crack_grey=50)
+    write_scenes(tmp_path / "lighter", crack_grey=60)
+    (tmp_path / "real").mkdir()
+    for i, grey in enumerate((60, 100)):
+        cv2.imwrite(str(tmp_path / "real" / f"{i}.png"), np.full((16, 20, 3), grey, np.uint8))
+    gap = measure_translation(tmp_path / "src", tmp_path / "lighter", tmp_path / "real", size=16)
+    assert (gap["grey_shift_crack"], gap["grey_shift_background"]) == (10.0, 0.0)
+    assert gap["after"][PROXY_NAME] < gap["before"][PROXY_NAME]  # crack pixels closer to 60
+    assert read_card(tmp_path / "lighter")["domain_gap"] == gap
+    sentence = describe_gap(gap)
+    assert f"{gap['before'][PROXY_NAME]:.1f} to {gap['after'][PROXY_NAME]:.1f}" in sentence
+    assert "+10.00 on crack pixels, +0.00 on background" in sentence

@@ -60,6 +60,9 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "Against the goal" in first.stdout and "| selftrained | oracle |" in first.stdout
     adapted = tmp_path / "out" / "adapted"
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
+    gap = read_card(adapted)["domain_gap"]
+    assert {"before", "after", "grey_shift_crack", "grey_shift_background"} <= set(gap)
+    assert "Translation moved the synthetic set's" in (report / "report.md").read_text()
 
     # Lose the adapted row's results and one translated shard: only those are redone.
     (tmp_path / "out" / "runs" / "adapted" / "metrics.json").unlink()
@@ -76,6 +79,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "task[synthetic]: complete, skipped" in out and "task[oracle]: complete, skipped" in out
     assert "task[adapted]: 2 steps" in out
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
+    assert "translate: Translation moved" in out and "domain_gap" in read_card(adapted)
 
     # A second seed: the first seed's run is reused, the row becomes a mean with a spread.
     third = run_pipeline(tmp_path, "stages.task.seeds=[0,1]", "stages.task.sources=[synthetic]")

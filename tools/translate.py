@@ -11,9 +11,8 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from gan.fid import domain_gap
-from gan.translate import grey_shift_by_class, translate_dataset
-from synth.io import read_card, write_json_atomic
+from gan.translate import measure_translation, translate_dataset
+from synth.io import read_card
 
 register_resolvers()
 
@@ -25,17 +24,15 @@ def translate(cfg: DictConfig) -> dict:
     )
     print(f"translated {cfg.src_dir} -> {cfg.out_dir} (step {card['translation']['step']})")
     if cfg.evaluate:
-        gap = {
-            "before": domain_gap(
-                cfg.src_dir, cfg.real_dir, cfg.inception_weights, cfg.eval_max_images, cfg.eval_size
-            ),
-            "after": domain_gap(
-                cfg.out_dir, cfg.real_dir, cfg.inception_weights, cfg.eval_max_images, cfg.eval_size
-            ),
-            **grey_shift_by_class(cfg.src_dir, cfg.out_dir, cfg.eval_max_images),
-        }
-        card = {**read_card(cfg.out_dir), "domain_gap": gap}
-        write_json_atomic(f"{cfg.out_dir}/dataset_card.json", card)
+        gap = measure_translation(
+            cfg.src_dir,
+            cfg.out_dir,
+            cfg.real_dir,
+            cfg.inception_weights,
+            cfg.eval_max_images,
+            cfg.eval_size,
+        )
+        card = read_card(cfg.out_dir)
         print(json.dumps(gap, indent=2))
     return card
 
