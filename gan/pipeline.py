@@ -155,7 +155,7 @@ def stage_adapt(cfg: DictConfig) -> Path:
 
 
 def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
-    from gan.translate import translate_dataset
+    from gan.translate import GAP_KEYS, translate_dataset
 
     d = dirs(cfg)
     t = cfg.stages.translate
@@ -167,7 +167,8 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
             shutil.rmtree(d["adapted"])
         log(f"translate: {d['synthetic']} -> {d['adapted']}")
         done = translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
-    if t.measure.enabled and "domain_gap" not in read_card(d["adapted"]):
+    measured = read_card(d["adapted"]).get("domain_gap", {})
+    if t.measure.enabled and not set(GAP_KEYS) <= set(measured):
         measure_stage_translation(cfg)
     return done
 
@@ -617,10 +618,10 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
             f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
             f"unlabeled real training photos, labeled by that row's model of the same seed."
         )
-    gap = read_card(dirs(cfg)["adapted"]).get("domain_gap")
-    if gap and {"adapted", "selftrained", "mixed"} & set(results):
-        from gan.translate import describe_gap
+    from gan.translate import GAP_KEYS, describe_gap
 
+    gap = read_card(dirs(cfg)["adapted"]).get("domain_gap", {})
+    if set(GAP_KEYS) <= set(gap) and {"adapted", "selftrained", "mixed"} & set(results):
         notes += " " + describe_gap(gap)
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."

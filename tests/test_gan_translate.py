@@ -12,7 +12,13 @@ import torch
 from _gan_fixtures import make_synthetic, tiny_gan
 
 from gan.fid import PROXY_NAME
-from gan.translate import describe_gap, grey_shift_by_class, measure_translation, translate_dataset
+from gan.translate import (
+    background_contrast,
+    describe_gap,
+    grey_shift_by_class,
+    measure_translation,
+    translate_dataset,
+)
 from synth.io import DataError, Sample, ShardedDataset, read_card, write_shard
 
 
@@ -81,11 +87,13 @@ def test_translate_refuses_pickled_code(tmp_path, source):
         translate_dataset(str(bad), source, tmp_path / "o", device="cpu", show_progress=False)
 
 
-def write_scenes(root, crack_grey: int, n: int = 3) -> None:
-    """Grey-100 images with a crack band of ``crack_grey`` (the same mask in every set)."""
+def write_scenes(root, crack_grey: int, n: int = 3, texture: int = 0) -> None:
+    """Grey-100 images (a +-``texture`` checkerboard) with a crack band of ``crack_grey``
+    (the same mask in every set)."""
     mask = np.zeros((16, 20), np.uint8)
     mask[6:9] = 1
-    image = np.full((16, 20, 3), 100, np.uint8)
+    checker = (np.indices((16, 20)).sum(0) % 2 * 2 - 1) * texture
+    image = np.repeat((100 + checker)[..., None], 3, axis=2).astype(np.uint8)
     image[mask == 1] = crack_grey
     write_shard(root, 0, [Sample(image, mask, meta={"index": i}) for i in range(n)])
 
@@ -117,3 +125,15 @@ def test_measure_translation_goes_into_the_card_and_reads_as_one_sentence(tmp_pa
     sentence = describe_gap(gap)
     assert f"{gap['before'][PROXY_NAME]:.1f} to {gap['after'][PROXY_NAME]:.1f}" in sentence
     assert "+10.00 on crack pixels, +0.00 on background" in sentence
+    assert f"went from {gap['background_contrast_source']:.1f} to" in sentence
+
+
+def test_background_contrast_drops_when_the_background_is_smoothed(tmp_path):
+    write_scenes(tmp_path / "src", crack_grey=50, texture=20)
+    write_scenes(tmp_path / "flat", crack_grey=50)
+    same = background_contrast(tmp_path / "src", tmp_path / "src")
+    assert same["background_contrast_source"] == same["background_contrast_translated"] > 15
+    smoothed = background_contrast(tmp_path / "src", tmp_path / "flat")
+    # The checkerboard's +-20 is gone; what is left is the crack band inside the 15 px window.
+    assert smoothed["background_contrast_source"] == pytest.approx(20.0, abs=0.5)
+    assert smoothed["background_contrast_translated"] < 13
