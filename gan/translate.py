@@ -194,6 +194,12 @@ def translate_dataset(
     return card
 
 
+def spread_indices(n: int, max_images: int) -> range:
+    """About ``max_images`` indices spread over ``n`` samples: rendered sets are ordered by
+    index, and their first scenes are no more typical than any others."""
+    return range(0, n, max(1, n // max(1, max_images)))
+
+
 def grey_shift_by_class(
     src_dir: str | Path, out_dir: str | Path, max_images: int = 200
 ) -> dict[str, float]:
@@ -207,7 +213,7 @@ def grey_shift_by_class(
     if len(src) != len(out):
         raise DataError(f"{out_dir}: {len(out)} samples, its source {src_dir} has {len(src)}")
     totals = {"crack": [0.0, 0], "background": [0.0, 0]}
-    for i in range(0, len(src), max(1, len(src) // max(1, max_images))):
+    for i in spread_indices(len(src), max_images):
         a, b = src[i], out[i]
         diff = b.image.astype(np.float32).mean(2) - a.image.astype(np.float32).mean(2)
         for name, cls in (("crack", 1), ("background", 0)):
@@ -230,7 +236,7 @@ def background_contrast(
     src, out = ShardedDataset(src_dir), ShardedDataset(out_dir)
     totals = {"source": 0.0, "translated": 0.0}
     count = 0
-    for i in range(0, len(src), max(1, len(src) // max(1, max_images))):
+    for i in spread_indices(len(src), max_images):
         crack = torch.from_numpy(src[i].semantic == 1).float()[None, None]
         near = F.max_pool2d(crack, 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
         for name, sample in (("source", src[i]), ("translated", out[i])):
