@@ -28,6 +28,7 @@ from synth.io import (
     CARD,
     MANIFEST,
     DataError,
+    Sample,
     ShardedDataset,
     clean_partial_shards,
     read_card,
@@ -200,6 +201,18 @@ def spread_indices(n: int, max_images: int) -> range:
     return range(0, n, max(1, n // max(1, max_images)))
 
 
+def paired_samples(
+    src_dir: str | Path, out_dir: str | Path, max_images: int
+) -> Iterator[tuple[Sample, Sample]]:
+    """(A, G(A)) for about ``max_images`` scenes spread over the set; a translated set of
+    another length than its source is an error, not a silent mismatch of scenes."""
+    src, out = ShardedDataset(src_dir), ShardedDataset(out_dir)
+    if len(src) != len(out):
+        raise DataError(f"{out_dir}: {len(out)} samples, its source {src_dir} has {len(src)}")
+    for i in spread_indices(len(src), max_images):
+        yield src[i], out[i]
+
+
 def grey_shift_by_class(
     src_dir: str | Path, out_dir: str | Path, max_images: int = 200
 ) -> dict[str, float]:
@@ -209,12 +222,8 @@ def grey_shift_by_class(
     shift well above the background one) hands the task model crack labels on pixels that no
     longer look like crack: the failure behind the ``segmenter_on_fake=false`` default.
     """
-    src, out = ShardedDataset(src_dir), ShardedDataset(out_dir)
-    if len(src) != len(out):
-        raise DataError(f"{out_dir}: {len(out)} samples, its source {src_dir} has {len(src)}")
     totals = {"crack": [0.0, 0], "background": [0.0, 0]}
-    for i in spread_indices(len(src), max_images):
-        a, b = src[i], out[i]
+    for a, b in paired_samples(src_dir, out_dir, max_images):
         diff = b.image.astype(np.float32).mean(2) - a.image.astype(np.float32).mean(2)
         for name, cls in (("crack", 1), ("background", 0)):
             keep = a.semantic == cls
@@ -231,15 +240,14 @@ def background_contrast(
 
     A generator that smooths the background wipes out the stains, joints and mottling the
     simulator drew as unlabeled distractors, so the task model never learns to leave them
-    alone: the measured cause of the adapted rows' false crack on mottled concrete.
+    alone: a suspected cause of the adapted rows' false crack on mottled concrete.
     """
-    src, out = ShardedDataset(src_dir), ShardedDataset(out_dir)
     totals = {"source": 0.0, "translated": 0.0}
     count = 0
-    for i in spread_indices(len(src), max_images):
-        crack = torch.from_numpy(src[i].semantic == 1).float()[None, None]
+    for a, b in paired_samples(src_dir, out_dir, max_images):
+        crack = torch.from_numpy(a.semantic == 1).float()[None, None]
         near = F.max_pool2d(crack, 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
-        for name, sample in (("source", src[i]), ("translated", out[i])):
+        for name, sample in (("source", a), ("translated", b)):
             image = torch.from_numpy(sample.image.astype(np.float32)).permute(2, 0, 1)[None]
             totals[name] += float(local_contrast(image)[0, 0].abs()[~near].sum())
         count += int((~near).sum())
@@ -266,11 +274,12 @@ def measure_translation(
     max_images: int = 200,
     size: int = 128,
 ) -> dict:
-    """How far translation moved the set toward the real photos, and what it did to cracks;
-    stored in the translated set's card as ``domain_gap`` (a measurement: it retrains nothing).
+    """How far translation moved the set toward the real photos, and what it did to cracks
+    and to background texture; stored in the translated set's card as ``domain_gap`` (a
+    measurement: it retrains nothing).
 
-    The distance alone rewards a generator that lightens cracks into background; the grey
-    shifts by class show it doing so.
+    The distance alone rewards a generator that lightens cracks into background or smooths
+    away distractors; the grey shifts by class and the background contrast show it doing so.
     """
     gap = {
         "before": domain_gap(src_dir, real_dir, inception_weights, max_images, size),
@@ -283,7 +292,7 @@ def measure_translation(
 
 
 def describe_gap(gap: dict) -> str:
-    """One sentence for a report: the distance before -> after and the grey shifts."""
+    """Two sentences for a report: distance before -> after, grey shifts, background texture."""
     metric = "fid" if gap["after"].get("fid_available") else PROXY_NAME
     return (
         f"Translation moved the synthetic set's {metric} to the real photos from "

@@ -137,3 +137,6 @@ def test_background_contrast_drops_when_the_background_is_smoothed(tmp_path):
     # The checkerboard's +-20 is gone; what is left is the crack band inside the 15 px window.
     assert smoothed["background_contrast_source"] == pytest.approx(20.0, abs=0.5)
     assert smoothed["background_contrast_translated"] < 13
+    write_scenes(tmp_path / "short", crack_grey=50, n=2)
+    with pytest.raises(DataError, match="2 samples"):
+        background_contrast(tmp_path / "src", tmp_path / "short")
