@@ -37,9 +37,18 @@ from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset, versions
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-SOURCES = ("synthetic", "randomized", "adapted", "mixed", "selftrained", "oracle")
-NEEDS_ADAPTED = ("adapted", "mixed")  # sources that train on the GAN's translations
-TEACHERS = ("synthetic", "randomized", "adapted", "mixed")  # zero-label rows that can teach
+SOURCES = (
+    "synthetic",
+    "randomized",
+    "adapted",
+    "adapted_randomized",
+    "mixed",
+    "selftrained",
+    "oracle",
+)
+NEEDS_ADAPTED = ("adapted", "adapted_randomized", "mixed")  # train on the GAN's translations
+# zero-label rows that can teach
+TEACHERS = ("synthetic", "randomized", "adapted", "adapted_randomized", "mixed")
 
 
 def log(message: str) -> None:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.cli import register_resolvers
 from gan.cyclegan import SemanticCycleGAN
-from gan.pipeline import derive, source_overrides
+from gan.pipeline import SOURCES, derive, source_overrides
 from gan.task import CrackSegmenter
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -54,6 +54,10 @@ def test_full_experiment_builds_the_reference_generator_at_256_px() -> None:
     assert gan.hparams.generator["kind"] == "resnet" and gan.hparams.generator["blocks"] == 9
     with torch.no_grad():
         assert gan.g_ab(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_the_pipeline_knows_every_source_config_and_no_other() -> None:
+    assert sorted(SOURCES) == sorted(p.stem for p in (CONF / "source").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("source", sorted(p.stem for p in (CONF / "source").glob("*.yaml")))
