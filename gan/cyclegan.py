@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gan.losses import (
+    background_texture_loss,
     consistency_target,
     crack_contrast_loss,
     discriminator_loss,
@@ -87,6 +88,7 @@ class SemanticCycleGAN(pl.LightningModule):
         semantic_warmup_steps: int = 200,
         lambda_mask: float = 0.5,
         lambda_crack_contrast: float = 0.0,
+        lambda_background_texture: float = 0.0,
         segmenter_on_fake: bool = True,
         semantic_target: str = "mask",
         lr_g: float = 2e-4,
@@ -209,6 +211,9 @@ class SemanticCycleGAN(pl.LightningModule):
         if h.lambda_crack_contrast > 0:
             losses["crack_contrast"] = crack_contrast_loss(real_a, out["fake_b"], mask_a)
             total = total + h.lambda_crack_contrast * losses["crack_contrast"]
+        if h.lambda_background_texture > 0:
+            losses["background_texture"] = background_texture_loss(real_a, out["fake_b"], mask_a)
+            total = total + h.lambda_background_texture * losses["background_texture"]
         losses["total"] = total
         return losses
 

@@ -85,6 +85,37 @@ def crack_contrast_loss(
     return diff.sum() / keep.sum().clamp_min(1.0)
 
 
+def far_background(mask: torch.Tensor, margin: int = 4) -> torch.Tensor:
+    """Background pixels (class 0) more than ``margin`` px from any crack, (B,1,H,W) bool.
+
+    A crack's dark line lifts the local contrast of its whole neighbourhood, so texture is
+    read only away from it: what remains is the stains, joints and mottling the simulator drew
+    as unlabeled distractors.
+    """
+    crack = (mask == 1).unsqueeze(1).float()
+    near = F.max_pool2d(crack, 2 * margin + 1, stride=1, padding=margin) > 0
+    return (mask == 0).unsqueeze(1) & ~near
+
+
+def background_texture_loss(
+    real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor, window: int = 15
+) -> torch.Tensor:
+    """Relative change of each image's background texture energy (mean |local contrast| over
+    ``far_background``) from A to G(A), averaged over the batch.
+
+    Both GANs smoothed the background (13.3 -> 11.7 grey levels of texture, translate's
+    background_contrast), which hides the distractors from the task model and teaches it
+    that mottling on a real photo is crack. One scalar per image is held, not each pixel, so
+    G may still re-draw the texture in the real photos' style; it only may not flatten or
+    exaggerate it. Zero for the identity and for any global shift of grey level.
+    """
+    keep = far_background(mask).to(real.dtype)
+    area = keep.sum((1, 2, 3)).clamp_min(1.0)
+    before = (local_contrast(real, window).abs() * keep).sum((1, 2, 3)) / area
+    after = (local_contrast(fake, window).abs() * keep).sum((1, 2, 3)) / area
+    return ((after - before).abs() / before.clamp_min(1e-3)).mean()
+
+
 def ramp_weight(step: int, weight: float, warmup_steps: int, start_step: int = 0) -> float:
     """``weight`` ramped linearly from 0 at ``start_step`` to full after ``warmup_steps``.
 

@@ -22,7 +22,7 @@ from torch import nn
 from gan.checkpoint import file_digest, load_checkpoint, module_state
 from gan.data import to_tensor
 from gan.fid import PROXY_NAME, domain_gap
-from gan.losses import local_contrast
+from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
 from synth.io import (
     CARD,
@@ -245,12 +245,11 @@ def background_contrast(
     totals = {"source": 0.0, "translated": 0.0}
     count = 0
     for a, b in paired_samples(src_dir, out_dir, max_images):
-        crack = torch.from_numpy(a.semantic == 1).float()[None, None]
-        near = F.max_pool2d(crack, 2 * margin + 1, stride=1, padding=margin)[0, 0] > 0
+        far = far_background(torch.from_numpy(a.semantic.astype(np.int64))[None], margin)[0, 0]
         for name, sample in (("source", a), ("translated", b)):
             image = torch.from_numpy(sample.image.astype(np.float32)).permute(2, 0, 1)[None]
-            totals[name] += float(local_contrast(image)[0, 0].abs()[~near].sum())
-        count += int((~near).sum())
+            totals[name] += float(local_contrast(image)[0, 0].abs()[far].sum())
+        count += int(far.sum())
     return {
         f"background_contrast_{k}": v / count if count else float("nan") for k, v in totals.items()
     }

@@ -13,6 +13,7 @@ from _gan_fixtures import make_real, make_synthetic, reference_bench_dir, tiny_g
 from gan.checkpoint import UnsafeCheckpointError
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import (
+    background_texture_loss,
     consistency_target,
     crack_contrast_loss,
     linear_decay,
@@ -184,7 +185,24 @@ def test_crack_contrast_holds_crack_darkness_not_colour():
     assert crack_contrast_loss(real, off_crack, mask).item() < 1e-6
 
 
-def test_crack_contrast_term_trains_only_when_weighted():
+def test_background_texture_holds_texture_energy_away_from_cracks():
+    torch.manual_seed(0)
+    real = torch.rand(2, 3, 40, 40) * 0.4 - 0.2  # mottled background
+    mask = torch.zeros(2, 40, 40, dtype=torch.long)
+    mask[:, 18:21, :] = 1
+    assert background_texture_loss(real, real.clone(), mask).item() == 0.0
+    assert background_texture_loss(real, real + 0.3, mask).item() < 1e-5  # colour moves freely
+    flipped = real.flip(-1)  # same texture, drawn elsewhere: one energy per image, not per pixel
+    assert background_texture_loss(real, flipped, mask).item() < 0.05
+    smoothed = real.clone()
+    smoothed[:, :, :15] *= 0.5  # half the background's mottling flattened to half
+    assert background_texture_loss(real, smoothed, mask).item() > 0.15
+    near_crack = real.clone()
+    near_crack[:, :, 16:23] = 0.0  # within 4 px of the crack: not background texture
+    assert background_texture_loss(real, near_crack, mask).item() < 0.05
+
+
+def test_contrast_and_texture_terms_train_only_when_weighted():
     torch.manual_seed(0)
     real_a, real_b = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
     mask_a = (torch.rand(2, 16, 16) > 0.8).long()
@@ -193,3 +211,8 @@ def test_crack_contrast_term_trains_only_when_weighted():
         out = model.generate(real_a, real_b, False)
         losses = model.generator_losses(out, real_a, mask_a, real_b)
         assert ("crack_contrast" in losses) == (weight > 0)
+    for weight in (0.0, 2.0):
+        model = tiny_gan(lambda_background_texture=weight)
+        out = model.generate(real_a, real_b, False)
+        losses = model.generator_losses(out, real_a, mask_a, real_b)
+        assert ("background_texture" in losses) == (weight > 0)
