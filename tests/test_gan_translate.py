@@ -17,6 +17,7 @@ from gan.translate import (
     describe_gap,
     grey_shift_by_class,
     measure_translation,
+    texture_level,
     translate_dataset,
 )
 from synth.io import DataError, Sample, ShardedDataset, read_card, write_shard
@@ -126,6 +127,19 @@ def test_measure_translation_goes_into_the_card_and_reads_as_one_sentence(tmp_pa
     assert f"{gap['before'][PROXY_NAME]:.1f} to {gap['after'][PROXY_NAME]:.1f}" in sentence
     assert "+10.00 on crack pixels, +0.00 on background" in sentence
     assert f"went from {gap['background_contrast_source']:.1f} to" in sentence
+    assert f"against {gap['texture_real']:.1f} in the real photos" in sentence
+    assert gap["texture_real"] == 0.0  # flat grey photos
+
+
+def test_texture_level_reads_sharded_sets_and_plain_photo_folders(tmp_path):
+    write_scenes(tmp_path / "textured", crack_grey=50, texture=20)
+    write_scenes(tmp_path / "flat", crack_grey=50)
+    # Same scenes and crack band; only the +-20 checkerboard differs.
+    assert texture_level(tmp_path / "textured") > texture_level(tmp_path / "flat") + 15
+    (tmp_path / "photos").mkdir()
+    rough = np.repeat((100 + np.indices((16, 20)).sum(0) % 2 * 10)[..., None], 3, 2)
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), rough.astype(np.uint8))
+    assert texture_level(tmp_path / "photos") == pytest.approx(5.0, abs=0.5)
 
 
 def test_background_contrast_drops_when_the_background_is_smoothed(tmp_path):
