@@ -107,10 +107,12 @@ def background_texture_loss(
     ``far_background``) from A to G(A), averaged over the batch.
 
     Both GANs smoothed the background (13.3 -> 11.7 grey levels of texture, translate's
-    background_contrast), which hides the distractors from the task model and teaches it
-    that mottling on a real photo is crack. One scalar per image is held, not each pixel, so
-    G may still re-draw the texture in the real photos' style; it only may not flatten or
-    exaggerate it. Zero for the identity and for any global shift of grey level.
+    background_contrast), which could hide the simulator's distractors from the task model.
+    One scalar per image is held, not each pixel, so G may still re-draw the texture in the
+    real photos' style; it only may not flatten or exaggerate it. Zero for the identity and
+    for any global shift of grey level. Off by default: on DeepCrack the photos are smoother
+    than the simulator's scenes (translate's texture_level), so the smoothing was adaptation,
+    and holding it left F1 where it was (README, "Where it stands").
     """
     keep = far_background(mask).to(real.dtype)
     area = keep.sum((1, 2, 3)).clamp_min(1.0)

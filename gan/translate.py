@@ -240,7 +240,8 @@ def background_contrast(
 
     A generator that smooths the background wipes out the stains, joints and mottling the
     simulator drew as unlabeled distractors, so the task model never learns to leave them
-    alone: a suspected cause of the adapted rows' false crack on mottled concrete.
+    alone. Whether that smoothing is adaptation or damage depends on how rough the real
+    photos are: ``texture_level`` says.
     """
     totals = {"source": 0.0, "translated": 0.0}
     count = 0
@@ -324,7 +325,8 @@ def describe_gap(gap: dict) -> str:
         "on background (a crack shift well above the background's means the carried masks "
         "label fainter lines than the simulator drew). Background texture (mean absolute "
         f"local contrast) went from {gap['background_contrast_source']:.1f} to "
-        f"{gap['background_contrast_translated']:.1f} (a drop means distractors smoothed away); "
-        f"the median local contrast of all pixels went from {gap['texture_source']:.1f} to "
-        f"{gap['texture_translated']:.1f}, against {gap['texture_real']:.1f} in the real photos."
+        f"{gap['background_contrast_translated']:.1f}, and the median local contrast of all "
+        f"pixels from {gap['texture_source']:.1f} to {gap['texture_translated']:.1f}, against "
+        f"{gap['texture_real']:.1f} in the real photos (a drop toward the photos' level is "
+        "adaptation; below it, the simulator's distractors are being smoothed away)."
     )
