@@ -47,8 +47,8 @@ SOURCES = (
     "oracle",
 )
 NEEDS_ADAPTED = ("adapted", "adapted_randomized", "mixed")  # train on the GAN's translations
-# zero-label rows that can teach
-TEACHERS = ("synthetic", "randomized", "adapted", "adapted_randomized", "mixed")
+# zero-label rows that can teach (selftrained cannot teach itself; oracle saw real labels)
+TEACHERS = tuple(s for s in SOURCES if s not in ("selftrained", "oracle"))
 
 
 def log(message: str) -> None:
@@ -630,7 +630,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     from gan.translate import GAP_KEYS, describe_gap
 
     gap = read_card(dirs(cfg)["adapted"]).get("domain_gap", {})
-    if set(GAP_KEYS) <= set(gap) and {"adapted", "selftrained", "mixed"} & set(results):
+    if set(GAP_KEYS) <= set(gap) and any(needs_adapted(cfg, s) for s in results):
         notes += " " + describe_gap(gap)
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
