@@ -85,10 +85,11 @@ def scene_texture(synth_preset: str, count: int = 12, size: int = 64) -> np.ndar
     return np.array(levels)
 
 
-def test_smooth_simulator_draws_the_same_scenes_with_less_texture() -> None:
-    # synth=smooth scales the fine-texture ranges only, so each (seed, index) draws the same
-    # scene with fainter grain: every one must read smoother, and by roughly the photos' ratio
-    # (real 7.4 vs default 10.7 in the translate measurement, 0.69).
-    default, smooth = scene_texture("default"), scene_texture("smooth")
-    assert (smooth < default).all()
-    assert 0.6 < np.median(smooth) / np.median(default) < 0.9
+def test_texture_presets_draw_the_same_scenes_smoother_or_rougher() -> None:
+    # synth=smooth / synth=rough scale the fine-texture ranges only (0.6x / 1.4x), so each
+    # (seed, index) draws the same scene with fainter or stronger grain: every one must read
+    # smoother or rougher than the default, by roughly the scale.
+    default = scene_texture("default")
+    smooth, rough = scene_texture("smooth") / default, scene_texture("rough") / default
+    assert (smooth < 1).all() and 0.6 < np.median(smooth) < 0.9
+    assert (rough > 1).all() and 1.1 < np.median(rough) < 1.4
