@@ -37,6 +37,7 @@ from synth.io import (
     write_json_atomic,
     write_png,
 )
+from synth.stats import texture_level as image_texture_level
 
 PAD_MULTIPLE = 4  # two stride-2 downsamplings
 
@@ -257,18 +258,17 @@ def background_contrast(
 
 
 def texture_level(path: str | Path, max_images: int = 200) -> float:
-    """Median over about ``max_images`` images of each one's median |local contrast| (all
-    pixels, full size): the one texture figure a folder of unlabeled photos has too, so a
+    """Median over about ``max_images`` images of each one's ``synth.stats.texture_level``
+    (median |local contrast|, all pixels, full size): the one texture figure a folder of unlabeled photos has too, so a
     translated set's smoothing reads as toward the real photos or away from them.
 
     Per-image medians, not means: thin cracks barely move a median, while the wide dark
     cracks of some real photos would dominate a mean.
     """
     samples = open_samples(path)
-    levels = []
-    for i in spread_indices(len(samples), max_images):
-        image = torch.from_numpy(samples[i].image.astype(np.float32)).permute(2, 0, 1)[None]
-        levels.append(float(local_contrast(image).abs().median()))
+    levels = [
+        image_texture_level(samples[i].image) for i in spread_indices(len(samples), max_images)
+    ]
     return float(np.median(levels)) if levels else float("nan")
 
 

@@ -11,7 +11,11 @@ Definitions (identical for synthetic and real sets, so only the comparison matte
   hold much of it while being a small share of the skeleton;
 * contrast: mean grey of background pixels 3-8 px from the crack minus mean grey of crack
   pixels, per image with cracks, then averaged;
-* background brightness/std: grey mean and std of pixels labelled background.
+* background brightness/std: grey mean and std of pixels labelled background;
+* texture level: per image, the median |grey - its 15 x 15 neighbourhood mean| over all pixels
+  (grey = channel mean), then the median over images. Thin cracks barely move it; what it
+  reads is grain, pores and relief. The simulator draws more than the real photos on purpose
+  (conf/synth/default.yaml says why).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from synth.io import ImageFolder, ShardedDataset
 
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 WIDE_PX = 11.0
+TEXTURE_WINDOW = 15
 
 
 def skeleton(mask: np.ndarray) -> np.ndarray:
@@ -66,6 +71,16 @@ def contrast(grey: np.ndarray, mask: np.ndarray) -> float | None:
     return float(grey[ring].mean() - grey[crack].mean())
 
 
+def texture_level(image: np.ndarray, window: int = TEXTURE_WINDOW) -> float:
+    """Median |grey - local mean| of one RGB image, the local mean taken over the ``window``
+    square's pixels inside the image (as ``avg_pool2d(count_include_pad=False)``)."""
+    grey = image.astype(np.float32).mean(axis=2)
+    size, border = (window, window), cv2.BORDER_CONSTANT
+    total = cv2.boxFilter(grey, -1, size, normalize=False, borderType=border)
+    count = cv2.boxFilter(np.ones_like(grey), -1, size, normalize=False, borderType=border)
+    return float(np.median(np.abs(grey - total / count)))
+
+
 @dataclass
 class SetStats:
     """Aggregated statistics of a set of (image, mask) pairs."""
@@ -77,6 +92,7 @@ class SetStats:
     contrasts: list[float] = field(default_factory=list)
     bg_mean: list[float] = field(default_factory=list)
     bg_std: list[float] = field(default_factory=list)
+    textures: list[float] = field(default_factory=list)
 
     def add(self, image: np.ndarray, mask: np.ndarray) -> None:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -92,6 +108,7 @@ class SetStats:
         if bg.size:
             self.bg_mean.append(float(bg.mean()))
             self.bg_std.append(float(bg.std()))
+        self.textures.append(texture_level(image))
 
     def summary(self) -> dict[str, float]:
         w = np.concatenate(self.widths) if self.widths else np.zeros(0)
@@ -114,6 +131,9 @@ class SetStats:
             else float("nan"),
             "background grey mean": mean(self.bg_mean),
             "background grey std": mean(self.bg_std),
+            "texture level grey": float(np.median(self.textures))
+            if self.textures
+            else float("nan"),
         }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from rich.console import Console
 
-from synth.stats import compare_stats, compute_stats, crack_widths, skeleton
+from synth.stats import compare_stats, compute_stats, crack_widths, skeleton, texture_level
 
 
 def band(width: int, size: int = 64) -> np.ndarray:
@@ -68,3 +68,17 @@ def test_contrast_p10_reads_the_faint_tail() -> None:
     stats = compute_stats(pairs)
     assert abs(stats["contrast (ring - crack) grey"] - 82) < 1
     assert abs(stats["contrast p10 grey"] - 10) < 1
+
+
+def test_texture_level_reads_grain_not_thin_cracks() -> None:
+    rng = np.random.default_rng(0)
+    grain = rng.normal(0, 1, (192, 256, 1)).repeat(3, axis=2)
+    flat = np.full((192, 256, 3), 140, np.uint8)
+    assert texture_level(flat) == 0
+    faint, strong = (np.clip(140 + a * grain, 0, 255).astype(np.uint8) for a in (5, 10))
+    assert 1.8 < texture_level(strong) / texture_level(faint) < 2.2
+    cracked = strong.copy()
+    cracked[90:92, 20:236] = 30  # a dark 2-px crack across the image: 1 % of the pixels
+    assert abs(texture_level(cracked) / texture_level(strong) - 1) < 0.1
+    stats = compute_stats([(faint, np.zeros((192, 256), np.uint8))])
+    assert stats["texture level grey"] == texture_level(faint)
