@@ -112,7 +112,7 @@ def background_texture_loss(
     real photos' style; it only may not flatten or exaggerate it. Zero for the identity and
     for any global shift of grey level. Off by default: on DeepCrack the photos are smoother
     than the simulator's scenes (translate's texture_level), so the smoothing was adaptation,
-    and holding it left F1 where it was (README, "Where it stands").
+    and holding it left F1 where it was (docs/experiments.md, "five ways to use the GAN").
     """
     keep = far_background(mask).to(real.dtype)
     area = keep.sum((1, 2, 3)).clamp_min(1.0)
