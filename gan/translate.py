@@ -259,8 +259,9 @@ def background_contrast(
 
 def texture_level(path: str | Path, max_images: int = 200) -> float:
     """Median over about ``max_images`` images of each one's ``synth.stats.texture_level``
-    (median |local contrast|, all pixels, full size): the one texture figure a folder of unlabeled photos has too, so a
-    translated set's smoothing reads as toward the real photos or away from them.
+    (median |local contrast|, all pixels, full size): the one texture figure a folder of
+    unlabeled photos has too, so a translated set's smoothing reads as toward the real photos
+    or away from them.
 
     Per-image medians, not means: thin cracks barely move a median, while the wide dark
     cracks of some real photos would dominate a mean.

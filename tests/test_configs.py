@@ -15,10 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.cli import register_resolvers
 from gan.cyclegan import SemanticCycleGAN
-from gan.losses import local_contrast
 from gan.pipeline import SOURCES, derive, source_overrides
 from gan.task import CrackSegmenter
 from synth.scene import plain_config, render_crack_scene
+from synth.stats import texture_level
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 ENTRY_POINTS = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -73,16 +73,10 @@ def test_every_task_source_builds_under_the_full_experiment(source: str) -> None
 
 
 def scene_texture(synth_preset: str, count: int = 12, size: int = 64) -> np.ndarray:
-    """Median |local contrast| of each of ``count`` scenes (seed 0) under a ``synth`` preset."""
+    """Texture level of each of ``count`` scenes (seed 0) under a ``synth`` preset."""
     cfg = plain_config(composed("pipeline", f"synth={synth_preset}").synth)
     cfg["size"] = size
-    levels = []
-    for index in range(count):
-        image = render_crack_scene(cfg, 0, index).image.astype(np.float32)
-        levels.append(
-            float(local_contrast(torch.from_numpy(image).permute(2, 0, 1)[None]).abs().median())
-        )
-    return np.array(levels)
+    return np.array([texture_level(render_crack_scene(cfg, 0, i).image) for i in range(count)])
 
 
 def test_texture_presets_draw_the_same_scenes_smoother() -> None:

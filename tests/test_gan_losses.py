@@ -17,6 +17,7 @@ from gan.losses import (
     consistency_target,
     crack_contrast_loss,
     linear_decay,
+    local_contrast,
     mask_conservation_loss,
     ramp_weight,
     semantic_loss,
@@ -218,3 +219,16 @@ def test_contrast_and_texture_terms_train_only_when_weighted():
         out = model.generate(real_a, real_b, False)
         losses = model.generator_losses(out, real_a, mask_a, real_b)
         assert ("background_texture" in losses) == (weight > 0)
+
+
+def test_local_contrast_is_what_the_texture_level_measures() -> None:
+    # The GAN's texture terms (torch) and the texture level that data_stats and the translate
+    # stage report (synth.stats, cv2) must read the same contrast, borders included: odd sizes
+    # so both medians are the middle pixel.
+    from synth.stats import texture_level
+
+    image = torch.randint(0, 256, (3, 37, 53), generator=torch.Generator().manual_seed(0))
+    ours = local_contrast(image[None].float()).abs().median().item()
+    assert texture_level(image.permute(1, 2, 0).numpy().astype("uint8")) == pytest.approx(
+        ours, abs=1e-3
+    )
