@@ -49,6 +49,21 @@ def f1_by_seed(row: dict) -> dict:
     return dict(zip(row.get("seeds") or [row.get("seed")], row.get("f1_runs") or [row["f1"]]))
 
 
+def gap_closed(mine: dict, theirs: dict, top: dict) -> float | None:
+    """The share of a baseline's F1 gap to the reference (the oracle) that our row closes, over
+    the seeds all three rows have: 1 = as good as real labels, 0 = no better than the baseline,
+    negative = worse. None without a shared seed or a gap (the baseline level with the oracle).
+
+    A fixed gain means little on its own: when the simulator already brings the baseline within
+    0.02 of the oracle, +0.05 is out of reach, while closing half the gap is not.
+    """
+    seeds = sorted(mine.keys() & theirs.keys() & top.keys())
+    gap = sum(top[s] - theirs[s] for s in seeds)
+    if not seeds or gap <= 0:
+        return None
+    return sum(mine[s] - theirs[s] for s in seeds) / gap
+
+
 def goal_checks(
     rows: list[dict],
     ours: list[str],
@@ -65,6 +80,7 @@ def goal_checks(
     Rows that were not run are left out, so a partial run still gets its verdicts.
     """
     by_source = {r["source"]: r for r in rows}
+    top = f1_by_seed(by_source[reference]) if reference in by_source else {}
     checks = []
     for name in (o for o in ours if o in by_source):
         mine = f1_by_seed(by_source[name])
@@ -73,6 +89,7 @@ def goal_checks(
             diffs = [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
             if diffs:
                 gain = statistics.fmean(diffs)
+                closed = gap_closed(mine, theirs, top)
                 checks.append(
                     {
                         "row": name,
@@ -81,6 +98,7 @@ def goal_checks(
                         "goal": min_gain,
                         "wins": sum(d > 0 for d in diffs),
                         "paired_seeds": len(diffs),
+                        "gap_closed": None if closed is None else round(closed, 6),
                         "met": gain >= min_gain,
                     }
                 )
@@ -120,21 +138,26 @@ def hardest_images(
 def goal_markdown(checks: list[dict]) -> str:
     """The verdicts as a table: gain (paired wins) or share of the reference, goal, met."""
     lines = [
-        "| row | against | F1 | paired seeds won | goal | met |",
-        "|---|---|---|---|---|---|",
+        "| row | against | F1 | paired seeds won | oracle gap closed | goal | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in checks:
+        closed = ""
         if "gain" in c:
             value, wins, goal = (
                 f"{c['gain']:+.3f}",
                 f"{c['wins']}/{c['paired_seeds']}",
                 f"≥ {c['goal']:+.3f}",
             )
+            if c.get("gap_closed") is not None:
+                closed = f"{c['gap_closed']:.0%}"
         else:
             share = "n/a (it scored 0)" if c["share"] is None else f"{c['share']:.1%} of it"
             value, wins, goal = share, "", f"≥ {c['goal']:.0%}"
         verdict = "**yes**" if c["met"] else "no"
-        lines.append(f"| {c['row']} | {c['against']} | {value} | {wins} | {goal} | {verdict} |")
+        lines.append(
+            f"| {c['row']} | {c['against']} | {value} | {wins} | {closed} | {goal} | {verdict} |"
+        )
     return "\n".join(lines)
 
 
@@ -276,8 +299,8 @@ def log_report(
     fallback_dir: str | Path,
 ) -> None:
     """The report's figures into experiment trackers: each row's metrics (``report/<row>/<metric>``),
-    each verdict (``goal/<row>_vs_<against>``: the gain or share, and ``.../met`` as 0/1), the
-    tables (a wandb table; a TensorBoard text summary) and every figure."""
+    each verdict (``goal/<row>_vs_<against>``: the gain or share, ``.../met`` as 0/1 and
+    ``.../gap_closed``), the tables (a wandb table; a TensorBoard text summary) and every figure."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
     from torchvision.io import ImageReadMode, decode_image
 
@@ -292,6 +315,8 @@ def log_report(
         if value is not None:
             scores[key] = float(value)
         scores[f"{key}/met"] = float(c["met"])
+        if c.get("gap_closed") is not None:
+            scores[f"{key}/gap_closed"] = float(c["gap_closed"])
     columns = ["training data", *(LABELS[m] for m in METRICS), "seeds"]
     table = [
         [row["source"], *(cell(row, m) for m in METRICS), row.get("num_seeds", 1)] for row in rows

@@ -15,7 +15,7 @@ from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
 
 from gan.pipeline import data_fingerprint, forget_stale, settings_fingerprint
-from gan.report import goal_checks, goal_markdown, markdown_table, mean_over_seeds
+from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
 from synth.io import read_card, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,11 +291,45 @@ def test_goal_checks_pair_seeds_and_count_wins():
     assert vs_syn["gain"] == pytest.approx((0.10 + 0.03 - 0.01) / 3)
     assert (vs_syn["wins"], vs_syn["paired_seeds"], vs_syn["met"]) == (2, 3, False)
     assert vs_dr["gain"] == pytest.approx((0.15 - 0.07) / 2) and vs_dr["paired_seeds"] == 2
+    # share of the oracle gap closed, over the seeds all three rows share
+    assert vs_syn["gap_closed"] == pytest.approx(0.12 / (0.20 + 0.18 + 0.16))
+    assert vs_dr["gap_closed"] == pytest.approx(0.08 / (0.30 + 0.10))
     assert vs_oracle["share"] == pytest.approx(0.76 / 0.90) and vs_oracle["met"]
     table = goal_markdown(checks)
-    assert "| adapted | synthetic | +0.040 | 2/3 | ≥ +0.050 | no |" in table
-    assert "| adapted | oracle | 84.4% of it |  | ≥ 70% | **yes** |" in table
+    assert "| adapted | synthetic | +0.040 | 2/3 | 22% | ≥ +0.050 | no |" in table
+    assert "| adapted | oracle | 84.4% of it |  |  | ≥ 70% | **yes** |" in table
     rows[-1] = row("oracle", [0.0, 0.0, 0.0])
     (*_, vs_nothing) = goal_checks(rows, ["adapted"], [], "oracle", 0.05, 0.7)
     assert vs_nothing["share"] is None and not vs_nothing["met"]
+    # a baseline level with (or above) the oracle leaves no gap to close: none, not a division
+    above = goal_checks(
+        [rows[0], rows[2], row("oracle", [0.7, 0.7, 0.7])],
+        ["adapted"],
+        ["synthetic"],
+        "oracle",
+        0.05,
+        0.7,
+    )
+    assert above[0][
+        "gap_closed"
+    ] is None and "| adapted | synthetic | +0.040 | 2/3 |  |" in goal_markdown(above)
     assert "n/a (it scored 0)" in goal_markdown([vs_nothing])
+
+
+def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    rows = [
+        mean_over_seeds([{"source": src, "seed": 0, "f1": f}])
+        for src, f in (("synthetic", 0.7), ("adapted", 0.75), ("oracle", 0.8))
+    ]
+    checks = goal_checks(rows, ["adapted"], ["synthetic"], "oracle", 0.05, 0.7)
+    logger = CSVLogger(tmp_path, name="report", version="")
+    log_report([logger], rows, checks, {}, "summary", fallback_dir=tmp_path)
+    logger.save()
+    header, values = (tmp_path / "report" / "metrics.csv").read_text().splitlines()[:2]
+    logged = dict(zip(header.split(","), values.split(",")))
+    assert float(logged["goal/adapted_vs_synthetic"]) == pytest.approx(0.05)
+    assert float(logged["goal/adapted_vs_synthetic/gap_closed"]) == pytest.approx(0.5)
+    assert float(logged["goal/adapted_vs_synthetic/met"]) == 1.0
+    assert float(logged["goal/adapted_vs_oracle"]) == pytest.approx(0.75 / 0.8)
