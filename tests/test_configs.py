@@ -80,10 +80,11 @@ def scene_texture(synth_preset: str, count: int = 12, size: int = 64) -> np.ndar
 
 
 def test_texture_presets_draw_the_same_scenes_smoother() -> None:
-    # synth=rough / medium / smooth scale the default's fine-texture ranges only (1/1.4,
-    # 1/1.96, 0.31x), so each (seed, index) draws the same scene with fainter grain: every one
-    # must read smoother than the default, and each preset smoother than the one before.
+    # synth=roughest / rough / medium / smooth scale the default's fine-texture ranges only
+    # (1.4x, 1/1.4, 1/1.96, 0.31x), so each (seed, index) draws the same scene with stronger or
+    # fainter grain: each preset must read rougher or smoother than the one before.
     default = scene_texture("default")
+    assert (scene_texture("roughest") > default).all()
     rough, medium, smooth = (scene_texture(p) / default for p in ("rough", "medium", "smooth"))
     assert (rough < 1).all() and 0.7 < np.median(rough) < 0.9
     assert (medium < rough).all() and 0.55 < np.median(medium) < 0.75
