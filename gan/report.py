@@ -57,9 +57,9 @@ def gap_closed(mine: dict, theirs: dict, top: dict) -> float | None:
     A fixed gain means little on its own: when the simulator already brings the baseline within
     0.02 of the oracle, +0.05 is out of reach, while closing half the gap is not.
     """
-    seeds = sorted(mine.keys() & theirs.keys() & top.keys())
-    gap = sum(top[s] - theirs[s] for s in seeds)
-    if not seeds or gap <= 0:
+    seeds = mine.keys() & theirs.keys() & top.keys()
+    gap = sum(top[s] - theirs[s] for s in seeds)  # 0 without a shared seed
+    if gap <= 0:
         return None
     return sum(mine[s] - theirs[s] for s in seeds) / gap
 

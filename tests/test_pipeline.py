@@ -310,9 +310,8 @@ def test_goal_checks_pair_seeds_and_count_wins():
         0.05,
         0.7,
     )
-    assert above[0][
-        "gap_closed"
-    ] is None and "| adapted | synthetic | +0.040 | 2/3 |  |" in goal_markdown(above)
+    assert above[0]["gap_closed"] is None
+    assert "| adapted | synthetic | +0.040 | 2/3 |  |" in goal_markdown(above)
     assert "n/a (it scored 0)" in goal_markdown([vs_nothing])
 
 
