@@ -1,0 +1,67 @@
+"""The paired augmentation: masks follow the image's geometric draw, and the strong preset's
+terms can be left out one by one (the domain-randomization ablation)."""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import pytest
+import torch
+
+from gan.augment import STRONG_PHOTOMETRIC, PairedAugment
+
+
+def crack_batch(n: int = 4, size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images that are +1 exactly on the crack and -1 elsewhere: the mask drawn in grey."""
+    masks = torch.zeros(n, size, size, dtype=torch.long)
+    for i in range(n):
+        masks[i, 8 + i : 40, 20 + 2 * i : 24 + 2 * i] = 1
+        masks[i, 30:34, 4:44] = 1
+    return masks[:, None].float().expand(-1, 3, -1, -1) * 2 - 1, masks
+
+
+def test_strong_geometry_moves_masks_with_their_images() -> None:
+    torch.manual_seed(0)
+    images, masks = crack_batch()
+    augment = PairedAugment("strong", p=1.0, drop=STRONG_PHOTOMETRIC)
+    out_images, out_masks = augment(images, masks)
+    assert out_masks.dtype == torch.long and set(out_masks.unique().tolist()) <= {0, 1}
+    assert not torch.equal(out_masks, masks)  # p=1: every sample warped
+    drawn = out_images[:, 0] > 0
+    crack = out_masks == 1
+    iou = (drawn & crack).sum() / (drawn | crack).sum()
+    assert iou > 0.8  # bilinear image and nearest mask differ only at the edges
+
+
+def test_drop_leaves_out_the_named_terms() -> None:
+    full = PairedAugment("strong")
+    ablated = PairedAugment("strong", drop=["blur", "noise"])
+    assert set(full.terms) - set(ablated.terms) == {"blur", "noise"}
+    kinds = [type(m) for m in ablated.photometric]
+    assert K.RandomGaussianBlur not in kinds and K.RandomGaussianNoise not in kinds
+    assert K.RandomGaussianBlur in [type(m) for m in full.photometric]
+
+
+def test_without_photometric_terms_pixel_values_are_kept() -> None:
+    """Flips alone only move pixels: the multiset of grey values stays (a check that dropping
+    every photometric term really turns colour, blur and noise off)."""
+    torch.manual_seed(1)
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    masks = torch.zeros(2, 16, 16, dtype=torch.long)
+    augment = PairedAugment("strong", p=1.0, drop=["affine", "perspective", *STRONG_PHOTOMETRIC])
+    out, _ = augment(images, masks)
+    assert torch.allclose(out.flatten(1).sort().values, images.flatten(1).sort().values, atol=1e-6)
+    noisy, _ = PairedAugment("strong", p=1.0, drop=["affine", "perspective"])(images, masks)
+    assert not torch.allclose(noisy.flatten(1).sort().values, images.flatten(1).sort().values)
+
+
+@pytest.mark.parametrize(
+    ("preset", "drop", "message"),
+    [
+        ("strong", ["sharpen"], "unknown terms"),
+        ("light", ["blur"], "only the strong preset"),
+        ("heavy", [], "expected none, light or strong"),
+    ],
+)
+def test_bad_augment_settings_fail_clearly(preset: str, drop: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PairedAugment(preset, drop=drop)
