@@ -267,6 +267,7 @@ def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) ->
     if old_record is not None:
         old_record = with_new_defaults(resolve_folders(old_record), current)
     if old_record != current:
+        refuse_linked_outputs(name, [*made, record.parent], old_record, current)
         old = [path for path in made if path.exists()]
         if old:
             log(
@@ -277,6 +278,21 @@ def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) ->
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     record.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(record, current)
+
+
+def refuse_linked_outputs(
+    name: str, places: list[Path], old_record: dict | None, current: dict
+) -> None:
+    """Stop before stale outputs reached through a link are deleted or re-recorded: a run
+    folder linked in from another run (the README reuses oracle runs so) belongs to that
+    run, and removing it through the link would destroy that run's results."""
+    linked = [path for path in places if path.is_symlink()]
+    if linked:
+        raise ConfigError(
+            f"{name}: {what_changed(old_record, current)}, but its outputs are links to "
+            f"another run's ({', '.join(f'{p} -> {p.readlink()}' for p in linked)}); "
+            "remove the links to train anew here, or rerun with that run's settings"
+        )
 
 
 def constructor_defaults(target: str) -> dict[str, object]:

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from gan.pipeline import data_fingerprint, forget_stale, settings_fingerprint
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
+from synth.distributions import ConfigError
 from synth.io import read_card, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,6 +254,27 @@ def test_an_option_added_later_at_its_default_keeps_old_outputs(tmp_path):
     assert not rerun(semantic_target="consistency")
     assert not rerun(lambda_cycle=5.0)
     assert not rerun(semantic_target="mask", lambda_cycle=5.0)
+
+
+def test_stale_outputs_linked_from_another_run_are_refused_not_deleted(tmp_path):
+    """The README links another run's oracle seeds in; a changed setting must not delete that
+    run's model and scores through the link, nor overwrite its record."""
+    elsewhere = tmp_path / "other" / "runs" / "oracle"
+    elsewhere.mkdir(parents=True)
+    write_json_atomic(elsewhere / "metrics.json", {"f1": 0.8})
+    record = {"data": {}, "settings": {"task": {"lr": 0.002}}}
+    write_json_atomic(elsewhere / "provenance.json", record)
+    run_dir = tmp_path / "runs" / "oracle"
+    run_dir.parent.mkdir()
+    run_dir.symlink_to(elsewhere)
+    made, provenance = [run_dir / "metrics.json"], run_dir / "provenance.json"
+
+    forget_stale("task[oracle]", made, provenance, record)  # same settings: reused as is
+    changed = {"data": {}, "settings": {"task": {"lr": 0.001}}}
+    with pytest.raises(ConfigError, match=r"settings changed \(task.lr\).*links to another"):
+        forget_stale("task[oracle]", made, provenance, changed)
+    assert (elsewhere / "metrics.json").is_file()
+    assert json.loads((elsewhere / "provenance.json").read_text()) == record
 
 
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
