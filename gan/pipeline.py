@@ -286,7 +286,7 @@ def refuse_linked_outputs(
     """Stop before stale outputs reached through a link are deleted or re-recorded: a run
     folder linked in from another run (the README reuses oracle runs so) belongs to that
     run, and removing it through the link would destroy that run's results."""
-    linked = [path for path in places if path.is_symlink()]
+    linked = [path for path in dict.fromkeys(places) if path.is_symlink()]  # adapt: one folder
     if linked:
         raise ConfigError(
             f"{name}: {what_changed(old_record, current)}, but its outputs are links to "
