@@ -51,7 +51,7 @@ class PairedAugment(nn.Module):
         super().__init__()
         if preset not in ("none", "light", "strong"):
             raise ValueError(f"augment.preset={preset!r}: expected none, light or strong")
-        drop = list(drop)
+        drop = [drop] if isinstance(drop, str) else list(drop)  # drop=blur: one term, not b,l,u,r
         known = STRONG_GEOMETRIC + STRONG_PHOTOMETRIC
         if unknown := [d for d in drop if d not in known]:
             raise ValueError(f"augment.drop: unknown terms {unknown}; choose from {list(known)}")

@@ -39,6 +39,7 @@ def test_drop_leaves_out_the_named_terms() -> None:
     kinds = [type(m) for m in ablated.photometric]
     assert K.RandomGaussianBlur not in kinds and K.RandomGaussianNoise not in kinds
     assert K.RandomGaussianBlur in [type(m) for m in full.photometric]
+    assert PairedAugment("strong", drop="blur").terms == tuple(t for t in full.terms if t != "blur")
 
 
 def test_without_photometric_terms_pixel_values_are_kept() -> None:
