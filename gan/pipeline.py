@@ -296,28 +296,45 @@ def refuse_linked_outputs(
 
 
 def constructor_defaults(target: str) -> dict[str, object]:
-    """Keyword defaults of a ``_target_`` class's constructor ({} when it cannot be imported)."""
+    """Keyword defaults of a ``_target_`` class's constructor ({} when it cannot be imported),
+    nested dicts for the option dicts it hands on (its ``OPTION_CLASSES``), as JSON values."""
     try:
-        params = inspect.signature(get_class(target)).parameters.values()
+        return option_defaults(get_class(target))
     except Exception:  # noqa: BLE001 - an unknown target simply has no defaults to offer
         return {}
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def option_defaults(consumer: object) -> dict[str, object]:
+    params = inspect.signature(consumer).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    for name, inner in getattr(consumer, "OPTION_CLASSES", {}).items():
+        defaults[name] = option_defaults(inner)
+    return json.loads(json.dumps(defaults, default=str))  # () == [], as in a record
 
 
 def with_new_defaults(old: dict, new: dict) -> dict:
     """``old`` plus the model options it predates, where the new run leaves them at the model
     class's default: adding an option that keeps the old behaviour (say gan.semantic_target,
-    default 'mask') must not throw away every generator and task model trained before it."""
+    default 'mask', or task.augment.drop, default none) must not throw away every generator
+    and task model trained before it."""
     old = copy.deepcopy(old)
     for group, node in new.get("settings", {}).items():
         before = old.get("settings", {}).get(group)
-        if not (isinstance(node, dict) and isinstance(before, dict) and "_target_" in node):
-            continue
-        defaults = constructor_defaults(node["_target_"])
-        for key, value in node.items():
-            if key not in before and key in defaults and defaults[key] == value:
-                before[key] = value
+        if isinstance(node, dict) and isinstance(before, dict) and "_target_" in node:
+            fill_defaults(before, node, constructor_defaults(node["_target_"]))
     return old
+
+
+def fill_defaults(before: dict, node: dict, defaults: dict) -> None:
+    """Add to ``before`` each key of ``node`` it lacks whose value is the default; recurse
+    into option dicts both sides have."""
+    for key, value in node.items():
+        if key not in before:
+            if key in defaults and defaults[key] == value:
+                before[key] = value
+        elif isinstance(value, dict) and isinstance(before[key], dict):
+            inner = defaults.get(key)
+            fill_defaults(before[key], value, inner if isinstance(inner, dict) else {})
 
 
 def what_changed(old: dict | None, new: dict) -> str:

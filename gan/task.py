@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -276,6 +277,10 @@ class CrackSegmenter(pl.LightningModule):
     convolutional. Each regularizer (mixup, label smoothing, augmentation) is a config switch
     so the sim-to-real comparisons differ in one knob at a time.
     """
+
+    #: What each nested option dict is passed to, so its keyword defaults are known too: an
+    #: option added there later (augment.drop) keeps earlier runs' records valid at its default.
+    OPTION_CLASSES: ClassVar[dict[str, object]] = {"net": build_net, "augment": PairedAugment}
 
     def __init__(
         self,

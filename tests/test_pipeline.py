@@ -256,6 +256,25 @@ def test_an_option_added_later_at_its_default_keeps_old_outputs(tmp_path):
     assert not rerun(semantic_target="mask", lambda_cycle=5.0)
 
 
+def test_an_option_added_later_inside_an_option_dict_keeps_old_outputs(tmp_path):
+    """task.augment.drop came after runs recorded task.augment without it: at its default
+    (nothing dropped) those runs stay valid; dropping a term retrains."""
+    task = {"_target_": "gan.task.CrackSegmenter", "augment": {"preset": "strong", "p": 0.5}}
+    record, made = tmp_path / "provenance.json", tmp_path / "run"
+
+    def rerun(**augment) -> bool:
+        made.mkdir(exist_ok=True)
+        write_json_atomic(record, {"data": {}, "settings": {"task": task}})
+        new = task | {"augment": task["augment"] | augment}
+        forget_stale("task[randomized]", [made], record, {"data": {}, "settings": {"task": new}})
+        return made.exists()
+
+    assert rerun(drop=[])
+    assert not rerun(drop=["blur"])
+    assert not rerun(drop=[], p=0.8)
+    assert not rerun(mystery=[])  # not an option of the augmentation: no default to assume
+
+
 def test_stale_outputs_linked_from_another_run_are_refused_not_deleted(tmp_path):
     """The README links another run's oracle seeds in; a changed setting must not delete that
     run's model and scores through the link, nor overwrite its record."""
