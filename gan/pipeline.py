@@ -173,6 +173,8 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
         log(f"translate: complete for this generator, skipped ({d['adapted']})")
     else:
         if done:  # a newer generator: old translations are stale
+            why = "made by another generator than the adapt stage's"
+            refuse_linked_outputs("translate", [d["adapted"]], why)
             shutil.rmtree(d["adapted"])
         log(f"translate: {d['synthetic']} -> {d['adapted']}")
         done = translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
@@ -267,7 +269,7 @@ def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) ->
     if old_record is not None:
         old_record = with_new_defaults(resolve_folders(old_record), current)
     if old_record != current:
-        refuse_linked_outputs(name, [*made, record.parent], old_record, current)
+        refuse_linked_outputs(name, [*made, record.parent], what_changed(old_record, current))
         old = [path for path in made if path.exists()]
         if old:
             log(
@@ -280,16 +282,14 @@ def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) ->
     write_json_atomic(record, current)
 
 
-def refuse_linked_outputs(
-    name: str, places: list[Path], old_record: dict | None, current: dict
-) -> None:
+def refuse_linked_outputs(name: str, places: list[Path], why_stale: str) -> None:
     """Stop before stale outputs reached through a link are deleted or re-recorded: a run
-    folder linked in from another run (the README reuses oracle runs so) belongs to that
-    run, and removing it through the link would destroy that run's results."""
+    folder linked in from another run (the README reuses oracle runs and translations so)
+    belongs to that run, and removing it through the link would destroy that run's results."""
     linked = [path for path in dict.fromkeys(places) if path.is_symlink()]  # adapt: one folder
     if linked:
         raise ConfigError(
-            f"{name}: {what_changed(old_record, current)}, but its outputs are links to "
+            f"{name}: {why_stale}, but its outputs are links to "
             f"another run's ({', '.join(f'{p} -> {p.readlink()}' for p in linked)}); "
             "remove the links to train anew here, or rerun with that run's settings"
         )

@@ -14,7 +14,7 @@ import torch
 from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
 
-from gan.pipeline import data_fingerprint, forget_stale, settings_fingerprint
+from gan.pipeline import data_fingerprint, forget_stale, settings_fingerprint, stage_translate
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
 from synth.distributions import ConfigError
 from synth.io import read_card, write_json_atomic
@@ -294,6 +294,28 @@ def test_stale_outputs_linked_from_another_run_are_refused_not_deleted(tmp_path)
         forget_stale("task[oracle]", made, provenance, changed)
     assert (elsewhere / "metrics.json").is_file()
     assert json.loads((elsewhere / "provenance.json").read_text()) == record
+
+
+def test_translations_linked_from_another_run_are_refused_when_the_generator_changed(tmp_path):
+    """A linked ``adapted`` folder made by another generator stops with a clear error, and
+    the other run's translations stay."""
+    elsewhere = tmp_path / "other" / "adapted"
+    elsewhere.mkdir(parents=True)
+    write_json_atomic(elsewhere / "dataset_card.json", {"translation": {"checkpoint_sha256": "0"}})
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "adapted").symlink_to(elsewhere)
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"a newer generator")
+    cfg = OmegaConf.create(
+        {
+            "paths": {"output_dir": str(out), "ckpt_dir": str(tmp_path)},
+            "stages": {"adapt": {"run_name": "adapt"}, "translate": {}},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"translate: made by another generator.*links to"):
+        stage_translate(cfg, ckpt)
+    assert (elsewhere / "dataset_card.json").is_file()
 
 
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
