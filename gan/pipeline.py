@@ -291,7 +291,7 @@ def refuse_linked_outputs(name: str, places: list[Path], why_stale: str) -> None
         raise ConfigError(
             f"{name}: {why_stale}, but its outputs are links to "
             f"another run's ({', '.join(f'{p} -> {p.readlink()}' for p in linked)}); "
-            "remove the links to train anew here, or rerun with that run's settings"
+            "remove the links to make them anew here, or rerun with that run's settings"
         )
 
 
