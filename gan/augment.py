@@ -8,7 +8,7 @@ scenes the baseline lost precision, and only removing terms one at a time says w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import kornia.augmentation as K
 import torch
@@ -19,26 +19,54 @@ STRONG_GEOMETRIC = ("affine", "perspective")
 STRONG_PHOTOMETRIC = ("jitter", "grayscale", "blur", "noise", "gamma")
 
 
-def strong_terms(p: float, s: float) -> dict[str, nn.Module]:
-    """The strong preset at probability ``p`` and strength ``s``, by term name."""
+def strong_term_arguments(p: float, s: float) -> dict[str, tuple[type[nn.Module], dict]]:
+    """The strong preset at probability ``p`` and strength ``s``: each term's kornia class and
+    its keyword arguments, by term name."""
     return {
-        "affine": K.RandomAffine(
-            degrees=30 * s, scale=(1 - 0.25 * s, 1 + 0.25 * s), shear=10 * s, p=p
+        "affine": (
+            K.RandomAffine,
+            {"degrees": 30 * s, "scale": (1 - 0.25 * s, 1 + 0.25 * s), "shear": 10 * s, "p": p},
         ),
-        "perspective": K.RandomPerspective(distortion_scale=0.3 * s, p=p),
-        "jitter": K.ColorJitter(0.4 * s, 0.4 * s, 0.4 * s, 0.05 * s, p=0.8),
-        "grayscale": K.RandomGrayscale(p=0.2),
-        "blur": K.RandomGaussianBlur((5, 5), (0.1, 1.5 * s), p=p),
-        "noise": K.RandomGaussianNoise(std=0.05 * s, p=p),
-        "gamma": K.RandomGamma((1 - 0.4 * s, 1 + 0.4 * s), p=p),
+        "perspective": (K.RandomPerspective, {"distortion_scale": 0.3 * s, "p": p}),
+        "jitter": (
+            K.ColorJitter,
+            {"brightness": 0.4 * s, "contrast": 0.4 * s, "saturation": 0.4 * s}
+            | {"hue": 0.05 * s, "p": 0.8},
+        ),
+        "grayscale": (K.RandomGrayscale, {"p": 0.2}),
+        "blur": (K.RandomGaussianBlur, {"kernel_size": (5, 5), "sigma": (0.1, 1.5 * s), "p": p}),
+        "noise": (K.RandomGaussianNoise, {"std": 0.05 * s, "p": p}),
+        "gamma": (K.RandomGamma, {"gamma": (1 - 0.4 * s, 1 + 0.4 * s), "p": p}),
     }
+
+
+def strong_terms(
+    p: float, s: float, params: Mapping[str, Mapping] | None = None
+) -> dict[str, nn.Module]:
+    """The strong preset's terms, by name; ``params`` replaces some of a term's arguments
+    (``{"affine": {"degrees": 0}}``: scale and shear without rotation)."""
+    params = dict(params or {})
+    defaults = strong_term_arguments(p, s)
+    if unknown := sorted(set(params) - set(defaults)):
+        raise ValueError(f"augment.params: unknown terms {unknown}; choose from {list(defaults)}")
+    terms = {}
+    for name, (kind, arguments) in defaults.items():
+        given = dict(params.get(name) or {})
+        if unknown := sorted(set(given) - set(arguments)):
+            raise ValueError(
+                f"augment.params.{name}: unknown arguments {unknown}; "
+                f"{kind.__name__} here takes {sorted(arguments)}"
+            )
+        terms[name] = kind(**(arguments | given))
+    return terms
 
 
 class PairedAugment(nn.Module):
     """Augments (images in [-1,1], masks of class ids) with the same geometric draw.
 
     ``drop``: names of strong-preset terms to leave out (see STRONG_GEOMETRIC and
-    STRONG_PHOTOMETRIC); the flips always stay.
+    STRONG_PHOTOMETRIC); the flips always stay. ``params``: per term, kornia arguments that
+    replace the preset's (see strong_term_arguments), to tell which part of a term matters.
     """
 
     def __init__(
@@ -47,6 +75,7 @@ class PairedAugment(nn.Module):
         p: float = 0.5,
         strength: float = 1.0,
         drop: Sequence[str] = (),
+        params: Mapping[str, Mapping] | None = None,
     ) -> None:
         super().__init__()
         if preset not in ("none", "light", "strong"):
@@ -57,7 +86,9 @@ class PairedAugment(nn.Module):
             raise ValueError(f"augment.drop: unknown terms {unknown}; choose from {list(known)}")
         if drop and preset != "strong":
             raise ValueError(f"augment.drop={drop}: only the strong preset has terms to drop")
-        terms = strong_terms(p, strength) if preset == "strong" else {}
+        if params and preset != "strong":
+            raise ValueError(f"augment.params={params}: only the strong preset has terms to set")
+        terms = strong_terms(p, strength, params) if preset == "strong" else {}
         kept = {name: term for name, term in terms.items() if name not in drop}
         geometric = [K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5)]
         geometric += [kept[n] for n in STRONG_GEOMETRIC if n in kept]

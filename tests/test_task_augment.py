@@ -55,6 +55,47 @@ def test_without_photometric_terms_pixel_values_are_kept() -> None:
     assert not torch.allclose(noisy.flatten(1).sort().values, images.flatten(1).sort().values)
 
 
+def test_params_replace_only_the_named_arguments_of_a_term() -> None:
+    """Scale without rotation or shear: the affine warp keeps the preset's scale range; a
+    jitter without hue keeps its brightness range."""
+    torch.manual_seed(3)
+    shape = torch.Size([256, 3, 8, 8])
+    augment = PairedAugment("strong", params={"affine": {"degrees": 0, "shear": 0}})
+    affine = next(m for m in augment.geometric.children() if isinstance(m, K.RandomAffine))
+    draw = affine.forward_parameters(shape)
+    assert draw["angle"].abs().max() == 0 and draw["shear_x"].abs().max() == 0
+    assert 0.75 <= draw["scale"].min() < 0.8 and 1.2 < draw["scale"].max() <= 1.25
+    jitter = PairedAugment("strong", params={"jitter": {"hue": 0}}).photometric[0]
+    draw = jitter.forward_parameters(shape)
+    assert draw["hue_factor"].abs().max() == 0
+    assert 0.6 <= draw["brightness_factor"].min() < 0.7 and draw["brightness_factor"].max() > 1.3
+
+
+def test_a_rotation_only_warp_keeps_crack_area() -> None:
+    """Rotation without scale keeps a centred crack's area (bar the resampled edges): a
+    scale range would not, which is the point of setting the two apart."""
+    torch.manual_seed(2)
+    images, masks = crack_batch()
+    rotate = {"affine": {"scale": [1.0, 1.0], "shear": 0, "p": 1.0}}
+    augment = PairedAugment("strong", drop=["perspective", *STRONG_PHOTOMETRIC], params=rotate)
+    _, out = augment(images, masks)
+    assert out.sum(dim=(1, 2)).float() == pytest.approx(masks.sum(dim=(1, 2)).float(), rel=0.25)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"sharpen": {"p": 1.0}}, "unknown terms"),
+        ({"affine": {"rotation": 10}}, r"augment.params.affine: unknown arguments \['rotation'\]"),
+    ],
+)
+def test_bad_term_params_fail_clearly(params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        PairedAugment("strong", params=params)
+    with pytest.raises(ValueError, match="only the strong preset"):
+        PairedAugment("light", params={"affine": {"degrees": 0}})
+
+
 @pytest.mark.parametrize(
     ("preset", "drop", "message"),
     [
