@@ -8,6 +8,7 @@ scenes the baseline lost precision, and only removing terms one at a time says w
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 
 import kornia.augmentation as K
@@ -52,10 +53,10 @@ def strong_terms(
     terms = {}
     for name, (kind, arguments) in defaults.items():
         given = dict(params.get(name) or {})
-        if unknown := sorted(set(given) - set(arguments)):
+        takes = [a for a in inspect.signature(kind).parameters if a not in ("args", "kwargs")]
+        if unknown := sorted(set(given) - set(takes)):
             raise ValueError(
-                f"augment.params.{name}: unknown arguments {unknown}; "
-                f"{kind.__name__} here takes {sorted(arguments)}"
+                f"augment.params.{name}: unknown arguments {unknown}; {kind.__name__} takes {takes}"
             )
         terms[name] = kind(**(arguments | given))
     return terms

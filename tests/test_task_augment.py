@@ -82,6 +82,23 @@ def test_a_rotation_only_warp_keeps_crack_area() -> None:
     assert out.sum(dim=(1, 2)).float() == pytest.approx(masks.sum(dim=(1, 2)).float(), rel=0.25)
 
 
+def test_reflection_padding_mirrors_masks_with_their_images() -> None:
+    """Any kornia argument of a term can be set: a zoomed-out warp that fills its borders by
+    reflection (not with black) mirrors the cracks in image and mask alike."""
+    images, masks = crack_batch()
+    zoom_out = {"scale": [0.6, 0.7], "degrees": 0, "shear": 0, "p": 1.0}
+    crack_area = {}
+    for padding in ("zeros", "reflection"):
+        torch.manual_seed(0)
+        params = {"affine": zoom_out | {"padding_mode": padding}}
+        augment = PairedAugment("strong", drop=["perspective", *STRONG_PHOTOMETRIC], params=params)
+        out_images, out_masks = augment(images, masks)
+        drawn, crack = out_images[:, 0] > 0, out_masks == 1
+        assert (drawn & crack).sum() / (drawn | crack).sum() > 0.9
+        crack_area[padding] = crack.sum().item()
+    assert crack_area["reflection"] > 1.2 * crack_area["zeros"]  # the mirrored copies
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [
