@@ -44,14 +44,12 @@ def strong_term_arguments(p: float, s: float) -> dict[str, tuple[type[nn.Module]
 def strong_terms(
     p: float, s: float, params: Mapping[str, Mapping] | None = None
 ) -> dict[str, nn.Module]:
-    """The strong preset's terms, by name; ``params`` replaces some of a term's arguments
-    (``{"affine": {"degrees": 0}}``: scale and shear without rotation)."""
+    """The strong preset's terms, by name; ``params`` (keyed by term names, which PairedAugment
+    checks) replaces some of a term's arguments (``{"affine": {"degrees": 0}}``: scale and
+    shear without rotation)."""
     params = dict(params or {})
-    defaults = strong_term_arguments(p, s)
-    if unknown := sorted(set(params) - set(defaults)):
-        raise ValueError(f"augment.params: unknown terms {unknown}; choose from {list(defaults)}")
     terms = {}
-    for name, (kind, arguments) in defaults.items():
+    for name, (kind, arguments) in strong_term_arguments(p, s).items():
         given = dict(params.get(name) or {})
         takes = [a for a in inspect.signature(kind).parameters if a not in ("args", "kwargs")]
         if unknown := sorted(set(given) - set(takes)):
@@ -83,12 +81,15 @@ class PairedAugment(nn.Module):
             raise ValueError(f"augment.preset={preset!r}: expected none, light or strong")
         drop = [drop] if isinstance(drop, str) else list(drop)  # drop=blur: one term, not b,l,u,r
         known = STRONG_GEOMETRIC + STRONG_PHOTOMETRIC
-        if unknown := [d for d in drop if d not in known]:
-            raise ValueError(f"augment.drop: unknown terms {unknown}; choose from {list(known)}")
-        if drop and preset != "strong":
-            raise ValueError(f"augment.drop={drop}: only the strong preset has terms to drop")
-        if params and preset != "strong":
-            raise ValueError(f"augment.params={params}: only the strong preset has terms to set")
+        for option, names in (("drop", drop), ("params", list(params or {}))):
+            if unknown := [n for n in names if n not in known]:
+                raise ValueError(
+                    f"augment.{option}: unknown terms {unknown}; choose from {list(known)}"
+                )
+            if names and preset != "strong":
+                raise ValueError(
+                    f"augment.{option}={names}: only the strong preset has these terms"
+                )
         terms = strong_terms(p, strength, params) if preset == "strong" else {}
         kept = {name: term for name, term in terms.items() if name not in drop}
         geometric = [K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5)]
