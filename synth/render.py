@@ -112,7 +112,8 @@ def render_dataset(
     jobs = [(cfg, str(out), s, shard_size, num_samples, seed) for s in todo]
     rendered = _run(jobs, workers, progress)
     complete = all(is_shard_complete(out, s) for s in range(total))
-    if complete:
+    # A finished dataset is left untouched: it may be shared or mounted read-only.
+    if complete and (todo or not (out / CARD).is_file()):
         write_card(out, cfg, num_samples, shard_size, seed)
     return {
         "out_dir": str(out),
@@ -132,6 +133,8 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     count = sum(len(shard_range(j[2], j[3], j[4])) for j in jobs)
+    if not jobs:
+        return 0
     columns = (
         *Progress.get_default_columns()[:2],
         BarColumn(),

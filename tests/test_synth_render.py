@@ -56,6 +56,21 @@ def test_card_written_when_complete(tmp_path: Path) -> None:
     assert 0 <= stats["crack_free_fraction"] <= 1 and stats["crack_share_mean"] > 0
 
 
+def test_a_complete_dataset_is_left_untouched(tmp_path: Path, monkeypatch) -> None:
+    """A finished dataset may be shared read-only: rerunning must write nothing to it."""
+    render(tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+
+    def no_writes(*args: object) -> None:
+        raise PermissionError("read-only dataset")
+
+    monkeypatch.setattr("synth.render.write_card", no_writes)
+    monkeypatch.setattr("synth.render.write_json_atomic", no_writes)
+    summary = render(tmp_path)
+    assert summary["complete"] and summary["rendered_shards"] == 0
+    assert before == {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+
+
 def test_a_job_cleans_only_its_own_shards_temp_dirs(tmp_path: Path) -> None:
     """A sweep job that starts late must not delete a running job's half-written shard."""
     running = tmp_path / f"{shard_name(2)}.tmp-4242"  # another job's shard, being written
