@@ -10,6 +10,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class NonFiniteLossError(RuntimeError):
@@ -80,6 +82,21 @@ class StepCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer, pl_module) -> None:
         self._save_pending(trainer, pl_module)
         super().on_train_end(trainer, pl_module)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """SIGTERM (a cluster's preemption or time limit, ``kill``, ``timeout``) is a polite stop:
+        Lightning finishes the step in flight and raises. That step is saved as ``last.ckpt``,
+        so the rerun loses nothing between periodic saves. Any other exception saves nothing:
+        the weights may be what broke. A multi-process run keeps its periodic checkpoint, since
+        a collective save from an exception path can hang if the ranks are not in step."""
+        super().on_exception(trainer, pl_module, exception)
+        if not isinstance(exception, SIGTERMException) or self._pending is None:
+            return
+        self._pending = None
+        if trainer.world_size > 1 or self._should_skip_saving_checkpoint(trainer):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        rank_zero_info(f"SIGTERM: step {trainer.global_step} saved to {self.last_model_path}")
 
     def _save_pending(self, trainer, pl_module) -> None:
         if self._pending is not None:

@@ -8,10 +8,12 @@ touched (every writer in the project writes a temp file and renames it).
 from __future__ import annotations
 
 import errno
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
 from gan.callbacks import NonFiniteLossError
@@ -39,6 +41,15 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
     try:
         return fn(*args)
+    except SIGTERMException:
+        # Lightning's stop on SIGTERM is a SystemExit with no code: exit 0, as if the run had
+        # finished. A scheduler or `pipeline && next` must see the stop: 128 + 15, as a shell would.
+        print(
+            "stopped by SIGTERM; checkpoints are kept: rerun the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(128 + signal.SIGTERM)
     except EXPECTED as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr, flush=True)

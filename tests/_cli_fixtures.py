@@ -74,6 +74,35 @@ def kill_when(
             proc.wait()
 
 
+def terminate_when(
+    tool: str, overrides: list[str], ready: Callable[[], bool], log: Path, timeout: float = 120
+) -> int | None:
+    """Start the tool, send its process SIGTERM (as ``kill PID`` or a scheduler's time limit
+    would) once ``ready()`` holds, wait for it; its exit code, or None if it finished first.
+    stderr goes to ``log`` (a pipe could fill up and block the tool)."""
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            tool_cmd(tool, *overrides),
+            cwd=ROOT,
+            env=tool_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                if ready():
+                    proc.send_signal(signal.SIGTERM)
+                    return proc.wait(timeout=60)
+                time.sleep(0.02)
+            return None
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
 def make_real_folder(root: Path, n: int = 3, h: int = 32, w: int = 40) -> Path:
     """A DeepCrack-shaped folder: {train,test}_img/<i>.jpg photos, {train,test}_lab 0/255 masks."""
     rng = np.random.default_rng(0)

@@ -16,6 +16,7 @@ from _cli_fixtures import (
     make_real_folder,
     run_tool,
     task_overrides,
+    terminate_when,
     tree_digest,
 )
 from _gan_fixtures import make_synthetic, tiny_gan, tiny_trainer
@@ -67,6 +68,41 @@ def test_kill_task_training_then_resume(tmp_path: Path) -> None:
     assert f'"global_step": {STEPS}' in metrics
     steps = logged_steps(tmp_path / "logs" / "task_oracle" / "metrics.csv", "train/loss")
     assert steps == list(range(STEPS)), steps
+
+
+def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path) -> None:
+    """SIGTERM (preemption, a time limit, ``kill``) must not look like success, and the steps
+    since the last periodic checkpoint must not be lost: the rerun continues from the step
+    the signal interrupted."""
+    steps = 300
+    make_real_folder(tmp_path / "real")
+    overrides = [
+        *task_overrides(tmp_path, steps),
+        FLUSH,
+        "callbacks.model_checkpoint.every_n_train_steps=1000",  # no periodic save before the stop
+    ]
+    metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+
+    def three_steps_logged() -> bool:
+        return metrics.is_file() and len(logged_steps(metrics, "train/loss")) >= 3
+
+    log = tmp_path / "stopped.log"
+    code = terminate_when("train_task", overrides, three_steps_logged, log)
+    assert code is not None, "train_task finished before the SIGTERM"
+    stderr = log.read_text()
+    assert code == 143, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr and "rerun the same command to resume" in stderr
+    stopped_at = load_checkpoint(ckpt)["global_step"]
+    assert 3 <= stopped_at < steps, stopped_at
+    assert logged_steps(metrics, "train/loss") == list(range(stopped_at))
+
+    proc = run_tool("train_task", *overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in proc.stderr
+    assert load_checkpoint(ckpt)["global_step"] == steps
+    assert logged_steps(metrics, "train/loss") == list(range(steps))
+    assert [p.name for p in ckpt.parent.iterdir()] == ["last.ckpt"]  # no last-v1.ckpt beside it
 
 
 @pytest.fixture
