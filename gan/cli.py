@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,19 @@ EXPECTED = (
     KeyError,
 )
 
+#: Library notices that say nothing about the user's run, hidden so the ones that do stand out.
+EXPECTED_WARNINGS = (
+    # Lightning's own call into torch's pytree API, repeated for every Trainer a pipeline builds.
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    # By design: CrackSegmenter augments on the device in its own on_after_batch_transfer.
+    r"You have overridden `on_after_batch_transfer` in `LightningModule`",
+)
+
+
+def quiet_expected_warnings() -> None:
+    for message in EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
 
 def register_resolvers() -> None:
     """``${div:a,b}`` (integer division) for schedules derived from step counts."""
@@ -39,6 +53,7 @@ def register_resolvers() -> None:
 
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
+    quiet_expected_warnings()
     try:
         return fn(*args)
     except SIGTERMException:

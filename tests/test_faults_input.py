@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ import pytest
 from _cli_fixtures import make_real_folder, run_tool, task_overrides, tree_digest
 
 from gan.checkpoint import load_checkpoint
+from gan.cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +130,17 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: 
     assert ckpt["global_step"] == 1
     assert all(v.isfinite().all() for v in ckpt["state_dict"].values() if v.is_floating_point())
     assert not (workdir / "out" / "runs" / "nan_run" / "metrics.json").exists()
+
+
+def test_expected_library_notices_are_hidden_and_others_are_not() -> None:
+    def noisy() -> None:
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", stacklevel=1)
+        warnings.warn(
+            "You have overridden `on_after_batch_transfer` in `LightningModule`", stacklevel=1
+        )
+        warnings.warn("a notice the user should read", stacklevel=1)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run_cli(noisy)
+    assert [str(w.message) for w in seen] == ["a notice the user should read"]
