@@ -132,9 +132,9 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
     """Run shard jobs in-process (workers <= 1) or over a process pool, with a progress bar."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    count = sum(len(shard_range(j[2], j[3], j[4])) for j in jobs)
     if not jobs:
         return 0
+    count = sum(len(shard_range(j[2], j[3], j[4])) for j in jobs)
     columns = (
         *Progress.get_default_columns()[:2],
         BarColumn(),

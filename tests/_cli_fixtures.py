@@ -51,36 +51,30 @@ def kill_when(
     tool: str, overrides: list[str], ready: Callable[[], bool], timeout: float = 120
 ) -> bool:
     """Start the tool, SIGKILL it as soon as ``ready()`` holds; False if it finished first."""
-    proc = subprocess.Popen(
-        tool_cmd(tool, *overrides),
-        cwd=ROOT,
-        env=tool_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # DataLoader workers die with it
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            if ready():
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                return True
-            time.sleep(0.02)
-        return False
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    return signal_when(tool, overrides, ready, signal.SIGKILL, timeout=timeout) is not None
 
 
 def terminate_when(
     tool: str, overrides: list[str], ready: Callable[[], bool], log: Path, timeout: float = 120
 ) -> int | None:
-    """Start the tool, send its process SIGTERM (as ``kill PID`` or a scheduler's time limit
-    would) once ``ready()`` holds, wait for it; its exit code, or None if it finished first.
-    stderr goes to ``log`` (a pipe could fill up and block the tool)."""
-    with log.open("w") as err:
+    """Start the tool, SIGTERM it (as ``kill PID`` or a scheduler's time limit would) once
+    ``ready()`` holds; its exit code, or None if it finished first. stderr goes to ``log``."""
+    return signal_when(tool, overrides, ready, signal.SIGTERM, log, timeout)
+
+
+def signal_when(
+    tool: str,
+    overrides: list[str],
+    ready: Callable[[], bool],
+    sig: signal.Signals,
+    log: Path | None = None,
+    timeout: float = 120,
+) -> int | None:
+    """Start the tool, send ``sig`` once ``ready()`` holds and wait; its exit code, or None if
+    it finished first. SIGKILL goes to the whole process group (DataLoader workers die with
+    it); any other signal to the tool's process alone, which must stop its workers itself.
+    stderr goes to ``log`` if given (a pipe could fill up and block the tool)."""
+    with open(log or os.devnull, "w") as err:
         proc = subprocess.Popen(
             tool_cmd(tool, *overrides),
             cwd=ROOT,
@@ -93,7 +87,10 @@ def terminate_when(
         try:
             while proc.poll() is None and time.monotonic() < deadline:
                 if ready():
-                    proc.send_signal(signal.SIGTERM)
+                    if sig == signal.SIGKILL:
+                        os.killpg(proc.pid, sig)
+                    else:
+                        proc.send_signal(sig)
                     return proc.wait(timeout=60)
                 time.sleep(0.02)
             return None
