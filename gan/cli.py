@@ -8,6 +8,7 @@ touched (every writer in the project writes a temp file and renames it).
 from __future__ import annotations
 
 import errno
+import logging
 import signal
 import sys
 import warnings
@@ -40,9 +41,22 @@ EXPECTED_WARNINGS = (
 )
 
 
+#: Lightning's info lines that advertise a product rather than report on the run.
+EXPECTED_NOTICES = ("litlogger",)
+
+
+class DropExpectedNotices(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(notice in message for notice in EXPECTED_NOTICES)
+
+
 def quiet_expected_warnings() -> None:
     for message in EXPECTED_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    notices = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, DropExpectedNotices) for f in notices.filters):
+        notices.addFilter(DropExpectedNotices())
 
 
 def register_resolvers() -> None:

@@ -102,6 +102,7 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
     assert "Restored all states from the checkpoint" in proc.stderr
     # Lightning's notices that say nothing about the run are hidden (gan.cli.EXPECTED_WARNINGS).
     assert "LeafSpec" not in proc.stderr and "on_after_batch_transfer" not in proc.stderr
+    assert "litlogger" not in proc.stderr  # nor its advertisement (gan.cli.EXPECTED_NOTICES)
     assert load_checkpoint(ckpt)["global_step"] == steps
     assert logged_steps(metrics, "train/loss") == list(range(steps))
     assert [p.name for p in ckpt.parent.iterdir()] == ["last.ckpt"]  # no last-v1.ckpt beside it
