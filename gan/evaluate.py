@@ -286,6 +286,29 @@ def crack_probabilities(
             yield index, item_logits.float().softmax(1)[0, 1].cpu(), batch["photo"][j]
 
 
+def recalibrate_on_folder(
+    model: CrackSegmenter,
+    image_dir: str | Path,
+    eval_size: Sequence[int] | None = (384, 544),
+    batch_size: int = 4,
+    num_workers: int = 0,
+) -> int:
+    """Re-estimate ``model``'s BatchNorm statistics on a folder of unlabeled photos, seen as
+    they are scored (resized to ``eval_size``); returns how many photos were used. Without an
+    ``eval_size`` photos go one by one, since padding a batch would skew the statistics."""
+    from gan.bn_adapt import recalibrate_batchnorm
+
+    folder = ImageFolder(image_dir)  # a missing or empty folder raises DataError
+    loader = DataLoader(
+        ImagesToSegment(folder, eval_size),
+        batch_size=batch_size if eval_size else 1,
+        num_workers=num_workers,
+        collate_fn=predict_collate,
+    )
+    images = (b["image"].to(model.device) for b in batches(loader, "BatchNorm statistics"))
+    return recalibrate_batchnorm(model, images)
+
+
 def predict_folder(
     model: CrackSegmenter,
     image_dir: str | Path,

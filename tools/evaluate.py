@@ -1,6 +1,7 @@
 """Score a trained task checkpoint on real labeled images (CSV per image, JSON aggregate).
 
 python tools/evaluate.py ckpt=checkpoints/task_oracle/last.ckpt
+python tools/evaluate.py ckpt=... recalibrate_bn_on=../shared/data/deepcrack/train_img  # AdaBN
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from gan.evaluate import evaluate_folder, load_segmenter, pick_device
+from gan.evaluate import evaluate_folder, load_segmenter, pick_device, recalibrate_on_folder
 
 register_resolvers()
 
@@ -17,6 +18,12 @@ register_resolvers()
 def evaluate(cfg: DictConfig) -> dict:
     """Score the checkpoint; the metrics files are written atomically, never half."""
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
+    extra = {"checkpoint": str(cfg.ckpt)}
+    if cfg.recalibrate_bn_on:
+        used = recalibrate_on_folder(
+            model, cfg.recalibrate_bn_on, cfg.eval_size, cfg.batch_size, cfg.num_workers
+        )
+        extra["bn_recalibrated_on"] = {"image_dir": str(cfg.recalibrate_bn_on), "images": used}
     result = evaluate_folder(
         model,
         cfg.test_img,
@@ -26,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg.batch_size,
         cfg.num_overlays,
         cfg.num_workers,
-        extra={"checkpoint": str(cfg.ckpt)},
+        extra=extra,
     )
     print(f"{cfg.out_dir}/metrics.json: {result}")
     return result
