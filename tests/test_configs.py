@@ -89,3 +89,15 @@ def test_texture_presets_draw_the_same_scenes_smoother() -> None:
     assert (rough < 1).all() and 0.7 < np.median(rough) < 0.9
     assert (medium < rough).all() and 0.55 < np.median(medium) < 0.75
     assert (smooth < medium).all() and 0.4 < np.median(smooth) < 0.6
+
+
+def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_steps() -> None:
+    cfg = composed("pipeline", "experiment=sim2real_cpu")
+    stage = cfg.stages.task
+    assert sorted(stage.sources) == sorted(
+        ["synthetic", "randomized", "adapted", "selftrained", "oracle"]
+    )
+    assert list(stage.seeds) == [0, 1, 2] and stage.trainer.max_steps == 4800
+    assert cfg.stages.self_train.teacher == "synthetic"
+    assert cfg.paths.output_dir.endswith("outputs/sim2real")
+    assert cfg.stages.adapt.trainer.max_steps == composed("pipeline").stages.adapt.trainer.max_steps
