@@ -3,12 +3,14 @@
 A model trained on synthetic scenes alone normalises every real photo with the simulator's
 feature statistics. Re-estimating those statistics on the user's unlabeled photos needs no
 label and no gradient, one forward pass over the folder: the cheapest zero-label adaptation
-there is, and so a baseline that any trained adaptation has to beat.
+there is, and so a baseline that any trained adaptation has to beat. On DeepCrack it cost
+0.065 F1 (README), so nothing turns it on by default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -43,7 +45,7 @@ def recalibrate_batchnorm(net: nn.Module, batches: Iterable[torch.Tensor]) -> in
         layer.train()
     seen = 0
     try:
-        for images in _chain(first, batches):
+        for images in itertools.chain([first], batches):
             net(images)
             seen += images.shape[0]
     finally:
@@ -51,8 +53,3 @@ def recalibrate_batchnorm(net: nn.Module, batches: Iterable[torch.Tensor]) -> in
             layer.momentum = momentum
         net.train(was_training)
     return seen
-
-
-def _chain(first: torch.Tensor, rest: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
-    yield first
-    yield from rest
