@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader, Dataset
 
+from gan.bn_adapt import recalibrate_batchnorm
 from gan.checkpoint import load_checkpoint
 from gan.data import SegmentationSamples, is_sharded, open_samples, to_tensor
 from gan.task import (
@@ -296,8 +297,6 @@ def recalibrate_on_folder(
     """Re-estimate ``model``'s BatchNorm statistics on a folder of unlabeled photos, seen as
     they are scored (resized to ``eval_size``); returns how many photos were used. Without an
     ``eval_size`` photos go one by one, since padding a batch would skew the statistics."""
-    from gan.bn_adapt import recalibrate_batchnorm
-
     folder = ImageFolder(image_dir)  # a missing or empty folder raises DataError
     loader = DataLoader(
         ImagesToSegment(folder, eval_size),
