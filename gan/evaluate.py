@@ -224,11 +224,17 @@ def evaluate_folder(
 
 class ImagesToSegment(Dataset):
     """Unlabeled images (an ImageFolder, or any samples with ``.image``), optionally resized
-    to ``eval_size``; keeps each original size and the decoded photo, so a caller that draws
-    on it does not decode the file a second time."""
+    to ``eval_size``; keeps each original size and (``keep_photo``) the decoded photo, so a
+    caller that draws on it does not decode the file a second time."""
 
-    def __init__(self, folder: Sequence[Sample], eval_size: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Sequence[Sample],
+        eval_size: Sequence[int] | None = None,
+        keep_photo: bool = True,
+    ) -> None:
         self.folder, self.eval_size = folder, tuple(eval_size) if eval_size else None
+        self.keep_photo = keep_photo
 
     def __len__(self) -> int:
         return len(self.folder)
@@ -244,7 +250,7 @@ class ImagesToSegment(Dataset):
             "mask": torch.zeros(x.shape[-2:], dtype=torch.long),
             "index": i,
             "original": original,
-            "photo": photo,
+            "photo": photo if self.keep_photo else None,
         }
 
 
@@ -253,6 +259,23 @@ def predict_collate(items: list[dict]) -> dict:
     batch["original"] = torch.tensor([it["original"] for it in items])
     batch["photo"] = [it["photo"] for it in items]
     return batch
+
+
+def photo_loader(
+    folder: Sequence[Sample],
+    eval_size: Sequence[int] | None,
+    batch_size: int,
+    num_workers: int,
+    keep_photo: bool = True,
+) -> DataLoader:
+    """Batches of ImagesToSegment, in folder order: what prediction and BatchNorm
+    recalibration both feed the network."""
+    return DataLoader(
+        ImagesToSegment(folder, eval_size, keep_photo),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=predict_collate,
+    )
 
 
 @torch.no_grad()
@@ -269,12 +292,7 @@ def crack_probabilities(
 
     Logits are resized back to each image's own size, so a map always matches its image.
     """
-    loader = DataLoader(
-        ImagesToSegment(folder, eval_size),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=predict_collate,
-    )
+    loader = photo_loader(folder, eval_size, batch_size, num_workers)
     net = model.inference_net()
     for batch in batches(loader, description):
         with torch.inference_mode():
@@ -298,12 +316,8 @@ def recalibrate_on_folder(
     they are scored (resized to ``eval_size``); returns how many photos were used. Without an
     ``eval_size`` photos go one by one, since padding a batch would skew the statistics."""
     folder = ImageFolder(image_dir)  # a missing or empty folder raises DataError
-    loader = DataLoader(
-        ImagesToSegment(folder, eval_size),
-        batch_size=batch_size if eval_size else 1,
-        num_workers=num_workers,
-        collate_fn=predict_collate,
-    )
+    batch_size = batch_size if eval_size else 1
+    loader = photo_loader(folder, eval_size, batch_size, num_workers, keep_photo=False)
     images = (b["image"].to(model.device) for b in batches(loader, "BatchNorm statistics"))
     return recalibrate_batchnorm(model, images)
 
