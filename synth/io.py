@@ -56,16 +56,22 @@ class Sample:
 # --------------------------------------------------------------------------- image files
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8, raising DataError (naming the file) when unreadable."""
+def decode_file(path: str | Path, flags: int, kind: str) -> np.ndarray:
+    """cv2.imdecode of a file read as bytes (so non-ASCII paths work), raising DataError that
+    names the file and the ``kind`` of file where cv2.imread would return None silently."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: image file not found")
+        raise DataError(f"{path}: {kind} file not found")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise DataError(f"{path}: unreadable or corrupt image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(data, flags) if data.size else None
+    if decoded is None:
+        raise DataError(f"{path}: unreadable or corrupt {kind}")
+    return decoded
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB uint8, raising DataError (naming the file) when unreadable."""
+    return cv2.cvtColor(decode_file(path, cv2.IMREAD_COLOR, "image"), cv2.COLOR_BGR2RGB)
 
 
 def read_mask(
@@ -79,12 +85,7 @@ def read_mask(
     the map and a size different from ``shape`` (the image's HxW) raise DataError.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: mask file not found")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if mask is None:
-        raise DataError(f"{path}: unreadable or corrupt mask")
+    mask = decode_file(path, cv2.IMREAD_UNCHANGED, "mask")
     if mask.ndim == 3:
         mask = cv2.cvtColor(mask, cv2.COLOR_BGR2GRAY)
     if shape is not None and mask.shape[:2] != tuple(shape):
