@@ -17,27 +17,22 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 
+def git_output(*args: str) -> str:
+    """stdout of a git command run in this package's checkout."""
+    out = subprocess.run(
+        ["git", *args], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+    )
+    return out.stdout.strip()
+
+
 def git_revision() -> str:
     """Revision of the checkout the run came from (``unknown`` outside a git tree)."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).parent,
-        )
-        rev = out.stdout.strip()
-        return (rev + ("-dirty" if dirty.stdout.strip() else "")) if rev else "unknown"
+        rev = git_output("rev-parse", "--short", "HEAD")
+        dirty = git_output("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
 
 
 def instantiate_group(node: DictConfig | None) -> list:
