@@ -354,6 +354,12 @@ def teacher_of(cfg: DictConfig) -> str:
     from gan.pseudo_label import check_band
 
     check_band(cfg.stages.self_train.low, cfg.stages.self_train.high)
+    repeats = cfg.stages.self_train.photo_repeats
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ConfigError(
+            f"stages.self_train.photo_repeats={repeats!r}: a whole number >= 1 (how many times "
+            "the pseudo-labeled photos are pooled with the teacher's training data)"
+        )
     teacher = cfg.stages.self_train.teacher
     if teacher not in TEACHERS:
         raise ConfigError(
@@ -387,7 +393,9 @@ def needs_adapted(cfg: DictConfig, source: str) -> bool:
 
 def task_source(cfg: DictConfig, source: str, seed: int) -> DictConfig:
     """conf/source/<source>.yaml, except that 'selftrained' is its teacher row's source (same
-    data and augmentation) plus the real photos that row's model of this seed pseudo-labeled."""
+    data and augmentation) plus the real photos that row's model of this seed pseudo-labeled,
+    pooled ``photo_repeats`` times: pooling weighs folders by size, so with many scenes and
+    few photos the photos would otherwise be a small share of what the student sees."""
     if source != "selftrained":
         return source_overrides(source)
     teacher = teacher_of(cfg)
@@ -396,7 +404,8 @@ def task_source(cfg: DictConfig, source: str, seed: int) -> DictConfig:
     teacher_dirs = train_dirs(derive(cfg, overrides).task_data.train_dir)
     with open_dict(overrides):
         overrides.source_name = "selftrained"
-        overrides.task_data.train_dir = [*teacher_dirs, str(pseudo)]
+        repeats = cfg.stages.self_train.photo_repeats
+        overrides.task_data.train_dir = [*teacher_dirs, *[str(pseudo)] * repeats]
     return overrides
 
 
@@ -656,9 +665,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
         "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."
     )
     if "selftrained" in results:
+        repeats = cfg.stages.self_train.photo_repeats
         notes += (
             f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
-            f"unlabeled real training photos, labeled by that row's model of the same seed."
+            f"unlabeled real training photos, labeled by that row's model of the same seed"
+            + (f" and pooled {repeats} times." if repeats > 1 else ".")
         )
     from gan.translate import GAP_KEYS, describe_gap
 

@@ -140,6 +140,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
             "choose a zero-label row",
         ),
         ("stages.task.sources=[selftrained] stages.self_train.low=0.8", "need 0 <= low < high"),
+        (
+            "stages.task.sources=[selftrained] stages.self_train.photo_repeats=0",
+            "photo_repeats=0: a whole number >= 1",
+        ),
         ("stages.report.goal.baselines=[synthetic,source_only]", "unknown rows ['source_only']"),
         ("+stages.report.goal.min_f1=0.8", "stages.report.goal: expected the keys"),
     ],
@@ -190,6 +194,18 @@ def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_
     assert "pseudo-label[adapted]: teacher or band changed, labels redone" in log
     assert "task[selftrained]: training data changed" in log
     assert "pseudo-label[adapted-seed1]: teacher or band changed" in log  # the band moved
+
+    # The photos weighed twice against the scenes: the same labels, a new student.
+    fourth = run_pipeline(
+        tmp_path, rows, "stages.self_train.low=0.2", "stages.self_train.photo_repeats=2"
+    )
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    log = fourth.stdout
+    assert "pseudo-label[adapted]: complete, skipped" in log
+    assert "task[selftrained]: training data changed" in log
+    pseudo = out / "pseudo" / "adapted"
+    assert f"on {out / 'adapted'} + {pseudo} + {pseudo}" in log
+    assert "and pooled 2 times." in (out / "report" / "report.md").read_text()
 
 
 def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
