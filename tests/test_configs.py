@@ -99,5 +99,6 @@ def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_ste
     )
     assert list(stage.seeds) == [0, 1, 2] and stage.trainer.max_steps == 4800
     assert cfg.stages.self_train.teacher == "synthetic"
+    assert cfg.stages.self_train.photo_repeats == 2
     assert cfg.paths.output_dir.endswith("outputs/sim2real")
     assert cfg.stages.adapt.trainer.max_steps == composed("pipeline").stages.adapt.trainer.max_steps
