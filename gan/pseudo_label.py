@@ -23,16 +23,19 @@ from gan.evaluate import crack_probabilities
 from gan.task import CrackSegmenter
 from synth.distributions import ConfigError
 from synth.io import (
+    BINARY_MASK_VALUES,
     CARD,
     IGNORE_INDEX,
     DataError,
     ImageFolder,
     Sample,
+    ShardedDataset,
     clean_partial_shards,
     is_shard_complete,
     num_shards,
     read_card,
     read_manifests,
+    read_mask,
     shard_range,
     write_json_atomic,
     write_shard,
@@ -135,6 +138,37 @@ def label_shares(out: Path) -> dict:
         key: round(sum(r[key] for r in records) / len(records), 6)
         for key in ("crack_share", "ignore_share")
     }
+
+
+def score_labels(out_dir: str | Path, image_dir: str | Path, mask_dir: str | Path) -> dict:
+    """Crack F1, precision and recall of ``out_dir``'s pseudo-labels against held-back masks of
+    the same photos (``mask_dir``, matched to ``image_dir`` by stem).
+
+    A development check of a teacher, never an input to training: it tells whether better
+    labels are worth buying before a student is trained on them. Ignored pixels count as not
+    crack, since the student is never told they are.
+    """
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import BinaryF1Score, BinaryPrecision, BinaryRecall
+
+    folder = ImageFolder(image_dir, mask_dir)  # a photo without a mask raises, naming it
+    mask_of = {image.name: mask for image, mask in zip(folder.images, folder.masks)}
+    labels = ShardedDataset(out_dir)
+    if not len(labels):
+        raise DataError(f"{out_dir}: no pseudo-labels to score")
+    metrics = MetricCollection(
+        {"f1": BinaryF1Score(), "precision": BinaryPrecision(), "recall": BinaryRecall()}
+    )
+    for i, (_, rec) in enumerate(labels.records):
+        if rec.get("source_image") not in mask_of:
+            raise DataError(
+                f"{out_dir}: label of {rec.get('source_image')} has no photo in {image_dir}"
+            )
+        label = read_mask(labels.paths(i)["semantic"])
+        truth = read_mask(mask_of[rec["source_image"]], BINARY_MASK_VALUES, label.shape)
+        metrics.update(torch.from_numpy(label == 1), torch.from_numpy(truth == 1))
+    scores = {k: round(float(v), 4) for k, v in metrics.compute().items()}
+    return {"mask_dir": str(Path(mask_dir).resolve()), "num_images": len(labels), **scores}
 
 
 def pseudo_label_with_checkpoint(

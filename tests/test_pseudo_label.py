@@ -10,7 +10,7 @@ from _cli_fixtures import common_overrides, make_real_folder, run_tool, task_ove
 from _task_fixtures import make_shards
 from torch import nn
 
-from gan.pseudo_label import check_band, pseudo_label_folder, pseudo_mask
+from gan.pseudo_label import check_band, pseudo_label_folder, pseudo_mask, score_labels
 from gan.task_data import SegmentationDataModule
 from synth.distributions import ConfigError
 from synth.io import IGNORE_INDEX, DataError, ShardedDataset, read_card, write_png
@@ -99,6 +99,24 @@ def test_a_lost_shard_is_redone_alone_and_other_labels_are_refused_or_replaced(t
     assert kept.stat().st_mtime_ns != stamp
 
 
+def test_labels_are_scored_against_held_back_masks_with_ignored_pixels_as_background(tmp_path):
+    make_photos(tmp_path / "photos", n=3)
+    pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", tmp_path / "pseudo")
+    (tmp_path / "masks").mkdir()
+    truth = np.zeros((12, 18), np.uint8)
+    truth[:, 6:] = 255  # crack: the grey (ignored) and the bright (crack) thirds
+    for i in range(3):
+        write_png(tmp_path / "masks" / f"photo{i}.png", truth)
+    score = score_labels(tmp_path / "pseudo", tmp_path / "photos", tmp_path / "masks")
+    assert score["num_images"] == 3
+    assert score["precision"] == 1.0 and score["recall"] == 0.5
+    assert score["f1"] == pytest.approx(2 / 3, abs=1e-4)
+
+    (tmp_path / "masks" / "photo2.png").unlink()
+    with pytest.raises(DataError, match="no mask for 1 image"):
+        score_labels(tmp_path / "pseudo", tmp_path / "photos", tmp_path / "masks")
+
+
 def test_an_empty_photo_folder_is_a_clear_error(tmp_path):
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "notes.txt").write_text("not a photo")
@@ -113,11 +131,15 @@ def test_pseudo_label_tool_feeds_train_task_source_selftrained(tmp_path):
     teacher = run_tool("train_task", *task, "source=adapted", "run_name=teacher")
     assert teacher.returncode == 0, teacher.stderr[-2000:]
     paths = [o for o in common_overrides(tmp_path) if o.startswith("paths.")]
-    labeled = run_tool("pseudo_label", *paths, "run_name=teacher", "device=cpu")
+    masks = f"score_against={tmp_path / 'real' / 'train_lab'}"
+    labeled = run_tool("pseudo_label", *paths, "run_name=teacher", "device=cpu", masks)
     assert labeled.returncode == 0, labeled.stderr[-2000:]
     assert "3 photos pseudo-labeled" in labeled.stdout
+    assert "labels vs " in labeled.stdout and "crack F1 " in labeled.stdout
     card = read_card(tmp_path / "out" / "pseudo" / "adapted")
     assert card["pseudo_labels"]["teacher"]["checkpoint"].endswith("teacher/last.ckpt")
+    assert card["scored_against"]["num_images"] == 3
+    assert 0.0 <= card["scored_against"]["f1"] <= 1.0
     student = run_tool("train_task", *task, "source=selftrained", "run_name=student")
     assert student.returncode == 0, student.stderr[-2000:]
     assert (tmp_path / "out" / "runs" / "student" / "metrics.json").is_file()
