@@ -87,9 +87,9 @@ def pseudo_label_folder(
         "high": high,
         "teacher": teacher or {},
     }
-    card = read_card(out)
-    made = card.get("pseudo_labels")
-    if card and made != spec:  # another teacher's labels, or not pseudo-labels at all
+    card_before = read_card(out)
+    made = card_before.get("pseudo_labels")
+    if card_before and made != spec:  # another teacher's labels, or not pseudo-labels at all
         if not replace_stale:
             raise DataError(f"{out}: holds pseudo-labels made otherwise; delete it or pick another")
         shutil.rmtree(out)
@@ -98,12 +98,14 @@ def pseudo_label_folder(
     if made != spec:
         write_json_atomic(out / CARD, {"class_map": CLASS_MAP, "pseudo_labels": spec})
     shards = num_shards(len(folder), shard_size)
-    for k in range(shards):
-        if not is_shard_complete(out, k):
-            indices = list(shard_range(k, shard_size, len(folder)))
-            label = f"pseudo-label {k + 1}/{shards}"
-            write_shard(out, k, label_shard(model, folder, indices, low, high, batch_size, label))
+    todo = [k for k in range(shards) if not is_shard_complete(out, k)]
+    for k in todo:
+        indices = list(shard_range(k, shard_size, len(folder)))
+        label = f"pseudo-label {k + 1}/{shards}"
+        write_shard(out, k, label_shard(model, folder, indices, low, high, batch_size, label))
     card = {"class_map": CLASS_MAP, "pseudo_labels": spec, **label_shares(out)}
+    if not todo and made == spec and "scored_against" in card_before:
+        card["scored_against"] = card_before["scored_against"]  # same labels: score holds
     write_json_atomic(out / CARD, card)
     return card
 

@@ -214,7 +214,7 @@ def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
     write_json_atomic(folder / "dataset_card.json", {"translation": {"checkpoint_sha256": "a"}})
     stage = OmegaConf.create({"task_data": {"train_dir": str(folder)}})
     before = data_fingerprint(stage)
-    card = {**read_card(folder), "domain_gap": {"after": 8.7}}
+    card = {**read_card(folder), "domain_gap": {"after": 8.7}, "scored_against": {"f1": 0.7}}
     write_json_atomic(folder / "dataset_card.json", card)
     assert data_fingerprint(stage) == before
     write_json_atomic(

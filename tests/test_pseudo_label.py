@@ -3,6 +3,8 @@ output is a resumable sharded dataset the task model trains on."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,14 @@ from torch import nn
 from gan.pseudo_label import check_band, pseudo_label_folder, pseudo_mask, score_labels
 from gan.task_data import SegmentationDataModule
 from synth.distributions import ConfigError
-from synth.io import IGNORE_INDEX, DataError, ShardedDataset, read_card, write_png
+from synth.io import (
+    IGNORE_INDEX,
+    DataError,
+    ShardedDataset,
+    read_card,
+    write_json_atomic,
+    write_png,
+)
 
 
 class BrightnessTeacher(nn.Module):
@@ -115,6 +124,18 @@ def test_labels_are_scored_against_held_back_masks_with_ignored_pixels_as_backgr
     (tmp_path / "masks" / "photo2.png").unlink()
     with pytest.raises(DataError, match="no mask for 1 image"):
         score_labels(tmp_path / "pseudo", tmp_path / "photos", tmp_path / "masks")
+
+
+def test_a_label_score_survives_a_rerun_but_not_relabeled_shards(tmp_path):
+    make_photos(tmp_path / "photos")
+    out = tmp_path / "pseudo"
+    card = pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", out, shard_size=2)
+    write_json_atomic(out / "dataset_card.json", {**card, "scored_against": {"f1": 0.7}})
+    again = pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", out, shard_size=2)
+    assert again["scored_against"] == {"f1": 0.7} and read_card(out) == again
+    shutil.rmtree(out / "shard-00001")
+    redone = pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", out, shard_size=2)
+    assert "scored_against" not in redone and "scored_against" not in read_card(out)
 
 
 def test_an_empty_photo_folder_is_a_clear_error(tmp_path):
