@@ -51,6 +51,41 @@ class StopOnNonFiniteLoss(pl.Callback):
                 )
 
 
+class RandomStateCheckpoint(pl.Callback):
+    """Carry the random state across a resume, so augmentation and mixup draw after a restart
+    what they would have drawn without one (with the data module's resumable loader, a killed
+    run ends with the uninterrupted run's weights).
+
+    The state is taken at each step's end: the checkpoint itself is written later, once the
+    next batch has been augmented (StepCheckpoint). Single process only: under DDP every rank
+    has its own state and only rank 0's would be saved.
+    """
+
+    def __init__(self) -> None:
+        self._taken: dict[str, torch.Tensor] = {}
+        self._loaded: dict[str, torch.Tensor] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._taken = {"cpu": torch.get_rng_state()}
+        if pl_module.device.type == "cuda":
+            self._taken["cuda"] = torch.cuda.get_rng_state(pl_module.device)
+
+    def state_dict(self) -> dict:
+        return dict(self._taken)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._loaded = dict(state_dict)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """After the loaders are built and any sanity check ran, before the first batch."""
+        loaded, self._loaded = self._loaded, {}
+        if not loaded or trainer.world_size > 1:
+            return
+        torch.set_rng_state(loaded["cpu"])
+        if "cuda" in loaded and pl_module.device.type == "cuda":
+            torch.cuda.set_rng_state(loaded["cuda"], pl_module.device)
+
+
 def last_checkpoint(trainer: pl.Trainer) -> str | None:
     for cb in trainer.checkpoint_callbacks:
         dirpath = getattr(cb, "dirpath", None)

@@ -5,12 +5,12 @@ GAN and task code get data only from here; they never parse file layouts themsel
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
 
@@ -51,10 +51,47 @@ def random_crop(
     return image[y : y + size, x : x + size], mask[y : y + size, x : x + size]
 
 
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Training order and every crop's seed, drawn from (seed, epoch) alone.
+
+    Yields ``(position, crop_seed)`` for :class:`SegmentationSamples`. A crop then no longer
+    depends on which worker loads it or on what else drew from the process's RNG, and a run
+    killed mid-epoch can draw the rest of that epoch exactly as the uninterrupted run would
+    (``resume_at``), instead of a fresh shuffle that repeats some samples and skips others.
+    """
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed, self.epoch = size, int(seed), 0
+        self._resume: tuple[int, int] | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this at each epoch's start (and the distributed wrapper forwards it)."""
+        self.epoch = int(epoch)
+
+    def resume_at(self, epoch: int, start: int) -> None:
+        """Begin the next iteration of ``epoch`` at its ``start``-th sample."""
+        self.epoch, self._resume = int(epoch), (int(epoch), int(start))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        state = np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)
+        gen = torch.Generator().manual_seed(int(state[0]) >> 1)
+        order = torch.randperm(self.size, generator=gen).tolist()
+        crop_seeds = torch.randint(0, 2**62, (self.size,), generator=gen).tolist()
+        epoch, start = self._resume or (self.epoch, 0)
+        self._resume = None
+        start = start if epoch == self.epoch else 0
+        return iter(list(zip(order, crop_seeds))[start:])
+
+
 class SegmentationSamples(Dataset):
     """Samples as dicts {image, mask, index}; random crops when ``crop_size`` is set.
 
     ``resize`` (H, W) rescales whole images first, e.g. to evaluate at one fixed resolution.
+    An item is a position, or ``(position, crop_seed)`` from :class:`EpochSampler`, which fixes
+    the crop; a bare position crops from the process's global RNG.
     """
 
     def __init__(
@@ -72,7 +109,9 @@ class SegmentationSamples(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        i, crop_seed = item if isinstance(item, tuple) else (item, None)
+        gen = torch.Generator().manual_seed(crop_seed) if crop_seed is not None else None
         index = self.indices[i]
         sample = self.samples[index]
         image, mask = sample.image, sample.semantic
@@ -83,7 +122,7 @@ class SegmentationSamples(Dataset):
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
         if self.crop_size:
-            image, mask = random_crop(image, mask, self.crop_size, None)
+            image, mask = random_crop(image, mask, self.crop_size, gen)
         return {
             "image": to_tensor(image),
             "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(),

@@ -8,7 +8,8 @@ mask fails in seconds with a DataError naming the file, not after an hour of tra
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 
-from gan.data import SegmentationSamples, is_sharded, open_samples
+from gan.data import EpochSampler, SegmentationSamples, is_sharded, open_samples
 from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset
 
 
@@ -78,6 +79,21 @@ def train_dirs(train_dir: str | Sequence[str]) -> list[str]:
     return dirs
 
 
+class ResumableLoader(DataLoader):
+    """The training loader of a single-process run: Lightning saves its ``state_dict`` (epoch,
+    batches trained in it) in each checkpoint and loads it before iterating on resume, so a run
+    killed mid-epoch trains on the rest of that epoch, crop for crop, as if never stopped."""
+
+    #: batches trained so far in the current epoch; set by the data module (it sees the trainer)
+    batches_trained: Callable[[], int] = staticmethod(lambda: 0)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches": int(self.batches_trained())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.resume_at(state["epoch"], state["batches"] * self.batch_size)
+
+
 class SegmentationDataModule(pl.LightningDataModule):
     """Random ``crop_size`` crops for training; whole real test images for val/test.
 
@@ -102,6 +118,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         eval_size: Sequence[int] | None = (384, 544),
         num_workers: int = 2,
         train_indices: Sequence[int] | str | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.train_dirs = train_dirs(train_dir)
@@ -118,6 +135,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.eval_size = tuple(eval_size) if eval_size else None
         self.num_workers = num_workers
         self.train_indices = train_indices
+        # The training order and crops follow this seed (default: the one seed_everything set,
+        # as Lightning's own distributed sampler does).
+        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else int(seed)
         self.train_set: SegmentationSamples | None = None
 
     # ----------------------------------------------------------------- datasets
@@ -158,19 +178,32 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------- loaders
 
-    def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset, batch_size: int, train: bool, cls=DataLoader) -> DataLoader:
+        return cls(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
+            sampler=EpochSampler(len(dataset), self.seed) if train else None,
             drop_last=train and len(dataset) >= batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=None if train else pad_collate,
+            # Worker seeds from their own generator, not the global RNG: a resumed run then
+            # draws its augmentations exactly where the uninterrupted one did.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, True)
+        """Resumable mid-epoch in a single process. Under DDP Lightning wraps the sampler in its
+        distributed one, which splits the epoch across ranks: a resume there starts a fresh
+        epoch order (Lightning warns)."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size > 1:
+            return self._loader(self.train_set, self.batch_size, True)
+        loader = self._loader(self.train_set, self.batch_size, True, cls=ResumableLoader)
+        loader.batches_trained = lambda: (
+            trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        )
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, False)

@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 from _cli_fixtures import (
     gan_overrides,
     kill_when,
@@ -68,6 +69,35 @@ def test_kill_task_training_then_resume(tmp_path: Path) -> None:
     assert f'"global_step": {STEPS}' in metrics
     steps = logged_steps(tmp_path / "logs" / "task_oracle" / "metrics.csv", "train/loss")
     assert steps == list(range(STEPS)), steps
+
+
+def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
+    tmp_path: Path,
+) -> None:
+    """The rest of the epoch is trained on the same crops in the same order, with the same
+    augmentation and mixup draws: a kill costs time, never a different model."""
+    steps = 7  # 4 batches an epoch (8 photos, batch 2): the kill lands inside the first epoch
+    make_real_folder(tmp_path / "real", n=8)
+    overrides = [*task_overrides(tmp_path, steps), FLUSH, "task.mixup_alpha=0.4"]
+    overrides = [o for o in overrides if "num_workers" not in o] + ["task_data.num_workers=2"]
+    straight = run_tool("train_task", *overrides, "run_name=straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    ckpt = tmp_path / "checkpoints" / "killed" / "last.ckpt"
+    killed = [*overrides, "run_name=killed"]
+    assert kill_when("train_task", killed, ckpt.is_file), "train_task finished before the kill"
+    killed_at = load_checkpoint(ckpt)["global_step"]
+    assert 0 < killed_at < steps, killed_at
+    rerun = run_tool("train_task", *killed)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in rerun.stderr
+    assert "dataloader is not resumable" not in rerun.stderr
+
+    final = load_checkpoint(ckpt)["state_dict"]
+    expected = load_checkpoint(tmp_path / "checkpoints" / "straight" / "last.ckpt")["state_dict"]
+    assert final.keys() == expected.keys()
+    different = [k for k in final if not torch.equal(final[k], expected[k])]
+    assert not different, f"killed at step {killed_at}: {different[:5]} differ"
 
 
 def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path) -> None:
