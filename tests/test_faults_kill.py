@@ -103,9 +103,9 @@ def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
 def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path) -> None:
     """SIGTERM (preemption, a time limit, ``kill``) must not look like success, and the steps
     since the last periodic checkpoint must not be lost: the rerun continues from the step
-    the signal interrupted."""
+    the signal interrupted, and ends with the weights of a run never stopped."""
     steps = 300
-    make_real_folder(tmp_path / "real")
+    make_real_folder(tmp_path / "real", n=8)  # 4 batches an epoch: the stop lands mid-epoch
     overrides = [
         *task_overrides(tmp_path, steps),
         FLUSH,
@@ -136,6 +136,13 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
     assert load_checkpoint(ckpt)["global_step"] == steps
     assert logged_steps(metrics, "train/loss") == list(range(steps))
     assert [p.name for p in ckpt.parent.iterdir()] == ["last.ckpt"]  # no last-v1.ckpt beside it
+
+    straight = run_tool("train_task", *overrides, "run_name=straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    final = load_checkpoint(ckpt)["state_dict"]
+    expected = load_checkpoint(tmp_path / "checkpoints" / "straight" / "last.ckpt")["state_dict"]
+    different = [k for k in final if not torch.equal(final[k], expected[k])]
+    assert not different, f"stopped at step {stopped_at}: {different[:5]} differ"
 
 
 @pytest.fixture
