@@ -46,6 +46,14 @@ def kill_then_rerun(tool: str, overrides: list[str], ckpt: Path) -> str:
     return proc.stdout
 
 
+def assert_same_weights(ckpt: Path, expected: Path, stopped_at: int) -> None:
+    """Bit-identical weights: a resumed run against one never stopped."""
+    final, want = load_checkpoint(ckpt)["state_dict"], load_checkpoint(expected)["state_dict"]
+    assert final.keys() == want.keys()
+    different = [k for k in final if not torch.equal(final[k], want[k])]
+    assert not different, f"stopped at step {stopped_at}: {different[:5]} differ"
+
+
 def test_kill_gan_training_then_resume(tmp_path: Path) -> None:
     make_real_folder(tmp_path / "real")
     syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
@@ -93,11 +101,7 @@ def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert "dataloader is not resumable" not in rerun.stderr
 
-    final = load_checkpoint(ckpt)["state_dict"]
-    expected = load_checkpoint(tmp_path / "checkpoints" / "straight" / "last.ckpt")["state_dict"]
-    assert final.keys() == expected.keys()
-    different = [k for k in final if not torch.equal(final[k], expected[k])]
-    assert not different, f"killed at step {killed_at}: {different[:5]} differ"
+    assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", killed_at)
 
 
 def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path) -> None:
@@ -141,10 +145,7 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
         return  # saved at an epoch's last step: resumed, but not bit for bit (README, Resume)
     straight = run_tool("train_task", *overrides, "run_name=straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
-    final = load_checkpoint(ckpt)["state_dict"]
-    expected = load_checkpoint(tmp_path / "checkpoints" / "straight" / "last.ckpt")["state_dict"]
-    different = [k for k in final if not torch.equal(final[k], expected[k])]
-    assert not different, f"stopped at step {stopped_at}: {different[:5]} differ"
+    assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", stopped_at)
 
 
 @pytest.fixture
