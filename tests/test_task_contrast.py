@@ -1,0 +1,49 @@
+"""Recall by contrast: faint and dark crack pixels are told apart, and a faint pixel missed
+beside a found crack counts as a rim, one missed away from any as a whole crack missed."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import gan.contrast as contrast
+from synth.io import Sample
+
+
+def two_crack_sample() -> Sample:
+    """Flat grey surface: a dark crack (rows 10-11) whose first 3 columns are faint, and a
+    faint crack on its own (rows 30-31)."""
+    image = np.full((48, 64, 3), 160, np.uint8)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:12, :] = 1
+    mask[30:32, :] = 1
+    image[10:12, 3:] = 30  # dark
+    image[10:12, :3] = 150  # its faint end, beside the found dark crack
+    image[30:32, :] = 150  # a faint crack on its own
+    return Sample(image, mask)
+
+
+def test_contrast_is_the_darkening_against_the_surface() -> None:
+    s = two_crack_sample()
+    c = contrast.crack_contrast(s.image, s.semantic).reshape(4, 64)
+    assert np.allclose(c[:2, 3:], 130, atol=2)  # 160 - 30
+    assert np.allclose(c[2:], 10, atol=2)  # 160 - 150
+
+
+def test_faint_misses_split_into_rims_and_whole_cracks(monkeypatch) -> None:
+    s = two_crack_sample()
+
+    def predicts_the_dark_crack(model, samples, eval_size, batch_size):
+        prob = torch.zeros(48, 64)
+        prob[10:12, 3:] = 1.0
+        yield 0, prob, s.image
+
+    monkeypatch.setattr(contrast, "crack_probabilities", predicts_the_dark_crack)
+    r = contrast.recall_by_contrast(None, [s], contrast.sample_contrasts([s]), None, near_px=3)
+    assert r["recall"] == 122 / 256
+    # faint pixels: 6 at the dark crack's end, 128 on the faint crack; quarters by pixel share
+    faint = r["faintest"]
+    assert faint["found"] == 0.0
+    assert 0 < faint["missed_near"] < faint["missed_away"]
+    assert abs(faint["found"] + faint["missed_near"] + faint["missed_away"] - 1) < 1e-9
+    assert r["recall_by_quarter"][-1] == 1.0  # the darkest quarter: all found

@@ -1,0 +1,48 @@
+"""Which crack pixels task models miss: recall by contrast quarter and, in the faintest
+quarter, missed rims (within near_px of a found crack) against whole missed cracks.
+
+python tools/recall_by_contrast.py 'ckpts=[checkpoints/r4800-task-synthetic/last.ckpt]'
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from gan.cli import register_resolvers, run_cli
+from gan.contrast import recall_by_contrast, sample_contrasts
+from gan.evaluate import labeled_samples, load_segmenter, pick_device
+
+register_resolvers()
+
+
+def report(cfg: DictConfig) -> dict:
+    """One line per checkpoint; the figures of docs/experiments.md, session 22."""
+    device = pick_device(cfg.device)
+    models = {str(ckpt): load_segmenter(ckpt, device) for ckpt in cfg.ckpts}  # a bad one fails now
+    samples, _ = labeled_samples(cfg.test_img, cfg.test_lab)
+    contrasts = sample_contrasts(samples)
+    results = {}
+    for ckpt, model in models.items():
+        r = recall_by_contrast(
+            model, samples, contrasts, cfg.eval_size, cfg.batch_size, cfg.threshold, cfg.near_px
+        )
+        quarters = " / ".join(f"{v:.3f}" for v in r["recall_by_quarter"])
+        f = r["faintest"]
+        print(
+            f"{ckpt}: recall {r['recall']:.3f}; by contrast quarter (edges {r['quarter_edges']}) "
+            f"{quarters}; faintest quarter found {f['found']:.3f}, missed within "
+            f"{cfg.near_px} px of a found crack {f['missed_near']:.3f}, "
+            f"missed away {f['missed_away']:.3f}"
+        )
+        results[ckpt] = r
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="recall_by_contrast")
+def main(cfg: DictConfig) -> dict:
+    return run_cli(report, cfg)
+
+
+if __name__ == "__main__":
+    main()
