@@ -7,6 +7,7 @@ batch after it reaches the device (GPU when present).
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from gan.augment import PairedAugment
-from gan.data import random_crop, to_tensor
+from gan.data import random_crop, resumable_loader, to_tensor
 from synth.io import DataError, ImageFolder, ShardedDataset
 
 
@@ -37,10 +38,16 @@ def crack_crop(
 
 
 class UnpairedStream(IterableDataset):
-    """Endless {a_image, a_mask, b_image} crops; each worker and rank draws its own stream.
+    """Endless {a_image, a_mask, b_image} crops; each rank draws its own stream.
 
     Small crops of large synthetic images often miss the crack, which starves the semantic
     loss; ``crack_crop_prob`` of the A crops are therefore placed over a crack pixel.
+
+    Sample ``i`` of a rank's stream is drawn from (seed, rank, i) alone, and the loader's
+    workers take whole batches in turn (batch ``j`` from worker ``j mod workers``, the order
+    the DataLoader reads them in), so the stream is the same whatever the worker count, and a
+    resumed run continues it at the batch it stopped at (``resume_at``) instead of starting
+    over. ``batch_size`` must be the loader's.
     """
 
     def __init__(
@@ -50,35 +57,42 @@ class UnpairedStream(IterableDataset):
         crop_size: int,
         seed: int = 0,
         crack_crop_prob: float = 0.5,
+        batch_size: int = 1,
     ) -> None:
         self.a, self.b, self.crop_size, self.seed = a, b, crop_size, seed
-        self.crack_crop_prob = crack_crop_prob
+        self.crack_crop_prob, self.batch_size = crack_crop_prob, batch_size
+        self.epoch, self.start_batch = 0, 0  # one endless epoch
 
-    def _rng(self) -> random.Random:
-        info = get_worker_info()
-        worker = info.id if info is not None else 0
-        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        return random.Random(hash((self.seed, torch.initial_seed(), rank, worker)))
+    def resume_at(self, epoch: int, start: int) -> None:
+        """Begin the next iteration at sample ``start`` (a multiple of the batch size)."""
+        self.start_batch = int(start) // self.batch_size
+
+    def sample(self, index: int, rank: int = 0) -> dict:
+        """Sample ``index`` of rank ``rank``'s stream."""
+        state = np.random.SeedSequence([self.seed, rank, index]).generate_state(2, np.uint64)
+        rng = random.Random(int(state[0]))
+        gen = torch.Generator().manual_seed(int(state[1]) >> 1)
+        sample_a = self.a[rng.randrange(len(self.a))]
+        image_b = self.b[rng.randrange(len(self.b))].image
+        crop = None
+        if rng.random() < self.crack_crop_prob:
+            crop = crack_crop(sample_a.image, sample_a.semantic, self.crop_size, rng)
+        img_a, mask_a = crop or random_crop(sample_a.image, sample_a.semantic, self.crop_size, gen)
+        dummy = np.zeros(image_b.shape[:2], np.uint8)
+        img_b, _ = random_crop(image_b, dummy, self.crop_size, gen)
+        return {
+            "a_image": to_tensor(img_a),
+            "a_mask": torch.from_numpy(np.ascontiguousarray(mask_a)).long(),
+            "b_image": to_tensor(img_b),
+        }
 
     def __iter__(self) -> Iterator[dict]:
-        rng = self._rng()
-        gen = torch.Generator().manual_seed(rng.getrandbits(63))
-        while True:
-            sample_a = self.a[rng.randrange(len(self.a))]
-            image_b = self.b[rng.randrange(len(self.b))].image
-            crop = None
-            if rng.random() < self.crack_crop_prob:
-                crop = crack_crop(sample_a.image, sample_a.semantic, self.crop_size, rng)
-            img_a, mask_a = crop or random_crop(
-                sample_a.image, sample_a.semantic, self.crop_size, gen
-            )
-            dummy = np.zeros(image_b.shape[:2], np.uint8)
-            img_b, _ = random_crop(image_b, dummy, self.crop_size, gen)
-            yield {
-                "a_image": to_tensor(img_a),
-                "a_mask": torch.from_numpy(np.ascontiguousarray(mask_a)).long(),
-                "b_image": to_tensor(img_b),
-            }
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        for batch in itertools.count(self.start_batch + worker, workers):
+            for k in range(self.batch_size):
+                yield self.sample(batch * self.batch_size + k, rank)
 
 
 def open_domains(
@@ -122,17 +136,27 @@ class UnpairedDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.stream is None:
             a, b = open_domains(self.synthetic_dir, self.real_dir)
-            self.stream = UnpairedStream(a, b, self.crop_size, self.seed, self.crack_crop_prob)
+            self.stream = UnpairedStream(
+                a, b, self.crop_size, self.seed, self.crack_crop_prob, self.batch_size
+            )
 
     def train_dataloader(self) -> DataLoader:
+        """Resumable where it stopped: every rank's stream continues at the batch the
+        checkpoint recorded (all ranks train the same number of batches)."""
         self.setup()
-        return DataLoader(
-            self.stream,
+        kwargs = dict(
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            # worker seeds from their own generator, not the global RNG the augmentation
+            # draws from, so a resumed run augments as the uninterrupted one did
+            generator=torch.Generator().manual_seed(self.seed),
         )
+        trainer = self.trainer
+        if trainer is not None:
+            return resumable_loader(trainer, self.stream, **kwargs)
+        return DataLoader(self.stream, **kwargs)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         """Flips/turns on the device; A's image and mask share one draw, B gets its own."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,8 +53,8 @@ class StopOnNonFiniteLoss(pl.Callback):
 
 
 class RandomStateCheckpoint(pl.Callback):
-    """Carry the random state across a resume, so augmentation and mixup draw after a restart
-    what they would have drawn without one (with the data module's resumable loader, a killed
+    """Carry the random state across a resume, so augmentation, mixup and the GAN's image
+    pools draw after a restart what they would have drawn without one (with the data module's resumable loader, a killed
     run ends with the uninterrupted run's weights).
 
     The state is taken at each step's end: the checkpoint itself is written later, once the
@@ -66,7 +67,8 @@ class RandomStateCheckpoint(pl.Callback):
         self._loaded: dict[str, torch.Tensor] = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._taken = {"cpu": torch.get_rng_state()}
+        # python's: the GAN's image pools draw from it
+        self._taken = {"cpu": torch.get_rng_state(), "python": random.getstate()}
         if pl_module.device.type == "cuda":
             self._taken["cuda"] = torch.cuda.get_rng_state(pl_module.device)
 
@@ -82,6 +84,8 @@ class RandomStateCheckpoint(pl.Callback):
         if not loaded or trainer.world_size > 1:
             return
         torch.set_rng_state(loaded["cpu"])
+        if "python" in loaded:
+            random.setstate(loaded["python"])
         if "cuda" in loaded and pl_module.device.type == "cuda":
             torch.cuda.set_rng_state(loaded["cuda"], pl_module.device)
 

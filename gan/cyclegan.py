@@ -156,6 +156,15 @@ class SemanticCycleGAN(pl.LightningModule):
             {"scheduler": s, "interval": "step", "name": n} for s, n in zip(scheds, names)
         ]
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["image_pools"] = {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Pools come back with the weights (checkpoints from before they were saved: empty)."""
+        pools = checkpoint.get("image_pools", {})
+        for name, pool in (("a", self.pool_a), ("b", self.pool_b)):
+            pool.load_state_dict(pools.get(name, {}))
+
     # ------------------------------------------------------------------ step
 
     def _quiet_step(self, optimizer) -> None:

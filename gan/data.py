@@ -5,12 +5,13 @@ GAN and task code get data only from here; they never parse file layouts themsel
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
 
@@ -128,3 +129,31 @@ class SegmentationSamples(Dataset):
             "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(),
             "index": index,
         }
+
+
+class ResumableLoader(DataLoader):
+    """A single-process training loader whose place Lightning saves in each checkpoint and
+    restores before iterating on resume, so a killed run trains on what the uninterrupted run
+    would have, sample for sample. The place is kept by the sampler (:class:`EpochSampler`)
+    or, for an endless stream (the GAN's unpaired crops), by the dataset: either has
+    ``epoch`` and ``resume_at(epoch, start_sample)``."""
+
+    #: batches trained so far in the current epoch (set by :func:`resumable_loader`)
+    batches_trained: Callable[[], int] = staticmethod(lambda: 0)
+
+    @property
+    def position(self):
+        return self.dataset if isinstance(self.dataset, IterableDataset) else self.sampler
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.position.epoch, "batches": int(self.batches_trained())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.position.resume_at(state["epoch"], state["batches"] * self.batch_size)
+
+
+def resumable_loader(trainer: pl.Trainer, *args, **kwargs) -> ResumableLoader:
+    """A ResumableLoader that reads its progress from ``trainer``'s fit loop."""
+    loader = ResumableLoader(*args, **kwargs)
+    loader.batches_trained = lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed
+    return loader

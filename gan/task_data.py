@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 
-from gan.data import EpochSampler, SegmentationSamples, is_sharded, open_samples
+from gan.data import (
+    EpochSampler,
+    SegmentationSamples,
+    is_sharded,
+    open_samples,
+    resumable_loader,
+)
 from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset
 
 
@@ -77,21 +83,6 @@ def train_dirs(train_dir: str | Sequence[str]) -> list[str]:
     if not dirs:
         raise DataError("task_data.train_dir: no training folder given")
     return dirs
-
-
-class ResumableLoader(DataLoader):
-    """The training loader of a single-process run: Lightning saves its ``state_dict`` (epoch,
-    batches trained in it) in each checkpoint and loads it before iterating on resume, so a run
-    killed mid-epoch trains on the rest of that epoch, crop for crop, as if never stopped."""
-
-    #: batches trained so far in the current epoch; set by the data module (it sees the trainer)
-    batches_trained: Callable[[], int] = staticmethod(lambda: 0)
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.sampler.epoch, "batches": int(self.batches_trained())}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sampler.resume_at(state["epoch"], state["batches"] * self.batch_size)
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -178,9 +169,8 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------- loaders
 
-    def _loader(self, dataset, batch_size: int, train: bool, cls=DataLoader) -> DataLoader:
-        return cls(
-            dataset,
+    def _loader(self, dataset, batch_size: int, train: bool, trainer=None) -> DataLoader:
+        kwargs = dict(
             batch_size=batch_size,
             sampler=EpochSampler(len(dataset), self.seed) if train else None,
             drop_last=train and len(dataset) >= batch_size,
@@ -191,19 +181,17 @@ class SegmentationDataModule(pl.LightningDataModule):
             # draws its augmentations exactly where the uninterrupted one did.
             generator=torch.Generator().manual_seed(self.seed),
         )
+        if trainer is not None:
+            return resumable_loader(trainer, dataset, **kwargs)
+        return DataLoader(dataset, **kwargs)
 
     def train_dataloader(self) -> DataLoader:
         """Resumable mid-epoch in a single process. Under DDP Lightning wraps the sampler in its
         distributed one, which splits the epoch across ranks: a resume there starts a fresh
         epoch order (Lightning warns)."""
         trainer = self.trainer
-        if trainer is None or trainer.world_size > 1:
-            return self._loader(self.train_set, self.batch_size, True)
-        loader = self._loader(self.train_set, self.batch_size, True, cls=ResumableLoader)
-        loader.batches_trained = lambda: (
-            trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        )
-        return loader
+        single = trainer is not None and trainer.world_size == 1
+        return self._loader(self.train_set, self.batch_size, True, trainer if single else None)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, False)

@@ -68,6 +68,43 @@ def test_kill_gan_training_then_resume(tmp_path: Path) -> None:
     assert [p.stem[-6:] for p in images] == [f"{s:06d}" for s in range(1, STEPS + 1)]
 
 
+def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path) -> None:
+    """After a kill the GAN draws the same crops, augmentations and pooled fakes as a run never
+    stopped: the stream continues where the checkpoint left it, the image pools are saved
+    with the weights, and so is the random state the pools draw from."""
+    steps = 40
+    make_real_folder(tmp_path / "real")
+    syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
+    overrides = [
+        *gan_overrides(tmp_path, syn, steps),
+        FLUSH,
+        "gan.pool_size=3",  # full after 2 steps of 2: later steps swap pooled fakes
+        "gan.log_images_every_n_steps=0",
+        "gan_data.num_workers=2",
+    ]
+    straight = run_tool("train_gan", *overrides, "run_name=straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed = [*overrides, "run_name=killed"]
+    ckpt = tmp_path / "checkpoints" / "killed" / "last.ckpt"
+    metrics = tmp_path / "logs" / "killed" / "metrics.csv"
+
+    def three_steps_logged() -> bool:
+        return metrics.is_file() and len(logged_steps(metrics, "train/total")) >= 3
+
+    assert kill_when("train_gan", killed, three_steps_logged), "train_gan finished before the kill"
+    saved = load_checkpoint(ckpt)
+    killed_at = saved["global_step"]
+    assert 2 <= killed_at < steps, killed_at
+    assert len(saved["image_pools"]["b"]["images"]) == 3
+    rerun = run_tool("train_gan", *killed)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in rerun.stderr
+    assert "dataloader is not resumable" not in rerun.stderr
+
+    assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", killed_at)
+
+
 def test_kill_task_training_then_resume(tmp_path: Path) -> None:
     make_real_folder(tmp_path / "real")
     overrides = [*task_overrides(tmp_path, STEPS), FLUSH]

@@ -9,10 +9,12 @@ from pathlib import Path
 from _cli_fixtures import TINY_GAN
 from _gan_fixtures import make_real, make_synthetic
 
+from gan.checkpoint import load_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_train_gan_ddp_cpu_two_processes(tmp_path):
+def test_train_gan_ddp_cpu_two_processes_and_resume(tmp_path):
     syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2)
     real = make_real(tmp_path / "real", n=3)
     cmd = [
@@ -34,3 +36,14 @@ def test_train_gan_ddp_cpu_two_processes(tmp_path):
     assert (tmp_path / "checkpoints" / "adapt" / "last.ckpt").is_file()
     images = list((tmp_path / "logs" / "adapt").rglob("images/*.png"))
     assert len(images) == 2  # rank 0 only, one grid per step
+
+    # rerun longer: both ranks resume, and their streams' place is saved again at the end
+    more = [c if c != "trainer.max_steps=2" else "trainer.max_steps=4" for c in cmd]
+    proc = subprocess.run(more, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in proc.stderr
+    saved = load_checkpoint(tmp_path / "checkpoints" / "adapt" / "last.ckpt")
+    assert saved["global_step"] == 4
+    assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"epoch": 0, "batches": 4}
+    ]
