@@ -90,6 +90,34 @@ class RandomStateCheckpoint(pl.Callback):
             torch.cuda.set_rng_state(loaded["cuda"], pl_module.device)
 
 
+def epoch_finished(fit_loop: dict) -> bool:
+    """The loop state was saved between epochs: the last one's end ran, the next has not begun
+    (a SIGTERM after an epoch's last batch is saved there)."""
+    current = fit_loop.get("epoch_progress", {}).get("current", {})
+    return bool(current) and current.get("ready") == current.get("completed")
+
+
+def start_next_epoch(fit_loop: dict) -> None:
+    """Record the within-epoch counters as the next epoch's start, as a periodic save made at
+    the next epoch's first batch records them. Left at the finished epoch's end, they made
+    Lightning resume one batch into an epoch already over, and draw every later epoch under
+    another number than the uninterrupted run did."""
+
+    def zero(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "current" and isinstance(value, dict):
+                    node[key] = {k: 0 for k in value}
+                elif key == "is_last_batch":
+                    node[key] = False
+                else:
+                    zero(value)
+
+    for key, value in fit_loop.items():
+        if key.startswith("epoch_loop.") and not key.startswith("epoch_loop.val_loop."):
+            zero(value)
+
+
 def last_checkpoint(trainer: pl.Trainer) -> str | None:
     for cb in trainer.checkpoint_callbacks:
         dirpath = getattr(cb, "dirpath", None)
@@ -150,7 +178,10 @@ class StepCheckpoint(ModelCheckpoint):
         """Record the batch fetched for the next step as not fetched: saved from
         ``on_train_batch_start``, the loop state would otherwise tell a resumed run that a
         batch was in flight, and Lightning would shift its logging step by one."""
-        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress")
+        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+        progress = fit_loop.get("epoch_loop.batch_progress")
         for counts in (progress or {}).values():
             if isinstance(counts, dict) and counts.get("ready", 0) > counts.get("started", 0):
                 counts["ready"] = counts["started"]
+        if progress and progress.get("is_last_batch") and epoch_finished(fit_loop):
+            start_next_epoch(fit_loop)

@@ -7,11 +7,13 @@ complete, valid outputs. Rendering has its own kill test in test_synth_render.py
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from _cli_fixtures import (
+    ROOT,
     gan_overrides,
     kill_when,
     make_real_folder,
@@ -132,13 +134,43 @@ def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     killed = [*overrides, "run_name=killed"]
     assert kill_when("train_task", killed, ckpt.is_file), "train_task finished before the kill"
     killed_at = load_checkpoint(ckpt)["global_step"]
-    assert 0 < killed_at < 6, killed_at  # mid-epoch (a save at an epoch's last step: README)
+    assert 0 < killed_at < 6, killed_at  # mid-epoch (between epochs: the SIGTERM test below)
     rerun = run_tool("train_task", *killed)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert "dataloader is not resumable" not in rerun.stderr
 
     assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", killed_at)
+
+
+def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
+    tmp_path: Path,
+) -> None:
+    """Stopped between epochs, Lightning's loop state still described the finished epoch's last
+    batch: the resumed loop ran one batch more of it and drew every later epoch under another
+    number. The checkpoint now records the next epoch's start, as a periodic save there does."""
+    steps = 9  # 6 batches an epoch (12 photos, batch 2): stopped right after the first epoch
+    make_real_folder(tmp_path / "real", n=12)
+    overrides = [*task_overrides(tmp_path, steps), FLUSH, "task.mixup_alpha=0.4"]
+    straight = run_tool("train_task", *overrides, "run_name=straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    stopped = [*overrides, "run_name=stopped", "callbacks.model_checkpoint.every_n_train_steps=100"]
+    stop = ["+callbacks.stop._target_=_stop_at_step.SigtermAtStep", "+callbacks.stop.step=6"]
+    paths = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    first = run_tool("train_task", *stopped, *stop, PYTHONPATH=paths)
+    assert first.returncode == 143, first.stderr[-3000:]
+    ckpt = tmp_path / "checkpoints" / "stopped" / "last.ckpt"
+    assert load_checkpoint(ckpt)["global_step"] == 6  # saved by the SIGTERM, not periodically
+    rerun = run_tool("train_task", *stopped)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in rerun.stderr
+    assert load_checkpoint(ckpt)["epoch"] == load_checkpoint(straight_ckpt(tmp_path))["epoch"]
+    assert_same_weights(ckpt, straight_ckpt(tmp_path), 6)
+
+
+def straight_ckpt(tmp_path: Path) -> Path:
+    return tmp_path / "checkpoints" / "straight" / "last.ckpt"
 
 
 def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path) -> None:
@@ -178,8 +210,6 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
     assert logged_steps(metrics, "train/loss") == list(range(steps))
     assert [p.name for p in ckpt.parent.iterdir()] == ["last.ckpt"]  # no last-v1.ckpt beside it
 
-    if stopped_at % 20 == 0:
-        return  # saved at an epoch's last step: resumed, but not bit for bit (README, Resume)
     straight = run_tool("train_task", *overrides, "run_name=straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
     assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", stopped_at)

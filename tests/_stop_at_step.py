@@ -1,0 +1,21 @@
+"""A callback the fault tests add to a tool's run (``+callbacks.stop._target_=...``) to stop it
+at an exact step, where a signal sent from outside lands wherever the run happens to be."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import lightning.pytorch as pl
+
+
+class SigtermAtStep(pl.Callback):
+    """Send this process SIGTERM once ``step`` optimizer steps are done, as a scheduler's
+    time limit would; Lightning stops after the batch in flight."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
