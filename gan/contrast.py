@@ -39,11 +39,18 @@ def recall_by_contrast(
     batch_size: int = 4,
     threshold: float = 0.5,
     near_px: int = 2,
+    edges: Sequence[float] | None = None,
 ) -> dict:
     """Recall per contrast quarter (faintest first, edges over all labelled pixels), and the
     faintest quarter split into found / missed within ``near_px`` of a found crack / missed.
-    ``contrasts``: :func:`sample_contrasts` of ``samples``."""
-    edges = np.quantile(np.concatenate(contrasts), [0.25, 0.5, 0.75])
+    ``contrasts``: :func:`sample_contrasts` of ``samples``. ``edges``: three fixed band
+    edges instead of this set's quarters, to compare two sets (synthetic scenes against
+    the photos) band for band."""
+    if edges is None:
+        edges = np.quantile(np.concatenate(contrasts), [0.25, 0.5, 0.75])
+    elif len(edges) != 3 or list(edges) != sorted(edges):
+        raise ValueError(f"edges={list(edges)}: three increasing contrast values expected")
+    edges = np.asarray(edges, dtype=np.float64)
     near_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * near_px + 1,) * 2)
     found, quarter, near = [], [], []
     for i, prob, _ in crack_probabilities(model, samples, eval_size, batch_size):
@@ -57,8 +64,12 @@ def recall_by_contrast(
     share = faint.sum() or 1
     return {
         "recall": float(found.mean()),
+        "share_by_quarter": [float((quarter == q).mean()) for q in range(4)],
         "quarter_edges": [round(float(e), 1) for e in edges],
-        "recall_by_quarter": [float(found[quarter == q].mean()) for q in range(4)],
+        "recall_by_quarter": [  # nan: no crack pixel in that band (fixed edges)
+            float(found[quarter == q].mean()) if (quarter == q).any() else float("nan")
+            for q in range(4)
+        ],
         "faintest": {
             "found": float(found[faint].sum() / share),
             "missed_near": float((~found & near)[faint].sum() / share),

@@ -4,6 +4,7 @@ beside a found crack counts as a rim, one missed away from any as a whole crack 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import gan.contrast as contrast
@@ -47,3 +48,21 @@ def test_faint_misses_split_into_rims_and_whole_cracks(monkeypatch) -> None:
     assert 0 < faint["missed_near"] < faint["missed_away"]
     assert abs(faint["found"] + faint["missed_near"] + faint["missed_away"] - 1) < 1e-9
     assert r["recall_by_quarter"][-1] == 1.0  # the darkest quarter: all found
+
+
+def test_fixed_band_edges_compare_two_sets_band_for_band(monkeypatch) -> None:
+    """Given edges, a pixel's band is its contrast against them, not its rank in this set."""
+    s = two_crack_sample()
+
+    def finds_everything(model, samples, eval_size, batch_size):
+        yield 0, torch.from_numpy((s.semantic == 1).astype(np.float32)), s.image
+
+    monkeypatch.setattr(contrast, "crack_probabilities", finds_everything)
+    contrasts = contrast.sample_contrasts([s])
+    r = contrast.recall_by_contrast(None, [s], contrasts, None, edges=[50, 100, 120])
+    assert r["quarter_edges"] == [50.0, 100.0, 120.0]
+    assert r["share_by_quarter"] == [134 / 256, 0.0, 0.0, 122 / 256]  # faint ~10, dark ~130
+    assert r["recall_by_quarter"][0] == r["recall_by_quarter"][3] == 1.0
+    assert np.isnan(r["recall_by_quarter"][1])  # an empty band says so
+    with pytest.raises(ValueError, match="three increasing"):
+        contrast.recall_by_contrast(None, [s], contrasts, None, edges=[100, 50, 120])

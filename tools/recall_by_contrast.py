@@ -2,6 +2,8 @@
 quarter, missed rims (within near_px of a found crack) against whole missed cracks.
 
 python tools/recall_by_contrast.py 'ckpts=[checkpoints/r4800-task-synthetic/last.ckpt]'
+python tools/recall_by_contrast.py test_img=outputs/heldout7 test_lab=null eval_size=null \
+    'quarter_edges=[61,97,129]' 'ckpts=[...]'   # held-out scenes, in the photos' bands
 """
 
 from __future__ import annotations
@@ -25,13 +27,21 @@ def report(cfg: DictConfig) -> dict:
     results = {}
     for ckpt, model in models.items():
         r = recall_by_contrast(
-            model, samples, contrasts, cfg.eval_size, cfg.batch_size, cfg.threshold, cfg.near_px
+            model,
+            samples,
+            contrasts,
+            cfg.eval_size,
+            cfg.batch_size,
+            cfg.threshold,
+            cfg.near_px,
+            cfg.quarter_edges,
         )
         quarters = " / ".join(f"{v:.3f}" for v in r["recall_by_quarter"])
+        shares = " / ".join(f"{v:.3f}" for v in r["share_by_quarter"])
         f = r["faintest"]
         print(
-            f"{ckpt}: recall {r['recall']:.3f}; by contrast quarter (edges {r['quarter_edges']}) "
-            f"{quarters}; faintest quarter found {f['found']:.3f}, missed within "
+            f"{ckpt}: recall {r['recall']:.3f}; by contrast quarter (edges {r['quarter_edges']}, "
+            f"shares {shares}) {quarters}; faintest quarter found {f['found']:.3f}, missed within "
             f"{cfg.near_px} px of a found crack {f['missed_near']:.3f}, "
             f"missed away {f['missed_away']:.3f}"
         )
