@@ -168,12 +168,13 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
 
     d = dirs(cfg)
     t = cfg.stages.translate
-    done = read_card(d["adapted"]).get("translation", {})
-    if done.get("checkpoint_sha256") == file_digest(ckpt):
+    card = read_card(d["adapted"])
+    done = card.get("translation", {})
+    if done.get("checkpoint_sha256") == file_digest(ckpt) and same_source(card, d["synthetic"]):
         log(f"translate: complete for this generator, skipped ({d['adapted']})")
     else:
-        if done:  # a newer generator: old translations are stale
-            why = "made by another generator than the adapt stage's"
+        if done:  # a newer generator or a re-rendered set: old translations are stale
+            why = "made by another generator than the adapt stage's, or from other scenes"
             refuse_linked_outputs("translate", [d["adapted"]], why)
             shutil.rmtree(d["adapted"])
         log(f"translate: {d['synthetic']} -> {d['adapted']}")
@@ -182,6 +183,16 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
     if t.measure.enabled and not set(GAP_KEYS) <= set(measured):
         measure_stage_translation(cfg)
     return done
+
+
+def same_source(adapted_card: dict, synthetic_dir: Path) -> bool:
+    """The translated set was made from the synthetic set now in place: its card is the
+    source's card plus the translation's entries. A generator retrained on re-rendered scenes
+    can come out byte-identical (it may draw only scenes the change left alone), so the
+    generator's digest alone does not say the translations are current."""
+    made_from = {k: v for k, v in adapted_card.items() if k not in ("translation", *MEASURED_ONLY)}
+    source = {k: v for k, v in read_card(synthetic_dir).items() if k not in MEASURED_ONLY}
+    return made_from == source
 
 
 def measure_stage_translation(cfg: DictConfig) -> dict:

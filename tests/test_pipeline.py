@@ -334,6 +334,33 @@ def test_translations_linked_from_another_run_are_refused_when_the_generator_cha
     assert (elsewhere / "dataset_card.json").is_file()
 
 
+def test_translations_of_other_scenes_are_stale_even_from_the_same_generator(tmp_path):
+    """A GAN retrained on re-rendered scenes can be byte-identical to the old one (it may draw
+    only scenes the change left alone); the translations of the old scenes are still stale."""
+    from gan.checkpoint import file_digest
+
+    out = tmp_path / "run"
+    (out / "synthetic").mkdir(parents=True)
+    write_json_atomic(out / "synthetic" / "dataset_card.json", {"config": {"p_no_crack": 0.5}})
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"one generator")
+    elsewhere = tmp_path / "other" / "adapted"  # linked, so staleness is refused, not deleted
+    elsewhere.mkdir(parents=True)
+    made = {"translation": {"checkpoint_sha256": file_digest(ckpt)}, "domain_gap": {"after": 1}}
+    (out / "adapted").symlink_to(elsewhere)
+    cfg = OmegaConf.create(
+        {
+            "paths": {"output_dir": str(out), "ckpt_dir": str(tmp_path)},
+            "stages": {"adapt": {"run_name": "adapt"}, "translate": {"measure": {"enabled": 0}}},
+        }
+    )
+    write_json_atomic(elsewhere / "dataset_card.json", {**made, "config": {"p_no_crack": 0.5}})
+    assert stage_translate(cfg, ckpt)["checkpoint_sha256"] == file_digest(ckpt)  # current
+    write_json_atomic(elsewhere / "dataset_card.json", {**made, "config": {"p_no_crack": 0.15}})
+    with pytest.raises(ConfigError, match=r"translate: .*from other scenes.*links to"):
+        stage_translate(cfg, ckpt)
+
+
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
     runs = [
         {"source": "adapted", "seed": s, "f1": f, "tol_f1": f, "crack_iou": f, "miou": f}
