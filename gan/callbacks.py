@@ -54,8 +54,8 @@ class StopOnNonFiniteLoss(pl.Callback):
 
 class RandomStateCheckpoint(pl.Callback):
     """Carry the random state across a resume, so augmentation, mixup and the GAN's image
-    pools draw after a restart what they would have drawn without one (with the data module's resumable loader, a killed
-    run ends with the uninterrupted run's weights).
+    pools draw after a restart what they would have drawn without one (with the data
+    module's resumable loader, a killed run ends with the uninterrupted run's weights).
 
     The state is taken at each step's end: the checkpoint itself is written later, once the
     next batch has been augmented (StepCheckpoint). Single process only: under DDP every rank

@@ -132,11 +132,12 @@ class SegmentationSamples(Dataset):
 
 
 class ResumableLoader(DataLoader):
-    """A single-process training loader whose place Lightning saves in each checkpoint and
-    restores before iterating on resume, so a killed run trains on what the uninterrupted run
-    would have, sample for sample. The place is kept by the sampler (:class:`EpochSampler`)
-    or, for an endless stream (the GAN's unpaired crops), by the dataset: either has
-    ``epoch`` and ``resume_at(epoch, start_sample)``."""
+    """A training loader whose place Lightning saves in each checkpoint and restores before
+    iterating on resume, so a killed run trains on what the uninterrupted run would have,
+    sample for sample. The place is kept by the sampler (:class:`EpochSampler`, single
+    process: under DDP Lightning wraps it) or, for an endless stream (the GAN's unpaired
+    crops, each rank its own), by the dataset: either has ``epoch`` and
+    ``resume_at(epoch, start_sample)``."""
 
     #: batches trained so far in the current epoch (set by :func:`resumable_loader`)
     batches_trained: Callable[[], int] = staticmethod(lambda: 0)

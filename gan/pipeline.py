@@ -185,16 +185,6 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
     return done
 
 
-def same_source(adapted_card: dict, synthetic_dir: Path) -> bool:
-    """The translated set was made from the synthetic set now in place: its card is the
-    source's card plus the translation's entries. A generator retrained on re-rendered scenes
-    can come out byte-identical (it may draw only scenes the change left alone), so the
-    generator's digest alone does not say the translations are current."""
-    made_from = {k: v for k, v in adapted_card.items() if k not in ("translation", *MEASURED_ONLY)}
-    source = {k: v for k, v in read_card(synthetic_dir).items() if k not in MEASURED_ONLY}
-    return made_from == source
-
-
 def measure_stage_translation(cfg: DictConfig) -> dict:
     """The translated set's distance to the real photos and its grey shifts, into its card."""
     from gan.translate import describe_gap, measure_translation
@@ -211,16 +201,31 @@ def measure_stage_translation(cfg: DictConfig) -> dict:
 MEASURED_ONLY = ("domain_gap", "scored_against")
 
 
+def described_data(card: dict, *also_drop: str) -> dict:
+    """A dataset card less the measurements added to it later (and ``also_drop``): what
+    says which data a folder holds."""
+    return {k: v for k, v in card.items() if k not in (*MEASURED_ONLY, *also_drop)}
+
+
+def same_source(adapted_card: dict, synthetic_dir: Path) -> bool:
+    """The translated set was made from the synthetic set now in place: its card is the
+    source's card plus the translation's entries. A generator retrained on re-rendered scenes
+    can come out byte-identical (it may draw only scenes the change left alone), so the
+    generator's digest alone does not say the translations are current."""
+    made_from = described_data(adapted_card, "translation")
+    return made_from == described_data(read_card(synthetic_dir))
+
+
 def data_fingerprint(stage: DictConfig) -> dict:
     """What a task model was trained on: the folders and their dataset cards (render spec,
     translation checkpoint digest), so new training data is never met by an old checkpoint.
     A measurement added to a card later (tools/translate.py's domain gap) changes nothing."""
-
-    def card(folder: str) -> dict:
-        return {k: v for k, v in read_card(folder).items() if k not in MEASURED_ONLY}
-
     folders = train_dirs(stage.task_data.train_dir)
-    return {"train_dirs": [{"dir": str(Path(f).resolve()), "card": card(f)} for f in folders]}
+    return {
+        "train_dirs": [
+            {"dir": str(Path(f).resolve()), "card": described_data(read_card(f))} for f in folders
+        ]
+    }
 
 
 def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,16 @@ def assert_same_weights(ckpt: Path, expected: Path, stopped_at: int) -> None:
     assert not different, f"stopped at step {stopped_at}: {different[:5]} differ"
 
 
+def straight_ckpt(tmp_path: Path) -> Path:
+    """``last.ckpt`` of the reference run (``run_name=straight``), never stopped."""
+    return tmp_path / "checkpoints" / "straight" / "last.ckpt"
+
+
+def steps_logged(metrics_csv: Path, column: str, count: int) -> Callable[[], bool]:
+    """Ready once ``count`` steps of ``column`` are in ``metrics.csv``: a stop lands after them."""
+    return lambda: metrics_csv.is_file() and len(logged_steps(metrics_csv, column)) >= count
+
+
 def test_kill_gan_training_then_resume(tmp_path: Path) -> None:
     make_real_folder(tmp_path / "real")
     syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
@@ -90,11 +101,8 @@ def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path
     killed = [*overrides, "run_name=killed"]
     ckpt = tmp_path / "checkpoints" / "killed" / "last.ckpt"
     metrics = tmp_path / "logs" / "killed" / "metrics.csv"
-
-    def three_steps_logged() -> bool:
-        return metrics.is_file() and len(logged_steps(metrics, "train/total")) >= 3
-
-    assert kill_when("train_gan", killed, three_steps_logged), "train_gan finished before the kill"
+    ready = steps_logged(metrics, "train/total", 3)
+    assert kill_when("train_gan", killed, ready), "train_gan finished before the kill"
     saved = load_checkpoint(ckpt)
     killed_at = saved["global_step"]
     assert 2 <= killed_at < steps, killed_at
@@ -104,7 +112,7 @@ def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert "dataloader is not resumable" not in rerun.stderr
 
-    assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", killed_at)
+    assert_same_weights(ckpt, straight_ckpt(tmp_path), killed_at)
 
 
 def test_kill_task_training_then_resume(tmp_path: Path) -> None:
@@ -140,7 +148,7 @@ def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert "dataloader is not resumable" not in rerun.stderr
 
-    assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", killed_at)
+    assert_same_weights(ckpt, straight_ckpt(tmp_path), killed_at)
 
 
 def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
@@ -169,10 +177,6 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     assert_same_weights(ckpt, straight_ckpt(tmp_path), 6)
 
 
-def straight_ckpt(tmp_path: Path) -> Path:
-    return tmp_path / "checkpoints" / "straight" / "last.ckpt"
-
-
 def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path) -> None:
     """SIGTERM (preemption, a time limit, ``kill``) must not look like success, and the steps
     since the last periodic checkpoint must not be lost: the rerun continues from the step
@@ -186,12 +190,8 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
     ]
     metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
     ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
-
-    def three_steps_logged() -> bool:
-        return metrics.is_file() and len(logged_steps(metrics, "train/loss")) >= 3
-
     log = tmp_path / "stopped.log"
-    code = terminate_when("train_task", overrides, three_steps_logged, log)
+    code = terminate_when("train_task", overrides, steps_logged(metrics, "train/loss", 3), log)
     assert code is not None, "train_task finished before the SIGTERM"
     stderr = log.read_text()
     assert code == 143, stderr[-3000:]
@@ -212,7 +212,7 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
 
     straight = run_tool("train_task", *overrides, "run_name=straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
-    assert_same_weights(ckpt, tmp_path / "checkpoints" / "straight" / "last.ckpt", stopped_at)
+    assert_same_weights(ckpt, straight_ckpt(tmp_path), stopped_at)
 
 
 @pytest.fixture

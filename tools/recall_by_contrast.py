@@ -19,7 +19,7 @@ register_resolvers()
 
 
 def report(cfg: DictConfig) -> dict:
-    """One line per checkpoint; the figures of docs/experiments.md, session 22."""
+    """One line per checkpoint; the figures of docs/experiments.md, sessions 22-23."""
     device = pick_device(cfg.device)
     models = {str(ckpt): load_segmenter(ckpt, device) for ckpt in cfg.ckpts}  # a bad one fails now
     samples, _ = labeled_samples(cfg.test_img, cfg.test_lab)
