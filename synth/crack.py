@@ -43,6 +43,7 @@ class CrackLayer:
     coverage: np.ndarray
     instance: np.ndarray | None
     radius: np.ndarray
+    inner: np.ndarray  # 0 on the rim, rising to 1 one radius inside it (edge_fade's ramp)
 
 
 def smooth_series(rng: np.random.Generator, n: int, knot_every: float, sigma: float) -> np.ndarray:
@@ -156,7 +157,7 @@ def rasterize(paths: list[CrackPath], size: int, rough: np.ndarray) -> CrackLaye
     rmax = float(radius_img.max())
     if rmax <= 0:
         zero = np.zeros((size, size), np.float32)
-        return CrackLayer(zero, None, zero)
+        return CrackLayer(zero, None, zero, zero)
     centre = radius_img > 0
     dist = cv2.distanceTransform(np.uint8(1) - centre.view(np.uint8), cv2.DIST_L2, 5)
     # Radius of the crack nearby: grey dilation (max over a window that covers the widest
@@ -168,10 +169,11 @@ def rasterize(paths: list[CrackPath], size: int, rough: np.ndarray) -> CrackLaye
     rough *= 0.4 + 0.12 * near_r
     rough += near_r
     rough -= dist
+    inner = np.clip(rough / np.maximum(near_r, np.float32(1.0)), 0.0, 1.0)
     rough += np.float32(0.5)
     cov = np.clip(rough, 0.0, 1.0, out=rough)
     instance = None if single else cv2.dilate(inst_img, kernel)
-    return CrackLayer(cov, instance, near_r)
+    return CrackLayer(cov, instance, near_r, inner)
 
 
 def render_cracks(k: Knobs, size: int) -> CrackLayer:
@@ -197,6 +199,9 @@ def shade(k: Knobs, rgb: np.ndarray, layer: CrackLayer) -> tuple[np.ndarray, np.
         return rgb * (1 - mix) + fill * mix, 1.0 - 0.6 * rim
     depth = value_noise(rng, size, 6, scale=k("depth_variation")) + 1.0
     depth *= np.float32(k("depth")) * (0.55 + 0.45 * np.clip(layer.radius / 2.5, 0.0, 1.0))
+    fade = k("edge_fade")
+    if fade:  # a V-shaped section: labelled rims much fainter than the core, as in DeepCrack
+        depth *= 1.0 - np.float32(fade) * np.square(1.0 - layer.inner)
     dark = np.clip(depth, 0.0, 0.97) * cov
     dark += k("halo_strength") * blurred * (1.0 - cov)
     dark -= k("rim_brightness") * rim

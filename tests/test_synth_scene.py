@@ -143,3 +143,24 @@ def test_every_distractor_renders_on_tiny_images(size: int) -> None:
     for index in range(8):
         sample = render_crack_scene(cfg, 0, index)
         assert sample.image.shape == (size, size, 3)
+
+
+def test_edge_fade_lightens_the_rims_and_keeps_the_core_and_the_mask() -> None:
+    # A constant knob draws nothing from the RNG, so both configs draw the same scenes.
+    flat, faded = tiny_config(p_no_crack=0.0), tiny_config(p_no_crack=0.0)
+    for cfg in (flat, faded):
+        cfg["size"] = 128
+        cfg["crack"].update(p_filled=0.0, width=12.0, width_variation=0.0, depth_variation=0.0)
+        cfg["camera"].update(p_blur=0.0, noise_sigma=0.0, p_jpeg=0.0, p_perspective=0.0)
+    faded["crack"]["edge_fade"] = 0.6
+    rim_gain, core_gain = [], []
+    for i in range(4):
+        a, b = render_crack_scene(flat, 5, i), render_crack_scene(faded, 5, i)
+        assert np.array_equal(a.semantic, b.semantic)
+        crack = (a.semantic == 1).astype(np.uint8)
+        d = cv2.distanceTransform(crack, cv2.DIST_L2, 5)
+        lift = b.image.astype(np.float32).mean(2) - a.image.astype(np.float32).mean(2)
+        rim_gain.append(lift[(d > 0) & (d < 1.5)].mean())
+        core_gain.append(lift[d >= 5].mean())
+    assert min(rim_gain) > 10  # grey levels lighter on the rim
+    assert all(c < 0.3 * r for r, c in zip(rim_gain, core_gain, strict=True))
