@@ -11,6 +11,10 @@ Definitions (identical for synthetic and real sets, so only the comparison matte
   hold much of it while being a small share of the skeleton;
 * contrast: mean grey of background pixels 3-8 px from the crack minus mean grey of crack
   pixels, per image with cracks, then averaged;
+* rim / core darkness: per image with a crack interior, (ring - grey of the crack's edge
+  pixels) / (ring - grey of pixels 2.5 px or more inside), then the median over images. Below
+  1 is a V-shaped section, whose labelled rims are faint although the crack is dark; it says
+  whether a set's faint crack pixels are rims or whole faint cracks (conf/synth/soft_rims.yaml);
 * background brightness/std: grey mean and std of pixels labelled background;
 * texture level: per image, the median |grey - its 15 x 15 neighbourhood mean| over all pixels
   (grey = channel mean), then the median over images. Thin cracks barely move it; what it
@@ -59,16 +63,32 @@ def crack_widths(mask: np.ndarray) -> np.ndarray:
     return 2.0 * dist[skeleton(crack)]
 
 
-def contrast(grey: np.ndarray, mask: np.ndarray) -> float | None:
-    """Mean grey of the 3-8 px background ring around cracks minus mean grey of crack pixels."""
+def ring_grey(grey: np.ndarray, mask: np.ndarray) -> float | None:
+    """Mean grey of the background 3-8 px from the cracks: the surface a crack is seen against."""
     crack = mask == 1
     if not crack.any():
         return None
     dist = cv2.distanceTransform((~crack).astype(np.uint8), cv2.DIST_L2, 5)
     ring = (dist >= 3) & (dist <= 8) & (mask == 0)
-    if not ring.any():
+    return float(grey[ring].mean()) if ring.any() else None
+
+
+def contrast(grey: np.ndarray, mask: np.ndarray) -> float | None:
+    """Mean grey of the 3-8 px background ring around cracks minus mean grey of crack pixels."""
+    ring = ring_grey(grey, mask)
+    return None if ring is None else ring - float(grey[mask == 1].mean())
+
+
+def rim_core_ratio(grey: np.ndarray, mask: np.ndarray, min_core: int = 10) -> float | None:
+    """How dark a crack's labelled edge pixels are against its interior (2.5 px or more in),
+    each as ring grey minus its own mean; None without ``min_core`` interior pixels."""
+    ring = ring_grey(grey, mask)
+    inside = cv2.distanceTransform((mask == 1).astype(np.uint8), cv2.DIST_L2, 5)
+    rim, core = (inside > 0) & (inside < 1.5), inside >= 2.5
+    if ring is None or core.sum() < min_core:
         return None
-    return float(grey[ring].mean() - grey[crack].mean())
+    core_dark = ring - float(grey[core].mean())
+    return (ring - float(grey[rim].mean())) / core_dark if core_dark > 1 else None
 
 
 def texture_level(image: np.ndarray, window: int = TEXTURE_WINDOW) -> float:
@@ -93,6 +113,7 @@ class SetStats:
     bg_mean: list[float] = field(default_factory=list)
     bg_std: list[float] = field(default_factory=list)
     textures: list[float] = field(default_factory=list)
+    rim_ratios: list[float] = field(default_factory=list)
 
     def add(self, image: np.ndarray, mask: np.ndarray) -> None:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -104,6 +125,9 @@ class SetStats:
         c = contrast(grey, mask)
         if c is not None:
             self.contrasts.append(c)
+        r = rim_core_ratio(grey, mask)
+        if r is not None:
+            self.rim_ratios.append(r)
         bg = grey[mask == 0]
         if bg.size:
             self.bg_mean.append(float(bg.mean()))
@@ -128,6 +152,9 @@ class SetStats:
             # the faint tail: a simulator whose mean matches can still lack faint cracks
             "contrast p10 grey": float(np.percentile(self.contrasts, 10))
             if self.contrasts
+            else float("nan"),
+            "rim / core darkness": float(np.median(self.rim_ratios))
+            if self.rim_ratios
             else float("nan"),
             "background grey mean": mean(self.bg_mean),
             "background grey std": mean(self.bg_std),

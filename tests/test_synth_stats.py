@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 from rich.console import Console
 
 from synth.stats import compare_stats, compute_stats, crack_widths, skeleton, texture_level
@@ -82,3 +84,17 @@ def test_texture_level_reads_grain_not_thin_cracks() -> None:
     assert abs(texture_level(cracked) / texture_level(strong) - 1) < 0.1
     stats = compute_stats([(faint, np.zeros((192, 256), np.uint8))])
     assert stats["texture level grey"] == texture_level(faint)
+
+
+def test_rim_core_darkness_reads_the_crack_section() -> None:
+    """A flat 9-px crack reads 1; the same crack with rims half as dark reads 0.5; a crack with
+    no interior (3 px) is left out instead of read as all rim."""
+    mask, thin = band(9), band(3)
+    inside = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    flat = np.full((64, 64, 3), 150, np.uint8)
+    flat[mask == 1] = 50
+    v_shaped = flat.copy()
+    v_shaped[(inside > 0) & (inside < 1.5)] = 100
+    assert compute_stats([(flat, mask)])["rim / core darkness"] == pytest.approx(1.0)
+    assert compute_stats([(v_shaped, mask)])["rim / core darkness"] == pytest.approx(0.5)
+    assert np.isnan(compute_stats([(flat, thin)])["rim / core darkness"])
