@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
@@ -58,22 +58,29 @@ class RandomStateCheckpoint(pl.Callback):
     module's resumable loader, a killed run ends with the uninterrupted run's weights).
 
     The state is taken at each step's end: the checkpoint itself is written later, once the
-    next batch has been augmented (StepCheckpoint). Single process only: under DDP every rank
-    has its own state and only rank 0's would be saved.
+    next batch has been augmented (StepCheckpoint). Under DDP every rank draws from its own
+    state, so the save gathers all ranks' (every rank builds the checkpoint; rank 0 writes it)
+    and each rank takes its own back; a resume on another number of ranks starts fresh.
     """
 
     def __init__(self) -> None:
-        self._taken: dict[str, torch.Tensor] = {}
-        self._loaded: dict[str, torch.Tensor] = {}
+        self._taken: dict = {}
+        self._loaded: dict = {}
+        self._world_size = 1
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         # python's: the GAN's image pools draw from it
         self._taken = {"cpu": torch.get_rng_state(), "python": random.getstate()}
         if pl_module.device.type == "cuda":
             self._taken["cuda"] = torch.cuda.get_rng_state(pl_module.device)
+        self._world_size = trainer.world_size
 
     def state_dict(self) -> dict:
-        return dict(self._taken)
+        if self._world_size == 1:
+            return dict(self._taken)
+        ranks = [None] * self._world_size
+        torch.distributed.all_gather_object(ranks, self._taken)
+        return {"ranks": ranks}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._loaded = dict(state_dict)
@@ -81,13 +88,22 @@ class RandomStateCheckpoint(pl.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         """After the loaders are built and any sanity check ran, before the first batch."""
         loaded, self._loaded = self._loaded, {}
-        if not loaded or trainer.world_size > 1:
+        ranks = loaded.get("ranks", [loaded] if loaded else [])
+        if len(ranks) != trainer.world_size:
+            if ranks:
+                rank_zero_warn(
+                    f"random state saved by {len(ranks)} process(es), resumed on "
+                    f"{trainer.world_size}: augmentation draws differ from an uninterrupted run"
+                )
             return
-        torch.set_rng_state(loaded["cpu"])
-        if "python" in loaded:
-            random.setstate(loaded["python"])
-        if "cuda" in loaded and pl_module.device.type == "cuda":
-            torch.cuda.set_rng_state(loaded["cuda"], pl_module.device)
+        own = ranks[trainer.global_rank]
+        if "cpu" not in own:  # saved before any step ended
+            return
+        torch.set_rng_state(own["cpu"])
+        if "python" in own:
+            random.setstate(own["python"])
+        if "cuda" in own and pl_module.device.type == "cuda":
+            torch.cuda.set_rng_state(own["cuda"], pl_module.device)
 
 
 def epoch_finished(fit_loop: dict) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
 
@@ -52,28 +52,26 @@ def random_crop(
     return image[y : y + size, x : x + size], mask[y : y + size, x : x + size]
 
 
-class EpochSampler(Sampler[tuple[int, int]]):
+class EpochSampler(DistributedSampler):
     """Training order and every crop's seed, drawn from (seed, epoch) alone.
 
     Yields ``(position, crop_seed)`` for :class:`SegmentationSamples`. A crop then no longer
     depends on which worker loads it or on what else drew from the process's RNG, and a run
     killed mid-epoch can draw the rest of that epoch exactly as the uninterrupted run would
     (``resume_at``), instead of a fresh shuffle that repeats some samples and skips others.
+
+    Under DDP each rank takes every ``num_replicas``-th item of the one epoch order (padded by
+    wrapping round, as torch's DistributedSampler pads). Being a DistributedSampler, Lightning
+    uses it as it is instead of wrapping it in one whose place a resume cannot restore.
     """
 
-    def __init__(self, size: int, seed: int = 0) -> None:
-        self.size, self.seed, self.epoch = size, int(seed), 0
+    def __init__(self, size: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(range(size), num_replicas, rank, shuffle=False, seed=int(seed))
+        self.size = size
         self._resume: tuple[int, int] | None = None
 
-    def __len__(self) -> int:
-        return self.size
-
-    def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this at each epoch's start (and the distributed wrapper forwards it)."""
-        self.epoch = int(epoch)
-
     def resume_at(self, epoch: int, start: int) -> None:
-        """Begin the next iteration of ``epoch`` at its ``start``-th sample."""
+        """Begin the next iteration of ``epoch`` at this rank's ``start``-th sample."""
         self.epoch, self._resume = int(epoch), (int(epoch), int(start))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -81,10 +79,13 @@ class EpochSampler(Sampler[tuple[int, int]]):
         gen = torch.Generator().manual_seed(int(state[0]) >> 1)
         order = torch.randperm(self.size, generator=gen).tolist()
         crop_seeds = torch.randint(0, 2**62, (self.size,), generator=gen).tolist()
+        items = list(zip(order, crop_seeds))
+        if self.num_replicas > 1:
+            items = (items * self.num_replicas)[: self.total_size][self.rank :: self.num_replicas]
         epoch, start = self._resume or (self.epoch, 0)
         self._resume = None
         start = start if epoch == self.epoch else 0
-        return iter(list(zip(order, crop_seeds))[start:])
+        return iter(items[start:])
 
 
 class SegmentationSamples(Dataset):
@@ -134,10 +135,9 @@ class SegmentationSamples(Dataset):
 class ResumableLoader(DataLoader):
     """A training loader whose place Lightning saves in each checkpoint and restores before
     iterating on resume, so a killed run trains on what the uninterrupted run would have,
-    sample for sample. The place is kept by the sampler (:class:`EpochSampler`, single
-    process: under DDP Lightning wraps it) or, for an endless stream (the GAN's unpaired
-    crops, each rank its own), by the dataset: either has ``epoch`` and
-    ``resume_at(epoch, start_sample)``."""
+    sample for sample. The place is kept by the sampler (:class:`EpochSampler`, each rank its
+    share) or, for an endless stream (the GAN's unpaired crops, each rank its own), by the
+    dataset: either has ``epoch`` and ``resume_at(epoch, start_sample)``."""
 
     #: batches trained so far in the current epoch (set by :func:`resumable_loader`)
     batches_trained: Callable[[], int] = staticmethod(lambda: 0)

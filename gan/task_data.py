@@ -172,7 +172,7 @@ class SegmentationDataModule(pl.LightningDataModule):
     def _loader(self, dataset, batch_size: int, train: bool, trainer=None) -> DataLoader:
         kwargs = dict(
             batch_size=batch_size,
-            sampler=EpochSampler(len(dataset), self.seed) if train else None,
+            sampler=self._train_sampler(len(dataset), trainer) if train else None,
             drop_last=train and len(dataset) >= batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -185,13 +185,15 @@ class SegmentationDataModule(pl.LightningDataModule):
             return resumable_loader(trainer, dataset, **kwargs)
         return DataLoader(dataset, **kwargs)
 
+    def _train_sampler(self, size: int, trainer) -> EpochSampler:
+        """This rank's share of each epoch's order (all of it in a single process)."""
+        if trainer is None:
+            return EpochSampler(size, self.seed)
+        return EpochSampler(size, self.seed, trainer.world_size, trainer.global_rank)
+
     def train_dataloader(self) -> DataLoader:
-        """Resumable mid-epoch in a single process. Under DDP Lightning wraps the sampler in its
-        distributed one, which splits the epoch across ranks: a resume there starts a fresh
-        epoch order (Lightning warns)."""
-        trainer = self.trainer
-        single = trainer is not None and trainer.world_size == 1
-        return self._loader(self.train_set, self.batch_size, True, trainer if single else None)
+        """Resumable mid-epoch, under DDP too: each rank resumes its share of the epoch."""
+        return self._loader(self.train_set, self.batch_size, True, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, self.eval_batch_size, False)

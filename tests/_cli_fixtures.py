@@ -17,6 +17,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
+
+from gan.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,3 +204,16 @@ def pipeline_overrides(tmp: Path) -> list[str]:
         "task_data.num_workers=0",
         "callbacks.model_checkpoint.every_n_train_steps=1",
     ]
+
+
+def assert_same_weights(ckpt: Path, expected: Path, stopped_at: int) -> None:
+    """Bit-identical weights: a resumed run against one never stopped."""
+    final, want = load_checkpoint(ckpt)["state_dict"], load_checkpoint(expected)["state_dict"]
+    assert final.keys() == want.keys()
+    different = [k for k in final if not torch.equal(final[k], want[k])]
+    assert not different, f"stopped at step {stopped_at}: {different[:5]} differ"
+
+
+def straight_ckpt(tmp_path: Path) -> Path:
+    """``last.ckpt`` of the reference run (``run_name=straight``), never stopped."""
+    return tmp_path / "checkpoints" / "straight" / "last.ckpt"

@@ -19,3 +19,17 @@ class SigtermAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class ExitAtStep(pl.Callback):
+    """Exit at once (no save, no cleanup: a lost node) on every rank alike, once ``step`` steps
+    are done, before the checkpoint callback saves that step (Lightning calls it last): with a
+    save every step, ``last.ckpt`` holds step ``step - 1``. Every rank stops in step, which a
+    SIGKILL sent from outside to a DDP job does not guarantee."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os._exit(1)

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 from _cli_fixtures import (
     ROOT,
+    assert_same_weights,
     gan_overrides,
     kill_when,
     make_real_folder,
     run_tool,
+    straight_ckpt,
     task_overrides,
     terminate_when,
     tree_digest,
@@ -47,19 +48,6 @@ def kill_then_rerun(tool: str, overrides: list[str], ckpt: Path) -> str:
     assert "Restored all states from the checkpoint" in proc.stderr
     assert load_checkpoint(ckpt)["global_step"] == STEPS
     return proc.stdout
-
-
-def assert_same_weights(ckpt: Path, expected: Path, stopped_at: int) -> None:
-    """Bit-identical weights: a resumed run against one never stopped."""
-    final, want = load_checkpoint(ckpt)["state_dict"], load_checkpoint(expected)["state_dict"]
-    assert final.keys() == want.keys()
-    different = [k for k in final if not torch.equal(final[k], want[k])]
-    assert not different, f"stopped at step {stopped_at}: {different[:5]} differ"
-
-
-def straight_ckpt(tmp_path: Path) -> Path:
-    """``last.ckpt`` of the reference run (``run_name=straight``), never stopped."""
-    return tmp_path / "checkpoints" / "straight" / "last.ckpt"
 
 
 def steps_logged(metrics_csv: Path, column: str, count: int) -> Callable[[], bool]:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from _task_fixtures import crack_sample, make_folder, make_shards
 
-from gan.data import open_samples
+from gan.data import EpochSampler, open_samples
 from gan.task_data import SegmentationDataModule, pad_collate
 from synth.io import DataError, write_png, write_shard
 
@@ -145,3 +145,15 @@ def test_training_order_and_crops_follow_seed_and_epoch_not_workers(tmp_path: Pa
     later = loader()
     later.sampler.set_epoch(1)
     assert not torch.equal(torch.cat(first), torch.cat(batches(later)))
+
+
+def test_epoch_sampler_ranks_split_one_order_and_each_resumes_its_share() -> None:
+    whole = list(EpochSampler(10, seed=3))
+    shares = [list(EpochSampler(10, 3, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert shares == [whole[0::2], whole[1::2]]
+    resumed = EpochSampler(10, 3, num_replicas=2, rank=1)
+    resumed.resume_at(0, 2)
+    assert list(resumed) == shares[1][2:]
+    odd = [list(EpochSampler(9, 3, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(odd[0]) == len(odd[1]) == 5  # padded, as DDP needs equal batches per rank
+    assert {p for p, _ in odd[0] + odd[1]} == set(range(9))
