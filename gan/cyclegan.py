@@ -157,13 +157,25 @@ class SemanticCycleGAN(pl.LightningModule):
         ]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["image_pools"] = {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()}
+        """Every rank's pools: under DDP each rank pools the fakes of its own stream (every rank
+        builds the checkpoint, rank 0 writes it)."""
+        pools = {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()}
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if world > 1:
+            ranks = [None] * world
+            torch.distributed.all_gather_object(ranks, pools)
+            pools = {"ranks": ranks}
+        checkpoint["image_pools"] = pools
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Pools come back with the weights (checkpoints from before they were saved: empty)."""
+        """Each rank's pools come back with the weights; empty from a checkpoint saved before
+        they were, or by another number of ranks."""
         pools = checkpoint.get("image_pools", {})
+        ranks = pools.get("ranks", [pools])
+        world = self.trainer.world_size if self._trainer is not None else 1
+        own = ranks[self.global_rank] if len(ranks) == world else {}
         for name, pool in (("a", self.pool_a), ("b", self.pool_b)):
-            pool.load_state_dict(pools.get(name, {}))
+            pool.load_state_dict(own.get(name, {}))
 
     # ------------------------------------------------------------------ step
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from _cli_fixtures import TINY_GAN
 from _gan_fixtures import make_real, make_synthetic
 
@@ -47,3 +48,8 @@ def test_train_gan_ddp_cpu_two_processes_and_resume(tmp_path):
     assert saved["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
         {"epoch": 0, "batches": 4}
     ]
+    # each rank's own image pools and random state, taken back by that rank on a resume
+    pools = saved["image_pools"]["ranks"]
+    assert len(pools) == 2 and len(saved["callbacks"]["RandomStateCheckpoint"]["ranks"]) == 2
+    assert pools[0]["a"]["images"].shape == pools[1]["a"]["images"].shape
+    assert not torch.equal(pools[0]["a"]["images"], pools[1]["a"]["images"])  # own streams
