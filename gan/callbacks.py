@@ -14,6 +14,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from gan.checkpoint import gather_ranks, own_rank
+
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss; the message names the step and the last good checkpoint."""
@@ -76,11 +78,7 @@ class RandomStateCheckpoint(pl.Callback):
         self._world_size = trainer.world_size
 
     def state_dict(self) -> dict:
-        if self._world_size == 1:
-            return dict(self._taken)
-        ranks = [None] * self._world_size
-        torch.distributed.all_gather_object(ranks, self._taken)
-        return {"ranks": ranks}
+        return gather_ranks(dict(self._taken), self._world_size)
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._loaded = dict(state_dict)
@@ -88,15 +86,15 @@ class RandomStateCheckpoint(pl.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         """After the loaders are built and any sanity check ran, before the first batch."""
         loaded, self._loaded = self._loaded, {}
-        ranks = loaded.get("ranks", [loaded] if loaded else [])
-        if len(ranks) != trainer.world_size:
-            if ranks:
-                rank_zero_warn(
-                    f"random state saved by {len(ranks)} process(es), resumed on "
-                    f"{trainer.world_size}: augmentation draws differ from an uninterrupted run"
-                )
+        if not loaded:
             return
-        own = ranks[trainer.global_rank]
+        own = own_rank(loaded, trainer.world_size, trainer.global_rank)
+        if own is None:
+            rank_zero_warn(
+                f"random state saved by {len(loaded.get('ranks', [loaded]))} process(es), resumed on "
+                f"{trainer.world_size}: augmentation draws differ from an uninterrupted run"
+            )
+            return
         if "cpu" not in own:  # saved before any step ended
             return
         torch.set_rng_state(own["cpu"])

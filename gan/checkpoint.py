@@ -42,3 +42,19 @@ def module_state(checkpoint: dict, prefix: str) -> dict[str, torch.Tensor]:
     state = checkpoint.get("state_dict", checkpoint)
     start = prefix.rstrip(".") + "."
     return {k[len(start) :]: v for k, v in state.items() if k.startswith(start)}
+
+
+def gather_ranks(state: dict, world_size: int) -> dict:
+    """A per-process state as a checkpoint holds it: as is in one process, every rank's under
+    DDP (a collective: every rank builds the checkpoint, rank 0 writes it)."""
+    if world_size == 1:
+        return state
+    ranks = [None] * world_size
+    torch.distributed.all_gather_object(ranks, state)
+    return {"ranks": ranks}
+
+
+def own_rank(saved: dict, world_size: int, rank: int) -> dict | None:
+    """This rank's part of a :func:`gather_ranks` state; None if saved on another rank count."""
+    ranks = saved.get("ranks", [saved])
+    return ranks[rank] if len(ranks) == world_size else None

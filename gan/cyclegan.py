@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from gan.checkpoint import gather_ranks, own_rank
 from gan.losses import (
     background_texture_loss,
     consistency_target,
@@ -161,19 +162,14 @@ class SemanticCycleGAN(pl.LightningModule):
         builds the checkpoint, rank 0 writes it)."""
         pools = {"a": self.pool_a.state_dict(), "b": self.pool_b.state_dict()}
         world = self.trainer.world_size if self._trainer is not None else 1
-        if world > 1:
-            ranks = [None] * world
-            torch.distributed.all_gather_object(ranks, pools)
-            pools = {"ranks": ranks}
-        checkpoint["image_pools"] = pools
+        checkpoint["image_pools"] = gather_ranks(pools, world)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Each rank's pools come back with the weights; empty from a checkpoint saved before
         they were, or by another number of ranks."""
         pools = checkpoint.get("image_pools", {})
-        ranks = pools.get("ranks", [pools])
         world = self.trainer.world_size if self._trainer is not None else 1
-        own = ranks[self.global_rank] if len(ranks) == world else {}
+        own = own_rank(pools, world, self.global_rank) or {}
         for name, pool in (("a", self.pool_a), ("b", self.pool_b)):
             pool.load_state_dict(own.get(name, {}))
 
