@@ -73,16 +73,20 @@ def ring_grey(grey: np.ndarray, mask: np.ndarray) -> float | None:
     return float(grey[ring].mean()) if ring.any() else None
 
 
-def contrast(grey: np.ndarray, mask: np.ndarray) -> float | None:
-    """Mean grey of the 3-8 px background ring around cracks minus mean grey of crack pixels."""
-    ring = ring_grey(grey, mask)
+def contrast(grey: np.ndarray, mask: np.ndarray, ring: float | None = None) -> float | None:
+    """Mean grey of the 3-8 px background ring around cracks minus mean grey of crack pixels.
+    ``ring``: the image's ``ring_grey`` when the caller has it (its distance transform is the
+    costly part of both statistics)."""
+    ring = ring_grey(grey, mask) if ring is None else ring
     return None if ring is None else ring - float(grey[mask == 1].mean())
 
 
-def rim_core_ratio(grey: np.ndarray, mask: np.ndarray, min_core: int = 10) -> float | None:
+def rim_core_ratio(
+    grey: np.ndarray, mask: np.ndarray, min_core: int = 10, ring: float | None = None
+) -> float | None:
     """How dark a crack's labelled edge pixels are against its interior (2.5 px or more in),
     each as ring grey minus its own mean; None without ``min_core`` interior pixels."""
-    ring = ring_grey(grey, mask)
+    ring = ring_grey(grey, mask) if ring is None else ring
     inside = cv2.distanceTransform((mask == 1).astype(np.uint8), cv2.DIST_L2, 5)
     rim, core = (inside > 0) & (inside < 1.5), inside >= 2.5
     if ring is None or core.sum() < min_core:
@@ -122,12 +126,12 @@ class SetStats:
         self.crack_free += int(not crack.any())
         self.shares.append(float(crack.mean()))
         self.widths.append(crack_widths(mask))
-        c = contrast(grey, mask)
-        if c is not None:
-            self.contrasts.append(c)
-        r = rim_core_ratio(grey, mask)
-        if r is not None:
-            self.rim_ratios.append(r)
+        ring = ring_grey(grey, mask)
+        if ring is not None:
+            self.contrasts.append(contrast(grey, mask, ring=ring))
+            r = rim_core_ratio(grey, mask, ring=ring)
+            if r is not None:
+                self.rim_ratios.append(r)
         bg = grey[mask == 0]
         if bg.size:
             self.bg_mean.append(float(bg.mean()))
