@@ -38,10 +38,11 @@ CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pr
 SEED_SUFFIX = "-seed"
 
 
-def run_key(row: str, seed: int, seeds: list[int]) -> str:
-    """A row's run folder for one seed. The first seed keeps the plain row name, so adding
-    seeds later reuses finished runs."""
-    return row if seed == seeds[0] else f"{row}{SEED_SUFFIX}{seed}"
+def run_key(row: str, seed: int, base_seed: int) -> str:
+    """A row's run folder for one seed. The config's own seed keeps the plain row name, every
+    other seed its own folder, so adding seeds later reuses finished runs and a seed list
+    without the base seed (``seeds=[1,2]``) never retrains over the base seed's run."""
+    return row if seed == base_seed else f"{row}{SEED_SUFFIX}{seed}"
 
 
 def seed_run_dirs(run: str | Path) -> list[Path]:

@@ -434,7 +434,7 @@ def task_checkpoint(cfg: DictConfig, key: str) -> Path:
 def teacher_checkpoint(cfg: DictConfig, teacher: str, seed: int) -> Path:
     """The teacher row's model for this seed, trained (and scored) first if it is missing."""
     stage_task(cfg, teacher, seed, quiet=teacher in cfg.stages.task.sources)
-    key = run_key(teacher, seed, task_seeds(cfg))
+    key = run_key(teacher, seed, cfg.seed)
     ckpt = task_checkpoint(cfg, key)
     if not ckpt.is_file():
         metrics = dirs(cfg)["runs"] / key / "metrics.json"
@@ -448,7 +448,7 @@ def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> 
     from gan.pseudo_label import pseudo_label_with_checkpoint
 
     p = cfg.stages.self_train
-    out = dirs(cfg)["pseudo"] / run_key(teacher, seed, task_seeds(cfg))
+    out = dirs(cfg)["pseudo"] / run_key(teacher, seed, cfg.seed)
     before = read_card(out)
     card = pseudo_label_with_checkpoint(
         ckpt,
@@ -480,7 +480,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     t = cfg.stages.task
     seeds = task_seeds(cfg)
     seed = seeds[0] if seed is None else seed
-    key = run_key(source, seed, seeds)
+    key = run_key(source, seed, cfg.seed)
     run_dir = dirs(cfg)["runs"] / key
     metrics_path = run_dir / "metrics.json"
     stage = derive(cfg, task_source(cfg, source, seed))
@@ -606,7 +606,7 @@ def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path
     seeds = task_seeds(cfg)
     runs = {}
     for source in sources:
-        key = run_key(source, seeds[0], seeds)
+        key = run_key(source, seeds[0], cfg.seed)
         scores = dirs(cfg)["runs"] / key / "per_image.csv"
         ckpt = task_checkpoint(cfg, key)
         if scores.is_file() and ckpt.is_file():

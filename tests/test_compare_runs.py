@@ -92,7 +92,7 @@ def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
 def test_seed_run_dirs_finds_every_folder_run_key_names(tmp_path: Path) -> None:
     seeds = [3, 0, 12]
     for seed in seeds:
-        (tmp_path / run_key("adapted", seed, seeds)).mkdir()
+        (tmp_path / run_key("adapted", seed, 3)).mkdir()
     (tmp_path / "adapted-seed1b").mkdir()
     found = {p.name for p in seed_run_dirs(tmp_path / "adapted")}
     assert found == {"adapted", "adapted-seed0", "adapted-seed12"}

@@ -82,13 +82,15 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
     assert "translate: Translation moved" in out and "domain_gap" in read_card(adapted)
 
-    # A second seed: the first seed's run is reused, the row becomes a mean with a spread.
-    third = run_pipeline(tmp_path, "stages.task.seeds=[0,1]", "stages.task.sources=[synthetic]")
+    # A second seed, listed first: the config seed's run is reused (not retrained over), the
+    # new seed gets its own folder, the row becomes a mean with a spread.
+    third = run_pipeline(tmp_path, "stages.task.seeds=[1,0]", "stages.task.sources=[synthetic]")
     assert third.returncode == 0, third.stderr[-3000:]
     assert "task[synthetic]: complete, skipped" in third.stdout
     assert "task[synthetic-seed1]: 2 steps, seed 1" in third.stdout
+    assert "old outputs removed" not in third.stdout
     (row,) = json.loads((report / "results.json").read_text())["rows"]
-    assert row["num_seeds"] == 2 and row["seeds"] == [0, 1] and "f1_std" in row
+    assert row["num_seeds"] == 2 and sorted(row["seeds"]) == [0, 1] and "f1_std" in row
     assert len(row["f1_runs"]) == 2
     assert " ± " in (report / "report.md").read_text()
 
