@@ -73,23 +73,21 @@ def ring_grey(grey: np.ndarray, mask: np.ndarray) -> float | None:
     return float(grey[ring].mean()) if ring.any() else None
 
 
-def contrast(grey: np.ndarray, mask: np.ndarray, ring: float | None = None) -> float | None:
-    """Mean grey of the 3-8 px background ring around cracks minus mean grey of crack pixels.
-    ``ring``: the image's ``ring_grey`` when the caller has it (its distance transform is the
-    costly part of both statistics)."""
-    ring = ring_grey(grey, mask) if ring is None else ring
-    return None if ring is None else ring - float(grey[mask == 1].mean())
+def contrast(grey: np.ndarray, mask: np.ndarray, ring: float) -> float:
+    """``ring`` (the image's ``ring_grey``) minus the mean grey of crack pixels. The caller
+    passes the ring because its distance transform is the costly part of both statistics."""
+    return ring - float(grey[mask == 1].mean())
 
 
 def rim_core_ratio(
-    grey: np.ndarray, mask: np.ndarray, min_core: int = 10, ring: float | None = None
+    grey: np.ndarray, mask: np.ndarray, ring: float, min_core: int = 10
 ) -> float | None:
     """How dark a crack's labelled edge pixels are against its interior (2.5 px or more in),
-    each as ring grey minus its own mean; None without ``min_core`` interior pixels."""
-    ring = ring_grey(grey, mask) if ring is None else ring
+    each as ``ring`` (the image's ``ring_grey``) minus its own mean; None without
+    ``min_core`` interior pixels."""
     inside = cv2.distanceTransform((mask == 1).astype(np.uint8), cv2.DIST_L2, 5)
     rim, core = (inside > 0) & (inside < 1.5), inside >= 2.5
-    if ring is None or core.sum() < min_core:
+    if core.sum() < min_core:
         return None
     core_dark = ring - float(grey[core].mean())
     return (ring - float(grey[rim].mean())) / core_dark if core_dark > 1 else None
@@ -128,8 +126,8 @@ class SetStats:
         self.widths.append(crack_widths(mask))
         ring = ring_grey(grey, mask)
         if ring is not None:
-            self.contrasts.append(contrast(grey, mask, ring=ring))
-            r = rim_core_ratio(grey, mask, ring=ring)
+            self.contrasts.append(contrast(grey, mask, ring))
+            r = rim_core_ratio(grey, mask, ring)
             if r is not None:
                 self.rim_ratios.append(r)
         bg = grey[mask == 0]
