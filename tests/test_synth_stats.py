@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from synth.stats import compare_stats, compute_stats, crack_widths, skeleton, texture_level
+from synth.stats import (
+    compare_stats,
+    compute_stats,
+    crack_widths,
+    section_falloff,
+    skeleton,
+    texture_level,
+)
 
 
 def band(width: int, size: int = 64) -> np.ndarray:
@@ -98,3 +105,25 @@ def test_rim_core_darkness_reads_the_crack_section() -> None:
     assert compute_stats([(flat, mask)])["rim / core darkness"] == pytest.approx(1.0)
     assert compute_stats([(v_shaped, mask)])["rim / core darkness"] == pytest.approx(0.5)
     assert np.isnan(compute_stats([(flat, thin)])["rim / core darkness"])
+
+
+def test_section_falloff_tells_a_flat_crack_from_a_v_without_labels() -> None:
+    """A 9-px crack 80 grey levels dark reads 1 two px off its middle when flat and 0.6 when
+    its darkness falls linearly to the rims; grain alone (no crack) reads None, and a
+    statistics table built without any crack says NaN rather than a number."""
+    rows = np.abs(np.arange(96) - 44)[:, None]
+    inside = (rows <= 4) & (np.arange(160) >= 10) & (np.arange(160) < 150)
+    flat = np.full((96, 160, 3), 150, np.uint8)
+    flat[inside] = 70
+    v_shaped = flat.copy()
+    depth = np.broadcast_to(80 * (1 - rows / 5), (96, 160))
+    v_shaped[inside] = (150 - depth[inside])[:, None].astype(np.uint8)
+    assert section_falloff(flat) == pytest.approx(1.0)
+    assert section_falloff(v_shaped) == pytest.approx(0.6, abs=0.02)
+    grain = np.random.default_rng(0).integers(140, 160, (96, 160, 3)).astype(np.uint8)
+    assert section_falloff(grain) is None
+    no_crack = np.zeros((96, 160), np.uint8)
+    assert np.isnan(compute_stats([(grain, no_crack)])["section fall-off at 2 px (no labels)"])
+    assert compute_stats([(v_shaped, inside.astype(np.uint8))])[
+        "section fall-off at 2 px (no labels)"
+    ] == pytest.approx(0.6, abs=0.02)
