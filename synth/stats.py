@@ -108,14 +108,17 @@ def texture_level(image: np.ndarray, window: int = TEXTURE_WINDOW) -> float:
     return float(np.median(np.abs(grey - total / count)))
 
 
-def dark_lines(grey: np.ndarray, min_span: int = 40, quantile: float = 97.0) -> np.ndarray:
+def dark_lines(
+    grey: np.ndarray, min_span: int = 40, quantile: float = 97.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Black-hat darkness (grey below its 17 px closing) and a mask of the darkest long
     structures: above both 30 grey levels and the image's ``quantile``, spanning ``min_span``
-    px or more. On the median train photo 99 % of what it keeps lies within 2 px of a labelled crack;
-    the lower threshold alone kept the simulator's grain (60 % of its pixels)."""
+    px or more. On the median train photo 99 % of what it keeps lies within 2 px of a
+    labelled crack; the 30-level threshold alone kept the simulator's grain (60 % of its
+    pixels)."""
     dark = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, BLACK_HAT) - grey
     found = (dark >= max(30.0, float(np.percentile(dark, quantile)))).astype(np.uint8)
-    n, labels, box, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
+    _, labels, box, _ = cv2.connectedComponentsWithStats(found, connectivity=8)
     span = np.maximum(box[:, cv2.CC_STAT_WIDTH], box[:, cv2.CC_STAT_HEIGHT])
     keep = span >= min_span
     keep[0] = False
