@@ -98,10 +98,20 @@ def rim_core_ratio(
     return (ring - float(grey[rim].mean())) / core_dark if core_dark > 1 else None
 
 
+def channel_grey(image: np.ndarray) -> np.ndarray:
+    """The plain channel mean: the grey the texture and section statistics read, so they match
+    the GAN side's tensor arithmetic (labels' statistics use ``cvtColor``'s weighted grey)."""
+    return image.astype(np.float32).mean(axis=2)
+
+
 def texture_level(image: np.ndarray, window: int = TEXTURE_WINDOW) -> float:
     """Median |grey - local mean| of one RGB image, the local mean taken over the ``window``
     square's pixels inside the image (as ``avg_pool2d(count_include_pad=False)``)."""
-    grey = image.astype(np.float32).mean(axis=2)
+    return grey_texture_level(channel_grey(image), window)
+
+
+def grey_texture_level(grey: np.ndarray, window: int = TEXTURE_WINDOW) -> float:
+    """``texture_level`` of an image already made ``channel_grey``."""
     size, border = (window, window), cv2.BORDER_CONSTANT
     total = cv2.boxFilter(grey, -1, size, normalize=False, borderType=border)
     count = cv2.boxFilter(np.ones_like(grey), -1, size, normalize=False, borderType=border)
@@ -129,7 +139,11 @@ def section_falloff(image: np.ndarray, at: float = 2.0, min_span: int = 40) -> f
     """Median darkness ``at`` px from the skeleton of ``dark_lines`` over its darkness on the
     skeleton (3 x 3 max of the nearest skeleton pixel): low for a sharp V, near 1 for a wide
     flat crack. No labels: it compares a simulator's images with a folder of real photos."""
-    grey = image.astype(np.float32).mean(axis=2)
+    return grey_section_falloff(channel_grey(image), at, min_span)
+
+
+def grey_section_falloff(grey: np.ndarray, at: float = 2.0, min_span: int = 40) -> float | None:
+    """``section_falloff`` of an image already made ``channel_grey``."""
     dark, lines = dark_lines(grey, min_span)
     if not lines.any():
         return None
@@ -176,8 +190,9 @@ class SetStats:
         if bg.size:
             self.bg_mean.append(float(bg.mean()))
             self.bg_std.append(float(bg.std()))
-        self.textures.append(texture_level(image))
-        falloff = section_falloff(image)
+        flat = channel_grey(image)
+        self.textures.append(grey_texture_level(flat))
+        falloff = grey_section_falloff(flat)
         if falloff is not None:
             self.falloffs.append(falloff)
 
