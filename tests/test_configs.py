@@ -80,26 +80,43 @@ def scene_texture(synth_preset: str, count: int = 12, size: int = 64) -> np.ndar
 
 
 def test_texture_presets_draw_the_same_scenes_smoother() -> None:
-    # synth=roughest / rough / medium / smooth scale the default's fine-texture ranges only
-    # (1.4x, 1/1.4, 1/1.96, 0.31x), so each (seed, index) draws the same scene with stronger or
+    # synth=roughest / rough / medium / smooth scale flat_rims' fine-texture ranges only (1.4x,
+    # 1/1.4, 1/1.96, 0.31x), so each (seed, index) draws the same scene with stronger or
     # fainter grain: each preset must read rougher or smoother than the one before.
-    default = scene_texture("default")
-    assert (scene_texture("roughest") > default).all()
-    rough, medium, smooth = (scene_texture(p) / default for p in ("rough", "medium", "smooth"))
+    flat = scene_texture("flat_rims")
+    assert (scene_texture("roughest") > flat).all()
+    rough, medium, smooth = (scene_texture(p) / flat for p in ("rough", "medium", "smooth"))
     assert (rough < 1).all() and 0.7 < np.median(rough) < 0.9
     assert (medium < rough).all() and 0.55 < np.median(medium) < 0.75
     assert (smooth < medium).all() and 0.4 < np.median(smooth) < 0.6
 
 
-def test_soft_rims_preset_draws_the_photos_v_shaped_section() -> None:
-    # the photos read 0.596, the default 0.797 on 300 full-size scenes (README)
+def synth_section(preset: str) -> dict:
+    """The crack knobs of a ``synth`` preset that shape its section (depth, rim fade)."""
+    crack = composed("pipeline", f"synth={preset}").synth.crack
+    return {"depth": crack.depth, "edge_fade": crack.edge_fade}
+
+
+def test_the_default_draws_the_photos_v_shaped_section_and_flat_rims_the_old_one() -> None:
+    # the photos read 0.596, flat_rims 0.797 on 300 full-size scenes (README)
     ratios = {}
-    for preset in ("default", "soft_rims"):
+    for preset in ("flat_rims", "default"):
         cfg = plain_config(composed("pipeline", f"synth={preset}").synth)
         cfg["size"] = 128
         pairs = (render_crack_scene(cfg, 0, i) for i in range(16))
         ratios[preset] = compute_stats((s.image, s.semantic) for s in pairs)["rim / core darkness"]
-    assert ratios["soft_rims"] < 0.8 * ratios["default"], ratios
+    assert ratios["default"] < 0.8 * ratios["flat_rims"], ratios
+
+
+@pytest.mark.parametrize("preset", ["roughest", "rough", "medium", "smooth"])
+def test_texture_presets_keep_the_flat_section_their_figures_were_measured_with(
+    preset: str,
+) -> None:
+    assert synth_section(preset) == synth_section("flat_rims") != synth_section("default")
+
+
+def test_soft_rims_names_the_default_so_sessions_24_to_30_commands_draw_the_same_scenes() -> None:
+    assert composed("pipeline", "synth=soft_rims").synth == composed("pipeline").synth
 
 
 def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_steps() -> None:

@@ -152,7 +152,7 @@ def test_edge_fade_lightens_the_rims_and_keeps_the_core_and_the_mask() -> None:
         cfg["size"] = 128
         cfg["crack"].update(p_filled=0.0, width=12.0, width_variation=0.0, depth_variation=0.0)
         cfg["camera"].update(p_blur=0.0, noise_sigma=0.0, p_jpeg=0.0, p_perspective=0.0)
-    faded["crack"]["edge_fade"] = 0.6
+    flat["crack"]["edge_fade"], faded["crack"]["edge_fade"] = 0.0, 0.6
     rim_gain, core_gain = [], []
     for i in range(4):
         a, b = render_crack_scene(flat, 5, i), render_crack_scene(faded, 5, i)
