@@ -72,11 +72,16 @@ def test_every_task_source_builds_under_the_full_experiment(source: str) -> None
     assert data.crop_size == 256
 
 
-def scene_texture(synth_preset: str, count: int = 12, size: int = 64) -> np.ndarray:
-    """Texture level of each of ``count`` scenes (seed 0) under a ``synth`` preset."""
+def preset_scenes(synth_preset: str, count: int, size: int) -> list:
+    """The first ``count`` scenes (seed 0) of a ``synth`` preset, rendered at ``size`` px."""
     cfg = plain_config(composed("pipeline", f"synth={synth_preset}").synth)
     cfg["size"] = size
-    return np.array([texture_level(render_crack_scene(cfg, 0, i).image) for i in range(count)])
+    return [render_crack_scene(cfg, 0, i) for i in range(count)]
+
+
+def scene_texture(synth_preset: str, count: int = 12, size: int = 64) -> np.ndarray:
+    """Texture level of each of ``count`` scenes (seed 0) under a ``synth`` preset."""
+    return np.array([texture_level(s.image) for s in preset_scenes(synth_preset, count, size)])
 
 
 def test_texture_presets_draw_the_same_scenes_smoother() -> None:
@@ -101,10 +106,8 @@ def test_the_default_draws_the_photos_v_shaped_section_and_flat_rims_the_old_one
     # the photos read 0.596, flat_rims 0.797 on 300 full-size scenes (README)
     ratios = {}
     for preset in ("flat_rims", "default"):
-        cfg = plain_config(composed("pipeline", f"synth={preset}").synth)
-        cfg["size"] = 128
-        pairs = (render_crack_scene(cfg, 0, i) for i in range(16))
-        ratios[preset] = compute_stats((s.image, s.semantic) for s in pairs)["rim / core darkness"]
+        scenes = preset_scenes(preset, count=16, size=128)
+        ratios[preset] = compute_stats((s.image, s.semantic) for s in scenes)["rim / core darkness"]
     assert ratios["default"] < 0.8 * ratios["flat_rims"], ratios
 
 
