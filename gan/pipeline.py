@@ -121,12 +121,19 @@ RUN_ONLY_KEYS = frozenset(
         "channels_last",
     }
 )
-#: Settings that name a folder: recorded as resolved paths, so ``outputs`` and
-#: ``$PWD/outputs`` (or a symlink to it) are one folder, not a changed setting.
+#: Settings (and data_fingerprint's ``dir``) that name a folder: recorded as resolved paths,
+#: so ``outputs`` and ``$PWD/outputs`` (or a symlink to it) are one folder, not a changed
+#: setting; and under the outputs folder relative to it (OUTPUT_ROOT), so that folder moved
+#: or copied whole (another disk, an archived run) keeps its models.
 FOLDER_KEYS = frozenset(
-    {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir"}
+    {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir"}
     | {"test_img", "test_lab", "val_img", "val_lab"}
 )
+OUTPUT_ROOT = "${paths.output_dir}"
+#: Where a file was, recorded beside the content digest (``checkpoint_sha256``) that says what
+#: it is: a translation's generator and source folder, a pseudo-label teacher. Left out of
+#: provenance, so a moved checkpoint or outputs folder is the same training data.
+LOCATION_KEYS = ("checkpoint", "source_dir")
 ADAPT_SETTINGS = ("gan", "gan_data", "seed", "trainer.max_steps", "trainer.precision")
 TASK_SETTINGS = ("task", "task_data", "seed", "trainer.max_steps", "trainer.precision")
 
@@ -151,7 +158,8 @@ def stage_adapt(cfg: DictConfig) -> Path:
         "data": adapt_fingerprint(stage),
         "settings": settings_fingerprint(stage, ADAPT_SETTINGS),
     }
-    forget_stale("adapt", [ckpt.parent], ckpt.parent / "provenance.json", provenance)
+    record = ckpt.parent / "provenance.json"
+    forget_stale("adapt", [ckpt.parent], record, provenance, Path(cfg.paths.output_dir))
     if checkpoint_step(ckpt) >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
@@ -248,21 +256,39 @@ def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
     return resolve_folders(settings)
 
 
-def resolve_folders(tree: object) -> object:
-    """``tree`` with every FOLDER_KEYS value (a path or a list of paths) made absolute and
-    free of symlinks; everything else as it was. Also applied to records written before
-    folders were resolved, so those stay valid where the folder is the same."""
+def resolve_folders(tree: object, root: Path | None = None) -> object:
+    """``tree`` with every FOLDER_KEYS value (a path or a list of paths) as recorded_folder
+    writes it, and no LOCATION_KEYS beside a content digest; everything else as it was. Also
+    applied to records written before folders were resolved (or made relative to ``root``),
+    so those stay valid where the folder is the same."""
     if isinstance(tree, list):
-        return [resolve_folders(v) for v in tree]
+        return [resolve_folders(v, root) for v in tree]
     if not isinstance(tree, dict):
         return tree
 
     def resolved(value: object) -> object:
         if isinstance(value, list):
             return [resolved(v) for v in value]
-        return str(Path(value).resolve()) if isinstance(value, str) else value
+        return recorded_folder(value, root) if isinstance(value, str) else value
 
-    return {k: resolved(v) if k in FOLDER_KEYS else resolve_folders(v) for k, v in tree.items()}
+    located = "checkpoint_sha256" in tree
+    return {
+        k: resolved(v) if k in FOLDER_KEYS else resolve_folders(v, root)
+        for k, v in tree.items()
+        if not (located and k in LOCATION_KEYS)
+    }
+
+
+def recorded_folder(folder: str, root: Path | None) -> str:
+    """``folder`` absolute and free of symlinks; under ``root`` (the outputs folder) written
+    as ``${paths.output_dir}/<relative path>`` instead."""
+    if folder.startswith(OUTPUT_ROOT):
+        return folder
+    path = Path(folder).resolve()
+    if root is None or not path.is_relative_to(root := root.resolve()):
+        return str(path)
+    relative = path.relative_to(root).as_posix()
+    return OUTPUT_ROOT if relative == "." else f"{OUTPUT_ROOT}/{relative}"
 
 
 def flatten(tree: object, prefix: str = "") -> dict[str, object]:
@@ -274,17 +300,21 @@ def flatten(tree: object, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def forget_stale(name: str, made: list[Path], record: Path, provenance: dict) -> None:
+def forget_stale(
+    name: str, made: list[Path], record: Path, provenance: dict, root: Path | None = None
+) -> None:
     """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
-    from the same ``provenance`` (training data and settings); then record the current one.
+    from the same ``provenance`` (training data and settings); then record the current one,
+    with folders under ``root`` (the outputs folder) relative to it.
 
     Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
     translation or loss weight must never be met by a model, or a score, from before it.
     """
     current = json.loads(json.dumps(provenance, sort_keys=True, default=str))
+    current = resolve_folders(current, root)
     old_record = read_json(record) if record.is_file() else None
     if old_record is not None:
-        old_record = with_new_defaults(resolve_folders(old_record), current)
+        old_record = with_new_defaults(resolve_folders(old_record, root), current)
     if old_record != current:
         refuse_linked_outputs(name, [*made, record.parent], what_changed(old_record, current))
         old = [path for path in made if path.exists()]
@@ -445,7 +475,7 @@ def teacher_checkpoint(cfg: DictConfig, teacher: str, seed: int) -> Path:
 def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> Path:
     """The unlabeled real photos labeled by the teacher: skipped when complete for this teacher
     and band, redone when either changed, resumed shard by shard when cut short."""
-    from gan.pseudo_label import pseudo_label_with_checkpoint
+    from gan.pseudo_label import pseudo_label_with_checkpoint, same_labels
 
     p = cfg.stages.self_train
     out = dirs(cfg)["pseudo"] / run_key(teacher, seed, cfg.seed)
@@ -462,10 +492,11 @@ def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> 
         replace_stale=True,
     )
     name = f"pseudo-label[{out.name}]"
-    if card == before:
+    kept = same_labels(before.get("pseudo_labels"), card["pseudo_labels"])
+    if kept and described_data(card, "pseudo_labels") == described_data(before, "pseudo_labels"):
         log(f"{name}: complete, skipped ({out})")
         return out
-    if before.get("pseudo_labels") not in (None, card["pseudo_labels"]):
+    if before.get("pseudo_labels") is not None and not kept:
         log(f"{name}: teacher or band changed, labels redone")
     shares = f"crack {card['crack_share']:.1%}, ignore {card['ignore_share']:.1%} of pixels"
     log(f"{name}: {p.image_dir} -> {out} ({shares})")
@@ -490,7 +521,8 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
         "data": data_fingerprint(stage),
         "settings": settings_fingerprint(stage, TASK_SETTINGS),
     }
-    forget_stale(f"task[{key}]", [ckpt_dir, metrics_path], run_dir / "provenance.json", provenance)
+    made, record = [ckpt_dir, metrics_path], run_dir / "provenance.json"
+    forget_stale(f"task[{key}]", made, record, provenance, Path(cfg.paths.output_dir))
     if metrics_path.is_file():
         if not quiet:
             log(f"task[{key}]: complete, skipped ({metrics_path})")

@@ -89,7 +89,7 @@ def pseudo_label_folder(
     }
     card_before = read_card(out)
     made = card_before.get("pseudo_labels")
-    if card_before and made != spec:  # another teacher's labels, or not pseudo-labels at all
+    if card_before and not same_labels(made, spec):  # another teacher's, or not pseudo-labels
         if not replace_stale:
             raise DataError(f"{out}: holds pseudo-labels made otherwise; delete it or pick another")
         shutil.rmtree(out)
@@ -104,10 +104,24 @@ def pseudo_label_folder(
         label = f"pseudo-label {k + 1}/{shards}"
         write_shard(out, k, label_shard(model, folder, indices, low, high, batch_size, label))
     card = {"class_map": CLASS_MAP, "pseudo_labels": spec, **label_shares(out)}
-    if not todo and made == spec and "scored_against" in card_before:
+    if not todo and same_labels(made, spec) and "scored_against" in card_before:
         card["scored_against"] = card_before["scored_against"]  # same labels: score holds
     write_json_atomic(out / CARD, card)
     return card
+
+
+def same_labels(made: dict | None, spec: dict) -> bool:
+    """Labels made as ``spec`` asks: same photos, band and teacher. A teacher with a content
+    digest is that digest; its path is only where it was, so labels made by a checkpoint
+    since moved (a copied outputs or checkpoints folder) are kept, not redone."""
+
+    def identity(labels: dict) -> dict:
+        teacher = labels.get("teacher") or {}
+        if "checkpoint_sha256" in teacher:
+            teacher = {k: v for k, v in teacher.items() if k != "checkpoint"}
+        return {**labels, "teacher": teacher}
+
+    return made is not None and identity(made) == identity(spec)
 
 
 def label_shard(

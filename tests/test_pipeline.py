@@ -65,6 +65,18 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert {"before", "after", "grey_shift_crack", "grey_shift_background"} <= set(gap)
     assert "Translation moved the synthetic set's" in (report / "report.md").read_text()
 
+    # The finished outputs and checkpoints copied elsewhere (another disk, an archived run),
+    # the real photos where they were: complete there, nothing retrained or relabeled.
+    moved = tmp_path / "moved"
+    for name in ("out", "ckpt"):
+        shutil.copytree(tmp_path / name, moved / name, symlinks=True)
+    (moved / "real").symlink_to(tmp_path / "real")
+    copied = run_pipeline(moved)
+    assert copied.returncode == 0, copied.stderr[-3000:]
+    stages = [line for line in copied.stdout.splitlines() if line.startswith("[pipeline]")]
+    assert len(stages) == 10 and "report:" in stages[-1]
+    assert all("skipped" in line for line in stages[:-1]), copied.stdout
+
     # Lose the adapted row's results and one translated shard: only those are redone.
     (tmp_path / "out" / "runs" / "adapted" / "metrics.json").unlink()
     shard = adapted / "shard-00001"
@@ -208,6 +220,35 @@ def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_
     pseudo = out / "pseudo" / "adapted"
     assert f"on {out / 'adapted'} + {pseudo} + {pseudo}" in log
     assert "and pooled 2 times." in (out / "report" / "report.md").read_text()
+
+
+def test_folders_under_the_outputs_folder_are_recorded_relative_to_it(tmp_path):
+    """A moved outputs folder (another root, same layout) holds the same training data; a
+    generator's digest still decides, and folders outside it keep their absolute place."""
+    record, made = tmp_path / "runs" / "provenance.json", tmp_path / "ckpt"
+
+    def provenance(root: Path, digest: str = "a", test_img: str = "real/test_img") -> dict:
+        translation = {"checkpoint": str(root / "last.ckpt"), "checkpoint_sha256": digest}
+        data = [{"dir": str(root / "adapted"), "card": {"translation": translation}}]
+        settings = {"train_dir": str(root / "adapted"), "test_img": str(tmp_path / test_img)}
+        return {"data": {"train_dirs": data}, "settings": {"task_data": settings}}
+
+    def kept(root: Path, **changed: str) -> bool:
+        made.mkdir(exist_ok=True)
+        forget_stale("task[adapted]", [made], record, provenance(root, **changed), root)
+        return made.exists()
+
+    first, second = tmp_path / "a" / "out", tmp_path / "b" / "out"
+    assert not kept(first)  # no record yet
+    assert kept(second)
+    saved = json.loads(record.read_text())
+    assert saved["settings"]["task_data"] == {
+        "train_dir": "${paths.output_dir}/adapted",
+        "test_img": str(tmp_path / "real" / "test_img"),
+    }
+    assert saved["data"]["train_dirs"][0]["card"]["translation"] == {"checkpoint_sha256": "a"}
+    assert not kept(first, digest="b")
+    assert not kept(first, digest="b", test_img="other/test_img")
 
 
 def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):

@@ -178,3 +178,25 @@ def test_a_folder_holding_another_dataset_is_never_written_into(tmp_path):
     with pytest.raises(DataError, match="pseudo-labels made otherwise"):
         pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", other)
     assert sorted(p.name for p in other.iterdir()) == ["dataset_card.json"]
+
+
+def test_labels_of_a_moved_teacher_are_kept_but_another_teachers_are_redone(tmp_path):
+    """A teacher with a digest is that digest: the same checkpoint at a new path (a copied
+    checkpoints folder) keeps the labels and records the new path; another digest relabels."""
+    make_photos(tmp_path / "photos")
+    out = tmp_path / "pseudo"
+
+    def label(path: str, digest: str) -> dict:
+        teacher = {"checkpoint": path, "checkpoint_sha256": digest}
+        return pseudo_label_folder(
+            BrightnessTeacher(), tmp_path / "photos", out, teacher=teacher, replace_stale=True
+        )
+
+    label("/old/last.ckpt", "a")
+    kept = out / "shard-00000" / "manifest.jsonl"
+    stamp = kept.stat().st_mtime_ns
+    moved = label("/new/last.ckpt", "a")
+    assert kept.stat().st_mtime_ns == stamp
+    assert moved["pseudo_labels"]["teacher"]["checkpoint"] == "/new/last.ckpt"
+    label("/new/last.ckpt", "b")
+    assert kept.stat().st_mtime_ns != stamp
