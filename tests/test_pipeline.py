@@ -14,7 +14,8 @@ import torch
 from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
 
-from gan.pipeline import data_fingerprint, forget_stale, settings_fingerprint, stage_translate
+from gan.pipeline import forget_stale, stage_translate
+from gan.provenance import data_fingerprint, settings_fingerprint
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
 from synth.distributions import ConfigError
 from synth.io import read_card, write_json_atomic

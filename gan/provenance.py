@@ -1,0 +1,198 @@
+"""What a pipeline stage's outputs were made from: its training data and the settings that
+shape the model, as a JSON record (``provenance.json``) the pipeline compares on every rerun.
+
+Records are made to compare equal when nothing that changes a model changed: folders are
+resolved (and, under the outputs folder, written relative to it), measurements added to a
+dataset card later and files' locations beside their digests are left out, and an option
+added to a model after a record was written counts at its default.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+from pathlib import Path
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from gan.task_data import train_dirs
+from synth.io import list_images, read_card
+
+#: Settings that change speed, logging or evaluation batches, never what a model learns.
+RUN_ONLY_KEYS = frozenset(
+    {
+        "num_workers",
+        "eval_batch_size",
+        "log_images_every_n_steps",
+        "num_log_images",
+        "compile",
+        "channels_last",
+    }
+)
+#: Settings (and data_fingerprint's ``dir``) that name a folder: recorded as resolved paths,
+#: so ``outputs`` and ``$PWD/outputs`` (or a symlink to it) are one folder, not a changed
+#: setting; and under the outputs folder relative to it (OUTPUT_ROOT), so that folder moved
+#: or copied whole (another disk, an archived run) keeps its models.
+FOLDER_KEYS = frozenset(
+    {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir"}
+    | {"test_img", "test_lab", "val_img", "val_lab"}
+)
+OUTPUT_ROOT = "${paths.output_dir}"
+#: Where a file was, recorded beside the content digest (``checkpoint_sha256``) that says what
+#: it is: a translation's generator and source folder, a pseudo-label teacher. Left out of
+#: provenance, so a moved checkpoint or outputs folder is the same training data.
+LOCATION_KEYS = ("checkpoint", "source_dir")
+
+
+def adapt_fingerprint(cfg: DictConfig) -> dict:
+    """What the GAN learns from: the synthetic set (its card holds the render spec) and the
+    real folder, so a re-rendered simulator never meets a generator trained on the old one."""
+    synthetic, real = Path(cfg.gan_data.synthetic_dir), Path(cfg.gan_data.real_dir)
+    return {
+        "synthetic_dir": str(synthetic.resolve()),
+        "card": read_card(synthetic),
+        "real_dir": str(real.resolve()),
+        "real_images": len(list_images(real)) if real.is_dir() else 0,
+    }
+
+
+# card entries that describe the data without changing it (translate / pseudo_label scores)
+MEASURED_ONLY = ("domain_gap", "scored_against")
+
+
+def described_data(card: dict, *also_drop: str) -> dict:
+    """A dataset card less the measurements added to it later (and ``also_drop``): what
+    says which data a folder holds."""
+    return {k: v for k, v in card.items() if k not in (*MEASURED_ONLY, *also_drop)}
+
+
+def data_fingerprint(stage: DictConfig) -> dict:
+    """What a task model was trained on: the folders and their dataset cards (render spec,
+    translation checkpoint digest), so new training data is never met by an old checkpoint.
+    A measurement added to a card later (tools/translate.py's domain gap) changes nothing."""
+    folders = train_dirs(stage.task_data.train_dir)
+    return {
+        "train_dirs": [
+            {"dir": str(Path(f).resolve()), "card": described_data(read_card(f))} for f in folders
+        ]
+    }
+
+
+def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
+    """The resolved settings at ``keys`` (dotted), minus run-only ones: a rerun with another
+    learning rate or loss weight must retrain, not reuse a model made with the old one."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in RUN_ONLY_KEYS}
+        return [plain(v) for v in value] if isinstance(value, list) else value
+
+    settings = {}
+    for key in keys:
+        value = OmegaConf.select(stage, key)
+        settings[key] = (
+            plain(OmegaConf.to_container(value, resolve=True))
+            if OmegaConf.is_config(value)
+            else value
+        )
+    return resolve_folders(settings)
+
+
+def resolve_folders(tree: object, root: Path | None = None) -> object:
+    """``tree`` with every FOLDER_KEYS value (a path or a list of paths) as recorded_folder
+    writes it, and no LOCATION_KEYS beside a content digest; everything else as it was. Also
+    applied to records written before folders were resolved (or made relative to ``root``),
+    so those stay valid where the folder is the same."""
+    if isinstance(tree, list):
+        return [resolve_folders(v, root) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+
+    def resolved(value: object) -> object:
+        if isinstance(value, list):
+            return [resolved(v) for v in value]
+        return recorded_folder(value, root) if isinstance(value, str) else value
+
+    located = "checkpoint_sha256" in tree
+    return {
+        k: resolved(v) if k in FOLDER_KEYS else resolve_folders(v, root)
+        for k, v in tree.items()
+        if not (located and k in LOCATION_KEYS)
+    }
+
+
+def recorded_folder(folder: str, root: Path | None) -> str:
+    """``folder`` absolute and free of symlinks; under ``root`` (the outputs folder) written
+    as ``${paths.output_dir}/<relative path>`` instead."""
+    if folder.startswith(OUTPUT_ROOT):
+        return folder
+    path = Path(folder).resolve()
+    if root is None or not path.is_relative_to(root := root.resolve()):
+        return str(path)
+    relative = path.relative_to(root).as_posix()
+    return OUTPUT_ROOT if relative == "." else f"{OUTPUT_ROOT}/{relative}"
+
+
+def flatten(tree: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def constructor_defaults(target: str) -> dict[str, object]:
+    """Keyword defaults of a ``_target_`` class's constructor ({} when it cannot be imported),
+    nested dicts for the option dicts it hands on (its ``OPTION_CLASSES``), as JSON values."""
+    try:
+        return option_defaults(get_class(target))
+    except Exception:  # noqa: BLE001 - an unknown target simply has no defaults to offer
+        return {}
+
+
+def option_defaults(consumer: object) -> dict[str, object]:
+    params = inspect.signature(consumer).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    for name, inner in getattr(consumer, "OPTION_CLASSES", {}).items():
+        defaults[name] = option_defaults(inner)
+    return json.loads(json.dumps(defaults, default=str))  # () == [], as in a record
+
+
+def with_new_defaults(old: dict, new: dict) -> dict:
+    """``old`` plus the model options it predates, where the new run leaves them at the model
+    class's default: adding an option that keeps the old behaviour (say gan.semantic_target,
+    default 'mask', or task.augment.drop, default none) must not throw away every generator
+    and task model trained before it."""
+    old = copy.deepcopy(old)
+    for group, node in new.get("settings", {}).items():
+        before = old.get("settings", {}).get(group)
+        if isinstance(node, dict) and isinstance(before, dict) and "_target_" in node:
+            fill_defaults(before, node, constructor_defaults(node["_target_"]))
+    return old
+
+
+def fill_defaults(before: dict, node: dict, defaults: dict) -> None:
+    """Add to ``before`` each key of ``node`` it lacks whose value is the default; recurse
+    into option dicts both sides have."""
+    for key, value in node.items():
+        if key not in before:
+            if key in defaults and defaults[key] == value:
+                before[key] = value
+        elif isinstance(value, dict) and isinstance(before[key], dict):
+            inner = defaults.get(key)
+            fill_defaults(before[key], value, inner if isinstance(inner, dict) else {})
+
+
+def what_changed(old: dict | None, new: dict) -> str:
+    """'training data changed' / 'settings changed (gan.lr_g, ...)', for the log."""
+    if old is None:
+        return "no record of what its outputs were made from"
+    before, after = flatten(old), flatten(new)
+    keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if any(k.startswith("data.") for k in keys):
+        return "training data changed"
+    shown = [k.removeprefix("settings.") for k in keys[:4]]
+    return f"settings changed ({', '.join(shown)}{', ...' if len(keys) > 4 else ''})"
