@@ -250,6 +250,10 @@ def test_folders_under_the_outputs_folder_are_recorded_relative_to_it(tmp_path):
     assert saved["data"]["train_dirs"][0]["card"]["translation"] == {"checkpoint_sha256": "a"}
     assert not kept(first, digest="b")
     assert not kept(first, digest="b", test_img="other/test_img")
+    # A record written before this rule (absolute folders, the generator's path) is valid
+    # where its folders still are.
+    write_json_atomic(record, provenance(second))
+    assert kept(second)
 
 
 def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
