@@ -22,12 +22,13 @@ from gan.checkpoint import file_digest, load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.provenance import (
     adapt_fingerprint,
+    as_recorded,
     data_fingerprint,
     described_data,
-    resolve_folders,
     settings_fingerprint,
     what_changed,
     with_new_defaults,
+    without_locations,
 )
 from gan.report import (
     METRICS,
@@ -196,11 +197,10 @@ def forget_stale(
     Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
     translation or loss weight must never be met by a model, or a score, from before it.
     """
-    current = json.loads(json.dumps(provenance, sort_keys=True, default=str))
-    current = resolve_folders(current, root)
+    current = as_recorded(json.loads(json.dumps(provenance, sort_keys=True, default=str)), root)
     old_record = read_json(record) if record.is_file() else None
     if old_record is not None:
-        old_record = with_new_defaults(resolve_folders(old_record, root), current)
+        old_record = with_new_defaults(as_recorded(old_record, root), current)
     if old_record != current:
         refuse_linked_outputs(name, [*made, record.parent], what_changed(old_record, current))
         old = [path for path in made if path.exists()]
@@ -324,11 +324,11 @@ def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> 
         replace_stale=True,
     )
     name = f"pseudo-label[{out.name}]"
-    kept = same_labels(before.get("pseudo_labels"), card["pseudo_labels"])
-    if kept and described_data(card, "pseudo_labels") == described_data(before, "pseudo_labels"):
+    if without_locations(card) == without_locations(before):
         log(f"{name}: complete, skipped ({out})")
         return out
-    if before.get("pseudo_labels") is not None and not kept:
+    made = before.get("pseudo_labels")
+    if made is not None and not same_labels(made, card["pseudo_labels"]):
         log(f"{name}: teacher or band changed, labels redone")
     shares = f"crack {card['crack_share']:.1%}, ignore {card['ignore_share']:.1%} of pixels"
     log(f"{name}: {p.image_dir} -> {out} ({shares})")

@@ -51,9 +51,9 @@ def adapt_fingerprint(cfg: DictConfig) -> dict:
     real folder, so a re-rendered simulator never meets a generator trained on the old one."""
     synthetic, real = Path(cfg.gan_data.synthetic_dir), Path(cfg.gan_data.real_dir)
     return {
-        "synthetic_dir": str(synthetic.resolve()),
+        "synthetic_dir": str(synthetic),
         "card": read_card(synthetic),
-        "real_dir": str(real.resolve()),
+        "real_dir": str(real),
         "real_images": len(list_images(real)) if real.is_dir() else 0,
     }
 
@@ -73,11 +73,7 @@ def data_fingerprint(stage: DictConfig) -> dict:
     translation checkpoint digest), so new training data is never met by an old checkpoint.
     A measurement added to a card later (tools/translate.py's domain gap) changes nothing."""
     folders = train_dirs(stage.task_data.train_dir)
-    return {
-        "train_dirs": [
-            {"dir": str(Path(f).resolve()), "card": described_data(read_card(f))} for f in folders
-        ]
-    }
+    return {"train_dirs": [{"dir": str(f), "card": described_data(read_card(f))} for f in folders]}
 
 
 def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
@@ -97,14 +93,19 @@ def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
             if OmegaConf.is_config(value)
             else value
         )
-    return resolve_folders(settings)
+    return settings
+
+
+def as_recorded(provenance: object, root: Path | None = None) -> object:
+    """``provenance`` (a fingerprint, or a record read back) in the form records compare in:
+    folders as recorded_folder writes them, locations beside a digest left out. Applied to
+    old records too, so those written before either rule stay valid where nothing moved."""
+    return without_locations(resolve_folders(provenance, root))
 
 
 def resolve_folders(tree: object, root: Path | None = None) -> object:
     """``tree`` with every FOLDER_KEYS value (a path or a list of paths) as recorded_folder
-    writes it, and no LOCATION_KEYS beside a content digest; everything else as it was. Also
-    applied to records written before folders were resolved (or made relative to ``root``),
-    so those stay valid where the folder is the same."""
+    writes it; everything else as it was."""
     if isinstance(tree, list):
         return [resolve_folders(v, root) for v in tree]
     if not isinstance(tree, dict):
@@ -115,11 +116,21 @@ def resolve_folders(tree: object, root: Path | None = None) -> object:
             return [resolved(v) for v in value]
         return recorded_folder(value, root) if isinstance(value, str) else value
 
+    return {
+        k: resolved(v) if k in FOLDER_KEYS else resolve_folders(v, root) for k, v in tree.items()
+    }
+
+
+def without_locations(tree: object) -> object:
+    """``tree`` less every LOCATION_KEYS entry of a dict that holds a content digest: a file
+    is what its digest says, wherever it was when the digest was taken."""
+    if isinstance(tree, list):
+        return [without_locations(v) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
     located = "checkpoint_sha256" in tree
     return {
-        k: resolved(v) if k in FOLDER_KEYS else resolve_folders(v, root)
-        for k, v in tree.items()
-        if not (located and k in LOCATION_KEYS)
+        k: without_locations(v) for k, v in tree.items() if not (located and k in LOCATION_KEYS)
     }
 
 

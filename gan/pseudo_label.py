@@ -20,6 +20,7 @@ import torch
 
 from gan.checkpoint import file_digest
 from gan.evaluate import crack_probabilities
+from gan.provenance import without_locations
 from gan.task import CrackSegmenter
 from synth.distributions import ConfigError
 from synth.io import (
@@ -114,14 +115,7 @@ def same_labels(made: dict | None, spec: dict) -> bool:
     """Labels made as ``spec`` asks: same photos, band and teacher. A teacher with a content
     digest is that digest; its path is only where it was, so labels made by a checkpoint
     since moved (a copied outputs or checkpoints folder) are kept, not redone."""
-
-    def identity(labels: dict) -> dict:
-        teacher = labels.get("teacher") or {}
-        if "checkpoint_sha256" in teacher:
-            teacher = {k: v for k, v in teacher.items() if k != "checkpoint"}
-        return {**labels, "teacher": teacher}
-
-    return made is not None and identity(made) == identity(spec)
+    return made is not None and without_locations(made) == without_locations(spec)
 
 
 def label_shard(
