@@ -94,3 +94,21 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             )
             sys.exit(1)
         raise
+
+
+def measure_translated_set(cfg: Any) -> dict:
+    """The ``evaluate`` step of tools/translate.py and tools/fda.py (one config layout:
+    src_dir, out_dir, real_dir, inception_weights, eval_max_images, eval_size): the set's
+    distance to the real photos and its grey and texture shifts, into its card and printed."""
+    from gan.translate import describe_gap, measure_translation
+
+    gap = measure_translation(
+        cfg.src_dir,
+        cfg.out_dir,
+        cfg.real_dir,
+        cfg.inception_weights,
+        cfg.eval_max_images,
+        cfg.eval_size,
+    )
+    print(describe_gap(gap), flush=True)
+    return gap

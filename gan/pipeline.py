@@ -11,6 +11,7 @@ import copy
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,12 @@ SOURCES = (
     "adapted",
     "adapted_randomized",
     "mixed",
+    "fda",
     "selftrained",
     "oracle",
 )
 NEEDS_ADAPTED = ("adapted", "adapted_randomized", "mixed")  # train on the GAN's translations
+NEEDS_FDA = ("fda",)  # train on the spectral swap's translations
 # zero-label rows that can teach (selftrained cannot teach itself; oracle saw real labels)
 TEACHERS = tuple(s for s in SOURCES if s not in ("selftrained", "oracle"))
 
@@ -90,6 +93,7 @@ def dirs(cfg: DictConfig) -> dict[str, Path]:
     return {
         "synthetic": out / "synthetic",
         "adapted": out / "adapted",
+        "fda": out / "fda",
         "pseudo": out / "pseudo",
         "runs": out / "runs",
         "report": out / "report",
@@ -147,34 +151,78 @@ def stage_adapt(cfg: DictConfig) -> Path:
 def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
     from gan.translate import GAP_KEYS, translate_dataset
 
-    d = dirs(cfg)
-    t = cfg.stages.translate
+    d, t = dirs(cfg), cfg.stages.translate
     card = read_card(d["adapted"])
-    done = card.get("translation", {})
-    if done.get("checkpoint_sha256") == file_digest(ckpt) and same_source(card, d["synthetic"]):
-        log(f"translate: complete for this generator, skipped ({d['adapted']})")
-    else:
-        if done:  # a newer generator or a re-rendered set: old translations are stale
-            why = "made by another generator than the adapt stage's, or from other scenes"
-            refuse_linked_outputs("translate", [d["adapted"]], why)
-            shutil.rmtree(d["adapted"])
-        log(f"translate: {d['synthetic']} -> {d['adapted']}")
-        done = translate_dataset(ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device)
+    current = card.get("translation", {}).get("checkpoint_sha256") == file_digest(ckpt)
+    card = translated_set(
+        "translate",
+        d["synthetic"],
+        d["adapted"],
+        current and same_source(card, d["synthetic"]),
+        "made by another generator than the adapt stage's, or from other scenes",
+        lambda: translate_dataset(
+            ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device, replace_stale=True
+        ),
+    )
     measured = read_card(d["adapted"]).get("domain_gap", {})
     if t.measure.enabled and not set(GAP_KEYS) <= set(measured):
-        measure_stage_translation(cfg)
-    return done
+        measure_stage_translation(cfg, "translate", d["adapted"])
+    return card
 
 
-def measure_stage_translation(cfg: DictConfig) -> dict:
-    """The translated set's distance to the real photos and its grey shifts, into its card."""
+def stage_fda(cfg: DictConfig) -> dict:
+    """The training-free baseline: every scene with a real photo's low frequencies (gan.fda)."""
+    from gan.fda import fda_dataset, fda_translation
+    from gan.translate import GAP_KEYS
+
+    d, f = dirs(cfg), cfg.stages.fda
+    card = read_card(d["fda"])
+    wanted = fda_translation(f.real_dir, f.beta, f.seed)
+    done = card.get("translation", {})
+    card = translated_set(
+        "fda",
+        d["synthetic"],
+        d["fda"],
+        {k: done.get(k) for k in wanted} == wanted and same_source(card, d["synthetic"]),
+        "made with another beta, seed or photo folder, or from other scenes",
+        lambda: fda_dataset(
+            d["synthetic"], d["fda"], f.real_dir, f.beta, f.seed, replace_stale=True
+        ),
+    )
+    measured = read_card(d["fda"]).get("domain_gap", {})
+    if cfg.stages.translate.measure.enabled and not set(GAP_KEYS) <= set(measured):
+        measure_stage_translation(cfg, "fda", d["fda"])
+    return card
+
+
+def translated_set(
+    name: str, src: Path, out: Path, current: bool, why_stale: str, make: Callable[[], dict]
+) -> dict:
+    """Skip a finished translated set that is ``current``; else ``make`` it: resumed at the
+    first missing shard when the shards on disk are current, made anew when they are not
+    (``why_stale``), unless they are reached through a link (another run's)."""
+    from gan.translate import is_complete
+
+    card = read_card(out)
+    if current and is_complete(card):
+        log(f"{name}: complete, skipped ({out})")
+        return card
+    if card and not current:
+        refuse_linked_outputs(name, [out], why_stale)
+        log(f"{name}: {why_stale}, old images removed ({out})")
+    log(f"{name}: {src} -> {out}")
+    return make()
+
+
+def measure_stage_translation(cfg: DictConfig, name: str, out: Path) -> dict:
+    """A translated set's distance to the real photos and its grey shifts, into its card."""
     from gan.translate import describe_gap, measure_translation
 
     d, m = dirs(cfg), cfg.stages.translate.measure
     gap = measure_translation(
-        d["synthetic"], d["adapted"], m.real_dir, m.inception_weights, m.max_images, m.size
+        d["synthetic"], out, m.real_dir, m.inception_weights, m.max_images, m.size
     )
-    log(f"translate: {describe_gap(gap)}")
+    log(f"{name}: {describe_gap(gap)}")
     return gap
 
 
@@ -264,10 +312,13 @@ def report_goal(cfg: DictConfig) -> dict:
     return goal
 
 
+def training_row(cfg: DictConfig, source: str) -> str:
+    """The row whose training data ``source`` trains on ('selftrained': its teacher's)."""
+    return teacher_of(cfg) if source == "selftrained" else source
+
+
 def needs_adapted(cfg: DictConfig, source: str) -> bool:
-    if source == "selftrained":
-        return teacher_of(cfg) in NEEDS_ADAPTED
-    return source in NEEDS_ADAPTED
+    return training_row(cfg, source) in NEEDS_ADAPTED
 
 
 def task_source(cfg: DictConfig, source: str, seed: int) -> DictConfig:
@@ -557,6 +608,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     gap = read_card(dirs(cfg)["adapted"]).get("domain_gap", {})
     if set(GAP_KEYS) <= set(gap) and any(needs_adapted(cfg, s) for s in results):
         notes += " " + describe_gap(gap)
+    if any(training_row(cfg, s) in NEEDS_FDA for s in results):
+        notes += (
+            f" 'fda': the synthetic scenes with the low-frequency Fourier amplitude of real "
+            f"photo crops (beta {cfg.stages.fda.beta}), no training."
+        )
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
     checks = goal_checks(rows, **report_goal(cfg))
@@ -602,13 +658,16 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     if "selftrained" in sources:
         teacher_of(cfg)
     timed("render", stage_render, cfg)
-    results, adapted = {}, False
+    results, adapted, swapped = {}, False, False
     for source in sources:
         # adapt lazily (rows that need no GAN are ready sooner), and once for all rows
         if not adapted and needs_adapted(cfg, source):
             ckpt = timed("adapt", stage_adapt, cfg)
             timed("translate", stage_translate, cfg, ckpt)
             adapted = True
+        if not swapped and training_row(cfg, source) in NEEDS_FDA:
+            timed("fda", stage_fda, cfg)
+            swapped = True
         runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]
         results[source] = mean_over_seeds(runs)
     timed("report", stage_report, cfg, results, wall)

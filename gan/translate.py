@@ -8,9 +8,10 @@ shard.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from gan.data import open_samples, to_tensor
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
+from gan.provenance import LOCATION_KEYS, MEASURED_ONLY, described_data
 from synth.io import (
     CARD,
     MANIFEST,
@@ -104,6 +106,10 @@ def batches(records: list[dict], size: int) -> Iterator[list[dict]]:
         yield records[i : i + size]
 
 
+# (source shard, its manifest records) -> (stem, uint8 RGB image) for every record, in order
+ImageSource = Callable[[Path, list[dict]], Iterator[tuple[str, np.ndarray]]]
+
+
 def translate_images(gen: nn.Module, shard: Path, records: list[dict], device, batch_size: int):
     """(stem, uint8 image) for every record, batched by equal image size."""
     for chunk in batches(records, batch_size):
@@ -121,23 +127,22 @@ def translate_images(gen: nn.Module, shard: Path, records: list[dict], device, b
 
 
 def translate_shard(
-    gen: nn.Module, shard: Path, out_dir: Path, device, batch_size: int, progress=None, task=None
+    images: ImageSource, shard: Path, out_dir: Path, progress=None, task=None
 ) -> Path:
     """One shard into a temp directory, then renamed into place (complete or absent)."""
     return write_dir_atomic(
-        out_dir / shard.name,
-        lambda tmp: _write_translated(gen, shard, tmp, device, batch_size, progress, task),
+        out_dir / shard.name, lambda tmp: _write_translated(images, shard, tmp, progress, task)
     )
 
 
 def _write_translated(
-    gen: nn.Module, shard: Path, tmp: Path, device, batch_size: int, progress=None, task=None
+    images: ImageSource, shard: Path, tmp: Path, progress=None, task=None
 ) -> None:
     """Translated images, copied masks, then the manifest last (it marks the shard complete)."""
     for sub in ("image", "semantic", "instance"):
         (tmp / sub).mkdir(parents=True)
     records = [json.loads(line) for line in (shard / MANIFEST).read_text().splitlines() if line]
-    for stem, image in translate_images(gen, shard, records, device, batch_size):
+    for stem, image in images(shard, records):
         write_png(tmp / "image" / f"{stem}.png", image, rgb=True)
         for sub in ("semantic", "instance"):
             src = shard / sub / f"{stem}.png"
@@ -152,6 +157,87 @@ def _write_translated(
     (tmp / MANIFEST).write_text("".join(line + "\n" for line in lines))
 
 
+def made_by(card: dict) -> dict:
+    """What a translated set's images were made from: the source's card and the method's
+    settings (a generator's digest, a swap's settings), less where the files were and whether
+    the set is finished; equal for a partial set and its finished self."""
+    translation = card.get("translation", {})
+    return {
+        **described_data(card, "translation"),
+        "translation": {
+            k: v for k, v in translation.items() if k not in (*LOCATION_KEYS, "in_progress")
+        },
+    }
+
+
+def is_complete(card: dict) -> bool:
+    """A translated set's card says every shard was written (see write_translated_dataset)."""
+    return "translation" in card and not card["translation"].get("in_progress")
+
+
+def write_translated_dataset(
+    images: ImageSource,
+    src_dir: str | Path,
+    out_dir: str | Path,
+    translation: dict,
+    show_progress: bool = True,
+    replace_stale: bool = False,
+) -> dict:
+    """Every shard of ``src_dir`` through ``images`` into ``out_dir``, masks carried; the card
+    is the source's plus ``translation`` (what made the images). Any image-to-image method (a
+    generator, a spectral swap) shares this layout and resume.
+
+    The card is written before the first shard, marked ``in_progress``, so a rerun after a kill
+    resumes at the first missing shard only if the shards on disk were made the same way;
+    shards made otherwise (another generator, other scenes, no card to vouch for them) raise,
+    or are deleted and redone with ``replace_stale``. Returns the finished card.
+    """
+    src, out = Path(src_dir), Path(out_dir)
+    shards = source_shards(src)
+    card = {
+        **read_card(src),
+        "translation": {
+            **translation,
+            "source_dir": str(src.resolve()),
+            "shards": len(shards),
+            "masks": "copied byte-identical from source",
+        },
+    }
+    forget_other_translations(out, card, replace_stale)
+    out.mkdir(parents=True, exist_ok=True)
+    clean_partial_shards(out)
+    todo = [s for s in shards if not (out / s.name / MANIFEST).is_file()]
+    if todo:
+        pending = {**card, "translation": {**card["translation"], "in_progress": True}}
+        write_json_atomic(out / CARD, pending)
+    counts = {s: sum(1 for line in (s / MANIFEST).read_text().splitlines() if line) for s in todo}
+    with Progress(disable=not show_progress) as progress:
+        task = progress.add_task("translating", total=sum(counts.values()))
+        for shard in todo:
+            translate_shard(images, shard, out, progress, task)
+    if not todo:  # nothing redone: measurements of these very images still hold
+        card |= {k: v for k, v in read_card(out).items() if k in MEASURED_ONLY}
+    write_json_atomic(out / CARD, card)
+    return card
+
+
+def forget_other_translations(out: Path, card: dict, replace_stale: bool) -> None:
+    """Stop (or, with ``replace_stale``, start over) when ``out`` holds images not made as
+    ``card`` says: resuming would mix two translations in one training set."""
+    if not out.is_dir():
+        return
+    before = read_card(out)
+    has_shards = any(out.glob(f"shard-?????/{MANIFEST}"))
+    if not (has_shards or before) or (before and made_by(before) == made_by(card)):
+        return
+    why = "by another method, generator or settings, or from other scenes"
+    if not before:
+        why = "with no dataset card to say how"
+    if not replace_stale:
+        raise DataError(f"{out}: holds images translated {why}; delete it or pick another folder")
+    shutil.rmtree(out)
+
+
 def translate_dataset(
     checkpoint_or_module: str | Path | nn.Module,
     src_dir: str | Path,
@@ -160,40 +246,24 @@ def translate_dataset(
     device: str | torch.device = "auto",
     direction: str = "a2b",
     show_progress: bool = True,
+    replace_stale: bool = False,
 ) -> dict:
-    """Translate every shard of ``src_dir`` into ``out_dir``; returns the new dataset card.
-
-    Complete output shards are skipped, so rerunning after a kill finishes the job.
-    """
-    src, out = Path(src_dir), Path(out_dir)
-    shards = source_shards(src)
+    """Translate every shard of ``src_dir`` into ``out_dir`` with a generator; returns the new
+    dataset card (see ``write_translated_dataset``, also for ``replace_stale``)."""
+    source_shards(Path(src_dir))  # a bad folder fails before the generator is loaded
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     gen, info = load_generator(checkpoint_or_module, direction)
     was_training = gen.training
     home = next(gen.parameters()).device
     gen = gen.to(device).eval()
-    out.mkdir(parents=True, exist_ok=True)
-    clean_partial_shards(out)
-    todo = [s for s in shards if not (out / s.name / MANIFEST).is_file()]
-    counts = {s: sum(1 for line in (s / MANIFEST).read_text().splitlines() if line) for s in todo}
-    with Progress(disable=not show_progress) as progress:
-        task = progress.add_task("translating", total=sum(counts.values()))
-        for shard in todo:
-            translate_shard(gen, shard, out, device, batch_size, progress, task)
-    gen.to(home).train(was_training)  # a live module gets its generator back as it was
-    card = {
-        **read_card(src),
-        "translation": {
-            **info,
-            "source_dir": str(src.resolve()),
-            "direction": direction,
-            "shards": len(shards),
-            "masks": "copied byte-identical from source",
-        },
-    }
-    write_json_atomic(out / CARD, card)
-    return card
+    images = functools.partial(translate_images, gen, device=device, batch_size=batch_size)
+    try:
+        return write_translated_dataset(
+            images, src_dir, out_dir, {**info, "direction": direction}, show_progress, replace_stale
+        )
+    finally:
+        gen.to(home).train(was_training)  # a live module gets its generator back as it was
 
 
 def spread_indices(n: int, max_images: int) -> range:

@@ -19,6 +19,7 @@ import gan.translate
 import synth.io
 from gan.cli import run_cli
 from gan.translate import translate_dataset
+from synth.io import read_card, write_json_atomic
 from synth.render import render_dataset
 
 
@@ -62,8 +63,12 @@ def test_translate_out_of_disk(tmp_path: Path, monkeypatch, capsys) -> None:
     out = tmp_path / "adapted"
     gen = tiny_gan()
     translate_dataset(gen, src, out, show_progress=False)
-    # As if a first run had stopped after shard 0: shard 1 and the card are still to come.
-    (out / "dataset_card.json").unlink()
+    # As if a first run had stopped after shard 0: shard 1 to come, the card in progress.
+    card = read_card(out)
+    write_json_atomic(
+        out / "dataset_card.json",
+        {**card, "translation": {**card["translation"], "in_progress": True}},
+    )
     shutil.rmtree(out / "shard-00001")
     before = tree_digest(out)
     fill_disk_after(monkeypatch, gan.translate, writes=1)

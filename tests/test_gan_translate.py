@@ -16,9 +16,11 @@ from gan.translate import (
     background_contrast,
     describe_gap,
     grey_shift_by_class,
+    is_complete,
     measure_translation,
     texture_level,
     translate_dataset,
+    write_translated_dataset,
 )
 from synth.io import DataError, Sample, ShardedDataset, read_card, write_shard
 
@@ -154,3 +156,27 @@ def test_background_contrast_drops_when_the_background_is_smoothed(tmp_path):
     write_scenes(tmp_path / "short", crack_grey=50, n=2)
     with pytest.raises(DataError, match="2 samples"):
         background_contrast(tmp_path / "src", tmp_path / "short")
+
+
+def test_a_killed_translation_resumes_only_with_the_same_generator(tmp_path, source):
+    """The card is written, marked in progress, before the first shard: a rerun after a kill
+    can tell its own shards from another generator's, and never mixes the two in one set."""
+    out = tmp_path / "adapted"
+
+    def killed_at_second_shard(shard, records):
+        if shard.name == "shard-00001":
+            raise KeyboardInterrupt
+        for r in records:
+            yield r["stem"], np.zeros((38, 46, 3), np.uint8)
+
+    with pytest.raises(KeyboardInterrupt):
+        write_translated_dataset(killed_at_second_shard, source, out, {"by": "one"}, False)
+    assert not is_complete(read_card(out)) and (out / "shard-00000" / "manifest.jsonl").is_file()
+    older = save_checkpoint(tiny_gan(), tmp_path / "other.ckpt")
+    with pytest.raises(DataError, match="another method, generator or settings"):
+        translate_dataset(older, source, out, device="cpu", show_progress=False)
+    card = translate_dataset(
+        older, source, out, device="cpu", show_progress=False, replace_stale=True
+    )
+    assert is_complete(card) and len(ShardedDataset(out)) == 5
+    assert ShardedDataset(out)[0].image.any()  # redone by the generator, not kept black

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import torch
 from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
 
-from gan.pipeline import forget_stale, stage_translate
+from gan.pipeline import forget_stale, stage_fda, stage_translate
 from gan.provenance import data_fingerprint, settings_fingerprint
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
 from synth.distributions import ConfigError
@@ -78,13 +79,15 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert len(stages) == 10 and "report:" in stages[-1]
     assert all("skipped" in line for line in stages[:-1]), copied.stdout
 
-    # Lose the adapted row's results and one translated shard: only those are redone.
+    # Lose the adapted row's results and one translated shard, as a kill mid-translation
+    # leaves them (the card marked in progress): only those are redone.
     (tmp_path / "out" / "runs" / "adapted" / "metrics.json").unlink()
-    shard = adapted / "shard-00001"
-    for f in sorted(shard.rglob("*"), reverse=True):
-        f.unlink() if f.is_file() else f.rmdir()
-    shard.rmdir()
-    (adapted / "dataset_card.json").unlink()
+    shutil.rmtree(adapted / "shard-00001")
+    card = read_card(adapted)
+    card["translation"]["in_progress"] = True
+    write_json_atomic(adapted / "dataset_card.json", card)
+    kept = adapted / "shard-00000" / "manifest.jsonl"
+    os.utime(kept, (0, 0))
     second = run_pipeline(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     out = second.stdout
@@ -92,7 +95,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "adapt: complete at step 2, skipped" in out
     assert "task[synthetic]: complete, skipped" in out and "task[oracle]: complete, skipped" in out
     assert "task[adapted]: 2 steps" in out
-    assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
+    assert len(list(adapted.glob("shard-*/image/*.png"))) == 6 and kept.stat().st_mtime == 0
     assert "translate: Translation moved" in out and "domain_gap" in read_card(adapted)
 
     # A second seed, listed first: the config seed's run is reused (not retrained over), the
@@ -137,12 +140,17 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     sixth = run_pipeline(
         tmp_path,
         "synth.p_no_crack=0.5",
-        "stages.task.sources=[oracle]",
+        "stages.task.sources=[oracle,fda]",
         "task.lr=0.001",
         "task_data.num_workers=1",
     )
     assert sixth.returncode == 0, sixth.stderr[-3000:]
     assert "task[oracle]: complete, skipped" in sixth.stdout  # run-only settings keep it
+    # The training-free baseline: the scenes swapped once, then a row like any other.
+    assert f"fda: {tmp_path / 'out' / 'synthetic'} -> {tmp_path / 'out' / 'fda'}" in sixth.stdout
+    assert "task[fda]: 2 steps" in sixth.stdout and "adapt:" not in sixth.stdout
+    assert read_card(tmp_path / "out" / "fda")["translation"]["method"] == "fda"
+    assert "'fda': the synthetic scenes with" in (report / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -403,10 +411,38 @@ def test_translations_of_other_scenes_are_stale_even_from_the_same_generator(tmp
         }
     )
     write_json_atomic(elsewhere / "dataset_card.json", {**made, "config": {"p_no_crack": 0.5}})
-    assert stage_translate(cfg, ckpt)["checkpoint_sha256"] == file_digest(ckpt)  # current
+    card = stage_translate(cfg, ckpt)
+    assert card["translation"]["checkpoint_sha256"] == file_digest(ckpt)  # current
     write_json_atomic(elsewhere / "dataset_card.json", {**made, "config": {"p_no_crack": 0.15}})
     with pytest.raises(ConfigError, match=r"translate: .*from other scenes.*links to"):
         stage_translate(cfg, ckpt)
+
+
+def test_fda_stage_skips_a_current_set_and_redoes_one_made_with_another_beta(tmp_path, capsys):
+    from _gan_fixtures import make_real, make_synthetic
+
+    out = tmp_path / "run"
+    make_synthetic(out / "synthetic", n=4, shard_size=2)
+    real = make_real(tmp_path / "real", n=2)
+
+    def cfg(beta: float):
+        fda = {"beta": beta, "seed": 0, "real_dir": str(real)}
+        stages = {"fda": fda, "adapt": {"run_name": "a"}, "translate": {"measure": {"enabled": 0}}}
+        paths = {"output_dir": str(out), "ckpt_dir": str(tmp_path)}
+        return OmegaConf.create({"paths": paths, "stages": stages})
+
+    made = stage_fda(cfg(0.05))["translation"]
+    assert made["beta"] == 0.05 and "fda: complete" not in capsys.readouterr().out
+    assert stage_fda(cfg(0.05))["translation"] == made
+    assert "fda: complete, skipped" in capsys.readouterr().out
+    assert stage_fda(cfg(0.1))["translation"]["beta"] == 0.1
+    assert "fda: made with another beta, seed or photo folder" in capsys.readouterr().out
+    # another run's set, linked in: refused, not deleted through the link
+    (out / "fda").rename(tmp_path / "other")
+    (out / "fda").symlink_to(tmp_path / "other")
+    with pytest.raises(ConfigError, match=r"fda: made with another beta.*links to"):
+        stage_fda(cfg(0.2))
+    assert read_card(tmp_path / "other")["translation"]["beta"] == 0.1
 
 
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():

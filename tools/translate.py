@@ -10,8 +10,8 @@ import json
 import hydra
 from omegaconf import DictConfig
 
-from gan.cli import register_resolvers, run_cli
-from gan.translate import measure_translation, translate_dataset
+from gan.cli import measure_translated_set, register_resolvers, run_cli
+from gan.translate import translate_dataset
 from synth.io import read_card
 
 register_resolvers()
@@ -24,14 +24,7 @@ def translate(cfg: DictConfig) -> dict:
     )
     print(f"translated {cfg.src_dir} -> {cfg.out_dir} (step {card['translation']['step']})")
     if cfg.evaluate:
-        gap = measure_translation(
-            cfg.src_dir,
-            cfg.out_dir,
-            cfg.real_dir,
-            cfg.inception_weights,
-            cfg.eval_max_images,
-            cfg.eval_size,
-        )
+        gap = measure_translated_set(cfg)
         card = read_card(cfg.out_dir)
         print(json.dumps(gap, indent=2))
     return card

@@ -1,0 +1,134 @@
+"""FDA, the training-free baseline: the spectral swap itself, the translated set it writes
+(masks carried, deterministic by scene, resumable, stale sets refused) and its command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from _cli_fixtures import run_tool
+from _gan_fixtures import make_real, make_synthetic
+
+from gan.fda import fda_dataset, photo_crop, swap_low_amplitude
+from gan.translate import is_complete
+from synth.distributions import ConfigError
+from synth.io import DataError, ShardedDataset, read_card
+
+
+def noise(seed: int, shape=(32, 40, 3), low: int = 0, high: int = 256) -> np.ndarray:
+    return np.random.default_rng(seed).integers(low, high, shape).astype(np.uint8)
+
+
+def test_the_swap_takes_the_photos_low_frequencies_and_keeps_the_scenes_detail():
+    scene, photo = noise(0, low=150, high=230), noise(1, low=20, high=100)
+    assert (swap_low_amplitude(scene, scene, 0.2) == scene).all()  # own amplitude: unchanged
+    # beta 0 swaps only each channel's mean (the DC term); the detail stays the scene's
+    dc = swap_low_amplitude(scene, photo, 0.0).astype(float)
+    assert np.abs(dc.mean((0, 1)) - photo.mean((0, 1))).max() < 1.0
+    assert np.abs((dc - dc.mean((0, 1))) - (scene - scene.mean((0, 1)))).max() < 1.0
+
+    def low(x):  # what a wide blur keeps
+        return cv2.GaussianBlur(x.astype(np.float32), (0, 0), 4)
+
+    wide = swap_low_amplitude(scene, photo, 0.1)
+    # closer to the photo's low frequencies than the scene was, with its detail
+    assert np.abs(low(wide) - low(photo)).mean() < 0.5 * np.abs(low(scene) - low(photo)).mean()
+    detail = np.corrcoef((wide - low(wide)).ravel(), (scene - low(scene)).ravel())[0, 1]
+    assert detail > 0.9
+
+
+@pytest.mark.parametrize("beta", [-0.1, 0.6, True, "0.01"])
+def test_the_swap_refuses_a_beta_outside_0_to_one_half(beta):
+    with pytest.raises(ConfigError, match="beta="):
+        swap_low_amplitude(noise(0), noise(1), beta)
+
+
+def test_the_swap_refuses_images_of_different_shapes():
+    with pytest.raises(ValueError, match="differ in shape"):
+        swap_low_amplitude(noise(0), noise(1, shape=(32, 41, 3)), 0.01)
+
+
+def test_a_photo_smaller_than_the_scene_is_scaled_up_to_cover_it():
+    rng = np.random.default_rng(0)
+    assert photo_crop(noise(0, shape=(20, 30, 3)), 40, 48, rng).shape == (40, 48, 3)
+    assert photo_crop(noise(0, shape=(60, 90, 3)), 40, 48, rng).shape == (40, 48, 3)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    src = make_synthetic(tmp_path / "syn", n=5, shard_size=2)
+    return src, make_real(tmp_path / "real", n=3, h=30, w=36), tmp_path / "fda"
+
+
+def test_fda_set_carries_masks_and_depends_on_each_scene_alone(tmp_path, folders):
+    src, real, out = folders
+    card = fda_dataset(src, out, real, beta=0.05, seed=3, show_progress=False)
+    assert card["translation"]["method"] == "fda" and card["translation"]["beta"] == 0.05
+    assert card["generator"] == "test" and is_complete(read_card(out))
+    for a, b in zip(ShardedDataset(src, load_instance=True), ShardedDataset(out, True)):
+        assert (a.semantic == b.semantic).all() and (a.instance == b.instance).all()
+        assert not (a.image == b.image).all()
+    # the same scenes sharded otherwise: the same images, scene by scene
+    regrouped = make_synthetic(tmp_path / "syn3", n=5, shard_size=3)
+    fda_dataset(regrouped, tmp_path / "fda3", real, beta=0.05, seed=3, show_progress=False)
+    for a, b in zip(ShardedDataset(out), ShardedDataset(tmp_path / "fda3")):
+        assert (a.image == b.image).all()
+    fda_dataset(src, tmp_path / "seed4", real, beta=0.05, seed=4, show_progress=False)
+    assert any(
+        (a.image != b.image).any()
+        for a, b in zip(ShardedDataset(out), ShardedDataset(tmp_path / "seed4"))
+    )
+
+
+def test_fda_set_resumes_and_refuses_a_set_made_with_another_beta(folders):
+    src, real, out = folders
+    fda_dataset(src, out, real, beta=0.05, show_progress=False)
+    kept = out / "shard-00000" / "image" / "00000000.png"
+    os.utime(kept, (0, 0))
+    shutil.rmtree(out / "shard-00001")  # as a kill leaves it: the card still in progress
+    card = read_card(out)
+    card["translation"]["in_progress"] = True
+    (out / "dataset_card.json").write_text(json.dumps(card))
+    assert not is_complete(read_card(out))
+    fda_dataset(src, out, real, beta=0.05, show_progress=False)
+    assert kept.stat().st_mtime == 0 and len(ShardedDataset(out)) == 5
+    assert is_complete(read_card(out))
+
+    shutil.rmtree(out / "shard-00002")
+    with pytest.raises(DataError, match="another method, generator or settings"):
+        fda_dataset(src, out, real, beta=0.1, show_progress=False)  # would mix two betas
+    assert kept.is_file()
+    fda_dataset(src, out, real, beta=0.1, show_progress=False, replace_stale=True)
+    assert kept.stat().st_mtime != 0 and read_card(out)["translation"]["beta"] == 0.1
+
+
+def test_shards_with_no_card_to_vouch_for_them_are_not_resumed(folders):
+    src, real, out = folders
+    fda_dataset(src, out, real, show_progress=False)
+    (out / "dataset_card.json").unlink()
+    with pytest.raises(DataError, match="no dataset card"):
+        fda_dataset(src, out, real, show_progress=False)
+
+
+def test_measurements_of_unchanged_images_survive_a_rerun(folders):
+    src, real, out = folders
+    fda_dataset(src, out, real, show_progress=False)
+    card = read_card(out)
+    (out / "dataset_card.json").write_text(json.dumps({**card, "domain_gap": {}}))
+    assert "domain_gap" in fda_dataset(src, out, real, show_progress=False)
+
+
+def test_fda_command_writes_the_set_and_names_a_bad_beta(tmp_path, folders):
+    src, real, out = folders
+    args = [f"src_dir={src}", f"out_dir={out}", f"real_dir={real}", f"paths.log_dir={tmp_path}"]
+    bad = run_tool("fda", *args, "beta=0.7")
+    assert bad.returncode == 1 and "beta=0.7" in bad.stderr and "Traceback" not in bad.stderr
+    good = run_tool("fda", *args, "beta=0.02", "eval_size=16")
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert "Translation moved the synthetic set's" in good.stdout
+    card = read_card(out)
+    assert card["translation"]["beta"] == 0.02 and "after" in card["domain_gap"]
