@@ -458,12 +458,14 @@ ERRORS_TITLE = (
 
 
 def sample_grids(cfg: DictConfig) -> dict[str, Path]:
-    """Synthetic vs adapted vs real contact sheets (same synthetic indices for the first two)."""
+    """Synthetic vs adapted (and FDA) vs real contact sheets (same scene indices in each
+    set made from the synthetic one)."""
     d, n = dirs(cfg), cfg.stages.report.num_samples
     grids = {}
     sources = {
         "synthetic samples": d["synthetic"],
         "adapted samples (same scenes, masks carried)": d["adapted"],
+        "FDA samples (same scenes, low frequencies from real photos)": d["fda"],
         "real training photos (unlabeled)": Path(cfg.paths.data_dir) / "train_img",
     }
     for i, (title, folder) in enumerate(sources.items()):

@@ -151,6 +151,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "task[fda]: 2 steps" in sixth.stdout and "adapt:" not in sixth.stdout
     assert read_card(tmp_path / "out" / "fda")["translation"]["method"] == "fda"
     assert "'fda': the synthetic scenes with" in (report / "report.md").read_text()
+    assert "FDA samples (same scenes" in (report / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
