@@ -6,6 +6,7 @@ images that fail, an aggregate JSON (the product's F1), and overlays to look at.
 
 from __future__ import annotations
 
+import copy
 import csv
 import re
 import time
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from gan.bn_adapt import recalibrate_batchnorm
@@ -36,6 +38,41 @@ from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_pn
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
 SEED_SUFFIX = "-seed"
+
+
+class ThroughGenerator(nn.Module):
+    """Test-time translation: photos through a generator (the GAN's real-to-synthetic g_ba)
+    before the task network, so a model trained on raw scenes meets scene-like inputs. The
+    reverse of adapting the training set, and no model is retrained; the generator runs on
+    every image at inference, so deployment needs it too."""
+
+    def __init__(self, generator: nn.Module, net: nn.Module) -> None:
+        super().__init__()
+        self.generator, self.net = generator, net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from gan.translate import translate_batch
+
+        return self.net(translate_batch(self.generator, images))
+
+
+def reverse_generator(gan_checkpoint: str | Path | None) -> nn.Module | None:
+    """The GAN checkpoint's real-to-synthetic generator (g_ba) for test-time translation, or
+    None without a checkpoint (the tools' ``translate_with: null``)."""
+    if not gan_checkpoint:
+        return None
+    from gan.translate import load_generator
+
+    return load_generator(gan_checkpoint, "b2a")[0]
+
+
+def scoring_net(model: CrackSegmenter, translate_with: nn.Module | None = None) -> nn.Module:
+    """The network that scores and predicts: the model's eval-only copy, behind the
+    generator when ``translate_with`` is given (``ThroughGenerator``)."""
+    net = model.inference_net()
+    if translate_with is None:
+        return net
+    return ThroughGenerator(copy.deepcopy(translate_with).to(model.device).eval(), net)
 
 
 def run_key(row: str, seed: int, base_seed: int) -> str:
@@ -167,8 +204,11 @@ def evaluate_folder(
     num_overlays: int = 8,
     num_workers: int = 0,
     extra: dict | None = None,
+    translate_with: nn.Module | None = None,
 ) -> dict:
     """Score ``model`` on a labeled folder; writes per_image.csv, metrics.json, overlays/.
+    ``translate_with``: a generator the photos go through first (``ThroughGenerator``); the
+    overlays still show the photos as they are.
 
     ``image_dir`` may also be a sharded dataset (synthetic or translated; ``mask_dir`` unused):
     the same model scored on the synthetic and the adapted set shows what translation did to
@@ -185,7 +225,7 @@ def evaluate_folder(
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
     device, tolerance = model.device, model.hparams.tolerance
     metrics = build_metrics(tolerance).to(device)
-    net = model.inference_net()
+    net = scoring_net(model, translate_with)
     rows: list[dict] = []
     start = time.perf_counter()
     for batch in batches(loader, "evaluate"):
@@ -287,6 +327,7 @@ def crack_probabilities(
     batch_size: int = 4,
     num_workers: int = 0,
     description: str = "predict",
+    translate_with: nn.Module | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
     """(index, crack probability HxW on CPU, the photo as decoded) for every image of
     ``folder``, in order.
@@ -294,7 +335,7 @@ def crack_probabilities(
     Logits are resized back to each image's own size, so a map always matches its image.
     """
     loader = photo_loader(folder, eval_size, batch_size, num_workers)
-    net = model.inference_net()
+    net = scoring_net(model, translate_with)
     for batch in batches(loader, description):
         with torch.inference_mode():
             logits = net(batch["image"].to(model.device))
@@ -330,14 +371,18 @@ def predict_folder(
     eval_size: Sequence[int] | None = None,
     batch_size: int = 4,
     num_workers: int = 0,
+    translate_with: nn.Module | None = None,
 ) -> list[Path]:
-    """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png."""
+    """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png
+    (``translate_with``: see ``ThroughGenerator``)."""
     folder = ImageFolder(image_dir)
     out_dir = Path(out_dir)
     for sub in ("masks", "overlays"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     written = []
-    probs = crack_probabilities(model, folder, eval_size, batch_size, num_workers)
+    probs = crack_probabilities(
+        model, folder, eval_size, batch_size, num_workers, translate_with=translate_with
+    )
     for index, prob, photo in probs:
         pred = (prob > 0.5).long()  # the argmax of two classes
         stem = folder.images[index].stem

@@ -61,6 +61,10 @@ NEEDS_ADAPTED = ("adapted", "adapted_randomized", "mixed")  # train on the GAN's
 NEEDS_FDA = ("fda",)  # train on the spectral swap's translations
 # zero-label rows that can teach (selftrained cannot teach itself; oracle saw real labels)
 TEACHERS = tuple(s for s in SOURCES if s not in ("selftrained", "oracle"))
+# rows that train nothing: 'testtime' scores the source-only row's model on test photos sent
+# through the GAN's real-to-synthetic generator
+TEST_TIME_ROWS = {"testtime": "synthetic"}
+ROWS = (*SOURCES, *TEST_TIME_ROWS)
 
 
 def log(message: str) -> None:
@@ -302,13 +306,9 @@ def report_goal(cfg: DictConfig) -> dict:
     expected = {"ours", "baselines", "reference", "min_gain", "min_share"}
     if not isinstance(goal, dict) or set(goal) != expected:
         raise ConfigError(f"stages.report.goal: expected the keys {sorted(expected)}, got {goal}")
-    unknown = [
-        s for s in [*goal["ours"], *goal["baselines"], goal["reference"]] if s not in SOURCES
-    ]
+    unknown = [s for s in [*goal["ours"], *goal["baselines"], goal["reference"]] if s not in ROWS]
     if unknown:
-        raise ConfigError(
-            f"stages.report.goal: unknown rows {unknown}; choose from {list(SOURCES)}"
-        )
+        raise ConfigError(f"stages.report.goal: unknown rows {unknown}; choose from {list(ROWS)}")
     return goal
 
 
@@ -439,6 +439,49 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
             logger.log_metrics(scores, step=trainer.global_step)
     close_runs(trainer.loggers)
     return metrics
+
+
+def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
+    """Score the model of ``row``'s training row (source-only) for ``seed`` on the test
+    photos sent through the GAN's real-to-synthetic generator: nothing is trained, and the
+    scores are redone whenever that model or the generator changes (their digests)."""
+    from gan.evaluate import load_segmenter, reverse_generator
+
+    trained_by = TEST_TIME_ROWS[row]
+    model_ckpt = teacher_checkpoint(cfg, trained_by, seed)  # trained first when missing
+    key = run_key(row, seed, cfg.seed)
+    run_dir = dirs(cfg)["runs"] / key
+    metrics_path = run_dir / "metrics.json"
+    provenance = {
+        "model": {"row": trained_by, "checkpoint_sha256": file_digest(model_ckpt)},
+        "generator": {"direction": "b2a", "checkpoint_sha256": file_digest(gan)},
+    }
+    record = run_dir / "provenance.json"
+    forget_stale(f"task[{key}]", [metrics_path], record, provenance, Path(cfg.paths.output_dir))
+    if metrics_path.is_file():
+        log(f"task[{key}]: complete, skipped ({metrics_path})")
+        return read_json(metrics_path)
+    log(f"task[{key}]: the {trained_by} model, seed {seed}, on test photos translated by {gan}")
+    e = cfg.stages.evaluate
+    model = load_segmenter(model_ckpt, pick_device(e.device))
+    trained = read_json(dirs(cfg)["runs"] / run_key(trained_by, seed, cfg.seed) / "metrics.json")
+    return evaluate_folder(
+        model,
+        cfg.task_data.test_img,
+        cfg.task_data.test_lab,
+        run_dir,
+        eval_size=e.eval_size,
+        batch_size=e.batch_size,
+        num_overlays=e.num_overlays,
+        extra={
+            "source": row,
+            "seed": seed,
+            "steps": trained.get("steps"),
+            "train_seconds": 0.0,
+            "model_row": trained_by,
+        },
+        translate_with=reverse_generator(gan),
+    )
 
 
 def task_seeds(cfg: DictConfig) -> list[int]:
@@ -610,6 +653,12 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     gap = read_card(dirs(cfg)["adapted"]).get("domain_gap", {})
     if set(GAP_KEYS) <= set(gap) and any(needs_adapted(cfg, s) for s in results):
         notes += " " + describe_gap(gap)
+    if "testtime" in results:
+        notes += (
+            " 'testtime': the synthetic row's model of each seed, trained on raw scenes, "
+            "scoring the test photos after the GAN's real-to-synthetic generator (g_ba) "
+            "translated them toward the simulator; nothing retrained."
+        )
     if any(training_row(cfg, s) in NEEDS_FDA for s in results):
         notes += (
             f" 'fda': the synthetic scenes with the low-frequency Fourier amplitude of real "
@@ -652,9 +701,9 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
         return out
 
     sources = list(cfg.stages.task.sources)
-    unknown = [s for s in sources if s not in SOURCES]
+    unknown = [s for s in sources if s not in ROWS]
     if unknown:
-        raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(SOURCES)}")
+        raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(ROWS)}")
     seeds = task_seeds(cfg)  # fail before any work on a bad seed list or goal
     report_goal(cfg)
     if "selftrained" in sources:
@@ -670,6 +719,11 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
         if not swapped and training_row(cfg, source) in NEEDS_FDA:
             timed("fda", stage_fda, cfg)
             swapped = True
+        if source in TEST_TIME_ROWS:
+            gan = timed("adapt", stage_adapt, cfg)  # skipped when complete
+            runs = [timed(f"task[{source}]", stage_test_time, cfg, source, gan, k) for k in seeds]
+            results[source] = mean_over_seeds(runs)
+            continue
         runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]
         results[source] = mean_over_seeds(runs)
     timed("report", stage_report, cfg, results, wall)

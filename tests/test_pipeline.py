@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,28 +101,45 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
 
     # A second seed, listed first: the config seed's run is reused (not retrained over), the
     # new seed gets its own folder, the row becomes a mean with a spread.
-    third = run_pipeline(tmp_path, "stages.task.seeds=[1,0]", "stages.task.sources=[synthetic]")
+    # The test-time row scores each seed's source-only model on photos sent through the
+    # GAN's real-to-synthetic generator: nothing trained for it.
+    third = run_pipeline(
+        tmp_path, "stages.task.seeds=[1,0]", "stages.task.sources=[synthetic,testtime]"
+    )
     assert third.returncode == 0, third.stderr[-3000:]
     assert "task[synthetic]: complete, skipped" in third.stdout
     assert "task[synthetic-seed1]: 2 steps, seed 1" in third.stdout
     assert "old outputs removed" not in third.stdout
-    (row,) = json.loads((report / "results.json").read_text())["rows"]
+    assert "task[testtime-seed1]: the synthetic model, seed 1, on test photos" in third.stdout
+    assert "task[testtime]: the synthetic model, seed 0" in third.stdout
+    assert "adapt: complete at step 2, skipped" in third.stdout
+    assert "translate:" not in third.stdout  # the translated scenes are not needed
+    row, tt = json.loads((report / "results.json").read_text())["rows"]
     assert row["num_seeds"] == 2 and sorted(row["seeds"]) == [0, 1] and "f1_std" in row
     assert len(row["f1_runs"]) == 2
     assert " ± " in (report / "report.md").read_text()
+    assert tt["source"] == "testtime" and tt["num_seeds"] == 2 and tt["steps"] == 2
+    assert "'testtime': the synthetic row's model" in (report / "report.md").read_text()
+    again = run_pipeline(tmp_path, "stages.task.sources=[testtime]")
+    assert "task[testtime]: complete, skipped" in again.stdout, again.stderr[-3000:]
 
     # A re-rendered simulator: the GAN and the adapted row are stale and redone, not reused.
     # The pooled 'mixed' row trains on both folders once the GAN is redone.
     shutil.rmtree(tmp_path / "out" / "synthetic")
-    fourth = run_pipeline(tmp_path, "synth.p_no_crack=0.5", "stages.task.sources=[adapted,mixed]")
+    fourth = run_pipeline(
+        tmp_path, "synth.p_no_crack=0.5", "stages.task.sources=[adapted,mixed,testtime]"
+    )
     assert fourth.returncode == 0, fourth.stderr[-3000:]
     out = fourth.stdout
+    # a retrained source-only model (and generator): the test-time scores are redone
+    assert re.search(r"task\[testtime\]: settings changed \([^)]*model.checkpoint_sha256", out)
     assert "adapt: training data changed" in out and "adapt: 2 generator steps" in out
     assert "task[adapted]: training data changed" in out and "task[adapted]: 2 steps" in out
     assert f"on {tmp_path / 'out' / 'synthetic'} + {tmp_path / 'out' / 'adapted'}" in out
     assert [r["source"] for r in json.loads((report / "results.json").read_text())["rows"]] == [
         "adapted",
         "mixed",
+        "testtime",
     ]
 
     # Changed settings: a new loss weight retrains the GAN, a new learning rate the task model.

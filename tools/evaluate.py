@@ -2,6 +2,7 @@
 
 python tools/evaluate.py ckpt=checkpoints/task_oracle/last.ckpt
 python tools/evaluate.py ckpt=... recalibrate_bn_on=../shared/data/deepcrack/train_img  # AdaBN
+python tools/evaluate.py ckpt=... translate_with=checkpoints/adapt/last.ckpt  # test-time translation
 """
 
 from __future__ import annotations
@@ -10,7 +11,13 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from gan.evaluate import evaluate_folder, load_segmenter, pick_device, recalibrate_on_folder
+from gan.evaluate import (
+    evaluate_folder,
+    load_segmenter,
+    pick_device,
+    recalibrate_on_folder,
+    reverse_generator,
+)
 
 register_resolvers()
 
@@ -24,6 +31,8 @@ def evaluate(cfg: DictConfig) -> dict:
             model, cfg.recalibrate_bn_on, cfg.eval_size, cfg.batch_size, cfg.num_workers
         )
         extra["bn_recalibrated_on"] = {"image_dir": str(cfg.recalibrate_bn_on), "images": used}
+    if cfg.translate_with:
+        extra["translated_with"] = str(cfg.translate_with)
     result = evaluate_folder(
         model,
         cfg.test_img,
@@ -34,6 +43,7 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg.num_overlays,
         cfg.num_workers,
         extra=extra,
+        translate_with=reverse_generator(cfg.translate_with),
     )
     print(f"{cfg.out_dir}/metrics.json: {result}")
     return result

@@ -1,6 +1,7 @@
 """Segment a folder of real images: masks/<stem>.png (0/255) and overlays/<stem>.png.
 
 python tools/predict.py ckpt=checkpoints/task_oracle/last.ckpt input_dir=photos/
+python tools/predict.py ckpt=... input_dir=photos/ translate_with=checkpoints/adapt/last.ckpt
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from gan.evaluate import load_segmenter, pick_device, predict_folder
+from gan.evaluate import load_segmenter, pick_device, predict_folder, reverse_generator
 
 register_resolvers()
 
@@ -18,7 +19,13 @@ def predict(cfg: DictConfig) -> None:
     """Segment every image of the input folder into masks and overlays."""
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
     written = predict_folder(
-        model, cfg.input_dir, cfg.out_dir, cfg.eval_size, cfg.batch_size, cfg.num_workers
+        model,
+        cfg.input_dir,
+        cfg.out_dir,
+        cfg.eval_size,
+        cfg.batch_size,
+        cfg.num_workers,
+        translate_with=reverse_generator(cfg.translate_with),
     )
     print(f"{len(written)} masks and overlays written to {cfg.out_dir}")
 
