@@ -709,22 +709,21 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     if "selftrained" in sources:
         teacher_of(cfg)
     timed("render", stage_render, cfg)
-    results, adapted, swapped = {}, False, False
+    results, gan, translated, swapped = {}, None, False, False
     for source in sources:
         # adapt lazily (rows that need no GAN are ready sooner), and once for all rows
-        if not adapted and needs_adapted(cfg, source):
-            ckpt = timed("adapt", stage_adapt, cfg)
-            timed("translate", stage_translate, cfg, ckpt)
-            adapted = True
+        if gan is None and (needs_adapted(cfg, source) or source in TEST_TIME_ROWS):
+            gan = timed("adapt", stage_adapt, cfg)
+        if not translated and needs_adapted(cfg, source):
+            timed("translate", stage_translate, cfg, gan)
+            translated = True
         if not swapped and training_row(cfg, source) in NEEDS_FDA:
             timed("fda", stage_fda, cfg)
             swapped = True
         if source in TEST_TIME_ROWS:
-            gan = timed("adapt", stage_adapt, cfg)  # skipped when complete
             runs = [timed(f"task[{source}]", stage_test_time, cfg, source, gan, k) for k in seeds]
-            results[source] = mean_over_seeds(runs)
-            continue
-        runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]
+        else:
+            runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]
         results[source] = mean_over_seeds(runs)
     timed("report", stage_report, cfg, results, wall)
     return results
