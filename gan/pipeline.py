@@ -153,14 +153,14 @@ def stage_adapt(cfg: DictConfig) -> Path:
 
 
 def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
-    from gan.translate import GAP_KEYS, translate_dataset
+    from gan.translate import translate_dataset
 
     d, t = dirs(cfg), cfg.stages.translate
     card = read_card(d["adapted"])
     current = card.get("translation", {}).get("checkpoint_sha256") == file_digest(ckpt)
-    card = translated_set(
+    return translated_set(
+        cfg,
         "translate",
-        d["synthetic"],
         d["adapted"],
         current and same_source(card, d["synthetic"]),
         "made by another generator than the adapt stage's, or from other scenes",
@@ -168,24 +168,19 @@ def stage_translate(cfg: DictConfig, ckpt: Path) -> dict:
             ckpt, d["synthetic"], d["adapted"], t.batch_size, t.device, replace_stale=True
         ),
     )
-    measured = read_card(d["adapted"]).get("domain_gap", {})
-    if t.measure.enabled and not set(GAP_KEYS) <= set(measured):
-        measure_stage_translation(cfg, "translate", d["adapted"])
-    return card
 
 
 def stage_fda(cfg: DictConfig) -> dict:
     """The training-free baseline: every scene with a real photo's low frequencies (gan.fda)."""
     from gan.fda import fda_dataset, fda_translation
-    from gan.translate import GAP_KEYS
 
     d, f = dirs(cfg), cfg.stages.fda
     card = read_card(d["fda"])
     wanted = fda_translation(f.real_dir, f.beta, f.seed)
     done = card.get("translation", {})
-    card = translated_set(
+    return translated_set(
+        cfg,
         "fda",
-        d["synthetic"],
         d["fda"],
         {k: done.get(k) for k in wanted} == wanted and same_source(card, d["synthetic"]),
         "made with another beta, seed or photo folder, or from other scenes",
@@ -193,29 +188,30 @@ def stage_fda(cfg: DictConfig) -> dict:
             d["synthetic"], d["fda"], f.real_dir, f.beta, f.seed, replace_stale=True
         ),
     )
-    measured = read_card(d["fda"]).get("domain_gap", {})
-    if cfg.stages.translate.measure.enabled and not set(GAP_KEYS) <= set(measured):
-        measure_stage_translation(cfg, "fda", d["fda"])
-    return card
 
 
 def translated_set(
-    name: str, src: Path, out: Path, current: bool, why_stale: str, make: Callable[[], dict]
+    cfg: DictConfig, name: str, out: Path, current: bool, why_stale: str, make: Callable
 ) -> dict:
     """Skip a finished translated set that is ``current``; else ``make`` it: resumed at the
     first missing shard when the shards on disk are current, made anew when they are not
-    (``why_stale``), unless they are reached through a link (another run's)."""
-    from gan.translate import is_complete
+    (``why_stale``), unless they are reached through a link (another run's). Then measured
+    against the real photos, once (stages.translate.measure)."""
+    from gan.translate import GAP_KEYS, is_complete
 
     card = read_card(out)
     if current and is_complete(card):
         log(f"{name}: complete, skipped ({out})")
-        return card
-    if card and not current:
-        refuse_linked_outputs(name, [out], why_stale)
-        log(f"{name}: {why_stale}, old images removed ({out})")
-    log(f"{name}: {src} -> {out}")
-    return make()
+    else:
+        if card and not current:
+            refuse_linked_outputs(name, [out], why_stale)
+            log(f"{name}: {why_stale}, old images removed ({out})")
+        log(f"{name}: {dirs(cfg)['synthetic']} -> {out}")
+        card = make()
+    measured = read_card(out).get("domain_gap", {})
+    if cfg.stages.translate.measure.enabled and not set(GAP_KEYS) <= set(measured):
+        measure_stage_translation(cfg, name, out)
+    return card
 
 
 def measure_stage_translation(cfg: DictConfig, name: str, out: Path) -> dict:
