@@ -126,7 +126,7 @@ def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_ste
     cfg = composed("pipeline", "experiment=sim2real_cpu")
     stage = cfg.stages.task
     assert sorted(stage.sources) == sorted(
-        ["synthetic", "randomized", "adapted", "selftrained", "oracle"]
+        ["synthetic", "randomized", "adapted", "testtime", "selftrained", "oracle"]
     )
     assert list(stage.seeds) == [0, 1, 2] and stage.trainer.max_steps == 4800
     assert cfg.stages.self_train.teacher == "synthetic"
