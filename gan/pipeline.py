@@ -413,22 +413,8 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     trainer = fit(stage, module, instantiate(stage.task_data))
     wall = time.perf_counter() - start
     module = module.to(pick_device(cfg.stages.evaluate.device)).eval()
-    e = cfg.stages.evaluate
-    metrics = evaluate_folder(
-        module,
-        stage.task_data.test_img,
-        stage.task_data.test_lab,
-        run_dir,
-        eval_size=e.eval_size,
-        batch_size=e.batch_size,
-        num_overlays=e.num_overlays,
-        extra={
-            "source": source,
-            "seed": seed,
-            "steps": trainer.global_step,
-            "train_seconds": round(wall, 1),
-        },
-    )
+    extra = {"steps": trainer.global_step, "train_seconds": round(wall, 1)}
+    metrics = score_on_test(stage, module, run_dir, {"source": source, "seed": seed, **extra})
     if trainer.is_global_zero:  # the real-test scores beside the curves, in the run's tracker
         scores = {f"test/{m}": float(metrics[m]) for m in METRICS if m in metrics}
         for logger in trainer.loggers:
@@ -458,9 +444,23 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
         log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
     log(f"task[{key}]: the {trained_by} model, seed {seed}, on test photos translated by {gan}")
-    e = cfg.stages.evaluate
-    model = load_segmenter(model_ckpt, pick_device(e.device))
+    model = load_segmenter(model_ckpt, pick_device(cfg.stages.evaluate.device))
     trained = read_json(dirs(cfg)["runs"] / run_key(trained_by, seed, cfg.seed) / "metrics.json")
+    extra = {"steps": trained.get("steps"), "train_seconds": 0.0, "model_row": trained_by}
+    return score_on_test(
+        cfg, model, run_dir, {"source": row, "seed": seed, **extra}, reverse_generator(gan)
+    )
+
+
+def score_on_test(
+    cfg: DictConfig,
+    model: torch.nn.Module,
+    run_dir: Path,
+    extra: dict,
+    translate_with: torch.nn.Module | None = None,
+) -> dict:
+    """A row's model scored on the real test set as stages.evaluate says, into ``run_dir``."""
+    e = cfg.stages.evaluate
     return evaluate_folder(
         model,
         cfg.task_data.test_img,
@@ -469,14 +469,8 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
         eval_size=e.eval_size,
         batch_size=e.batch_size,
         num_overlays=e.num_overlays,
-        extra={
-            "source": row,
-            "seed": seed,
-            "steps": trained.get("steps"),
-            "train_seconds": 0.0,
-            "model_row": trained_by,
-        },
-        translate_with=reverse_generator(gan),
+        extra=extra,
+        translate_with=translate_with,
     )
 
 
