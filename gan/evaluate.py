@@ -33,6 +33,7 @@ from gan.task import (
     tolerance_f1_from_counts,
 )
 from gan.task_data import pad_collate
+from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
 
@@ -51,8 +52,6 @@ class ThroughGenerator(nn.Module):
         self.generator, self.net = generator, net
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from gan.translate import translate_batch
-
         return self.net(translate_batch(self.generator, images))
 
 
@@ -61,8 +60,6 @@ def reverse_generator(gan_checkpoint: str | Path | None) -> nn.Module | None:
     None without a checkpoint (the tools' ``translate_with: null``)."""
     if not gan_checkpoint:
         return None
-    from gan.translate import load_generator
-
     return load_generator(gan_checkpoint, "b2a")[0]
 
 

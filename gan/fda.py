@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gan.translate import ImageSource, write_translated_dataset
 from synth.distributions import ConfigError
 from synth.io import list_images, read_image
 
@@ -69,7 +70,9 @@ def photo_crop(photo: np.ndarray, height: int, width: int, rng: np.random.Genera
     return photo[y : y + height, x : x + width]
 
 
-def fda_image(image: np.ndarray, photos: list[Path], beta: float, seed: int, index: int):
+def fda_image(
+    image: np.ndarray, photos: list[Path], beta: float, seed: int, index: int
+) -> np.ndarray:
     """Scene ``index`` swapped with a crop of one photo, both drawn from (seed, index) alone:
     any scene comes out the same whatever shard or run renders it."""
     rng = np.random.default_rng([int(seed), int(index), FDA_STREAM])
@@ -77,7 +80,7 @@ def fda_image(image: np.ndarray, photos: list[Path], beta: float, seed: int, ind
     return swap_low_amplitude(image, photo_crop(photo, *image.shape[:2], rng), beta)
 
 
-def fda_images(photos: list[Path], beta: float, seed: int):
+def fda_images(photos: list[Path], beta: float, seed: int) -> ImageSource:
     """An ImageSource (``gan.translate``) that swaps every scene of a shard."""
 
     def images(shard: Path, records: list[dict]) -> Iterator[tuple[str, np.ndarray]]:
@@ -112,8 +115,6 @@ def fda_dataset(
 ) -> dict:
     """Every scene of ``src_dir`` with a real photo's low-frequency amplitude, into
     ``out_dir`` (shard by shard, resumable: ``gan.translate.write_translated_dataset``)."""
-    from gan.translate import write_translated_dataset
-
     translation = fda_translation(real_dir, beta, seed)
     images = fda_images(list_images(real_dir), beta, seed)
     return write_translated_dataset(
