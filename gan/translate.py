@@ -59,9 +59,14 @@ def load_generator(
         )
         return gen, {"checkpoint": None, "step": step, "generator": name}
     ckpt = load_checkpoint(source)
+    state = module_state(ckpt, name)
+    if not state:  # a task model's checkpoint, say, passed where a GAN's is wanted
+        raise DataError(
+            f"{source}: no generator {name!r} in it; pass a GAN checkpoint (tools/train_gan.py)"
+        )
     hparams = ckpt.get("hyper_parameters", {})
     gen = build_generator(**(hparams.get("generator") or {}))
-    gen.load_state_dict(module_state(ckpt, name))
+    gen.load_state_dict(state)
     info = {
         "checkpoint": str(Path(source).resolve()),
         "checkpoint_sha256": file_digest(source),

@@ -17,6 +17,7 @@ from gan.translate import (
     describe_gap,
     grey_shift_by_class,
     is_complete,
+    load_generator,
     measure_translation,
     texture_level,
     translate_dataset,
@@ -88,6 +89,20 @@ def test_translate_refuses_pickled_code(tmp_path, source):
     torch.save({"state_dict": {}, "hyper_parameters": {"x": object()}}, bad)
     with pytest.raises(UnsafeCheckpointError):
         translate_dataset(str(bad), source, tmp_path / "o", device="cpu", show_progress=False)
+
+
+def test_a_checkpoint_without_the_generator_is_named_in_one_line(tmp_path, source):
+    from gan.task import CrackSegmenter
+
+    task = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2})
+    ckpt = tmp_path / "task.ckpt"
+    torch.save({"state_dict": task.state_dict(), "hyper_parameters": dict(task.hparams)}, ckpt)
+    with pytest.raises(DataError, match=r"task.ckpt: no generator 'g_ba' in it"):
+        load_generator(ckpt, "b2a")
+    out = tmp_path / "o"
+    with pytest.raises(DataError, match="no generator 'g_ab'"):
+        translate_dataset(ckpt, source, out, device="cpu", show_progress=False)
+    assert not out.exists()
 
 
 def write_scenes(root, crack_grey: int, n: int = 3, texture: int = 0) -> None:

@@ -25,6 +25,7 @@ register_resolvers()
 def evaluate(cfg: DictConfig) -> dict:
     """Score the checkpoint; the metrics files are written atomically, never half."""
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
+    generator = reverse_generator(cfg.translate_with)  # a bad path fails before any work
     extra = {"checkpoint": str(cfg.ckpt)}
     if cfg.recalibrate_bn_on:
         used = recalibrate_on_folder(
@@ -43,7 +44,7 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg.num_overlays,
         cfg.num_workers,
         extra=extra,
-        translate_with=reverse_generator(cfg.translate_with),
+        translate_with=generator,
     )
     print(f"{cfg.out_dir}/metrics.json: {result}")
     return result
