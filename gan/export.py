@@ -3,7 +3,9 @@
 Exported graphs output the crack probability (B, 1, H, W) rather than logits, so a consumer
 only thresholds at 0.5. Height and width are dynamic: the model segments any photo size.
 Every export is checked against PyTorch on an input of a size other than the tracing one, which
-catches a shape frozen into the graph.
+catches a shape frozen into the graph. With ``translate_with`` the graph holds the GAN's
+real-to-synthetic generator in front of the net (test-time translation, the ``testtime`` row),
+so that row deploys as one file too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from gan.evaluate import ThroughGenerator
 
 
 class CrackProbability(nn.Module):
@@ -26,12 +30,19 @@ class CrackProbability(nn.Module):
         return self.net(images).softmax(1)[:, 1:2]
 
 
+def register_missing_symbolics() -> None:
+    """ONNX has had Atanh since opset 9, but the TorchScript-based exporter has no mapping for
+    it, and the residual generator (``tanh(atanh(x) + h(x))``, the default) uses it."""
+    torch.onnx.register_custom_op_symbolic("aten::atanh", lambda g, x: g.op("Atanh", x), 9)
+
+
 def export_onnx(model: nn.Module, path: str | Path, sample: torch.Tensor, opset: int = 18) -> Path:
     """ONNX with dynamic batch/height/width, via the TorchScript-based exporter.
 
     The legacy exporter (``dynamo=False``) is used because it handles the U-Net's
     size-dependent interpolation with plain ``dynamic_axes`` and needs no extra packages.
     """
+    register_missing_symbolics()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
@@ -102,8 +113,12 @@ def export_model(
     check_hw: tuple[int, int] = (96, 160),
     formats: tuple[str, ...] = ("onnx", "torchscript"),
     atol: float = 1e-4,
+    translate_with: nn.Module | None = None,
 ) -> dict:
-    """Export ``net`` (logits model) in the given formats and verify them; returns a report."""
+    """Export ``net`` (logits model), behind ``translate_with`` when given, in the given
+    formats and verify them; returns a report."""
+    if translate_with is not None:
+        net = ThroughGenerator(translate_with.eval(), net)
     model = CrackProbability(net).cpu().eval()
     out_dir = Path(out_dir)
     sample = torch.rand(1, 3, *sample_hw) * 2 - 1

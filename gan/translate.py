@@ -84,12 +84,23 @@ def _has_trainer(module: nn.Module) -> bool:
         return False
 
 
+def round_up_to_pad_multiple(size: int) -> int:
+    return (size + PAD_MULTIPLE - 1) // PAD_MULTIPLE * PAD_MULTIPLE
+
+
 @torch.no_grad()
 def translate_batch(gen: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Reflect-pad to a multiple of 4, translate, crop back to the input size."""
+    """Reflect-pad to a multiple of 4, translate, crop back to the input size.
+
+    The pad is always the largest one needed, then sliced back to the multiple: the same
+    pixels as padding exactly what is missing, but only slices depend on the size, and a
+    traced export (``tools/export.py translate_with=``) keeps them dynamic where a
+    size-dependent pad width would be frozen at the tracing size.
+    """
     h, w = images.shape[-2:]
-    ph, pw = (-h) % PAD_MULTIPLE, (-w) % PAD_MULTIPLE
-    x = F.pad(images, (0, pw, 0, ph), mode="reflect") if ph or pw else images
+    most = PAD_MULTIPLE - 1
+    padded = F.pad(images, (0, most, 0, most), mode="reflect")
+    x = padded[..., : round_up_to_pad_multiple(h), : round_up_to_pad_multiple(w)]
     return gen(x)[..., :h, :w]
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from gan.evaluate import crack_probabilities, evaluate_folder, predict_folder, reverse_generator
 from gan.task import CrackSegmenter
+from gan.translate import translate_batch
 from synth.io import ImageFolder, read_image, write_png
 
 
@@ -84,7 +85,52 @@ def test_prediction_through_a_generator_matches_prediction_on_its_output(tmp_pat
     assert reverse_generator(None) is None
 
 
-def test_evaluate_and_predict_commands_take_a_gan_checkpoint(tmp_path):
+#: the reference generator, and the default one (residual: atanh, which ONNX needed mapped)
+GENERATORS = {
+    "resnet": {"kind": "resnet", "ngf": 8, "blocks": 1},
+    "light-residual": {
+        "kind": "light",
+        "ngf": 8,
+        "blocks": 1,
+        "residual": True,
+        "upsample": "resize",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "check_hw, generator",
+    [
+        ((61, 83), "resnet"),
+        ((62, 66), "resnet"),
+        ((64, 64), "resnet"),
+        ((61, 83), "light-residual"),
+    ],
+)
+def test_an_export_with_the_generator_is_testtime_at_sizes_off_the_tracing_one(
+    tmp_path, check_hw, generator
+):
+    """Traced at 64 x 64, where the generator needs no padding; checked where it needs 3, 2 or
+    none, then at 45 x 70: a pad width frozen at tracing fails the check or the comparison."""
+    from gan.export import CrackProbability, export_model
+
+    gen, net = tiny_gan(generator=GENERATORS[generator]).g_ba.eval(), segmenter().net.eval()
+    torch.manual_seed(1)
+    for p in gen.parameters():  # the residual one starts as the identity: move it off
+        p.data.add_(torch.randn_like(p) * 0.1)
+    report = export_model(net, tmp_path, sample_hw=(64, 64), check_hw=check_hw, translate_with=gen)
+    assert max(report["max_abs_diff"].values()) < 1e-4
+    assert set(report["max_abs_diff"]) == {"onnx", "torchscript"}
+    x = torch.rand(1, 3, 45, 70) * 2 - 1
+    exported = torch.jit.load(report["torchscript"])
+    with torch.no_grad():
+        got, alone = exported(x), CrackProbability(net)(x)
+        expected = net(translate_batch(gen, x)).softmax(1)[:, 1:2]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, alone, atol=1e-3)  # the generator is in the graph
+
+
+def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path):
     img, lab = make_folder(tmp_path / "real", n=2)
     model, gan = segmenter(), tiny_gan()
     ckpt, gan_ckpt = tmp_path / "task.ckpt", tmp_path / "gan.ckpt"
@@ -100,6 +146,20 @@ def test_evaluate_and_predict_commands_take_a_gan_checkpoint(tmp_path):
     proc = run_tool("predict", *common, f"input_dir={img}", f"out_dir={tmp_path}/p")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 2
+    sizes = ["sample_hw=[32,32]", "check_hw=[29,39]"]
+    proc = run_tool(
+        "export", f"ckpt={ckpt}", f"translate_with={gan_ckpt}", *sizes, f"out_dir={tmp_path}/x"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported = json.loads((tmp_path / "x" / "export.json").read_text())
+    assert exported["translated_with"] == str(gan_ckpt) and exported["checkpoint"] == str(ckpt)
+    assert max(exported["max_abs_diff"].values()) < 1e-4
+    proc = run_tool("export", f"ckpt={ckpt}", *sizes, f"out_dir={tmp_path}/y")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "translated_with" not in json.loads((tmp_path / "y" / "export.json").read_text())
+    proc = run_tool("export", f"ckpt={ckpt}", f"translate_with={ckpt}", f"out_dir={tmp_path}/z")
+    assert proc.returncode == 1 and "no generator" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "z").exists()
     proc = run_tool("predict", f"ckpt={ckpt}", f"input_dir={img}", "translate_with=nowhere.ckpt")
     assert proc.returncode == 1 and "nowhere.ckpt" in proc.stderr
     assert "Traceback" not in proc.stderr

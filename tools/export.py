@@ -1,6 +1,7 @@
 """Export a trained task checkpoint to ONNX and TorchScript, verified against PyTorch.
 
 python tools/export.py ckpt=checkpoints/task_oracle/last.ckpt
+python tools/export.py ckpt=... translate_with=checkpoints/adapt/last.ckpt  # test-time translation
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from gan.evaluate import load_segmenter
+from gan.evaluate import load_segmenter, reverse_generator
 from gan.export import export_model
 from synth.io import write_json_atomic
 
@@ -19,6 +20,7 @@ register_resolvers()
 def export(cfg: DictConfig) -> dict:
     """Export and verify; export.json is written last, so it only exists for good exports."""
     model = load_segmenter(cfg.ckpt, "cpu")
+    generator = reverse_generator(cfg.translate_with)
     report = export_model(
         model.net,
         cfg.out_dir,
@@ -27,8 +29,12 @@ def export(cfg: DictConfig) -> dict:
         tuple(cfg.check_hw),
         tuple(cfg.formats),
         cfg.atol,
+        translate_with=generator,
     )
-    write_json_atomic(f"{cfg.out_dir}/export.json", {**report, "checkpoint": str(cfg.ckpt)})
+    provenance = {"checkpoint": str(cfg.ckpt)}
+    if cfg.translate_with:
+        provenance["translated_with"] = str(cfg.translate_with)
+    write_json_atomic(f"{cfg.out_dir}/export.json", {**report, **provenance})
     print(report)
     return report
 
