@@ -22,10 +22,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gan.checkpoint import file_digest, load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.provenance import (
+    DATA_ROOT,
+    OUTPUT_ROOT,
+    Roots,
     adapt_fingerprint,
     as_recorded,
     data_fingerprint,
     described_data,
+    folder_listings,
     settings_fingerprint,
     what_changed,
     with_new_defaults,
@@ -140,7 +144,7 @@ def stage_adapt(cfg: DictConfig) -> Path:
         "settings": settings_fingerprint(stage, ADAPT_SETTINGS),
     }
     record = ckpt.parent / "provenance.json"
-    forget_stale("adapt", [ckpt.parent], record, provenance, Path(cfg.paths.output_dir))
+    forget_stale("adapt", [ckpt.parent], record, provenance, record_roots(cfg))
     if checkpoint_step(ckpt) >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
@@ -235,20 +239,30 @@ def same_source(adapted_card: dict, synthetic_dir: Path) -> bool:
     return made_from == described_data(read_card(synthetic_dir))
 
 
+def record_roots(cfg: DictConfig) -> Roots:
+    """The folders a stage's record names others relative to: outputs and real data."""
+    return {OUTPUT_ROOT: Path(cfg.paths.output_dir), DATA_ROOT: Path(cfg.paths.data_dir)}
+
+
 def forget_stale(
-    name: str, made: list[Path], record: Path, provenance: dict, root: Path | None = None
+    name: str, made: list[Path], record: Path, provenance: dict, roots: Roots | None = None
 ) -> None:
     """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
-    from the same ``provenance`` (training data and settings); then record the current one,
-    with folders under ``root`` (the outputs folder) relative to it.
+    from the same ``provenance`` (training data and settings, and the listing of each folder
+    outside the outputs); then record the current one, with folders under ``roots`` (the
+    outputs and real-data folders) relative to them.
 
     Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
     translation or loss weight must never be met by a model, or a score, from before it.
     """
-    current = as_recorded(json.loads(json.dumps(provenance, sort_keys=True, default=str)), root)
+    provenance = json.loads(json.dumps(provenance, sort_keys=True, default=str))
+    current = as_recorded(provenance, roots)
+    listings = folder_listings(provenance, roots)
+    if listings:
+        current["listings"] = listings
     old_record = read_json(record) if record.is_file() else None
     if old_record is not None:
-        old_record = with_new_defaults(as_recorded(old_record, root), current)
+        old_record = with_new_defaults(as_recorded(old_record, roots), current)
     if old_record != current:
         refuse_linked_outputs(name, [*made, record.parent], what_changed(old_record, current))
         old = [path for path in made if path.exists()]
@@ -376,7 +390,7 @@ def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> 
         return out
     made = before.get("pseudo_labels")
     if made is not None and not same_labels(made, card["pseudo_labels"]):
-        log(f"{name}: teacher or band changed, labels redone")
+        log(f"{name}: photos, teacher or band changed, labels redone")
     shares = f"crack {card['crack_share']:.1%}, ignore {card['ignore_share']:.1%} of pixels"
     log(f"{name}: {p.image_dir} -> {out} ({shares})")
     return out
@@ -401,7 +415,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
         "settings": settings_fingerprint(stage, TASK_SETTINGS),
     }
     made, record = [ckpt_dir, metrics_path], run_dir / "provenance.json"
-    forget_stale(f"task[{key}]", made, record, provenance, Path(cfg.paths.output_dir))
+    forget_stale(f"task[{key}]", made, record, provenance, record_roots(cfg))
     if metrics_path.is_file():
         if not quiet:
             log(f"task[{key}]: complete, skipped ({metrics_path})")
@@ -439,7 +453,7 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
         "generator": {"direction": "b2a", "checkpoint_sha256": file_digest(gan)},
     }
     record = run_dir / "provenance.json"
-    forget_stale(f"task[{key}]", [metrics_path], record, provenance, Path(cfg.paths.output_dir))
+    forget_stale(f"task[{key}]", [metrics_path], record, provenance, record_roots(cfg))
     if metrics_path.is_file():
         log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)

@@ -2,14 +2,17 @@
 shape the model, as a JSON record (``provenance.json``) the pipeline compares on every rerun.
 
 Records are made to compare equal when nothing that changes a model changed: folders are
-resolved (and, under the outputs folder, written relative to it), measurements added to a
-dataset card later and files' locations beside their digests are left out, and an option
-added to a model after a record was written counts at its default.
+resolved (and, under the outputs or the real-data folder, written relative to it),
+measurements added to a dataset card later and files' locations beside their digests are left
+out, and an option added to a model after a record was written counts at its default. A
+folder outside the outputs (real photos and labels, which carry no dataset card) is also
+recorded by its listing, so new or replaced files in it count as new data.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -33,13 +36,16 @@ RUN_ONLY_KEYS = frozenset(
 )
 #: Settings (and data_fingerprint's ``dir``) that name a folder: recorded as resolved paths,
 #: so ``outputs`` and ``$PWD/outputs`` (or a symlink to it) are one folder, not a changed
-#: setting; and under the outputs folder relative to it (OUTPUT_ROOT), so that folder moved
-#: or copied whole (another disk, an archived run) keeps its models.
+#: setting; and under the outputs or real-data folder relative to it (ROOTS), so either moved
+#: or copied whole (another disk, an archived run, a cluster's mount point) keeps its models.
 FOLDER_KEYS = frozenset(
     {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir"}
     | {"test_img", "test_lab", "val_img", "val_lab"}
 )
 OUTPUT_ROOT = "${paths.output_dir}"
+DATA_ROOT = "${paths.data_dir}"
+#: The folders records are written relative to: placeholder -> the folder it stands for now.
+Roots = dict[str, Path]
 #: Where a file was, recorded beside the content digest (``checkpoint_sha256``) that says what
 #: it is: a translation's generator and source folder, a pseudo-label teacher. Left out of
 #: provenance, so a moved checkpoint or outputs folder is the same training data.
@@ -96,29 +102,72 @@ def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
     return settings
 
 
-def as_recorded(provenance: object, root: Path | None = None) -> object:
+def as_recorded(provenance: object, roots: Roots | None = None) -> object:
     """``provenance`` (a fingerprint, or a record read back) in the form records compare in:
     folders as recorded_folder writes them, locations beside a digest left out. Applied to
     old records too, so those written before either rule stay valid where nothing moved."""
-    return without_locations(resolve_folders(provenance, root))
+    return without_locations(resolve_folders(provenance, roots))
 
 
-def resolve_folders(tree: object, root: Path | None = None) -> object:
+def resolve_folders(tree: object, roots: Roots | None = None) -> object:
     """``tree`` with every FOLDER_KEYS value (a path or a list of paths) as recorded_folder
     writes it; everything else as it was."""
     if isinstance(tree, list):
-        return [resolve_folders(v, root) for v in tree]
+        return [resolve_folders(v, roots) for v in tree]
     if not isinstance(tree, dict):
         return tree
-
-    def resolved(value: object) -> object:
-        if isinstance(value, list):
-            return [resolved(v) for v in value]
-        return recorded_folder(value, root) if isinstance(value, str) else value
-
     return {
-        k: resolved(v) if k in FOLDER_KEYS else resolve_folders(v, root) for k, v in tree.items()
+        k: map_folders(v, lambda f: recorded_folder(f, roots))
+        if k in FOLDER_KEYS
+        else resolve_folders(v, roots)
+        for k, v in tree.items()
     }
+
+
+def map_folders(value: object, fn) -> object:
+    """``fn`` on a FOLDER_KEYS value: one path, or each of a list of paths."""
+    if isinstance(value, list):
+        return [map_folders(v, fn) for v in value]
+    return fn(value) if isinstance(value, str) else value
+
+
+def named_folders(tree: object) -> list[str]:
+    """Every folder a fingerprint names (its FOLDER_KEYS values), in order, once each."""
+    found: list[str] = []
+    if isinstance(tree, list):
+        for v in tree:
+            found += named_folders(v)
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            if k in FOLDER_KEYS:
+                map_folders(v, found.append)
+            else:
+                found += named_folders(v)
+    return list(dict.fromkeys(found))
+
+
+def folder_listings(provenance: dict, roots: Roots | None = None) -> dict[str, str]:
+    """Recorded folder -> digest of its file names and sizes, for each existing folder the
+    fingerprint names outside the outputs folder. Real photos and labels carry no dataset
+    card, so without it a photo replaced in place, or another dataset of the same layout
+    under a moved ``paths.data_dir``, would be met by models made from the old files."""
+    outputs = (roots or {}).get(OUTPUT_ROOT)
+    listings = {}
+    for folder in named_folders(provenance):
+        if folder.startswith("${"):
+            continue
+        path = Path(folder).resolve()
+        if path.is_dir() and not (outputs and path.is_relative_to(outputs.resolve())):
+            listings[recorded_folder(folder, roots)] = listing_digest(path)
+    return listings
+
+
+def listing_digest(folder: Path) -> str:
+    """sha256 of the sorted (name, size) of a folder's files: cheap on thousands of photos
+    (no file is read), and it changes when one is added, removed or replaced by another."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    lines = "".join(f"{p.name}\t{p.stat().st_size}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def without_locations(tree: object) -> object:
@@ -134,16 +183,20 @@ def without_locations(tree: object) -> object:
     }
 
 
-def recorded_folder(folder: str, root: Path | None) -> str:
-    """``folder`` absolute and free of symlinks; under ``root`` (the outputs folder) written
-    as ``${paths.output_dir}/<relative path>`` instead."""
-    if folder.startswith(OUTPUT_ROOT):
+def recorded_folder(folder: str, roots: Roots | None) -> str:
+    """``folder`` absolute and free of symlinks; under one of ``roots`` (the outputs folder,
+    the real-data folder) written as ``${paths.output_dir}/<relative path>`` (or
+    ``${paths.data_dir}/...``) instead, the innermost root winning when one holds the other."""
+    if folder.startswith("${"):
         return folder
     path = Path(folder).resolve()
-    if root is None or not path.is_relative_to(root := root.resolve()):
+    holding = [(p, root.resolve()) for p, root in (roots or {}).items()]
+    holding = [(p, root) for p, root in holding if path.is_relative_to(root)]
+    if not holding:
         return str(path)
+    placeholder, root = max(holding, key=lambda held: len(held[1].parts))
     relative = path.relative_to(root).as_posix()
-    return OUTPUT_ROOT if relative == "." else f"{OUTPUT_ROOT}/{relative}"
+    return placeholder if relative == "." else f"{placeholder}/{relative}"
 
 
 def flatten(tree: object, prefix: str = "") -> dict[str, object]:
@@ -176,8 +229,11 @@ def with_new_defaults(old: dict, new: dict) -> dict:
     """``old`` plus the model options it predates, where the new run leaves them at the model
     class's default: adding an option that keeps the old behaviour (say gan.semantic_target,
     default 'mask', or task.augment.drop, default none) must not throw away every generator
-    and task model trained before it."""
+    and task model trained before it. A record from before folder listings takes the
+    current ones: its folders are trusted as they are, once, and listed from then on."""
     old = copy.deepcopy(old)
+    if "listings" in new and "listings" not in old:
+        old["listings"] = new["listings"]
     for group, node in new.get("settings", {}).items():
         before = old.get("settings", {}).get(group)
         if isinstance(node, dict) and isinstance(before, dict) and "_target_" in node:
@@ -205,5 +261,9 @@ def what_changed(old: dict | None, new: dict) -> str:
     keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     if any(k.startswith("data.") for k in keys):
         return "training data changed"
+    listed = [k.removeprefix("listings.") for k in keys if k.startswith("listings.")]
+    keys = [k for k in keys if not k.startswith("listings.")]
+    if not keys:
+        return f"files changed in {', '.join(listed)}"
     shown = [k.removeprefix("settings.") for k in keys[:4]]
     return f"settings changed ({', '.join(shown)}{', ...' if len(keys) > 4 else ''})"

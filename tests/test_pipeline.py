@@ -17,7 +17,7 @@ from _cli_fixtures import make_real_folder, pipeline_overrides
 from omegaconf import OmegaConf
 
 from gan.pipeline import forget_stale, stage_fda, stage_translate
-from gan.provenance import data_fingerprint, settings_fingerprint
+from gan.provenance import DATA_ROOT, OUTPUT_ROOT, data_fingerprint, settings_fingerprint
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
 from synth.distributions import ConfigError
 from synth.io import read_card, write_json_atomic
@@ -70,17 +70,19 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert {"before", "after", "grey_shift_crack", "grey_shift_background"} <= set(gap)
     assert "Translation moved the synthetic set's" in (report / "report.md").read_text()
 
-    # The finished outputs and checkpoints copied elsewhere (another disk, an archived run),
-    # the real photos where they were: complete there, nothing retrained or relabeled.
+    # The finished outputs, checkpoints and real data copied elsewhere (another disk, an
+    # archived run, a cluster's mounts): complete there, nothing retrained. Only the pseudo-
+    # labels, whose card names the photo folder by its place, are made anew for the student.
     moved = tmp_path / "moved"
-    for name in ("out", "ckpt"):
+    for name in ("out", "ckpt", "real"):
         shutil.copytree(tmp_path / name, moved / name, symlinks=True)
-    (moved / "real").symlink_to(tmp_path / "real")
     copied = run_pipeline(moved)
     assert copied.returncode == 0, copied.stderr[-3000:]
     stages = [line for line in copied.stdout.splitlines() if line.startswith("[pipeline]")]
-    assert len(stages) == 11 and "report:" in stages[-1]
-    assert all("skipped" in line for line in stages[:-1]), copied.stdout
+    relabeled = [line for line in stages if "pseudo-label" in line or "selftrained" in line]
+    assert len(stages) - len(relabeled) == 9 and "report:" in stages[-1], copied.stdout
+    assert all("skipped" in line for line in stages[:-1] if line not in relabeled)
+    assert "task[selftrained]: training data changed" in copied.stdout
 
     # Lose the adapted row's results and one translated shard, as a kill mid-translation
     # leaves them (the card marked in progress): only those are redone.
@@ -233,9 +235,9 @@ def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_
     third = run_pipeline(tmp_path, rows, "stages.task.seeds=[0,1]", "stages.self_train.low=0.2")
     assert third.returncode == 0, third.stderr[-3000:]
     log = third.stdout
-    assert "pseudo-label[adapted]: teacher or band changed, labels redone" in log
+    assert "pseudo-label[adapted]: photos, teacher or band changed, labels redone" in log
     assert "task[selftrained]: training data changed" in log
-    assert "pseudo-label[adapted-seed1]: teacher or band changed" in log  # the band moved
+    assert "pseudo-label[adapted-seed1]: photos, teacher or band changed" in log  # the band moved
 
     # The photos weighed twice against the scenes: the same labels, a new student.
     fourth = run_pipeline(
@@ -263,7 +265,8 @@ def test_folders_under_the_outputs_folder_are_recorded_relative_to_it(tmp_path):
 
     def kept(root: Path, **changed: str) -> bool:
         made.mkdir(exist_ok=True)
-        forget_stale("task[adapted]", [made], record, provenance(root, **changed), root)
+        roots = {OUTPUT_ROOT: root}
+        forget_stale("task[adapted]", [made], record, provenance(root, **changed), roots)
         return made.exists()
 
     first, second = tmp_path / "a" / "out", tmp_path / "b" / "out"
@@ -281,6 +284,55 @@ def test_folders_under_the_outputs_folder_are_recorded_relative_to_it(tmp_path):
     # where its folders still are.
     write_json_atomic(record, provenance(second))
     assert kept(second)
+
+
+def test_real_folders_are_recorded_relative_to_the_data_folder_and_by_their_files(tmp_path, capsys):
+    """The real-data folder moved or copied whole (another disk, a cluster's mount point)
+    keeps the models made from it; another dataset of the same layout under it, or a photo
+    replaced in place, does not. Records from before either rule stay valid, then listed."""
+    record, made = tmp_path / "runs" / "provenance.json", tmp_path / "ckpt"
+    here = make_real_folder(tmp_path / "here", n=3, h=16, w=16)
+    out = tmp_path / "out"
+
+    def provenance(data: Path) -> dict:
+        task_data = {
+            "train_dir": [str(out / "synthetic"), str(data / "train_img")],
+            "test_img": str(data / "test_img"),
+        }
+        return {"data": {"seed": 0}, "settings": {"task_data": task_data}}
+
+    def kept(data: Path) -> bool:
+        made.mkdir(exist_ok=True)
+        roots = {OUTPUT_ROOT: out, DATA_ROOT: data}
+        forget_stale("task[oracle]", [made], record, provenance(data), roots)
+        return made.exists()
+
+    assert not kept(here)  # no record yet
+    saved = json.loads(record.read_text())
+    assert saved["settings"]["task_data"] == {
+        "train_dir": ["${paths.output_dir}/synthetic", "${paths.data_dir}/train_img"],
+        "test_img": "${paths.data_dir}/test_img",
+    }
+    assert set(saved["listings"]) == {"${paths.data_dir}/train_img", "${paths.data_dir}/test_img"}
+    moved = tmp_path / "mounted" / "data"
+    shutil.copytree(here, moved)
+    assert kept(moved) and kept(here)
+    other = tmp_path / "other"
+    shutil.copytree(here, other)
+    photo = sorted((other / "train_img").iterdir())[0]
+    photo.write_bytes(photo.read_bytes() + b"\0")  # another photo under the same name
+    capsys.readouterr()
+    assert not kept(other)
+    assert "files changed in ${paths.data_dir}/train_img" in capsys.readouterr().out
+    assert not kept(here)  # and back: the files decide, not the place
+    shutil.copy(here / "test_img" / "0.jpg", here / "test_img" / "3.jpg")  # a photo added
+    assert not kept(here)
+    # a record written before listings and data-relative folders: valid where it was made
+    old = json.loads(record.read_text())
+    old.pop("listings")
+    old["settings"]["task_data"]["test_img"] = str(here / "test_img")
+    write_json_atomic(record, old)
+    assert kept(here) and "listings" in json.loads(record.read_text())
 
 
 def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
