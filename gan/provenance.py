@@ -39,7 +39,7 @@ RUN_ONLY_KEYS = frozenset(
 #: setting; and under the outputs or real-data folder relative to it (ROOTS), so either moved
 #: or copied whole (another disk, an archived run, a cluster's mount point) keeps its models.
 FOLDER_KEYS = frozenset(
-    {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir"}
+    {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir", "image_dir"}
     | {"test_img", "test_lab", "val_img", "val_lab"}
 )
 OUTPUT_ROOT = "${paths.output_dir}"
@@ -47,9 +47,12 @@ DATA_ROOT = "${paths.data_dir}"
 #: The folders records are written relative to: placeholder -> the folder it stands for now.
 Roots = dict[str, Path]
 #: Where a file was, recorded beside the content digest (``checkpoint_sha256``) that says what
-#: it is: a translation's generator and source folder, a pseudo-label teacher. Left out of
-#: provenance, so a moved checkpoint or outputs folder is the same training data.
-LOCATION_KEYS = ("checkpoint", "source_dir")
+#: it is: a translation's generator, a pseudo-label teacher. Left out of provenance, so a
+#: moved checkpoint or outputs folder is the same training data.
+LOCATION_KEYS = ("checkpoint",)
+#: Where a translated set's scenes were (GAN or FDA): always left out, since the set's card
+#: carries its source's card, which says what the scenes are.
+SOURCE_LOCATION = "source_dir"
 
 
 def adapt_fingerprint(cfg: DictConfig) -> dict:
@@ -153,7 +156,7 @@ def folder_listings(provenance: dict, roots: Roots | None = None) -> dict[str, s
     under a moved ``paths.data_dir``, would be met by models made from the old files."""
     outputs = (roots or {}).get(OUTPUT_ROOT)
     listings = {}
-    for folder in named_folders(provenance):
+    for folder in named_folders(without_locations(provenance)):
         if folder.startswith("${"):
             continue
         path = Path(folder).resolve()
@@ -171,15 +174,18 @@ def listing_digest(folder: Path) -> str:
 
 
 def without_locations(tree: object) -> object:
-    """``tree`` less every LOCATION_KEYS entry of a dict that holds a content digest: a file
-    is what its digest says, wherever it was when the digest was taken."""
+    """``tree`` less every LOCATION_KEYS entry of a dict that holds a content digest (a file
+    is what its digest says, wherever it was when the digest was taken) and every
+    SOURCE_LOCATION."""
     if isinstance(tree, list):
         return [without_locations(v) for v in tree]
     if not isinstance(tree, dict):
         return tree
     located = "checkpoint_sha256" in tree
     return {
-        k: without_locations(v) for k, v in tree.items() if not (located and k in LOCATION_KEYS)
+        k: without_locations(v)
+        for k, v in tree.items()
+        if k != SOURCE_LOCATION and not (located and k in LOCATION_KEYS)
     }
 
 
