@@ -26,10 +26,10 @@ from gan.provenance import (
     OUTPUT_ROOT,
     Roots,
     adapt_fingerprint,
-    as_recorded,
     data_fingerprint,
     described_data,
     folder_listings,
+    resolve_folders,
     settings_fingerprint,
     what_changed,
     with_new_defaults,
@@ -186,7 +186,8 @@ def stage_fda(cfg: DictConfig) -> dict:
         cfg,
         "fda",
         d["fda"],
-        {k: done.get(k) for k in wanted} == wanted and same_source(card, d["synthetic"]),
+        without_locations({k: done.get(k) for k in wanted}) == without_locations(wanted)
+        and same_source(card, d["synthetic"]),
         "made with another beta, seed or photo folder, or from other scenes",
         lambda: fda_dataset(
             d["synthetic"], d["fda"], f.real_dir, f.beta, f.seed, replace_stale=True
@@ -256,13 +257,15 @@ def forget_stale(
     translation or loss weight must never be met by a model, or a score, from before it.
     """
     provenance = json.loads(json.dumps(provenance, sort_keys=True, default=str))
-    current = as_recorded(provenance, roots)
+    current = resolve_folders(provenance, roots)
     listings = folder_listings(provenance, roots)
     if listings:
         current["listings"] = listings
     old_record = read_json(record) if record.is_file() else None
     if old_record is not None:
-        old_record = with_new_defaults(as_recorded(old_record, roots), current)
+        old_record = with_new_defaults(resolve_folders(old_record, roots), current)
+        old_record = without_locations(old_record)
+    current = without_locations(current)
     if old_record != current:
         refuse_linked_outputs(name, [*made, record.parent], what_changed(old_record, current))
         old = [path for path in made if path.exists()]
@@ -385,10 +388,12 @@ def stage_pseudo_label(cfg: DictConfig, ckpt: Path, teacher: str, seed: int) -> 
         replace_stale=True,
     )
     name = f"pseudo-label[{out.name}]"
-    if without_locations(card) == without_locations(before):
+    made = before.get("pseudo_labels")
+    share_keys = ("crack_share", "ignore_share")  # in a card once every shard is written
+    done = all(before.get(k) == card[k] for k in share_keys)
+    if same_labels(made, card["pseudo_labels"]) and done:
         log(f"{name}: complete, skipped ({out})")
         return out
-    made = before.get("pseudo_labels")
     if made is not None and not same_labels(made, card["pseudo_labels"]):
         log(f"{name}: photos, teacher or band changed, labels redone")
     shares = f"crack {card['crack_share']:.1%}, ignore {card['ignore_share']:.1%} of pixels"

@@ -12,7 +12,6 @@ recorded by its listing, so new or replaced files in it count as new data.
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import json
 from pathlib import Path
@@ -21,7 +20,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from gan.task_data import train_dirs
-from synth.io import list_images, read_card
+from synth.io import list_images, listing_digest, read_card
 
 #: Settings that change speed, logging or evaluation batches, never what a model learns.
 RUN_ONLY_KEYS = frozenset(
@@ -46,13 +45,20 @@ OUTPUT_ROOT = "${paths.output_dir}"
 DATA_ROOT = "${paths.data_dir}"
 #: The folders records are written relative to: placeholder -> the folder it stands for now.
 Roots = dict[str, Path]
-#: Where a file was, recorded beside the content digest (``checkpoint_sha256``) that says what
-#: it is: a translation's generator, a pseudo-label teacher. Left out of provenance, so a
-#: moved checkpoint or outputs folder is the same training data.
-LOCATION_KEYS = ("checkpoint",)
+#: Where a file or folder was, recorded beside the content digest that says what it is: a
+#: translation's generator or a pseudo-label teacher (``checkpoint_sha256``), the photos
+#: pseudo-labeled or lending their spectrum to FDA (``photos_sha256``, a listing_digest). Left
+#: out of provenance, so a moved checkpoint, outputs or data folder is the same training data.
+LOCATIONS_BESIDE = {
+    "checkpoint_sha256": ("checkpoint",),
+    "photos_sha256": ("image_dir", "real_dir"),
+}
 #: Where a translated set's scenes were (GAN or FDA): always left out, since the set's card
 #: carries its source's card, which says what the scenes are.
 SOURCE_LOCATION = "source_dir"
+#: Digests added to records and cards after some were written: an older one takes the
+#: current value once (with_new_defaults), rather than retraining everything made before.
+ADDED_DIGESTS = ("listings", "photos_sha256")
 
 
 def adapt_fingerprint(cfg: DictConfig) -> dict:
@@ -103,13 +109,6 @@ def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
             else value
         )
     return settings
-
-
-def as_recorded(provenance: object, roots: Roots | None = None) -> object:
-    """``provenance`` (a fingerprint, or a record read back) in the form records compare in:
-    folders as recorded_folder writes them, locations beside a digest left out. Applied to
-    old records too, so those written before either rule stay valid where nothing moved."""
-    return without_locations(resolve_folders(provenance, roots))
 
 
 def resolve_folders(tree: object, roots: Roots | None = None) -> object:
@@ -165,28 +164,19 @@ def folder_listings(provenance: dict, roots: Roots | None = None) -> dict[str, s
     return listings
 
 
-def listing_digest(folder: Path) -> str:
-    """sha256 of the sorted (name, size) of a folder's files: cheap on thousands of photos
-    (no file is read), and it changes when one is added, removed or replaced by another."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    lines = "".join(f"{p.name}\t{p.stat().st_size}\n" for p in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
 def without_locations(tree: object) -> object:
-    """``tree`` less every LOCATION_KEYS entry of a dict that holds a content digest (a file
-    is what its digest says, wherever it was when the digest was taken) and every
+    """``tree`` less the location beside each content digest (LOCATIONS_BESIDE: a file is
+    what its digest says, wherever it was when the digest was taken) and every
     SOURCE_LOCATION."""
     if isinstance(tree, list):
         return [without_locations(v) for v in tree]
     if not isinstance(tree, dict):
         return tree
-    located = "checkpoint_sha256" in tree
-    return {
-        k: without_locations(v)
-        for k, v in tree.items()
-        if k != SOURCE_LOCATION and not (located and k in LOCATION_KEYS)
-    }
+    located = {SOURCE_LOCATION}
+    for digest, locations in LOCATIONS_BESIDE.items():
+        if digest in tree:
+            located.update(locations)
+    return {k: without_locations(v) for k, v in tree.items() if k not in located}
 
 
 def recorded_folder(folder: str, roots: Roots | None) -> str:
@@ -238,13 +228,29 @@ def with_new_defaults(old: dict, new: dict) -> dict:
     and task model trained before it. A record from before folder listings takes the
     current ones: its folders are trusted as they are, once, and listed from then on."""
     old = copy.deepcopy(old)
-    if "listings" in new and "listings" not in old:
-        old["listings"] = new["listings"]
+    adopt_added_digests(old, new)
     for group, node in new.get("settings", {}).items():
         before = old.get("settings", {}).get(group)
         if isinstance(node, dict) and isinstance(before, dict) and "_target_" in node:
             fill_defaults(before, node, constructor_defaults(node["_target_"]))
     return old
+
+
+def adopt_added_digests(old: object, new: object) -> None:
+    """Give ``old`` (a record or card, locations not yet left out) each ADDED_DIGESTS entry it
+    lacks where ``new`` has one at the same place, and the same location beside it: what it
+    was made from is trusted as it stands where nothing moved, once, then digested."""
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for before, now in zip(old, new):
+            adopt_added_digests(before, now)
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return
+    for key in ADDED_DIGESTS:
+        beside = LOCATIONS_BESIDE.get(key, ())
+        if key in new and key not in old and all(old.get(k) == new.get(k) for k in beside):
+            old[key] = new[key]
+    for key in old.keys() & new.keys():
+        adopt_added_digests(old[key], new[key])
 
 
 def fill_defaults(before: dict, node: dict, defaults: dict) -> None:

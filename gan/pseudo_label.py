@@ -12,6 +12,7 @@ are written atomically and a killed run resumes at the first missing one.
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 
 from gan.checkpoint import file_digest
 from gan.evaluate import crack_probabilities
-from gan.provenance import without_locations
+from gan.provenance import adopt_added_digests, without_locations
 from gan.task import CrackSegmenter
 from synth.distributions import ConfigError
 from synth.io import (
@@ -33,6 +34,7 @@ from synth.io import (
     ShardedDataset,
     clean_partial_shards,
     is_shard_complete,
+    listing_digest,
     num_shards,
     read_card,
     read_manifests,
@@ -83,6 +85,7 @@ def pseudo_label_folder(
     out = Path(out_dir)
     spec = {
         "image_dir": str(Path(image_dir).resolve()),
+        "photos_sha256": listing_digest(image_dir),
         "num_images": len(folder),
         "low": low,
         "high": high,
@@ -112,10 +115,16 @@ def pseudo_label_folder(
 
 
 def same_labels(made: dict | None, spec: dict) -> bool:
-    """Labels made as ``spec`` asks: same photos, band and teacher. A teacher with a content
-    digest is that digest; its path is only where it was, so labels made by a checkpoint
-    since moved (a copied outputs or checkpoints folder) are kept, not redone."""
-    return made is not None and without_locations(made) == without_locations(spec)
+    """Labels made as ``spec`` asks: same photos, band and teacher. The teacher is its
+    checkpoint's digest and the photos their folder's listing digest; paths are only where
+    they were, so labels made from a checkpoint or photos since moved (a copied outputs,
+    checkpoints or data folder) are kept, not redone. Labels made before the photos were
+    digested count as made from the photos now in the same place."""
+    if made is None:
+        return False
+    made = copy.deepcopy(made)
+    adopt_added_digests(made, spec)
+    return without_locations(made) == without_locations(spec)
 
 
 def label_shard(

@@ -25,7 +25,7 @@ from gan.data import open_samples, to_tensor
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
-from gan.provenance import LOCATION_KEYS, MEASURED_ONLY, described_data
+from gan.provenance import MEASURED_ONLY, described_data, without_locations
 from synth.io import (
     CARD,
     MANIFEST,
@@ -180,9 +180,9 @@ def made_by(card: dict) -> dict:
     translation = card.get("translation", {})
     return {
         **described_data(card, "translation"),
-        "translation": {
-            k: v for k, v in translation.items() if k not in (*LOCATION_KEYS, "in_progress")
-        },
+        "translation": without_locations(
+            {k: v for k, v in translation.items() if k != "in_progress"}
+        ),
     }
 
 

@@ -19,6 +19,7 @@ deletes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -122,6 +123,16 @@ def write_png(path: Path, array: np.ndarray, rgb: bool = False, level: int = 1) 
 
 
 # --------------------------------------------------------------------------- real folders
+
+
+def listing_digest(folder: str | Path) -> str:
+    """sha256 of the sorted (name, size) of a folder's files: what photos a folder holds,
+    cheap on thousands of them (no file is read), and changed when one is added, removed or
+    replaced by another. Records keep it beside the folder's path, which is then only where
+    the photos were (a moved or remounted data folder holds the same photos)."""
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+    lines = "".join(f"{p.name}\t{p.stat().st_size}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -106,6 +106,27 @@ def test_fda_set_resumes_and_refuses_a_set_made_with_another_beta(folders):
     assert kept.stat().st_mtime != 0 and read_card(out)["translation"]["beta"] == 0.1
 
 
+def test_a_set_is_of_the_photos_not_their_folder(tmp_path, folders):
+    """Photos moved (a remounted data folder) make the same set, so it is resumed, not
+    refused; one replaced in place under the same name makes another."""
+    from gan.translate import made_by
+
+    src, real, out = folders
+    fda_dataset(src, out, real, beta=0.05, show_progress=False)
+    before = read_card(out)
+    moved = tmp_path / "mounted"
+    shutil.copytree(real, moved)
+    shutil.rmtree(out / "shard-00001")
+    fda_dataset(src, out, moved, beta=0.05, show_progress=False)  # resumed: no DataError
+    assert made_by(read_card(out)) == made_by(before)
+    assert read_card(out)["translation"]["real_dir"] == str(moved.resolve())
+    photo = sorted(moved.iterdir())[0]
+    cv2.imwrite(str(photo), noise(7, (20, 30, 3)))
+    shutil.rmtree(out / "shard-00001")
+    with pytest.raises(DataError, match="another method, generator or settings"):
+        fda_dataset(src, out, moved, beta=0.05, show_progress=False)
+
+
 def test_shards_with_no_card_to_vouch_for_them_are_not_resumed(folders):
     src, real, out = folders
     fda_dataset(src, out, real, show_progress=False)

@@ -200,3 +200,35 @@ def test_labels_of_a_moved_teacher_are_kept_but_another_teachers_are_redone(tmp_
     assert moved["pseudo_labels"]["teacher"]["checkpoint"] == "/new/last.ckpt"
     label("/new/last.ckpt", "b")
     assert kept.stat().st_mtime_ns != stamp
+
+
+def test_labels_follow_the_photos_not_their_folder(tmp_path):
+    """The photos are their listing digest: moved (a remounted data folder) they keep their
+    labels; one replaced in place, same name and count, relabels. A card from before the
+    digest is valid where its photos still are, and gets the digest."""
+    make_photos(tmp_path / "photos")
+    out = tmp_path / "pseudo"
+
+    def label(folder) -> dict:
+        return pseudo_label_folder(BrightnessTeacher(), folder, out, replace_stale=True)
+
+    label(tmp_path / "photos")
+    kept = out / "shard-00000" / "manifest.jsonl"
+    stamp = kept.stat().st_mtime_ns
+    shutil.copytree(tmp_path / "photos", tmp_path / "mounted")
+    assert label(tmp_path / "mounted")["pseudo_labels"]["image_dir"].endswith("mounted")
+    assert kept.stat().st_mtime_ns == stamp
+    card = read_card(out)
+    card["pseudo_labels"].pop("photos_sha256")  # as written before the digest
+    write_json_atomic(out / "dataset_card.json", card)
+    assert "photos_sha256" in label(tmp_path / "mounted")["pseudo_labels"]
+    assert kept.stat().st_mtime_ns == stamp
+    card["pseudo_labels"].pop("photos_sha256", None)
+    write_json_atomic(out / "dataset_card.json", card)
+    label(tmp_path / "photos")  # an old card, another place: nothing vouches for the photos
+    assert kept.stat().st_mtime_ns != stamp
+    stamp, before = kept.stat().st_mtime_ns, read_card(out)["crack_share"]
+    dark = np.zeros((12, 18, 3), np.uint8)  # no bright third: no crack pixel in its label
+    write_png(tmp_path / "photos" / "photo0.png", dark, rgb=True)
+    assert label(tmp_path / "photos")["crack_share"] < before
+    assert kept.stat().st_mtime_ns != stamp
