@@ -35,8 +35,9 @@ RUN_ONLY_KEYS = frozenset(
 )
 #: Settings (and data_fingerprint's ``dir``) that name a folder: recorded as resolved paths,
 #: so ``outputs`` and ``$PWD/outputs`` (or a symlink to it) are one folder, not a changed
-#: setting; and under the outputs or real-data folder relative to it (ROOTS), so either moved
-#: or copied whole (another disk, an archived run, a cluster's mount point) keeps its models.
+#: setting; and under the outputs or real-data folder relative to it (OUTPUT_ROOT, DATA_ROOT),
+#: so either moved or copied whole (another disk, an archived run, a cluster's mount point)
+#: keeps its models.
 FOLDER_KEYS = frozenset(
     {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir", "image_dir"}
     | {"test_img", "test_lab", "val_img", "val_lab"}
