@@ -60,9 +60,12 @@ def quiet_expected_warnings() -> None:
 
 
 def register_resolvers() -> None:
-    """``${div:a,b}`` (integer division) for schedules derived from step counts."""
+    """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
+    counts (the GAN's LR decay follows its step budget)."""
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
+    if not OmegaConf.has_resolver("minus"):
+        OmegaConf.register_new_resolver("minus", lambda a, b: int(a) - int(b))
 
 
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:

@@ -32,6 +32,7 @@ from gan.losses import (
 from gan.networks import PatchDiscriminator, UNet, build_generator
 from gan.pool import ImagePool
 from gan.visual import grid_masks, grid_rows, log_image, overlay_masks
+from synth.distributions import ConfigError
 
 
 def plain(node: Any) -> Any:
@@ -41,6 +42,20 @@ def plain(node: Any) -> Any:
     if isinstance(node, Mapping):
         return {k: plain(v) for k, v in node.items()}
     return node
+
+
+def check_schedule_covers(max_steps: int, decay_start_step: int, decay_steps: int) -> None:
+    """The learning rates reach zero at ``decay_start_step + decay_steps``; steps after that
+    change no weight, so a budget raised without its schedule (the pipeline before its decay
+    followed stages.adapt.trainer.max_steps) would spend them for nothing."""
+    end = decay_start_step + decay_steps
+    if decay_steps > 0 and max_steps is not None and max_steps > end:
+        raise ConfigError(
+            f"trainer.max_steps={max_steps}, but the learning rate reaches zero at step {end} "
+            f"(gan.decay_start_step={decay_start_step} + gan.decay_steps={decay_steps}): the "
+            f"last {max_steps - end} steps would train nothing; stretch the decay or lower "
+            "max_steps"
+        )
 
 
 class LinearDecay:
@@ -127,7 +142,12 @@ class SemanticCycleGAN(pl.LightningModule):
     # ------------------------------------------------------------------ setup
 
     def setup(self, stage: str) -> None:
-        """Memory format and compilation, after the module is on its device."""
+        """Memory format and compilation, after the module is on its device; before fitting,
+        a step budget past the end of the LR schedule is refused."""
+        if stage == "fit":
+            check_schedule_covers(
+                self.trainer.max_steps, self.hparams.decay_start_step, self.hparams.decay_steps
+            )
         if self._channels_last:
             self.to(memory_format=torch.channels_last)
         if self.hparams.compile:

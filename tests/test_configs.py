@@ -59,6 +59,20 @@ def test_full_experiment_builds_the_reference_generator_at_256_px() -> None:
         assert gan.g_ab(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
 
+def test_the_gan_lr_schedule_follows_its_step_budget() -> None:
+    """Decay to zero at the last GAN step, whatever the budget; at the default 800 steps the
+    values every recorded generator was trained with (600 + 200), so none is retrained."""
+    for overrides, expected in [
+        ((), (600, 200)),
+        (("stages.adapt.trainer.max_steps=2400",), (1800, 600)),
+        (("experiment=full",), (20000, 20000)),
+    ]:
+        gan = composed("pipeline", *overrides).gan
+        assert (gan.decay_start_step, gan.decay_steps) == expected, overrides
+    gan = composed("train_gan", "trainer.max_steps=300").gan
+    assert (gan.decay_start_step, gan.decay_steps) == (150, 150)
+
+
 def test_the_pipeline_knows_every_source_config_and_no_other() -> None:
     assert sorted(SOURCES) == sorted(p.stem for p in (CONF / "source").glob("*.yaml"))
 

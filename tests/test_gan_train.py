@@ -15,6 +15,7 @@ from gan.adapt_data import UnpairedDataModule
 from gan.callbacks import StepCheckpoint
 from gan.checkpoint import load_checkpoint
 from gan.losses import semantic_loss
+from synth.distributions import ConfigError
 from synth.io import DataError
 
 
@@ -83,6 +84,21 @@ def test_max_steps_counts_generator_steps(tmp_path, data):
     assert trainer.global_step == 3
     assert adam_steps(g) == adam_steps(d) == adam_steps(s) == {3}
     assert trainer.lr_scheduler_configs[0].scheduler.last_epoch == 3
+
+
+def test_steps_past_the_end_of_the_lr_schedule_are_refused_before_any_step(tmp_path, data):
+    """At step decay_start_step + decay_steps the learning rates are zero: a longer budget
+    would run on and change nothing (the pipeline once trained a 2400-step GAN identical to
+    its 800-step one that way)."""
+    model = tiny_gan(decay_start_step=2, decay_steps=2)
+    trainer = tiny_trainer(tmp_path, 5)
+    with pytest.raises(ConfigError, match=r"reaches zero at step 4 .* last 1 steps"):
+        trainer.fit(model, datamodule=datamodule(data))
+    assert trainer.global_step == 0
+    tiny_trainer(tmp_path, 4).fit(model, datamodule=datamodule(data))  # the whole schedule
+    tiny_trainer(tmp_path / "flat", 5).fit(
+        tiny_gan(decay_start_step=2, decay_steps=0), datamodule=datamodule(data)
+    )
 
 
 class CaptureOptimizerState(pl.Callback):
