@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -11,16 +10,6 @@ import torch
 
 class UnsafeCheckpointError(RuntimeError):
     """A checkpoint that needs arbitrary unpickling (it could run code) was refused."""
-
-
-def file_digest(path: str | Path) -> str:
-    """Content hash of a checkpoint: a model retrained at the same path and step differs, so
-    whatever it made (translations, pseudo-labels) is known to be stale."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 
 from gan.translate import ImageSource, write_translated_dataset
 from synth.distributions import ConfigError
-from synth.io import list_images, listing_digest, read_image
+from synth.io import contents_digest, list_images, listing_digest, read_image
 
 MAX_BETA = 0.5  # the window's half-width as a share of the shorter side: 0.5 is the whole image
 # a third seed word, so scene i's photo and crop are not drawn from the stream that rendered it
@@ -101,6 +101,7 @@ def fda_translation(real_dir: str | Path, beta: float, seed: int) -> dict:
         "seed": int(seed),
         "real_dir": str(Path(real_dir).resolve()),
         "photos_sha256": listing_digest(real_dir),
+        "photos_contents_sha256": contents_digest(real_dir),
         "real_images": len(list_images(real_dir)),
     }
 

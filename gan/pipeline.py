@@ -19,16 +19,17 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.checkpoint import file_digest, load_checkpoint
+from gan.checkpoint import load_checkpoint
 from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.provenance import (
     DATA_ROOT,
     OUTPUT_ROOT,
     Roots,
     adapt_fingerprint,
+    adopt_added_digests,
     data_fingerprint,
     described_data,
-    folder_listings,
+    folder_digests,
     resolve_folders,
     settings_fingerprint,
     what_changed,
@@ -46,7 +47,7 @@ from gan.report import (
 from gan.runner import build_model, close_runs, fit, instantiate_group, log_config
 from gan.task_data import train_dirs
 from synth.distributions import ConfigError
-from synth.io import DataError, read_card, read_json, write_json_atomic
+from synth.io import DataError, file_digest, read_card, read_json, write_json_atomic
 from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset, versions
 
@@ -181,7 +182,8 @@ def stage_fda(cfg: DictConfig) -> dict:
     d, f = dirs(cfg), cfg.stages.fda
     card = read_card(d["fda"])
     wanted = fda_translation(f.real_dir, f.beta, f.seed)
-    done = card.get("translation", {})
+    done = copy.deepcopy(card.get("translation", {}))
+    adopt_added_digests(done, wanted)  # made before a digest: trusted as the others vouch
     return translated_set(
         cfg,
         "fda",
@@ -249,8 +251,8 @@ def forget_stale(
     name: str, made: list[Path], record: Path, provenance: dict, roots: Roots | None = None
 ) -> None:
     """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
-    from the same ``provenance`` (training data and settings, and the listing of each folder
-    outside the outputs); then record the current one, with folders under ``roots`` (the
+    from the same ``provenance`` (training data and settings, and the listing and contents of
+    each folder outside the outputs); then record the current one, with folders under ``roots`` (the
     outputs and real-data folders) relative to them.
 
     Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
@@ -258,9 +260,7 @@ def forget_stale(
     """
     provenance = json.loads(json.dumps(provenance, sort_keys=True, default=str))
     current = resolve_folders(provenance, roots)
-    listings = folder_listings(provenance, roots)
-    if listings:
-        current["listings"] = listings
+    current.update(folder_digests(provenance, roots))
     old_record = read_json(record) if record.is_file() else None
     if old_record is not None:
         old_record = with_new_defaults(resolve_folders(old_record, roots), current)

@@ -6,7 +6,8 @@ resolved (and, under the outputs or the real-data folder, written relative to it
 measurements added to a dataset card later and files' locations beside their digests are left
 out, and an option added to a model after a record was written counts at its default. A
 folder outside the outputs (real photos and labels, which carry no dataset card) is also
-recorded by its listing, so new or replaced files in it count as new data.
+recorded by its listing and its files' contents, so new or replaced files in it count as new
+data.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from gan.task_data import train_dirs
-from synth.io import list_images, listing_digest, read_card
+from synth.io import contents_digest, list_images, listing_digest, read_card
 
 #: Settings that change speed, logging or evaluation batches, never what a model learns.
 RUN_ONLY_KEYS = frozenset(
@@ -48,8 +49,9 @@ DATA_ROOT = "${paths.data_dir}"
 Roots = dict[str, Path]
 #: Where a file or folder was, recorded beside the content digest that says what it is: a
 #: translation's generator or a pseudo-label teacher (``checkpoint_sha256``), the photos
-#: pseudo-labeled or lending their spectrum to FDA (``photos_sha256``, a listing_digest). Left
-#: out of provenance, so a moved checkpoint, outputs or data folder is the same training data.
+#: pseudo-labeled or lending their spectrum to FDA (``photos_sha256``, a listing_digest, with
+#: ``photos_contents_sha256`` beside it, a contents_digest). Left out of provenance, so a moved
+#: checkpoint, outputs or data folder is the same training data.
 LOCATIONS_BESIDE = {
     "checkpoint_sha256": ("checkpoint",),
     "photos_sha256": ("image_dir", "real_dir"),
@@ -58,8 +60,13 @@ LOCATIONS_BESIDE = {
 #: carries its source's card, which says what the scenes are.
 SOURCE_LOCATION = "source_dir"
 #: Digests added to records and cards after some were written: an older one takes the
-#: current value once (with_new_defaults), rather than retraining everything made before.
-ADDED_DIGESTS = ("listings", "photos_sha256")
+#: current value once (with_new_defaults), rather than retraining everything made before. A
+#: contents digest is adopted only where the listing digest (names and sizes) beside it, which
+#: came first, still holds.
+ADDED_DIGESTS = ("listings", "contents", "photos_sha256", "photos_contents_sha256")
+#: What a record keeps of each folder outside the outputs: its listing (names and sizes),
+#: and its files' contents.
+FOLDER_DIGESTS = {"listings": listing_digest, "contents": contents_digest}
 
 
 def adapt_fingerprint(cfg: DictConfig) -> dict:
@@ -149,20 +156,26 @@ def named_folders(tree: object) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def folder_listings(provenance: dict, roots: Roots | None = None) -> dict[str, str]:
-    """Recorded folder -> digest of its file names and sizes, for each existing folder the
-    fingerprint names outside the outputs folder. Real photos and labels carry no dataset
-    card, so without it a photo replaced in place, or another dataset of the same layout
-    under a moved ``paths.data_dir``, would be met by models made from the old files."""
+def folder_digests(provenance: dict, roots: Roots | None = None) -> dict[str, dict[str, str]]:
+    """``{"listings": {recorded folder: digest}, "contents": {...}}`` (FOLDER_DIGESTS) for
+    each existing folder the fingerprint names outside the outputs folder; {} when none.
+    Real photos and labels carry no dataset card, so without them a photo replaced in place,
+    or another dataset of the same layout under a moved ``paths.data_dir``, would be met by
+    models made from the old files."""
     outputs = (roots or {}).get(OUTPUT_ROOT)
-    listings = {}
+    folders = {}
     for folder in named_folders(without_locations(provenance)):
         if folder.startswith("${"):
             continue
         path = Path(folder).resolve()
         if path.is_dir() and not (outputs and path.is_relative_to(outputs.resolve())):
-            listings[recorded_folder(folder, roots)] = listing_digest(path)
-    return listings
+            folders[recorded_folder(folder, roots)] = path
+    if not folders:
+        return {}
+    return {
+        key: {name: digest(path) for name, path in folders.items()}
+        for key, digest in FOLDER_DIGESTS.items()
+    }
 
 
 def without_locations(tree: object) -> object:
@@ -274,9 +287,10 @@ def what_changed(old: dict | None, new: dict) -> str:
     keys = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     if any(k.startswith("data.") for k in keys):
         return "training data changed"
-    listed = [k.removeprefix("listings.") for k in keys if k.startswith("listings.")]
-    keys = [k for k in keys if not k.startswith("listings.")]
+    digested = [k for k in keys if k.split(".")[0] in FOLDER_DIGESTS]
+    keys = [k for k in keys if k not in digested]
     if not keys:
-        return f"files changed in {', '.join(listed)}"
+        folders = dict.fromkeys(k.split(".", 1)[1] for k in digested)
+        return f"files changed in {', '.join(folders)}"
     shown = [k.removeprefix("settings.") for k in keys[:4]]
     return f"settings changed ({', '.join(shown)}{', ...' if len(keys) > 4 else ''})"

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gan.checkpoint import file_digest
 from gan.evaluate import crack_probabilities
 from gan.provenance import adopt_added_digests, without_locations
 from gan.task import CrackSegmenter
@@ -33,6 +32,8 @@ from synth.io import (
     Sample,
     ShardedDataset,
     clean_partial_shards,
+    contents_digest,
+    file_digest,
     is_shard_complete,
     listing_digest,
     num_shards,
@@ -86,6 +87,7 @@ def pseudo_label_folder(
     spec = {
         "image_dir": str(Path(image_dir).resolve()),
         "photos_sha256": listing_digest(image_dir),
+        "photos_contents_sha256": contents_digest(image_dir),
         "num_images": len(folder),
         "low": low,
         "high": high,

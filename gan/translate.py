@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 from torch import nn
 
-from gan.checkpoint import file_digest, load_checkpoint, module_state
+from gan.checkpoint import load_checkpoint, module_state
 from gan.data import open_samples, to_tensor
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
@@ -33,6 +33,7 @@ from synth.io import (
     Sample,
     ShardedDataset,
     clean_partial_shards,
+    file_digest,
     read_card,
     read_image,
     write_dir_atomic,

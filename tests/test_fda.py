@@ -127,6 +127,20 @@ def test_a_set_is_of_the_photos_not_their_folder(tmp_path, folders):
         fda_dataset(src, out, moved, beta=0.05, show_progress=False)
 
 
+def test_a_photo_replaced_by_one_of_the_same_size_makes_another_set(folders):
+    src, real, out = folders
+    photo = sorted(real.iterdir())[0]
+    stored = [cv2.IMWRITE_PNG_COMPRESSION, 0]  # no compression: the byte size is the shape's
+    cv2.imwrite(str(photo), noise(7, (30, 36, 3)), stored)
+    fda_dataset(src, out, real, beta=0.05, show_progress=False)
+    size = photo.stat().st_size
+    cv2.imwrite(str(photo), noise(8, (30, 36, 3)), stored)
+    assert photo.stat().st_size == size
+    shutil.rmtree(out / "shard-00001")
+    with pytest.raises(DataError, match="another method, generator or settings"):
+        fda_dataset(src, out, real, beta=0.05, show_progress=False)
+
+
 def test_shards_with_no_card_to_vouch_for_them_are_not_resumed(folders):
     src, real, out = folders
     fda_dataset(src, out, real, show_progress=False)

@@ -319,7 +319,8 @@ def test_real_folders_are_recorded_relative_to_the_data_folder_and_by_their_file
         "train_dir": ["${paths.output_dir}/synthetic", "${paths.data_dir}/train_img"],
         "test_img": "${paths.data_dir}/test_img",
     }
-    assert set(saved["listings"]) == {"${paths.data_dir}/train_img", "${paths.data_dir}/test_img"}
+    real = {"${paths.data_dir}/train_img", "${paths.data_dir}/test_img"}
+    assert set(saved["listings"]) == set(saved["contents"]) == real
     moved = tmp_path / "mounted" / "data"
     shutil.copytree(here, moved)
     assert kept(moved) and kept(here)
@@ -331,14 +332,30 @@ def test_real_folders_are_recorded_relative_to_the_data_folder_and_by_their_file
     assert not kept(other)
     assert "files changed in ${paths.data_dir}/train_img" in capsys.readouterr().out
     assert not kept(here)  # and back: the files decide, not the place
+    photo = here / "test_img" / "0.jpg"
+    assert kept(here)
+    edited = bytearray(photo.read_bytes())
+    edited[len(edited) // 2] ^= 1  # a photo edited in place: same name, same size
+    photo.write_bytes(bytes(edited))
+    capsys.readouterr()
+    assert not kept(here)
+    assert "files changed in ${paths.data_dir}/test_img" in capsys.readouterr().out
     shutil.copy(here / "test_img" / "0.jpg", here / "test_img" / "3.jpg")  # a photo added
+    assert not kept(here)
+    # a record from before file contents: valid where its listing (names, sizes) holds
+    old = json.loads(record.read_text())
+    old.pop("contents")
+    write_json_atomic(record, old)
+    assert kept(here) and "contents" in json.loads(record.read_text())
+    old["listings"]["${paths.data_dir}/test_img"] = "listed otherwise"
+    write_json_atomic(record, old)
     assert not kept(here)
     # a record written before listings and data-relative folders: valid where it was made
     old = json.loads(record.read_text())
-    old.pop("listings")
+    old.pop("listings"), old.pop("contents")
     old["settings"]["task_data"]["test_img"] = str(here / "test_img")
     write_json_atomic(record, old)
-    assert kept(here) and "listings" in json.loads(record.read_text())
+    assert kept(here) and {"listings", "contents"} <= json.loads(record.read_text()).keys()
 
 
 def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
@@ -470,7 +487,7 @@ def test_translations_linked_from_another_run_are_refused_when_the_generator_cha
 def test_translations_of_other_scenes_are_stale_even_from_the_same_generator(tmp_path):
     """A GAN retrained on re-rendered scenes can be byte-identical to the old one (it may draw
     only scenes the change left alone); the translations of the old scenes are still stale."""
-    from gan.checkpoint import file_digest
+    from synth.io import file_digest
 
     out = tmp_path / "run"
     (out / "synthetic").mkdir(parents=True)
@@ -511,6 +528,11 @@ def test_fda_stage_skips_a_current_set_and_redoes_one_made_with_another_beta(tmp
     made = stage_fda(cfg(0.05))["translation"]
     assert made["beta"] == 0.05 and "fda: complete" not in capsys.readouterr().out
     assert stage_fda(cfg(0.05))["translation"] == made
+    assert "fda: complete, skipped" in capsys.readouterr().out
+    card = read_card(out / "fda")
+    card["translation"].pop("photos_contents_sha256")  # a set made before that digest
+    write_json_atomic(out / "fda" / "dataset_card.json", card)
+    stage_fda(cfg(0.05))
     assert "fda: complete, skipped" in capsys.readouterr().out
     assert stage_fda(cfg(0.1))["translation"]["beta"] == 0.1
     assert "fda: made with another beta, seed or photo folder" in capsys.readouterr().out

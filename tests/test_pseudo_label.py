@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from synth.io import (
     IGNORE_INDEX,
     DataError,
     ShardedDataset,
+    listing_digest,
     read_card,
     write_json_atomic,
     write_png,
@@ -232,3 +234,25 @@ def test_labels_follow_the_photos_not_their_folder(tmp_path):
     write_png(tmp_path / "photos" / "photo0.png", dark, rgb=True)
     assert label(tmp_path / "photos")["crack_share"] < before
     assert kept.stat().st_mtime_ns != stamp
+
+
+def test_a_photo_replaced_by_one_of_the_same_size_relabels(tmp_path):
+    """Every BMP of one image size has one byte size, so names and sizes cannot vouch for
+    the labels: the photos' bytes do."""
+    photos, out = tmp_path / "photos", tmp_path / "pseudo"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"photo{i}.bmp"), np.full((12, 18, 3), 250, np.uint8))
+    before = pseudo_label_folder(BrightnessTeacher(), photos, out, replace_stale=True)
+    listed = listing_digest(photos)
+    cv2.imwrite(str(photos / "photo0.bmp"), np.zeros((12, 18, 3), np.uint8))
+    assert listing_digest(photos) == listed
+    after = pseudo_label_folder(BrightnessTeacher(), photos, out, replace_stale=True)
+    assert after["crack_share"] < before["crack_share"]
+    card = read_card(out)
+    card["pseudo_labels"].pop("photos_contents_sha256")  # as written before that digest
+    write_json_atomic(out / "dataset_card.json", card)
+    stamp = (out / "shard-00000" / "manifest.jsonl").stat().st_mtime_ns
+    pseudo_label_folder(BrightnessTeacher(), photos, out)  # same listing: kept, digested
+    assert (out / "shard-00000" / "manifest.jsonl").stat().st_mtime_ns == stamp
+    assert "photos_contents_sha256" in read_card(out)["pseudo_labels"]
