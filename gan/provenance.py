@@ -5,9 +5,9 @@ Records are made to compare equal when nothing that changes a model changed: fol
 resolved (and, under the outputs or the real-data folder, written relative to it),
 measurements added to a dataset card later and files' locations beside their digests are left
 out, and an option added to a model after a record was written counts at its default. A
-folder outside the outputs (real photos and labels, which carry no dataset card) is also
-recorded by its listing and its files' contents, so new or replaced files in it count as new
-data.
+folder of real photos or labels (one the pipeline did not make: it carries no dataset card) is
+also recorded by its listing and its files' contents, so new or replaced files in it count as
+new data.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from gan.task_data import train_dirs
-from synth.io import contents_digest, list_images, listing_digest, read_card
+from synth.io import CARD, contents_digest, list_images, listing_digest, read_card
 
 #: Settings that change speed, logging or evaluation batches, never what a model learns.
 RUN_ONLY_KEYS = frozenset(
@@ -158,17 +158,19 @@ def named_folders(tree: object) -> list[str]:
 
 def folder_digests(provenance: dict, roots: Roots | None = None) -> dict[str, dict[str, str]]:
     """``{"listings": {recorded folder: digest}, "contents": {...}}`` (FOLDER_DIGESTS) for
-    each existing folder the fingerprint names outside the outputs folder; {} when none.
-    Real photos and labels carry no dataset card, so without them a photo replaced in place,
-    or another dataset of the same layout under a moved ``paths.data_dir``, would be met by
-    models made from the old files."""
+    each existing folder the fingerprint names, but the datasets the pipeline made (under the
+    outputs folder, with a dataset card, which the record holds); {} when none. Real photos
+    and labels carry no dataset card, so without them a photo replaced in place, or another
+    dataset of the same layout under a moved ``paths.data_dir``, would be met by models made
+    from the old files; wherever they are, the outputs folder included."""
     outputs = (roots or {}).get(OUTPUT_ROOT)
     folders = {}
     for folder in named_folders(without_locations(provenance)):
         if folder.startswith("${"):
             continue
         path = Path(folder).resolve()
-        if path.is_dir() and not (outputs and path.is_relative_to(outputs.resolve())):
+        made_here = outputs and path.is_relative_to(outputs.resolve())
+        if path.is_dir() and not (made_here and (path / CARD).is_file()):
             folders[recorded_folder(folder, roots)] = path
     if not folders:
         return {}

@@ -358,6 +358,30 @@ def test_real_folders_are_recorded_relative_to_the_data_folder_and_by_their_file
     assert kept(here) and {"listings", "contents"} <= json.loads(record.read_text()).keys()
 
 
+def test_real_folders_inside_the_outputs_folder_are_digested_too(tmp_path):
+    """A data folder kept under the outputs (``paths.data_dir=outputs/real``) is still real
+    photos, not a dataset the pipeline made and described in a card."""
+    out = tmp_path / "out"
+    data = make_real_folder(out / "real", n=2, h=16, w=16)
+    made = make_real_folder(out / "synthetic", n=1, h=16, w=16) / "train_img"
+    write_json_atomic(made / "dataset_card.json", {"config": {"seed": 0}})
+    record, ckpt = tmp_path / "runs" / "provenance.json", tmp_path / "ckpt"
+    provenance = {"settings": {"task_data": {"train_dir": [str(made), str(data / "train_img")]}}}
+
+    def kept() -> bool:
+        ckpt.mkdir(exist_ok=True)
+        forget_stale("task[x]", [ckpt], record, provenance, {OUTPUT_ROOT: out, DATA_ROOT: data})
+        return ckpt.exists()
+
+    assert not kept() and kept()
+    assert set(json.loads(record.read_text())["contents"]) == {"${paths.data_dir}/train_img"}
+    photo = data / "train_img" / "0.jpg"
+    edited = bytearray(photo.read_bytes())
+    edited[len(edited) // 2] ^= 1
+    photo.write_bytes(bytes(edited))
+    assert not kept()
+
+
 def test_task_fingerprint_ignores_measurements_but_not_new_data(tmp_path):
     folder = tmp_path / "adapted"
     folder.mkdir()
