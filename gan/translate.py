@@ -25,7 +25,7 @@ from gan.data import open_samples, to_tensor
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
-from gan.provenance import MEASURED_ONLY, described_data, without_locations
+from gan.provenance import MEASURED_ONLY, adopt_added_digests, described_data, without_locations
 from synth.io import (
     CARD,
     MANIFEST,
@@ -244,6 +244,8 @@ def forget_other_translations(out: Path, card: dict, replace_stale: bool) -> Non
     if not out.is_dir():
         return
     before = read_card(out)
+    if before:  # a set begun before a digest was added: as its other records vouch
+        adopt_added_digests(before, card)
     has_shards = any(out.glob(f"shard-?????/{MANIFEST}"))
     if not (has_shards or before) or (before and made_by(before) == made_by(card)):
         return

@@ -16,7 +16,7 @@ from _gan_fixtures import make_real, make_synthetic
 from gan.fda import fda_dataset, photo_crop, swap_low_amplitude
 from gan.translate import is_complete
 from synth.distributions import ConfigError
-from synth.io import DataError, ShardedDataset, read_card
+from synth.io import DataError, ShardedDataset, read_card, write_json_atomic
 
 
 def noise(seed: int, shape=(32, 40, 3), low: int = 0, high: int = 256) -> np.ndarray:
@@ -139,6 +139,24 @@ def test_a_photo_replaced_by_one_of_the_same_size_makes_another_set(folders):
     shutil.rmtree(out / "shard-00001")
     with pytest.raises(DataError, match="another method, generator or settings"):
         fda_dataset(src, out, real, beta=0.05, show_progress=False)
+
+
+def test_a_set_begun_before_the_photos_were_digested_resumes_where_they_are(tmp_path, folders):
+    src, real, out = folders
+    fda_dataset(src, out, real, beta=0.05, show_progress=False)
+    shutil.rmtree(out / "shard-00001")
+    card = read_card(out)
+    for digest in ("photos_sha256", "photos_contents_sha256"):  # as written up to session 33
+        card["translation"].pop(digest)
+    write_json_atomic(out / "dataset_card.json", card)
+    fda_dataset(src, out, real, beta=0.05, show_progress=False)  # resumed: no DataError
+    assert "photos_contents_sha256" in read_card(out)["translation"]
+    shutil.rmtree(out / "shard-00001")
+    write_json_atomic(out / "dataset_card.json", card)
+    moved = tmp_path / "mounted"
+    shutil.copytree(real, moved)
+    with pytest.raises(DataError, match="another method"):  # elsewhere nothing vouches
+        fda_dataset(src, out, moved, beta=0.05, show_progress=False)
 
 
 def test_shards_with_no_card_to_vouch_for_them_are_not_resumed(folders):
