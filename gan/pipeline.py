@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -44,11 +43,11 @@ from gan.report import (
     summary_markdown,
     write_report,
 )
+from gan.report_figures import ERRORS_TITLE, error_grid, prediction_grid, sample_grids
 from gan.runner import build_model, close_runs, fit, instantiate_group, log_config
 from gan.task_data import train_dirs
 from synth.distributions import ConfigError
 from synth.io import DataError, file_digest, read_card, read_json, write_json_atomic
-from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset, versions
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -503,72 +502,6 @@ def task_seeds(cfg: DictConfig) -> list[int]:
 
 # --------------------------------------------------------------------------- report
 
-ERRORS_TITLE = (
-    "error map of the hardest test images (those the reference row wins by most; "
-    "green: crack found, red: false crack, blue: crack missed)"
-)
-
-
-def sample_grids(cfg: DictConfig) -> dict[str, Path]:
-    """Synthetic vs adapted (and FDA) vs real contact sheets (same scene indices in each
-    set made from the synthetic one)."""
-    d, n = dirs(cfg), cfg.stages.report.num_samples
-    grids = {}
-    sources = {
-        "synthetic samples": d["synthetic"],
-        "adapted samples (same scenes, masks carried)": d["adapted"],
-        "FDA samples (same scenes, low frequencies from real photos)": d["fda"],
-        "real training photos (unlabeled)": Path(cfg.paths.data_dir) / "train_img",
-    }
-    for i, (title, folder) in enumerate(sources.items()):
-        if folder.is_dir():
-            samples = load_samples(str(folder), None, cfg.synth, n, 0, cfg.seed)
-            grids[title] = contact_sheet(samples, d["report"] / f"grid_{i}.png", nrow=n)
-    return grids
-
-
-def overlay_panels(path: Path, count: int = 3) -> list:
-    """Split an evaluation overlay (image / truth / prediction stacked, 2 px padding)."""
-    import cv2
-
-    grid = cv2.imread(str(path))
-    h = (grid.shape[0] - 2 * (count + 1)) // count
-    return [grid[2 + k * (h + 2) : 2 + k * (h + 2) + h, 2:-2] for k in range(count)]
-
-
-def labeled_strip(label: str, tiles: list) -> np.ndarray:
-    """One figure row: BGR tiles side by side at half size, ``label`` in a white margin."""
-    import cv2
-
-    tiles = [cv2.resize(t, (t.shape[1] // 2, t.shape[0] // 2)) for t in tiles]
-    strip = np.concatenate(tiles, axis=1)
-    margin = np.full((strip.shape[0], 130, 3), 255, np.uint8)
-    cv2.putText(
-        margin, label, (4, strip.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
-    )
-    return np.concatenate([margin, strip], axis=1)
-
-
-def prediction_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path | None:
-    """Rows: ground truth, then each training source's prediction on the same real test images."""
-    import cv2
-
-    panels = {}
-    for source in sources:
-        files = sorted((dirs(cfg)["runs"] / source / "overlays").glob("*.png"))[:num_images]
-        panels[source] = [overlay_panels(f) for f in files]
-    counts = {len(p) for p in panels.values()}
-    if not panels or len(counts) != 1 or 0 in counts:  # every source: same test images
-        return None
-    first = next(iter(panels.values()))
-    rows = [labeled_strip("ground truth", [p[1] for p in first])]
-    rows += [labeled_strip(source, [p[2] for p in tiles]) for source, tiles in panels.items()]
-    if len({r.shape for r in rows}) != 1:
-        return None
-    path = dirs(cfg)["report"] / "predictions.png"
-    cv2.imwrite(str(path), np.concatenate(rows, axis=0))
-    return path
-
 
 def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path, Path]]:
     """Each row's first-seed run: (per_image.csv, last.ckpt), for rows that still have both."""
@@ -583,67 +516,35 @@ def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path
     return runs
 
 
-def error_grid(cfg: DictConfig, sources: list[str], num_images: int = 3) -> Path | None:
-    """Where the rows fail: the real test images on which the reference row (the oracle) beats
-    the others by most, each row's first-seed model drawn over them in found / false / missed
-    colours. These pictures say what the simulator still lacks (e.g. a texture it never drew)."""
-    import cv2
-    from torch.nn.functional import interpolate
-
-    from gan.evaluate import crack_probabilities, labeled_samples, load_segmenter, read_rows
-    from gan.report import hardest_images
-    from gan.visual import error_overlay, overlay_masks
-
-    runs = first_seed_runs(cfg, sources)
-    if not runs:
-        return None
-    per_image = {
-        source: {r["stem"]: r["f1"] for r in read_rows(scores)}
-        for source, (scores, _) in runs.items()
+def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
+    """The report's figures, by title: sample sheets of each set, predictions on real test
+    photos, and the error map of the photos the reference row wins by most."""
+    d, r, e = dirs(cfg), cfg.stages.report, cfg.stages.evaluate
+    sets = {
+        "synthetic samples": d["synthetic"],
+        "adapted samples (same scenes, masks carried)": d["adapted"],
+        "FDA samples (same scenes, low frequencies from real photos)": d["fda"],
+        "real training photos (unlabeled)": Path(cfg.paths.data_dir) / "train_img",
     }
-    stems = hardest_images(per_image, cfg.stages.report.goal.reference, num_images)
-    samples, names = labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
-    chosen = [samples[names.index(stem)] for stem in stems if stem in names]
-    if not chosen:
-        return None
-    e = cfg.stages.evaluate
-    size = tuple(e.eval_size) if e.eval_size else chosen[0].image.shape[:2]
-
-    def fit(x: torch.Tensor, mode: str) -> torch.Tensor:  # (C,H,W) -> (C, *size)
-        return interpolate(x[None].float(), size=size, mode=mode)[0]
-
-    photos = torch.stack([fit(torch.from_numpy(s.image).permute(2, 0, 1), "area") for s in chosen])
-    photos = photos.round().to(torch.uint8)
-    truth = torch.stack([fit(torch.from_numpy(s.semantic)[None], "nearest")[0] for s in chosen])
-
-    def bgr(images: torch.Tensor) -> list:
-        return [np.ascontiguousarray(im.permute(1, 2, 0).numpy()[..., ::-1]) for im in images]
-
-    rows = [labeled_strip("real photo", bgr(photos))]
-    rows.append(labeled_strip("ground truth", bgr(overlay_masks(photos, truth.long()))))
-    device = pick_device(e.device)
-    for source, (_, ckpt) in runs.items():
-        model = load_segmenter(ckpt, device)
-        probs = crack_probabilities(model, chosen, e.eval_size, e.batch_size, 0, source)
-        pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p, _ in probs]).long()
-        drawn = [error_overlay(p, t, q) for p, t, q in zip(photos, truth, pred)]
-        rows.append(labeled_strip(source, bgr(torch.stack(drawn))))
-    path = dirs(cfg)["report"] / "errors.png"
-    cv2.imwrite(str(path), np.concatenate(rows, axis=0))
-    return path
+    figures = sample_grids(sets, d["report"], cfg.synth, r.num_samples, cfg.seed)
+    overlays = {s: d["runs"] / s / "overlays" for s in sources}
+    pred = prediction_grid(overlays, d["report"] / "predictions.png")
+    if pred:
+        figures["predictions on real test images (red: crack)"] = pred
+    test = (cfg.task_data.test_img, cfg.task_data.test_lab)
+    errors = error_grid(
+        first_seed_runs(cfg, sources), r.goal.reference, test, e, d["report"] / "errors.png"
+    )
+    if errors:
+        figures[ERRORS_TITLE] = errors
+    return figures
 
 
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
     report_dir = dirs(cfg)["report"]
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = [{"source": s, **m, "wall_s": m.get("train_seconds", 0.0)} for s, m in results.items()]
-    images = sample_grids(cfg)
-    pred = prediction_grid(cfg, list(results))
-    if pred:
-        images["predictions on real test images (red: crack)"] = pred
-    errors = error_grid(cfg, list(results))
-    if errors:
-        images[ERRORS_TITLE] = errors
+    images = report_figures(cfg, list(results))
     e = cfg.stages.evaluate
     notes = (
         f"Real test set: {cfg.task_data.test_img} at {e.eval_size} (HxW). Rows differ only in "

@@ -1,10 +1,14 @@
-"""The report's error figure: which test images it picks, and how it colours a model's errors."""
+"""The report's figures: which test images the error map picks, how it colours a model's
+errors, and the prediction figure built from the evaluation overlays."""
 
 from __future__ import annotations
 
+import cv2
 import torch
 
+from gan.evaluate import save_overlay
 from gan.report import hardest_images
+from gan.report_figures import error_grid, prediction_grid
 from gan.visual import ERROR_COLORS, error_overlay
 
 
@@ -33,3 +37,32 @@ def test_error_overlay_colours_found_false_and_missed_pixels_apart():
     assert false == list(ERROR_COLORS["false crack"])
     assert missed == list(ERROR_COLORS["missed"])
     assert right == [100, 100, 100]  # true background stays the photo
+
+
+def test_prediction_figure_stacks_the_truth_over_each_rows_predictions(tmp_path):
+    """From the evaluation overlays (photo / truth / prediction): one strip of truths, then
+    one per row, each of that row's predictions on the same photos; rows that scored other
+    photos, or none, give no figure rather than a misleading one."""
+    photo = torch.full((3, 16, 20), 120, dtype=torch.uint8)
+    truth = torch.zeros(16, 20, dtype=torch.long)
+    truth[6:9] = 1
+    folders = {}
+    for row, predicted in (("synthetic", 0), ("oracle", 1)):
+        folders[row] = tmp_path / row
+        folders[row].mkdir()
+        for k in range(2):
+            save_overlay(photo, truth, torch.full_like(truth, predicted), folders[row] / f"{k}.png")
+    out = prediction_grid(folders, tmp_path / "predictions.png")
+    figure = cv2.imread(str(out))
+    strips = figure.shape[0] // 3
+    assert figure.shape[0] == 3 * strips == 3 * (16 // 2)  # truth + two rows, half size
+    assert figure.shape[1] == 130 + 2 * (20 // 2)  # label margin + two photos
+    tinted = [figure[k * strips : (k + 1) * strips, 130:, 2].mean() for k in range(3)]
+    assert tinted[1] == 120 and tinted[2] > tinted[0] > tinted[1]  # none; all red; a band
+    (folders["oracle"] / "1.png").unlink()
+    assert prediction_grid(folders, tmp_path / "p.png") is None
+    assert prediction_grid({"oracle": tmp_path / "missing"}, tmp_path / "p.png") is None
+
+
+def test_error_map_needs_a_scored_row(tmp_path):
+    assert error_grid({}, "oracle", ("img", "lab"), None, tmp_path / "e.png") is None

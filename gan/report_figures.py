@@ -1,0 +1,130 @@
+"""The report's figures: sample sheets of each set, predictions of every row on the same
+real test photos, and an error map of the photos where the rows fail. Pictures say what a
+table cannot (a texture the simulator never drew, a faint rim every row misses), so each is
+drawn from what the stages left on disk, by paths, with nothing of the pipeline's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from synth.preview import contact_sheet, load_samples
+
+ERRORS_TITLE = (
+    "error map of the hardest test images (those the reference row wins by most; "
+    "green: crack found, red: false crack, blue: crack missed)"
+)
+
+
+def sample_grids(
+    sets: dict[str, Path], out_dir: Path, synth: DictConfig, num: int, seed: int
+) -> dict[str, Path]:
+    """A contact sheet of each existing folder in ``sets`` (title -> folder), the same scene
+    indices in each set made from the synthetic one."""
+    grids = {}
+    for i, (title, folder) in enumerate(sets.items()):
+        if folder.is_dir():
+            samples = load_samples(str(folder), None, synth, num, 0, seed)
+            grids[title] = contact_sheet(samples, out_dir / f"grid_{i}.png", nrow=num)
+    return grids
+
+
+def overlay_panels(path: Path, count: int = 3) -> list:
+    """Split an evaluation overlay (image / truth / prediction stacked, 2 px padding)."""
+    grid = cv2.imread(str(path))
+    h = (grid.shape[0] - 2 * (count + 1)) // count
+    return [grid[2 + k * (h + 2) : 2 + k * (h + 2) + h, 2:-2] for k in range(count)]
+
+
+def labeled_strip(label: str, tiles: list) -> np.ndarray:
+    """One figure row: BGR tiles side by side at half size, ``label`` in a white margin."""
+    tiles = [cv2.resize(t, (t.shape[1] // 2, t.shape[0] // 2)) for t in tiles]
+    strip = np.concatenate(tiles, axis=1)
+    margin = np.full((strip.shape[0], 130, 3), 255, np.uint8)
+    cv2.putText(
+        margin, label, (4, strip.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
+    )
+    return np.concatenate([margin, strip], axis=1)
+
+
+def prediction_grid(overlays: dict[str, Path], out: Path, num_images: int = 3) -> Path | None:
+    """Rows: ground truth, then each row's prediction on the same real test images, from
+    each row's evaluation overlays (row -> folder); None unless every row has the same
+    number of them, of one size."""
+    panels = {}
+    for row, folder in overlays.items():
+        files = sorted(folder.glob("*.png"))[:num_images]
+        panels[row] = [overlay_panels(f) for f in files]
+    counts = {len(p) for p in panels.values()}
+    if not panels or len(counts) != 1 or 0 in counts:
+        return None
+    first = next(iter(panels.values()))
+    rows = [labeled_strip("ground truth", [p[1] for p in first])]
+    rows += [labeled_strip(row, [p[2] for p in tiles]) for row, tiles in panels.items()]
+    if len({r.shape for r in rows}) != 1:
+        return None
+    cv2.imwrite(str(out), np.concatenate(rows, axis=0))
+    return out
+
+
+def error_grid(
+    runs: dict[str, tuple[Path, Path]],
+    reference: str,
+    test: tuple[str, str],
+    evaluate: DictConfig,
+    out: Path,
+    num_images: int = 3,
+) -> Path | None:
+    """Where the rows fail: the real test images (``test``: photo and mask folders) on which
+    the ``reference`` row (the oracle) beats the others by most, each row's model (``runs``:
+    row -> (per_image.csv, checkpoint)) drawn over them in found / false / missed colours.
+    These pictures say what the simulator still lacks (e.g. a texture it never drew)."""
+    from torch.nn.functional import interpolate
+
+    from gan.evaluate import (
+        crack_probabilities,
+        labeled_samples,
+        load_segmenter,
+        pick_device,
+        read_rows,
+    )
+    from gan.report import hardest_images
+    from gan.visual import error_overlay, overlay_masks
+
+    if not runs:
+        return None
+    per_image = {
+        row: {r["stem"]: r["f1"] for r in read_rows(scores)} for row, (scores, _) in runs.items()
+    }
+    stems = hardest_images(per_image, reference, num_images)
+    samples, names = labeled_samples(*test)
+    chosen = [samples[names.index(stem)] for stem in stems if stem in names]
+    if not chosen:
+        return None
+    size = tuple(evaluate.eval_size) if evaluate.eval_size else chosen[0].image.shape[:2]
+
+    def fit(x: torch.Tensor, mode: str) -> torch.Tensor:  # (C,H,W) -> (C, *size)
+        return interpolate(x[None].float(), size=size, mode=mode)[0]
+
+    photos = torch.stack([fit(torch.from_numpy(s.image).permute(2, 0, 1), "area") for s in chosen])
+    photos = photos.round().to(torch.uint8)
+    truth = torch.stack([fit(torch.from_numpy(s.semantic)[None], "nearest")[0] for s in chosen])
+
+    def bgr(images: torch.Tensor) -> list:
+        return [np.ascontiguousarray(im.permute(1, 2, 0).numpy()[..., ::-1]) for im in images]
+
+    rows = [labeled_strip("real photo", bgr(photos))]
+    rows.append(labeled_strip("ground truth", bgr(overlay_masks(photos, truth.long()))))
+    device = pick_device(evaluate.device)
+    for row, (_, ckpt) in runs.items():
+        model = load_segmenter(ckpt, device)
+        probs = crack_probabilities(model, chosen, evaluate.eval_size, evaluate.batch_size, 0, row)
+        pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p, _ in probs]).long()
+        drawn = [error_overlay(p, t, q) for p, t, q in zip(photos, truth, pred)]
+        rows.append(labeled_strip(row, bgr(torch.stack(drawn))))
+    cv2.imwrite(str(out), np.concatenate(rows, axis=0))
+    return out
