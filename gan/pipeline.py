@@ -251,7 +251,7 @@ def forget_stale(
 ) -> None:
     """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
     from the same ``provenance`` (training data and settings, and the listing and contents of
-    each folder outside the outputs); then record the current one, with folders under ``roots`` (the
+    each real-data folder); then record the current one, with folders under ``roots`` (the
     outputs and real-data folders) relative to them.
 
     Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
