@@ -26,6 +26,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -139,26 +140,48 @@ def listing_digest(folder: str | Path) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def contents_digest(folder: str | Path) -> str:
+#: Unread bytes above which contents_digest shows a progress bar (about a second's hashing).
+PROGRESS_BYTES = 512 * 2**20
+
+
+def contents_digest(folder: str | Path, progress_bytes: int = PROGRESS_BYTES) -> str:
     """sha256 of the sorted (name, sha256 of the bytes) of a folder's files: the photos
     themselves, so one replaced by another of the same size is seen too (every BMP or raw
     TIFF of one image size has one byte size; a mask corrected in place keeps its size).
-    Hashing is about 0.5 GB/s on one core; a file's hash is remembered for the process by
-    its inode, size and mtime, so a pipeline run reads each folder once."""
-    lines = "".join(f"{p.name}\t{remembered_file_digest(p)}\n" for p in folder_files(folder))
+    Hashing is about 0.5 GB/s on one core, with a progress bar past ``progress_bytes`` not
+    yet read; a file's hash is remembered for the process by its inode, size and mtime, so a
+    pipeline run reads each folder once."""
+    from rich.progress import Progress
+
+    files = {p: file_key(p) for p in folder_files(folder)}
+    unread = sum(key.size for key in files.values() if key not in _FILE_DIGESTS)
+    with Progress(disable=unread <= progress_bytes) as bar:
+        task = bar.add_task(f"hashing {Path(folder).name}", total=unread)
+        for key in files.values():
+            if key not in _FILE_DIGESTS:
+                _FILE_DIGESTS[key] = file_digest(key.path)
+                bar.advance(task, key.size)
+    lines = "".join(f"{p.name}\t{_FILE_DIGESTS[key]}\n" for p, key in files.items())
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-_FILE_DIGESTS: dict[tuple, str] = {}
+class FileKey(NamedTuple):
+    """What says a file is as it was: read once per process while it stays so."""
+
+    path: str
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
 
 
-def remembered_file_digest(path: Path) -> str:
-    """file_digest, once per process for a file left as it was (same inode, size, mtime)."""
+#: FileKey -> file_digest, for the process.
+_FILE_DIGESTS: dict[FileKey, str] = {}
+
+
+def file_key(path: Path) -> FileKey:
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key not in _FILE_DIGESTS:
-        _FILE_DIGESTS[key] = file_digest(path)
-    return _FILE_DIGESTS[key]
+    return FileKey(str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def file_digest(path: str | Path) -> str:

@@ -99,6 +99,28 @@ def test_a_photo_replaced_by_one_of_the_same_size_changes_the_contents_digest(
     assert contents_digest(copied) != contents
 
 
+def test_each_file_is_read_once_per_process_and_a_long_read_shows_a_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import synth.io
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for stem in ("a", "b", "c"):
+        (folder / f"{stem}.png").write_bytes(stem.encode() * 100)
+    read = []
+    monkeypatch.setattr(
+        synth.io, "file_digest", lambda p, f=synth.io.file_digest: read.append(p) or f(p)
+    )
+    first = contents_digest(folder, progress_bytes=0)
+    assert "hashing photos" in capsys.readouterr().out and len(read) == 3
+    assert contents_digest(folder, progress_bytes=0) == first and len(read) == 3
+    assert "hashing" not in capsys.readouterr().out  # nothing left to read: no bar
+    (folder / "b.png").write_bytes(b"another photo")
+    assert contents_digest(folder) != first and len(read) == 4
+    assert "hashing" not in capsys.readouterr().out  # 13 bytes: under the bar's threshold
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
 def test_imagefolder_error_names_the_file(
     tmp_path: Path, case: Callable[[Path], tuple[Path, str]]
