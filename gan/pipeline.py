@@ -47,7 +47,7 @@ from gan.report_figures import ERRORS_TITLE, error_grid, prediction_grid, sample
 from gan.runner import build_model, close_runs, fit, instantiate_group, log_config
 from gan.task_data import train_dirs
 from synth.distributions import ConfigError
-from synth.io import DataError, file_digest, read_card, read_json, write_json_atomic
+from synth.io import CARD, DataError, file_digest, read_card, read_json, write_json_atomic
 from synth.render import render_dataset, versions
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -183,12 +183,15 @@ def stage_fda(cfg: DictConfig) -> dict:
     wanted = fda_translation(f.real_dir, f.beta, f.seed)
     done = copy.deepcopy(card.get("translation", {}))
     adopt_added_digests(done, wanted)  # made before a digest: trusted as the others vouch
+    current = without_locations({k: done.get(k) for k in wanted}) == without_locations(wanted)
+    current = current and same_source(card, d["synthetic"])
+    if current and done != card.get("translation"):  # once: the card says it from now on
+        write_json_atomic(d["fda"] / CARD, {**card, "translation": done})
     return translated_set(
         cfg,
         "fda",
         d["fda"],
-        without_locations({k: done.get(k) for k in wanted}) == without_locations(wanted)
-        and same_source(card, d["synthetic"]),
+        current,
         "made with another beta, seed or photo folder, or from other scenes",
         lambda: fda_dataset(
             d["synthetic"], d["fda"], f.real_dir, f.beta, f.seed, replace_stale=True

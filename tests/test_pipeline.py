@@ -558,6 +558,7 @@ def test_fda_stage_skips_a_current_set_and_redoes_one_made_with_another_beta(tmp
     write_json_atomic(out / "fda" / "dataset_card.json", card)
     stage_fda(cfg(0.05))
     assert "fda: complete, skipped" in capsys.readouterr().out
+    assert read_card(out / "fda")["translation"] == made  # digested from now on
     assert stage_fda(cfg(0.1))["translation"]["beta"] == 0.1
     assert "fda: made with another beta, seed or photo folder" in capsys.readouterr().out
     # another run's set, linked in: refused, not deleted through the link
