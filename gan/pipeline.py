@@ -25,13 +25,13 @@ from gan.provenance import (
     OUTPUT_ROOT,
     Roots,
     adapt_fingerprint,
-    adopt_added_digests,
     data_fingerprint,
     described_data,
     folder_digests,
     resolve_folders,
     settings_fingerprint,
     what_changed,
+    with_added_digests,
     with_new_defaults,
     without_locations,
 )
@@ -181,8 +181,7 @@ def stage_fda(cfg: DictConfig) -> dict:
     d, f = dirs(cfg), cfg.stages.fda
     card = read_card(d["fda"])
     wanted = fda_translation(f.real_dir, f.beta, f.seed)
-    done = copy.deepcopy(card.get("translation", {}))
-    adopt_added_digests(done, wanted)  # made before a digest: trusted as the others vouch
+    done = with_added_digests(card.get("translation", {}), wanted)  # as the rest vouches
     current = without_locations({k: done.get(k) for k in wanted}) == without_locations(wanted)
     current = current and same_source(card, d["synthetic"])
     if current and done != card.get("translation"):  # once: the card says it from now on

@@ -243,8 +243,7 @@ def with_new_defaults(old: dict, new: dict) -> dict:
     default 'mask', or task.augment.drop, default none) must not throw away every generator
     and task model trained before it. A record from before folder listings takes the
     current ones: its folders are trusted as they are, once, and listed from then on."""
-    old = copy.deepcopy(old)
-    adopt_added_digests(old, new)
+    old = with_added_digests(old, new)
     for group, node in new.get("settings", {}).items():
         before = old.get("settings", {}).get(group)
         if isinstance(node, dict) and isinstance(before, dict) and "_target_" in node:
@@ -252,10 +251,18 @@ def with_new_defaults(old: dict, new: dict) -> dict:
     return old
 
 
+def with_added_digests(old: object, new: object) -> object:
+    """A copy of ``old`` (a record or card, locations not yet left out) given each
+    ADDED_DIGESTS entry it lacks where ``new`` has one at the same place, and the same
+    location beside it: what it was made from is trusted as it stands where nothing moved,
+    once, then digested."""
+    old = copy.deepcopy(old)
+    adopt_added_digests(old, new)
+    return old
+
+
 def adopt_added_digests(old: object, new: object) -> None:
-    """Give ``old`` (a record or card, locations not yet left out) each ADDED_DIGESTS entry it
-    lacks where ``new`` has one at the same place, and the same location beside it: what it
-    was made from is trusted as it stands where nothing moved, once, then digested."""
+    """with_added_digests, in place."""
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         for before, now in zip(old, new):
             adopt_added_digests(before, now)

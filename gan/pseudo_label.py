@@ -12,7 +12,6 @@ are written atomically and a killed run resumes at the first missing one.
 
 from __future__ import annotations
 
-import copy
 import shutil
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from gan.evaluate import crack_probabilities
-from gan.provenance import adopt_added_digests, without_locations
+from gan.provenance import with_added_digests, without_locations
 from gan.task import CrackSegmenter
 from synth.distributions import ConfigError
 from synth.io import (
@@ -124,9 +123,7 @@ def same_labels(made: dict | None, spec: dict) -> bool:
     digested count as made from the photos now in the same place."""
     if made is None:
         return False
-    made = copy.deepcopy(made)
-    adopt_added_digests(made, spec)
-    return without_locations(made) == without_locations(spec)
+    return without_locations(with_added_digests(made, spec)) == without_locations(spec)
 
 
 def label_shard(

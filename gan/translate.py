@@ -25,7 +25,7 @@ from gan.data import open_samples, to_tensor
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
-from gan.provenance import MEASURED_ONLY, adopt_added_digests, described_data, without_locations
+from gan.provenance import MEASURED_ONLY, described_data, with_added_digests, without_locations
 from synth.io import (
     CARD,
     MANIFEST,
@@ -243,9 +243,7 @@ def forget_other_translations(out: Path, card: dict, replace_stale: bool) -> Non
     ``card`` says: resuming would mix two translations in one training set."""
     if not out.is_dir():
         return
-    before = read_card(out)
-    if before:  # a set begun before a digest was added: as its other records vouch
-        adopt_added_digests(before, card)
+    before = with_added_digests(read_card(out), card)  # begun before a digest: as the rest vouches
     has_shards = any(out.glob(f"shard-?????/{MANIFEST}"))
     if not (has_shards or before) or (before and made_by(before) == made_by(card)):
         return
