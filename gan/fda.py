@@ -95,6 +95,7 @@ def fda_translation(real_dir: str | Path, beta: float, seed: int) -> dict:
     """What makes an FDA set: the dataset card's ``translation`` entry, and what the pipeline
     compares to decide whether a set on disk is current."""
     check_beta(beta)
+    photos = list_images(real_dir)  # a missing or empty folder: DataError, before any digest
     return {
         "method": "fda",
         "beta": float(beta),
@@ -102,7 +103,7 @@ def fda_translation(real_dir: str | Path, beta: float, seed: int) -> dict:
         "real_dir": str(Path(real_dir).resolve()),
         "photos_sha256": listing_digest(real_dir),
         "photos_contents_sha256": contents_digest(real_dir),
-        "real_images": len(list_images(real_dir)),
+        "real_images": len(photos),
     }
 
 

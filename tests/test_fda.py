@@ -180,6 +180,9 @@ def test_fda_command_writes_the_set_and_names_a_bad_beta(tmp_path, folders):
     args = [f"src_dir={src}", f"out_dir={out}", f"real_dir={real}", f"paths.log_dir={tmp_path}"]
     bad = run_tool("fda", *args, "beta=0.7")
     assert bad.returncode == 1 and "beta=0.7" in bad.stderr and "Traceback" not in bad.stderr
+    missing = run_tool("fda", *args[:2], f"real_dir={tmp_path / 'nowhere'}", args[3])
+    assert missing.returncode == 1 and not out.exists()
+    assert missing.stderr.strip().splitlines()[-1].endswith("nowhere: image folder not found")
     good = run_tool("fda", *args, "beta=0.02", "eval_size=16")
     assert good.returncode == 0, good.stderr[-2000:]
     assert "Translation moved the synthetic set's" in good.stdout
