@@ -21,8 +21,9 @@ import cv2
 import numpy as np
 
 from gan.translate import ImageSource, write_translated_dataset
+from synth.digests import contents_digest, listing_digest
 from synth.distributions import ConfigError
-from synth.io import contents_digest, list_images, listing_digest, read_image
+from synth.io import list_images, read_image
 
 MAX_BETA = 0.5  # the window's half-width as a share of the shorter side: 0.5 is the whole image
 # a third seed word, so scene i's photo and crop are not drawn from the stream that rendered it

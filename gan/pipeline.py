@@ -46,8 +46,9 @@ from gan.report import (
 from gan.report_figures import ERRORS_TITLE, error_grid, prediction_grid, sample_grids
 from gan.runner import build_model, close_runs, fit, instantiate_group, log_config
 from gan.task_data import train_dirs
+from synth.digests import digest_cache, file_digest
 from synth.distributions import ConfigError
-from synth.io import CARD, DataError, file_digest, read_card, read_json, write_json_atomic
+from synth.io import CARD, DataError, read_card, read_json, write_json_atomic
 from synth.render import render_dataset, versions
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -602,7 +603,14 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
 
 
 def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
-    """Run every stage in order (each skipped when complete); returns metrics per source."""
+    """Run every stage in order (each skipped when complete); returns metrics per source.
+    The real photos' file hashes are kept across runs (``digest_cache``), so a rerun over a
+    large photo folder reads only the files that changed."""
+    with digest_cache(cfg.get("digest_cache")):
+        return run_stages(cfg)
+
+
+def run_stages(cfg: DictConfig) -> dict[str, dict]:
     torch.set_float32_matmul_precision("high")
     wall: dict[str, float] = {}
 

@@ -21,7 +21,8 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from gan.task_data import train_dirs
-from synth.io import CARD, contents_digest, list_images, listing_digest, read_card
+from synth.digests import contents_digest, listing_digest
+from synth.io import CARD, list_images, read_card
 
 #: Settings that change speed, logging or evaluation batches, never what a model learns.
 RUN_ONLY_KEYS = frozenset(

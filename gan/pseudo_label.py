@@ -21,6 +21,7 @@ import torch
 from gan.evaluate import crack_probabilities
 from gan.provenance import with_added_digests, without_locations
 from gan.task import CrackSegmenter
+from synth.digests import contents_digest, file_digest, listing_digest
 from synth.distributions import ConfigError
 from synth.io import (
     BINARY_MASK_VALUES,
@@ -31,10 +32,7 @@ from synth.io import (
     Sample,
     ShardedDataset,
     clean_partial_shards,
-    contents_digest,
-    file_digest,
     is_shard_complete,
-    listing_digest,
     num_shards,
     read_card,
     read_manifests,

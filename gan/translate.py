@@ -26,6 +26,7 @@ from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
 from gan.provenance import MEASURED_ONLY, described_data, with_added_digests, without_locations
+from synth.digests import file_digest
 from synth.io import (
     CARD,
     MANIFEST,
@@ -33,7 +34,6 @@ from synth.io import (
     Sample,
     ShardedDataset,
     clean_partial_shards,
-    file_digest,
     read_card,
     read_image,
     write_dir_atomic,

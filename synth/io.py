@@ -19,14 +19,12 @@ deletes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -124,74 +122,6 @@ def write_png(path: Path, array: np.ndarray, rgb: bool = False, level: int = 1) 
 
 
 # --------------------------------------------------------------------------- real folders
-
-
-def folder_files(folder: str | Path) -> list[Path]:
-    """A folder's files, sorted, less hidden ones (``.DS_Store``, an editor's swap file)."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
-
-
-def listing_digest(folder: str | Path) -> str:
-    """sha256 of the sorted (name, size) of a folder's files: what photos a folder holds,
-    cheap on thousands of them (no file is read), and changed when one is added, removed or
-    replaced by one of another size. Records keep it beside the folder's path, which is then
-    only where the photos were (a moved or remounted data folder holds the same photos)."""
-    lines = "".join(f"{p.name}\t{p.stat().st_size}\n" for p in folder_files(folder))
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-#: Unread bytes above which contents_digest shows a progress bar (about a second's hashing).
-PROGRESS_BYTES = 512 * 2**20
-
-
-def contents_digest(folder: str | Path, progress_bytes: int = PROGRESS_BYTES) -> str:
-    """sha256 of the sorted (name, sha256 of the bytes) of a folder's files: the photos
-    themselves, so one replaced by another of the same size is seen too (every BMP or raw
-    TIFF of one image size has one byte size; a mask corrected in place keeps its size).
-    Hashing is about 0.7 GB/s on one core, with a progress bar past ``progress_bytes`` not
-    yet read; a file's hash is remembered for the process by its inode, size and mtime, so a
-    pipeline run reads each folder once."""
-    from rich.progress import Progress
-
-    files = {p: file_key(p) for p in folder_files(folder)}
-    unread = sum(key.size for key in files.values() if key not in _FILE_DIGESTS)
-    with Progress(disable=unread <= progress_bytes) as bar:
-        task = bar.add_task(f"hashing {Path(folder).name}", total=unread)
-        for key in files.values():
-            if key not in _FILE_DIGESTS:
-                _FILE_DIGESTS[key] = file_digest(key.path)
-                bar.advance(task, key.size)
-    lines = "".join(f"{p.name}\t{_FILE_DIGESTS[key]}\n" for p, key in files.items())
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-class FileKey(NamedTuple):
-    """What says a file is as it was: read once per process while it stays so."""
-
-    path: str
-    device: int
-    inode: int
-    size: int
-    mtime_ns: int
-
-
-#: FileKey -> file_digest, for the process.
-_FILE_DIGESTS: dict[FileKey, str] = {}
-
-
-def file_key(path: Path) -> FileKey:
-    stat = path.stat()
-    return FileKey(str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file's bytes, read 1 MiB at a time: a checkpoint retrained at the same
-    path and step, or a photo replaced in place, is known as another file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -80,6 +80,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     stages = [line for line in copied.stdout.splitlines() if line.startswith("[pipeline]")]
     assert len(stages) == 11 and "report:" in stages[-1], copied.stdout
     assert all("skipped" in line for line in stages[:-1]), copied.stdout
+    # the real photos' and masks' hashes, kept for the next run (the copies are not new)
+    cached = json.loads((moved / "out" / "file_digests.json").read_text())["files"]
+    real = {p.resolve() for p in (moved / "real").glob("*/*")}
+    assert len(real) == 16 and real <= {Path(row[0]) for row in cached}
 
     # Lose the adapted row's results and one translated shard, as a kill mid-translation
     # leaves them (the card marked in progress): only those are redone.
@@ -511,7 +515,7 @@ def test_translations_linked_from_another_run_are_refused_when_the_generator_cha
 def test_translations_of_other_scenes_are_stale_even_from_the_same_generator(tmp_path):
     """A GAN retrained on re-rendered scenes can be byte-identical to the old one (it may draw
     only scenes the change left alone); the translations of the old scenes are still stale."""
-    from synth.io import file_digest
+    from synth.digests import file_digest
 
     out = tmp_path / "run"
     (out / "synthetic").mkdir(parents=True)

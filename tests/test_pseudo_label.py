@@ -15,12 +15,12 @@ from torch import nn
 
 from gan.pseudo_label import check_band, pseudo_label_folder, pseudo_mask, score_labels
 from gan.task_data import SegmentationDataModule
+from synth.digests import listing_digest
 from synth.distributions import ConfigError
 from synth.io import (
     IGNORE_INDEX,
     DataError,
     ShardedDataset,
-    listing_digest,
     read_card,
     write_json_atomic,
     write_png,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _synth_fixtures import ROOT
 
-from synth.io import DataError, ImageFolder, contents_digest, listing_digest
+from synth.io import DataError, ImageFolder
 
 
 def make_data(root: Path) -> Path:
@@ -32,8 +32,6 @@ def make_data(root: Path) -> Path:
 
 
 def missing_folder(root: Path) -> tuple[Path, str]:
-    import shutil
-
     shutil.rmtree(root / "test_lab")
     return root / "test_lab", "mask folder not found"
 
@@ -74,51 +72,6 @@ def read_all(root: Path) -> None:
 
 def test_valid_layout_reads(tmp_path: Path) -> None:
     read_all(make_data(tmp_path))
-
-
-def test_a_photo_replaced_by_one_of_the_same_size_changes_the_contents_digest(
-    tmp_path: Path,
-) -> None:
-    """Every BMP of one image size has one byte size: names and sizes cannot tell two such
-    photos apart, their bytes can. Where the folder is, and its files' times, do not count."""
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for stem in ("a", "b"):
-        cv2.imwrite(str(folder / f"{stem}.bmp"), rng.integers(0, 255, (8, 12, 3), np.uint8))
-    (folder / ".DS_Store").write_bytes(b"finder")  # hidden: not a photo
-    listing, contents = listing_digest(folder), contents_digest(folder)
-    copied = tmp_path / "copied"
-    shutil.copytree(folder, copied, copy_function=shutil.copy)  # new inodes and times
-    (copied / ".DS_Store").write_bytes(b"finder, later")
-    assert (listing_digest(copied), contents_digest(copied)) == (listing, contents)
-    cv2.imwrite(str(folder / "a.bmp"), np.zeros((8, 12, 3), np.uint8))
-    assert listing_digest(folder) == listing  # same names, same sizes
-    assert contents_digest(folder) != contents
-    (copied / "a.bmp").rename(copied / "c.bmp")  # same bytes under another name
-    assert contents_digest(copied) != contents
-
-
-def test_each_file_is_read_once_per_process_and_a_long_read_shows_a_bar(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
-    import synth.io
-
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for stem in ("a", "b", "c"):
-        (folder / f"{stem}.png").write_bytes(stem.encode() * 100)
-    read = []
-    monkeypatch.setattr(
-        synth.io, "file_digest", lambda p, f=synth.io.file_digest: read.append(p) or f(p)
-    )
-    first = contents_digest(folder, progress_bytes=0)
-    assert "hashing photos" in capsys.readouterr().out and len(read) == 3
-    assert contents_digest(folder, progress_bytes=0) == first and len(read) == 3
-    assert "hashing" not in capsys.readouterr().out  # nothing left to read: no bar
-    (folder / "b.png").write_bytes(b"another photo")
-    assert contents_digest(folder) != first and len(read) == 4
-    assert "hashing" not in capsys.readouterr().out  # 13 bytes: under the bar's threshold
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
