@@ -49,3 +49,16 @@ def test_bench_gan_prints_ratio_and_overhead():
     )
     assert re.search(r"ratio [\d.]+x", out) and "Lightning overhead:" in out
     assert re.search(r"first step .*: [\d.]+ s", out)
+
+
+def test_bench_digests_prints_both_variants_and_the_ratio(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        photo = folder / f"{i}.png"
+        photo.write_bytes(bytes([i]) * 1000)
+        os.utime(photo, (1e9, 1e9))  # settled long ago: the cache holds it
+    out = run_tool("bench_digests.py", f"folder={folder}", "repeats=2")
+    assert f"{folder}: 3 files, 0.0 MB" in out
+    assert re.search(r"no cache: [\d.]+ s \([\d.]+ GB/s\), median of 2", out)
+    assert re.search(r"cache: +[\d.]+ s \([\d.]+x faster\)", out)
