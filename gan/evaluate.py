@@ -32,7 +32,7 @@ from gan.task import (
     tolerance_counts,
     tolerance_f1_from_counts,
 )
-from gan.task_data import pad_collate
+from gan.task_data import forward_by_size, pad_collate
 from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
@@ -100,6 +100,11 @@ def load_segmenter(ckpt_path: str | Path, device: str | torch.device = "cpu") ->
     config: the checkpoint alone says which network and width it holds.
     """
     checkpoint = load_checkpoint(ckpt_path)
+    if not any(key.startswith("net.") for key in checkpoint.get("state_dict", {})):
+        raise DataError(
+            f"{ckpt_path}: no task model in it; pass a task model's checkpoint "
+            "(tools/train_task.py) as ckpt=, and a GAN's as translate_with="
+        )
     model = CrackSegmenter(**checkpoint.get("hyper_parameters", {}))
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval()
@@ -228,7 +233,7 @@ def evaluate_folder(
     for batch in batches(loader, "evaluate"):
         images, masks = batch["image"].to(device), batch["mask"].to(device)
         with torch.inference_mode():
-            pred = net(images).argmax(1)
+            pred = forward_by_size(net, images, batch["size"]).argmax(1)
         metrics.update(pred, masks)
         stems = [names[int(i)] for i in batch["index"]]
         rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tolerance)
@@ -335,7 +340,7 @@ def crack_probabilities(
     net = scoring_net(model, translate_with)
     for batch in batches(loader, description):
         with torch.inference_mode():
-            logits = net(batch["image"].to(model.device))
+            logits = forward_by_size(net, batch["image"].to(model.device), batch["size"])
         for j, index in enumerate(batch["index"].tolist()):
             (h, w), (oh, ow) = batch["size"][j].tolist(), batch["original"][j].tolist()
             item_logits = F.interpolate(

@@ -28,6 +28,7 @@ from torchmetrics.classification import (
 
 from gan.augment import PairedAugment
 from gan.networks import ChannelsLastInput, UNet, fold_batchnorm
+from gan.task_data import forward_by_size
 from gan.visual import grid_rows, log_image, overlay_masks
 from synth.io import IGNORE_INDEX
 
@@ -374,8 +375,7 @@ class CrackSegmenter(pl.LightningModule):
         return loss
 
     def _eval_step(self, batch: dict, metrics: MetricCollection) -> torch.Tensor:
-        logits = self(batch["image"])
-        pred = logits.argmax(1)
+        pred = forward_by_size(self, batch["image"], batch.get("size")).argmax(1)
         metrics.update(pred, batch["mask"])
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=pred.shape[0])
         return pred

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -42,6 +42,29 @@ def pad_collate(items: list[dict]) -> dict:
         "index": torch.tensor([it["index"] for it in items]),
         "size": torch.tensor([list(it["image"].shape[-2:]) for it in items]),
     }
+
+
+def forward_by_size(
+    net: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, sizes: torch.Tensor | None
+) -> torch.Tensor:
+    """``net`` on a padded batch (pad_collate), each group of same-size images cropped to
+    its size first, so that no image's output depends on what shares its batch: convolutions
+    near the border, instance and batch statistics all see the padding otherwise. One call
+    where every image has the batch's size. Outside each image the output is zero."""
+    if sizes is None:
+        return net(images)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for j, (h, w) in enumerate(sizes.tolist()):
+        groups.setdefault((h, w), []).append(j)
+    if len(groups) == 1 and next(iter(groups)) == tuple(images.shape[-2:]):
+        return net(images)
+    out = None
+    for (h, w), rows in groups.items():
+        y = net(images[rows, :, :h, :w])
+        if out is None:
+            out = y.new_zeros(len(images), y.shape[1], *images.shape[-2:])
+        out[rows, :, :h, :w] = y
+    return out
 
 
 def load_indices(

@@ -163,3 +163,50 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path):
     proc = run_tool("predict", f"ckpt={ckpt}", f"input_dir={img}", "translate_with=nowhere.ckpt")
     assert proc.returncode == 1 and "nowhere.ckpt" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class Centre(nn.Module):
+    """A 'generator' with per-image statistics, as instance norm has: padding would move them."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - x.mean((1, 2, 3), keepdim=True)
+
+
+def test_a_photo_scores_alike_whatever_shares_its_batch(tmp_path):
+    """Photos of several sizes at their own size (eval_size=None): padding one to its batch's
+    largest would change what the network and the generator see near its border."""
+    photos, masks = tmp_path / "img", tmp_path / "lab"
+    photos.mkdir(), masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(20, 28), (28, 20), (20, 28), (17, 23)]):
+        write_png(photos / f"{i}.png", rng.integers(0, 255, (h, w, 3), np.uint8), rgb=True)
+        write_png(masks / f"{i}.png", (rng.random((h, w)) > 0.9).astype(np.uint8) * 255)
+    model = segmenter()
+    for translate_with in (None, Centre()):
+        found = {
+            n: [
+                p
+                for _, p, _ in crack_probabilities(
+                    model, ImageFolder(photos), None, n, 0, "", translate_with
+                )
+            ]
+            for n in (1, 4)
+        }
+        for alone, batched in zip(found[1], found[4]):
+            torch.testing.assert_close(alone, batched)
+        scores = {
+            n: evaluate_folder(
+                model,
+                photos,
+                masks,
+                tmp_path / f"eval{n}",
+                None,
+                n,
+                0,
+                translate_with=translate_with,
+            )
+            for n in (1, 4)
+        }
+        assert scores[1]["f1"] == pytest.approx(scores[4]["f1"], abs=1e-6)
+        rows = [(tmp_path / f"eval{n}" / "per_image.csv").read_text() for n in (1, 4)]
+        assert rows[0] == rows[1]
