@@ -163,6 +163,9 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path):
     proc = run_tool("predict", f"ckpt={ckpt}", f"input_dir={img}", "translate_with=nowhere.ckpt")
     assert proc.returncode == 1 and "nowhere.ckpt" in proc.stderr
     assert "Traceback" not in proc.stderr
+    proc = run_tool("predict", f"ckpt={gan_ckpt}", f"input_dir={img}", f"out_dir={tmp_path}/q")
+    assert proc.returncode == 1 and f"{gan_ckpt}: no task model in it" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "q").exists()
 
 
 class Centre(nn.Module):
