@@ -125,22 +125,46 @@ def write_png(path: Path, array: np.ndarray, rgb: bool = False, level: int = 1) 
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files of a folder, sorted; a missing or empty folder raises DataError."""
+    """Image files of a folder, sorted; a missing or empty folder raises DataError, and so
+    do two images of one stem (``a.jpg``, ``a.png``), since masks, predictions and scores
+    are named by stem. Hidden files (macOS's ``._a.jpg``) and folders are not images."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
     if not files:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder")
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise DataError(
+                f"{folder}: {seen[path.stem].name} and {path.name} share the stem "
+                f"{path.stem!r}; masks, predictions and scores are named by stem: rename one"
+            )
+        seen[path.stem] = path
     return files
 
 
-def find_mask(mask_dir: Path, stem: str) -> Path | None:
-    for suffix in (".png", ".bmp", ".tif", ".tiff", ".jpg"):
-        candidate = mask_dir / f"{stem}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
+#: Mask file types, in the order one is picked where a stem has several (any letter case).
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+def mask_files(mask_dir: Path) -> dict[str, Path]:
+    """stem -> mask file of a mask folder, read once (not one lookup per image)."""
+    found: dict[str, Path] = {}
+    rank = {suffix: i for i, suffix in enumerate(MASK_SUFFIXES)}
+    for path in sorted(mask_dir.iterdir()):
+        suffix = path.suffix.lower()
+        if suffix not in rank or path.name.startswith(".") or not path.is_file():
+            continue
+        kept = found.get(path.stem)
+        if kept is None or rank[suffix] < rank[kept.suffix.lower()]:
+            found[path.stem] = path
+    return found
 
 
 @dataclass
@@ -163,7 +187,8 @@ class ImageFolder:
             self.mask_dir = Path(self.mask_dir)
             if not self.mask_dir.is_dir():
                 raise DataError(f"{self.mask_dir}: mask folder not found")
-            self.masks = [find_mask(self.mask_dir, p.stem) for p in self.images]
+            masks = mask_files(self.mask_dir)
+            self.masks = [masks.get(p.stem) for p in self.images]
             missing = [p.name for p, m in zip(self.images, self.masks) if m is None]
             if missing:
                 raise DataError(

@@ -62,7 +62,19 @@ def bad_values(root: Path) -> tuple[Path, str]:
     return bad, "outside the class map"
 
 
-CASES = [missing_folder, empty_folder, corrupt_image, size_mismatch, bad_values]
+def two_images_one_stem(root: Path) -> tuple[Path, str]:
+    shutil.copy(root / "test_img" / "a.jpg", root / "test_img" / "a.png")
+    return root / "test_img", "a.jpg and a.png share the stem 'a'"
+
+
+CASES = [
+    missing_folder,
+    empty_folder,
+    corrupt_image,
+    size_mismatch,
+    bad_values,
+    two_images_one_stem,
+]
 
 
 def read_all(root: Path) -> None:
@@ -72,6 +84,21 @@ def read_all(root: Path) -> None:
 
 def test_valid_layout_reads(tmp_path: Path) -> None:
     read_all(make_data(tmp_path))
+
+
+def test_hidden_files_and_folders_are_not_photos_and_masks_match_in_any_case(
+    tmp_path: Path,
+) -> None:
+    root = make_data(tmp_path)
+    (root / "train_img" / "._a.jpg").write_bytes(b"macOS resource fork")
+    (root / "train_img" / "batch2.jpg").mkdir()
+    (root / "test_lab" / "a.png").rename(root / "test_lab" / "a.PNG")
+    (root / "test_lab" / "b.png").rename(root / "test_lab" / "b.bmp")
+    cv2.imwrite(str(root / "test_lab" / "b.jpeg"), np.zeros((24, 32), np.uint8))
+    read_all(root)
+    assert [p.name for p in ImageFolder(root / "train_img").images] == ["a.jpg", "b.jpg"]
+    masks = ImageFolder(root / "test_img", root / "test_lab").masks
+    assert [m.name for m in masks] == ["a.PNG", "b.bmp"]  # .bmp before .jpeg
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
