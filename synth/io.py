@@ -87,11 +87,18 @@ def read_mask(
     path = Path(path)
     mask = decode_file(path, cv2.IMREAD_UNCHANGED, "mask")
     if mask.ndim == 3:
-        mask = cv2.cvtColor(mask, cv2.COLOR_BGR2GRAY)
+        colour = mask[..., :3]
+        if (colour != colour[..., :1]).any():  # a palette PNG is read as its colours
+            raise DataError(
+                f"{path}: a colour mask; store one grey channel, 0 background, 255 crack"
+            )
+        mask = colour[..., 0]
     if shape is not None and mask.shape[:2] != tuple(shape):
+        turned = mask.shape[:2] == tuple(shape)[::-1]
         raise DataError(
             f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
             f"{shape[1]}x{shape[0]}"
+            + (" (turned: a photo's EXIF orientation is applied when it is read)" if turned else "")
         )
     if value_map is None:
         return mask.astype(np.uint8, copy=False)
@@ -101,7 +108,10 @@ def read_mask(
     mapped = lut[mask]
     if (mapped < 0).any():
         bad = sorted(set(np.unique(mask[mapped < 0]).tolist()))[:5]
-        raise DataError(f"{path}: mask values {bad} are outside the class map {sorted(value_map)}")
+        hint = "; a 0/1 mask? store crack as 255" if bad == [1] else ""
+        raise DataError(
+            f"{path}: mask values {bad} are outside the class map {sorted(value_map)}{hint}"
+        )
     return mapped.astype(np.uint8)
 
 

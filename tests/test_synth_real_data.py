@@ -62,6 +62,26 @@ def bad_values(root: Path) -> tuple[Path, str]:
     return bad, "outside the class map"
 
 
+def colour_mask(root: Path) -> tuple[Path, str]:
+    bad = root / "test_lab" / "a.png"
+    lab = np.zeros((24, 32, 3), np.uint8)
+    lab[10:13, :, 2] = 255  # red cracks on black
+    cv2.imwrite(str(bad), lab)
+    return bad, "a colour mask; store one grey channel"
+
+
+def zero_one_mask(root: Path) -> tuple[Path, str]:
+    bad = root / "test_lab" / "b.png"
+    cv2.imwrite(str(bad), (cv2.imread(str(bad), cv2.IMREAD_GRAYSCALE) > 0).astype(np.uint8))
+    return bad, "values [1] are outside the class map [0, 255]; a 0/1 mask? store crack as 255"
+
+
+def turned_mask(root: Path) -> tuple[Path, str]:
+    bad = root / "test_lab" / "a.png"
+    cv2.imwrite(str(bad), np.zeros((32, 24), np.uint8))
+    return bad, "mask size 24x32 differs from its image 32x24 (turned: a photo's EXIF"
+
+
 def two_images_one_stem(root: Path) -> tuple[Path, str]:
     shutil.copy(root / "test_img" / "a.jpg", root / "test_img" / "a.png")
     return root / "test_img", "a.jpg and a.png share the stem 'a'"
@@ -73,6 +93,9 @@ CASES = [
     corrupt_image,
     size_mismatch,
     bad_values,
+    colour_mask,
+    zero_one_mask,
+    turned_mask,
     two_images_one_stem,
 ]
 
