@@ -120,6 +120,16 @@ def progress_bar() -> Progress:
     )
 
 
+def remove_other_pngs(folder: Path, names: set[str]) -> None:
+    """Delete the PNGs in ``folder`` not among ``names``: an earlier run's into the same
+    output folder, on other photos, would otherwise pass for this run's results."""
+    stale = [p for p in folder.glob("*.png") if p.name not in names]
+    for path in stale:
+        path.unlink()
+    if stale:
+        print(f"{len(stale)} PNGs of an earlier run removed from {folder}")
+
+
 def batches(loader: DataLoader, description: str) -> Iterator[dict]:
     """Iterate a loader under a rich progress bar counting images."""
     with progress_bar() as bar:
@@ -225,6 +235,7 @@ def evaluate_folder(
     )
     out_dir = Path(out_dir)
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+    remove_other_pngs(out_dir / "overlays", {f"{stem}.png" for stem in names[:num_overlays]})
     device, tolerance = model.device, model.hparams.tolerance
     metrics = build_metrics(tolerance).to(device)
     net = scoring_net(model, translate_with)
@@ -376,11 +387,12 @@ def predict_folder(
     translate_with: nn.Module | None = None,
 ) -> list[Path]:
     """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png
-    (``translate_with``: see ``ThroughGenerator``)."""
+    (``translate_with``: see ``ThroughGenerator``); other PNGs there are removed first."""
     folder = ImageFolder(image_dir)
     out_dir = Path(out_dir)
     for sub in ("masks", "overlays"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        remove_other_pngs(out_dir / sub, {f"{path.stem}.png" for path in folder.images})
     written = []
     probs = crack_probabilities(
         model, folder, eval_size, batch_size, num_workers, translate_with=translate_with

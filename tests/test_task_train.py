@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,17 @@ def test_train_task_config_fit_test_evaluate_predict(
         mask = cv2.imread(str(tmp_path / "pred" / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
         assert mask.shape == (32, 48) and set(mask.ravel().tolist()) <= {0, 255}
         assert (tmp_path / "pred" / "overlays" / f"{stem}.png").is_file()
+
+    # Into the same folders again, on other photos: only this run's results are left there.
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(img / "img1.png", other / "new.png")
+    monkeypatch.undo()
+    predict_folder(model, other, tmp_path / "pred", eval_size=[16, 24])
+    for sub in ("masks", "overlays"):
+        assert [p.name for p in (tmp_path / "pred" / sub).iterdir()] == ["new.png"]
+    evaluate_folder(model, img, lab, tmp_path / "eval", eval_size=None, num_overlays=1)
+    assert [p.name for p in (tmp_path / "eval" / "overlays").iterdir()] == ["img0.png"]
 
 
 def test_ema_switch_checkpoints_and_scores_the_averaged_weights(tmp_path: Path) -> None:
