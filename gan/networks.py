@@ -21,7 +21,8 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
 
 class UNet(nn.Module):
     """Compact U-Net. Any input size works: decoder features are resized to the skip's size,
-    so the model trains on small crops and predicts full 544x384 images."""
+    so the model trains on small crops and predicts full 544x384 images; an image under
+    2**depth pixels a side is padded (edge pixels repeated) and its output cropped back."""
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, base: int = 16, depth: int = 4):
         super().__init__()
@@ -34,6 +35,14 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        least = 2 ** len(self.down)  # each level halves: a smaller side pools to nothing
+        if not torch.jit.is_tracing() and (h < least or w < least):  # a thumbnail
+            x = F.pad(x, (0, max(0, least - w), 0, max(0, least - h)), mode="replicate")
+            return self.layers(x)[..., :h, :w]
+        return self.layers(x)
+
+    def layers(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
         for block in self.down:
             skips.append(block(F.max_pool2d(skips[-1], 2)))

@@ -1,11 +1,11 @@
-"""Generator variants: the identity-initialized residual generator and resize upsampling."""
+"""Networks: the generator variants (identity-initialized residual, resize upsampling) and the U-Net."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gan.networks import ResidualGenerator, build_generator
+from gan.networks import ResidualGenerator, UNet, build_generator
 
 
 def test_residual_generator_starts_as_identity_and_learns():
@@ -31,3 +31,14 @@ def test_generators_keep_the_input_size(upsample):
 def test_unknown_upsample_is_a_clear_error():
     with pytest.raises(ValueError, match="generator.upsample='nearest'"):
         build_generator("light", ngf=8, blocks=1, upsample="nearest")
+
+
+def test_the_unet_segments_a_thumbnail_smaller_than_its_deepest_level():
+    """Depth 3 pools each side by 8: a 5x7 image would pool to nothing, so it is padded and
+    its output cropped back; a larger image goes through as it is."""
+    torch.manual_seed(0)
+    net = UNet(base=4, depth=3).eval()
+    with torch.no_grad():
+        assert net(torch.rand(2, 3, 5, 7)).shape == (2, 2, 5, 7)
+        x = torch.rand(1, 3, 8, 11)
+        torch.testing.assert_close(net(x), net.layers(x))
