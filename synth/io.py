@@ -219,10 +219,24 @@ class ImageFolder:
             semantic = read_mask(self.masks[i], self.value_map, image.shape[:2])
         return Sample(image, semantic, meta={"stem": self.images[i].stem})
 
-    def validate(self) -> int:
-        """Decode every file once so bad input fails before training; returns the count."""
-        for i in range(len(self)):
-            self[i]
+    def validate(self, progress: bool = False, listed: int = 4) -> int:
+        """Decode every file once so bad input fails before training; returns the count.
+        The error names the first bad file and, on the same line, ``listed`` more and how
+        many there are in all, so one run finds them all."""
+        from rich.progress import Progress
+
+        bad: list[str] = []
+        with Progress(disable=not progress) as bar:
+            for i in bar.track(range(len(self)), description=f"reading {self.image_dir.name}"):
+                try:
+                    self[i]
+                except DataError as err:
+                    bad.append(str(err))
+        if len(bad) > 1:
+            rest = "; ".join(bad[1 : listed + 1]) + ("; ..." if len(bad) > listed + 1 else "")
+            raise DataError(f"{bad[0]} (and {len(bad) - 1} more bad files: {rest})")
+        if bad:
+            raise DataError(bad[0])
         return len(self)
 
 

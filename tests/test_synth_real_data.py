@@ -109,6 +109,20 @@ def test_valid_layout_reads(tmp_path: Path) -> None:
     read_all(make_data(tmp_path))
 
 
+def test_one_check_finds_every_bad_file_of_a_folder(tmp_path: Path) -> None:
+    root = make_data(tmp_path)
+    for i in range(7):
+        cv2.imwrite(str(root / "train_img" / f"c{i}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    for stem in ("a", "c1", "c3", "c4", "c5", "c6"):
+        (root / "train_img" / f"{stem}.jpg").write_bytes(b"")
+    with pytest.raises(DataError) as err:
+        ImageFolder(root / "train_img").validate()
+    first, rest = str(err.value).split(" (and 5 more bad files: ")
+    assert first == f"{root / 'train_img' / 'a.jpg'}: unreadable or corrupt image"
+    assert rest.count("unreadable") == 4 and "c5.jpg" in rest and rest.endswith("; ...)")
+    assert "c6.jpg" not in rest and "c0.jpg" not in rest
+
+
 def test_hidden_files_and_folders_are_not_photos_and_masks_match_in_any_case(
     tmp_path: Path,
 ) -> None:

@@ -2,7 +2,8 @@
 
     python tools/check_data.py paths.data_dir=/data/deepcrack
 
-Exits 1 with a one-line ``error: <file>: <problem>`` message (no traceback) on bad input.
+Exits 1 with a one-line ``error: <file>: <problem>`` message (no traceback) on bad input,
+naming the first bad file of a folder and counting the others.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def check(cfg: DictConfig) -> int:
     """Decode every listed folder; returns the number of images checked."""
     total = 0
     for folder in cfg.folders:
-        count = ImageFolder(folder.images, folder.masks).validate()
+        count = ImageFolder(folder.images, folder.masks).validate(progress=True)
         pairs = " with masks" if folder.masks else ""
         print(f"ok: {folder.images}: {count} images{pairs}")
         total += count
