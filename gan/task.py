@@ -236,14 +236,16 @@ class ToleranceF1(Metric):
 
 
 def build_metrics(tolerance: int = 2, prefix: str = "") -> MetricCollection:
-    """The product's metric set; every metric takes (B,H,W) 0/1 predictions and class-id masks."""
+    """The product's metric set; every metric takes (B,H,W) 0/1 predictions and class-id masks.
+    F1 and crack IoU of a set with no crack, true or predicted, are 1, as each image's scores
+    and tolerance F1 are (f1_from_counts): nothing to find and nothing drawn is no error."""
     return MetricCollection(
         {
-            "crack_iou": BinaryJaccardIndex(ignore_index=IGNORE_INDEX),
+            "crack_iou": BinaryJaccardIndex(ignore_index=IGNORE_INDEX, zero_division=1),
             "miou": MulticlassJaccardIndex(
                 num_classes=2, average="macro", ignore_index=IGNORE_INDEX
             ),
-            "f1": BinaryF1Score(ignore_index=IGNORE_INDEX),
+            "f1": BinaryF1Score(ignore_index=IGNORE_INDEX, zero_division=1),
             # Which way F1 is lost: synthetic-trained models mostly lose precision (false
             # cracks on real textures), the oracle recall.
             "precision": BinaryPrecision(ignore_index=IGNORE_INDEX),

@@ -78,6 +78,14 @@ def test_empty_cases() -> None:
     assert tolerance_f1_from_counts(0, 0, 0, 0) == 1.0
     assert tolerance_f1_from_counts(0, 5, 0, 0) == 0.0
     assert f1_from_counts(0, 0, 0) == 1.0
+    # a test set with no crack, and a model that draws none: every F1 and IoU agrees
+    empty = torch.zeros(2, 8, 8, dtype=torch.long)
+    scores = {k: float(v) for k, v in build_metrics()(empty, empty).items()}
+    assert scores["f1"] == scores["tol_f1"] == scores["crack_iou"] == scores["miou"] == 1.0
+    drawn = empty.clone()
+    drawn[0, 3, 3] = 1
+    scores = {k: float(v) for k, v in build_metrics()(drawn, empty).items()}
+    assert scores["f1"] == scores["tol_f1"] == scores["crack_iou"] == 0.0
 
 
 def test_probabilities_thresholded_at_half() -> None:
