@@ -237,6 +237,16 @@ def compute_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, f
     return acc.summary()
 
 
+#: What compute_stats reads from the images alone: all a folder of unlabelled photos has.
+LABEL_FREE = ("images", "section fall-off at 2 px (no labels)", "texture level grey")
+
+
+def label_free(stats: dict[str, float]) -> dict[str, float]:
+    """``stats`` of images read without masks: every statistic that needs labels is NaN
+    (shown as ``nan`` and no ratio), not the zero crack share an empty mask would give."""
+    return {k: v if k in LABEL_FREE else float("nan") for k, v in stats.items()}
+
+
 def compare_stats(
     synthetic: dict[str, float],
     real: dict[str, float],
@@ -272,9 +282,10 @@ def synthetic_pairs(
 
 
 def real_pairs(
-    images: str | Path, masks: str | Path, limit: int | None = None
+    images: str | Path, masks: str | Path | None, limit: int | None = None
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(image, class-id mask) pairs of a real folder pair such as DeepCrack train_img/train_lab."""
+    """(image, class-id mask) pairs of a real folder pair such as DeepCrack train_img/train_lab;
+    empty masks where ``masks`` is None (then only LABEL_FREE statistics mean anything)."""
     folder = ImageFolder(images, masks)
     for i in range(len(folder) if limit is None else min(limit, len(folder))):
         sample = folder[i]

@@ -127,3 +127,25 @@ def test_section_falloff_tells_a_flat_crack_from_a_v_without_labels() -> None:
     assert compute_stats([(v_shaped, inside.astype(np.uint8))])[
         "section fall-off at 2 px (no labels)"
     ] == pytest.approx(0.6, abs=0.02)
+
+
+def test_data_stats_on_unlabelled_photos_shows_only_what_the_images_say(tmp_path):
+    """The product's user has photos and no masks: the real column keeps the label-free rows
+    and leaves the rest empty, not a crack share of 0 from empty masks."""
+    import shutil
+
+    from _cli_fixtures import make_real_folder, run_tool
+
+    data = make_real_folder(tmp_path / "real", n=2, h=48, w=64)
+    shutil.rmtree(data / "train_lab")
+    overrides = [f"paths.data_dir={data}", f"paths.log_dir={tmp_path}/logs", "num_synthetic=2"]
+    proc = run_tool("data_stats", *overrides, "synth.size=64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"no masks at {data / 'train_lab'}" in proc.stdout
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[3].strip()
+        for line in proc.stdout.splitlines()
+        if line.count("│") == 5
+    }
+    assert rows["images"] == "2" and rows["crack share %"] == "nan"
+    assert rows["texture level grey"] not in ("nan", "0")

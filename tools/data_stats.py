@@ -2,16 +2,19 @@
 
 python tools/data_stats.py                          # fresh samples from conf/synth
 python tools/data_stats.py synthetic=outputs/synthetic
+python tools/data_stats.py real_masks=null       # unlabelled photos: label-free rows only
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 from rich.console import Console
 
 from gan.cli import register_resolvers, run_cli
-from synth.stats import compare_stats, compute_stats, real_pairs, synthetic_pairs
+from synth.stats import compare_stats, compute_stats, label_free, real_pairs, synthetic_pairs
 
 register_resolvers()
 
@@ -19,7 +22,13 @@ register_resolvers()
 def compare(cfg: DictConfig) -> None:
     """Print the synthetic-vs-real statistics table (a bad folder fails with its name)."""
     syn = compute_stats(synthetic_pairs(cfg.synthetic, cfg.synth, cfg.num_synthetic, cfg.seed))
-    real = compute_stats(real_pairs(cfg.real_images, cfg.real_masks, cfg.max_real))
+    masks = cfg.real_masks
+    if masks is not None and not Path(masks).is_dir():
+        print(f"no masks at {masks}: the real column has the label-free statistics only")
+        masks = None
+    real = compute_stats(real_pairs(cfg.real_images, masks, cfg.max_real))
+    if masks is None:
+        real = label_free(real)
     Console().print(compare_stats(syn, real))
 
 
