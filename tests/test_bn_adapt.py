@@ -91,6 +91,7 @@ def test_evaluate_tool_recalibrates_on_the_photos_it_is_given(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     scored = json.loads((tmp_path / "adabn" / "metrics.json").read_text())
     assert scored["bn_recalibrated_on"] == {"image_dir": str(img), "images": 3}
+    assert "every photo resized to 24x32 (eval_size; null: each at its own size)" in proc.stdout
 
     proc = run_tool("evaluate", *common, f"out_dir={tmp_path / 'bad'}", "recalibrate_bn_on=nowhere")
     assert proc.returncode == 1 and "error: nowhere: image folder not found" in proc.stderr

@@ -34,6 +34,9 @@ def evaluate(cfg: DictConfig) -> dict:
         extra["bn_recalibrated_on"] = {"image_dir": str(cfg.recalibrate_bn_on), "images": used}
     if cfg.translate_with:
         extra["translated_with"] = str(cfg.translate_with)
+    if cfg.eval_size:  # DeepCrack's size by default: another dataset's photos are resized
+        h, w = cfg.eval_size
+        print(f"scoring every photo resized to {h}x{w} (eval_size; null: each at its own size)")
     result = evaluate_folder(
         model,
         cfg.test_img,
