@@ -48,38 +48,38 @@ def corrupt_image(root: Path) -> tuple[Path, str]:
     return bad, "unreadable or corrupt image"
 
 
+def bad_mask(root: Path, stem: str, lab: np.ndarray) -> Path:
+    bad = root / "test_lab" / f"{stem}.png"
+    cv2.imwrite(str(bad), lab)
+    return bad
+
+
 def size_mismatch(root: Path) -> tuple[Path, str]:
-    bad = root / "test_lab" / "a.png"
-    cv2.imwrite(str(bad), np.zeros((10, 10), np.uint8))
-    return bad, "differs from its image"
+    return bad_mask(root, "a", np.zeros((10, 10), np.uint8)), "differs from its image"
 
 
 def bad_values(root: Path) -> tuple[Path, str]:
-    bad = root / "test_lab" / "b.png"
     lab = np.zeros((24, 32), np.uint8)
     lab[5, 5] = 7
-    cv2.imwrite(str(bad), lab)
-    return bad, "outside the class map"
+    return bad_mask(root, "b", lab), "outside the class map"
 
 
 def colour_mask(root: Path) -> tuple[Path, str]:
-    bad = root / "test_lab" / "a.png"
     lab = np.zeros((24, 32, 3), np.uint8)
     lab[10:13, :, 2] = 255  # red cracks on black
-    cv2.imwrite(str(bad), lab)
-    return bad, "a colour mask; store one grey channel"
+    return bad_mask(root, "a", lab), "a colour mask; store one grey channel"
 
 
 def zero_one_mask(root: Path) -> tuple[Path, str]:
-    bad = root / "test_lab" / "b.png"
-    cv2.imwrite(str(bad), (cv2.imread(str(bad), cv2.IMREAD_GRAYSCALE) > 0).astype(np.uint8))
-    return bad, "values [1] are outside the class map [0, 255]; a 0/1 mask? store crack as 255"
+    lab = np.zeros((24, 32), np.uint8)
+    lab[10:13, :] = 1
+    message = "values [1] are outside the class map [0, 255]; a 0/1 mask? store crack as 255"
+    return bad_mask(root, "b", lab), message
 
 
 def turned_mask(root: Path) -> tuple[Path, str]:
-    bad = root / "test_lab" / "a.png"
-    cv2.imwrite(str(bad), np.zeros((32, 24), np.uint8))
-    return bad, "mask size 24x32 differs from its image 32x24 (turned: a photo's EXIF"
+    message = "mask size 24x32 differs from its image 32x24 (turned: a photo's EXIF"
+    return bad_mask(root, "a", np.zeros((32, 24), np.uint8)), message
 
 
 def two_images_one_stem(root: Path) -> tuple[Path, str]:
