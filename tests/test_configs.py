@@ -147,3 +147,14 @@ def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_ste
     assert cfg.stages.self_train.photo_repeats == 2
     assert cfg.paths.output_dir.endswith("outputs/sim2real")
     assert cfg.stages.adapt.trainer.max_steps == composed("pipeline").stages.adapt.trainer.max_steps
+
+
+@pytest.mark.parametrize("name", ["pipeline", "train_gan", "train_task"])
+def test_a_misspelt_experiment_is_refused_with_the_choices_not_run_as_the_default(
+    name: str,
+) -> None:
+    """``experiment=sim2real_cpuu`` must not quietly run the 20-minute default in place of
+    the 5-hour table."""
+    with pytest.raises(Exception, match=r"Could not find 'experiment/sim2real_cpuu'") as err:
+        composed(name, "experiment=sim2real_cpuu")
+    assert "sim2real_cpu" in str(err.value).split("Available options")[1]
