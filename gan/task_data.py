@@ -20,6 +20,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 from gan.data import (
     EpochSampler,
     SegmentationSamples,
+    ShareSampler,
     is_sharded,
     open_samples,
     resumable_loader,
@@ -195,7 +196,9 @@ class SegmentationDataModule(pl.LightningDataModule):
     def _loader(self, dataset, batch_size: int, train: bool, trainer=None) -> DataLoader:
         kwargs = dict(
             batch_size=batch_size,
-            sampler=self._train_sampler(len(dataset), trainer) if train else None,
+            sampler=self._train_sampler(len(dataset), trainer)
+            if train
+            else self._eval_sampler(len(dataset), trainer),
             drop_last=train and len(dataset) >= batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -204,7 +207,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             # draws its augmentations exactly where the uninterrupted one did.
             generator=torch.Generator().manual_seed(self.seed),
         )
-        if trainer is not None:
+        if train and trainer is not None:
             return resumable_loader(trainer, dataset, **kwargs)
         return DataLoader(dataset, **kwargs)
 
@@ -214,12 +217,18 @@ class SegmentationDataModule(pl.LightningDataModule):
             return EpochSampler(size, self.seed)
         return EpochSampler(size, self.seed, trainer.world_size, trainer.global_rank)
 
+    def _eval_sampler(self, size: int, trainer) -> ShareSampler | None:
+        """Under DDP, this rank's share of the test set, no image scored twice."""
+        if trainer is None or trainer.world_size == 1:
+            return None
+        return ShareSampler(size, trainer.world_size, trainer.global_rank)
+
     def train_dataloader(self) -> DataLoader:
         """Resumable mid-epoch, under DDP too: each rank resumes its share of the epoch."""
         return self._loader(self.train_set, self.batch_size, True, self.trainer)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, self.eval_batch_size, False)
+        return self._loader(self.val_set, self.eval_batch_size, False, self.trainer)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, self.eval_batch_size, False)
+        return self._loader(self.test_set, self.eval_batch_size, False, self.trainer)

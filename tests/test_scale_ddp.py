@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
+import pytest
 from _cli_fixtures import gan_overrides, make_real_folder, run_tool, task_overrides
 from _gan_fixtures import make_synthetic
 
 from gan.checkpoint import load_checkpoint
+from gan.evaluate import evaluate_folder, load_segmenter
 
 STEPS = 2
 
@@ -48,4 +51,15 @@ def test_task_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
     assert sorted(p.name for p in (run / "images").iterdir()) == [
         f"val_predictions_{STEPS:06d}.png"
     ]
-    assert len(list((tmp_path / "out").rglob("metrics.json"))) == 1
+    (scores,) = list((tmp_path / "out").rglob("metrics.json"))
+    # 3 test images on 2 ranks: scored once each (torch's sampler would repeat one), so the
+    # summed metrics are the single-process scores of the same weights
+    model = load_segmenter(tmp_path / "checkpoints" / "task_oracle" / "last.ckpt")
+    alone = evaluate_folder(
+        model,
+        tmp_path / "real" / "test_img",
+        tmp_path / "real" / "test_lab",
+        tmp_path / "alone",
+        eval_size=None,
+    )
+    assert json.loads(scores.read_text())["test/f1"] == pytest.approx(alone["f1"], abs=1e-6)
