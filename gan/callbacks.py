@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
+import signal
+import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -177,7 +180,7 @@ class StepCheckpoint(ModelCheckpoint):
         if trainer.world_size > 1 or self._should_skip_saving_checkpoint(trainer):
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-        rank_zero_info(f"SIGTERM: step {trainer.global_step} saved to {self.last_model_path}")
+        rank_zero_info(f"stopped: step {trainer.global_step} saved to {self.last_model_path}")
 
     def _save_pending(self, trainer, pl_module) -> None:
         if self._pending is not None:
@@ -199,3 +202,41 @@ class StepCheckpoint(ModelCheckpoint):
                 counts["ready"] = counts["started"]
         if progress and progress.get("is_last_batch") and epoch_finished(fit_loop):
             start_next_epoch(fit_loop)
+
+
+#: The signal behind Lightning's SIGTERMException, for the tool's message and exit code.
+STOPPED_BY = {"signal": signal.SIGTERM}
+
+
+class CtrlCStopsAfterTheStep(pl.Callback):
+    """Ctrl-C (SIGINT) as a polite stop, as SIGTERM is: the step in flight finishes, is saved
+    as ``last.ckpt`` (StepCheckpoint) and the tool says to rerun. Lightning's own Ctrl-C stops
+    mid-step and saves nothing, losing up to a checkpoint interval. A second Ctrl-C stops at
+    once. Single-process runs only: under DDP the ranks must agree on when to stop, and
+    Lightning's handling (every rank shut down) stays."""
+
+    def __init__(self) -> None:
+        self._previous: Callable | int | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            return
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, functools.partial(self._stop_after_the_step, trainer))
+
+    def _stop_after_the_step(self, trainer: pl.Trainer, signum: int, frame: object) -> None:
+        self._restore()  # a second Ctrl-C: the usual KeyboardInterrupt
+        STOPPED_BY["signal"] = signal.SIGINT
+        trainer._signal_connector.received_sigterm = True
+        print("\nCtrl-C: stopping after this step, which is saved (Ctrl-C again: at once)")
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore()

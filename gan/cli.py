@@ -75,13 +75,18 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     except SIGTERMException:
         # Lightning's stop on SIGTERM is a SystemExit with no code: exit 0, as if the run had
-        # finished. A scheduler or `pipeline && next` must see the stop: 128 + 15, as a shell would.
+        # finished. A scheduler or `pipeline && next` must see the stop: 128 + 15, as a shell
+        # would (128 + 2 for Ctrl-C, which gan.callbacks.CtrlCStopsAfterTheStep turns into it).
+        from gan.callbacks import STOPPED_BY
+
+        sig = STOPPED_BY["signal"]
+        name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
         print(
-            "stopped by SIGTERM; checkpoints are kept: rerun the same command to resume",
+            f"stopped by {name}; checkpoints are kept: rerun the same command to resume",
             file=sys.stderr,
             flush=True,
         )
-        sys.exit(128 + signal.SIGTERM)
+        sys.exit(128 + sig)
     except EXPECTED as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr, flush=True)

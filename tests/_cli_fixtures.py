@@ -75,7 +75,8 @@ def signal_when(
 ) -> int | None:
     """Start the tool, send ``sig`` once ``ready()`` holds and wait; its exit code, or None if
     it finished first. SIGKILL goes to the whole process group (DataLoader workers die with
-    it); any other signal to the tool's process alone, which must stop its workers itself.
+    it), and so does SIGINT, as a terminal's Ctrl-C; any other signal to the tool's process
+    alone, which must stop its workers itself.
     stderr goes to ``log`` if given (a pipe could fill up and block the tool)."""
     with open(log or os.devnull, "w") as err:
         proc = subprocess.Popen(
@@ -90,7 +91,7 @@ def signal_when(
         try:
             while proc.poll() is None and time.monotonic() < deadline:
                 if ready():
-                    if sig == signal.SIGKILL:
+                    if sig in (signal.SIGKILL, signal.SIGINT):  # SIGINT: Ctrl-C in a terminal
                         os.killpg(proc.pid, sig)
                     else:
                         proc.send_signal(sig)

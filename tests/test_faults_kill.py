@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from _cli_fixtures import (
     kill_when,
     make_real_folder,
     run_tool,
+    signal_when,
     straight_ckpt,
     task_overrides,
     terminate_when,
@@ -163,6 +165,35 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert load_checkpoint(ckpt)["epoch"] == load_checkpoint(straight_ckpt(tmp_path))["epoch"]
     assert_same_weights(ckpt, straight_ckpt(tmp_path), 6)
+
+
+def test_ctrl_c_saves_the_step_in_flight_exits_130_then_resumes(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal reaches the tool and its DataLoader workers: the step in flight
+    still finishes and is saved, as on SIGTERM, where Lightning alone would lose every step
+    since the last periodic checkpoint."""
+    steps = 300
+    make_real_folder(tmp_path / "real", n=40)
+    overrides = [
+        *task_overrides(tmp_path, steps),
+        FLUSH,
+        "task_data.num_workers=2",
+        "callbacks.model_checkpoint.every_n_train_steps=1000",
+    ]
+    metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+    log = tmp_path / "stopped.log"
+    ready = steps_logged(metrics, "train/loss", 3)
+    code = signal_when("train_task", overrides, ready, signal.SIGINT, log)
+    assert code is not None, "train_task finished before the Ctrl-C"
+    stderr = log.read_text()
+    assert code == 130, stderr[-3000:]
+    assert "stopped by Ctrl-C" in stderr and "rerun the same command to resume" in stderr
+    stopped_at = load_checkpoint(ckpt)["global_step"]
+    assert 3 <= stopped_at < steps, stopped_at
+    assert logged_steps(metrics, "train/loss") == list(range(stopped_at))
+    proc = run_tool("train_task", *overrides, "trainer.max_steps=" + str(stopped_at + 2))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_checkpoint(ckpt)["global_step"] == stopped_at + 2
 
 
 def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path) -> None:
