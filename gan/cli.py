@@ -87,6 +87,14 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             flush=True,
         )
         sys.exit(128 + sig)
+    except KeyboardInterrupt:  # Ctrl-C outside training (rendering, translating, scoring)
+        print(
+            "interrupted by Ctrl-C; finished shards, stages and checkpoints are kept: "
+            "rerun the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(128 + signal.SIGINT)
     except EXPECTED as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr, flush=True)

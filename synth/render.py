@@ -16,6 +16,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import platform
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -53,8 +54,12 @@ def _render_shard(
 
 
 def _init_worker() -> None:
-    """One OpenCV thread per process: parallelism comes from processes, not oversubscription."""
+    """One OpenCV thread per process: parallelism comes from processes, not oversubscription.
+    A terminal's Ctrl-C reaches every process of the group: workers leave it to the main
+    process, which cancels the shards not begun (one message, not a traceback per worker)."""
     cv2.setNumThreads(1)
+    if mp.current_process().name != "MainProcess":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_spec(out_dir: Path, spec: dict) -> None:
@@ -156,8 +161,12 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), ctx, _init_worker) as pool:
             futures = [pool.submit(_render_shard, *job) for job in jobs]
-            for fut in as_completed(futures):
-                bar.advance(task, fut.result())
+            try:
+                for fut in as_completed(futures):
+                    bar.advance(task, fut.result())
+            except KeyboardInterrupt:  # shards in flight finish (each is whole or absent)
+                pool.shutdown(cancel_futures=True)
+                raise
     return count
 
 

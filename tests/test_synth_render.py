@@ -149,3 +149,30 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
     render(tmp_path, n=4)
     with pytest.raises(DataError, match="render_spec.json"):
         render_dataset(tiny_config(p_no_crack=0.5), tmp_path, 4, 4, seed=7, progress=False)
+
+
+def test_ctrl_c_mid_render_is_one_message_and_the_rerun_finishes(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the render workers too: the shards not begun are cancelled,
+    the tool says how to resume (no traceback per worker) and exits 130."""
+    from _cli_fixtures import run_tool, signal_when
+
+    out = tmp_path / "synthetic"
+    overrides = [
+        f"paths.root_dir={tmp_path}",
+        f"out_dir={out}",
+        "num_samples=600",
+        "shard_size=10",
+        "workers=2",
+        "progress=false",
+        "synth.size=64",
+    ]
+    log = tmp_path / "stopped.log"
+    code = signal_when("render", overrides, lambda: is_shard_complete(out, 3), signal.SIGINT, log)
+    stderr = log.read_text()
+    assert code == 130, stderr[-3000:]
+    assert not is_shard_complete(out, 59), "render finished before the Ctrl-C; test is moot"
+    assert "interrupted by Ctrl-C" in stderr and "rerun the same command" in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    proc = run_tool("render", *overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(is_shard_complete(out, s) for s in range(60))
