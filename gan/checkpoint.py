@@ -24,6 +24,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: refused, it holds objects other than tensors and plain containers "
             f"(weights_only=True): {str(err).splitlines()[0]}"
         ) from err
+    except (RuntimeError, EOFError, ValueError) as err:  # truncated (a copy cut short), not torch's
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnsafeCheckpointError(
+            f"{path}: unreadable checkpoint, cut short or not one ({first})"
+        ) from err
+
+
+def check_resumable(path: str | Path, module: torch.nn.Module) -> None:
+    """Fail before training, naming the file, where a checkpoint to resume from is unreadable
+    or holds another model (another kind, width or depth); Lightning would print hundreds of
+    key names after building everything."""
+    state = load_checkpoint(path).get("state_dict", {})
+    wanted = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    held = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+    differ = sorted(k for k in wanted.keys() | held.keys() if wanted.get(k) != held.get(k))
+    if differ:
+        raise UnsafeCheckpointError(
+            f"{path}: holds another model than this config builds ({len(differ)} weights "
+            f"differ, e.g. {differ[0]}); start over with ckpt_path=null or a new run_name="
+        )
 
 
 def module_state(checkpoint: dict, prefix: str) -> dict[str, torch.Tensor]:

@@ -16,6 +16,8 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from gan.checkpoint import check_resumable
+
 
 def git_output(*args: str) -> str:
     """stdout of a git command run in this package's checkout."""
@@ -107,13 +109,16 @@ def fit(
 ) -> pl.Trainer:
     """Train ``module``; resumes from the run's last.ckpt when ``cfg.ckpt_path == 'last'``."""
     pl.seed_everything(cfg.get("seed", 0), workers=True)
-    trainer = build_trainer(cfg)
     ckpt_dir = Path(cfg.paths.ckpt_dir) / cfg.run_name
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir)
+    if ckpt_path is not None:  # before any logger touches the run's files
+        check_resumable(ckpt_path, module)
+    trainer = build_trainer(cfg)
     log_run_config(trainer, cfg)
     trainer.fit(
         module,
         datamodule=datamodule,
-        ckpt_path=resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir),
+        ckpt_path=ckpt_path,
         weights_only=True,  # a resumed checkpoint may not run code on load
     )
     return trainer

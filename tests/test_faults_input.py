@@ -117,6 +117,21 @@ def test_unknown_config_key(workdir: Path) -> None:
     assert "no_such_option" in proc.stderr and "not in struct" in proc.stderr
 
 
+def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
+    workdir: Path,
+) -> None:
+    """Rerunning the run with a wider net finds its last.ckpt of the narrower one; a copy cut
+    short is no checkpoint at all. Both: one line naming the file, outputs untouched."""
+    last = workdir / "checkpoints" / "task_oracle" / "last.ckpt"
+    line = error_line(run_failing(workdir, "task.net.base=8"))
+    assert f"{last}: holds another model than this config builds" in line
+    assert "ckpt_path=null or a new run_name=" in line
+    cut = workdir / "cut.ckpt"
+    cut.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    line = error_line(run_failing(workdir, f"ckpt_path={cut}"))
+    assert f"{cut}: unreadable checkpoint, cut short or not one" in line
+
+
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: Path) -> None:
     """lr=1e30 blows the weights up after step 1; step 2's loss is non-finite."""
     proc = run_tool(
