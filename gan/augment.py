@@ -15,6 +15,8 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from synth.distributions import ConfigError
+
 #: The strong preset's terms beyond the flips, in the order they are applied.
 STRONG_GEOMETRIC = ("affine", "perspective")
 STRONG_PHOTOMETRIC = ("jitter", "grayscale", "blur", "noise", "gamma")
@@ -53,7 +55,7 @@ def strong_terms(
         given = dict(params.get(name) or {})
         takes = [a for a in inspect.signature(kind).parameters if a not in ("args", "kwargs")]
         if unknown := sorted(set(given) - set(takes)):
-            raise ValueError(
+            raise ConfigError(
                 f"augment.params.{name}: unknown arguments {unknown}; {kind.__name__} takes {takes}"
             )
         terms[name] = kind(**(arguments | given))
@@ -78,16 +80,16 @@ class PairedAugment(nn.Module):
     ) -> None:
         super().__init__()
         if preset not in ("none", "light", "strong"):
-            raise ValueError(f"augment.preset={preset!r}: expected none, light or strong")
+            raise ConfigError(f"augment.preset={preset!r}: expected none, light or strong")
         drop = [drop] if isinstance(drop, str) else list(drop)  # drop=blur: one term, not b,l,u,r
         known = STRONG_GEOMETRIC + STRONG_PHOTOMETRIC
         for option, names in (("drop", drop), ("params", list(params or {}))):
             if unknown := [n for n in names if n not in known]:
-                raise ValueError(
+                raise ConfigError(
                     f"augment.{option}: unknown terms {unknown}; choose from {list(known)}"
                 )
             if names and preset != "strong":
-                raise ValueError(
+                raise ConfigError(
                     f"augment.{option}={names}: only the strong preset has these terms"
                 )
         terms = strong_terms(p, strength, params) if preset == "strong" else {}

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from hydra.errors import InstantiationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
@@ -95,6 +96,11 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             flush=True,
         )
         sys.exit(128 + signal.SIGINT)
+    except InstantiationException as err:  # a config node's own check, as Hydra wraps it
+        if not isinstance(err.__cause__, EXPECTED):
+            raise
+        print(f"error: {err.__cause__}", file=sys.stderr, flush=True)
+        sys.exit(1)
     except EXPECTED as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr, flush=True)

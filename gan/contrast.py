@@ -13,6 +13,7 @@ import numpy as np
 
 from gan.evaluate import crack_probabilities
 from gan.task import CrackSegmenter
+from synth.distributions import ConfigError
 from synth.io import Sample
 
 
@@ -49,7 +50,7 @@ def recall_by_contrast(
     if edges is None:
         edges = np.quantile(np.concatenate(contrasts), [0.25, 0.5, 0.75])
     elif len(edges) != 3 or list(edges) != sorted(edges):
-        raise ValueError(f"edges={list(edges)}: three increasing contrast values expected")
+        raise ConfigError(f"edges={list(edges)}: three increasing contrast values expected")
     edges = np.asarray(edges, dtype=np.float64)
     near_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * near_px + 1,) * 2)
     found, quarter, near = [], [], []

@@ -121,7 +121,7 @@ class SemanticCycleGAN(pl.LightningModule):
     ) -> None:
         super().__init__()
         if semantic_target not in SEMANTIC_TARGETS:
-            raise ValueError(
+            raise ConfigError(
                 f"semantic_target={semantic_target!r}: expected one of {SEMANTIC_TARGETS}"
             )
         generator = plain(generator) or {}

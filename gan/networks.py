@@ -7,6 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from synth.distributions import ConfigError
+
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -171,7 +173,7 @@ def _upsample(c: int, mode: str) -> list[nn.Module]:
             nn.ReflectionPad2d(1),
             nn.Conv2d(c, c // 2, 3),
         ]
-    raise ValueError(f"generator.upsample={mode!r}: expected transpose or resize")
+    raise ConfigError(f"generator.upsample={mode!r}: expected transpose or resize")
 
 
 class ResidualGenerator(nn.Module):
@@ -230,7 +232,7 @@ def build_generator(
     ``residual`` wraps either as an identity-initialized residual generator.
     """
     if kind not in ("resnet", "light"):
-        raise ValueError(f"generator.kind={kind!r}: expected resnet or light")
+        raise ConfigError(f"generator.kind={kind!r}: expected resnet or light")
     depthwise = kind == "light"
     if residual:
         return ResidualGenerator(channels, ngf, blocks, depthwise, upsample)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gan.data import SegmentationSamples
+from synth.distributions import ConfigError
 from synth.io import IGNORE_INDEX, Sample
 
 
@@ -109,7 +110,7 @@ def prune_dataset_indices(
     Ties break toward the lower index, so the result is deterministic.
     """
     if not 0 < keep_fraction <= 1:
-        raise ValueError(f"keep_fraction={keep_fraction}: expected 0 < keep_fraction <= 1")
+        raise ConfigError(f"keep_fraction={keep_fraction}: expected 0 < keep_fraction <= 1")
     scores = torch.as_tensor(scores, dtype=torch.float64)
     n = len(scores)
     keep = min(n, max(1, math.floor(keep_fraction * n + 0.5)))

@@ -30,7 +30,8 @@ from gan.augment import PairedAugment
 from gan.networks import ChannelsLastInput, UNet, fold_batchnorm
 from gan.task_data import forward_by_size
 from gan.visual import grid_rows, log_image, overlay_masks
-from synth.io import IGNORE_INDEX
+from synth.distributions import ConfigError
+from synth.io import IGNORE_INDEX, DataError
 
 TORCHVISION_NETS = ("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -81,7 +82,7 @@ def load_local_weights(model: nn.Module, path: str | Path) -> int:
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:
-        raise ValueError(f"{path}: no tensor matches the model ({len(state)} keys in file)")
+        raise DataError(f"{path}: no tensor matches the model ({len(state)} keys in file)")
     model.load_state_dict(usable, strict=False)
     return len(usable)
 
@@ -101,7 +102,7 @@ def build_net(
         return net
     if name in TORCHVISION_NETS:
         return TorchvisionSegNet(name, num_classes, weights_path)
-    raise ValueError(f"task.net.name={name!r}: expected unet or one of {TORCHVISION_NETS}")
+    raise ConfigError(f"task.net.name={name!r}: expected unet or one of {TORCHVISION_NETS}")
 
 
 # --------------------------------------------------------------------------- losses
@@ -305,7 +306,7 @@ class CrackSegmenter(pl.LightningModule):
     ) -> None:
         super().__init__()
         if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"task.ema_decay={ema_decay}: expected 0 (off) <= decay < 1")
+            raise ConfigError(f"task.ema_decay={ema_decay}: expected 0 (off) <= decay < 1")
         net, augment = plain(net), plain(augment) or {"preset": "none"}
         class_weights = list(class_weights) if class_weights is not None else None
         self.save_hyperparameters()  # records the plain values assigned just above
@@ -429,7 +430,7 @@ class CrackSegmenter(pl.LightningModule):
         elif hp.scheduler == "constant":
             return {"optimizer": opt}
         else:
-            raise ValueError(
+            raise ConfigError(
                 f"task.scheduler={hp.scheduler!r}: expected cosine, onecycle or constant"
             )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
@@ -438,7 +439,7 @@ class CrackSegmenter(pl.LightningModule):
         """Optimizer steps of the whole run (the schedule's length)."""
         steps = self.trainer.estimated_stepping_batches if self._trainer is not None else 1000
         if steps in (None, float("inf")) or steps <= 0:
-            raise ValueError(
+            raise ConfigError(
                 "set trainer.max_steps (or max_epochs) so the LR schedule has a length"
             )
         return int(steps)

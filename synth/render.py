@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from synth import distributions
+from synth.distributions import ConfigError
 from synth.io import (
     CARD,
     CLASS_MAP,
@@ -85,7 +86,7 @@ def make_spec(cfg: dict, num_samples: int, shard_size: int, seed: int) -> dict:
 def select_shards(total: int, shard_start: int, shard_count: int | None) -> range:
     """The block of shard ids a job owns; disjoint blocks partition the dataset."""
     if shard_start < 0 or (shard_count is not None and shard_count < 0):
-        raise ValueError(f"shard_start/shard_count must be >= 0, got {shard_start}/{shard_count}")
+        raise ConfigError(f"shard_start/shard_count must be >= 0, got {shard_start}/{shard_count}")
     end = total if shard_count is None else min(total, shard_start + shard_count)
     return range(min(shard_start, total), end)
 
@@ -106,7 +107,7 @@ def render_dataset(
     cfg = plain_config(cfg_synth)
     distributions.validate(cfg)
     if num_samples <= 0 or shard_size <= 0:
-        raise ValueError(f"num_samples and shard_size must be > 0, got {num_samples}/{shard_size}")
+        raise ConfigError(f"num_samples and shard_size must be > 0, got {num_samples}/{shard_size}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     check_spec(out, make_spec(cfg, num_samples, shard_size, seed))

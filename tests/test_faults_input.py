@@ -132,6 +132,21 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
     assert f"{cut}: unreadable checkpoint, cut short or not one" in line
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_steps=0", "set trainer.max_steps (or max_epochs) so the LR schedule"),
+        ("task.scheduler=bogus", "task.scheduler='bogus': expected cosine, onecycle or constant"),
+        ("task.augment.preset=heavy", "augment.preset='heavy': expected none, light or strong"),
+    ],
+)
+def test_a_setting_that_makes_no_sense_is_one_line(
+    workdir: Path, override: str, message: str
+) -> None:
+    proc = run_tool("train_task", *task_overrides(workdir), "run_name=nonsense", override)
+    assert message in error_line(proc) and "Traceback" not in proc.stderr
+
+
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: Path) -> None:
     """lr=1e30 blows the weights up after step 1; step 2's loss is non-finite."""
     proc = run_tool(
