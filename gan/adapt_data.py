@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from gan.augment import PairedAugment
-from gan.data import random_crop, resumable_loader, to_tensor
+from gan.data import checked_count, random_crop, resumable_loader, to_tensor
 from synth.io import DataError, ImageFolder, ShardedDataset
 
 
@@ -127,8 +127,10 @@ class UnpairedDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.synthetic_dir, self.real_dir = str(synthetic_dir), str(real_dir)
-        self.crop_size, self.batch_size = crop_size, batch_size
-        self.num_workers, self.seed = num_workers, seed
+        self.crop_size = checked_count(crop_size, "gan_data.crop_size", 4)
+        self.batch_size = checked_count(batch_size, "gan_data.batch_size")
+        self.num_workers = checked_count(num_workers, "gan_data.num_workers", 0)
+        self.seed = seed
         self.crack_crop_prob = crack_crop_prob
         self.augment = PairedAugment(augment)
         self.stream: UnpairedStream | None = None

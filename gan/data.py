@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
+from synth.distributions import ConfigError
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
 
 
@@ -50,6 +51,29 @@ def random_crop(
     y = int(torch.randint(0, h - size + 1, (1,), generator=gen))
     x = int(torch.randint(0, w - size + 1, (1,), generator=gen))
     return image[y : y + size, x : x + size], mask[y : y + size, x : x + size]
+
+
+def checked_size(size: Sequence[int] | None, key: str) -> tuple[int, int] | None:
+    """An [H, W] setting (None: each image at its own size), refused in one line before any
+    work where it is not two positive whole numbers (``eval_size=384`` would fail only when
+    the first test image is resized, after training)."""
+    if size is None:
+        return None
+    values = list(size) if isinstance(size, Sequence) and not isinstance(size, str) else None
+    if values is None or len(values) != 2 or not all(is_count(v, 1) for v in values):
+        raise ConfigError(f"{key}={size}: expected [H, W], two positive whole numbers, or null")
+    return int(values[0]), int(values[1])
+
+
+def checked_count(value: int, key: str, least: int = 1) -> int:
+    """A whole-number setting of at least ``least`` (a batch size, a crop, a worker count)."""
+    if not is_count(value, least):
+        raise ConfigError(f"{key}={value}: expected a whole number >= {least}")
+    return int(value)
+
+
+def is_count(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 class ShareSampler(DistributedSampler):

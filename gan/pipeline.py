@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import load_checkpoint
+from gan.data import checked_size
 from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.provenance import (
     DATA_ROOT,
@@ -624,7 +625,9 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
     unknown = [s for s in sources if s not in ROWS]
     if unknown:
         raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(ROWS)}")
-    seeds = task_seeds(cfg)  # fail before any work on a bad seed list or goal
+    seeds = task_seeds(cfg)  # fail before any work on a bad seed list, size or goal
+    checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
+    checked_size(cfg.task_data.eval_size, "task_data.eval_size")
     report_goal(cfg)
     if "selftrained" in sources:
         teacher_of(cfg)

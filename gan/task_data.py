@@ -21,6 +21,8 @@ from gan.data import (
     EpochSampler,
     SegmentationSamples,
     ShareSampler,
+    checked_count,
+    checked_size,
     is_sharded,
     open_samples,
     resumable_loader,
@@ -142,13 +144,13 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.test_img, self.test_lab = str(test_img), str(test_lab)
         # Validation defaults to the test set: it is for watching curves, not model selection.
         self.val_img, self.val_lab = str(val_img or test_img), str(val_lab or test_lab)
-        self.crop_size, self.batch_size, self.eval_batch_size = (
-            crop_size,
-            batch_size,
-            eval_batch_size,
-        )
-        self.eval_size = tuple(eval_size) if eval_size else None
-        self.num_workers = num_workers
+        if crop_size is not None:  # null: whole images
+            checked_count(crop_size, "task_data.crop_size")
+        self.crop_size = crop_size
+        self.batch_size = checked_count(batch_size, "task_data.batch_size")
+        self.eval_batch_size = checked_count(eval_batch_size, "task_data.eval_batch_size")
+        self.eval_size = checked_size(eval_size, "task_data.eval_size")
+        self.num_workers = checked_count(num_workers, "task_data.num_workers", 0)
         self.train_indices = train_indices
         # The training order and crops follow this seed (default: the one seed_everything set,
         # as Lightning's own distributed sampler does).

@@ -138,6 +138,8 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
         ("trainer.max_steps=0", "set trainer.max_steps (or max_epochs) so the LR schedule"),
         ("task.scheduler=bogus", "task.scheduler='bogus': expected cosine, onecycle or constant"),
         ("task.augment.preset=heavy", "augment.preset='heavy': expected none, light or strong"),
+        ("task_data.eval_size=[384]", "task_data.eval_size=[384]: expected [H, W], two"),
+        ("task_data.batch_size=0", "task_data.batch_size=0: expected a whole number >= 1"),
     ],
 )
 def test_a_setting_that_makes_no_sense_is_one_line(

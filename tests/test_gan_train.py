@@ -3,6 +3,7 @@ semantic loss, data validation."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import lightning.pytorch as pl
@@ -288,3 +289,19 @@ def test_image_pool_round_trips_through_a_weights_only_checkpoint(tmp_path):
     empty = ImagePool(3)
     empty.load_state_dict(ImagePool(3).state_dict())
     assert len(empty) == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"crop_size": 0}, "gan_data.crop_size=0: expected a whole number >= 4"),
+        ({"batch_size": 0}, "gan_data.batch_size=0: expected a whole number >= 1"),
+        ({"num_workers": -1}, "gan_data.num_workers=-1: expected a whole number >= 0"),
+    ],
+)
+def test_gan_data_settings_that_make_no_sense_are_refused(setting: dict, message: str) -> None:
+    from gan.adapt_data import UnpairedDataModule
+    from synth.distributions import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        UnpairedDataModule("scenes", "photos", **setting)

@@ -199,6 +199,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
             "photo_repeats=0: a whole number >= 1",
         ),
         ("stages.report.goal.baselines=[synthetic,source_only]", "unknown rows ['source_only']"),
+        ("stages.evaluate.eval_size=384", "stages.evaluate.eval_size=384: expected [H, W]"),
         ("+stages.report.goal.min_f1=0.8", "stages.report.goal: expected the keys"),
     ],
 )

@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
+from gan.data import checked_size
 from gan.evaluate import (
     evaluate_folder,
     load_segmenter,
@@ -24,6 +25,7 @@ register_resolvers()
 
 def evaluate(cfg: DictConfig) -> dict:
     """Score the checkpoint; the metrics files are written atomically, never half."""
+    checked_size(cfg.eval_size, "eval_size")  # before loading anything
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
     generator = reverse_generator(cfg.translate_with)  # a bad path fails before any work
     extra = {"checkpoint": str(cfg.ckpt)}

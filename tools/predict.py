@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
+from gan.data import checked_size
 from gan.evaluate import load_segmenter, pick_device, predict_folder, reverse_generator
 
 register_resolvers()
@@ -17,6 +18,7 @@ register_resolvers()
 
 def predict(cfg: DictConfig) -> None:
     """Segment every image of the input folder into masks and overlays."""
+    checked_size(cfg.eval_size, "eval_size")  # before loading anything
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
     written = predict_folder(
         model,
