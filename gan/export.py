@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gan.evaluate import ThroughGenerator
+from synth.distributions import ConfigError
 
 
 class CrackProbability(nn.Module):
@@ -105,18 +106,24 @@ def check_exports(
     return diffs
 
 
+FORMATS = ("onnx", "torchscript")
+
+
 def export_model(
     net: nn.Module,
     out_dir: str | Path,
     name: str = "crack_segmenter",
     sample_hw: tuple[int, int] = (128, 128),
     check_hw: tuple[int, int] = (96, 160),
-    formats: tuple[str, ...] = ("onnx", "torchscript"),
+    formats: tuple[str, ...] = FORMATS,
     atol: float = 1e-4,
     translate_with: nn.Module | None = None,
 ) -> dict:
     """Export ``net`` (logits model), behind ``translate_with`` when given, in the given
     formats and verify them; returns a report."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ConfigError(f"formats={list(formats)}: choose one or more of {list(FORMATS)}")
     if translate_with is not None:
         net = ThroughGenerator(translate_with.eval(), net)
     model = CrackProbability(net).cpu().eval()

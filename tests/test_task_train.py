@@ -201,6 +201,16 @@ def test_export_check_detects_mismatch(tmp_path: Path) -> None:
         check_exports(model, None, path, x)
 
 
+@pytest.mark.parametrize("formats", [("onxx",), ("torchscript", "onxx"), ()])
+def test_an_unknown_export_format_is_refused_not_dropped(tmp_path: Path, formats: tuple) -> None:
+    from gan.export import export_model
+    from synth.distributions import ConfigError
+
+    with pytest.raises(ConfigError, match=r"choose one or more of \['onnx', 'torchscript'\]"):
+        export_model(UNet(3, 2, 4, 2), tmp_path / "x", formats=formats)
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_inference_net_predicts_like_the_module_and_leaves_it_intact(channels_last: bool) -> None:
     torch.manual_seed(0)
