@@ -115,6 +115,9 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
                 flush=True,
             )
             sys.exit(1)
+        if err.filename is not None:  # a folder that is a file, a file one may not write...
+            print(f"error: {err.filename}: {err.strerror or err}", file=sys.stderr, flush=True)
+            sys.exit(1)
         raise
 
 

@@ -176,3 +176,13 @@ def test_ctrl_c_mid_render_is_one_message_and_the_rerun_finishes(tmp_path: Path)
     proc = run_tool("render", *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all(is_shard_complete(out, s) for s in range(60))
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    from _cli_fixtures import run_tool
+
+    taken = tmp_path / "synthetic"
+    taken.write_text("not a folder")
+    proc = run_tool("render", f"paths.root_dir={tmp_path}", f"out_dir={taken}", "num_samples=2")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {taken}: File exists"
