@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import load_checkpoint
-from gan.data import checked_size
+from gan.data import checked_size, is_count
 from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.provenance import (
     DATA_ROOT,
@@ -497,7 +497,14 @@ def score_on_test(
 
 
 def task_seeds(cfg: DictConfig) -> list[int]:
-    seeds = cfg.stages.task.get("seeds") or [cfg.seed]
+    """stages.task.seeds (null: the config's seed): distinct whole numbers, one model each."""
+    seeds = cfg.stages.task.get("seeds")
+    if seeds is None:
+        return [int(cfg.seed)]
+    if isinstance(seeds, (str, int)) or not seeds or not all(is_count(s, 0) for s in seeds):
+        raise ConfigError(
+            f"stages.task.seeds={seeds}: expected a list of whole numbers >= 0, e.g. [0,1,2]"
+        )
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"stages.task.seeds={seeds}: seeds must be distinct")
@@ -623,8 +630,9 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
 
     sources = list(cfg.stages.task.sources)
     unknown = [s for s in sources if s not in ROWS]
-    if unknown:
-        raise KeyError(f"stages.task.sources: unknown {unknown}; choose from {list(ROWS)}")
+    if unknown or not sources:
+        what = f"unknown {unknown}" if unknown else "no row"
+        raise KeyError(f"stages.task.sources: {what}; choose from {list(ROWS)}")
     seeds = task_seeds(cfg)  # fail before any work on a bad seed list, size or goal
     checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
     checked_size(cfg.task_data.eval_size, "task_data.eval_size")

@@ -189,6 +189,9 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     [
         ("stages.task.sources=[synthetic,bogus]", "unknown ['bogus']"),
         ("stages.task.seeds=[3,3]", "seeds must be distinct"),
+        ("stages.task.seeds=3", "stages.task.seeds=3: expected a list of whole numbers >= 0"),
+        ("stages.task.seeds=[]", "stages.task.seeds=[]: expected a list"),
+        ("stages.task.sources=[]", "stages.task.sources: no row; choose from"),
         (
             "stages.task.sources=[selftrained] stages.self_train.teacher=oracle",
             "choose a zero-label row",
