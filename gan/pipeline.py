@@ -556,9 +556,10 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = [{"source": s, **m, "wall_s": m.get("train_seconds", 0.0)} for s, m in results.items()]
     images = report_figures(cfg, list(results))
-    e = cfg.stages.evaluate
+    size = checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
+    at = f"resized to {size[0]}x{size[1]} (HxW)" if size else "each image at its own size"
     notes = (
-        f"Real test set: {cfg.task_data.test_img} at {e.eval_size} (HxW). Rows differ only in "
+        f"Real test set: {cfg.task_data.test_img}, {at}. Rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
         "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."
     )

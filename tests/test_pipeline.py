@@ -48,6 +48,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         assert 0.0 <= row["f1"] <= 1.0 and row["num_images"] == 4
     assert (report / "report.html").is_file() and (report / "predictions.png").is_file()
     assert "| adapted |" in (report / "report.md").read_text()
+    assert (
+        f"Real test set: {tmp_path / 'real' / 'test_img'}, each image at its own size."
+        in (report / "report.md").read_text()
+    )
     # Error figure: photo, truth, then one row per trained model ('testtime' has none of its
     # own); 3 of the 4 test images, half size.
     errors = cv2.imread(str(report / "errors.png"))
