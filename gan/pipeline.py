@@ -133,6 +133,14 @@ def checkpoint_step(path: Path) -> int:
     return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
 
 
+def resumed_at(ckpt: Path, steps: int) -> str:
+    """What a stopped run left at ``ckpt``, for the stage's first line: '' where nothing."""
+    step = checkpoint_step(ckpt)
+    if step >= steps:
+        return f", trained ({ckpt.name} at step {step}), scored again"
+    return f", resuming at step {step} ({ckpt.name})" if step else ""
+
+
 ADAPT_SETTINGS = ("gan", "gan_data", "seed", "trainer.max_steps", "trainer.precision")
 TASK_SETTINGS = ("task", "task_data", "seed", "trainer.max_steps", "trainer.precision")
 
@@ -150,7 +158,9 @@ def stage_adapt(cfg: DictConfig) -> Path:
     if checkpoint_step(ckpt) >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
-    log(f"adapt: {a.trainer.max_steps} generator steps -> {ckpt}")
+    log(
+        f"adapt: {a.trainer.max_steps} generator steps{resumed_at(ckpt, a.trainer.max_steps)} -> {ckpt}"
+    )
     datamodule = instantiate(stage.gan_data)
     datamodule.setup("fit")
     trainer = fit(stage, build_model(stage, stage.gan), datamodule)
@@ -429,7 +439,8 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
             log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
     on = " + ".join(train_dirs(stage.task_data.train_dir))
-    log(f"task[{key}]: {t.trainer.max_steps} steps, seed {seed}, on {on}")
+    done = resumed_at(task_checkpoint(cfg, key), t.trainer.max_steps)
+    log(f"task[{key}]: {t.trainer.max_steps} steps{done}, seed {seed}, on {on}")
     start = time.perf_counter()
     module = build_model(stage, stage.task)
     trainer = fit(stage, module, instantiate(stage.task_data))

@@ -104,7 +104,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "render: complete, skipped" in out
     assert "adapt: complete at step 2, skipped" in out
     assert "task[synthetic]: complete, skipped" in out and "task[oracle]: complete, skipped" in out
-    assert "task[adapted]: 2 steps" in out
+    assert "task[adapted]: 2 steps, trained (last.ckpt at step 2), scored again" in out
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6 and kept.stat().st_mtime == 0
     assert "translate: Translation moved" in out and "domain_gap" in read_card(adapted)
 
@@ -658,3 +658,13 @@ def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
     assert float(logged["goal/adapted_vs_synthetic/gap_closed"]) == pytest.approx(0.5)
     assert float(logged["goal/adapted_vs_synthetic/met"]) == 1.0
     assert float(logged["goal/adapted_vs_oracle"]) == pytest.approx(0.75 / 0.8)
+
+
+def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
+    from gan.pipeline import resumed_at
+
+    ckpt = tmp_path / "last.ckpt"
+    assert resumed_at(ckpt, 400) == ""
+    torch.save({"global_step": 120}, ckpt)
+    assert resumed_at(ckpt, 400) == ", resuming at step 120 (last.ckpt)"
+    assert resumed_at(ckpt, 120) == ", trained (last.ckpt at step 120), scored again"
