@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hydra.errors import InstantiationException
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
@@ -31,6 +32,7 @@ EXPECTED = (
     ConfigError,
     FileNotFoundError,
     KeyError,
+    MisconfigurationException,  # Lightning's: trainer=gpu where there is none, and the like
 )
 
 #: Library notices that say nothing about the user's run, hidden so the ones that do stand out.

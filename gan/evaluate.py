@@ -35,6 +35,7 @@ from gan.task import (
 from gan.task_data import forward_by_size, pad_collate
 from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
+from synth.distributions import ConfigError
 from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
@@ -88,9 +89,17 @@ def seed_run_dirs(run: str | Path) -> list[Path]:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: a CUDA GPU where there is one, else the CPU; a named device that is not
+    here is refused in one line (not torch's 'Found no NVIDIA driver' traceback)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"device={name}: {err}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name}: no CUDA GPU here; use device=auto or device=cpu")
+    return device
 
 
 def load_segmenter(ckpt_path: str | Path, device: str | torch.device = "cpu") -> CrackSegmenter:

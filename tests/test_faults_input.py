@@ -14,10 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from _cli_fixtures import make_real_folder, run_tool, task_overrides, tree_digest
 
 from gan.checkpoint import load_checkpoint
 from gan.cli import run_cli
+from gan.evaluate import pick_device
+from synth.distributions import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +150,15 @@ def test_a_setting_that_makes_no_sense_is_one_line(
 ) -> None:
     proc = run_tool("train_task", *task_overrides(workdir), "run_name=nonsense", override)
     assert message in error_line(proc) and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
+def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path) -> None:
+    proc = run_tool("train_task", *task_overrides(workdir), "run_name=gpu", "trainer=gpu")
+    assert "No supported gpu backend found" in error_line(proc)
+    with pytest.raises(ConfigError, match="device=cuda: no CUDA GPU here; use device=auto"):
+        pick_device("cuda")
+    assert pick_device("auto").type == "cpu"
 
 
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: Path) -> None:
