@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from gan.augment import PairedAugment
-from gan.data import checked_count, random_crop, resumable_loader, to_tensor
+from gan.data import check_crop_fits, checked_count, random_crop, resumable_loader, to_tensor
 from synth.io import DataError, ImageFolder, ShardedDataset
 
 
@@ -138,6 +138,8 @@ class UnpairedDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.stream is None:
             a, b = open_domains(self.synthetic_dir, self.real_dir)
+            check_crop_fits(self.crop_size, a, "gan_data.crop_size", "scenes")
+            check_crop_fits(self.crop_size, b, "gan_data.crop_size", "photos")
             self.stream = UnpairedStream(
                 a, b, self.crop_size, self.seed, self.crack_crop_prob, self.batch_size
             )

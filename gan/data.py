@@ -72,6 +72,21 @@ def checked_count(value: int, key: str, least: int = 1) -> int:
     return int(value)
 
 
+def check_crop_fits(
+    crop: int | None, samples: Sequence[Sample], key: str, what: str, hint: str = ""
+) -> None:
+    """Refuse crops larger than the first sample's shorter side: they would be mostly padding
+    (a 1000 px GAN crop of 48 px scenes took minutes a step) where the user meant smaller."""
+    if crop is None or len(samples) == 0:
+        return
+    h, w = samples[0].image.shape[:2]
+    if crop > min(h, w):
+        raise ConfigError(
+            f"{key}={crop}: larger than the {what} ({h}x{w}), so crops would be mostly "
+            f"padding; at most {min(h, w)}{hint}"
+        )
+
+
 def is_count(value: object, least: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 

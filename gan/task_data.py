@@ -21,6 +21,7 @@ from gan.data import (
     EpochSampler,
     SegmentationSamples,
     ShareSampler,
+    check_crop_fits,
     checked_count,
     checked_size,
     is_sharded,
@@ -186,6 +187,8 @@ class SegmentationDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             samples = self.open_train()
+            key, hint = "task_data.crop_size", ", or null for whole images"
+            check_crop_fits(self.crop_size, samples, key, "training images", hint)
             indices = load_indices(self.train_indices, len(samples), self.train_dir)
             self.train_set = SegmentationSamples(samples, self.crop_size, indices=indices)
         if stage in (None, "fit", "validate"):

@@ -143,6 +143,11 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
         ("task.augment.preset=heavy", "augment.preset='heavy': expected none, light or strong"),
         ("task_data.eval_size=[384]", "task_data.eval_size=[384]: expected [H, W], two"),
         ("task_data.batch_size=0", "task_data.batch_size=0: expected a whole number >= 1"),
+        (
+            "task_data.crop_size=100",
+            "task_data.crop_size=100: larger than the training images (32x40), so crops would "
+            "be mostly padding; at most 32, or null for whole images",
+        ),
     ],
 )
 def test_a_setting_that_makes_no_sense_is_one_line(

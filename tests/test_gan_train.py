@@ -305,3 +305,15 @@ def test_gan_data_settings_that_make_no_sense_are_refused(setting: dict, message
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         UnpairedDataModule("scenes", "photos", **setting)
+
+
+def test_a_gan_crop_larger_than_the_scenes_is_refused(tmp_path) -> None:
+    """A 1000 px crop of 32 px scenes is reflected padding, minutes a step: refused at setup."""
+    from gan.adapt_data import UnpairedDataModule
+    from synth.distributions import ConfigError
+
+    syn = make_synthetic(tmp_path / "syn", n=2, shard_size=2, h=32, w=40)
+    real = make_real(tmp_path / "real")
+    module = UnpairedDataModule(str(syn), str(real), crop_size=64, num_workers=0)
+    with pytest.raises(ConfigError, match=r"crop_size=64: larger than the scenes \(32x40\)"):
+        module.setup("fit")
