@@ -18,7 +18,14 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from gan.augment import PairedAugment
-from gan.data import check_crop_fits, checked_count, random_crop, resumable_loader, to_tensor
+from gan.data import (
+    check_crop_fits,
+    checked_count,
+    quiet_workers,
+    random_crop,
+    resumable_loader,
+    to_tensor,
+)
 from synth.io import DataError, ImageFolder, ShardedDataset
 
 
@@ -156,6 +163,7 @@ class UnpairedDataModule(pl.LightningDataModule):
             # worker seeds from their own generator, not the global RNG the augmentation
             # draws from, so a resumed run augments as the uninterrupted one did
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=quiet_workers(self.trainer),
         )
         trainer = self.trainer
         if trainer is not None:

@@ -5,12 +5,15 @@ GAN and task code get data only from here; they never parse file layouts themsel
 
 from __future__ import annotations
 
+import functools
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from synth.distributions import ConfigError
@@ -207,6 +210,20 @@ class ResumableLoader(DataLoader):
 
     def load_state_dict(self, state: dict) -> None:
         self.position.resume_at(state["epoch"], state["batches"] * self.batch_size)
+
+
+def quiet_worker(worker_id: int, rank: int = 0) -> None:
+    """A DataLoader worker's start. A terminal's Ctrl-C reaches every process of its group,
+    and a worker that died of it broke the main process's polite stop (connection reset
+    while the step in flight fetched): workers leave Ctrl-C to the main process. Then the
+    per-worker seeding Lightning adds to a loader without a worker_init_fn of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pl_worker_init_function(worker_id, rank)
+
+
+def quiet_workers(trainer: pl.Trainer | None) -> Callable[[int], None]:
+    """``worker_init_fn`` for this process's loaders (quiet_worker with its global rank)."""
+    return functools.partial(quiet_worker, rank=trainer.global_rank if trainer else 0)
 
 
 def resumable_loader(trainer: pl.Trainer, *args, **kwargs) -> ResumableLoader:

@@ -26,6 +26,7 @@ from gan.data import (
     checked_size,
     is_sharded,
     open_samples,
+    quiet_workers,
     resumable_loader,
 )
 from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset
@@ -211,6 +212,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             # Worker seeds from their own generator, not the global RNG: a resumed run then
             # draws its augmentations exactly where the uninterrupted one did.
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=quiet_workers(trainer or self.trainer),
         )
         if train and trainer is not None:
             return resumable_loader(trainer, dataset, **kwargs)

@@ -97,10 +97,10 @@ def test_malicious_checkpoint_is_refused(tmp_path):
         pickle.dump({"state_dict": {}, "payload": Exploit()}, f)
     with pytest.raises(UnsafeCheckpointError, match="evil.ckpt"):
         load_checkpoint(path)
-    # Resuming training from it is refused too (Lightning loads with weights_only=True).
+    # Resuming training from it is refused too, before training starts, naming the file.
     cfg = config(tmp_path, 2)
     cfg.ckpt_path = str(path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(UnsafeCheckpointError, match="evil.ckpt: refused"):
         fit(cfg, Toy(), ToyData())
 
 
