@@ -221,6 +221,7 @@ class CtrlCStopsAfterTheStep(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
             return
+        STOPPED_BY["signal"] = signal.SIGTERM  # until a Ctrl-C says otherwise
         self._previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, functools.partial(self._stop_after_the_step, trainer))
 

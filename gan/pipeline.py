@@ -158,9 +158,8 @@ def stage_adapt(cfg: DictConfig) -> Path:
     if checkpoint_step(ckpt) >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
-    log(
-        f"adapt: {a.trainer.max_steps} generator steps{resumed_at(ckpt, a.trainer.max_steps)} -> {ckpt}"
-    )
+    done = resumed_at(ckpt, a.trainer.max_steps)
+    log(f"adapt: {a.trainer.max_steps} generator steps{done} -> {ckpt}")
     datamodule = instantiate(stage.gan_data)
     datamodule.setup("fit")
     trainer = fit(stage, build_model(stage, stage.gan), datamodule)

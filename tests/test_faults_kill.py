@@ -23,7 +23,6 @@ from _cli_fixtures import (
     signal_when,
     straight_ckpt,
     task_overrides,
-    terminate_when,
     tree_digest,
 )
 from _gan_fixtures import make_synthetic, tiny_gan, tiny_trainer
@@ -167,32 +166,44 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     assert_same_weights(ckpt, straight_ckpt(tmp_path), 6)
 
 
+def stop_mid_training(
+    tmp_path: Path, sig: signal.Signals, name: str, *extra: str
+) -> tuple[list[str], int]:
+    """A 300-step task run stopped by ``sig`` once 3 steps are logged: it must exit 128 +
+    ``sig`` saying it was stopped by ``name`` and how to resume, with the step in flight
+    saved and each step before it logged once. Returns the run's overrides and that step."""
+    steps = 300
+    make_real_folder(tmp_path / "real", n=40)  # 20 batches an epoch: the stop lands mid-epoch
+    overrides = [
+        *task_overrides(tmp_path, steps),
+        FLUSH,
+        "callbacks.model_checkpoint.every_n_train_steps=1000",  # no periodic save before the stop
+        *extra,
+    ]
+    metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
+    log = tmp_path / "stopped.log"
+    code = signal_when("train_task", overrides, steps_logged(metrics, "train/loss", 3), sig, log)
+    assert code is not None, f"train_task finished before the {name}"
+    stderr = log.read_text()
+    assert code == 128 + sig, stderr[-3000:]
+    assert f"stopped by {name}" in stderr and "rerun the same command to resume" in stderr
+    stopped_at = load_checkpoint(tmp_path / "checkpoints" / "task_oracle" / "last.ckpt")[
+        "global_step"
+    ]
+    assert 3 <= stopped_at < steps, stopped_at
+    assert logged_steps(metrics, "train/loss") == list(range(stopped_at))
+    return overrides, stopped_at
+
+
 def test_ctrl_c_saves_the_step_in_flight_exits_130_then_resumes(tmp_path: Path) -> None:
     """Ctrl-C in a terminal reaches the tool and its DataLoader workers: the step in flight
     still finishes and is saved, as on SIGTERM, where Lightning alone would lose every step
     since the last periodic checkpoint."""
-    steps = 300
-    make_real_folder(tmp_path / "real", n=40)
-    overrides = [
-        *task_overrides(tmp_path, steps),
-        FLUSH,
-        "task_data.num_workers=2",
-        "callbacks.model_checkpoint.every_n_train_steps=1000",
-    ]
-    metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
-    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
-    log = tmp_path / "stopped.log"
-    ready = steps_logged(metrics, "train/loss", 3)
-    code = signal_when("train_task", overrides, ready, signal.SIGINT, log)
-    assert code is not None, "train_task finished before the Ctrl-C"
-    stderr = log.read_text()
-    assert code == 130, stderr[-3000:]
-    assert "stopped by Ctrl-C" in stderr and "rerun the same command to resume" in stderr
-    stopped_at = load_checkpoint(ckpt)["global_step"]
-    assert 3 <= stopped_at < steps, stopped_at
-    assert logged_steps(metrics, "train/loss") == list(range(stopped_at))
+    workers = "task_data.num_workers=2"
+    overrides, stopped_at = stop_mid_training(tmp_path, signal.SIGINT, "Ctrl-C", workers)
     proc = run_tool("train_task", *overrides, "trainer.max_steps=" + str(stopped_at + 2))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
     assert load_checkpoint(ckpt)["global_step"] == stopped_at + 2
 
 
@@ -201,23 +212,9 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
     since the last periodic checkpoint must not be lost: the rerun continues from the step
     the signal interrupted, and ends with the weights of a run never stopped."""
     steps = 300
-    make_real_folder(tmp_path / "real", n=40)  # 20 batches an epoch: the stop lands mid-epoch
-    overrides = [
-        *task_overrides(tmp_path, steps),
-        FLUSH,
-        "callbacks.model_checkpoint.every_n_train_steps=1000",  # no periodic save before the stop
-    ]
+    overrides, stopped_at = stop_mid_training(tmp_path, signal.SIGTERM, "SIGTERM")
     metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
     ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
-    log = tmp_path / "stopped.log"
-    code = terminate_when("train_task", overrides, steps_logged(metrics, "train/loss", 3), log)
-    assert code is not None, "train_task finished before the SIGTERM"
-    stderr = log.read_text()
-    assert code == 143, stderr[-3000:]
-    assert "stopped by SIGTERM" in stderr and "rerun the same command to resume" in stderr
-    stopped_at = load_checkpoint(ckpt)["global_step"]
-    assert 3 <= stopped_at < steps, stopped_at
-    assert logged_steps(metrics, "train/loss") == list(range(stopped_at))
 
     proc = run_tool("train_task", *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
