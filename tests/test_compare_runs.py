@@ -87,6 +87,8 @@ def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert failed.stderr.strip().startswith("error:") and "nope" in failed.stderr
     assert "Traceback" not in failed.stderr
+    same = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path}/./a", logs)
+    assert same.returncode == 1 and "a and b are one run" in same.stderr
 
 
 def test_seed_run_dirs_finds_every_folder_run_key_names(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ python tools/compare_runs.py a=outputs/mot/runs/synthetic b=outputs/agg/runs/syn
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 from rich.console import Console
@@ -39,6 +41,8 @@ def comparison_table(
 def compare(cfg: DictConfig) -> None:
     if not cfg.a or not cfg.b:
         raise ConfigError("give both rows: a=<run folder> b=<run folder>")
+    if Path(cfg.a).resolve() == Path(cfg.b).resolve():
+        raise ConfigError(f"a and b are one run ({cfg.a}): give two run folders to compare")
     a, seeds_a = row_scores(cfg.a)
     b, seeds_b = row_scores(cfg.b)
     rows = [c for c in compare_series(a, b, cfg.series_pattern) if c.images >= cfg.min_images]
