@@ -161,7 +161,11 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
         # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), ctx, _init_worker) as pool:
-            futures = [pool.submit(_render_shard, *job) for job in jobs]
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # workers are born
+            try:  # ignoring Ctrl-C, before their initializer could say so (a slow start)
+                futures = [pool.submit(_render_shard, *job) for job in jobs]
+            finally:
+                signal.signal(signal.SIGINT, previous)
             try:
                 for fut in as_completed(futures):
                     bar.advance(task, fut.result())
