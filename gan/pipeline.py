@@ -133,12 +133,12 @@ def checkpoint_step(path: Path) -> int:
     return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
 
 
-def resumed_at(ckpt: Path, steps: int) -> str:
-    """What a stopped run left at ``ckpt``, for the stage's first line: '' where nothing."""
-    step = checkpoint_step(ckpt)
+def resumed_at(step: int, steps: int) -> str:
+    """What a stopped run left in last.ckpt (at ``step`` of ``steps``; 0: nothing), for the
+    stage's first line."""
     if step >= steps:
-        return f", trained ({ckpt.name} at step {step}), scored again"
-    return f", resuming at step {step} ({ckpt.name})" if step else ""
+        return f", trained (last.ckpt at step {step}), scored again"
+    return f", resuming at step {step} (last.ckpt)" if step else ""
 
 
 ADAPT_SETTINGS = ("gan", "gan_data", "seed", "trainer.max_steps", "trainer.precision")
@@ -155,10 +155,11 @@ def stage_adapt(cfg: DictConfig) -> Path:
     }
     record = ckpt.parent / "provenance.json"
     forget_stale("adapt", [ckpt.parent], record, provenance, record_roots(cfg))
-    if checkpoint_step(ckpt) >= a.trainer.max_steps:
+    step = checkpoint_step(ckpt)  # read once: a GAN checkpoint is the largest file here
+    if step >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
-    done = resumed_at(ckpt, a.trainer.max_steps)
+    done = resumed_at(step, a.trainer.max_steps)
     log(f"adapt: {a.trainer.max_steps} generator steps{done} -> {ckpt}")
     datamodule = instantiate(stage.gan_data)
     datamodule.setup("fit")
@@ -311,7 +312,7 @@ def teacher_of(cfg: DictConfig) -> str:
 
     check_band(cfg.stages.self_train.low, cfg.stages.self_train.high)
     repeats = cfg.stages.self_train.photo_repeats
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+    if not is_count(repeats, 1):
         raise ConfigError(
             f"stages.self_train.photo_repeats={repeats!r}: a whole number >= 1 (how many times "
             "the pseudo-labeled photos are pooled with the teacher's training data)"
@@ -438,7 +439,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
             log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
     on = " + ".join(train_dirs(stage.task_data.train_dir))
-    done = resumed_at(task_checkpoint(cfg, key), t.trainer.max_steps)
+    done = resumed_at(checkpoint_step(task_checkpoint(cfg, key)), t.trainer.max_steps)
     log(f"task[{key}]: {t.trainer.max_steps} steps{done}, seed {seed}, on {on}")
     start = time.perf_counter()
     module = build_model(stage, stage.task)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from synth.io import write_json_atomic
+from synth.io import file_names, write_json_atomic
 
 #: Unread bytes above which contents_digest shows a progress bar (about a second's hashing).
 PROGRESS_BYTES = 512 * 2**20
@@ -52,15 +52,8 @@ def forget_file_digests() -> None:
 
 
 def folder_files(folder: str | Path) -> list[Path]:
-    """A folder's files, sorted, less hidden ones (``.DS_Store``, an editor's swap file)."""
+    """A folder's files (synth.io.file_names), as paths."""
     return [Path(folder, name) for name in file_names(folder)]
-
-
-def file_names(folder: str | Path) -> list[str]:
-    """folder_files' names; scandir's file types spare a stat per file, and plain strings
-    pathlib's parsing (tens of thousands of photos)."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
 
 
 def listing_digest(folder: str | Path) -> str:

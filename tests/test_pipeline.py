@@ -661,10 +661,12 @@ def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
 
 
 def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
-    from gan.pipeline import resumed_at
+    from gan.pipeline import checkpoint_step, resumed_at
 
     ckpt = tmp_path / "last.ckpt"
-    assert resumed_at(ckpt, 400) == ""
+    assert resumed_at(checkpoint_step(ckpt), 400) == ""
     torch.save({"global_step": 120}, ckpt)
-    assert resumed_at(ckpt, 400) == ", resuming at step 120 (last.ckpt)"
-    assert resumed_at(ckpt, 120) == ", trained (last.ckpt at step 120), scored again"
+    assert resumed_at(checkpoint_step(ckpt), 400) == ", resuming at step 120 (last.ckpt)"
+    assert (
+        resumed_at(checkpoint_step(ckpt), 120) == ", trained (last.ckpt at step 120), scored again"
+    )

@@ -16,7 +16,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from synth.digests import contents_digest, digest_cache, file_names, forget_file_digests
+from synth.digests import contents_digest, digest_cache, forget_file_digests
+from synth.io import file_names
 
 
 def hash_as_a_new_run(folder: str, cache: Path | None) -> float:
