@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -62,9 +63,20 @@ def quiet_expected_warnings() -> None:
         notices.addFilter(DropExpectedNotices())
 
 
+def env_or(name: str, default: Any = None) -> Any:
+    """The environment variable ``name``, or ``default`` when it is unset *or empty*, as the
+    shell's ``${VAR:-default}``: ``oc.env`` keeps an empty value, and ``SIM2REAL_DATA_DIR=``
+    left over in a shell turned the data folder into ``/train_img``."""
+    value = os.environ.get(name, "")
+    return value if value else default
+
+
 def register_resolvers() -> None:
     """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
-    counts (the GAN's LR decay follows its step budget)."""
+    counts (the GAN's LR decay follows its step budget); ``${env_or:VAR,default}`` for the
+    paths a user moves with an environment variable."""
+    if not OmegaConf.has_resolver("env_or"):
+        OmegaConf.register_new_resolver("env_or", env_or)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
     if not OmegaConf.has_resolver("minus"):

@@ -45,6 +45,19 @@ def test_entry_point_config_composes_and_resolves(name: str) -> None:
     OmegaConf.to_container(cfg, resolve=True)
 
 
+@pytest.mark.parametrize("value", ["", "/my/photos"])
+def test_an_empty_data_dir_variable_means_the_default_folder(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``SIM2REAL_DATA_DIR=`` left in a shell is unset, as ``${VAR:-default}`` reads it; the
+    data folder was ``/train_img``'s parent, the file system's root."""
+    monkeypatch.setenv("SIM2REAL_DATA_DIR", value)
+    monkeypatch.setenv("SIM2REAL_OUTPUT_DIR", "")
+    paths = OmegaConf.to_container(composed("check_data").paths, resolve=True)
+    assert paths["data_dir"] == (value or "./../shared/data/deepcrack")
+    assert paths["output_dir"] == "./outputs"
+
+
 def test_full_experiment_builds_the_reference_generator_at_256_px() -> None:
     cfg = composed("pipeline", "experiment=full", "trainer=gpu")
     assert (cfg.gan_data.crop_size, cfg.task_data.crop_size) == (256, 256)

@@ -16,8 +16,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from gan.cli import register_resolvers
 from synth.digests import contents_digest, digest_cache, forget_file_digests
 from synth.io import file_names
+
+register_resolvers()
 
 
 def hash_as_a_new_run(folder: str, cache: Path | None) -> float:

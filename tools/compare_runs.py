@@ -12,9 +12,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from gan.cli import run_cli
+from gan.cli import register_resolvers, run_cli
 from gan.compare import SeriesComparison, compare_series, overall, row_scores
 from synth.distributions import ConfigError
+
+register_resolvers()
 
 
 def comparison_table(
