@@ -83,6 +83,13 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("minus", lambda a, b: int(a) - int(b))
 
 
+def wandb_errors() -> tuple[type[BaseException], ...]:
+    """wandb's own errors (no API key, a bad key, no server) once wandb is loaded; importing
+    it here only to name them would add a second to every tool's start."""
+    errors = sys.modules.get("wandb.errors")
+    return (errors.Error,) if errors is not None else ()
+
+
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
     quiet_expected_warnings()
@@ -114,6 +121,14 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
         if not isinstance(err.__cause__, EXPECTED):
             raise
         print(f"error: {err.__cause__}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except wandb_errors() as err:
+        print(
+            f"error: wandb: {err} (or set WANDB_API_KEY; logger.wandb.offline=true logs "
+            "without an account)",
+            file=sys.stderr,
+            flush=True,
+        )
         sys.exit(1)
     except EXPECTED as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err

@@ -166,6 +166,26 @@ def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path) -> None:
     assert pick_device("auto").type == "cpu"
 
 
+def test_wandb_online_without_an_api_key_is_one_line(workdir: Path, tmp_path: Path) -> None:
+    """No key anywhere wandb looks (environment, ~/.netrc, its settings): wandb's own message
+    and the two ways out, not 40 lines of traceback; and no notice about Lightning's code."""
+    proc = run_tool(
+        "train_task",
+        *task_overrides(workdir),
+        "run_name=wandb_online",
+        "logger=wandb",
+        "logger.wandb.offline=false",
+        WANDB_MODE="online",
+        WANDB_API_KEY="",
+        HOME=str(tmp_path),
+        NETRC=str(tmp_path / "netrc"),
+        WANDB_CONFIG_DIR=str(tmp_path),
+    )
+    line = error_line(proc)
+    assert "wandb: No API key configured" in line and "logger.wandb.offline=true" in line
+    assert "Traceback" not in proc.stderr and "anonymous" not in proc.stderr
+
+
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: Path) -> None:
     """lr=1e30 blows the weights up after step 1; step 2's loss is non-finite."""
     proc = run_tool(
