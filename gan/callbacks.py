@@ -13,7 +13,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -241,3 +241,20 @@ class CtrlCStopsAfterTheStep(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._restore()
+
+
+class StepProgressBar(RichProgressBar):
+    """Lightning's rich bar for runs measured in steps (``max_epochs=-1``): its title said
+    ``Epoch 3/-2``, and a bar that restarts every epoch gave no idea how far the run was. The
+    title is ``Epoch 3`` and the metrics start with ``step: 120/800``."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        if self.trainer.max_epochs not in (None, -1):
+            return super()._get_train_description(current_epoch)
+        return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
+        items = super().get_metrics(trainer, pl_module)
+        if trainer.max_steps > 0:
+            items = {"step": f"{trainer.global_step}/{trainer.max_steps}", **items}
+        return items

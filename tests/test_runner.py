@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 
@@ -11,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from gan.callbacks import NonFiniteLossError
+from gan.callbacks import NonFiniteLossError, StepProgressBar
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.runner import fit, resolve_ckpt_path
 
@@ -111,3 +112,21 @@ def test_resolve_ckpt_path(tmp_path):
     assert resolve_ckpt_path(None, tmp_path) is None
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path)
+
+
+def test_the_progress_bar_counts_steps_not_a_negative_epoch_total() -> None:
+    """max_epochs=-1 (every stage counts steps): Lightning's bar was titled ``Epoch 1/-2``."""
+    out = io.StringIO()
+    bar = StepProgressBar(console_kwargs={"file": out, "force_terminal": True, "width": 200})
+    trainer = pl.Trainer(
+        max_steps=20,
+        max_epochs=-1,
+        callbacks=[bar],
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(Toy(), datamodule=ToyData())  # 16 batches an epoch: epochs 0 and 1
+    shown = out.getvalue()
+    assert "Epoch 1" in shown and "/-" not in shown
+    assert "step: 20/20" in shown
