@@ -347,6 +347,16 @@ def needs_adapted(cfg: DictConfig, source: str) -> bool:
     return training_row(cfg, source) in NEEDS_ADAPTED
 
 
+def needs_fda(cfg: DictConfig, source: str) -> bool:
+    return training_row(cfg, source) in NEEDS_FDA
+
+
+def needs_render(cfg: DictConfig, source: str) -> bool:
+    """Every row but the oracle trains on rendered scenes (or, 'testtime', scores a model that
+    did), so a run of the oracle alone renders nothing."""
+    return training_row(cfg, source) != "oracle"
+
+
 def task_source(cfg: DictConfig, source: str, seed: int) -> DictConfig:
     """conf/source/<source>.yaml, except that 'selftrained' is its teacher row's source (same
     data and augmentation) plus the real photos that row's model of this seed pseudo-labeled,
@@ -542,12 +552,13 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     """The report's figures, by title: sample sheets of each set, predictions on real test
     photos, and the error map of the photos the reference row wins by most."""
     d, r, e = dirs(cfg), cfg.stages.report, cfg.stages.evaluate
-    sets = {
-        "synthetic samples": d["synthetic"],
-        "adapted samples (same scenes, masks carried)": d["adapted"],
-        "FDA samples (same scenes, low frequencies from real photos)": d["fda"],
-        "real training photos (unlabeled)": Path(cfg.paths.data_dir) / "train_img",
+    made = {  # the sets this report's rows were trained on, each with what made it
+        "synthetic samples": (d["synthetic"], needs_render),
+        "adapted samples (same scenes, masks carried)": (d["adapted"], needs_adapted),
+        "FDA samples (same scenes, low frequencies from real photos)": (d["fda"], needs_fda),
     }
+    sets = {t: f for t, (f, needs) in made.items() if any(needs(cfg, s) for s in sources)}
+    sets["real training photos (unlabeled)"] = Path(cfg.paths.data_dir) / "train_img"
     figures = sample_grids(sets, d["report"], cfg.synth, r.num_samples, cfg.seed)
     overlays = {s: d["runs"] / s / "overlays" for s in sources}
     pred = prediction_grid(overlays, d["report"] / "predictions.png")
@@ -592,7 +603,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
             "scoring the test photos after the GAN's real-to-synthetic generator (g_ba) "
             "translated them toward the simulator; nothing retrained."
         )
-    if any(training_row(cfg, s) in NEEDS_FDA for s in results):
+    if any(needs_fda(cfg, s) for s in results):
         notes += (
             f" 'fda': the synthetic scenes with the low-frequency Fourier amplitude of real "
             f"photo crops (beta {cfg.stages.fda.beta}), no training."
@@ -651,16 +662,18 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
     report_goal(cfg)
     if "selftrained" in sources:
         teacher_of(cfg)
-    timed("render", stage_render, cfg)
-    results, gan, translated, swapped = {}, None, False, False
+    results, gan, rendered, translated, swapped = {}, None, False, False, False
     for source in sources:
+        if not rendered and needs_render(cfg, source):
+            timed("render", stage_render, cfg)
+            rendered = True
         # adapt lazily (rows that need no GAN are ready sooner), and once for all rows
         if gan is None and (needs_adapted(cfg, source) or source in TEST_TIME_ROWS):
             gan = timed("adapt", stage_adapt, cfg)
         if not translated and needs_adapted(cfg, source):
             timed("translate", stage_translate, cfg, gan)
             translated = True
-        if not swapped and training_row(cfg, source) in NEEDS_FDA:
+        if not swapped and needs_fda(cfg, source):
             timed("fda", stage_fda, cfg)
             swapped = True
         if source in TEST_TIME_ROWS:

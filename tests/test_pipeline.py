@@ -670,3 +670,14 @@ def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
     assert (
         resumed_at(checkpoint_step(ckpt), 120) == ", trained (last.ckpt at step 120), scored again"
     )
+
+
+def test_an_oracle_only_run_renders_nothing(tmp_path):
+    """The real-label upper bound alone needs no scenes: no render, no scene sheet."""
+    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    result = run_pipeline(tmp_path, "stages.task.sources=[oracle]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "render:" not in result.stdout and "task[oracle]: 2 steps" in result.stdout
+    assert not (tmp_path / "out" / "synthetic").exists()
+    report = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "real training photos (unlabeled)" in report and "synthetic samples" not in report
