@@ -19,10 +19,11 @@ from typing import Any
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from gan.callbacks import NonFiniteLossError
 from gan.checkpoint import UnsafeCheckpointError
+from gan.data import is_count
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -83,6 +84,48 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("minus", lambda a, b: int(a) - int(b))
 
 
+#: Trainer settings Lightning takes as whole numbers, and those it takes as any number; a typo
+#: (``trainer.max_steps=2k``) otherwise fails inside the Trainer as a comparison of str and int.
+TRAINER_WHOLE = (
+    "max_steps",
+    "max_epochs",
+    "min_steps",
+    "log_every_n_steps",
+    "accumulate_grad_batches",
+    "check_val_every_n_epoch",
+    "num_sanity_val_steps",
+)
+TRAINER_NUMBERS = (
+    "val_check_interval",
+    "limit_train_batches",
+    "limit_val_batches",
+    "limit_test_batches",
+    "gradient_clip_val",
+)
+
+
+def check_shared_settings(cfg: DictConfig) -> None:
+    """The settings every tool shares (``seed``, the trainer's counts), checked before any
+    work: ``seed=abc`` failed in int() with no key named, after the data was read."""
+    seed = cfg.get("seed")
+    if seed is not None and not is_count(seed, 0):
+        raise ConfigError(f"seed={seed!r}: expected a whole number >= 0")
+    stages = cfg.get("stages") or {}
+    trainers = {"trainer": cfg.get("trainer")} | {
+        f"stages.{name}.trainer": node.get("trainer")
+        for name, node in stages.items()
+        if isinstance(node, DictConfig)
+    }
+    for where, trainer in trainers.items():
+        for key in TRAINER_WHOLE + TRAINER_NUMBERS if isinstance(trainer, DictConfig) else ():
+            value = trainer.get(key)
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            number = whole or isinstance(value, float)
+            if value is not None and not (whole if key in TRAINER_WHOLE else number):
+                kind = "a whole number" if key in TRAINER_WHOLE else "a number"
+                raise ConfigError(f"{where}.{key}={value!r}: expected {kind}")
+
+
 def wandb_errors() -> tuple[type[BaseException], ...]:
     """wandb's own errors (no API key, a bad key, no server) once wandb is loaded; importing
     it here only to name them would add a second to every tool's start."""
@@ -94,6 +137,8 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
     quiet_expected_warnings()
     try:
+        if args and isinstance(args[0], DictConfig):
+            check_shared_settings(args[0])
         return fn(*args)
     except SIGTERMException:
         # Lightning's stop on SIGTERM is a SystemExit with no code: exit 0, as if the run had

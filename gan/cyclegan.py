@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gan.checkpoint import gather_ranks, own_rank
+from gan.data import checked_rate
 from gan.losses import (
     background_texture_loss,
     consistency_target,
@@ -124,6 +125,8 @@ class SemanticCycleGAN(pl.LightningModule):
             raise ConfigError(
                 f"semantic_target={semantic_target!r}: expected one of {SEMANTIC_TARGETS}"
             )
+        for key, rate in (("lr_g", lr_g), ("lr_d", lr_d), ("lr_s", lr_s)):
+            checked_rate(rate, f"gan.{key}")
         generator = plain(generator) or {}
         discriminator = plain(discriminator) or {}
         segmenter = plain(segmenter)

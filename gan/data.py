@@ -6,6 +6,7 @@ GAN and task code get data only from here; they never parse file layouts themsel
 from __future__ import annotations
 
 import functools
+import math
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -88,6 +89,15 @@ def check_crop_fits(
             f"{key}={crop}: larger than the {what} ({h}x{w}), so crops would be mostly "
             f"padding; at most {min(h, w)}{hint}"
         )
+
+
+def checked_rate(value: float, key: str) -> float:
+    """A learning rate: a positive finite number, refused at once (torch says only "Invalid
+    learning rate" when the optimizer is built, and a string fails deep inside a scheduler)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{key}={value!r}: expected a positive number, e.g. 2e-4")
+    return float(value)
 
 
 def is_count(value: object, least: int) -> bool:

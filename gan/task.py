@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 )
 
 from gan.augment import PairedAugment
+from gan.data import checked_rate
 from gan.networks import ChannelsLastInput, UNet, fold_batchnorm
 from gan.task_data import forward_by_size
 from gan.visual import grid_rows, log_image, overlay_masks
@@ -307,6 +308,7 @@ class CrackSegmenter(pl.LightningModule):
         super().__init__()
         if not 0.0 <= ema_decay < 1.0:
             raise ConfigError(f"task.ema_decay={ema_decay}: expected 0 (off) <= decay < 1")
+        checked_rate(lr, "task.lr")
         net, augment = plain(net), plain(augment) or {"preset": "none"}
         class_weights = list(class_weights) if class_weights is not None else None
         self.save_hyperparameters()  # records the plain values assigned just above

@@ -143,6 +143,11 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
         ("task.augment.preset=heavy", "augment.preset='heavy': expected none, light or strong"),
         ("task_data.eval_size=[384]", "task_data.eval_size=[384]: expected [H, W], two"),
         ("task_data.batch_size=0", "task_data.batch_size=0: expected a whole number >= 1"),
+        ("task.lr=-1", "task.lr=-1: expected a positive number"),
+        ("task.lr=abc", "task.lr='abc': expected a positive number"),
+        ("seed=abc", "seed='abc': expected a whole number >= 0"),
+        ("trainer.max_steps=2k", "trainer.max_steps='2k': expected a whole number"),
+        ("trainer.val_check_interval=x", "trainer.val_check_interval='x': expected a number"),
         (
             "task_data.crop_size=100",
             "task_data.crop_size=100: larger than the training images (32x40), so crops would "

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from gan.adapt_data import UnpairedDataModule
 from gan.callbacks import StepCheckpoint
 from gan.checkpoint import load_checkpoint
+from gan.cyclegan import SemanticCycleGAN
 from gan.losses import semantic_loss
 from synth.distributions import ConfigError
 from synth.io import DataError
@@ -305,6 +306,17 @@ def test_gan_data_settings_that_make_no_sense_are_refused(setting: dict, message
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         UnpairedDataModule("scenes", "photos", **setting)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"lr_g": 0}, "gan.lr_g=0: expected a positive"), ({"lr_s": "1e-3x"}, "gan.lr_s='1e-3x'")],
+)
+def test_a_gan_learning_rate_that_makes_no_sense_is_refused(setting: dict, message: str) -> None:
+    from synth.distributions import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        SemanticCycleGAN(**setting)
 
 
 def test_a_gan_crop_larger_than_the_scenes_is_refused(tmp_path) -> None:

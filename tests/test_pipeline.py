@@ -193,6 +193,8 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     [
         ("stages.task.sources=[synthetic,bogus]", "unknown ['bogus']"),
         ("stages.task.seeds=[3,3]", "seeds must be distinct"),
+        ("seed=-1", "seed=-1: expected a whole number >= 0"),
+        ("stages.adapt.trainer.max_steps=1e3", "stages.adapt.trainer.max_steps=1000.0: expected"),
         ("stages.task.seeds=3", "stages.task.seeds=3: expected a list of whole numbers >= 0"),
         ("stages.task.seeds=[]", "stages.task.seeds=[]: expected a list"),
         ("stages.task.sources=[]", "stages.task.sources: no row; choose from"),
