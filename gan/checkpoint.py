@@ -25,7 +25,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"(weights_only=True): {str(err).splitlines()[0]}"
         ) from err
     except (RuntimeError, EOFError, ValueError) as err:  # truncated (a copy cut short), not torch's
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        # torch's first sentence says what failed; the rest is advice about saving
+        first = str(err).splitlines()[0].split(". ")[0] if str(err) else type(err).__name__
         raise UnsafeCheckpointError(
             f"{path}: unreadable checkpoint, cut short or not one ({first})"
         ) from err

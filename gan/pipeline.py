@@ -18,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.checkpoint import load_checkpoint
+from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import checked_size, is_count
 from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.provenance import (
@@ -536,15 +536,26 @@ def task_seeds(cfg: DictConfig) -> list[int]:
 
 
 def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path, Path]]:
-    """Each row's first-seed run: (per_image.csv, last.ckpt), for rows that still have both."""
+    """Each row's first-seed run: (per_image.csv, last.ckpt), for rows that still have both.
+    A checkpoint cut short (a copy, a full disk) leaves its row out of the figures, said in
+    one line; the row's scores, read from its metrics.json, stay in the report."""
     seeds = task_seeds(cfg)
     runs = {}
     for source in sources:
         key = run_key(source, seeds[0], cfg.seed)
         scores = dirs(cfg)["runs"] / key / "per_image.csv"
         ckpt = task_checkpoint(cfg, key)
-        if scores.is_file() and ckpt.is_file():
-            runs[source] = (scores, ckpt)
+        if not (scores.is_file() and ckpt.is_file()):
+            continue
+        try:
+            load_checkpoint(ckpt)
+        except UnsafeCheckpointError as err:
+            log(
+                f"report: {err}; the figures leave the {source} row out (its scores stand); "
+                f"delete {ckpt.parent} and {scores.parent} to retrain it"
+            )
+            continue
+        runs[source] = (scores, ckpt)
     return runs
 
 

@@ -683,3 +683,17 @@ def test_an_oracle_only_run_renders_nothing(tmp_path):
     assert not (tmp_path / "out" / "synthetic").exists()
     report = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "real training photos (unlabeled)" in report and "synthetic samples" not in report
+    assert (tmp_path / "out" / "report" / "errors.png").is_file()
+
+    # Its checkpoint cut short after the row finished: the report stands, without the figure.
+    ckpt = tmp_path / "ckpt" / "pipeline-task-oracle" / "last.ckpt"
+    os.truncate(ckpt, ckpt.stat().st_size // 2)
+    (tmp_path / "out" / "report" / "errors.png").unlink()
+    again = run_pipeline(tmp_path, "stages.task.sources=[oracle]")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"report: {ckpt}: unreadable checkpoint, cut short" in again.stdout
+    assert f"the figures leave the oracle row out (its scores stand); delete {ckpt.parent}" in (
+        again.stdout
+    )
+    assert not (tmp_path / "out" / "report" / "errors.png").exists()
+    assert "| oracle |" in (tmp_path / "out" / "report" / "report.md").read_text()
