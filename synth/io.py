@@ -69,9 +69,23 @@ def decode_file(path: str | Path, flags: int, kind: str) -> np.ndarray:
     return decoded
 
 
+#: Largest value of 12-bit data. Inspection cameras store it right-aligned in 16-bit PNG and
+#: TIFF files, which cv2 would scale by 1/256 as if the full 16 bits were used: nearly black.
+MAX_12_BIT = 4095
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8, raising DataError (naming the file) when unreadable."""
-    return cv2.cvtColor(decode_file(path, cv2.IMREAD_COLOR, "image"), cv2.COLOR_BGR2RGB)
+    """Read an image file as RGB uint8, raising DataError (naming the file) when unreadable.
+
+    A 16-bit file is scaled by its bit depth: 12 bits when no value exceeds 4095 (a scene
+    that dark in true 16-bit data would be black to the eye either way), 16 bits otherwise."""
+    image = decode_file(path, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH, "image")
+    if image.dtype == np.uint16:
+        top = MAX_12_BIT if int(image.max()) <= MAX_12_BIT else 65535
+        image = np.round(image * (255.0 / top)).astype(np.uint8)
+    elif image.dtype != np.uint8:  # 32-bit float TIFF and the like: no agreed white level
+        raise DataError(f"{path}: {image.dtype} pixels; expected 8- or 16-bit images")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_mask(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _synth_fixtures import ROOT
 
-from synth.io import DataError, ImageFolder
+from synth.io import DataError, ImageFolder, read_image
 
 
 def make_data(root: Path) -> Path:
@@ -179,3 +179,22 @@ def test_check_data_cli_fails_with_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert lines[0].startswith("error: ") and str(bad) in lines[0] and message in lines[0]
+
+
+def test_12_and_16_bit_photos_read_as_bright_as_the_8_bit_file(tmp_path: Path) -> None:
+    """12-bit camera data right-aligned in a 16-bit PNG read 1/16 as bright (values 0..15)."""
+    photo = np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype(np.uint32)
+    cv2.imwrite(str(tmp_path / "p8.png"), photo.astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "p12.png"), (photo * 4095 // 255).astype(np.uint16))
+    cv2.imwrite(str(tmp_path / "p16.png"), (photo * 257).astype(np.uint16))
+    cv2.imwrite(str(tmp_path / "grey12.png"), (photo[..., 0] * 4095 // 255).astype(np.uint16))
+    eight = read_image(tmp_path / "p8.png")
+    assert np.array_equal(read_image(tmp_path / "p12.png"), eight)
+    assert np.array_equal(read_image(tmp_path / "p16.png"), eight)
+    grey = read_image(tmp_path / "grey12.png")
+    assert np.array_equal(grey[..., 0], eight[..., 2]) and np.array_equal(
+        grey[..., 1], grey[..., 0]
+    )
+    cv2.imwrite(str(tmp_path / "float.tiff"), photo.astype(np.float32) / 255)
+    with pytest.raises(DataError, match=r"float\.tiff: float32 pixels; expected 8- or 16-bit"):
+        read_image(tmp_path / "float.tiff")
