@@ -548,7 +548,7 @@ def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path
         if not (scores.is_file() and ckpt.is_file()):
             continue
         try:
-            load_checkpoint(ckpt)
+            load_checkpoint(ckpt, mmap=True)  # readable to its end; the figures load it
         except UnsafeCheckpointError as err:
             log(
                 f"report: {err}; the figures leave the {source} row out (its scores stand); "
