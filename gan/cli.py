@@ -72,10 +72,20 @@ def env_or(name: str, default: Any = None) -> Any:
     return value if value else default
 
 
+def seeded(name: str, seed: Any) -> str:
+    """A run's name for one seed: ``name`` for seed 0, ``name-seed<N>`` otherwise, as the
+    pipeline names its rows' seeds (gan.evaluate.run_key), so ``seed=0,1`` gives two runs, not
+    one run the second seed silently resumed. A seed that is no number is named as it is and
+    refused by check_shared_settings."""
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
 def register_resolvers() -> None:
     """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
     counts (the GAN's LR decay follows its step budget); ``${env_or:VAR,default}`` for the
-    paths a user moves with an environment variable."""
+    paths a user moves with an environment variable; ``${seeded:name,${seed}}`` for run names."""
+    if not OmegaConf.has_resolver("seeded"):
+        OmegaConf.register_new_resolver("seeded", seeded)
     if not OmegaConf.has_resolver("env_or"):
         OmegaConf.register_new_resolver("env_or", env_or)
     if not OmegaConf.has_resolver("div"):

@@ -58,6 +58,25 @@ def test_an_empty_data_dir_variable_means_the_default_folder(
     assert paths["output_dir"] == "./outputs"
 
 
+def test_each_seed_of_a_training_tool_is_its_own_run() -> None:
+    """``seed=0,1`` (a sweep, the README's SLURM example) gave both jobs one checkpoint folder,
+    and the second seed resumed the first's model."""
+    names = {
+        (tool, seed): composed(tool, f"seed={seed}").run_name
+        for tool in ("train_task", "train_gan")
+        for seed in (0, 1)
+    }
+    assert names == {
+        ("train_task", 0): "task_adapted",
+        ("train_task", 1): "task_adapted-seed1",
+        ("train_gan", 0): "adapt",
+        ("train_gan", 1): "adapt-seed1",
+    }
+    assert composed("train_task", "seed=2", "source=oracle").out_dir.endswith(
+        "runs/task_oracle-seed2"
+    )
+
+
 def test_full_experiment_builds_the_reference_generator_at_256_px() -> None:
     cfg = composed("pipeline", "experiment=full", "trainer=gpu")
     assert (cfg.gan_data.crop_size, cfg.task_data.crop_size) == (256, 256)

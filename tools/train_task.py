@@ -58,8 +58,9 @@ def train(cfg: DictConfig) -> dict:
     metrics.update(
         source=cfg.source_name,
         run_name=cfg.run_name,
+        seed=cfg.seed,
         global_step=trainer.global_step,
-        checkpoint=str(Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt"),
+        checkpoint=str((Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt").resolve()),
         fit_seconds=round(fit_seconds, 1),
         test_seconds=round(time.perf_counter() - start, 1),
     )
