@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import csv
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -396,22 +398,57 @@ def predict_folder(
     translate_with: nn.Module | None = None,
 ) -> list[Path]:
     """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png
-    (``translate_with``: see ``ThroughGenerator``); other PNGs there are removed first."""
+    (``translate_with``: see ``ThroughGenerator``). Results go to hidden staging folders and
+    replace an earlier run's only once every photo is done, so a run that fails on its fifth
+    photo (or is interrupted) leaves the earlier results as they were."""
     folder = ImageFolder(image_dir)
     out_dir = Path(out_dir)
-    for sub in ("masks", "overlays"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
-        remove_other_pngs(out_dir / sub, {f"{path.stem}.png" for path in folder.images})
-    written = []
+    subs = {sub: out_dir / sub for sub in ("masks", "overlays")}
+    photos = Path(image_dir).resolve()
+    if any(photos == path.resolve() for path in subs.values()):
+        raise ConfigError(
+            f"input_dir={image_dir} is where this run writes its {photos.name}: the "
+            "predictions would replace the photos; choose another out_dir"
+        )
+    staging = {sub: out_dir / f".{sub}.tmp-{os.getpid()}" for sub in subs}
+    try:
+        for path in staging.values():
+            path.mkdir(parents=True, exist_ok=True)
+        names = write_predictions(
+            model, folder, staging, eval_size, batch_size, num_workers, translate_with
+        )
+        for sub, path in subs.items():
+            path.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                os.replace(staging[sub] / name, path / name)
+            remove_other_pngs(path, set(names))
+    finally:
+        for path in staging.values():
+            shutil.rmtree(path, ignore_errors=True)
+    return [subs["overlays"] / name for name in names]
+
+
+def write_predictions(
+    model: CrackSegmenter,
+    folder: ImageFolder,
+    into: dict[str, Path],
+    eval_size: Sequence[int] | None,
+    batch_size: int,
+    num_workers: int,
+    translate_with: nn.Module | None,
+) -> list[str]:
+    """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
+    ``into['overlays']``; returns the file names in the folder's order."""
+    names = []
     probs = crack_probabilities(
         model, folder, eval_size, batch_size, num_workers, translate_with=translate_with
     )
     for index, prob, photo in probs:
         pred = (prob > 0.5).long()  # the argmax of two classes
-        stem = folder.images[index].stem
-        write_png(out_dir / "masks" / f"{stem}.png", (pred.numpy() * 255).astype(np.uint8))
+        name = f"{folder.images[index].stem}.png"
+        write_png(into["masks"] / name, (pred.numpy() * 255).astype(np.uint8))
         image = to_uint8(to_tensor(photo)[None])
         overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
-        write_png(out_dir / "overlays" / f"{stem}.png", overlay, rgb=True)
-        written.append(out_dir / "overlays" / f"{stem}.png")
-    return written
+        write_png(into["overlays"] / name, overlay, rgb=True)
+        names.append(name)
+    return names

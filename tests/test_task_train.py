@@ -17,6 +17,7 @@ from gan.export import CrackProbability, export_model
 from gan.networks import UNet
 from gan.task import CrackSegmenter
 from gan.task_data import SegmentationDataModule
+from synth.distributions import ConfigError
 from synth.io import DataError, ImageFolder
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -53,8 +54,10 @@ def run_train_task(tmp: Path, extra: list[str] | None = None) -> tuple[dict, Pat
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from gan.cli import register_resolvers
     from gan.runner import fit
 
+    register_resolvers()  # as every tool does: run_name is ${seeded:...}
     syn = make_shards(tmp / "out" / "synthetic", n=8, h=32, w=32)
     img, lab = make_folder(tmp / "real", n=3, h=32, w=48)
     overrides = [
@@ -135,6 +138,18 @@ def test_train_task_config_fit_test_evaluate_predict(
     predict_folder(model, other, tmp_path / "pred", eval_size=[16, 24])
     for sub in ("masks", "overlays"):
         assert [p.name for p in (tmp_path / "pred" / sub).iterdir()] == ["new.png"]
+
+    # A run that fails on a later photo leaves the earlier run's results as they were.
+    before = {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()}
+    shutil.copytree(img, tmp_path / "broken")
+    (tmp_path / "broken" / "img2.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="img2.png: unreadable or corrupt image"):
+        predict_folder(model, tmp_path / "broken", tmp_path / "pred", batch_size=1)
+    after = {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()}
+    assert after == before and not list((tmp_path / "pred").glob(".*"))
+    # Photos in the folder a run writes its masks to would be replaced by their masks.
+    with pytest.raises(ConfigError, match="is where this run writes its masks"):
+        predict_folder(model, tmp_path / "pred" / "masks", tmp_path / "pred")
     evaluate_folder(model, img, lab, tmp_path / "eval", eval_size=None, num_overlays=1)
     assert [p.name for p in (tmp_path / "eval" / "overlays").iterdir()] == ["img0.png"]
 
