@@ -14,14 +14,24 @@ class UnsafeCheckpointError(RuntimeError):
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
+    path: str | Path | None, map_location: str | torch.device = "cpu", mmap: bool = False
 ) -> dict:
     """``torch.load(weights_only=True)``, with errors that name the file. ``mmap``: tensors
     stay on disk until read, for a look at names and shapes only (torch maps only its zip
     format; any other file is read whole, so it meets the same checks)."""
+    if path is None or str(path) == "":
+        raise FileNotFoundError("no checkpoint given (null): pass the path of a .ckpt file")
     path = Path(path)
+    if path.is_dir():
+        inside = " (its last.ckpt?)" if (path / "last.ckpt").is_file() else ""
+        raise FileNotFoundError(f"{path}: a folder, not a checkpoint file{inside}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file not found")
+    if not zipfile.is_zipfile(path) and not is_pickle(path):
+        raise UnsafeCheckpointError(
+            f"{path}: unreadable checkpoint, cut short or not one (torch saves a zip "
+            "archive; this file is not one)"
+        )
     mmap = mmap and zipfile.is_zipfile(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
@@ -30,12 +40,19 @@ def load_checkpoint(
             f"{path}: refused, it holds objects other than tensors and plain containers "
             f"(weights_only=True): {str(err).splitlines()[0]}"
         ) from err
-    except (RuntimeError, EOFError, ValueError) as err:  # truncated (a copy cut short), not torch's
+    except (RuntimeError, EOFError, ValueError, KeyError) as err:  # cut short, or not torch's
         # torch's first sentence says what failed; the rest is advice about saving
         first = str(err).splitlines()[0].split(". ")[0] if str(err) else type(err).__name__
         raise UnsafeCheckpointError(
             f"{path}: unreadable checkpoint, cut short or not one ({first})"
         ) from err
+
+
+def is_pickle(path: Path) -> bool:
+    """Starts as a pickle does (protocol 2 or later): torch's legacy format, or a file that
+    needs the unpickler's refusal rather than a guess."""
+    with path.open("rb") as file:
+        return file.read(1) == b"\x80"
 
 
 def check_resumable(path: str | Path, module: torch.nn.Module) -> None:

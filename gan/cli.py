@@ -143,6 +143,17 @@ def wandb_errors() -> tuple[type[BaseException], ...]:
     return (errors.Error,) if errors is not None else ()
 
 
+def user_message(err: BaseException) -> str:
+    """An expected error's own words. A DataLoader worker's error arrives re-raised as
+    ``Caught DataError in DataLoader worker process 1.`` followed by the worker's traceback;
+    its last line holds the message, after the error's class name."""
+    message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    if message.startswith("Caught ") and "Original Traceback" in message:
+        last = message.rstrip().splitlines()[-1]
+        message = last.split(": ", 1)[1] if ": " in last else last
+    return message
+
+
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
     quiet_expected_warnings()
@@ -186,8 +197,7 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
         )
         sys.exit(1)
     except EXPECTED as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr, flush=True)
+        print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):

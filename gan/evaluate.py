@@ -38,7 +38,14 @@ from gan.task_data import forward_by_size, pad_collate
 from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.distributions import ConfigError
-from synth.io import DataError, ImageFolder, Sample, write_json_atomic, write_png
+from synth.io import (
+    DataError,
+    ImageFolder,
+    Sample,
+    missing_folder,
+    write_json_atomic,
+    write_png,
+)
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
 SEED_SUFFIX = "-seed"
@@ -208,8 +215,10 @@ def labeled_samples(
 ) -> tuple[Sequence, list[str]]:
     """(samples, one name per sample) from a sharded dataset or an image + mask folder pair."""
     sharded = is_sharded(image_dir)
+    if not sharded and not Path(image_dir).is_dir():
+        raise missing_folder(image_dir, "test image folder")
     if not sharded and (mask_dir is None or not Path(mask_dir).is_dir()):
-        raise DataError(f"{mask_dir}: test mask folder not found")
+        raise missing_folder(mask_dir or "null", "test mask folder")
     samples = open_samples(image_dir, mask_dir)
     if sharded:
         return samples, [rec["stem"] for _, rec in samples.records]

@@ -29,7 +29,7 @@ from gan.data import (
     quiet_workers,
     resumable_loader,
 )
-from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset
+from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset, missing_folder
 
 
 def pad_collate(items: list[dict]) -> dict:
@@ -170,7 +170,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def open_train_dir(self, train_dir: str) -> Sequence[Sample]:
         if not Path(train_dir).is_dir():
-            raise DataError(f"{train_dir}: training data folder not found")
+            raise missing_folder(train_dir, "training data folder")
         if self.train_mask_dir is not None and is_sharded(train_dir):
             raise DataError(f"{train_dir}: sharded dataset given a train_mask_dir")
         samples = open_samples(train_dir, self.train_mask_dir)
@@ -179,8 +179,10 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def open_eval(self, image_dir: str, mask_dir: str) -> SegmentationSamples:
         """A real labeled folder, fully decoded once so a size mismatch names its file now."""
+        if not Path(image_dir).is_dir():
+            raise missing_folder(image_dir, "test image folder")
         if not Path(mask_dir).is_dir():
-            raise DataError(f"{mask_dir}: test mask folder not found")
+            raise missing_folder(mask_dir, "test mask folder")
         folder = ImageFolder(image_dir, mask_dir)
         folder.validate()
         return SegmentationSamples(folder, crop_size=None, resize=self.eval_size)

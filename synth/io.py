@@ -156,13 +156,23 @@ def file_names(folder: str | Path) -> list[str]:
         return sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
 
 
+def missing_folder(path: str | Path, what: str) -> DataError:
+    """The error for a folder that is not there: a file given where a folder was meant, or a
+    relative path, read from the current folder (not the checkout), said as such."""
+    path = Path(path)
+    if path.is_file():
+        return DataError(f"{path}: a file where the {what} should be")
+    where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+    return DataError(f"{path}: {what} not found{where}")
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files of a folder, sorted; a missing or empty folder raises DataError, and so
     do two images of one stem (``a.jpg``, ``a.png``), since masks, predictions and scores
     are named by stem. Hidden files (macOS's ``._a.jpg``) and folders are not images."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: image folder not found")
+        raise missing_folder(folder, "image folder")
     files = [folder / n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder")
@@ -214,7 +224,7 @@ class ImageFolder:
         if self.mask_dir is not None:
             self.mask_dir = Path(self.mask_dir)
             if not self.mask_dir.is_dir():
-                raise DataError(f"{self.mask_dir}: mask folder not found")
+                raise missing_folder(self.mask_dir, "mask folder")
             masks = mask_files(self.mask_dir)
             self.masks = [masks.get(p.stem) for p in self.images]
             missing = [p.name for p, m in zip(self.images, self.masks) if m is None]
@@ -347,7 +357,7 @@ def read_manifests(root: str | Path) -> list[tuple[Path, dict]]:
     """(shard directory, record) for every sample of every complete shard, in index order."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found")
+        raise missing_folder(root, "dataset folder")
     shards = sorted(p for p in root.glob("shard-?????") if (p / MANIFEST).is_file())
     if not shards:
         raise DataError(f"{root}: no complete shards (shard-*/{MANIFEST}) in dataset folder")

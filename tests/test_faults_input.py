@@ -21,6 +21,7 @@ from gan.checkpoint import load_checkpoint
 from gan.cli import run_cli
 from gan.evaluate import pick_device
 from synth.distributions import ConfigError
+from synth.io import DataError
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +219,23 @@ def test_expected_library_notices_are_hidden_and_others_are_not() -> None:
         warnings.simplefilter("always")
         run_cli(noisy)
     assert [str(w.message) for w in seen] == ["a notice the user should read"]
+
+
+class BrokenPhotos(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        raise DataError("/photos/zero.jpg: unreadable or corrupt image")
+
+
+def test_a_bad_photo_found_by_a_loader_worker_is_one_line(capsys) -> None:
+    """torch re-raises a worker's error with the worker's whole traceback as its message."""
+
+    def read_all() -> None:
+        list(torch.utils.data.DataLoader(BrokenPhotos(), num_workers=1))
+
+    with pytest.raises(SystemExit) as stop:
+        run_cli(read_all)
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == "error: /photos/zero.jpg: unreadable or corrupt image\n"

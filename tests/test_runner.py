@@ -130,3 +130,19 @@ def test_the_progress_bar_counts_steps_not_a_negative_epoch_total() -> None:
     shown = out.getvalue()
     assert "Epoch 1" in shown and "/-" not in shown
     assert "step: 20/20" in shown
+
+
+def test_what_is_not_a_checkpoint_is_named_for_what_it_is(tmp_path):
+    """A note, random bytes, a folder and no path at all: each its own line, none a traceback
+    or torch's bare ``101`` (a KeyError the weights-only unpickler raised on a text file)."""
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "noise.ckpt").write_bytes(bytes(range(7, 250)))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.ckpt").write_bytes(b"")
+    for name in ("notes.txt", "noise.ckpt", "run/last.ckpt"):
+        with pytest.raises(UnsafeCheckpointError, match=f"{name}: unreadable checkpoint, cut"):
+            load_checkpoint(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match=r"run: a folder, not a checkpoint file \(its last"):
+        load_checkpoint(tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint given \(null\)"):
+        load_checkpoint(None)

@@ -198,3 +198,16 @@ def test_12_and_16_bit_photos_read_as_bright_as_the_8_bit_file(tmp_path: Path) -
     cv2.imwrite(str(tmp_path / "float.tiff"), photo.astype(np.float32) / 255)
     with pytest.raises(DataError, match=r"float\.tiff: float32 pixels; expected 8- or 16-bit"):
         read_image(tmp_path / "float.tiff")
+
+
+def test_a_folder_that_is_a_file_or_relative_is_said_so(tmp_path: Path, monkeypatch) -> None:
+    """A relative path is read from the current folder, not the checkout: the message says
+    which; and a photo given as ``input_dir`` is not "not found"."""
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(DataError, match=r"a\.jpg: a file where the image folder should be$"):
+        ImageFolder(tmp_path / "a.jpg")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        DataError, match=rf"^photos: image folder not found \(relative to {tmp_path}\)$"
+    ):
+        ImageFolder("photos")
