@@ -77,6 +77,26 @@ def proxy_distance(fake: Sequence[np.ndarray], real: Sequence[np.ndarray]) -> fl
     return frechet_distance((f - mu) / sd, (r - mu) / sd)
 
 
+def check_inception_weights(weights: str | Path | None) -> None:
+    """A given Inception file exists and holds plain tensors, checked before any translating:
+    a mistyped path fell back to the proxy distance as if none had been given, and a file of
+    another kind failed only once the whole set was translated. None: the proxy is wanted."""
+    if not weights:
+        return
+    if not Path(weights).is_file():
+        raise FileNotFoundError(
+            f"inception_weights={weights}: file not found (null measures the named proxy "
+            "distance instead of FID)"
+        )
+    try:
+        torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling error types vary across torch versions
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UnsafeCheckpointError(
+            f"{weights}: not a plain tensor state dict, refusing to load it ({first})"
+        ) from err
+
+
 def inception_scores(fake, real, weights: str) -> dict[str, float]:
     """FID and KID from torchmetrics with Inception weights read from a local file.
 
@@ -87,12 +107,7 @@ def inception_scores(fake, real, weights: str) -> dict[str, float]:
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
-    try:
-        torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling error types vary across torch versions
-        raise UnsafeCheckpointError(
-            f"{weights}: not a plain tensor state dict, refusing to load it ({err})"
-        ) from err
+    check_inception_weights(weights)
     fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=weights)
     kid = KernelInceptionDistance(
         feature=fid.inception, subset_size=max(2, min(len(fake), len(real), 100))
@@ -119,7 +134,8 @@ def domain_gap(
     fake = load_images(translated_dir, max_images, size)
     real = load_images(real_dir, max_images, size)
     report: dict[str, float | str | bool] = {"num_fake": len(fake), "num_real": len(real)}
-    if inception_weights and Path(inception_weights).is_file():
+    check_inception_weights(inception_weights)
+    if inception_weights:
         report.update(inception_scores(fake, real, str(inception_weights)), fid_available=True)
         return report
     print(

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import checked_size, is_count
 from gan.evaluate import evaluate_folder, pick_device, run_key
+from gan.fid import check_inception_weights
 from gan.provenance import (
     DATA_ROOT,
     OUTPUT_ROOT,
@@ -671,6 +672,8 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
     checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
     checked_size(cfg.task_data.eval_size, "task_data.eval_size")
     report_goal(cfg)
+    if cfg.stages.translate.measure.enabled:
+        check_inception_weights(cfg.stages.translate.measure.inception_weights)
     if "selftrained" in sources:
         teacher_of(cfg)
     results, gan, rendered, translated, swapped = {}, None, False, False, False

@@ -183,6 +183,10 @@ def test_fda_command_writes_the_set_and_names_a_bad_beta(tmp_path, folders):
     missing = run_tool("fda", *args[:2], f"real_dir={tmp_path / 'nowhere'}", args[3])
     assert missing.returncode == 1 and not out.exists()
     assert missing.stderr.strip().splitlines()[-1].endswith("nowhere: image folder not found")
+    # a mistyped FID weights path: refused before any scene is made, not a silent proxy
+    typo = run_tool("fda", *args, f"inception_weights={tmp_path / 'pt_inceptoin.pth'}")
+    assert typo.returncode == 1 and not out.exists()
+    assert "pt_inceptoin.pth: file not found (null measures the named proxy" in typo.stderr
     good = run_tool("fda", *args, "beta=0.02", "eval_size=16")
     assert good.returncode == 0, good.stderr[-2000:]
     assert "Translation moved the synthetic set's" in good.stdout

@@ -194,6 +194,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         ("stages.task.sources=[synthetic,bogus]", "unknown ['bogus']"),
         ("stages.task.seeds=[3,3]", "seeds must be distinct"),
         ("seed=-1", "seed=-1: expected a whole number >= 0"),
+        (
+            "stages.translate.measure.inception_weights=/nope/pt_inception.pth",
+            "inception_weights=/nope/pt_inception.pth: file not found (null measures the named",
+        ),
         ("stages.adapt.trainer.max_steps=1e3", "stages.adapt.trainer.max_steps=1000.0: expected"),
         ("stages.task.seeds=3", "stages.task.seeds=3: expected a list of whole numbers >= 0"),
         ("stages.task.seeds=[]", "stages.task.seeds=[]: expected a list"),

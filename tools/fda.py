@@ -10,12 +10,15 @@ from omegaconf import DictConfig
 
 from gan.cli import measure_translated_set, register_resolvers, run_cli
 from gan.fda import fda_dataset
+from gan.fid import check_inception_weights
 
 register_resolvers()
 
 
 def fda(cfg: DictConfig) -> dict:
     """Write the FDA set (resuming at the first missing shard); returns its dataset card."""
+    if cfg.evaluate:
+        check_inception_weights(cfg.inception_weights)  # before any image is made
     card = fda_dataset(
         cfg.src_dir,
         cfg.out_dir,
