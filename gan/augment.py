@@ -15,6 +15,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from gan.data import as_names
 from synth.distributions import ConfigError
 
 #: The strong preset's terms beyond the flips, in the order they are applied.
@@ -81,7 +82,7 @@ class PairedAugment(nn.Module):
         super().__init__()
         if preset not in ("none", "light", "strong"):
             raise ConfigError(f"augment.preset={preset!r}: expected none, light or strong")
-        drop = [drop] if isinstance(drop, str) else list(drop)  # drop=blur: one term, not b,l,u,r
+        drop = as_names(drop)  # drop=blur: one term, not b,l,u,r
         known = STRONG_GEOMETRIC + STRONG_PHOTOMETRIC
         for option, names in (("drop", drop), ("params", list(params or {}))):
             if unknown := [n for n in names if n not in known]:

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan.callbacks import NonFiniteLossError
 from gan.checkpoint import UnsafeCheckpointError
 from gan.data import is_count
+from gan.export import ExportMismatchError
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -35,6 +36,7 @@ EXPECTED = (
     FileNotFoundError,
     KeyError,
     MisconfigurationException,  # Lightning's: trainer=gpu where there is none, and the like
+    ExportMismatchError,
 )
 
 #: Library notices that say nothing about the user's run, hidden so the ones that do stand out.

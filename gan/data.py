@@ -100,6 +100,14 @@ def checked_rate(value: float, key: str) -> float:
     return float(value)
 
 
+def as_names(value: str | Sequence[str] | None) -> list[str]:
+    """A list setting given as one word (``formats=onnx``, ``stages.task.sources=oracle``) is
+    that one name, not its letters; None is no names."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 def is_count(value: object, least: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 

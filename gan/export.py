@@ -10,12 +10,14 @@ so that row deploys as one file too.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from gan.data import checked_size
 from gan.evaluate import ThroughGenerator
 from synth.distributions import ConfigError
 
@@ -102,8 +104,14 @@ def check_exports(
             diffs["onnx"] = float(np.abs(got_np - expected.numpy()).max())
     bad = {k: v for k, v in diffs.items() if v > atol}
     if bad:
-        raise RuntimeError(f"exported model differs from PyTorch by {bad} (atol {atol})")
+        raise ExportMismatchError(
+            f"exported model differs from PyTorch by {bad} (atol {atol}); nothing written"
+        )
     return diffs
+
+
+class ExportMismatchError(RuntimeError):
+    """An exported file computes something else than the PyTorch model it came from."""
 
 
 FORMATS = ("onnx", "torchscript")
@@ -120,25 +128,47 @@ def export_model(
     translate_with: nn.Module | None = None,
 ) -> dict:
     """Export ``net`` (logits model), behind ``translate_with`` when given, in the given
-    formats and verify them; returns a report."""
+    formats and verify them; returns a report. Files are written under temporary names and
+    take their own only once checked, so a failed check leaves the folder as it was; an
+    earlier export in a format not asked for now is removed, as export.json no longer
+    describes it."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ConfigError(f"formats={list(formats)}: choose one or more of {list(FORMATS)}")
+    sample_hw = checked_size(sample_hw, "sample_hw")
+    check_hw = checked_size(check_hw, "check_hw")
+    if sample_hw == check_hw:
+        raise ConfigError(
+            f"check_hw={list(check_hw)}: the same as sample_hw; the check is at another size, "
+            "so an export that works only at the tracing size is caught"
+        )
     if translate_with is not None:
         net = ThroughGenerator(translate_with.eval(), net)
     model = CrackProbability(net).cpu().eval()
     out_dir = Path(out_dir)
+    final = {"onnx": out_dir / f"{name}.onnx", "torchscript": out_dir / f"{name}.pt"}
+    temp = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in final.items()}
     sample = torch.rand(1, 3, *sample_hw) * 2 - 1
     check_input = torch.rand(2, 3, *check_hw) * 2 - 1
-    onnx_path = export_onnx(model, out_dir / f"{name}.onnx", sample) if "onnx" in formats else None
-    ts_path = (
-        export_torchscript(model, out_dir / f"{name}.pt", sample)
-        if "torchscript" in formats
-        else None
-    )
-    diffs = check_exports(model, onnx_path, ts_path, check_input, atol)
+    try:
+        onnx_path = export_onnx(model, temp["onnx"], sample) if "onnx" in formats else None
+        ts_path = (
+            export_torchscript(model, temp["torchscript"], sample)
+            if "torchscript" in formats
+            else None
+        )
+        diffs = check_exports(model, onnx_path, ts_path, check_input, atol)
+        for kind in FORMATS:
+            if kind in formats:
+                os.replace(temp[kind], final[kind])
+            elif final[kind].is_file():
+                final[kind].unlink()
+                print(f"removed {final[kind]}: an earlier export, not asked for now")
+    finally:
+        for path in temp.values():
+            path.unlink(missing_ok=True)
     return {
-        "onnx": str(onnx_path) if onnx_path else None,
-        "torchscript": str(ts_path) if ts_path else None,
+        "onnx": str(final["onnx"]) if onnx_path else None,
+        "torchscript": str(final["torchscript"]) if ts_path else None,
         "max_abs_diff": diffs,
     }

@@ -19,7 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
-from gan.data import checked_size, is_count
+from gan.data import as_names, checked_size, is_count
 from gan.evaluate import evaluate_folder, pick_device, run_key
 from gan.fid import check_inception_weights
 from gan.provenance import (
@@ -324,6 +324,9 @@ def teacher_of(cfg: DictConfig) -> str:
             f"stages.self_train.teacher={teacher!r}: choose a zero-label row {list(TEACHERS)}"
         )
     return teacher
+
+
+LISTS = ("ours", "baselines")  # stages.report.goal's lists of rows
 
 
 def report_goal(cfg: DictConfig) -> dict:
@@ -649,6 +652,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     """Run every stage in order (each skipped when complete); returns metrics per source.
     The real photos' file hashes are kept across runs (``digest_cache``), so a rerun over a
     large photo folder reads only the files that changed."""
+    for node, key in ((cfg.stages.task, "sources"), *((cfg.stages.report.goal, k) for k in LISTS)):
+        node[key] = as_names(node[key])  # sources=oracle: one row, not o, r, a, c, l, e
     with digest_cache(cfg.get("digest_cache")):
         return run_stages(cfg)
 

@@ -679,9 +679,10 @@ def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
 
 
 def test_an_oracle_only_run_renders_nothing(tmp_path):
-    """The real-label upper bound alone needs no scenes: no render, no scene sheet."""
+    """The real-label upper bound alone needs no scenes: no render, no scene sheet. (The row
+    list given as one word is that row, not the letters o, r, a, c, l, e.)"""
     make_real_folder(tmp_path / "real", n=4, h=48, w=64)
-    result = run_pipeline(tmp_path, "stages.task.sources=[oracle]")
+    result = run_pipeline(tmp_path, "stages.task.sources=oracle")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "render:" not in result.stdout and "task[oracle]: 2 steps" in result.stdout
     assert not (tmp_path / "out" / "synthetic").exists()

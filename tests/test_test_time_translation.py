@@ -103,7 +103,7 @@ GENERATORS = {
     [
         ((61, 83), "resnet"),
         ((62, 66), "resnet"),
-        ((64, 64), "resnet"),
+        ((68, 72), "resnet"),
         ((61, 83), "light-residual"),
     ],
 )
@@ -154,9 +154,26 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path):
     exported = json.loads((tmp_path / "x" / "export.json").read_text())
     assert exported["translated_with"] == str(gan_ckpt) and exported["checkpoint"] == str(ckpt)
     assert max(exported["max_abs_diff"].values()) < 1e-4
-    proc = run_tool("export", f"ckpt={ckpt}", *sizes, f"out_dir={tmp_path}/y")
+    # A check that fails writes nothing: the earlier export stands, and it is one line.
+    before = {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()}
+    for bad, says in [
+        ("atol=-1", "exported model differs from PyTorch by"),
+        ("check_hw=[32,32]", "check_hw=[32, 32]: the same as sample_hw"),
+    ]:
+        proc = run_tool("export", f"ckpt={ckpt}", *sizes, bad, f"out_dir={tmp_path}/x")
+        assert proc.returncode == 1 and says in proc.stderr and "Traceback" not in proc.stderr
+        assert {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()} == before
+    # Again into the same folder, one format named as one word: the other format's file goes.
+    proc = run_tool(
+        "export", f"ckpt={ckpt}", *sizes, "formats=torchscript", f"out_dir={tmp_path}/x"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "translated_with" not in json.loads((tmp_path / "y" / "export.json").read_text())
+    exported = json.loads((tmp_path / "x" / "export.json").read_text())
+    assert exported["onnx"] is None and "translated_with" not in exported
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [
+        "crack_segmenter.pt",
+        "export.json",
+    ]
     proc = run_tool("export", f"ckpt={ckpt}", f"translate_with={ckpt}", f"out_dir={tmp_path}/z")
     assert proc.returncode == 1 and "no generator" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "z").exists()

@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
+from gan.data import as_names
 from gan.evaluate import load_segmenter, reverse_generator
 from gan.export import export_model
 from synth.io import write_json_atomic
@@ -27,7 +28,7 @@ def export(cfg: DictConfig) -> dict:
         cfg.name,
         tuple(cfg.sample_hw),
         tuple(cfg.check_hw),
-        tuple(cfg.formats),
+        tuple(as_names(cfg.formats)),
         cfg.atol,
         translate_with=generator,
     )

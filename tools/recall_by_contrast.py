@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
 from gan.contrast import recall_by_contrast, sample_contrasts
+from gan.data import as_names
 from gan.evaluate import labeled_samples, load_segmenter, pick_device
 
 register_resolvers()
@@ -21,7 +22,8 @@ register_resolvers()
 def report(cfg: DictConfig) -> dict:
     """One line per checkpoint; the figures of docs/experiments.md, sessions 22-23."""
     device = pick_device(cfg.device)
-    models = {str(ckpt): load_segmenter(ckpt, device) for ckpt in cfg.ckpts}  # a bad one fails now
+    # every model loaded now, so a bad checkpoint fails before any scoring
+    models = {ckpt: load_segmenter(ckpt, device) for ckpt in as_names(cfg.ckpts)}
     samples, _ = labeled_samples(cfg.test_img, cfg.test_lab)
     contrasts = sample_contrasts(samples)
     results = {}
