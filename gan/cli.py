@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.callbacks import NonFiniteLossError
 from gan.checkpoint import UnsafeCheckpointError
-from gan.data import is_count
+from gan.data import checked_count, is_count
 from gan.export import ExportMismatchError
 from synth.distributions import ConfigError
 from synth.io import DataError
@@ -116,12 +116,36 @@ TRAINER_NUMBERS = (
 )
 
 
+#: Counts the tools' own configs share by name, with their least sensible value; a tool
+#: without the key skips it, and null stays allowed where a tool gives it a meaning.
+TOOL_COUNTS = {
+    "batch_size": 1,
+    "num_workers": 0,
+    "num_overlays": 0,
+    "shard_size": 1,
+    "num_samples": 1,
+    "workers": 1,
+    "shard_start": 0,
+    "eval_max_images": 2,
+    "num_synthetic": 1,
+    "max_real": 1,
+    "num": 1,
+    "nrow": 1,
+    "start": 0,
+    "near_px": 0,
+}
+
+
 def check_shared_settings(cfg: DictConfig) -> None:
-    """The settings every tool shares (``seed``, the trainer's counts), checked before any
-    work: ``seed=abc`` failed in int() with no key named, after the data was read."""
+    """The settings every tool shares (``seed``, the trainer's counts, batch sizes and other
+    counts), checked before any work: ``seed=abc`` failed in int() with no key named, after
+    the data was read, and ``batch_size=0`` in torch's DataLoader."""
     seed = cfg.get("seed")
     if seed is not None and not is_count(seed, 0):
         raise ConfigError(f"seed={seed!r}: expected a whole number >= 0")
+    for key, least in TOOL_COUNTS.items():
+        if cfg.get(key) is not None:
+            checked_count(cfg[key], key, least)
     stages = cfg.get("stages") or {}
     trainers = {"trainer": cfg.get("trainer")} | {
         f"stages.{name}.trainer": node.get("trainer")

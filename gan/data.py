@@ -72,7 +72,7 @@ def checked_size(size: Sequence[int] | None, key: str) -> tuple[int, int] | None
 def checked_count(value: int, key: str, least: int = 1) -> int:
     """A whole-number setting of at least ``least`` (a batch size, a crop, a worker count)."""
     if not is_count(value, least):
-        raise ConfigError(f"{key}={value}: expected a whole number >= {least}")
+        raise ConfigError(f"{key}={value!r}: expected a whole number >= {least}")
     return int(value)
 
 

@@ -27,6 +27,7 @@ from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
 from gan.provenance import MEASURED_ONLY, described_data, with_added_digests, without_locations
 from synth.digests import file_digest
+from synth.distributions import ConfigError
 from synth.io import (
     CARD,
     MANIFEST,
@@ -50,7 +51,12 @@ def load_generator(
 ) -> tuple[nn.Module, dict]:
     """Generator and provenance from a Lightning checkpoint (rebuilt from its saved
     hyperparameters, loaded with ``weights_only=True``) or from a SemanticCycleGAN in memory."""
-    name = {"a2b": "g_ab", "b2a": "g_ba"}[direction]
+    names = {"a2b": "g_ab", "b2a": "g_ba"}
+    if direction not in names:
+        raise ConfigError(
+            f"direction={direction!r}: a2b (synthetic to real) or b2a (real to synthetic)"
+        )
+    name = names[direction]
     if isinstance(source, nn.Module):
         gen = getattr(source, name, source)
         step = (
@@ -210,6 +216,8 @@ def write_translated_dataset(
     or are deleted and redone with ``replace_stale``. Returns the finished card.
     """
     src, out = Path(src_dir), Path(out_dir)
+    if src.resolve() == out.resolve():
+        raise ConfigError(f"out_dir={out_dir}: the source folder itself; choose another out_dir")
     shards = source_shards(src)
     card = {
         **read_card(src),

@@ -63,18 +63,37 @@ def _init_worker() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
+
+
 def check_spec(out_dir: Path, spec: dict) -> None:
     """Refuse to resume into a folder rendered with another config, seed or layout."""
     path = out_dir / SPEC
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("hash") != spec["hash"]:
+            keys = ", ".join(differing_keys(old, spec)[:4]) or "the spec's format"
             raise DataError(
-                f"{path}: {out_dir} was rendered with another config/seed/size; "
+                f"{path}: {out_dir} was rendered with other settings ({keys}); "
                 "use a new out_dir or delete the old one"
             )
     else:
         write_json_atomic(path, spec)
+
+
+def differing_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two specs (``config`` read as ``synth``)."""
+    keys = []
+    for key in sorted(old.keys() | new.keys()):
+        if key == "hash":
+            continue
+        name = f"{prefix}{'synth' if key == 'config' and not prefix else key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += differing_keys(a, b, f"{name}.")
+        elif a != b:
+            keys.append(name)
+    return keys
 
 
 def make_spec(cfg: dict, num_samples: int, shard_size: int, seed: int) -> dict:
@@ -106,13 +125,23 @@ def render_dataset(
     t0 = time.perf_counter()
     cfg = plain_config(cfg_synth)
     distributions.validate(cfg)
+    size = cfg.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:
+        raise ConfigError(f"synth.size={size!r}: expected a whole number of pixels >= {MIN_SIZE}")
     if num_samples <= 0 or shard_size <= 0:
         raise ConfigError(f"num_samples and shard_size must be > 0, got {num_samples}/{shard_size}")
+    total = num_shards(num_samples, shard_size)
+    selected = select_shards(total, shard_start, shard_count)
+    if not selected:  # checked before the folder and its spec are written
+        raise ConfigError(
+            "shard_count=0: selects no shard (null: every shard from shard_start on)"
+            if shard_count == 0
+            else f"shard_start={shard_start}: past the last shard ({total - 1}) of "
+            f"{num_samples} samples in shards of {shard_size}"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     check_spec(out, make_spec(cfg, num_samples, shard_size, seed))
-    total = num_shards(num_samples, shard_size)
-    selected = select_shards(total, shard_start, shard_count)
     clean_partial_shards(out, selected)
     todo = [s for s in selected if not is_shard_complete(out, s)]
     jobs = [(cfg, str(out), s, shard_size, num_samples, seed) for s in todo]

@@ -239,3 +239,22 @@ def test_a_bad_photo_found_by_a_loader_worker_is_one_line(capsys) -> None:
         run_cli(read_all)
     assert stop.value.code == 1
     assert capsys.readouterr().err == "error: /photos/zero.jpg: unreadable or corrupt image\n"
+
+
+@pytest.mark.parametrize(
+    ("tool", "override", "message"),
+    [
+        ("predict", "batch_size=0", "batch_size=0: expected a whole number >= 1"),
+        ("evaluate", "num_overlays=abc", "num_overlays='abc': expected a whole number >= 0"),
+        ("pseudo_label", "shard_size=0", "shard_size=0: expected a whole number >= 1"),
+        ("preview", "nrow=0", "nrow=0: expected a whole number >= 1"),
+        ("translate", "eval_max_images=1", "eval_max_images=1: expected a whole number >= 2"),
+    ],
+)
+def test_a_tools_count_that_makes_no_sense_is_one_line_before_any_work(
+    tool: str, override: str, message: str, tmp_path: Path
+) -> None:
+    """Checked before the tool reads a file (no checkpoint or data is given here): these were
+    tracebacks from torch's DataLoader, a slice, a division by zero and np.stack."""
+    proc = run_tool(tool, f"paths.root_dir={tmp_path}", override)
+    assert message in error_line(proc) and "Traceback" not in proc.stderr

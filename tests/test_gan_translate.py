@@ -195,3 +195,17 @@ def test_a_killed_translation_resumes_only_with_the_same_generator(tmp_path, sou
     )
     assert is_complete(card) and len(ShardedDataset(out)) == 5
     assert ShardedDataset(out)[0].image.any()  # redone by the generator, not kept black
+
+
+def test_a_direction_or_an_output_that_makes_no_sense_is_refused_by_name(tmp_path, source):
+    """``direction=ab`` was ``error: ab``; out_dir the scenes' own folder was "holds images
+    translated by another method", as if the folder held a translation."""
+    from synth.distributions import ConfigError
+
+    ckpt = save_checkpoint(tiny_gan(), tmp_path / "gan.ckpt")
+    with pytest.raises(ConfigError, match=r"direction='ab': a2b \(synthetic to real\) or b2a"):
+        translate_dataset(ckpt, source, tmp_path / "out", device="cpu", direction="ab")
+    before = sorted(source.rglob("*"))
+    with pytest.raises(ConfigError, match=r"out_dir=.*syn: the source folder itself"):
+        translate_dataset(ckpt, source, source, device="cpu", show_progress=False)
+    assert sorted(source.rglob("*")) == before and not (tmp_path / "out").exists()

@@ -14,14 +14,17 @@ import numpy as np
 import pytest
 from _synth_fixtures import ROOT, tiny_config, tree_digest
 
+from synth.distributions import ConfigError
 from synth.io import CARD, DataError, ShardedDataset, is_shard_complete, shard_name
 from synth.render import render_dataset, versions
 from synth.scene import render_crack_scene
 
 
-def render(out: Path, workers: int = 1, n: int = 12, shard: int = 4, **kw: object) -> dict:
+def render(
+    out: Path, workers: int = 1, n: int = 12, shard: int = 4, cfg: dict | None = None, **kw: object
+) -> dict:
     return render_dataset(
-        tiny_config(), out, n, shard, seed=7, workers=workers, progress=False, **kw
+        cfg or tiny_config(), out, n, shard, seed=7, workers=workers, progress=False, **kw
     )
 
 
@@ -147,8 +150,30 @@ def test_shard_blocks_are_disjoint_and_cover_the_dataset(tmp_path: Path) -> None
 
 def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
     render(tmp_path, n=4)
-    with pytest.raises(DataError, match="render_spec.json"):
+    with pytest.raises(
+        DataError, match=r"render_spec.json: .* other settings \(synth\.p_no_crack\)"
+    ):
         render_dataset(tiny_config(p_no_crack=0.5), tmp_path, 4, 4, seed=7, progress=False)
+    with pytest.raises(DataError, match=r"other settings \(num_samples\)"):
+        render(tmp_path, n=8)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"shard_start": 3}, r"shard_start=3: past the last shard \(2\) of 12 samples in shards"),
+        ({"shard_count": 0}, r"shard_count=0: selects no shard"),
+        ({"cfg": tiny_config(size="big")}, r"synth\.size='big': expected a whole number"),
+    ],
+)
+def test_a_render_that_would_do_nothing_or_fail_leaves_no_folder(
+    tmp_path: Path, setting: dict, message: str
+) -> None:
+    """Refused before the folder and its spec exist: a spec written by a failing run made the
+    corrected rerun look like another config's."""
+    with pytest.raises(ConfigError, match=message):
+        render(tmp_path / "out", **setting)
+    assert not (tmp_path / "out").exists()
 
 
 def test_ctrl_c_mid_render_is_one_message_and_the_rerun_finishes(tmp_path: Path) -> None:
