@@ -156,6 +156,39 @@ def file_names(folder: str | Path) -> list[str]:
         return sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
 
 
+def unread_entries(image_dir: str | Path, mask_dir: str | Path | None = None) -> list[str]:
+    """What a real folder pair holds that no reader will use, one phrase each: files of
+    other kinds (``a.webp``), subfolders, masks with no photo. None is an error, but a user
+    who exported photos as WebP or sorted them into subfolders should hear it was skipped."""
+    image_dir = Path(image_dir)
+    names = file_names(image_dir)
+    other = [n for n in names if Path(n).suffix.lower() not in IMAGE_SUFFIXES]
+    with os.scandir(image_dir) as entries:
+        subfolders = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    stems = {Path(n).stem for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES}
+    orphans = (
+        sorted(p.name for stem, p in mask_files(Path(mask_dir)).items() if stem not in stems)
+        if mask_dir is not None and Path(mask_dir).is_dir()
+        else []
+    )
+    kinds = f"(photos: {' '.join(IMAGE_SUFFIXES)}), not read"
+    found = [  # (names, said of one, said of several)
+        (other, f"file of another kind {kinds}", f"files of other kinds {kinds}"),
+        (
+            subfolders,
+            "subfolder, not read",
+            "subfolders, not read (photos are not looked for there)",
+        ),
+        (orphans, "mask with no photo of its stem", "masks with no photo of their stem"),
+    ]
+    return [
+        f"{len(names)} {many if len(names) > 1 else one}: {', '.join(names[:5])}"
+        + (", ..." if len(names) > 5 else "")
+        for names, one, many in found
+        if names
+    ]
+
+
 def missing_folder(path: str | Path, what: str) -> DataError:
     """The error for a folder that is not there: a file given where a folder was meant, or a
     relative path, read from the current folder (not the checkout), said as such."""

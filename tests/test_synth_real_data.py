@@ -167,6 +167,26 @@ def test_check_data_cli_accepts_valid_data(tmp_path: Path) -> None:
     result = check_data(make_data(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "ok:" in result.stdout
+    assert "note:" not in result.stdout
+
+
+def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:
+    """Photos saved as WebP or sorted into a subfolder, a mask whose photo is gone: valid
+    data, but a user should hear that they are not read."""
+    root = make_data(tmp_path)
+    for name in ("w.webp", "h.jpe"):
+        (root / "train_img" / name).write_bytes(b"x")
+    (root / "train_img" / "more").mkdir()
+    shutil.copy(root / "test_lab" / "a.png", root / "test_lab" / "gone.png")
+    result = check_data(root)
+    assert result.returncode == 0, result.stderr
+    notes = [line.strip() for line in result.stdout.splitlines() if "note:" in line]
+    assert notes == [
+        "note: 2 files of other kinds (photos: .jpg .jpeg .png .bmp .tif .tiff), not read: "
+        "h.jpe, w.webp",
+        "note: 1 subfolder, not read: more",
+        "note: 1 mask with no photo of its stem: gone.png",
+    ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)

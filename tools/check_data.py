@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from synth.io import ImageFolder
+from synth.io import ImageFolder, unread_entries
 
 register_resolvers()
 
@@ -24,6 +24,8 @@ def check(cfg: DictConfig) -> int:
         count = ImageFolder(folder.images, folder.masks).validate(progress=True)
         pairs = " with masks" if folder.masks else ""
         print(f"ok: {folder.images}: {count} images{pairs}")
+        for note in unread_entries(folder.images, folder.masks):
+            print(f"  note: {note}")
         total += count
     return total
 
