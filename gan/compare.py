@@ -70,6 +70,20 @@ def row_scores(run: str | Path) -> tuple[dict[str, StemScore], int]:
     return scores, len(tables)
 
 
+def left_out(a: dict[str, StemScore], b: dict[str, StemScore], runs: tuple[str, str]) -> list[str]:
+    """One line per row with images the other row did not score: the comparison is on the
+    images both scored, and the user should know by how many that is fewer."""
+    notes = []
+    for (mine, theirs), run in zip(((a, b), (b, a)), runs):
+        only = sorted(set(mine) - set(theirs))
+        if only:
+            shown = ", ".join(only[:5]) + (", ..." if len(only) > 5 else "")
+            notes.append(
+                f"{len(only)} image{'s' * (len(only) > 1)} scored only in {run}, left out: {shown}"
+            )
+    return notes
+
+
 def series_of(stem: str, pattern: str = SERIES_PATTERN) -> str:
     match = re.match(pattern, stem)
     return match.group(1) if match and match.groups() else stem

@@ -83,6 +83,11 @@ def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     line = next(row for row in done.stdout.splitlines() if " s " in row)
     assert ["2", "0.700", "0.500", "+0.200", "1.00", "2.00"] == line.replace("│", " ").split()[1:]
+    assert "note:" not in done.stdout
+    # An image only one row scored is left out, and said so.
+    write_scores(tmp_path / "c", {"s-1": (0.5, 0.1, 0.2), "s-2": (0.5, 0.1, 0.2), "t-1": (1, 0, 0)})
+    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'c'}", logs)
+    assert f"note: 1 image scored only in {tmp_path / 'c'}, left out: t-1" in done.stdout
     failed = run_tool("compare_runs", f"a={tmp_path / 'nope'}", f"b={tmp_path / 'b'}", logs)
     assert failed.returncode == 1
     assert failed.stderr.strip().startswith("error:") and "nope" in failed.stderr

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gan.cli import register_resolvers, run_cli
-from gan.compare import SeriesComparison, compare_series, overall, row_scores
+from gan.compare import SeriesComparison, compare_series, left_out, overall, row_scores
 from synth.distributions import ConfigError
 
 register_resolvers()
@@ -52,6 +52,8 @@ def compare(cfg: DictConfig) -> None:
         f"{run} ({n} seed{'s' * (n != 1)})" for run, n in ((cfg.a, seeds_a), (cfg.b, seeds_b))
     )
     Console(width=120).print(comparison_table(rows, overall(a, b), names))
+    for note in left_out(a, b, (cfg.a, cfg.b)):
+        print(f"note: {note}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="compare_runs")
