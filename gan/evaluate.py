@@ -352,6 +352,23 @@ def photo_loader(
     )
 
 
+#: The smallest side the GAN's generators take: two stride-2 levels, then instance norm,
+#: which needs more than one value per channel (a 4 px photo failed inside torch).
+MIN_GENERATOR_SIDE = 8
+
+
+def check_generator_fits(folder: Sequence[Sample], batch: dict) -> None:
+    """Refuse, by file, a photo too small to go through the generator."""
+    for index, (h, w) in zip(batch["index"].tolist(), batch["size"].tolist()):
+        if min(h, w) < MIN_GENERATOR_SIDE:
+            images = getattr(folder, "images", None)
+            name = images[index] if images is not None else f"image {index}"
+            raise DataError(
+                f"{name}: {h}x{w} px (HxW), smaller than the {MIN_GENERATOR_SIDE} px a side "
+                "the generator needs for test-time translation"
+            )
+
+
 @torch.no_grad()
 def crack_probabilities(
     model: CrackSegmenter,
@@ -370,6 +387,8 @@ def crack_probabilities(
     loader = photo_loader(folder, eval_size, batch_size, num_workers)
     net = scoring_net(model, translate_with)
     for batch in batches(loader, description):
+        if translate_with is not None:
+            check_generator_fits(folder, batch)
         with torch.inference_mode():
             logits = forward_by_size(net, batch["image"].to(model.device), batch["size"])
         for j, index in enumerate(batch["index"].tolist()):
@@ -394,7 +413,15 @@ def recalibrate_on_folder(
     batch_size = batch_size if eval_size else 1
     loader = photo_loader(folder, eval_size, batch_size, num_workers, keep_photo=False)
     images = (b["image"].to(model.device) for b in batches(loader, "BatchNorm statistics"))
-    return recalibrate_batchnorm(model, images)
+    try:
+        return recalibrate_batchnorm(model, images)
+    except ValueError as err:  # torch's BatchNorm on one value per channel
+        if "more than 1 value per channel" not in str(err):
+            raise
+        raise DataError(
+            f"{image_dir}: a photo too small for BatchNorm statistics (one value per channel "
+            "at the network's deepest level); set eval_size=[H, W] or leave out tiny photos"
+        ) from err
 
 
 def predict_folder(

@@ -77,6 +77,18 @@ def test_a_missing_photo_folder_is_a_data_error(tmp_path) -> None:
         recalibrate_on_folder(tiny_segmenter(), tmp_path / "missing")
 
 
+def test_a_photo_too_small_for_batchnorm_statistics_is_a_data_error(tmp_path) -> None:
+    """One 2x2 photo at a time: one value per channel at the deepest level, which torch's
+    BatchNorm refuses in training mode with a bare ValueError."""
+    import cv2
+    import numpy as np
+
+    (tmp_path / "tiny").mkdir()
+    cv2.imwrite(str(tmp_path / "tiny" / "a.png"), np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(DataError, match=r"tiny: a photo too small for BatchNorm statistics"):
+        recalibrate_on_folder(tiny_segmenter(), tmp_path / "tiny", eval_size=None)
+
+
 def test_evaluate_tool_recalibrates_on_the_photos_it_is_given(tmp_path) -> None:
     from _cli_fixtures import run_tool
 

@@ -16,7 +16,7 @@ from torch import nn
 from gan.evaluate import crack_probabilities, evaluate_folder, predict_folder, reverse_generator
 from gan.task import CrackSegmenter
 from gan.translate import translate_batch
-from synth.io import ImageFolder, read_image, write_png
+from synth.io import DataError, ImageFolder, read_image, write_png
 
 
 class Negate(nn.Module):
@@ -83,6 +83,10 @@ def test_prediction_through_a_generator_matches_prediction_on_its_output(tmp_pat
     ]
     assert min(agree) > 0.99  # the same up to the 8-bit rounding of the saved translation
     assert reverse_generator(None) is None
+    # A photo too small for the generator is named, not a padding error from inside torch.
+    write_png(img / "tiny.png", np.zeros((4, 4, 3), np.uint8), rgb=True)
+    with pytest.raises(DataError, match=r"tiny\.png: 4x4 px \(HxW\), smaller than the 8 px"):
+        predict_folder(model, img, tmp_path / "through", translate_with=gen)
 
 
 #: the reference generator, and the default one (residual: atanh, which ONNX needed mapped)
