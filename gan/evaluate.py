@@ -104,8 +104,8 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"device={name}: {err}") from err
+    except RuntimeError as err:  # torch's message lists its twenty-odd device types
+        raise ConfigError(f"device={name}: expected auto, cpu, cuda or cuda:N") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name}: no CUDA GPU here; use device=auto or device=cpu")
     return device

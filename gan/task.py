@@ -441,8 +441,10 @@ class CrackSegmenter(pl.LightningModule):
         """Optimizer steps of the whole run (the schedule's length)."""
         steps = self.trainer.estimated_stepping_batches if self._trainer is not None else 1000
         if steps in (None, float("inf")) or steps <= 0:
+            max_steps = self.trainer.max_steps if self._trainer is not None else None
             raise ConfigError(
-                "set trainer.max_steps (or max_epochs) so the LR schedule has a length"
+                f"trainer.max_steps={max_steps}: set it (or max_epochs) to a number of steps "
+                ">= 1 so the LR schedule has a length"
             )
         return int(steps)
 

@@ -110,8 +110,8 @@ def read_mask(
     if shape is not None and mask.shape[:2] != tuple(shape):
         turned = mask.shape[:2] == tuple(shape)[::-1]
         raise DataError(
-            f"{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
-            f"{shape[1]}x{shape[0]}"
+            f"{path}: mask size {mask.shape[0]}x{mask.shape[1]} (HxW) differs from its image's "
+            f"{shape[0]}x{shape[1]}"
             + (" (turned: a photo's EXIF orientation is applied when it is read)" if turned else "")
         )
     if value_map is None:
@@ -123,6 +123,8 @@ def read_mask(
     if (mapped < 0).any():
         bad = sorted(set(np.unique(mask[mapped < 0]).tolist()))[:5]
         hint = "; a 0/1 mask? store crack as 255" if bad == [1] else ""
+        if path.suffix.lower() in (".jpg", ".jpeg"):  # lossy: edges blur into in-between greys
+            hint = "; JPEG blurs a mask's edges into other values: save masks as PNG"
         raise DataError(
             f"{path}: mask values {bad} are outside the class map {sorted(value_map)}{hint}"
         )

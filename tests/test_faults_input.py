@@ -139,7 +139,7 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("trainer.max_steps=0", "set trainer.max_steps (or max_epochs) so the LR schedule"),
+        ("trainer.max_steps=0", "trainer.max_steps=0: set it (or max_epochs) to a number"),
         ("task.scheduler=bogus", "task.scheduler='bogus': expected cosine, onecycle or constant"),
         ("task.augment.preset=heavy", "augment.preset='heavy': expected none, light or strong"),
         ("task_data.eval_size=[384]", "task_data.eval_size=[384]: expected [H, W], two"),
@@ -170,6 +170,8 @@ def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path) -> None:
     with pytest.raises(ConfigError, match="device=cuda: no CUDA GPU here; use device=auto"):
         pick_device("cuda")
     assert pick_device("auto").type == "cpu"
+    with pytest.raises(ConfigError, match=r"^device=cpuu: expected auto, cpu, cuda or cuda:N$"):
+        pick_device("cpuu")
 
 
 def test_wandb_online_without_an_api_key_is_one_line(workdir: Path, tmp_path: Path) -> None:

@@ -97,6 +97,8 @@ def test_steps_past_the_end_of_the_lr_schedule_are_refused_before_any_step(tmp_p
     with pytest.raises(ConfigError, match=r"reaches zero at step 4 .* last 1 steps"):
         trainer.fit(model, datamodule=datamodule(data))
     assert trainer.global_step == 0
+    with pytest.raises(ConfigError, match=r"trainer.max_steps=0: the GAN counts generator"):
+        tiny_trainer(tmp_path / "none", 0).fit(model, datamodule=datamodule(data))
     tiny_trainer(tmp_path, 4).fit(model, datamodule=datamodule(data))  # the whole schedule
     tiny_trainer(tmp_path / "flat", 5).fit(
         tiny_gan(decay_start_step=2, decay_steps=0), datamodule=datamodule(data)

@@ -55,13 +55,24 @@ def bad_mask(root: Path, stem: str, lab: np.ndarray) -> Path:
 
 
 def size_mismatch(root: Path) -> tuple[Path, str]:
-    return bad_mask(root, "a", np.zeros((10, 10), np.uint8)), "differs from its image"
+    return bad_mask(
+        root, "a", np.zeros((10, 10), np.uint8)
+    ), "10x10 (HxW) differs from its image's 24x32"
 
 
 def bad_values(root: Path) -> tuple[Path, str]:
     lab = np.zeros((24, 32), np.uint8)
     lab[5, 5] = 7
     return bad_mask(root, "b", lab), "outside the class map"
+
+
+def jpeg_mask(root: Path) -> tuple[Path, str]:
+    lab = np.zeros((24, 32), np.uint8)
+    lab[10:13, 3:29] = 255
+    (root / "test_lab" / "a.png").unlink()
+    bad = root / "test_lab" / "a.jpg"
+    cv2.imwrite(str(bad), lab, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    return bad, "JPEG blurs a mask's edges into other values: save masks as PNG"
 
 
 def colour_mask(root: Path) -> tuple[Path, str]:
@@ -78,7 +89,7 @@ def zero_one_mask(root: Path) -> tuple[Path, str]:
 
 
 def turned_mask(root: Path) -> tuple[Path, str]:
-    message = "mask size 24x32 differs from its image 32x24 (turned: a photo's EXIF"
+    message = "mask size 32x24 (HxW) differs from its image's 24x32 (turned: a photo's EXIF"
     return bad_mask(root, "a", np.zeros((32, 24), np.uint8)), message
 
 
@@ -93,6 +104,7 @@ CASES = [
     corrupt_image,
     size_mismatch,
     bad_values,
+    jpeg_mask,
     colour_mask,
     zero_one_mask,
     turned_mask,
