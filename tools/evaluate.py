@@ -7,6 +7,8 @@ python tools/evaluate.py ckpt=... translate_with=checkpoints/adapt/last.ckpt  # 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -28,14 +30,14 @@ def evaluate(cfg: DictConfig) -> dict:
     checked_size(cfg.eval_size, "eval_size")  # before loading anything
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
     generator = reverse_generator(cfg.translate_with)  # a bad path fails before any work
-    extra = {"checkpoint": str(cfg.ckpt)}
+    extra = {"checkpoint": str(Path(cfg.ckpt).resolve())}  # readable from any folder
     if cfg.recalibrate_bn_on:
         used = recalibrate_on_folder(
             model, cfg.recalibrate_bn_on, cfg.eval_size, cfg.batch_size, cfg.num_workers
         )
         extra["bn_recalibrated_on"] = {"image_dir": str(cfg.recalibrate_bn_on), "images": used}
     if cfg.translate_with:
-        extra["translated_with"] = str(cfg.translate_with)
+        extra["translated_with"] = str(Path(cfg.translate_with).resolve())
     if cfg.eval_size:  # DeepCrack's size by default: another dataset's photos are resized
         h, w = cfg.eval_size
         print(f"scoring every photo resized to {h}x{w} (eval_size; null: each at its own size)")

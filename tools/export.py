@@ -6,6 +6,8 @@ python tools/export.py ckpt=... translate_with=checkpoints/adapt/last.ckpt  # te
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -32,9 +34,9 @@ def export(cfg: DictConfig) -> dict:
         cfg.atol,
         translate_with=generator,
     )
-    provenance = {"checkpoint": str(cfg.ckpt)}
+    provenance = {"checkpoint": str(Path(cfg.ckpt).resolve())}  # readable from any folder
     if cfg.translate_with:
-        provenance["translated_with"] = str(cfg.translate_with)
+        provenance["translated_with"] = str(Path(cfg.translate_with).resolve())
     write_json_atomic(f"{cfg.out_dir}/export.json", {**report, **provenance})
     print(report)
     return report
