@@ -27,12 +27,13 @@ def load_checkpoint(
         raise FileNotFoundError(f"{path}: a folder, not a checkpoint file{inside}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file not found")
-    if not zipfile.is_zipfile(path) and not is_pickle(path):
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip and not is_pickle(path):
         raise UnsafeCheckpointError(
             f"{path}: unreadable checkpoint, cut short or not one (torch saves a zip "
             "archive; this file is not one)"
         )
-    mmap = mmap and zipfile.is_zipfile(path)
+    mmap = mmap and is_zip
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
