@@ -129,6 +129,7 @@ def domain_gap(
     inception_weights: str | None = None,
     max_images: int = 200,
     size: int = 128,
+    quiet: bool = False,
 ) -> dict[str, float | str | bool]:
     """FID/KID when ``inception_weights`` is a local file, otherwise the named proxy."""
     fake = load_images(translated_dir, max_images, size)
@@ -138,9 +139,10 @@ def domain_gap(
     if inception_weights:
         report.update(inception_scores(fake, real, str(inception_weights)), fid_available=True)
         return report
-    print(
-        "FID unavailable: no local Inception weights (inception_weights=null); "
-        f"reporting {PROXY_NAME}, which is not FID"
-    )
+    if not quiet:  # a caller measuring twice (before / after) says it once
+        print(
+            "FID unavailable: no local Inception weights (inception_weights=null); "
+            f"reporting {PROXY_NAME}, which is not FID"
+        )
     report.update({PROXY_NAME: proxy_distance(fake, real), "fid_available": False})
     return report

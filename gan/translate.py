@@ -398,7 +398,7 @@ def measure_translation(
     """
     gap = {
         "before": domain_gap(src_dir, real_dir, inception_weights, max_images, size),
-        "after": domain_gap(out_dir, real_dir, inception_weights, max_images, size),
+        "after": domain_gap(out_dir, real_dir, inception_weights, max_images, size, quiet=True),
         **grey_shift_by_class(src_dir, out_dir, max_images),
         **background_contrast(src_dir, out_dir, max_images),
         **{

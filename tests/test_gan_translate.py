@@ -130,13 +130,14 @@ def test_grey_shift_by_class_separates_crack_from_background(tmp_path):
         grey_shift_by_class(tmp_path / "src", tmp_path / "short")
 
 
-def test_measure_translation_goes_into_the_card_and_reads_as_one_sentence(tmp_path):
+def test_measure_translation_goes_into_the_card_and_reads_as_one_sentence(tmp_path, capsys):
     write_scenes(tmp_path / "src", crack_grey=50)
     write_scenes(tmp_path / "lighter", crack_grey=60)
     (tmp_path / "real").mkdir()
     for i, grey in enumerate((60, 100)):
         cv2.imwrite(str(tmp_path / "real" / f"{i}.png"), np.full((16, 20, 3), grey, np.uint8))
     gap = measure_translation(tmp_path / "src", tmp_path / "lighter", tmp_path / "real", size=16)
+    assert capsys.readouterr().out.count("FID unavailable") == 1  # said once, not per set
     assert (gap["grey_shift_crack"], gap["grey_shift_background"]) == (10.0, 0.0)
     assert gap["after"][PROXY_NAME] < gap["before"][PROXY_NAME]  # crack pixels closer to 60
     assert read_card(tmp_path / "lighter")["domain_gap"] == gap
