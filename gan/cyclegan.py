@@ -130,7 +130,7 @@ class SemanticCycleGAN(pl.LightningModule):
                 f"semantic_target={semantic_target!r}: expected one of {SEMANTIC_TARGETS}"
             )
         for key, rate in (("lr_g", lr_g), ("lr_d", lr_d), ("lr_s", lr_s)):
-            checked_rate(rate, f"gan.{key}")
+            checked_rate(rate, f"gan.{key}", allow_zero=True)  # 0: that network frozen
         generator = plain(generator) or {}
         discriminator = plain(discriminator) or {}
         segmenter = plain(segmenter)

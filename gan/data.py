@@ -91,12 +91,14 @@ def check_crop_fits(
         )
 
 
-def checked_rate(value: float, key: str) -> float:
-    """A learning rate: a positive finite number, refused at once (torch says only "Invalid
-    learning rate" when the optimizer is built, and a string fails deep inside a scheduler)."""
+def checked_rate(value: float, key: str, allow_zero: bool = False) -> float:
+    """A learning rate: a positive finite number (or zero, where it freezes a network as an
+    ablation does), refused at once: torch says only "Invalid learning rate" when the
+    optimizer is built, and a string fails deep inside a scheduler."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key}={value!r}: expected a positive number, e.g. 2e-4")
+    if not number or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        wanted = "a number >= 0" if allow_zero else "a positive number"
+        raise ConfigError(f"{key}={value!r}: expected {wanted}, e.g. 2e-4")
     return float(value)
 
 

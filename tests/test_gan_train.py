@@ -312,7 +312,10 @@ def test_gan_data_settings_that_make_no_sense_are_refused(setting: dict, message
 
 @pytest.mark.parametrize(
     ("setting", "message"),
-    [({"lr_g": 0}, "gan.lr_g=0: expected a positive"), ({"lr_s": "1e-3x"}, "gan.lr_s='1e-3x'")],
+    [
+        ({"lr_g": -1}, "gan.lr_g=-1: expected a number >= 0"),
+        ({"lr_s": "1e-3x"}, "gan.lr_s='1e-3x'"),
+    ],
 )
 def test_a_gan_learning_rate_that_makes_no_sense_is_refused(setting: dict, message: str) -> None:
     from synth.distributions import ConfigError
