@@ -102,7 +102,7 @@ def test_mask_of_the_wrong_size(workdir: Path) -> None:
     bad = data / "test_lab" / "0.png"
     cv2.imwrite(str(bad), np.zeros((20, 20), np.uint8))
     line = error_line(run_failing(workdir, f"paths.data_dir={data}"))
-    assert str(bad) in line and "20x20 differs" in line
+    assert str(bad) in line and "20x20 (HxW) differs" in line
 
 
 def test_mask_values_outside_the_class_map(workdir: Path) -> None:
