@@ -46,7 +46,7 @@ from gan.report import (
     write_report,
 )
 from gan.report_figures import ERRORS_TITLE, error_grid, prediction_grid, sample_grids
-from gan.runner import build_model, close_runs, fit, instantiate_group, log_config
+from gan.runner import build_model, close_runs, fit, instantiate_group, log_config, starts_over
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest
 from synth.distributions import ConfigError
@@ -453,7 +453,11 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
             log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)
     on = " + ".join(train_dirs(stage.task_data.train_dir))
-    done = resumed_at(checkpoint_step(task_checkpoint(cfg, key)), t.trainer.max_steps)
+    done = (
+        ", starting over (ckpt_path=null)"
+        if starts_over(stage.get("ckpt_path"), ckpt_dir)
+        else resumed_at(checkpoint_step(task_checkpoint(cfg, key)), t.trainer.max_steps)
+    )
     log(f"task[{key}]: {t.trainer.max_steps} steps{done}, seed {seed}, on {on}")
     start = time.perf_counter()
     module = build_model(stage, stage.task)

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint import check_resumable
@@ -60,6 +60,14 @@ def resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: str | Path) -> str | None
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: checkpoint file not found")
     return str(ckpt_path)
+
+
+def starts_over(ckpt_path: str | None, ckpt_dir: str | Path) -> bool:
+    """``ckpt_path=null`` where the run's last.ckpt exists: training starts from scratch and
+    its first save replaces that file (the checkpoint callback keeps no ``last-v1.ckpt``)."""
+    return (
+        resolve_ckpt_path(ckpt_path, ckpt_dir) is None and (Path(ckpt_dir) / "last.ckpt").is_file()
+    )
 
 
 def log_run_config(trainer: pl.Trainer, cfg: DictConfig) -> None:
@@ -113,6 +121,8 @@ def fit(
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir)
     if ckpt_path is not None:  # before any logger touches the run's files
         check_resumable(ckpt_path, module)
+    elif starts_over(cfg.get("ckpt_path"), ckpt_dir):
+        rank_zero_info(f"starting over (ckpt_path=null): {ckpt_dir / 'last.ckpt'} is replaced")
     trainer = build_trainer(cfg)
     log_run_config(trainer, cfg)
     trainer.fit(

@@ -260,3 +260,18 @@ def test_a_tools_count_that_makes_no_sense_is_one_line_before_any_work(
     tracebacks from torch's DataLoader, a slice, a division by zero and np.stack."""
     proc = run_tool(tool, f"paths.root_dir={tmp_path}", override)
     assert message in error_line(proc) and "Traceback" not in proc.stderr
+
+
+def test_ckpt_path_null_starts_over_and_replaces_last_ckpt(workdir: Path) -> None:
+    """README's "to start over": Lightning kept the old model in last.ckpt and saved the new
+    one as last-v1.ckpt, which the next plain rerun never read (it resumed the old model)."""
+    run = workdir / "checkpoints" / "over"
+    first = run_tool("train_task", *task_overrides(workdir, steps=4), "run_name=over")
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_tool(
+        "train_task", *task_overrides(workdir, steps=2), "run_name=over", "ckpt_path=null"
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"starting over (ckpt_path=null): {run / 'last.ckpt'} is replaced" in again.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["last.ckpt"]
+    assert load_checkpoint(run / "last.ckpt")["global_step"] == 2
