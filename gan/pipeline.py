@@ -449,9 +449,12 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     made, record = [ckpt_dir, metrics_path], run_dir / "provenance.json"
     forget_stale(f"task[{key}]", made, record, provenance, record_roots(cfg))
     if metrics_path.is_file():
-        if not quiet:
-            log(f"task[{key}]: complete, skipped ({metrics_path})")
-        return read_json(metrics_path)
+        scored = read_json(metrics_path)
+        if scored.get("eval_size") == eval_size(cfg):
+            if not quiet:
+                log(f"task[{key}]: complete, skipped ({metrics_path})")
+            return scored
+        return score_again(cfg, stage, key, scored)
     on = " + ".join(train_dirs(stage.task_data.train_dir))
     done = (
         ", starting over (ckpt_path=null)"
@@ -474,6 +477,27 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     return metrics
 
 
+def eval_size(cfg: DictConfig) -> list[int] | None:
+    """stages.evaluate.eval_size as a row's metrics.json records it."""
+    size = cfg.stages.evaluate.eval_size
+    return list(size) if size else None
+
+
+def score_again(cfg: DictConfig, stage: DictConfig, key: str, scored: dict) -> dict:
+    """A trained row scored at another stages.evaluate.eval_size than its metrics.json says:
+    the model stands (the size is no training setting), its scores are redone; before, the
+    old scores stood under a report stating the new size."""
+    from gan.evaluate import load_segmenter
+
+    log(
+        f"task[{key}]: trained, scored again at eval_size {eval_size(cfg)} "
+        f"(scored at {scored.get('eval_size')})"
+    )
+    model = load_segmenter(task_checkpoint(cfg, key), pick_device(cfg.stages.evaluate.device))
+    kept = {k: scored[k] for k in ("source", "seed", "steps", "train_seconds") if k in scored}
+    return score_on_test(stage, model, dirs(cfg)["runs"] / key, kept)
+
+
 def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
     """Score the model of ``row``'s training row (source-only) for ``seed`` on the test
     photos sent through the GAN's real-to-synthetic generator: nothing is trained, and the
@@ -485,9 +509,14 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
     key = run_key(row, seed, cfg.seed)
     run_dir = dirs(cfg)["runs"] / key
     metrics_path = run_dir / "metrics.json"
-    provenance = {
+    provenance = {  # nothing is trained: the scores stand for this model, generator and test
         "model": {"row": trained_by, "checkpoint_sha256": file_digest(model_ckpt)},
         "generator": {"direction": "b2a", "checkpoint_sha256": file_digest(gan)},
+        "test": {
+            "test_img": cfg.task_data.test_img,
+            "test_lab": cfg.task_data.test_lab,
+            "eval_size": eval_size(cfg),
+        },
     }
     record = run_dir / "provenance.json"
     forget_stale(f"task[{key}]", [metrics_path], record, provenance, record_roots(cfg))

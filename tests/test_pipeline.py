@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from _cli_fixtures import make_real_folder, pipeline_overrides
@@ -702,3 +703,29 @@ def test_an_oracle_only_run_renders_nothing(tmp_path):
     )
     assert not (tmp_path / "out" / "report" / "errors.png").exists()
     assert "| oracle |" in (tmp_path / "out" / "report" / "report.md").read_text()
+
+
+def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
+    """The scores follow stages.evaluate.eval_size and the test labels. A trained row keeps
+    its model and is scored again; the testtime row (nothing trained) is scored again. Before,
+    both kept the old scores under a report naming the new size, and testtime kept them after
+    the labels changed, flipping a verdict."""
+    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
+    first = run_pipeline(tmp_path, *rows)
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs = tmp_path / "out" / "runs"
+    resized = run_pipeline(tmp_path, *rows, "stages.evaluate.eval_size=[24,32]")
+    assert resized.returncode == 0, resized.stderr[-3000:]
+    out = resized.stdout
+    assert "task[synthetic]: trained, scored again at eval_size [24, 32] (scored at None)" in out
+    assert "2 steps" not in out and "task[testtime]: the synthetic model" in out
+    for row in ("synthetic", "testtime"):
+        assert json.loads((runs / row / "metrics.json").read_text())["eval_size"] == [24, 32]
+    # New test labels: the trained row retrains (its record holds the test folders), and
+    # testtime, which trains nothing, is scored against them.
+    cv2.imwrite(str(tmp_path / "real" / "test_lab" / "0.png"), np.zeros((48, 64), np.uint8))
+    relabeled = run_pipeline(tmp_path, *rows, "stages.evaluate.eval_size=[24,32]")
+    assert relabeled.returncode == 0, relabeled.stderr[-3000:]
+    assert "task[testtime]: " in relabeled.stdout and "old outputs removed" in relabeled.stdout
+    assert "task[testtime]: complete, skipped" not in relabeled.stdout
