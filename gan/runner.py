@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from gan.checkpoint import check_resumable
+from gan.checkpoint import UnsafeCheckpointError, check_resumable
 
 
 def git_output(*args: str) -> str:
@@ -60,6 +60,36 @@ def resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: str | Path) -> str | None
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: checkpoint file not found")
     return str(ckpt_path)
+
+
+def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule) -> None:
+    """Refuse to resume a model under other settings than it was made with (``task.lr``, a
+    scheduler, a loss weight): Lightning restores the old optimizer and schedule, so the new
+    value was ignored while the run's config recorded it, or the schedule failed mid-run.
+    Settings that change only speed or logging (RUN_ONLY_KEYS) may differ."""
+    from gan.provenance import RUN_ONLY_KEYS
+
+    saved = checkpoint.get("hyper_parameters") or {}
+    wanted = dict(module.hparams)
+    differ = sorted(
+        key
+        for key in saved.keys() & wanted.keys()
+        if key not in RUN_ONLY_KEYS and plain(saved[key]) != plain(wanted[key])
+    )
+    if differ:
+        raise UnsafeCheckpointError(
+            f"{path}: made with other settings ({', '.join(differ)}); resuming would keep "
+            "its optimizer and schedule; start over with ckpt_path=null or a new run_name="
+        )
+
+
+def plain(value: object) -> object:
+    """A hyperparameter as plain data (an OmegaConf node or tuple compared as its content)."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def starts_over(ckpt_path: str | None, ckpt_dir: str | Path) -> bool:
@@ -120,7 +150,7 @@ def fit(
     ckpt_dir = Path(cfg.paths.ckpt_dir) / cfg.run_name
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir)
     if ckpt_path is not None:  # before any logger touches the run's files
-        check_resumable(ckpt_path, module)
+        check_same_settings(ckpt_path, check_resumable(ckpt_path, module), module)
     elif starts_over(cfg.get("ckpt_path"), ckpt_dir):
         rank_zero_info(f"starting over (ckpt_path=null): {ckpt_dir / 'last.ckpt'} is replaced")
     trainer = build_trainer(cfg)

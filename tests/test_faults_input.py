@@ -130,6 +130,10 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
     line = error_line(run_failing(workdir, "task.net.base=8"))
     assert f"{last}: holds another model than this config builds" in line
     assert "ckpt_path=null or a new run_name=" in line
+    # Another learning rate: Lightning would restore the old optimizer and schedule, and the
+    # run's config would record a value never used.
+    line = error_line(run_failing(workdir, "task.lr=0.01"))
+    assert f"{last}: made with other settings (lr); resuming would keep" in line
     cut = workdir / "cut.ckpt"
     cut.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     line = error_line(run_failing(workdir, f"ckpt_path={cut}"))
