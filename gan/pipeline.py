@@ -51,7 +51,7 @@ from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest
 from synth.distributions import ConfigError
 from synth.io import CARD, DataError, read_card, read_json, write_json_atomic
-from synth.render import render_dataset, versions
+from synth.render import render_dataset, spec_changes, versions
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SOURCES = (
@@ -116,10 +116,17 @@ def dirs(cfg: DictConfig) -> dict[str, Path]:
 
 
 def stage_render(cfg: DictConfig) -> dict:
-    """Always asks the renderer: it skips complete shards and refuses a folder rendered with
-    other settings, so a changed config cannot silently reuse a stale dataset."""
+    """Always asks the renderer, which skips complete shards. Scenes rendered with other
+    settings (simulator, seed, count) are removed and rendered anew, as every later stage
+    redoes what changed; every stage that read them then finds its training data changed."""
     r = cfg.stages.render
     out = dirs(cfg)["synthetic"]
+    changed = spec_changes(out, cfg.synth, r.num_samples, r.shard_size, r.seed)
+    if changed:
+        why = f"settings changed ({', '.join(changed[:4])})"
+        refuse_linked_outputs("render", [out], why)
+        log(f"render: {why}, old scenes removed ({out})")
+        shutil.rmtree(out)
     summary = render_dataset(
         cfg.synth, out, r.num_samples, r.shard_size, r.seed, r.workers, progress=r.progress
     )

@@ -81,6 +81,19 @@ def check_spec(out_dir: Path, spec: dict) -> None:
         write_json_atomic(path, spec)
 
 
+def spec_changes(
+    out_dir: str | Path, cfg_synth: Any, num_samples: int, shard_size: int, seed: int
+) -> list[str]:
+    """The settings a folder's render spec differs in from these ([]: the same, or no spec
+    yet), so a caller that owns the folder can render it anew instead of being refused."""
+    path = Path(out_dir) / SPEC
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    new = make_spec(plain_config(cfg_synth), num_samples, shard_size, seed)
+    return [] if old.get("hash") == new["hash"] else differing_keys(old, new) or ["format"]
+
+
 def differing_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ between two specs (``config`` read as ``synth``)."""
     keys = []

@@ -131,14 +131,15 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert tt["source"] == "testtime" and tt["num_seeds"] == 2 and tt["steps"] == 2
     assert "'testtime': the synthetic row's model" in (report / "report.md").read_text()
 
-    # A re-rendered simulator: the GAN and the adapted row are stale and redone, not reused.
+    # A changed simulator setting: the scenes are rendered anew (they were refused, naming a
+    # render.py option), the GAN and the adapted row are stale and redone, not reused.
     # The pooled 'mixed' row trains on both folders once the GAN is redone.
-    shutil.rmtree(tmp_path / "out" / "synthetic")
     fourth = run_pipeline(
         tmp_path, "synth.p_no_crack=0.5", "stages.task.sources=[adapted,mixed,testtime]"
     )
     assert fourth.returncode == 0, fourth.stderr[-3000:]
     out = fourth.stdout
+    assert "render: settings changed (synth.p_no_crack), old scenes removed" in out
     # a retrained source-only model (and generator): the test-time scores are redone
     assert re.search(r"task\[testtime\]: settings changed \([^)]*model.checkpoint_sha256", out)
     assert "adapt: training data changed" in out and "adapt: 2 generator steps" in out
