@@ -264,6 +264,9 @@ def write_report(
             dst = out / "img" / Path(src).name
             shutil.copyfile(src, dst)
             copied[title] = f"img/{dst.name}"
+    kept = {Path(rel).name for rel in copied.values()}
+    for stale in (p for p in (out / "img").iterdir() if p.is_file() and p.name not in kept):
+        stale.unlink()  # an earlier report's figure that this one does not show
     md = [summary_markdown(rows, notes, checks)]
     md += [f"## {title}\n\n![{title}]({rel})\n" for title, rel in copied.items()]
     md_path = out / "report.md"

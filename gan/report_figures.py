@@ -95,7 +95,7 @@ def error_grid(
     from gan.report import hardest_images
     from gan.visual import error_overlay, overlay_masks
 
-    if not runs:
+    if reference not in runs:  # the figure is "where the reference row wins by most"
         return None
     per_image = {
         row: {r["stem"]: r["f1"] for r in read_rows(scores)} for row, (scores, _) in runs.items()

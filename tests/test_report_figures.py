@@ -64,5 +64,21 @@ def test_prediction_figure_stacks_the_truth_over_each_rows_predictions(tmp_path)
     assert prediction_grid({"oracle": tmp_path / "missing"}, tmp_path / "p.png") is None
 
 
-def test_error_map_needs_a_scored_row(tmp_path):
+def test_error_map_needs_a_scored_row_and_the_reference(tmp_path):
+    """Titled "where the reference row wins by most": without that row there is no figure."""
     assert error_grid({}, "oracle", ("img", "lab"), None, tmp_path / "e.png") is None
+    runs = {"synthetic": (tmp_path / "per_image.csv", tmp_path / "last.ckpt")}
+    assert error_grid(runs, "oracle", ("img", "lab"), None, tmp_path / "e.png") is None
+
+
+def test_a_report_keeps_only_the_figures_it_shows(tmp_path):
+    """An earlier report's figure (a row or a set no longer in it) is not left in img/."""
+    from gan.report import write_report
+
+    figure = tmp_path / "grid_0.png"
+    figure.write_bytes(b"png")
+    (tmp_path / "report" / "img").mkdir(parents=True)
+    (tmp_path / "report" / "img" / "grid_3.png").write_bytes(b"old")
+    rows = [{"source": "oracle", "f1": 0.8, "tol_f1": 0.9, "crack_iou": 0.7, "wall_s": 1.0}]
+    write_report(tmp_path / "report", rows, "cfg: 1", {"samples": figure}, "notes", [])
+    assert sorted(p.name for p in (tmp_path / "report" / "img").iterdir()) == ["grid_0.png"]
