@@ -133,7 +133,9 @@ def stage_render(cfg: DictConfig) -> dict:
     if summary["rendered_shards"] == 0:
         log(f"render: complete, skipped ({out})")
     else:
-        log(f"render: {summary['rendered_samples']} samples -> {out}")
+        kept = summary["skipped_shards"]
+        resumed = f" (resuming: {kept} shards were complete)" if kept else ""
+        log(f"render: {summary['rendered_samples']} samples -> {out}{resumed}")
     return summary
 
 
