@@ -62,24 +62,28 @@ def resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: str | Path) -> str | None
     return str(ckpt_path)
 
 
-def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule) -> None:
-    """Refuse to resume a model under other settings than it was made with (``task.lr``, a
-    scheduler, a loss weight): Lightning restores the old optimizer and schedule, so the new
-    value was ignored while the run's config recorded it, or the schedule failed mid-run.
-    Settings that change only speed or logging (RUN_ONLY_KEYS) may differ."""
-    from gan.provenance import RUN_ONLY_KEYS
+#: Hyperparameters a resume cannot change: Lightning restores the optimizer's param groups
+#: (learning rate, weight decay, betas) and the scheduler's state over them. Loss weights and
+#: the schedule's shape (its lambda is rebuilt from the new values) do change on a resume.
+OPTIMIZER_KEYS = frozenset({"lr", "lr_g", "lr_d", "lr_s", "weight_decay", "beta1", "scheduler"})
 
+
+def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule) -> None:
+    """Refuse to resume a model with another learning rate, weight decay or scheduler than it
+    was made with: the restored optimizer kept the old value while the run's config recorded
+    the new one (and a OneCycle schedule failed mid-run)."""
     saved = checkpoint.get("hyper_parameters") or {}
     wanted = dict(module.hparams)
     differ = sorted(
         key
-        for key in saved.keys() & wanted.keys()
-        if key not in RUN_ONLY_KEYS and plain(saved[key]) != plain(wanted[key])
+        for key in OPTIMIZER_KEYS & saved.keys() & wanted.keys()
+        if plain(saved[key]) != plain(wanted[key])
     )
     if differ:
         raise UnsafeCheckpointError(
-            f"{path}: made with other settings ({', '.join(differ)}); resuming would keep "
-            "its optimizer and schedule; start over with ckpt_path=null or a new run_name="
+            f"{path}: made with another {', '.join(differ)}; a resume restores the old "
+            "optimizer, so the new value would go unused; start over with ckpt_path=null or "
+            "a new run_name="
         )
 
 

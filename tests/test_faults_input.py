@@ -133,7 +133,7 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
     # Another learning rate: Lightning would restore the old optimizer and schedule, and the
     # run's config would record a value never used.
     line = error_line(run_failing(workdir, "task.lr=0.01"))
-    assert f"{last}: made with other settings (lr); resuming would keep" in line
+    assert f"{last}: made with another lr; a resume restores the old optimizer" in line
     cut = workdir / "cut.ckpt"
     cut.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     line = error_line(run_failing(workdir, f"ckpt_path={cut}"))
