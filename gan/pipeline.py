@@ -45,7 +45,13 @@ from gan.report import (
     summary_markdown,
     write_report,
 )
-from gan.report_figures import ERRORS_TITLE, error_grid, prediction_grid, sample_grids
+from gan.report_figures import (
+    ERRORS_TITLE,
+    ERRORS_TITLE_LOWEST,
+    error_grid,
+    prediction_grid,
+    sample_grids,
+)
 from gan.runner import build_model, close_runs, fit, instantiate_group, log_config, starts_over
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest
@@ -622,11 +628,14 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     if pred:
         figures["predictions on real test images (red: crack)"] = pred
     test = (cfg.task_data.test_img, cfg.task_data.test_lab)
-    errors = error_grid(
-        first_seed_runs(cfg, sources), r.goal.reference, test, e, d["report"] / "errors.png"
-    )
+    runs = first_seed_runs(cfg, sources)
+    errors = error_grid(runs, r.goal.reference, test, e, d["report"] / "errors.png")
     if errors:
-        figures[ERRORS_TITLE] = errors
+        reference = r.goal.reference
+        title = (
+            ERRORS_TITLE.format(reference=reference) if reference in runs else ERRORS_TITLE_LOWEST
+        )
+        figures[title] = errors
     return figures
 
 

@@ -15,7 +15,12 @@ from omegaconf import DictConfig
 from synth.preview import contact_sheet, load_samples
 
 ERRORS_TITLE = (
-    "error map of the hardest test images (those the reference row wins by most; "
+    "error map of the hardest test images (those the {reference} row wins by most; "
+    "green: crack found, red: false crack, blue: crack missed)"
+)
+#: Without the reference row among the report's rows (report.hardest_images's other pick).
+ERRORS_TITLE_LOWEST = (
+    "error map of the hardest test images (those the rows score lowest on; "
     "green: crack found, red: false crack, blue: crack missed)"
 )
 
@@ -95,7 +100,7 @@ def error_grid(
     from gan.report import hardest_images
     from gan.visual import error_overlay, overlay_masks
 
-    if reference not in runs:  # the figure is "where the reference row wins by most"
+    if not runs:
         return None
     per_image = {
         row: {r["stem"]: r["f1"] for r in read_rows(scores)} for row, (scores, _) in runs.items()

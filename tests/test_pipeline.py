@@ -58,6 +58,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     errors = cv2.imread(str(report / "errors.png"))
     assert errors.shape == (7 * 48 // 2, 130 + 3 * 64 // 2, 3)
     assert "img/errors.png" in (report / "report.md").read_text()
+    assert (
+        "hardest test images (those the oracle row wins by most;"
+        in (report / "report.md").read_text()
+    )
     goal = json.loads((report / "results.json").read_text())["goal"]
     assert [(c["row"], c["against"]) for c in goal] == [
         (ours, other)

@@ -127,6 +127,9 @@ def test_pipeline_report_goes_to_tensorboard_and_csv(pipeline_run: Path):
     assert set(REPORT_SCORES) <= set(acc.Tags()["scalars"])
     assert "report/predictions_on_real_test_images" in acc.Tags()["images"]
     assert "report/error_map_of_the_hardest_test_images" in acc.Tags()["images"]
+    # no oracle row here: the figure is titled by what picked its images
+    markdown = (pipeline_run.parent / "out" / "report" / "report.md").read_text()
+    assert "hardest test images (those the rows score lowest on;" in markdown
     assert any(b"Against the goal" in p.read_bytes() for p in logs.glob("events.out.tfevents.*"))
     header = (logs / "metrics.csv").read_text().splitlines()[0].split(",")
     assert set(REPORT_SCORES) <= set(header) and "goal/randomized_vs_synthetic/met" in header
