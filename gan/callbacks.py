@@ -7,6 +7,7 @@ import math
 import random
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -55,6 +56,36 @@ class StopOnNonFiniteLoss(pl.Callback):
                     f"non-finite {name} at step {trainer.global_step} (counted from 1); training stopped, "
                     f"last good checkpoint kept: {last_checkpoint(trainer) or 'none yet'}"
                 )
+
+
+class TrainClock(pl.Callback):
+    """Seconds spent training, carried across resumes in the checkpoint: a row stopped at
+    step 215 of 300 and resumed reported only the last part (1.3 s) as its training time.
+    Time after the last checkpoint of a killed run is not counted (its steps are redone)."""
+
+    def __init__(self) -> None:
+        self.before = 0.0  # seconds of earlier runs, from the checkpoint
+        self.started: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        since = time.perf_counter() - self.started if self.started is not None else 0.0
+        return self.before + since
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def state_dict(self) -> dict:
+        return {"seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.before = float(state_dict.get("seconds", 0.0))
+
+
+def train_seconds(trainer: pl.Trainer) -> float | None:
+    """The run's training time over all its resumes (TrainClock), or None without the clock."""
+    clocks = [c for c in trainer.callbacks if isinstance(c, TrainClock)]
+    return round(clocks[0].seconds, 1) if clocks else None
 
 
 class RandomStateCheckpoint(pl.Callback):

@@ -18,6 +18,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gan.callbacks import train_seconds
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import as_names, checked_size, is_count
 from gan.evaluate import evaluate_folder, pick_device, run_key
@@ -482,7 +483,8 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     trainer = fit(stage, module, instantiate(stage.task_data))
     wall = time.perf_counter() - start
     module = module.to(pick_device(cfg.stages.evaluate.device)).eval()
-    extra = {"steps": trainer.global_step, "train_seconds": round(wall, 1)}
+    seconds = train_seconds(trainer)  # over every resume of the run, where the clock is on
+    extra = {"steps": trainer.global_step, "train_seconds": seconds or round(wall, 1)}
     metrics = score_on_test(stage, module, run_dir, {"source": source, "seed": seed, **extra})
     if trainer.is_global_zero:  # the real-test scores beside the curves, in the run's tracker
         scores = {f"test/{m}": float(metrics[m]) for m in METRICS if m in metrics}

@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from gan.callbacks import NonFiniteLossError, StepProgressBar
+from gan.callbacks import NonFiniteLossError, StepProgressBar, TrainClock, train_seconds
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.runner import fit, resolve_ckpt_path
 
@@ -146,3 +146,17 @@ def test_what_is_not_a_checkpoint_is_named_for_what_it_is(tmp_path):
         load_checkpoint(tmp_path / "run")
     with pytest.raises(FileNotFoundError, match=r"no checkpoint given \(null\)"):
         load_checkpoint(None)
+
+
+def test_training_time_is_carried_across_a_resume(tmp_path):
+    """A row resumed at step 3 of 6 reported only the second part as its training time."""
+    first = config(tmp_path, 3)
+    first.callbacks["clock"] = {"_target_": "gan.callbacks.TrainClock"}
+    trainer = fit(first, Toy(), ToyData())
+    saved = load_checkpoint(tmp_path / "ckpt" / "toy" / "last.ckpt")["callbacks"]["TrainClock"]
+    assert 0 < saved["seconds"] <= train_seconds(trainer) + 0.05
+    second = config(tmp_path, 6)
+    second.callbacks["clock"] = {"_target_": "gan.callbacks.TrainClock"}
+    resumed = fit(second, Toy(), ToyData())
+    clock = next(c for c in resumed.callbacks if isinstance(c, TrainClock))
+    assert clock.before == saved["seconds"] and clock.seconds > saved["seconds"]

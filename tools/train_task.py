@@ -13,6 +13,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from gan.callbacks import train_seconds
 from gan.cli import register_resolvers, run_cli
 from gan.pruning import prune_training_set
 from gan.runner import build_model, fit
@@ -61,7 +62,7 @@ def train(cfg: DictConfig) -> dict:
         seed=cfg.seed,
         global_step=trainer.global_step,
         checkpoint=str((Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt").resolve()),
-        fit_seconds=round(fit_seconds, 1),
+        fit_seconds=train_seconds(trainer) or round(fit_seconds, 1),  # over every resume
         test_seconds=round(time.perf_counter() - start, 1),
     )
     if trainer.is_global_zero:
