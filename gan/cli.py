@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan.callbacks import NonFiniteLossError
 from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
-from gan.export import ExportMismatchError
+from gan.fid import check_inception_weights
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -36,7 +36,6 @@ EXPECTED = (
     FileNotFoundError,
     KeyError,
     MisconfigurationException,  # Lightning's: trainer=gpu where there is none, and the like
-    ExportMismatchError,
 )
 
 #: Library notices that say nothing about the user's run, hidden so the ones that do stand out.
@@ -162,11 +161,12 @@ def check_shared_settings(cfg: DictConfig) -> None:
                 raise ConfigError(f"{where}.{key}={value!r}: expected {kind}")
 
 
-def wandb_errors() -> tuple[type[BaseException], ...]:
-    """wandb's own errors (no API key, a bad key, no server) once wandb is loaded; importing
-    it here only to name them would add a second to every tool's start."""
-    errors = sys.modules.get("wandb.errors")
-    return (errors.Error,) if errors is not None else ()
+def loaded(module: str, name: str) -> tuple[type[BaseException], ...]:
+    """Error class ``name`` of ``module`` once some code imported the module (() before):
+    naming it here must not import it, which would cost every tool's start (wandb about a
+    second; gan.export pulls in the whole evaluation stack, 0.3 s)."""
+    found = sys.modules.get(module)
+    return (getattr(found, name),) if found is not None else ()
 
 
 def user_message(err: BaseException) -> str:
@@ -214,7 +214,7 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             raise
         print(f"error: {err.__cause__}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except wandb_errors() as err:
+    except loaded("wandb.errors", "Error") as err:  # no API key, a bad key, no server
         print(
             f"error: wandb: {err} (or set WANDB_API_KEY; logger.wandb.offline=true logs "
             "without an account)",
@@ -222,7 +222,7 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             flush=True,
         )
         sys.exit(1)
-    except EXPECTED as err:
+    except (*EXPECTED, *loaded("gan.export", "ExportMismatchError")) as err:
         print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
     except OSError as err:
@@ -239,6 +239,14 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             print(f"error: {err.filename}: {err.strerror or err}", file=sys.stderr, flush=True)
             sys.exit(1)
         raise
+
+
+def check_measure_settings(cfg: Any) -> None:
+    """What measure_translated_set will need, checked before any image is made (tools/
+    translate.py and tools/fda.py run it first): the Inception file and the measuring size."""
+    if cfg.evaluate:
+        check_inception_weights(cfg.inception_weights)
+        checked_count(cfg.eval_size, "eval_size", 16)
 
 
 def measure_translated_set(cfg: Any) -> dict:

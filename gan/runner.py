@@ -77,7 +77,7 @@ def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule)
     differ = sorted(
         key
         for key in OPTIMIZER_KEYS & saved.keys() & wanted.keys()
-        if plain(saved[key]) != plain(wanted[key])
+        if saved[key] != wanted[key]  # numbers and names: plain values in both
     )
     if differ:
         raise UnsafeCheckpointError(
@@ -85,15 +85,6 @@ def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule)
             "optimizer, so the new value would go unused; start over with ckpt_path=null or "
             "a new run_name="
         )
-
-
-def plain(value: object) -> object:
-    """A hyperparameter as plain data (an OmegaConf node or tuple compared as its content)."""
-    if OmegaConf.is_config(value):
-        return OmegaConf.to_container(value, resolve=True)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def starts_over(ckpt_path: str | None, ckpt_dir: str | Path) -> bool:

@@ -8,19 +8,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from gan.cli import measure_translated_set, register_resolvers, run_cli
-from gan.data import checked_count
+from gan.cli import check_measure_settings, measure_translated_set, register_resolvers, run_cli
 from gan.fda import fda_dataset
-from gan.fid import check_inception_weights
 
 register_resolvers()
 
 
 def fda(cfg: DictConfig) -> dict:
     """Write the FDA set (resuming at the first missing shard); returns its dataset card."""
-    if cfg.evaluate:  # checked before any image is made
-        check_inception_weights(cfg.inception_weights)
-        checked_count(cfg.eval_size, "eval_size", 16)
+    check_measure_settings(cfg)  # before any image is made
     card = fda_dataset(
         cfg.src_dir,
         cfg.out_dir,

@@ -10,9 +10,7 @@ import json
 import hydra
 from omegaconf import DictConfig
 
-from gan.cli import measure_translated_set, register_resolvers, run_cli
-from gan.data import checked_count
-from gan.fid import check_inception_weights
+from gan.cli import check_measure_settings, measure_translated_set, register_resolvers, run_cli
 from gan.translate import translate_dataset
 from synth.io import read_card
 
@@ -21,9 +19,7 @@ register_resolvers()
 
 def translate(cfg: DictConfig) -> dict:
     """Translate (resuming at the first missing shard); returns the dataset card."""
-    if cfg.evaluate:  # checked before any image is made
-        check_inception_weights(cfg.inception_weights)
-        checked_count(cfg.eval_size, "eval_size", 16)
+    check_measure_settings(cfg)  # before any image is made
     card = translate_dataset(
         cfg.checkpoint, cfg.src_dir, cfg.out_dir, cfg.batch_size, cfg.device, cfg.direction
     )
