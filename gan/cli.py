@@ -12,8 +12,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -180,13 +182,40 @@ def user_message(err: BaseException) -> str:
     return message
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training, raised where Ctrl-C's KeyboardInterrupt would be, so the same
+    cleanups run: render cancels the shards not begun, a staged folder is left unrenamed."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    # Lightning's fit calls the handler it found beside its own: there the stop is polite
+    # (the step in flight finishes and is saved), so only the tool's own handler raises.
+    if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+        raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """A scheduler's time limit or ``kill`` while rendering, translating or scoring: Python
+    would die at once, silently and with exit 143 but no word of what is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
     quiet_expected_warnings()
     try:
         if args and isinstance(args[0], DictConfig):
             check_shared_settings(args[0])
-        return fn(*args)
+        with sigterm_as_interrupt():
+            return fn(*args)
     except SIGTERMException:
         # Lightning's stop on SIGTERM is a SystemExit with no code: exit 0, as if the run had
         # finished. A scheduler or `pipeline && next` must see the stop: 128 + 15, as a shell
@@ -201,14 +230,16 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             flush=True,
         )
         sys.exit(128 + sig)
-    except KeyboardInterrupt:  # Ctrl-C outside training (rendering, translating, scoring)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside training (rendering, ...)
+        sig = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        name = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted by Ctrl-C"
         print(
-            "interrupted by Ctrl-C; finished shards, stages and checkpoints are kept: "
+            f"{name}; finished shards, stages and checkpoints are kept: "
             "rerun the same command to resume",
             file=sys.stderr,
             flush=True,
         )
-        sys.exit(128 + signal.SIGINT)
+        sys.exit(128 + sig)
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):
             raise

@@ -56,11 +56,13 @@ def _render_shard(
 
 def _init_worker() -> None:
     """One OpenCV thread per process: parallelism comes from processes, not oversubscription.
-    A terminal's Ctrl-C reaches every process of the group: workers leave it to the main
-    process, which cancels the shards not begun (one message, not a traceback per worker)."""
+    A terminal's Ctrl-C reaches every process of the group, and so does a scheduler's SIGTERM
+    (Slurm's scancel or time limit): workers leave both to the main process, which cancels
+    the shards not begun (one message, not a traceback per worker)."""
     cv2.setNumThreads(1)
     if mp.current_process().name != "MainProcess":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
@@ -203,11 +205,13 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
         # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(jobs)), ctx, _init_worker) as pool:
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # workers are born
-            try:  # ignoring Ctrl-C, before their initializer could say so (a slow start)
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = [signal.signal(sig, signal.SIG_IGN) for sig in stops]  # workers are born
+            try:  # ignoring both, before their initializer could say so (a slow start)
                 futures = [pool.submit(_render_shard, *job) for job in jobs]
             finally:
-                signal.signal(signal.SIGINT, previous)
+                for sig, handler in zip(stops, previous, strict=True):
+                    signal.signal(sig, handler)
             try:
                 for fut in as_completed(futures):
                     bar.advance(task, fut.result())

@@ -72,11 +72,13 @@ def signal_when(
     sig: signal.Signals,
     log: Path | None = None,
     timeout: float = 120,
+    group: bool | None = None,
 ) -> int | None:
     """Start the tool, send ``sig`` once ``ready()`` holds and wait; its exit code, or None if
     it finished first. SIGKILL goes to the whole process group (DataLoader workers die with
     it), and so does SIGINT, as a terminal's Ctrl-C; any other signal to the tool's process
-    alone, which must stop its workers itself.
+    alone, which must stop its workers itself, unless ``group`` (Slurm's scancel signals
+    every process of the job).
     stderr goes to ``log`` if given (a pipe could fill up and block the tool)."""
     with open(log or os.devnull, "w") as err:
         proc = subprocess.Popen(
@@ -91,7 +93,7 @@ def signal_when(
         try:
             while proc.poll() is None and time.monotonic() < deadline:
                 if ready():
-                    if sig in (signal.SIGKILL, signal.SIGINT):  # SIGINT: Ctrl-C in a terminal
+                    if group or (group is None and sig in (signal.SIGKILL, signal.SIGINT)):
                         os.killpg(proc.pid, sig)
                     else:
                         proc.send_signal(sig)

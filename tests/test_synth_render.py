@@ -176,9 +176,22 @@ def test_a_render_that_would_do_nothing_or_fail_leaves_no_folder(
     assert not (tmp_path / "out").exists()
 
 
-def test_ctrl_c_mid_render_is_one_message_and_the_rerun_finishes(tmp_path: Path) -> None:
-    """A terminal's Ctrl-C reaches the render workers too: the shards not begun are cancelled,
-    the tool says how to resume (no traceback per worker) and exits 130."""
+@pytest.mark.parametrize(
+    ("sig", "group", "said"),
+    [
+        (signal.SIGINT, True, "interrupted by Ctrl-C"),
+        (signal.SIGTERM, False, "stopped by SIGTERM"),
+        (signal.SIGTERM, True, "stopped by SIGTERM"),
+    ],
+    ids=["ctrl-c", "kill", "scancel"],
+)
+def test_a_stop_mid_render_is_one_message_and_the_rerun_finishes(
+    tmp_path: Path, sig: signal.Signals, group: bool, said: str
+) -> None:
+    """A terminal's Ctrl-C reaches the render workers too, and so does Slurm's SIGTERM; a
+    ``kill`` reaches the tool alone. SIGTERM used to end Python at once, without a word.
+    Whichever the stop, the shards not begun are cancelled, the tool says how to resume (no
+    traceback per worker) and exits 128 + the signal."""
     from _cli_fixtures import run_tool, signal_when
 
     out = tmp_path / "synthetic"
@@ -192,11 +205,12 @@ def test_ctrl_c_mid_render_is_one_message_and_the_rerun_finishes(tmp_path: Path)
         "synth.size=64",
     ]
     log = tmp_path / "stopped.log"
-    code = signal_when("render", overrides, lambda: is_shard_complete(out, 3), signal.SIGINT, log)
+    ready = lambda: is_shard_complete(out, 3)  # noqa: E731
+    code = signal_when("render", overrides, ready, sig, log, group=group)
     stderr = log.read_text()
-    assert code == 130, stderr[-3000:]
-    assert not is_shard_complete(out, 59), "render finished before the Ctrl-C; test is moot"
-    assert stderr.count("interrupted by Ctrl-C") == 1 and "rerun the same command" in stderr
+    assert code == 128 + sig, stderr[-3000:]
+    assert not is_shard_complete(out, 59), "render finished before the stop; test is moot"
+    assert stderr.count(said) == 1 and "rerun the same command" in stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     proc = run_tool("render", *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
