@@ -190,8 +190,8 @@ def test_a_stop_mid_render_is_one_message_and_the_rerun_finishes(
 ) -> None:
     """A terminal's Ctrl-C reaches the render workers too, and so does Slurm's SIGTERM; a
     ``kill`` reaches the tool alone. SIGTERM used to end Python at once, without a word.
-    Whichever the stop, the shards not begun are cancelled, the tool says how to resume (no
-    traceback per worker) and exits 128 + the signal."""
+    Whichever the stop, the shards in flight finish, those not begun are cancelled, the tool
+    says how to resume (no traceback per worker) and exits 128 + the signal."""
     from _cli_fixtures import run_tool, signal_when
 
     out = tmp_path / "synthetic"
@@ -211,6 +211,7 @@ def test_a_stop_mid_render_is_one_message_and_the_rerun_finishes(
     assert code == 128 + sig, stderr[-3000:]
     assert not is_shard_complete(out, 59), "render finished before the stop; test is moot"
     assert stderr.count(said) == 1 and "rerun the same command" in stderr
+    assert not list(out.glob("*.tmp-*")), "a worker died mid-shard instead of finishing it"
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     proc = run_tool("render", *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
