@@ -17,6 +17,7 @@ import json
 import multiprocessing as mp
 import platform
 import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -203,8 +204,8 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
                 cv2.setNumThreads(threads)
             return count
         # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(jobs)), ctx, _init_worker) as pool:
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp.get_context("spawn"), _init_worker)
+        try:
             stops = (signal.SIGINT, signal.SIGTERM)
             previous = [signal.signal(sig, signal.SIG_IGN) for sig in stops]  # workers are born
             try:  # ignoring both, before their initializer could say so (a slow start)
@@ -212,13 +213,33 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
             finally:
                 for sig, handler in zip(stops, previous, strict=True):
                     signal.signal(sig, handler)
-            try:
-                for fut in as_completed(futures):
-                    bar.advance(task, fut.result())
-            except KeyboardInterrupt:  # shards in flight finish (each is whole or absent)
-                pool.shutdown(cancel_futures=True)
-                raise
+            for fut in as_completed(futures):
+                bar.advance(task, fut.result())
+        except KeyboardInterrupt:
+            _stop_pool(pool)
+            raise
+        finally:
+            pool.shutdown()
     return count
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """A first Ctrl-C (or SIGTERM): the shards in flight finish (each is whole or absent) and
+    the rest are cancelled. A second one while they finish means now: the workers are killed
+    (they ignore both signals) and their temp folders wait for the rerun's clean-up. Left to
+    the executor, that second interrupt broke its shutdown and the tool hung at exit."""
+    print(
+        "stopping: the shards in flight finish first (Ctrl-C again to drop them)",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        pool.shutdown(cancel_futures=True)
+    except KeyboardInterrupt:
+        for worker in mp.active_children():
+            worker.kill()
+        pool.shutdown()
+        raise
 
 
 def shard_stats(out: Path, total: int) -> list[dict]:

@@ -73,12 +73,13 @@ def signal_when(
     log: Path | None = None,
     timeout: float = 120,
     group: bool | None = None,
+    again_after: float | None = None,
 ) -> int | None:
     """Start the tool, send ``sig`` once ``ready()`` holds and wait; its exit code, or None if
     it finished first. SIGKILL goes to the whole process group (DataLoader workers die with
     it), and so does SIGINT, as a terminal's Ctrl-C; any other signal to the tool's process
     alone, which must stop its workers itself, unless ``group`` (Slurm's scancel signals
-    every process of the job).
+    every process of the job). ``again_after`` seconds: a second ``sig``, as an impatient user's.
     stderr goes to ``log`` if given (a pipe could fill up and block the tool)."""
     with open(log or os.devnull, "w") as err:
         proc = subprocess.Popen(
@@ -93,10 +94,12 @@ def signal_when(
         try:
             while proc.poll() is None and time.monotonic() < deadline:
                 if ready():
-                    if group or (group is None and sig in (signal.SIGKILL, signal.SIGINT)):
-                        os.killpg(proc.pid, sig)
-                    else:
-                        proc.send_signal(sig)
+                    for delay in (0.0,) if again_after is None else (0.0, again_after):
+                        time.sleep(delay)
+                        if group or (group is None and sig in (signal.SIGKILL, signal.SIGINT)):
+                            os.killpg(proc.pid, sig)
+                        else:
+                            proc.send_signal(sig)
                     return proc.wait(timeout=60)
                 time.sleep(0.02)
             return None

@@ -226,3 +226,30 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     proc = run_tool("render", f"paths.root_dir={tmp_path}", f"out_dir={taken}", "num_samples=2")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == f"error: {taken}: File exists"
+
+
+def test_a_second_ctrl_c_drops_the_shards_in_flight_and_exits(tmp_path: Path) -> None:
+    """The first Ctrl-C waits for the shards in flight; a second one means now. It used to
+    break the executor's shutdown: the tool printed its message, then hung at exit."""
+    from _cli_fixtures import run_tool, signal_when
+
+    out = tmp_path / "synthetic"
+    overrides = [
+        f"paths.root_dir={tmp_path}",
+        f"out_dir={out}",
+        "num_samples=3000",
+        "shard_size=1000",  # seconds a shard: the second Ctrl-C lands while one is in flight
+        "workers=2",
+        "progress=false",
+        "synth.size=64",
+    ]
+    log = tmp_path / "stopped.log"
+    ready = lambda: is_shard_complete(out, 0)  # noqa: E731
+    code = signal_when("render", overrides, ready, signal.SIGINT, log, again_after=0.3)
+    stderr = log.read_text()
+    assert code == 130, stderr[-3000:]
+    assert not is_shard_complete(out, 2), "shard 2 finished: the second Ctrl-C came too late"
+    assert "Ctrl-C again to drop them" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    proc = run_tool("render", *overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert all(is_shard_complete(out, s) for s in range(3)) and not list(out.glob("*.tmp-*"))
