@@ -6,12 +6,13 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from _gan_fixtures import make_real, make_synthetic, reference_bench_dir, tiny_gan
 
 from gan.checkpoint import UnsafeCheckpointError
-from gan.fid import PROXY_NAME, domain_gap
+from gan.fid import PROXY_NAME, domain_gap, proxy_distance
 from gan.losses import (
     background_texture_loss,
     consistency_target,
@@ -168,6 +169,18 @@ def test_fid_substitute_named_and_never_called_fid(tmp_path, capsys):
     assert report[PROXY_NAME] > 0
     same = domain_gap(real, real, inception_weights=None, max_images=6, size=32)
     assert same[PROXY_NAME] < report[PROXY_NAME]
+
+
+def test_the_proxy_distance_to_grey_photos_stays_on_scale():
+    """Grey photos have no saturation at all: a slightly tinted set used to score ~1e10
+    (the constant feature divided by 1e-6), further than a set of another texture and colour."""
+    rng = np.random.default_rng(0)
+    grey = [np.repeat(rng.integers(90, 160, (32, 32, 1), np.uint8), 3, axis=2) for _ in range(12)]
+    tinted = [np.clip(g.astype(int) + [4, 0, 0], 0, 255).astype(np.uint8) for g in grey]
+    other = [rng.integers(0, 255, (32, 32, 3), np.uint8) for _ in range(12)]
+    near, far = proxy_distance(tinted, grey), proxy_distance(other, grey)
+    assert 0 < near < far < 1e6, (near, far)
+    assert proxy_distance(grey, grey) < near
 
 
 def test_crack_contrast_holds_crack_darkness_not_colour():
