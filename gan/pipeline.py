@@ -49,6 +49,7 @@ from gan.report import (
 from gan.report_figures import (
     ERRORS_TITLE,
     ERRORS_TITLE_LOWEST,
+    RowModel,
     error_grid,
     prediction_grid,
     sample_grids,
@@ -589,28 +590,40 @@ def task_seeds(cfg: DictConfig) -> list[int]:
 # --------------------------------------------------------------------------- report
 
 
-def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, tuple[Path, Path]]:
-    """Each row's first-seed run: (per_image.csv, last.ckpt), for rows that still have both.
-    A checkpoint cut short (a copy, a full disk) leaves its row out of the figures, said in
-    one line; the row's scores, read from its metrics.json, stay in the report."""
-    seeds = task_seeds(cfg)
+def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, RowModel]:
+    """Each row's first-seed run, for rows that still have their scores and model: the
+    testtime row's model is its training row's, behind the GAN's generator. A checkpoint cut
+    short (a copy, a full disk) leaves its row out of the figures, said in one line; the
+    row's scores, read from its metrics.json, stay in the report."""
+    seed = task_seeds(cfg)[0]
     runs = {}
     for source in sources:
-        key = run_key(source, seeds[0], cfg.seed)
-        scores = dirs(cfg)["runs"] / key / "per_image.csv"
-        ckpt = task_checkpoint(cfg, key)
-        if not (scores.is_file() and ckpt.is_file()):
+        trained_by = run_key(TEST_TIME_ROWS.get(source, source), seed, cfg.seed)
+        model = task_checkpoint(cfg, trained_by)
+        # what to delete to retrain each file: the run's checkpoints and its scores
+        retrain = {model: [model.parent, dirs(cfg)["runs"] / trained_by]}
+        generator = dirs(cfg)["adapt_ckpt"] if source in TEST_TIME_ROWS else None
+        if generator is not None:
+            retrain[generator] = [generator.parent]
+        scores = dirs(cfg)["runs"] / run_key(source, seed, cfg.seed) / "per_image.csv"
+        if not (scores.is_file() and all(f.is_file() for f in retrain)):
             continue
-        try:
-            load_checkpoint(ckpt, mmap=True)  # readable to its end; the figures load it
-        except UnsafeCheckpointError as err:
-            log(
-                f"report: {err}; the figures leave the {source} row out (its scores stand); "
-                f"delete {ckpt.parent} and {scores.parent} to retrain it"
-            )
-            continue
-        runs[source] = (scores, ckpt)
+        if all(is_whole(f, source, delete) for f, delete in retrain.items()):
+            runs[source] = RowModel(scores, model, generator)
     return runs
+
+
+def is_whole(ckpt: Path, row: str, retrain: list[Path]) -> bool:
+    """Whether a checkpoint the figures load reads to its end; if not, one line says so."""
+    try:
+        load_checkpoint(ckpt, mmap=True)
+        return True
+    except UnsafeCheckpointError as err:
+        log(
+            f"report: {err}; the figures leave the {row} row out (its scores stand); "
+            f"delete {' and '.join(map(str, retrain))} to retrain it"
+        )
+        return False
 
 
 def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:

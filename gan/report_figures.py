@@ -6,6 +6,7 @@ drawn from what the stages left on disk, by paths, with nothing of the pipeline'
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -23,6 +24,15 @@ ERRORS_TITLE_LOWEST = (
     "error map of the hardest test images (those the rows score lowest on; "
     "green: crack found, red: false crack, blue: crack missed)"
 )
+
+
+class RowModel(NamedTuple):
+    """What draws a row in the error map: its per-image scores and its model, behind the
+    real-to-synthetic ``generator`` for a row that translates the test photos (testtime)."""
+
+    scores: Path
+    checkpoint: Path
+    generator: Path | None = None
 
 
 def sample_grids(
@@ -77,7 +87,7 @@ def prediction_grid(overlays: dict[str, Path], out: Path, num_images: int = 3) -
 
 
 def error_grid(
-    runs: dict[str, tuple[Path, Path]],
+    runs: dict[str, RowModel],
     reference: str,
     test: tuple[str, str],
     evaluate: DictConfig,
@@ -85,8 +95,8 @@ def error_grid(
     num_images: int = 3,
 ) -> Path | None:
     """Where the rows fail: the real test images (``test``: photo and mask folders) on which
-    the ``reference`` row (the oracle) beats the others by most, each row's model (``runs``:
-    row -> (per_image.csv, checkpoint)) drawn over them in found / false / missed colours.
+    the ``reference`` row (the oracle) beats the others by most, each row's model (``runs``)
+    drawn over them in found / false / missed colours.
     These pictures say what the simulator still lacks (e.g. a texture it never drew)."""
     from torch.nn.functional import interpolate
 
@@ -96,6 +106,7 @@ def error_grid(
         load_segmenter,
         pick_device,
         read_rows,
+        reverse_generator,
     )
     from gan.report import hardest_images
     from gan.visual import error_overlay, overlay_masks
@@ -103,7 +114,7 @@ def error_grid(
     if not runs:
         return None
     per_image = {
-        row: {r["stem"]: r["f1"] for r in read_rows(scores)} for row, (scores, _) in runs.items()
+        row: {r["stem"]: r["f1"] for r in read_rows(run.scores)} for row, run in runs.items()
     }
     stems = hardest_images(per_image, reference, num_images)
     samples, names = labeled_samples(*test)
@@ -125,9 +136,11 @@ def error_grid(
     rows = [labeled_strip("real photo", bgr(photos))]
     rows.append(labeled_strip("ground truth", bgr(overlay_masks(photos, truth.long()))))
     device = pick_device(evaluate.device)
-    for row, (_, ckpt) in runs.items():
-        model = load_segmenter(ckpt, device)
-        probs = crack_probabilities(model, chosen, evaluate.eval_size, evaluate.batch_size, 0, row)
+    for row, run in runs.items():
+        model = load_segmenter(run.checkpoint, device)
+        through = reverse_generator(run.generator)
+        at, batch = evaluate.eval_size, evaluate.batch_size
+        probs = crack_probabilities(model, chosen, at, batch, 0, row, through)
         pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p, _ in probs]).long()
         drawn = [error_overlay(p, t, q) for p, t, q in zip(photos, truth, pred)]
         rows.append(labeled_strip(row, bgr(torch.stack(drawn))))

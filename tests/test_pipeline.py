@@ -53,10 +53,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         f"Real test set: {tmp_path / 'real' / 'test_img'}, each image at its own size."
         in (report / "report.md").read_text()
     )
-    # Error figure: photo, truth, then one row per trained model ('testtime' has none of its
-    # own); 3 of the 4 test images, half size.
+    # Error figure: photo, truth, then one strip per row ('testtime': the synthetic row's
+    # model on the photos as the generator translates them); 3 of the 4 test images, half size.
     errors = cv2.imread(str(report / "errors.png"))
-    assert errors.shape == (7 * 48 // 2, 130 + 3 * 64 // 2, 3)
+    assert errors.shape == (8 * 48 // 2, 130 + 3 * 64 // 2, 3)
     assert "img/errors.png" in (report / "report.md").read_text()
     assert (
         "hardest test images (those the oracle row wins by most;"

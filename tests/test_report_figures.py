@@ -79,3 +79,36 @@ def test_a_report_keeps_only_the_figures_it_shows(tmp_path):
     rows = [{"source": "oracle", "f1": 0.8, "tol_f1": 0.9, "crack_iou": 0.7, "wall_s": 1.0}]
     write_report(tmp_path / "report", rows, "cfg: 1", {"samples": figure}, "notes", [])
     assert sorted(p.name for p in (tmp_path / "report" / "img").iterdir()) == ["grid_0.png"]
+
+
+def test_the_error_map_draws_the_testtime_row_through_its_generator(tmp_path):
+    """The testtime row has no model of its own: it is the source-only model on the photos
+    as the GAN's generator translates them, and the error map draws it so (it was left out)."""
+    from _gan_fixtures import tiny_gan
+    from _task_fixtures import make_folder
+    from omegaconf import OmegaConf
+
+    from gan.evaluate import evaluate_folder
+    from gan.report_figures import RowModel
+    from gan.task import CrackSegmenter
+
+    img, lab = make_folder(tmp_path / "real", n=3)
+    torch.manual_seed(0)
+    model, gan = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval(), tiny_gan()
+    ckpt, gan_ckpt = tmp_path / "task.ckpt", tmp_path / "gan.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
+    torch.save({"state_dict": gan.state_dict(), "hyper_parameters": dict(gan.hparams)}, gan_ckpt)
+    evaluate_folder(model, img, lab, tmp_path / "run", eval_size=None, batch_size=2)
+    scores = tmp_path / "run" / "per_image.csv"
+    runs = {
+        "synthetic": RowModel(scores, ckpt),
+        "again": RowModel(scores, ckpt),
+        "testtime": RowModel(scores, ckpt, gan_ckpt),
+    }
+    evaluate = OmegaConf.create({"eval_size": None, "batch_size": 2, "device": "cpu"})
+    out = error_grid(runs, "oracle", (str(img), str(lab)), evaluate, tmp_path / "e.png")
+    figure = cv2.imread(str(out))
+    strip = figure.shape[0] // 5  # photo, truth, then the three rows
+    synthetic, again, testtime = (figure[k * strip : (k + 1) * strip, 130:] for k in (2, 3, 4))
+    assert (synthetic == again).all()  # drawing is deterministic: a difference is the generator
+    assert (synthetic != testtime).any()
