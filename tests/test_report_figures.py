@@ -88,13 +88,19 @@ def test_the_error_map_draws_the_testtime_row_through_its_generator(tmp_path):
     from _task_fixtures import make_folder
     from omegaconf import OmegaConf
 
-    from gan.evaluate import evaluate_folder
+    from gan.evaluate import crack_probabilities, evaluate_folder
     from gan.report_figures import RowModel
     from gan.task import CrackSegmenter
+    from synth.io import ImageFolder
 
     img, lab = make_folder(tmp_path / "real", n=3)
     torch.manual_seed(0)
     model, gan = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval(), tiny_gan()
+    # An untrained model's crack probability is all but constant: centre it on the threshold,
+    # so that half the pixels are cracks and any change of the input moves some of them.
+    found = crack_probabilities(model, ImageFolder(img))
+    with torch.no_grad():
+        model.net.head.bias[1] -= torch.cat([p.flatten() for _, p, _ in found]).logit().median()
     ckpt, gan_ckpt = tmp_path / "task.ckpt", tmp_path / "gan.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
     torch.save({"state_dict": gan.state_dict(), "hyper_parameters": dict(gan.hparams)}, gan_ckpt)
