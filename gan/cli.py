@@ -27,6 +27,7 @@ from gan.callbacks import NonFiniteLossError
 from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
+from gan.run_names import run_key
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -77,10 +78,10 @@ def env_or(name: str, default: Any = None) -> Any:
 
 def seeded(name: str, seed: Any) -> str:
     """A run's name for one seed: ``name`` for seed 0, ``name-seed<N>`` otherwise, as the
-    pipeline names its rows' seeds (gan.evaluate.run_key), so ``seed=0,1`` gives two runs, not
-    one run the second seed silently resumed. A seed that is no number is named as it is and
-    refused by check_shared_settings."""
-    return name if seed == 0 else f"{name}-seed{seed}"
+    pipeline names its rows' seeds, so ``seed=0,1`` gives two runs, not one run the second
+    seed silently resumed. A seed that is no number is named as it is and refused by
+    check_shared_settings."""
+    return run_key(name, seed, 0)
 
 
 def register_resolvers() -> None:

@@ -16,7 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from gan.evaluate import read_rows, seed_run_dirs
+from gan.evaluate import read_rows
+from gan.run_names import seed_run_dirs
 from synth.io import DataError
 
 # A crop index at the end of a stem ("11296-23" -> "11296"); a stem without one is its own series.

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import csv
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -48,7 +47,6 @@ from synth.io import (
 )
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
-SEED_SUFFIX = "-seed"
 
 
 class ThroughGenerator(nn.Module):
@@ -80,21 +78,6 @@ def scoring_net(model: CrackSegmenter, translate_with: nn.Module | None = None) 
     if translate_with is None:
         return net
     return ThroughGenerator(copy.deepcopy(translate_with).to(model.device).eval(), net)
-
-
-def run_key(row: str, seed: int, base_seed: int) -> str:
-    """A row's run folder for one seed. The config's own seed keeps the plain row name, every
-    other seed its own folder, so adding seeds later reuses finished runs and a seed list
-    without the base seed (``seeds=[1,2]``) never retrains over the base seed's run."""
-    return row if seed == base_seed else f"{row}{SEED_SUFFIX}{seed}"
-
-
-def seed_run_dirs(run: str | Path) -> list[Path]:
-    """``run`` and the sibling folders ``run_key`` gave its other seeds (``<run>-seed<N>``)."""
-    run = Path(run)
-    pattern = re.compile(re.escape(run.name + SEED_SUFFIX) + r"\d+")
-    siblings = run.parent.glob(f"{run.name}{SEED_SUFFIX}*")
-    return [run, *sorted(p for p in siblings if pattern.fullmatch(p.name))]
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gan.callbacks import train_seconds
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import as_names, checked_size, is_count
-from gan.evaluate import evaluate_folder, pick_device, run_key
+from gan.evaluate import evaluate_folder, pick_device
 from gan.fid import check_inception_weights
 from gan.provenance import (
     DATA_ROOT,
@@ -54,6 +54,7 @@ from gan.report_figures import (
     prediction_grid,
     sample_grids,
 )
+from gan.run_names import run_key
 from gan.runner import build_model, close_runs, fit, instantiate_group, log_config, starts_over
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest

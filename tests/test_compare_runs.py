@@ -9,7 +9,8 @@ import pytest
 from _cli_fixtures import run_tool
 
 from gan.compare import compare_series, overall, row_scores, series_of
-from gan.evaluate import CSV_FIELDS, run_key, seed_run_dirs
+from gan.evaluate import CSV_FIELDS
+from gan.run_names import run_key, seed_run_dirs
 from synth.io import DataError
 
 
