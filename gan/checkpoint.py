@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+
+def plain(node: Any) -> Any:
+    """Config nodes as plain containers, so the hyper-parameters a model saves into its
+    checkpoints load with ``weights_only=True`` (a DictConfig would need unpickling)."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    if isinstance(node, Mapping):
+        return {k: plain(v) for k, v in node.items()}
+    return node
 
 
 class UnsafeCheckpointError(RuntimeError):

@@ -8,15 +8,13 @@ checkpoint intervals and LR schedules all count generator steps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from gan.checkpoint import gather_ranks, own_rank
+from gan.checkpoint import gather_ranks, own_rank, plain
 from gan.data import checked_rate
 from gan.losses import (
     background_texture_loss,
@@ -34,15 +32,6 @@ from gan.networks import PatchDiscriminator, UNet, build_generator
 from gan.pool import ImagePool
 from gan.visual import grid_masks, grid_rows, log_image, overlay_masks
 from synth.distributions import ConfigError
-
-
-def plain(node: Any) -> Any:
-    """Config nodes as plain containers, so checkpoints load with ``weights_only=True``."""
-    if isinstance(node, DictConfig):
-        return OmegaConf.to_container(node, resolve=True)
-    if isinstance(node, Mapping):
-        return {k: plain(v) for k, v in node.items()}
-    return node
 
 
 def check_schedule_covers(max_steps: int, decay_start_step: int, decay_steps: int) -> None:

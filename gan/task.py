@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 )
 
 from gan.augment import PairedAugment
+from gan.checkpoint import plain
 from gan.data import checked_rate
 from gan.networks import ChannelsLastInput, UNet, fold_batchnorm
 from gan.task_data import forward_by_size
@@ -261,20 +262,6 @@ def build_metrics(tolerance: int = 2, prefix: str = "") -> MetricCollection:
 # --------------------------------------------------------------------------- the module
 
 
-def plain(node: Mapping | None) -> dict:
-    """Hydra DictConfig -> dict, so hyper-parameters pickle into checkpoints as plain data."""
-    if node is None:
-        return {}
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(node, DictConfig):
-            return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover
-        pass
-    return dict(node)
-
-
 class CrackSegmenter(pl.LightningModule):
     """Binary crack segmentation (classes 0 background, 1 crack, 255 ignore).
 
@@ -309,7 +296,7 @@ class CrackSegmenter(pl.LightningModule):
         if not 0.0 <= ema_decay < 1.0:
             raise ConfigError(f"task.ema_decay={ema_decay}: expected 0 (off) <= decay < 1")
         checked_rate(lr, "task.lr")
-        net, augment = plain(net), plain(augment) or {"preset": "none"}
+        net, augment = plain(net) or {}, plain(augment) or {"preset": "none"}
         class_weights = list(class_weights) if class_weights is not None else None
         self.save_hyperparameters()  # records the plain values assigned just above
         self.net = build_net(**net)
