@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import platform
 import signal
 import sys
@@ -64,7 +67,24 @@ def _init_worker() -> None:
     if mp.current_process().name != "MainProcess":
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        die_with_parent()
 
+
+def die_with_parent() -> None:
+    """A pool worker waits for work forever, even once its main process is gone (killed by
+    ``kill -9`` or the OOM killer); and it ignores SIGTERM. Linux ends it with its parent.
+    Elsewhere the worker stays until killed, as before."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError, TypeError):  # no libc of that name, or no prctl in it
+        pass
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
 

@@ -253,3 +253,33 @@ def test_a_second_ctrl_c_drops_the_shards_in_flight_and_exits(tmp_path: Path) ->
     proc = run_tool("render", *overrides)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert all(is_shard_complete(out, s) for s in range(3)) and not list(out.glob("*.tmp-*"))
+
+
+def test_render_workers_end_with_their_killed_main_process(tmp_path: Path) -> None:
+    """``kill -9`` or the OOM killer on the main process alone: its pool workers waited for
+    work forever (and ignore SIGTERM, so a plain ``pkill`` left them too)."""
+    from _cli_fixtures import ROOT, tool_cmd, tool_env
+
+    out = tmp_path / "synthetic"
+    overrides = [f"paths.root_dir={tmp_path}", f"out_dir={out}", "num_samples=2000"]
+    cmd = tool_cmd("render", *overrides, "shard_size=10", "workers=2", "synth.size=64")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=tool_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not is_shard_complete(out, 1) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.kill()  # the main process alone; its workers share its process group
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)  # raises once no process of the group is left
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        pytest.fail("render workers outlived their main process by 30 s")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
