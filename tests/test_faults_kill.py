@@ -23,6 +23,7 @@ from _cli_fixtures import (
     signal_when,
     straight_ckpt,
     task_overrides,
+    terminate_when,
     tree_digest,
 )
 from _gan_fixtures import make_synthetic, tiny_gan, tiny_trainer
@@ -248,20 +249,42 @@ def generator_ckpt(tmp_path: Path) -> Path:
     return path
 
 
+def translate_overrides(tmp_path: Path, ckpt: Path, src: Path, out: Path) -> list[str]:
+    return [
+        f"paths.root_dir={tmp_path}",
+        f"checkpoint={ckpt}",
+        f"src_dir={src}",
+        f"out_dir={out}",
+        "batch_size=1",
+        "device=cpu",
+        "evaluate=false",
+    ]
+
+
+def test_sigterm_mid_translation_says_so_and_leaves_whole_shards(
+    tmp_path: Path, generator_ckpt: Path
+) -> None:
+    """A time limit or ``kill`` while translating ended Python at once, without a word: now
+    one line and exit 143, the shard in flight cleared, and the rerun finishes the set."""
+    src = make_synthetic(tmp_path / "syn", n=40, shard_size=2, h=32, w=40)
+    out, log = tmp_path / "adapted", tmp_path / "stopped.log"
+    overrides = translate_overrides(tmp_path, generator_ckpt, src, out)
+    code = terminate_when("translate", overrides, lambda: (out / "shard-00001").is_dir(), log)
+    stderr = log.read_text()
+    assert code == 143, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    assert 0 < len(list(out.glob("shard-?????"))) < 20, "translated before the stop; moot"
+    assert not list(out.glob("*.tmp-*"))
+    assert run_tool("translate", *overrides).returncode == 0
+    assert len([p for p in out.glob("shard-?????") if (p / MANIFEST).is_file()]) == 20
+
+
 def test_kill_translation_then_resume(tmp_path: Path, generator_ckpt: Path) -> None:
     src = make_synthetic(tmp_path / "syn", n=40, shard_size=2, h=32, w=40)
     out = tmp_path / "adapted"
 
     def translate(target: Path) -> list[str]:
-        return [
-            f"paths.root_dir={tmp_path}",
-            f"checkpoint={generator_ckpt}",
-            f"src_dir={src}",
-            f"out_dir={target}",
-            "batch_size=1",
-            "device=cpu",
-            "evaluate=false",
-        ]
+        return translate_overrides(tmp_path, generator_ckpt, src, target)
 
     assert kill_when("translate", translate(out), lambda: (out / "shard-00001").is_dir())
     done = sorted(out.glob("shard-?????"))
