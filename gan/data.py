@@ -234,10 +234,13 @@ class ResumableLoader(DataLoader):
 
 def quiet_worker(worker_id: int, rank: int = 0) -> None:
     """A DataLoader worker's start. A terminal's Ctrl-C reaches every process of its group,
-    and a worker that died of it broke the main process's polite stop (connection reset
-    while the step in flight fetched): workers leave Ctrl-C to the main process. Then the
-    per-worker seeding Lightning adds to a loader without a worker_init_fn of its own."""
+    and so does Slurm's SIGTERM (scancel, a time limit); a worker that died of either broke
+    the main process's polite stop (connection reset while the step in flight fetched, or
+    ``DataLoader worker is killed by signal: Terminated`` while its checkpoint was saved):
+    workers leave both to the main process, and end with its loader. Then the per-worker
+    seeding Lightning adds to a loader without a worker_init_fn of its own."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     pl_worker_init_function(worker_id, rank)
 
 

@@ -168,7 +168,7 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
 
 
 def stop_mid_training(
-    tmp_path: Path, sig: signal.Signals, name: str, *extra: str
+    tmp_path: Path, sig: signal.Signals, name: str, *extra: str, group: bool | None = None
 ) -> tuple[list[str], int]:
     """A 300-step task run stopped by ``sig`` once 3 steps are logged: it must exit 128 +
     ``sig`` saying it was stopped by ``name`` and how to resume, with the step in flight
@@ -183,11 +183,13 @@ def stop_mid_training(
     ]
     metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
     log = tmp_path / "stopped.log"
-    code = signal_when("train_task", overrides, steps_logged(metrics, "train/loss", 3), sig, log)
+    ready = steps_logged(metrics, "train/loss", 3)
+    code = signal_when("train_task", overrides, ready, sig, log, group=group)
     assert code is not None, f"train_task finished before the {name}"
     stderr = log.read_text()
     assert code == 128 + sig, stderr[-3000:]
     assert f"stopped by {name}" in stderr and "rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr, stderr[-3000:]
     stopped_at = load_checkpoint(tmp_path / "checkpoints" / "task_oracle" / "last.ckpt")[
         "global_step"
     ]
@@ -202,6 +204,20 @@ def test_ctrl_c_saves_the_step_in_flight_exits_130_then_resumes(tmp_path: Path) 
     since the last periodic checkpoint."""
     workers = "task_data.num_workers=2"
     overrides, stopped_at = stop_mid_training(tmp_path, signal.SIGINT, "Ctrl-C", workers)
+    proc = run_tool("train_task", *overrides, "trainer.max_steps=" + str(stopped_at + 2))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+    assert load_checkpoint(ckpt)["global_step"] == stopped_at + 2
+
+
+def test_slurms_sigterm_to_every_process_still_saves_the_step_in_flight(tmp_path: Path) -> None:
+    """Slurm's scancel or time limit signals every process of the job, the DataLoader workers
+    too: one that died of it failed the main process's save of the step in flight with
+    ``DataLoader worker (pid N) is killed by signal: Terminated``."""
+    workers = "task_data.num_workers=2"
+    overrides, stopped_at = stop_mid_training(
+        tmp_path, signal.SIGTERM, "SIGTERM", workers, group=True
+    )
     proc = run_tool("train_task", *overrides, "trainer.max_steps=" + str(stopped_at + 2))
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
