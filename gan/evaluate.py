@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gan.bn_adapt import recalibrate_batchnorm
 from gan.checkpoint import load_checkpoint
-from gan.data import SegmentationSamples, is_sharded, open_samples, to_tensor
+from gan.data import SegmentationSamples, is_sharded, open_samples, quiet_worker, to_tensor
 from gan.task import (
     CrackSegmenter,
     build_metrics,
@@ -234,7 +234,11 @@ def evaluate_folder(
         samples, crop_size=None, resize=tuple(eval_size) if eval_size else None
     )
     loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=pad_collate
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        collate_fn=pad_collate,
+        worker_init_fn=quiet_worker,
     )
     out_dir = Path(out_dir)
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
@@ -332,6 +336,7 @@ def photo_loader(
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=predict_collate,
+        worker_init_fn=quiet_worker,
     )
 
 

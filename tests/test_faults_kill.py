@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from _cli_fixtures import (
     ROOT,
     assert_same_weights,
@@ -320,3 +321,34 @@ def test_kill_translation_then_resume(tmp_path: Path, generator_ckpt: Path) -> N
     assert {k: v for k, v in adapted.items() if k != card} == {
         k: v for k, v in tree_digest(clean).items() if k != card
     }
+
+
+def test_slurms_sigterm_mid_prediction_is_one_line(tmp_path: Path) -> None:
+    """Scoring and prediction read photos with DataLoader workers too: a worker killed by a
+    group-wide SIGTERM printed ``DataLoader worker (pid N) is killed by signal: Terminated``
+    with its traceback before the tool's own line."""
+    from _task_fixtures import make_folder
+
+    from gan.task import CrackSegmenter
+
+    img, _ = make_folder(tmp_path / "real", n=60, h=192, w=256)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2})
+    ckpt = tmp_path / "task.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
+    out, log = tmp_path / "predicted", tmp_path / "stopped.log"
+    overrides = [
+        f"paths.root_dir={tmp_path}",
+        f"ckpt={ckpt}",
+        f"input_dir={img}",
+        f"out_dir={out}",
+        "num_workers=2",
+        "batch_size=2",
+    ]
+
+    def ready() -> bool:  # a few masks written to the staging folder
+        return len(list(out.glob(".masks.tmp-*/*.png"))) >= 4
+
+    code = signal_when("predict", overrides, ready, signal.SIGTERM, log, group=True)
+    stderr = log.read_text()
+    assert code == 143, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr[-3000:]
