@@ -198,8 +198,10 @@ def _raise_terminated(signum: int, frame: Any) -> None:
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """A scheduler's time limit or ``kill`` while rendering, translating or scoring: Python
-    would die at once, silently and with exit 143 but no word of what is kept."""
-    if threading.current_thread() is not threading.main_thread():
+    would die at once, silently and with exit 143 but no word of what is kept. A handler
+    already in place (submitit's job runner has its own) is left alone."""
+    claimed = signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
+    if claimed or threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)

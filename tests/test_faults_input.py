@@ -279,3 +279,35 @@ def test_ckpt_path_null_starts_over_and_replaces_last_ckpt(workdir: Path) -> Non
     assert f"starting over (ckpt_path=null): {run / 'last.ckpt'} is replaced" in again.stderr
     assert sorted(p.name for p in run.iterdir()) == ["last.ckpt"]
     assert load_checkpoint(run / "last.ckpt")["global_step"] == 2
+
+
+def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it() -> None:
+    """The tool's own SIGTERM handler raises where Ctrl-C would, for the one-line stop; a
+    handler already in place (submitit's job runner) is left as it is, and so is Lightning's
+    polite stop during a fit, which calls the handler it found beside its own."""
+    import os
+    import signal
+
+    from gan.cli import Terminated, sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with pytest.raises(Terminated), sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+
+        with sigterm_as_interrupt():  # inside a fit: Lightning's handler calls the tool's
+            ours = signal.getsignal(signal.SIGTERM)
+            lightning_calls = []
+            signal.signal(signal.SIGTERM, lambda *a: (lightning_calls.append(1), ours(*a)))
+            os.kill(os.getpid(), signal.SIGTERM)  # no Terminated: the fit stops politely
+            assert lightning_calls == [1]
+
+        seen = []
+        signal.signal(signal.SIGTERM, lambda *a: seen.append(a[0]))
+        with sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, before)
