@@ -297,17 +297,17 @@ def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it
             os.kill(os.getpid(), signal.SIGTERM)
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
 
-        with sigterm_as_interrupt():  # inside a fit: Lightning's handler calls the tool's
-            ours = signal.getsignal(signal.SIGTERM)
-            lightning_calls = []
-            signal.signal(signal.SIGTERM, lambda *a: (lightning_calls.append(1), ours(*a)))
-            os.kill(os.getpid(), signal.SIGTERM)  # no Terminated: the fit stops politely
-            assert lightning_calls == [1]
-
-        seen = []
-        signal.signal(signal.SIGTERM, lambda *a: seen.append(a[0]))
-        with sigterm_as_interrupt():
-            os.kill(os.getpid(), signal.SIGTERM)
-        assert seen == [signal.SIGTERM]
+        lightning_calls, seen = [], []
+        try:  # (a Terminated escaping would end the whole test session as a Ctrl-C does)
+            with sigterm_as_interrupt():  # inside a fit: Lightning's handler calls the tool's
+                ours = signal.getsignal(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, lambda *a: (lightning_calls.append(1), ours(*a)))
+                os.kill(os.getpid(), signal.SIGTERM)  # the fit stops politely, after its step
+            signal.signal(signal.SIGTERM, lambda *a: seen.append(a[0]))
+            with sigterm_as_interrupt():
+                os.kill(os.getpid(), signal.SIGTERM)
+        except Terminated:
+            pytest.fail("SIGTERM raised where another handler was in charge")
+        assert lightning_calls == [1] and seen == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, before)
