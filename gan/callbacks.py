@@ -149,7 +149,10 @@ def start_next_epoch(fit_loop: dict) -> None:
     """Record the within-epoch counters as the next epoch's start, as a periodic save made at
     the next epoch's first batch records them. Left at the finished epoch's end, they made
     Lightning resume one batch into an epoch already over, and draw every later epoch under
-    another number than the uninterrupted run did."""
+    another number than the uninterrupted run did. The loaders' places (ResumableLoader) move
+    to the next epoch's start too: left at the finished epoch's end, a loader whose iterator
+    was made before Lightning set the new epoch (DataLoader workers) found that epoch over,
+    and the resumed run skipped a whole epoch."""
 
     def zero(node: object) -> None:
         if isinstance(node, dict):
@@ -164,6 +167,9 @@ def start_next_epoch(fit_loop: dict) -> None:
     for key, value in fit_loop.items():
         if key.startswith("epoch_loop.") and not key.startswith("epoch_loop.val_loop."):
             zero(value)
+    for place in (fit_loop.get("state_dict") or {}).get("combined_loader") or []:
+        if isinstance(place, dict) and {"epoch", "batches"} <= place.keys():
+            place["epoch"], place["batches"] = place["epoch"] + 1, 0
 
 
 def last_checkpoint(trainer: pl.Trainer) -> str | None:

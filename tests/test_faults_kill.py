@@ -142,15 +142,22 @@ def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     assert_same_weights(ckpt, straight_ckpt(tmp_path), killed_at)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
-    tmp_path: Path,
+    tmp_path: Path, workers: int
 ) -> None:
     """Stopped between epochs, Lightning's loop state still described the finished epoch's last
     batch: the resumed loop ran one batch more of it and drew every later epoch under another
-    number. The checkpoint now records the next epoch's start, as a periodic save there does."""
+    number. The checkpoint now records the next epoch's start, as a periodic save there does,
+    for the loader's place too: with DataLoader workers the resumed run skipped an epoch."""
     steps = 9  # 6 batches an epoch (12 photos, batch 2): stopped right after the first epoch
     make_real_folder(tmp_path / "real", n=12)
-    overrides = [*task_overrides(tmp_path, steps), FLUSH, "task.mixup_alpha=0.4"]
+    overrides = [
+        *task_overrides(tmp_path, steps),
+        FLUSH,
+        "task.mixup_alpha=0.4",
+        f"task_data.num_workers={workers}",
+    ]
     straight = run_tool("train_task", *overrides, "run_name=straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
 
