@@ -188,10 +188,17 @@ class Terminated(KeyboardInterrupt):
     cleanups run: render cancels the shards not begun, a staged folder is left unrenamed."""
 
 
+#: Whether the tool's SIGTERM handler raised: Lightning turns a KeyboardInterrupt inside
+#: ``fit`` (a SIGTERM while it sets up or tears down, before or after its own handler is in
+#: place) into ``Detected KeyboardInterrupt`` and exit code 1, which run_cli puts right.
+TERMINATED = {"raised": False}
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     # Lightning's fit calls the handler it found beside its own: there the stop is polite
     # (the step in flight finishes and is saved), so only the tool's own handler raises.
     if signal.getsignal(signal.SIGTERM) is _raise_terminated:
+        TERMINATED["raised"] = True
         raise Terminated
 
 
@@ -205,6 +212,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    TERMINATED["raised"] = False
     try:
         yield
     finally:
@@ -233,8 +241,10 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             flush=True,
         )
         sys.exit(128 + sig)
-    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM outside training (rendering, ...)
-        sig = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C or SIGTERM outside training
+        if isinstance(err, SystemExit) and not TERMINATED["raised"]:
+            raise
+        sig = signal.SIGTERM if isinstance(err, (Terminated, SystemExit)) else signal.SIGINT
         name = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted by Ctrl-C"
         print(
             f"{name}; finished shards, stages and checkpoints are kept: "

@@ -311,3 +311,31 @@ def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it
         assert lightning_calls == [1] and seen == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_sigterm_while_lightning_sets_up_a_fit_is_still_a_sigterm_stop(capsys) -> None:
+    """Before Lightning's own SIGTERM handler is in place (restoring a checkpoint) or after it
+    is gone (teardown), the tool's raises, and Lightning turns that KeyboardInterrupt into
+    ``Detected KeyboardInterrupt`` and exit code 1: the stop is reported as the SIGTERM it was."""
+    import os
+    import signal
+    import sys
+
+    def fit_like() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            sys.exit(1)  # what lightning.pytorch.trainer.call does with it
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with pytest.raises(SystemExit) as stopped:
+            run_cli(fit_like)
+        assert stopped.value.code == 143
+        assert "stopped by SIGTERM" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as failed:  # any other exit of code 1 stays as it was
+            run_cli(sys.exit, 1)
+        assert failed.value.code == 1
+    finally:
+        signal.signal(signal.SIGTERM, before)
