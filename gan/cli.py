@@ -219,6 +219,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def signal_that_killed_a_worker(err: RuntimeError) -> int | None:
+    """SIGTERM or SIGINT when ``err`` is torch's ``DataLoader worker (pid N) is killed by
+    signal: Terminated.`` (or ``Interrupt``), else None."""
+    message = str(err)
+    if "DataLoader worker (pid" not in message:
+        return None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if f"killed by signal: {signal.strsignal(sig)}" in message:
+            return sig
+    return None
+
+
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
     quiet_expected_warnings()
@@ -248,6 +260,20 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
         name = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted by Ctrl-C"
         print(
             f"{name}; finished shards, stages and checkpoints are kept: "
+            "rerun the same command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(128 + sig)
+    except RuntimeError as err:
+        sig = signal_that_killed_a_worker(err)
+        if sig is None:
+            raise
+        # A group-wide signal that reached a DataLoader worker before its quiet_worker start
+        # ran (it ignores both after): torch names the worker's death, mid-step.
+        name = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted by Ctrl-C"
+        print(
+            f"{name} (a starting DataLoader worker died of it); checkpoints are kept: "
             "rerun the same command to resume",
             file=sys.stderr,
             flush=True,
