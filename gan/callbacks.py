@@ -245,6 +245,19 @@ class StepCheckpoint(ModelCheckpoint):
 STOPPED_BY = {"signal": signal.SIGTERM}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training, raised where Ctrl-C's KeyboardInterrupt would be, so the same
+    cleanups run: render cancels the shards not begun, a staged folder is left unrenamed."""
+
+
+def raise_late_stop(trainer: pl.Trainer) -> None:
+    """A SIGTERM (or Ctrl-C) that came as a fit ended, after Lightning's last look for one:
+    the fit finished and saved, and Lightning dropped the stop, so the tool went on to its
+    next stage as if nothing had been asked. The stop is made now, between stages."""
+    if trainer.received_sigterm:
+        raise KeyboardInterrupt if STOPPED_BY["signal"] == signal.SIGINT else Terminated
+
+
 class CtrlCStopsAfterTheStep(pl.Callback):
     """Ctrl-C (SIGINT) as a polite stop, as SIGTERM is: the step in flight finishes, is saved
     as ``last.ckpt`` (StepCheckpoint) and the tool says to rerun. Lightning's own Ctrl-C stops

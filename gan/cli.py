@@ -23,7 +23,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan.callbacks import NonFiniteLossError
+from gan.callbacks import NonFiniteLossError, Terminated
 from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
@@ -181,11 +181,6 @@ def user_message(err: BaseException) -> str:
         last = message.rstrip().splitlines()[-1]
         message = last.split(": ", 1)[1] if ": " in last else last
     return message
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM outside training, raised where Ctrl-C's KeyboardInterrupt would be, so the same
-    cleanups run: render cancels the shards not begun, a staged folder is left unrenamed."""
 
 
 #: Whether the tool's SIGTERM handler raised: Lightning turns a KeyboardInterrupt inside

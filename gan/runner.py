@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from gan.callbacks import raise_late_stop
 from gan.checkpoint import UnsafeCheckpointError, check_resumable
 
 
@@ -156,4 +157,5 @@ def fit(
         ckpt_path=ckpt_path,
         weights_only=True,  # a resumed checkpoint may not run code on load
     )
+    raise_late_stop(trainer)
     return trainer

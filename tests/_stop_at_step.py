@@ -33,3 +33,11 @@ class ExitAtStep(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os._exit(1)
+
+
+class SigtermAtTrainEnd(pl.Callback):
+    """Send this process SIGTERM as the training loop ends, after Lightning's last look for
+    one (its handler still in place), as a time limit may land."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)

@@ -359,3 +359,23 @@ def test_slurms_sigterm_mid_prediction_is_one_line(tmp_path: Path) -> None:
     stderr = log.read_text()
     assert code == 143, stderr[-3000:]
     assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr[-3000:]
+
+
+def test_a_sigterm_as_training_ends_still_stops_the_tool(tmp_path: Path) -> None:
+    """After Lightning's last look for a SIGTERM its handler still takes one: the fit ended
+    and saved, the stop was dropped and the tool went on (the pipeline to its next stage,
+    seen in one of 16 stops). Now the tool stops there; the rerun only scores."""
+    make_real_folder(tmp_path / "real", n=4)
+    overrides = task_overrides(tmp_path, 3)
+    stop = ["+callbacks.stop._target_=_stop_at_step.SigtermAtTrainEnd"]
+    paths = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    first = run_tool("train_task", *overrides, *stop, PYTHONPATH=paths)
+    assert first.returncode == 143, first.stderr[-3000:]
+    assert "stopped by SIGTERM" in first.stderr and "Traceback" not in first.stderr
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+    assert load_checkpoint(ckpt)["global_step"] == 3
+    out = tmp_path / "out" / "runs" / "task_oracle" / "metrics.json"
+    assert not out.exists()  # stopped before scoring
+    rerun = run_tool("train_task", *overrides)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert out.is_file() and load_checkpoint(ckpt)["global_step"] == 3
