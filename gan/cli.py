@@ -16,7 +16,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -226,6 +226,17 @@ def signal_that_killed_a_worker(err: RuntimeError) -> int | None:
     return None
 
 
+#: How a stop outside training's polite one is named in its line.
+STOP_NAMES = {signal.SIGTERM: "stopped by SIGTERM", signal.SIGINT: "interrupted by Ctrl-C"}
+
+
+def exit_on_stop(sig: int, said: str) -> NoReturn:
+    """A stopped tool's last line, and 128 + the signal as its code, as a shell reports it:
+    a scheduler or ``pipeline && next`` must see the stop, never a 0."""
+    print(f"{said}: rerun the same command to resume", file=sys.stderr, flush=True)
+    sys.exit(128 + sig)
+
+
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
     quiet_expected_warnings()
@@ -242,38 +253,22 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
 
         sig = STOPPED_BY["signal"]
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
-        print(
-            f"stopped by {name}; checkpoints are kept: rerun the same command to resume",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(128 + sig)
+        exit_on_stop(sig, f"stopped by {name}; checkpoints are kept")
     except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C or SIGTERM outside training
         if isinstance(err, SystemExit) and not TERMINATED["raised"]:
             raise
         sig = signal.SIGTERM if isinstance(err, (Terminated, SystemExit)) else signal.SIGINT
-        name = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted by Ctrl-C"
-        print(
-            f"{name}; finished shards, stages and checkpoints are kept: "
-            "rerun the same command to resume",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.exit(128 + sig)
+        exit_on_stop(sig, f"{STOP_NAMES[sig]}; finished shards, stages and checkpoints are kept")
     except RuntimeError as err:
         sig = signal_that_killed_a_worker(err)
         if sig is None:
             raise
         # A group-wide signal that reached a DataLoader worker before its quiet_worker start
         # ran (it ignores both after): torch names the worker's death, mid-step.
-        name = "stopped by SIGTERM" if sig == signal.SIGTERM else "interrupted by Ctrl-C"
-        print(
-            f"{name} (a starting DataLoader worker died of it); checkpoints are kept: "
-            "rerun the same command to resume",
-            file=sys.stderr,
-            flush=True,
+        exit_on_stop(
+            sig,
+            f"{STOP_NAMES[sig]} (a starting DataLoader worker died of it); checkpoints are kept",
         )
-        sys.exit(128 + sig)
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):
             raise
