@@ -259,16 +259,6 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             raise
         sig = signal.SIGTERM if isinstance(err, (Terminated, SystemExit)) else signal.SIGINT
         exit_on_stop(sig, f"{STOP_NAMES[sig]}; finished shards, stages and checkpoints are kept")
-    except RuntimeError as err:
-        sig = signal_that_killed_a_worker(err)
-        if sig is None:
-            raise
-        # A group-wide signal that reached a DataLoader worker before its quiet_worker start
-        # ran (it ignores both after): torch names the worker's death, mid-step.
-        exit_on_stop(
-            sig,
-            f"{STOP_NAMES[sig]} (a starting DataLoader worker died of it); checkpoints are kept",
-        )
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):
             raise
@@ -285,6 +275,16 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     except (*EXPECTED, *loaded("gan.export", "ExportMismatchError")) as err:
         print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
+    except RuntimeError as err:  # after EXPECTED: some of those are RuntimeErrors too
+        sig = signal_that_killed_a_worker(err)
+        if sig is None:
+            raise
+        # A group-wide signal that reached a DataLoader worker before its quiet_worker start
+        # ran (it ignores both after): torch names the worker's death, mid-step.
+        exit_on_stop(
+            sig,
+            f"{STOP_NAMES[sig]} (a starting DataLoader worker died of it); checkpoints are kept",
+        )
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" writing {err.filename}" if err.filename else ""
