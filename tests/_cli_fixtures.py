@@ -6,6 +6,7 @@ Hydra, ``gan.cli.run_cli`` and the Trainer exactly as in production, just at 32-
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import signal
@@ -89,6 +90,9 @@ def signal_when(
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
+            # A terminal's Ctrl-C reaches a tool whose SIGINT is live: a test suite run in the
+            # background (nohup, `&` in a script) hands its children SIGINT ignored.
+            preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + timeout
         try:
