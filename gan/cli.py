@@ -23,7 +23,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan.callbacks import NonFiniteLossError, Terminated
+from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated
 from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
@@ -249,8 +249,6 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
         # Lightning's stop on SIGTERM is a SystemExit with no code: exit 0, as if the run had
         # finished. A scheduler or `pipeline && next` must see the stop: 128 + 15, as a shell
         # would (128 + 2 for Ctrl-C, which gan.callbacks.CtrlCStopsAfterTheStep turns into it).
-        from gan.callbacks import STOPPED_BY
-
         sig = STOPPED_BY["signal"]
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
         exit_on_stop(sig, f"stopped by {name}; checkpoints are kept")

@@ -92,16 +92,25 @@ MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
 def check_spec(out_dir: Path, spec: dict) -> None:
     """Refuse to resume into a folder rendered with another config, seed or layout."""
     path = out_dir / SPEC
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old.get("hash") != spec["hash"]:
-            keys = ", ".join(differing_keys(old, spec)[:4]) or "the spec's format"
-            raise DataError(
-                f"{path}: {out_dir} was rendered with other settings ({keys}); "
-                "use a new out_dir or delete the old one"
-            )
-    else:
+    if not path.is_file():
         write_json_atomic(path, spec)
+        return
+    changed = spec_difference(path, spec)
+    if changed is not None:
+        keys = ", ".join(changed[:4]) or "the spec's format"
+        raise DataError(
+            f"{path}: {out_dir} was rendered with other settings ({keys}); "
+            "use a new out_dir or delete the old one"
+        )
+
+
+def spec_difference(path: Path, spec: dict) -> list[str] | None:
+    """None where ``path`` holds no spec or this one; else the dotted keys that differ ([]
+    where only the spec's format does)."""
+    if not path.is_file():
+        return None
+    old = json.loads(path.read_text())
+    return None if old.get("hash") == spec["hash"] else differing_keys(old, spec)
 
 
 def spec_changes(
@@ -109,12 +118,9 @@ def spec_changes(
 ) -> list[str]:
     """The settings a folder's render spec differs in from these ([]: the same, or no spec
     yet), so a caller that owns the folder can render it anew instead of being refused."""
-    path = Path(out_dir) / SPEC
-    if not path.is_file():
-        return []
-    old = json.loads(path.read_text())
-    new = make_spec(plain_config(cfg_synth), num_samples, shard_size, seed)
-    return [] if old.get("hash") == new["hash"] else differing_keys(old, new) or ["format"]
+    spec = make_spec(plain_config(cfg_synth), num_samples, shard_size, seed)
+    changed = spec_difference(Path(out_dir) / SPEC, spec)
+    return [] if changed is None else changed or ["format"]
 
 
 def differing_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
