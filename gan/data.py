@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import math
-import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 
 from synth.distributions import ConfigError
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
+from synth.processes import ignore_stops
 
 
 def open_samples(path: str | Path, mask_dir: str | Path | None = None) -> Sequence[Sample]:
@@ -233,14 +233,12 @@ class ResumableLoader(DataLoader):
 
 
 def quiet_worker(worker_id: int, rank: int = 0) -> None:
-    """A DataLoader worker's start. A terminal's Ctrl-C reaches every process of its group,
-    and so does Slurm's SIGTERM (scancel, a time limit); a worker that died of either broke
-    the main process's polite stop (connection reset while the step in flight fetched, or
-    ``DataLoader worker is killed by signal: Terminated`` while its checkpoint was saved):
-    workers leave both to the main process, and end with its loader. Then the per-worker
-    seeding Lightning adds to a loader without a worker_init_fn of its own."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """A DataLoader worker's start: it leaves Ctrl-C and SIGTERM to the main process (one
+    that died of either broke the polite stop: a connection reset while the step in flight
+    fetched, ``DataLoader worker is killed by signal: Terminated`` while the checkpoint was
+    saved) and ends with its loader. Then the per-worker seeding Lightning adds to a loader
+    without a worker_init_fn of its own."""
+    ignore_stops()
     pl_worker_init_function(worker_id, rank)
 
 

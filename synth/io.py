@@ -152,10 +152,22 @@ def write_png(path: Path, array: np.ndarray, rgb: bool = False, level: int = 1) 
 
 def file_names(folder: str | Path) -> list[str]:
     """A folder's file names, sorted, less hidden ones (macOS's ``._a.jpg``, ``.DS_Store``, an
-    editor's swap file) and folders: what every real-folder reader and digest counts.
+    editor's swap file) and folders: what every real-folder reader and digest counts."""
+    return visible_entries(folder)[0]
+
+
+def visible_entries(folder: str | Path) -> tuple[list[str], list[str]]:
+    """A folder's visible file names and subfolder names, each sorted, from one scan.
     scandir's file types spare a stat per file, and plain strings pathlib's parsing."""
+    files, folders = [], []
     with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+        for entry in entries:
+            if not entry.name.startswith("."):
+                if entry.is_file():
+                    files.append(entry.name)
+                elif entry.is_dir():
+                    folders.append(entry.name)
+    return sorted(files), sorted(folders)
 
 
 def unread_entries(image_dir: str | Path, mask_dir: str | Path | None = None) -> list[str]:
@@ -163,10 +175,8 @@ def unread_entries(image_dir: str | Path, mask_dir: str | Path | None = None) ->
     other kinds (``a.webp``), subfolders, masks with no photo. None is an error, but a user
     who exported photos as WebP or sorted them into subfolders should hear it was skipped."""
     image_dir = Path(image_dir)
-    names = file_names(image_dir)
+    names, subfolders = visible_entries(image_dir)
     other = [n for n in names if Path(n).suffix.lower() not in IMAGE_SUFFIXES]
-    with os.scandir(image_dir) as entries:
-        subfolders = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
     stems = {Path(n).stem for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES}
     orphans = (
         sorted(p.name for stem, p in mask_files(Path(mask_dir)).items() if stem not in stems)

@@ -12,14 +12,10 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import platform
-import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -44,6 +40,7 @@ from synth.io import (
     write_json_atomic,
     write_shard,
 )
+from synth.processes import die_with_parent, ignore_stops, stops_ignored
 from synth.scene import plain_config, render_crack_scene
 
 SPEC = "render_spec.json"
@@ -60,31 +57,13 @@ def _render_shard(
 
 def _init_worker() -> None:
     """One OpenCV thread per process: parallelism comes from processes, not oversubscription.
-    A terminal's Ctrl-C reaches every process of the group, and so does a scheduler's SIGTERM
-    (Slurm's scancel or time limit): workers leave both to the main process, which cancels
-    the shards not begun (one message, not a traceback per worker)."""
+    Pool workers leave Ctrl-C and SIGTERM to the main process, which cancels the shards not
+    begun (one message, not a traceback per worker), and end with it."""
     cv2.setNumThreads(1)
     if mp.current_process().name != "MainProcess":
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_stops()
         die_with_parent()
 
-
-def die_with_parent() -> None:
-    """A pool worker waits for work forever, even once its main process is gone (killed by
-    ``kill -9`` or the OOM killer); and it ignores SIGTERM. Linux ends it with its parent.
-    Elsewhere the worker stays until killed, as before."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError, TypeError):  # no libc of that name, or no prctl in it
-        pass
-    parent = mp.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
-        os._exit(1)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
 
@@ -232,13 +211,8 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
         # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
         pool = ProcessPoolExecutor(min(workers, len(jobs)), mp.get_context("spawn"), _init_worker)
         try:
-            stops = (signal.SIGINT, signal.SIGTERM)
-            previous = [signal.signal(sig, signal.SIG_IGN) for sig in stops]  # workers are born
-            try:  # ignoring both, before their initializer could say so (a slow start)
+            with stops_ignored():  # workers are born ignoring stops
                 futures = [pool.submit(_render_shard, *job) for job in jobs]
-            finally:
-                for sig, handler in zip(stops, previous, strict=True):
-                    signal.signal(sig, handler)
             for fut in as_completed(futures):
                 bar.advance(task, fut.result())
         except KeyboardInterrupt:
@@ -262,10 +236,19 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     try:
         pool.shutdown(cancel_futures=True)
     except KeyboardInterrupt:
-        for worker in mp.active_children():
-            worker.kill()
+        _kill_workers(pool)
         pool.shutdown()
         raise
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """This pool's workers only (not every child of the process, say a logger's service)."""
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14+
+    if kill is not None:
+        kill()
+        return
+    for worker in list((getattr(pool, "_processes", None) or {}).values()):
+        worker.kill()
 
 
 def shard_stats(out: Path, total: int) -> list[dict]:

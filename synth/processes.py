@@ -1,0 +1,56 @@
+"""How worker processes (render's pool, the DataLoaders' workers) meet a stop.
+
+A terminal's Ctrl-C reaches every process of its group, and so does a scheduler's SIGTERM
+(Slurm's scancel or time limit). A worker that died of either broke its main process's polite
+stop (a traceback per worker, a connection reset while a batch was fetched, a dead-worker
+error while a checkpoint was written): workers leave both signals to the main process, which
+winds the work down once and says so in one line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: What a terminal (Ctrl-C) and a scheduler (scancel, a time limit) stop a job with.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def ignore_stops() -> None:
+    """In a worker: leave Ctrl-C and SIGTERM to the main process."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+@contextmanager
+def stops_ignored() -> Iterator[None]:
+    """In the main process, while it starts workers: a spawned worker inherits the ignored
+    dispositions, so a stop that lands before its initializer runs (a slow start) cannot
+    kill it; the main process's own handlers are back on exit."""
+    previous = [signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS]
+    try:
+        yield
+    finally:
+        for sig, handler in zip(STOP_SIGNALS, previous, strict=True):
+            signal.signal(sig, handler)
+
+
+def die_with_parent() -> None:
+    """A pool worker waits for work forever, even once its main process is gone (killed by
+    ``kill -9`` or the OOM killer); and it ignores SIGTERM. Linux ends it with its parent.
+    Elsewhere the worker stays until killed, as before."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError, TypeError):  # no libc of that name, or no prctl in it
+        pass
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
+        os._exit(1)
