@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 
 from gan.checkpoint import load_checkpoint
@@ -113,24 +111,6 @@ def signal_when(
                 proc.wait()
 
 
-def make_real_folder(root: Path, n: int = 3, h: int = 32, w: int = 40) -> Path:
-    """A DeepCrack-shaped folder: {train,test}_img/<i>.jpg photos, {train,test}_lab 0/255 masks."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        (root / f"{split}_img").mkdir(parents=True, exist_ok=True)
-        (root / f"{split}_lab").mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            img = rng.integers(110, 170, (h, w, 3), dtype=np.uint8)
-            mask = np.zeros((h, w), np.uint8)
-            cv2.line(
-                mask, (0, int(rng.integers(4, h - 4))), (w - 1, int(rng.integers(4, h - 4))), 255, 2
-            )
-            img[mask > 0] = 40
-            cv2.imwrite(str(root / f"{split}_img" / f"{i}.jpg"), img)
-            cv2.imwrite(str(root / f"{split}_lab" / f"{i}.png"), mask)
-    return root
-
-
 def common_overrides(tmp: Path) -> list[str]:
     """Every artefact under ``tmp``; checkpoint every step; no progress bar."""
     return [
@@ -197,22 +177,7 @@ def pipeline_overrides(tmp: Path) -> list[str]:
         f"paths.log_dir={tmp / 'logs'}",
         "trainer=cpu",
         "~callbacks.progress_bar",
-        "synth.size=48",
-        "stages.render.num_samples=6",
-        "stages.render.shard_size=3",
-        "stages.render.workers=1",
-        "stages.render.progress=false",
-        "stages.adapt.trainer.max_steps=2",
-        "stages.task.trainer.max_steps=2",
-        "stages.evaluate.eval_size=null",
-        "stages.report.num_samples=2",
-        *TINY_GAN,
-        "task.net.base=4",
-        "task.net.depth=2",
-        "task_data.crop_size=32",
-        "task_data.batch_size=2",
-        "task_data.num_workers=0",
-        "callbacks.model_checkpoint.every_n_train_steps=1",
+        "experiment=tiny_pipeline",
     ]
 
 

@@ -9,20 +9,20 @@ from pathlib import Path
 from _cli_fixtures import (
     ROOT,
     assert_same_weights,
-    make_real_folder,
     run_tool,
     straight_ckpt,
     task_overrides,
 )
 
 from gan.checkpoint import load_checkpoint
+from synth.toy import write_toy_real_folder
 
 
 def test_ddp_task_training_stopped_mid_epoch_resumes_to_the_uninterrupted_weights(
     tmp_path: Path,
 ) -> None:
     steps = 7  # 12 photos, 2 ranks x batch 2: 3 batches an epoch; stopped one into the second
-    make_real_folder(tmp_path / "real", n=12)
+    write_toy_real_folder(tmp_path / "real", n=12)
     overrides = [
         *task_overrides(tmp_path, steps),
         "trainer=ddp_cpu",

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from _cli_fixtures import gan_overrides, make_real_folder, run_tool, task_overrides
+from _cli_fixtures import gan_overrides, run_tool, task_overrides
 from _gan_fixtures import make_synthetic
 
 from gan.checkpoint import load_checkpoint
+from synth.toy import write_toy_real_folder
 
 
 def trained_weights(tool: str, overrides: list[str], tmp: Path, run: str, seed: int) -> dict:
@@ -28,7 +29,7 @@ def same(a: dict, b: dict) -> bool:
 
 @pytest.mark.parametrize("tool", ["train_task", "train_gan"])
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path, tool: str) -> None:
-    make_real_folder(tmp_path / "real")
+    write_toy_real_folder(tmp_path / "real")
     if tool == "train_task":
         overrides = task_overrides(tmp_path, steps=3)
     else:

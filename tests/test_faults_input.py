@@ -15,20 +15,21 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import make_real_folder, run_tool, task_overrides, tree_digest
+from _cli_fixtures import run_tool, task_overrides, tree_digest
 
 from gan.checkpoint import load_checkpoint
 from gan.cli import run_cli
 from gan.evaluate import pick_device
 from synth.distributions import ConfigError
 from synth.io import DataError
+from synth.toy import write_toy_real_folder
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """A completed 2-step task run: the 'earlier outputs' every failing rerun must not touch."""
     tmp = tmp_path_factory.mktemp("faults")
-    make_real_folder(tmp / "real")
+    write_toy_real_folder(tmp / "real")
     proc = run_tool("train_task", *task_overrides(tmp))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp

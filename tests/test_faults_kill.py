@@ -19,7 +19,6 @@ from _cli_fixtures import (
     assert_same_weights,
     gan_overrides,
     kill_when,
-    make_real_folder,
     run_tool,
     signal_when,
     straight_ckpt,
@@ -31,6 +30,7 @@ from _gan_fixtures import make_synthetic, tiny_gan, tiny_trainer
 
 from gan.checkpoint import load_checkpoint
 from synth.io import MANIFEST
+from synth.toy import write_toy_real_folder
 
 STEPS = 6
 FLUSH = "+logger.csv.flush_logs_every_n_steps=1"  # rows reach disk before the kill
@@ -59,7 +59,7 @@ def steps_logged(metrics_csv: Path, column: str, count: int) -> Callable[[], boo
 
 
 def test_kill_gan_training_then_resume(tmp_path: Path) -> None:
-    make_real_folder(tmp_path / "real")
+    write_toy_real_folder(tmp_path / "real")
     syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
     overrides = [*gan_overrides(tmp_path, syn, STEPS), FLUSH]
     out = kill_then_rerun("train_gan", overrides, tmp_path / "checkpoints" / "adapt" / "last.ckpt")
@@ -77,7 +77,7 @@ def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path
     stopped: the stream continues where the checkpoint left it, the image pools are saved
     with the weights, and so is the random state the pools draw from."""
     steps = 40
-    make_real_folder(tmp_path / "real")
+    write_toy_real_folder(tmp_path / "real")
     syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
     overrides = [
         *gan_overrides(tmp_path, syn, steps),
@@ -107,7 +107,7 @@ def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path
 
 
 def test_kill_task_training_then_resume(tmp_path: Path) -> None:
-    make_real_folder(tmp_path / "real")
+    write_toy_real_folder(tmp_path / "real")
     overrides = [*task_overrides(tmp_path, STEPS), FLUSH]
     ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
     kill_then_rerun("train_task", overrides, ckpt)
@@ -123,7 +123,7 @@ def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     """The rest of the epoch is trained on the same crops in the same order, with the same
     augmentation and mixup draws: a kill costs time, never a different model."""
     steps = 9  # 6 batches an epoch (12 photos, batch 2): killed inside the first, resumed
-    make_real_folder(tmp_path / "real", n=12)  # across the second's start
+    write_toy_real_folder(tmp_path / "real", n=12)  # across the second's start
     overrides = [*task_overrides(tmp_path, steps), FLUSH, "task.mixup_alpha=0.4"]
     overrides = [o for o in overrides if "num_workers" not in o] + ["task_data.num_workers=2"]
     straight = run_tool("train_task", *overrides, "run_name=straight")
@@ -151,7 +151,7 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     number. The checkpoint now records the next epoch's start, as a periodic save there does,
     for the loader's place too: with DataLoader workers the resumed run skipped an epoch."""
     steps = 9  # 6 batches an epoch (12 photos, batch 2): stopped right after the first epoch
-    make_real_folder(tmp_path / "real", n=12)
+    write_toy_real_folder(tmp_path / "real", n=12)
     overrides = [
         *task_overrides(tmp_path, steps),
         FLUSH,
@@ -182,7 +182,7 @@ def stop_mid_training(
     ``sig`` saying it was stopped by ``name`` and how to resume, with the step in flight
     saved and each step before it logged once. Returns the run's overrides and that step."""
     steps = 300
-    make_real_folder(tmp_path / "real", n=40)  # 20 batches an epoch: the stop lands mid-epoch
+    write_toy_real_folder(tmp_path / "real", n=40)  # 20 batches an epoch: the stop lands mid-epoch
     overrides = [
         *task_overrides(tmp_path, steps),
         FLUSH,
@@ -365,7 +365,7 @@ def test_a_sigterm_as_training_ends_still_stops_the_tool(tmp_path: Path) -> None
     """After Lightning's last look for a SIGTERM its handler still takes one: the fit ended
     and saved, the stop was dropped and the tool went on (the pipeline to its next stage,
     seen in one of 16 stops). Now the tool stops there; the rerun only scores."""
-    make_real_folder(tmp_path / "real", n=4)
+    write_toy_real_folder(tmp_path / "real", n=4)
     overrides = task_overrides(tmp_path, 3)
     stop = ["+callbacks.stop._target_=_stop_at_step.SigtermAtTrainEnd"]
     paths = os.pathsep.join([str(ROOT), str(ROOT / "tests")])

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import make_real_folder, pipeline_overrides
+from _cli_fixtures import pipeline_overrides
 from omegaconf import OmegaConf
 
 from gan.pipeline import forget_stale, stage_fda, stage_translate
@@ -22,6 +22,7 @@ from gan.provenance import DATA_ROOT, OUTPUT_ROOT, data_fingerprint, settings_fi
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
 from synth.distributions import ConfigError
 from synth.io import read_card, write_json_atomic
+from synth.toy import write_toy_real_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ def run_pipeline(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
-    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     first = run_pipeline(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     report = tmp_path / "out" / "report"
@@ -223,7 +224,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     ],
 )
 def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
-    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     result = run_pipeline(tmp_path, *override.split())
     assert result.returncode == 1
     assert message in result.stderr
@@ -232,7 +233,7 @@ def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
 
 
 def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_path):
-    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     out, rows = tmp_path / "out", "stages.task.sources=[selftrained]"
     first = run_pipeline(tmp_path, rows, "stages.task.seeds=[0,1]")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -321,7 +322,7 @@ def test_real_folders_are_recorded_relative_to_the_data_folder_and_by_their_file
     keeps the models made from it; another dataset of the same layout under it, or a photo
     replaced in place, does not. Records from before either rule stay valid, then listed."""
     record, made = tmp_path / "runs" / "provenance.json", tmp_path / "ckpt"
-    here = make_real_folder(tmp_path / "here", n=3, h=16, w=16)
+    here = write_toy_real_folder(tmp_path / "here", n=3, h=16, w=16)
     out = tmp_path / "out"
 
     def provenance(data: Path) -> dict:
@@ -386,8 +387,8 @@ def test_real_folders_inside_the_outputs_folder_are_digested_too(tmp_path):
     """A data folder kept under the outputs (``paths.data_dir=outputs/real``) is still real
     photos, not a dataset the pipeline made and described in a card."""
     out = tmp_path / "out"
-    data = make_real_folder(out / "real", n=2, h=16, w=16)
-    made = make_real_folder(out / "synthetic", n=1, h=16, w=16) / "train_img"
+    data = write_toy_real_folder(out / "real", n=2, h=16, w=16)
+    made = write_toy_real_folder(out / "synthetic", n=1, h=16, w=16) / "train_img"
     write_json_atomic(made / "dataset_card.json", {"config": {"seed": 0}})
     record, ckpt = tmp_path / "runs" / "provenance.json", tmp_path / "ckpt"
     provenance = {"settings": {"task_data": {"train_dir": [str(made), str(data / "train_img")]}}}
@@ -687,7 +688,7 @@ def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
 def test_an_oracle_only_run_renders_nothing(tmp_path):
     """The real-label upper bound alone needs no scenes: no render, no scene sheet. (The row
     list given as one word is that row, not the letters o, r, a, c, l, e.)"""
-    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     result = run_pipeline(tmp_path, "stages.task.sources=oracle")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "render:" not in result.stdout and "task[oracle]: 2 steps" in result.stdout
@@ -715,7 +716,7 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     its model and is scored again; the testtime row (nothing trained) is scored again. Before,
     both kept the old scores under a report naming the new size, and testtime kept them after
     the labels changed, flipping a verdict."""
-    make_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
     first = run_pipeline(tmp_path, *rows)
     assert first.returncode == 0, first.stderr[-3000:]

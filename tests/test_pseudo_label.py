@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import common_overrides, make_real_folder, run_tool, task_overrides
+from _cli_fixtures import common_overrides, run_tool, task_overrides
 from _task_fixtures import make_shards
 from torch import nn
 
@@ -25,6 +25,7 @@ from synth.io import (
     write_json_atomic,
     write_png,
 )
+from synth.toy import write_toy_real_folder
 
 
 class BrightnessTeacher(nn.Module):
@@ -148,7 +149,7 @@ def test_an_empty_photo_folder_is_a_clear_error(tmp_path):
 
 
 def test_pseudo_label_tool_feeds_train_task_source_selftrained(tmp_path):
-    make_real_folder(tmp_path / "real", n=3, h=32, w=48)
+    write_toy_real_folder(tmp_path / "real", n=3, h=32, w=48)
     make_shards(tmp_path / "out" / "adapted", n=4, h=32, w=48)
     task = [o for o in task_overrides(tmp_path) if not o.startswith("source=")]
     teacher = run_tool("train_task", *task, "source=adapted", "run_name=teacher")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import cv2
 import pytest
-from _cli_fixtures import gan_overrides, make_real_folder, run_tool, task_overrides
+from _cli_fixtures import gan_overrides, run_tool, task_overrides
 from _gan_fixtures import make_synthetic
 
 from gan.checkpoint import load_checkpoint
 from gan.evaluate import evaluate_folder, load_segmenter
+from synth.toy import write_toy_real_folder
 
 STEPS = 2
 
@@ -33,7 +34,7 @@ def assert_single_writer(tmp: Path, run_name: str, metric: str) -> Path:
 
 
 def test_gan_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
-    make_real_folder(tmp_path / "real")
+    write_toy_real_folder(tmp_path / "real")
     syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
     proc = run_tool("train_gan", *gan_overrides(tmp_path, syn, STEPS), "trainer=ddp_cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -44,7 +45,7 @@ def test_gan_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
 
 
 def test_task_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
-    real = make_real_folder(tmp_path / "real")
+    real = write_toy_real_folder(tmp_path / "real")
     blank = cv2.imread(str(real / "test_lab" / "0.png"), cv2.IMREAD_GRAYSCALE) * 0
     cv2.imwrite(str(real / "test_lab" / "0.png"), blank)  # unlike the others: counting it
     # twice moves the scores, whatever a 2-step model draws

@@ -134,9 +134,11 @@ def test_data_stats_on_unlabelled_photos_shows_only_what_the_images_say(tmp_path
     and leaves the rest empty, not a crack share of 0 from empty masks."""
     import shutil
 
-    from _cli_fixtures import make_real_folder, run_tool
+    from _cli_fixtures import run_tool
 
-    data = make_real_folder(tmp_path / "real", n=2, h=48, w=64)
+    from synth.toy import write_toy_real_folder
+
+    data = write_toy_real_folder(tmp_path / "real", n=2, h=48, w=64)
     shutil.rmtree(data / "train_lab")
     overrides = [f"paths.data_dir={data}", f"paths.log_dir={tmp_path}/logs", "num_synthetic=2"]
     proc = run_tool("data_stats", *overrides, "synth.size=64")

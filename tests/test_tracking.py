@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _cli_fixtures import gan_overrides, make_real_folder, pipeline_overrides, run_tool
+from _cli_fixtures import gan_overrides, pipeline_overrides, run_tool
 from _gan_fixtures import make_synthetic
 
 from gan.runner import git_revision
+from synth.toy import write_toy_real_folder
 
 IMAGE_TAG = "adapt/A_GA_FGA_B_FB_fsGA"
 
@@ -32,7 +33,7 @@ def run_tracked(tool: str, tmp: Path, *overrides: str) -> None:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("tracking")
-    make_real_folder(tmp / "real")
+    write_toy_real_folder(tmp / "real")
     syn = make_synthetic(tmp / "syn", n=4, shard_size=2, h=32, w=40)
     run_tracked(
         "train_gan",
@@ -85,7 +86,7 @@ def test_wandb_offline_run_has_config_tags_and_masked_images(run: Path) -> None:
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("tracking_pipeline")
-    make_real_folder(tmp / "real", n=4, h=48, w=64)
+    write_toy_real_folder(tmp / "real", n=4, h=48, w=64)
     run_tracked(
         "pipeline",
         tmp,
