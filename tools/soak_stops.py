@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +142,10 @@ def main() -> None:
     command = {
         f: pipeline_command(f, args.rows, args.steps, args.workers) for f in (straight, stopped)
     }
+    start = time.monotonic()
     if run(command[straight], work / "straight") != 0:
         raise SystemExit(f"FAIL: the straight run failed; see {work / 'straight.err'}")
+    print(f"straight run: {time.monotonic() - start:.1f} s", flush=True)
     landed = early = 0
     for k in range(1, args.stops + 1):
         delay = rng.uniform(*args.delay)
