@@ -28,6 +28,7 @@ from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
 from gan.run_names import run_key
+from gan.start import STOP_NAMES, end_quiet_start
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -226,10 +227,6 @@ def signal_that_killed_a_worker(err: RuntimeError) -> int | None:
     return None
 
 
-#: How a stop outside training's polite one is named in its line.
-STOP_NAMES = {signal.SIGTERM: "stopped by SIGTERM", signal.SIGINT: "interrupted by Ctrl-C"}
-
-
 def exit_on_stop(sig: int, said: str) -> NoReturn:
     """A stopped tool's last line, and 128 + the signal as its code, as a shell reports it:
     a scheduler or ``pipeline && next`` must see the stop, never a 0."""
@@ -239,6 +236,7 @@ def exit_on_stop(sig: int, said: str) -> NoReturn:
 
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
+    end_quiet_start()
     quiet_expected_warnings()
     try:
         if args and isinstance(args[0], DictConfig):

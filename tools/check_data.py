@@ -8,6 +8,7 @@ naming the first bad file of a folder and counting the others.
 
 from __future__ import annotations
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

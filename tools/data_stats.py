@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 from rich.console import Console

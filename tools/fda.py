@@ -5,6 +5,7 @@ python tools/fda.py beta=0.01
 
 from __future__ import annotations
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

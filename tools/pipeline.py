@@ -6,6 +6,7 @@ python tools/pipeline.py experiment=full  # the serious run
 
 from __future__ import annotations
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

@@ -6,6 +6,7 @@ python tools/predict.py ckpt=... input_dir=photos/ translate_with=checkpoints/ad
 
 from __future__ import annotations
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

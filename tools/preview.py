@@ -7,6 +7,7 @@ python tools/preview.py dataset=../shared/data/deepcrack/test_img masks=../share
 
 from __future__ import annotations
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

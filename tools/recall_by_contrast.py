@@ -8,6 +8,7 @@ python tools/recall_by_contrast.py test_img=outputs/heldout7 test_lab=null eval_
 
 from __future__ import annotations
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

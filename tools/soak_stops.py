@@ -106,16 +106,16 @@ def check_stop(log: Path, code: int, sig: int) -> str:
     if code == 0:
         return ""
     if code == -sig and not log.with_suffix(".out").read_text().strip():
-        # Before run_cli's handlers (Python's imports take seconds): the signal's default,
-        # exit 128 + sig as a shell reports it, and nothing begun that a rerun must mend.
-        said = "ended by the signal during start-up, before any work"
+        # Before the tool's first import could take the signal (Python's own start, a
+        # fraction of a second): its default, exit 128 + sig as a shell reports it.
+        said = "ended by the signal before the tool's first import"
         return said + (" (Python's KeyboardInterrupt traceback)" if "Traceback" in err else "")
     if code != 128 + sig:
         raise SystemExit(f"FAIL: exit {code}, expected {128 + sig}; see {log.with_suffix('.err')}")
     if "Traceback" in err:
         raise SystemExit(f"FAIL: a traceback on a stop; see {log.with_suffix('.err')}")
     said = last_line(log.with_suffix(".err"))
-    if "rerun the same command to resume" not in said:
+    if not said.endswith(("rerun the same command to resume", "while starting; nothing was done")):
         raise SystemExit(f"FAIL: the stop's last line says {said!r}")
     return said
 
@@ -156,10 +156,9 @@ def main() -> None:
             print(f"stop {k}/{args.stops}: the run finished within {delay:.1f} s", flush=True)
             break
         landed += 1
-        early += "start-up" in said
-        print(
-            f"stop {k}/{args.stops}: SIG{args.signal} at {delay:.1f} s during {stage or 'start-up'}: {said}"
-        )
+        early += "starting" in said or "first import" in said
+        where = stage or "start-up"
+        print(f"stop {k}/{args.stops}: SIG{args.signal} at {delay:.1f} s during {where}: {said}")
     if run(command[stopped], work / "final") != 0:
         raise SystemExit(f"FAIL: the last rerun failed; see {work / 'final.err'}")
     want, got = scores(straight), scores(stopped)

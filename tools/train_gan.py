@@ -5,6 +5,7 @@ python tools/train_gan.py trainer=cpu trainer.max_steps=300 gan_data.crop_size=6
 
 from __future__ import annotations
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig

@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf

@@ -1,0 +1,49 @@
+"""Ctrl-C or SIGTERM while a tool starts: one line, not a traceback.
+
+Loading torch, Lightning and the rest takes seconds; Python's defaults in that time are a
+KeyboardInterrupt traceback through torch's imports for Ctrl-C and a silent end for SIGTERM.
+Every entry point in ``tools/`` calls ``quiet_start`` first (``tools/_quiet_start.py``; never
+library code: importing gan must not touch a program's signals), which stops the tool with
+one line and 128 + the signal; ``gan.cli.run_cli`` hands the signals back to Python's
+defaults as the tool's work begins, where its own stops take over. Standard library only,
+so it loads in milliseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from types import FrameType
+
+#: How a stop is named in its one line (the start-up one and gan.cli's).
+STOP_NAMES = {signal.SIGTERM: "stopped by SIGTERM", signal.SIGINT: "interrupted by Ctrl-C"}
+
+_DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+
+
+def _stop_while_starting(sig: int, frame: FrameType | None) -> None:
+    print(f"{STOP_NAMES[sig]} while starting; nothing was done", file=sys.stderr, flush=True)
+    os._exit(128 + sig)  # no unwinding through a half-imported module
+
+
+#: Hydra's sweep flags: the launching process waits on jobs (its launcher's, submitit's) and
+#: no run_cli of its own ends the start; it keeps Python's defaults.
+SWEEP_FLAGS = {"-m", "--multirun", "hydra.mode=MULTIRUN"}
+
+
+def quiet_start(argv: list[str] | None = None) -> None:
+    """Take Ctrl-C and SIGTERM while they have Python's defaults (a signal ignored by the
+    shell, or handled by a launcher such as submitit, is left as it is)."""
+    if SWEEP_FLAGS & set(sys.argv[1:] if argv is None else argv):
+        return
+    for sig, default in _DEFAULTS.items():
+        if signal.getsignal(sig) is default:
+            signal.signal(sig, _stop_while_starting)
+
+
+def end_quiet_start() -> None:
+    """Python's defaults back, for the tool's own stops (run_cli's, Lightning's)."""
+    for sig, default in _DEFAULTS.items():
+        if signal.getsignal(sig) is _stop_while_starting:
+            signal.signal(sig, default)

@@ -1,0 +1,67 @@
+"""A stop while a tool starts (torch and the rest loading) is one line, not a traceback."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _cli_fixtures import signal_when
+
+from gan.cli import run_cli
+from gan.start import end_quiet_start, quiet_start
+
+
+@pytest.mark.parametrize(("sig", "code", "said"), [
+    (signal.SIGINT, 130, "interrupted by Ctrl-C"),
+    (signal.SIGTERM, 143, "stopped by SIGTERM"),
+])  # fmt: skip
+def test_a_stop_while_a_tool_loads_is_one_line(
+    sig: signal.Signals, code: int, said: str, tmp_path: Path
+) -> None:
+    """Half a second in, the tool is still importing torch (4 s here): before, Ctrl-C there
+    printed a KeyboardInterrupt traceback through torch's imports and SIGTERM ended it
+    without a word."""
+    started = time.monotonic()
+    log = tmp_path / "stopped.log"
+    overrides = [f"paths.data_dir={tmp_path / 'none'}", f"paths.log_dir={tmp_path / 'logs'}"]
+    ready = lambda: time.monotonic() - started > 0.5  # noqa: E731
+    assert signal_when("check_data", overrides, ready, sig, log, group=True) == code
+    assert log.read_text() == f"{said} while starting; nothing was done\n"
+
+
+@pytest.fixture
+def python_defaults() -> Iterator[None]:
+    """This process's handlers as Python sets them, and as they were after the test."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def test_run_cli_hands_the_signals_back_to_python(python_defaults: None) -> None:
+    """Once the tool's work begins its own stops apply: Ctrl-C is KeyboardInterrupt again
+    (training's polite stop, render's wind-down), SIGTERM run_cli's."""
+    quiet_start([])
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    handlers = run_cli(lambda: signal.getsignal(signal.SIGINT))
+    assert handlers is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_sweep_or_an_ignored_signal_is_left_alone(python_defaults: None) -> None:
+    """A sweep's launching process waits on its jobs (submitit's): no run_cli ends its start,
+    so it keeps Python's defaults. A Ctrl-C the shell ignores (``&``) stays ignored."""
+    quiet_start(["-m", "seed=0,1"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_start([])
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    end_quiet_start()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
