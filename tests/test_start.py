@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +67,28 @@ def test_a_sweep_or_an_ignored_signal_is_left_alone(python_defaults: None) -> No
     end_quiet_start()
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_every_tool_takes_the_signals_before_its_other_imports() -> None:
+    """A tool that goes through run_cli imports ``_quiet_start`` before anything heavy
+    (hydra, torch): a new tool that forgets it has the traceback back."""
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    checked = []
+    for tool in sorted(tools.glob("*.py")):
+        tree = ast.parse(tool.read_text())
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        if "run_cli" not in names:
+            continue
+        modules = [  # in order
+            name.split(".")[0]
+            for node in tree.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            )
+        ]
+        # the standard library's may come first: it loads in no time
+        heavy = [m for m in modules if m not in sys.stdlib_module_names and m != "__future__"]
+        assert heavy[0] == "_quiet_start", f"{tool.name}: first import {heavy[0]}"
+        checked.append(tool.name)
+    assert {"pipeline.py", "render.py", "train_gan.py", "train_task.py"} <= set(checked)
