@@ -28,7 +28,7 @@ from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
 from gan.run_names import run_key
-from gan.start import STOP_NAMES, end_quiet_start
+from gan.start import STOP_NAMES, end_quiet_start, quiet_exit
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -184,35 +184,46 @@ def user_message(err: BaseException) -> str:
     return message
 
 
-#: Whether the tool's SIGTERM handler raised: Lightning turns a KeyboardInterrupt inside
-#: ``fit`` (a SIGTERM while it sets up or tears down, before or after its own handler is in
-#: place) into ``Detected KeyboardInterrupt`` and exit code 1, which run_cli puts right.
-TERMINATED = {"raised": False}
+#: The signal the tool's own handler (``_raise_stop``) last raised for, None before any.
+RAISED_FOR: dict[str, int | None] = {"signal": None}
+
+#: Python's own handlers, which the tool's replace (any other is someone else's: submitit's
+#: job runner handles SIGTERM itself, a shell that started the tool with ``&`` ignores Ctrl-C).
+_PYTHON_HANDLERS = {
+    signal.SIGTERM: (signal.SIG_DFL, None),
+    signal.SIGINT: (signal.default_int_handler,),
+}
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    # Lightning's fit calls the handler it found beside its own: there the stop is polite
-    # (the step in flight finishes and is saved), so only the tool's own handler raises.
-    if signal.getsignal(signal.SIGTERM) is _raise_terminated:
-        TERMINATED["raised"] = True
-        raise Terminated
+def _raise_stop(signum: int, frame: Any) -> None:
+    # Lightning's fit calls the SIGTERM handler it found beside its own: there the stop is
+    # polite (the step in flight finishes and is saved), so only the tool's own handler raises.
+    if signal.getsignal(signum) is _raise_stop:
+        RAISED_FOR["signal"] = signum
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 @contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """A scheduler's time limit or ``kill`` while rendering, translating or scoring: Python
-    would die at once, silently and with exit 143 but no word of what is kept. A handler
-    already in place (submitit's job runner has its own) is left alone."""
-    claimed = signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
-    if claimed or threading.current_thread() is not threading.main_thread():
+def stops_as_interrupts() -> Iterator[None]:
+    """A scheduler's time limit, ``kill`` or Ctrl-C while rendering, translating or scoring:
+    SIGTERM would end Python at once, silently and with no word of what is kept; both now
+    raise a KeyboardInterrupt (``Terminated`` for SIGTERM) and note which signal it was, in
+    ``RAISED_FOR``. Lightning turns one raised while a fit sets up or tears down into
+    ``Detected KeyboardInterrupt`` and exit 1, which must still read as the stop it was."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    TERMINATED["raised"] = False
+    previous = {
+        sig: signal.signal(sig, _raise_stop)
+        for sig, python in _PYTHON_HANDLERS.items()
+        if signal.getsignal(sig) in python
+    }
+    RAISED_FOR["signal"] = None
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def signal_that_killed_a_worker(err: RuntimeError) -> int | None:
@@ -236,13 +247,16 @@ def exit_on_stop(sig: int, said: str) -> NoReturn:
 
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
-    end_quiet_start()
+    in_a_tool = end_quiet_start()
     quiet_expected_warnings()
     try:
         if args and isinstance(args[0], DictConfig):
             check_shared_settings(args[0])
-        with sigterm_as_interrupt():
-            return fn(*args)
+        with stops_as_interrupts():
+            result = fn(*args)
+        if in_a_tool:
+            quiet_exit()
+        return result
     except SIGTERMException:
         # Lightning's stop on SIGTERM is a SystemExit with no code: exit 0, as if the run had
         # finished. A scheduler or `pipeline && next` must see the stop: 128 + 15, as a shell
@@ -251,9 +265,12 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
         exit_on_stop(sig, f"stopped by {name}; checkpoints are kept")
     except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C or SIGTERM outside training
-        if isinstance(err, SystemExit) and not TERMINATED["raised"]:
-            raise
-        sig = signal.SIGTERM if isinstance(err, (Terminated, SystemExit)) else signal.SIGINT
+        if isinstance(err, SystemExit):  # Lightning's exit 1 for the interrupt it caught
+            sig = RAISED_FOR["signal"]
+            if sig is None:
+                raise
+        else:
+            sig = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
         exit_on_stop(sig, f"{STOP_NAMES[sig]}; finished shards, stages and checkpoints are kept")
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):

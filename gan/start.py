@@ -1,12 +1,13 @@
-"""Ctrl-C or SIGTERM while a tool starts: one line, not a traceback.
+"""Ctrl-C or SIGTERM while a tool starts or exits: one line, not a traceback.
 
 Loading torch, Lightning and the rest takes seconds; Python's defaults in that time are a
 KeyboardInterrupt traceback through torch's imports for Ctrl-C and a silent end for SIGTERM.
 Every entry point in ``tools/`` calls ``quiet_start`` first (``tools/_quiet_start.py``; never
 library code: importing gan must not touch a program's signals), which stops the tool with
 one line and 128 + the signal; ``gan.cli.run_cli`` hands the signals back to Python's
-defaults as the tool's work begins, where its own stops take over. Standard library only,
-so it loads in milliseconds.
+defaults as the tool's work begins, where its own stops take over, and once the work is done
+takes them again (``quiet_exit``) for the tool's last moments. Standard library only, so it
+loads in milliseconds.
 """
 
 from __future__ import annotations
@@ -42,8 +43,27 @@ def quiet_start(argv: list[str] | None = None) -> None:
             signal.signal(sig, _stop_while_starting)
 
 
-def end_quiet_start() -> None:
-    """Python's defaults back, for the tool's own stops (run_cli's, Lightning's)."""
+def end_quiet_start() -> bool:
+    """Python's defaults back, for the tool's own stops (run_cli's, Lightning's); whether
+    quiet_start (or an earlier run_cli's quiet_exit) had taken them: this is a tool's
+    process, not a test's or a notebook's."""
+    took = False
     for sig, default in _DEFAULTS.items():
-        if signal.getsignal(sig) is _stop_while_starting:
+        if signal.getsignal(sig) in (_stop_while_starting, _stop_while_exiting):
             signal.signal(sig, default)
+            took = True
+    return took
+
+
+def _stop_while_exiting(sig: int, frame: FrameType | None) -> None:
+    print(f"{STOP_NAMES[sig]} as the tool exited; its work is done", file=sys.stderr, flush=True)
+    os._exit(128 + sig)
+
+
+def quiet_exit() -> None:
+    """After a tool's work, while it exits (Hydra's teardown, a logger's last sync): a stop
+    there ended it without a word (SIGTERM) or with a traceback (Ctrl-C), as if work were
+    lost; it is one line that says the work is done."""
+    for sig, default in _DEFAULTS.items():
+        if signal.getsignal(sig) is default:
+            signal.signal(sig, _stop_while_exiting)

@@ -289,23 +289,23 @@ def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it
     import os
     import signal
 
-    from gan.cli import Terminated, sigterm_as_interrupt
+    from gan.cli import Terminated, stops_as_interrupts
 
     before = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        with pytest.raises(Terminated), sigterm_as_interrupt():
+        with pytest.raises(Terminated), stops_as_interrupts():
             os.kill(os.getpid(), signal.SIGTERM)
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
 
         lightning_calls, seen = [], []
         try:  # (a Terminated escaping would end the whole test session as a Ctrl-C does)
-            with sigterm_as_interrupt():  # inside a fit: Lightning's handler calls the tool's
+            with stops_as_interrupts():  # inside a fit: Lightning's handler calls the tool's
                 ours = signal.getsignal(signal.SIGTERM)
                 signal.signal(signal.SIGTERM, lambda *a: (lightning_calls.append(1), ours(*a)))
                 os.kill(os.getpid(), signal.SIGTERM)  # the fit stops politely, after its step
             signal.signal(signal.SIGTERM, lambda *a: seen.append(a[0]))
-            with sigterm_as_interrupt():
+            with stops_as_interrupts():
                 os.kill(os.getpid(), signal.SIGTERM)
         except Terminated:
             pytest.fail("SIGTERM raised where another handler was in charge")
@@ -314,32 +314,43 @@ def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it
         signal.signal(signal.SIGTERM, before)
 
 
-def test_sigterm_while_lightning_sets_up_a_fit_is_still_a_sigterm_stop(capsys) -> None:
-    """Before Lightning's own SIGTERM handler is in place (restoring a checkpoint) or after it
-    is gone (teardown), the tool's raises, and Lightning turns that KeyboardInterrupt into
-    ``Detected KeyboardInterrupt`` and exit code 1: the stop is reported as the SIGTERM it was."""
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [("SIGTERM", 143, "stopped by SIGTERM"), ("SIGINT", 130, "interrupted by Ctrl-C")],
+)
+def test_a_stop_while_lightning_sets_up_a_fit_is_still_that_stop(
+    capsys, stop: str, code: int, said: str
+) -> None:
+    """Before Lightning's own SIGTERM handler (or the tool's polite Ctrl-C) is in place
+    (restoring a checkpoint) or after it is gone (teardown), the tool's raises, and Lightning
+    turns that KeyboardInterrupt into ``Detected KeyboardInterrupt`` and exit code 1: the stop
+    is reported as the signal it was (a Ctrl-C there exited 1, seen by tools/soak_stops.py)."""
     import os
     import signal
     import sys
 
+    sig = getattr(signal, stop)
+
     def fit_like() -> None:
         try:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         except KeyboardInterrupt:
             sys.exit(1)  # what lightning.pytorch.trainer.call does with it
 
-    before = signal.getsignal(signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with pytest.raises(SystemExit) as stopped:
             run_cli(fit_like)
-        assert stopped.value.code == 143
-        assert "stopped by SIGTERM" in capsys.readouterr().err
+        assert stopped.value.code == code
+        assert said in capsys.readouterr().err
         with pytest.raises(SystemExit) as failed:  # any other exit of code 1 stays as it was
             run_cli(sys.exit, 1)
         assert failed.value.code == 1
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import signal
 import sys
 import time
@@ -46,13 +47,33 @@ def python_defaults() -> Iterator[None]:
 
 
 def test_run_cli_hands_the_signals_back_to_python(python_defaults: None) -> None:
-    """Once the tool's work begins its own stops apply: Ctrl-C is KeyboardInterrupt again
-    (training's polite stop, render's wind-down), SIGTERM run_cli's."""
+    """Once the tool's work begins its own stops apply: Ctrl-C and SIGTERM are interrupts
+    (render's wind-down, training's polite stop), not the start-up line and exit."""
+
+    def interrupted_by(sig: signal.Signals) -> str:
+        try:
+            os.kill(os.getpid(), sig)
+        except KeyboardInterrupt as err:
+            return type(err).__name__
+        return "nothing"
+
     quiet_start([])
     assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    handlers = run_cli(lambda: signal.getsignal(signal.SIGINT))
-    assert handlers is signal.default_int_handler
+    assert run_cli(interrupted_by, signal.SIGINT) == "KeyboardInterrupt"
+    assert run_cli(interrupted_by, signal.SIGTERM) == "Terminated"
+
+
+def test_a_stop_as_a_tool_exits_says_its_work_is_done(python_defaults: None) -> None:
+    """Once run_cli's work has returned, a SIGTERM (a time limit as the job ends) ended the
+    tool without a word, as if work were lost; in a tool's process it is one line now. In
+    any other (a test, a notebook) run_cli leaves Python's handlers as it found them."""
+    run_cli(lambda: None)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    quiet_start([])
+    run_cli(lambda: None)
+    handler = signal.getsignal(signal.SIGTERM)
+    assert callable(handler) and handler.__name__ == "_stop_while_exiting"
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_a_sweep_or_an_ignored_signal_is_left_alone(python_defaults: None) -> None:
