@@ -121,7 +121,8 @@ def check_stop(log: Path, code: int, sig: int) -> str:
     if "Traceback" in err:
         raise SystemExit(f"FAIL: a traceback on a stop; see {log.with_suffix('.err')}")
     said = last_line(log.with_suffix(".err"))
-    if not said.endswith(("rerun the same command to resume", "while starting; nothing was done")):
+    endings = ("rerun the same command to resume", "nothing was done", "its work is done")
+    if not said.endswith(endings):
         raise SystemExit(f"FAIL: the stop's last line says {said!r}")
     return said
 
