@@ -218,6 +218,30 @@ def test_ctrl_c_saves_the_step_in_flight_exits_130_then_resumes(tmp_path: Path) 
     assert load_checkpoint(ckpt)["global_step"] == stopped_at + 2
 
 
+def test_a_second_ctrl_c_during_a_step_stops_at_once_with_one_line(tmp_path: Path) -> None:
+    """The first Ctrl-C asks for a stop after the step; an impatient second one, mid-step,
+    stops at once. Lightning turns it into ``Detected KeyboardInterrupt`` and exit 1, which
+    read as a failure: it is exit 130 and the one-line stop."""
+    write_toy_real_folder(tmp_path / "real", n=8, h=256, w=256)
+    overrides = [
+        *task_overrides(tmp_path, 300),
+        "task.net.base=32",  # steps of a second or more: the second Ctrl-C lands mid-step
+        "task.net.depth=4",
+        "task_data.crop_size=256",
+        "task_data.batch_size=8",
+    ]
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+    log = tmp_path / "stopped.log"
+    code = signal_when("train_task", overrides, ckpt.is_file, signal.SIGINT, log, again_after=0.1)
+    stderr = log.read_text()
+    assert code == 130, stderr[-3000:]
+    assert stderr.rstrip().endswith(
+        "interrupted by Ctrl-C; finished shards, stages and checkpoints are kept: "
+        "rerun the same command to resume"
+    ), stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+
+
 def test_slurms_sigterm_to_every_process_still_saves_the_step_in_flight(tmp_path: Path) -> None:
     """Slurm's scancel or time limit signals every process of the job, the DataLoader workers
     too: one that died of it failed the main process's save of the step in flight with

@@ -111,11 +111,15 @@ def check_stop(log: Path, code: int, sig: int) -> str:
         if code != -sig:
             raise SystemExit(f"FAIL: exit {code} after SIGKILL; see {log.with_suffix('.err')}")
         return "killed"
-    if code == -sig and not log.with_suffix(".out").read_text().strip():
+    out = log.with_suffix(".out").read_text()
+    if code == -sig and not out.strip():
         # Before the tool's first import could take the signal (Python's own start, a
         # fraction of a second): its default, exit 128 + sig as a shell reports it.
         said = "ended by the signal before the tool's first import"
         return said + (" (Python's KeyboardInterrupt traceback)" if "Traceback" in err else "")
+    if code == -sig and "[pipeline] report: " in out:
+        # After the last line, in Python's own shutdown, which puts the defaults back.
+        return "ended by the signal in Python's shutdown, after the report"
     if code != 128 + sig:
         raise SystemExit(f"FAIL: exit {code}, expected {128 + sig}; see {log.with_suffix('.err')}")
     if "Traceback" in err:
