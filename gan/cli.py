@@ -247,11 +247,13 @@ def exit_on_stop(sig: int, said: str) -> NoReturn:
 
 def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
-    in_a_tool = end_quiet_start()
     quiet_expected_warnings()
     try:
         if args and isinstance(args[0], DictConfig):
             check_shared_settings(args[0])
+        # the start-up's handlers give way to the tool's own with no work between: a SIGTERM
+        # there would meet Python's default (exit 143 without a word)
+        in_a_tool = end_quiet_start()
         with stops_as_interrupts():
             result = fn(*args)
         if in_a_tool:

@@ -167,9 +167,9 @@ def main() -> None:
             print(f"stop {k}/{args.stops}: the run finished within {delay:.1f} s", flush=True)
             break
         landed += 1
-        early += not stage  # before the pipeline's first line
-        where = stage or "start-up"
-        print(f"stop {k}/{args.stops}: SIG{args.signal} at {delay:.1f} s during {where}: {said}")
+        early += "nothing was done" in said or "first import" in said
+        where = f"in {stage}" if stage else "before any stage's work"
+        print(f"stop {k}/{args.stops}: SIG{args.signal} at {delay:.1f} s, {where}: {said}")
     if run(command[stopped], work / "final") != 0:
         raise SystemExit(f"FAIL: the last rerun failed; see {work / 'final.err'}")
     want, got = scores(straight), scores(stopped)
