@@ -221,6 +221,15 @@ def stops_as_interrupts() -> Iterator[None]:
     RAISED_FOR["signal"] = None
     try:
         yield
+    except Exception as err:
+        # The interrupt can land anywhere, mid-way through a library's bookkeeping (OmegaConf
+        # while a checkpoint was restored): a clean-up that then trips on what it left half
+        # done raised its own error in the stop's place, an ``error:`` line and exit 1
+        # (seen by tools/soak_stops.py). It is still the stop, and says what broke off.
+        sig = RAISED_FOR["signal"]
+        if sig is None:
+            raise
+        raise (Terminated if sig == signal.SIGTERM else KeyboardInterrupt)() from err
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -273,7 +282,11 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
                 raise
         else:
             sig = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
-        exit_on_stop(sig, f"{STOP_NAMES[sig]}; finished shards, stages and checkpoints are kept")
+        broke = err.__cause__
+        said = f" ({user_message(broke).splitlines()[0]}, as it stopped)" if broke else ""
+        exit_on_stop(
+            sig, f"{STOP_NAMES[sig]}{said}; finished shards, stages and checkpoints are kept"
+        )
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):
             raise

@@ -353,6 +353,38 @@ def test_a_stop_while_lightning_sets_up_a_fit_is_still_that_stop(
             signal.signal(s, handler)
 
 
+def test_an_error_a_stop_leaves_behind_is_still_the_stop(capsys) -> None:
+    """A SIGTERM that lands mid-way through a library's bookkeeping (OmegaConf's, as a
+    checkpoint was restored) can leave a clean-up to trip on the half-done state: its error
+    came out in the stop's place, ``error: 'NoneType' object has no attribute ...`` and exit
+    1, once in 30 stops of tools/soak_stops.py. The stop is reported, with what broke off."""
+    import os
+    import signal
+
+    from synth.distributions import ConfigError
+
+    def cleanup_trips() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            raise ConfigError("half-done\n    full_key: tags") from None
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with pytest.raises(SystemExit) as stopped:
+            run_cli(cleanup_trips)
+        assert stopped.value.code == 143
+        err = capsys.readouterr().err
+        assert "stopped by SIGTERM (half-done, as it stopped); finished shards" in err, err
+        with pytest.raises(SystemExit) as failed:  # with no stop, the error is the error
+            run_cli(lambda: (_ for _ in ()).throw(ConfigError("bad")))
+        assert failed.value.code == 1
+        assert capsys.readouterr().err == "error: bad\n"
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @pytest.mark.parametrize(
     ("died_of", "code", "said"),
     [("Terminated", 143, "stopped by SIGTERM"), ("Interrupt", 130, "interrupted by Ctrl-C")],
