@@ -27,7 +27,8 @@ def test_the_stop_soak_passes_on_a_short_pipeline() -> None:
     proc = subprocess.run(cmd, cwd=ROOT, env=tool_env(), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     verdict = re.match(
-        r"ok: (\d+) stops by SIGTERM \((\d+) during start-up\)", proc.stdout.splitlines()[-1]
+        r"ok: (\d+) stops by SIGTERM \((\d+) before any stage's work\)",
+        proc.stdout.splitlines()[-1],
     )
     assert verdict, proc.stdout[-2000:]
     landed, early = map(int, verdict.groups())

@@ -167,7 +167,7 @@ def main() -> None:
             print(f"stop {k}/{args.stops}: the run finished within {delay:.1f} s", flush=True)
             break
         landed += 1
-        early += "nothing was done" in said or "first import" in said
+        early += not stage
         where = f"in {stage}" if stage else "before any stage's work"
         print(f"stop {k}/{args.stops}: SIG{args.signal} at {delay:.1f} s, {where}: {said}")
     if run(command[stopped], work / "final") != 0:
@@ -179,7 +179,7 @@ def main() -> None:
     figures = ", ".join(f"{row} F1 {r['f1']:.6f}" for row, r in want.items())
     how = "killed" if sig == signal.SIGKILL else f"each exiting {128 + sig} with one line"
     print(
-        f"ok: {landed} stops by SIG{args.signal} ({early} during start-up), {how}, then a "
+        f"ok: {landed} stops by SIG{args.signal} ({early} before any stage's work), {how}, then a "
         f"rerun finished; every row equals the straight run's ({figures})"
     )
     if args.keep:
