@@ -235,15 +235,21 @@ def stops_as_interrupts() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def signal_that_killed_a_worker(err: RuntimeError) -> int | None:
-    """SIGTERM or SIGINT when ``err`` is torch's ``DataLoader worker (pid N) is killed by
-    signal: Terminated.`` (or ``Interrupt``), else None."""
-    message = str(err)
-    if "DataLoader worker (pid" not in message:
-        return None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        if f"killed by signal: {signal.strsignal(sig)}" in message:
-            return sig
+def signal_that_killed_a_worker(err: BaseException) -> int | None:
+    """SIGTERM or SIGINT when ``err``, or an error it was raised in the handling of, is
+    torch's ``DataLoader worker (pid N) is killed by signal: Terminated.`` (or
+    ``Interrupt``), else None. Lightning's clean-up after it can fail in turn (``Please call
+    iter(combined_loader) first``), and that error came out in the stop's place."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        message = str(err)
+        if isinstance(err, RuntimeError) and "DataLoader worker (pid" in message:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                if f"killed by signal: {signal.strsignal(sig)}" in message:
+                    return sig
+            return None
+        err = err.__cause__ or err.__context__
     return None
 
 
@@ -303,16 +309,6 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
     except (*EXPECTED, *loaded("gan.export", "ExportMismatchError")) as err:
         print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except RuntimeError as err:  # after EXPECTED: some of those are RuntimeErrors too
-        sig = signal_that_killed_a_worker(err)
-        if sig is None:
-            raise
-        # A group-wide signal that reached a DataLoader worker before its quiet_worker start
-        # ran (it ignores both after): torch names the worker's death, mid-step.
-        exit_on_stop(
-            sig,
-            f"{STOP_NAMES[sig]} (a starting DataLoader worker died of it); checkpoints are kept",
-        )
     except OSError as err:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" writing {err.filename}" if err.filename else ""
@@ -327,6 +323,16 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
             print(f"error: {err.filename}: {err.strerror or err}", file=sys.stderr, flush=True)
             sys.exit(1)
         raise
+    except Exception as err:  # last: EXPECTED errors and OSErrors are had above
+        sig = signal_that_killed_a_worker(err)
+        if sig is None:
+            raise
+        # A group-wide signal that reached a DataLoader worker before its quiet_worker start
+        # ran (it ignores both after): torch names the worker's death, mid-step.
+        exit_on_stop(
+            sig,
+            f"{STOP_NAMES[sig]} (a starting DataLoader worker died of it); checkpoints are kept",
+        )
 
 
 def check_measure_settings(cfg: Any) -> None:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 
 from synth.distributions import ConfigError
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
-from synth.processes import ignore_stops
+from synth.processes import ignore_stops, kill_daemons_at_exit
 
 
 def open_samples(path: str | Path, mask_dir: str | Path | None = None) -> Sequence[Sample]:
@@ -242,8 +242,10 @@ def quiet_worker(worker_id: int, rank: int = 0) -> None:
     pl_worker_init_function(worker_id, rank)
 
 
-def quiet_workers(trainer: pl.Trainer | None) -> Callable[[int], None]:
-    """``worker_init_fn`` for this process's loaders (quiet_worker with its global rank)."""
+def quiet_workers(trainer: pl.Trainer | None = None) -> Callable[[int], None]:
+    """``worker_init_fn`` for this process's loaders (quiet_worker with its global rank).
+    Workers that ignore SIGTERM are killed as this process exits, not waited on."""
+    kill_daemons_at_exit()
     return functools.partial(quiet_worker, rank=trainer.global_rank if trainer else 0)
 
 

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gan.bn_adapt import recalibrate_batchnorm
 from gan.checkpoint import load_checkpoint
-from gan.data import SegmentationSamples, is_sharded, open_samples, quiet_worker, to_tensor
+from gan.data import SegmentationSamples, is_sharded, open_samples, quiet_workers, to_tensor
 from gan.task import (
     CrackSegmenter,
     build_metrics,
@@ -238,7 +238,7 @@ def evaluate_folder(
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=pad_collate,
-        worker_init_fn=quiet_worker,
+        worker_init_fn=quiet_workers(),
     )
     out_dir = Path(out_dir)
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
@@ -336,7 +336,7 @@ def photo_loader(
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=predict_collate,
-        worker_init_fn=quiet_worker,
+        worker_init_fn=quiet_workers(),
     )
 
 

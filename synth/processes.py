@@ -9,9 +9,11 @@ winds the work down once and says so in one line.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import multiprocessing as mp
+import multiprocessing.util  # noqa: F401  (its exit hook is in place before ours: see below)
 import os
 import signal
 from collections.abc import Iterator
@@ -54,3 +56,23 @@ def die_with_parent() -> None:
     parent = mp.parent_process()
     if parent is not None and os.getppid() != parent.pid:  # it died before the prctl
         os._exit(1)
+
+
+def kill_daemons_at_exit() -> None:
+    """Daemonic workers (a DataLoader's) that ignore SIGTERM would hang their main process's
+    exit: multiprocessing's own exit hook ends daemonic children with SIGTERM and then waits
+    for them, forever (seen after an error left a loader's workers running). This hook, run
+    before multiprocessing's (atexit runs last-registered first), kills them: a daemonic
+    process is ended at exit by definition. Registered once per process."""
+    if not _KILL_AT_EXIT["registered"]:
+        atexit.register(_kill_daemonic_children)
+        _KILL_AT_EXIT["registered"] = True
+
+
+_KILL_AT_EXIT = {"registered": False}
+
+
+def _kill_daemonic_children() -> None:
+    for child in mp.active_children():
+        if child.daemon:
+            child.kill()

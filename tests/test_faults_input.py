@@ -404,6 +404,16 @@ def test_a_starting_loader_worker_killed_by_the_stop_is_the_stop(
     err = capsys.readouterr().err
     assert said in err and "rerun the same command" in err
 
+    def clean_up_fails() -> None:  # Lightning's teardown after the worker's death, in turn
+        try:
+            step()
+        except RuntimeError:
+            raise RuntimeError("Please call `iter(combined_loader)` first.")  # noqa: B904 (as Lightning: implicit)
+
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(clean_up_fails)
+    assert stopped.value.code == code and said in capsys.readouterr().err
+
     def broken() -> None:
         raise RuntimeError("DataLoader worker (pid 7) is killed by signal: Segmentation fault.")
 
