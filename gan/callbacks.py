@@ -255,7 +255,13 @@ def raise_late_stop(trainer: pl.Trainer) -> None:
     the fit finished and saved, and Lightning dropped the stop, so the tool went on to its
     next stage as if nothing had been asked. The stop is made now, between stages."""
     if trainer.received_sigterm:
-        raise KeyboardInterrupt if STOPPED_BY["signal"] == signal.SIGINT else Terminated
+        raise interrupt_for(STOPPED_BY["signal"])
+
+
+def interrupt_for(sig: int) -> KeyboardInterrupt:
+    """What a stop raises outside training's polite one: Terminated for SIGTERM, Ctrl-C's
+    KeyboardInterrupt for SIGINT (gan.cli.run_cli reads the signal back from its type)."""
+    return Terminated() if sig == signal.SIGTERM else KeyboardInterrupt()
 
 
 class CtrlCStopsAfterTheStep(pl.Callback):

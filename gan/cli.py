@@ -23,12 +23,12 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated
+from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated, interrupt_for
 from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
 from gan.run_names import run_key
-from gan.start import STOP_NAMES, end_quiet_start, quiet_exit
+from gan.start import PYTHON_HANDLERS, STOP_NAMES, end_quiet_start, quiet_exit
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -187,20 +187,13 @@ def user_message(err: BaseException) -> str:
 #: The signal the tool's own handler (``_raise_stop``) last raised for, None before any.
 RAISED_FOR: dict[str, int | None] = {"signal": None}
 
-#: Python's own handlers, which the tool's replace (any other is someone else's: submitit's
-#: job runner handles SIGTERM itself, a shell that started the tool with ``&`` ignores Ctrl-C).
-_PYTHON_HANDLERS = {
-    signal.SIGTERM: (signal.SIG_DFL, None),
-    signal.SIGINT: (signal.default_int_handler,),
-}
-
 
 def _raise_stop(signum: int, frame: Any) -> None:
     # Lightning's fit calls the SIGTERM handler it found beside its own: there the stop is
     # polite (the step in flight finishes and is saved), so only the tool's own handler raises.
     if signal.getsignal(signum) is _raise_stop:
         RAISED_FOR["signal"] = signum
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise interrupt_for(signum)
 
 
 @contextmanager
@@ -215,7 +208,7 @@ def stops_as_interrupts() -> Iterator[None]:
         return
     previous = {
         sig: signal.signal(sig, _raise_stop)
-        for sig, python in _PYTHON_HANDLERS.items()
+        for sig, python in PYTHON_HANDLERS.items()
         if signal.getsignal(sig) in python
     }
     RAISED_FOR["signal"] = None
@@ -229,7 +222,7 @@ def stops_as_interrupts() -> Iterator[None]:
         sig = RAISED_FOR["signal"]
         if sig is None:
             raise
-        raise (Terminated if sig == signal.SIGTERM else KeyboardInterrupt)() from err
+        raise interrupt_for(sig) from err
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -20,7 +20,19 @@ from types import FrameType
 #: How a stop is named in its one line (the start-up one and gan.cli's).
 STOP_NAMES = {signal.SIGTERM: "stopped by SIGTERM", signal.SIGINT: "interrupted by Ctrl-C"}
 
-_DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+#: Python's own handlers, the first of each what a hand-back restores (None: a handler set
+#: outside Python). Any other is someone else's: submitit's job runner handles SIGTERM itself,
+#: a shell that started the tool with ``&`` ignores Ctrl-C; those are left as they are.
+PYTHON_HANDLERS = {
+    signal.SIGINT: (signal.default_int_handler,),
+    signal.SIGTERM: (signal.SIG_DFL, None),
+}
+
+
+def _take_pythons(handler: object) -> None:
+    for sig, python in PYTHON_HANDLERS.items():
+        if signal.getsignal(sig) in python:
+            signal.signal(sig, handler)
 
 
 def _stop_while_starting(sig: int, frame: FrameType | None) -> None:
@@ -36,11 +48,8 @@ SWEEP_FLAGS = {"-m", "--multirun", "hydra.mode=MULTIRUN"}
 def quiet_start(argv: list[str] | None = None) -> None:
     """Take Ctrl-C and SIGTERM while they have Python's defaults (a signal ignored by the
     shell, or handled by a launcher such as submitit, is left as it is)."""
-    if SWEEP_FLAGS & set(sys.argv[1:] if argv is None else argv):
-        return
-    for sig, default in _DEFAULTS.items():
-        if signal.getsignal(sig) is default:
-            signal.signal(sig, _stop_while_starting)
+    if not SWEEP_FLAGS & set(sys.argv[1:] if argv is None else argv):
+        _take_pythons(_stop_while_starting)
 
 
 def end_quiet_start() -> bool:
@@ -48,9 +57,9 @@ def end_quiet_start() -> bool:
     quiet_start (or an earlier run_cli's quiet_exit) had taken them: this is a tool's
     process, not a test's or a notebook's."""
     took = False
-    for sig, default in _DEFAULTS.items():
+    for sig, python in PYTHON_HANDLERS.items():
         if signal.getsignal(sig) in (_stop_while_starting, _stop_while_exiting):
-            signal.signal(sig, default)
+            signal.signal(sig, python[0])
             took = True
     return took
 
@@ -64,6 +73,4 @@ def quiet_exit() -> None:
     """After a tool's work, while it exits (Hydra's teardown, a logger's last sync): a stop
     there ended it without a word (SIGTERM) or with a traceback (Ctrl-C), as if work were
     lost; it is one line that says the work is done."""
-    for sig, default in _DEFAULTS.items():
-        if signal.getsignal(sig) is default:
-            signal.signal(sig, _stop_while_exiting)
+    _take_pythons(_stop_while_exiting)

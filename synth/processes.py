@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing as mp
 import multiprocessing.util  # noqa: F401  (its exit hook is in place before ours: see below)
 import os
@@ -58,18 +59,14 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+@functools.cache
 def kill_daemons_at_exit() -> None:
     """Daemonic workers (a DataLoader's) that ignore SIGTERM would hang their main process's
     exit: multiprocessing's own exit hook ends daemonic children with SIGTERM and then waits
     for them, forever (seen after an error left a loader's workers running). This hook, run
     before multiprocessing's (atexit runs last-registered first), kills them: a daemonic
-    process is ended at exit by definition. Registered once per process."""
-    if not _KILL_AT_EXIT["registered"]:
-        atexit.register(_kill_daemonic_children)
-        _KILL_AT_EXIT["registered"] = True
-
-
-_KILL_AT_EXIT = {"registered": False}
+    process is ended at exit by definition. Registered once per process (the cache)."""
+    atexit.register(_kill_daemonic_children)
 
 
 def _kill_daemonic_children() -> None:

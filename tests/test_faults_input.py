@@ -282,7 +282,9 @@ def test_ckpt_path_null_starts_over_and_replaces_last_ckpt(workdir: Path) -> Non
     assert load_checkpoint(run / "last.ckpt")["global_step"] == 2
 
 
-def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it() -> None:
+def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it(
+    python_signal_defaults: None,
+) -> None:
     """The tool's own SIGTERM handler raises where Ctrl-C would, for the one-line stop; a
     handler already in place (submitit's job runner) is left as it is, and so is Lightning's
     polite stop during a fit, which calls the handler it found beside its own."""
@@ -291,27 +293,22 @@ def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it
 
     from gan.cli import Terminated, stops_as_interrupts
 
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        with pytest.raises(Terminated), stops_as_interrupts():
-            os.kill(os.getpid(), signal.SIGTERM)
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+    with pytest.raises(Terminated), stops_as_interrupts():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
 
-        lightning_calls, seen = [], []
-        try:  # (a Terminated escaping would end the whole test session as a Ctrl-C does)
-            with stops_as_interrupts():  # inside a fit: Lightning's handler calls the tool's
-                ours = signal.getsignal(signal.SIGTERM)
-                signal.signal(signal.SIGTERM, lambda *a: (lightning_calls.append(1), ours(*a)))
-                os.kill(os.getpid(), signal.SIGTERM)  # the fit stops politely, after its step
-            signal.signal(signal.SIGTERM, lambda *a: seen.append(a[0]))
-            with stops_as_interrupts():
-                os.kill(os.getpid(), signal.SIGTERM)
-        except Terminated:
-            pytest.fail("SIGTERM raised where another handler was in charge")
-        assert lightning_calls == [1] and seen == [signal.SIGTERM]
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    lightning_calls, seen = [], []
+    try:  # (a Terminated escaping would end the whole test session as a Ctrl-C does)
+        with stops_as_interrupts():  # inside a fit: Lightning's handler calls the tool's
+            ours = signal.getsignal(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, lambda *a: (lightning_calls.append(1), ours(*a)))
+            os.kill(os.getpid(), signal.SIGTERM)  # the fit stops politely, after its step
+        signal.signal(signal.SIGTERM, lambda *a: seen.append(a[0]))
+        with stops_as_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+    except Terminated:
+        pytest.fail("SIGTERM raised where another handler was in charge")
+    assert lightning_calls == [1] and seen == [signal.SIGTERM]
 
 
 @pytest.mark.parametrize(
@@ -319,7 +316,7 @@ def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it
     [("SIGTERM", 143, "stopped by SIGTERM"), ("SIGINT", 130, "interrupted by Ctrl-C")],
 )
 def test_a_stop_while_lightning_sets_up_a_fit_is_still_that_stop(
-    capsys, stop: str, code: int, said: str
+    capsys, python_signal_defaults: None, stop: str, code: int, said: str
 ) -> None:
     """Before Lightning's own SIGTERM handler (or the tool's polite Ctrl-C) is in place
     (restoring a checkpoint) or after it is gone (teardown), the tool's raises, and Lightning
@@ -337,23 +334,18 @@ def test_a_stop_while_lightning_sets_up_a_fit_is_still_that_stop(
         except KeyboardInterrupt:
             sys.exit(1)  # what lightning.pytorch.trainer.call does with it
 
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        with pytest.raises(SystemExit) as stopped:
-            run_cli(fit_like)
-        assert stopped.value.code == code
-        assert said in capsys.readouterr().err
-        with pytest.raises(SystemExit) as failed:  # any other exit of code 1 stays as it was
-            run_cli(sys.exit, 1)
-        assert failed.value.code == 1
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(fit_like)
+    assert stopped.value.code == code
+    assert said in capsys.readouterr().err
+    with pytest.raises(SystemExit) as failed:  # any other exit of code 1 stays as it was
+        run_cli(sys.exit, 1)
+    assert failed.value.code == 1
 
 
-def test_an_error_a_stop_leaves_behind_is_still_the_stop(capsys) -> None:
+def test_an_error_a_stop_leaves_behind_is_still_the_stop(
+    capsys, python_signal_defaults: None
+) -> None:
     """A SIGTERM that lands mid-way through a library's bookkeeping (OmegaConf's, as a
     checkpoint was restored) can leave a clean-up to trip on the half-done state: its error
     came out in the stop's place, ``error: 'NoneType' object has no attribute ...`` and exit
@@ -369,20 +361,15 @@ def test_an_error_a_stop_leaves_behind_is_still_the_stop(capsys) -> None:
         except KeyboardInterrupt:
             raise ConfigError("half-done\n    full_key: tags") from None
 
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        with pytest.raises(SystemExit) as stopped:
-            run_cli(cleanup_trips)
-        assert stopped.value.code == 143
-        err = capsys.readouterr().err
-        assert "stopped by SIGTERM (half-done, as it stopped); finished shards" in err, err
-        with pytest.raises(SystemExit) as failed:  # with no stop, the error is the error
-            run_cli(lambda: (_ for _ in ()).throw(ConfigError("bad")))
-        assert failed.value.code == 1
-        assert capsys.readouterr().err == "error: bad\n"
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(cleanup_trips)
+    assert stopped.value.code == 143
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM (half-done, as it stopped); finished shards" in err, err
+    with pytest.raises(SystemExit) as failed:  # with no stop, the error is the error
+        run_cli(lambda: (_ for _ in ()).throw(ConfigError("bad")))
+    assert failed.value.code == 1
+    assert capsys.readouterr().err == "error: bad\n"
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,18 +34,7 @@ def test_a_stop_while_a_tool_loads_is_one_line(
     assert log.read_text() == f"{said} while starting; nothing was done\n"
 
 
-@pytest.fixture
-def python_defaults() -> Iterator[None]:
-    """This process's handlers as Python sets them, and as they were after the test."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
-
-
-def test_run_cli_hands_the_signals_back_to_python(python_defaults: None) -> None:
+def test_run_cli_hands_the_signals_back_to_python(python_signal_defaults: None) -> None:
     """Once the tool's work begins its own stops apply: Ctrl-C and SIGTERM are interrupts
     (render's wind-down, training's polite stop), not the start-up line and exit."""
 
@@ -63,7 +51,7 @@ def test_run_cli_hands_the_signals_back_to_python(python_defaults: None) -> None
     assert run_cli(interrupted_by, signal.SIGTERM) == "Terminated"
 
 
-def test_a_stop_as_a_tool_exits_says_its_work_is_done(python_defaults: None) -> None:
+def test_a_stop_as_a_tool_exits_says_its_work_is_done(python_signal_defaults: None) -> None:
     """Once run_cli's work has returned, a SIGTERM (a time limit as the job ends) ended the
     tool without a word, as if work were lost; in a tool's process it is one line now. In
     any other (a test, a notebook) run_cli leaves Python's handlers as it found them."""
@@ -76,7 +64,7 @@ def test_a_stop_as_a_tool_exits_says_its_work_is_done(python_defaults: None) -> 
     assert signal.getsignal(signal.SIGINT) is handler
 
 
-def test_a_sweep_or_an_ignored_signal_is_left_alone(python_defaults: None) -> None:
+def test_a_sweep_or_an_ignored_signal_is_left_alone(python_signal_defaults: None) -> None:
     """A sweep's launching process waits on its jobs (submitit's): no run_cli ends its start,
     so it keeps Python's defaults. A Ctrl-C the shell ignores (``&``) stays ignored."""
     quiet_start(["-m", "seed=0,1"])
