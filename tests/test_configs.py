@@ -168,6 +168,19 @@ def test_soft_rims_names_the_default_so_sessions_24_to_30_commands_draw_the_same
     assert composed("pipeline", "synth=soft_rims").synth == composed("pipeline").synth
 
 
+def test_the_main_job_runs_the_goal_rows_and_leaves_self_training_to_the_benchmarks() -> None:
+    # self-training costs the main job ~4 min and scores below its teacher at 400 steps
+    assert list(composed("pipeline").stages.task.sources) == [
+        "synthetic",
+        "randomized",
+        "adapted",
+        "testtime",
+        "oracle",
+    ]
+    tiny = composed("pipeline", "experiment=tiny_pipeline").stages.task.sources
+    assert "selftrained" in tiny and set(composed("pipeline").stages.task.sources) < set(tiny)
+
+
 def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_steps() -> None:
     cfg = composed("pipeline", "experiment=sim2real_cpu")
     stage = cfg.stages.task
