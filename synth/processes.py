@@ -17,6 +17,7 @@ import multiprocessing as mp
 import multiprocessing.util  # noqa: F401  (its exit hook is in place before ours: see below)
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,3 +74,17 @@ def _kill_daemonic_children() -> None:
     for child in mp.active_children():
         if child.daemon:
             child.kill()
+
+
+def start_as_job(cmd: list[str], **popen_kwargs) -> subprocess.Popen:
+    """Start ``cmd`` as a terminal starts a job: in a process group of its own, so that a
+    signal sent to the group (``os.killpg``, as Ctrl-C and Slurm send it) reaches the tool and
+    its workers and not the caller; and with Ctrl-C live, which a caller run in the background
+    (``&``, nohup) would otherwise hand it ignored. The soak tool and the tests start the
+    tools they stop this way."""
+    return subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
+        **popen_kwargs,
+    )

@@ -6,7 +6,6 @@ Hydra, ``gan.cli.run_cli`` and the Trainer exactly as in production, just at 32-
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import signal
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from gan.checkpoint import load_checkpoint
+from synth.processes import start_as_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,16 +81,12 @@ def signal_when(
     every process of the job). ``again_after`` seconds: a second ``sig``, as an impatient user's.
     stderr goes to ``log`` if given (a pipe could fill up and block the tool)."""
     with open(log or os.devnull, "w") as err:
-        proc = subprocess.Popen(
+        proc = start_as_job(
             tool_cmd(tool, *overrides),
             cwd=ROOT,
             env=tool_env(),
             stdout=subprocess.DEVNULL,
             stderr=err,
-            start_new_session=True,
-            # A terminal's Ctrl-C reaches a tool whose SIGINT is live: a test suite run in the
-            # background (nohup, `&` in a script) hands its children SIGINT ignored.
-            preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + timeout
         try:

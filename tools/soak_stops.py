@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from synth.processes import start_as_job  # noqa: E402
 from synth.toy import write_toy_real_folder  # noqa: E402
 
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "KILL": signal.SIGKILL}
@@ -54,25 +55,11 @@ def pipeline_command(work: Path, rows: str | None, steps: int, workers: int) -> 
     return [sys.executable, str(ROOT / "tools" / "pipeline.py"), *overrides]
 
 
-def live_sigint() -> None:
-    """The child's Ctrl-C works even when this soak runs in the background (``&``, nohup),
-    which hands its children SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def run(cmd: list[str], log: Path, sig: int | None = None, delay: float = 0.0) -> int:
     """Run the pipeline; with ``sig``, send it to the process group ``delay`` s after start."""
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            preexec_fn=live_sigint,
-        )
+        proc = start_as_job(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
         if sig is not None:
             try:
                 proc.wait(timeout=delay)
