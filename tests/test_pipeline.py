@@ -74,6 +74,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert versions["cpu"] == torch.backends.cpu.get_cpu_capability()
     assert f"torch {versions['torch']}" in (report / "report.md").read_text()
     assert "Against the goal" in first.stdout and "| selftrained | oracle |" in first.stdout
+    assert "without verdicts" not in (report / "report.md").read_text()  # every goal row ran
     adapted = tmp_path / "out" / "adapted"
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
     gap = read_card(adapted)["domain_gap"]
@@ -135,6 +136,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert " ± " in (report / "report.md").read_text()
     assert tt["source"] == "testtime" and tt["num_seeds"] == 2 and tt["steps"] == 2
     assert "'testtime': the synthetic row's model" in (report / "report.md").read_text()
+    assert (
+        "Rows of stages.report.goal not in stages.task.sources, so without verdicts: adapted, "
+        "selftrained, randomized, oracle." in (report / "report.md").read_text()
+    )
 
     # A changed simulator setting: the scenes are rendered anew (they were refused, naming a
     # render.py option), the GAN and the adapted row are stale and redone, not reused.
