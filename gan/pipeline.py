@@ -657,8 +657,8 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
 
 def goal_rows_not_run(goal: dict, results: dict[str, dict]) -> str:
     """A note naming the goal's rows this run left out: their verdicts are missing from the
-    report, and a reader should know it was the config (stages.task.sources), not a failure;
-    e.g. selftrained, which left the main job's default in session 40."""
+    report, and a reader should know it was the config (stages.task.sources), not a failure
+    (the main job's default leaves out selftrained, which the goal names)."""
     named = [*goal["ours"], *goal["baselines"], goal["reference"]]
     missing = [row for row in dict.fromkeys(named) if row not in results]
     if not missing:
@@ -704,10 +704,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
             f" 'fda': the synthetic scenes with the low-frequency Fourier amplitude of real "
             f"photo crops (beta {cfg.stages.fda.beta}), no training."
         )
-    notes += goal_rows_not_run(report_goal(cfg), results)
+    goal = report_goal(cfg)
+    notes += goal_rows_not_run(goal, results)
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
-    checks = goal_checks(rows, **report_goal(cfg))
+    checks = goal_checks(rows, **goal)
     html_path, md_path = write_report(
         report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes, checks
     )
