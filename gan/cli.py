@@ -28,7 +28,7 @@ from gan.checkpoint import UnsafeCheckpointError
 from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
 from gan.run_names import run_key
-from gan.start import PYTHON_HANDLERS, STOP_NAMES, end_quiet_start, quiet_exit
+from gan.start import STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
 from synth.distributions import ConfigError
 from synth.io import DataError
 
@@ -206,11 +206,7 @@ def stops_as_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {
-        sig: signal.signal(sig, _raise_stop)
-        for sig, python in PYTHON_HANDLERS.items()
-        if signal.getsignal(sig) in python
-    }
+    previous = take_pythons(_raise_stop)
     RAISED_FOR["signal"] = None
     try:
         yield

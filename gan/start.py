@@ -29,10 +29,14 @@ PYTHON_HANDLERS = {
 }
 
 
-def _take_pythons(handler: object) -> None:
-    for sig, python in PYTHON_HANDLERS.items():
-        if signal.getsignal(sig) in python:
-            signal.signal(sig, handler)
+def take_pythons(handler: object) -> dict[int, object]:
+    """``handler`` for Ctrl-C and SIGTERM where they have Python's own handlers (anyone
+    else's is left as it is); what it replaced, by signal, for the caller to put back."""
+    return {
+        sig: signal.signal(sig, handler)
+        for sig, python in PYTHON_HANDLERS.items()
+        if signal.getsignal(sig) in python
+    }
 
 
 def _stop_while_starting(sig: int, frame: FrameType | None) -> None:
@@ -49,7 +53,7 @@ def quiet_start(argv: list[str] | None = None) -> None:
     """Take Ctrl-C and SIGTERM while they have Python's defaults (a signal ignored by the
     shell, or handled by a launcher such as submitit, is left as it is)."""
     if not SWEEP_FLAGS & set(sys.argv[1:] if argv is None else argv):
-        _take_pythons(_stop_while_starting)
+        take_pythons(_stop_while_starting)
 
 
 def end_quiet_start() -> bool:
@@ -73,4 +77,4 @@ def quiet_exit() -> None:
     """After a tool's work, while it exits (Hydra's teardown, a logger's last sync): a stop
     there ended it without a word (SIGTERM) or with a traceback (Ctrl-C), as if work were
     lost; it is one line that says the work is done."""
-    _take_pythons(_stop_while_exiting)
+    take_pythons(_stop_while_exiting)
