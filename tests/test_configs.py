@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.cli import register_resolvers
 from gan.cyclegan import SemanticCycleGAN
-from gan.pipeline import SOURCES, derive, source_overrides
+from gan.rows import SOURCES, derive, source_overrides
 from gan.task import CrackSegmenter
 from synth.scene import plain_config, render_crack_scene
 from synth.stats import compute_stats, texture_level

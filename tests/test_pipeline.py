@@ -17,9 +17,10 @@ import torch
 from _cli_fixtures import pipeline_overrides
 from omegaconf import OmegaConf
 
-from gan.pipeline import forget_stale, stage_fda, stage_translate
+from gan.pipeline import stage_fda, stage_translate
 from gan.provenance import DATA_ROOT, OUTPUT_ROOT, data_fingerprint, settings_fingerprint
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
+from gan.stage_outputs import forget_stale
 from synth.distributions import ConfigError
 from synth.io import read_card, write_json_atomic
 from synth.toy import write_toy_real_folder
@@ -679,7 +680,7 @@ def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
 
 
 def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
-    from gan.pipeline import checkpoint_step, resumed_at
+    from gan.stage_outputs import checkpoint_step, resumed_at
 
     ckpt = tmp_path / "last.ckpt"
     assert resumed_at(checkpoint_step(ckpt), 400) == ""

@@ -1,0 +1,176 @@
+"""The pipeline's last stage: the report of every row, with its figures and verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
+from gan.data import checked_size
+from gan.report import goal_checks, log_report, summary_markdown, write_report
+from gan.report_figures import (
+    ERRORS_TITLE,
+    ERRORS_TITLE_LOWEST,
+    RowModel,
+    error_grid,
+    prediction_grid,
+    sample_grids,
+)
+from gan.rows import (
+    TEST_TIME_ROWS,
+    derive,
+    needs_adapted,
+    needs_fda,
+    needs_render,
+    report_goal,
+    task_seeds,
+)
+from gan.run_names import run_key
+from gan.runner import close_runs, instantiate_group, log_config
+from gan.stage_outputs import dirs, log, task_checkpoint
+from synth.io import read_card, write_json_atomic
+from synth.render import versions
+
+# Recorded in the report beside the scores: these, with the renderer's and the CPU's vector
+# unit, decide the numbers (one commit and seed gave oracle F1 0.789 on one machine, 0.805 on
+# another: README, "A fresh machine").
+TRAINING_PACKAGES = ("torch", "torchvision", "kornia", "lightning", "torchmetrics")
+
+
+def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, RowModel]:
+    """Each row's first-seed run, for rows that still have their scores and model: the
+    testtime row's model is its training row's, behind the GAN's generator. A checkpoint cut
+    short (a copy, a full disk) leaves its row out of the figures, said in one line; the
+    row's scores, read from its metrics.json, stay in the report."""
+    seed = task_seeds(cfg)[0]
+    runs = {}
+    for source in sources:
+        trained_by = run_key(TEST_TIME_ROWS.get(source, source), seed, cfg.seed)
+        model = task_checkpoint(cfg, trained_by)
+        # what to delete to retrain each file: the run's checkpoints and its scores
+        retrain = {model: [model.parent, dirs(cfg)["runs"] / trained_by]}
+        generator = dirs(cfg)["adapt_ckpt"] if source in TEST_TIME_ROWS else None
+        if generator is not None:
+            retrain[generator] = [generator.parent]
+        scores = dirs(cfg)["runs"] / run_key(source, seed, cfg.seed) / "per_image.csv"
+        if not (scores.is_file() and all(f.is_file() for f in retrain)):
+            continue
+        if all(is_whole(f, source, delete) for f, delete in retrain.items()):
+            runs[source] = RowModel(scores, model, generator)
+    return runs
+
+
+def is_whole(ckpt: Path, row: str, retrain: list[Path]) -> bool:
+    """Whether a checkpoint the figures load reads to its end; if not, one line says so."""
+    try:
+        load_checkpoint(ckpt, mmap=True)
+        return True
+    except UnsafeCheckpointError as err:
+        log(
+            f"report: {err}; the figures leave the {row} row out (its scores stand); "
+            f"delete {' and '.join(map(str, retrain))} to retrain it"
+        )
+        return False
+
+
+def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
+    """The report's figures, by title: sample sheets of each set, predictions on real test
+    photos, and the error map of the photos the reference row wins by most."""
+    d, r, e = dirs(cfg), cfg.stages.report, cfg.stages.evaluate
+    made = {  # the sets this report's rows were trained on, each with what made it
+        "synthetic samples": (d["synthetic"], needs_render),
+        "adapted samples (same scenes, masks carried)": (d["adapted"], needs_adapted),
+        "FDA samples (same scenes, low frequencies from real photos)": (d["fda"], needs_fda),
+    }
+    sets = {t: f for t, (f, needs) in made.items() if any(needs(cfg, s) for s in sources)}
+    sets["real training photos (unlabeled)"] = Path(cfg.paths.data_dir) / "train_img"
+    figures = sample_grids(sets, d["report"], cfg.synth, r.num_samples, cfg.seed)
+    overlays = {s: d["runs"] / s / "overlays" for s in sources}
+    pred = prediction_grid(overlays, d["report"] / "predictions.png")
+    if pred:
+        figures["predictions on real test images (red: crack)"] = pred
+    test = (cfg.task_data.test_img, cfg.task_data.test_lab)
+    runs = first_seed_runs(cfg, sources)
+    errors = error_grid(runs, r.goal.reference, test, e, d["report"] / "errors.png")
+    if errors:
+        reference = r.goal.reference
+        title = (
+            ERRORS_TITLE.format(reference=reference) if reference in runs else ERRORS_TITLE_LOWEST
+        )
+        figures[title] = errors
+    return figures
+
+
+def goal_rows_not_run(goal: dict, results: dict[str, dict]) -> str:
+    """A note naming the goal's rows this run left out: their verdicts are missing from the
+    report, and a reader should know it was the config (stages.task.sources), not a failure
+    (the main job's default leaves out selftrained, which the goal names)."""
+    named = [*goal["ours"], *goal["baselines"], goal["reference"]]
+    missing = [row for row in dict.fromkeys(named) if row not in results]
+    if not missing:
+        return ""
+    return (
+        f" Rows of stages.report.goal not in stages.task.sources, so without verdicts: "
+        f"{', '.join(missing)}."
+    )
+
+
+def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
+    report_dir = dirs(cfg)["report"]
+    report_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"source": s, **m, "wall_s": m.get("train_seconds", 0.0)} for s, m in results.items()]
+    images = report_figures(cfg, list(results))
+    size = checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
+    at = f"resized to {size[0]}x{size[1]} (HxW)" if size else "each image at its own size"
+    notes = (
+        f"Real test set: {cfg.task_data.test_img}, {at}. Rows differ only in "
+        f"the task model's training data; no row but 'oracle' saw a real label. "
+        "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."
+    )
+    if "selftrained" in results:
+        repeats = cfg.stages.self_train.photo_repeats
+        notes += (
+            f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
+            f"unlabeled real training photos, labeled by that row's model of the same seed"
+            + (f" and pooled {repeats} times." if repeats > 1 else ".")
+        )
+    from gan.translate import GAP_KEYS, describe_gap
+
+    gap = read_card(dirs(cfg)["adapted"]).get("domain_gap", {})
+    if set(GAP_KEYS) <= set(gap) and any(needs_adapted(cfg, s) for s in results):
+        notes += " " + describe_gap(gap)
+    if "testtime" in results:
+        notes += (
+            " 'testtime': the synthetic row's model of each seed, trained on raw scenes, "
+            "scoring the test photos after the GAN's real-to-synthetic generator (g_ba) "
+            "translated them toward the simulator; nothing retrained."
+        )
+    if any(needs_fda(cfg, s) for s in results):
+        notes += (
+            f" 'fda': the synthetic scenes with the low-frequency Fourier amplitude of real "
+            f"photo crops (beta {cfg.stages.fda.beta}), no training."
+        )
+    goal = report_goal(cfg)
+    notes += goal_rows_not_run(goal, results)
+    env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
+    notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
+    checks = goal_checks(rows, **goal)
+    html_path, md_path = write_report(
+        report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes, checks
+    )
+    write_json_atomic(
+        report_dir / "results.json",
+        {"rows": rows, "goal": checks, "wall_seconds": wall, "versions": env},
+    )
+    log(f"report: {html_path} and {md_path}")
+    summary = summary_markdown(rows, notes, checks)
+    track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
+    loggers = instantiate_group(track.get("logger"))
+    if loggers:
+        log_config(loggers, track)
+        log_report(loggers, rows, checks, images, summary, Path(cfg.paths.log_dir) / track.run_name)
+        close_runs(loggers)
+    print(summary, flush=True)
+    return html_path

@@ -1,0 +1,123 @@
+"""Where the pipeline's stages write, and whether what is there may stand.
+
+A stage skips its output when a record beside it says it was made from the same data and
+settings, removes it when not, and refuses to remove another run's outputs reached through a
+link. Written for the pipeline, whose stages all follow these rules.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from gan.checkpoint import load_checkpoint
+from gan.provenance import (
+    DATA_ROOT,
+    OUTPUT_ROOT,
+    Roots,
+    described_data,
+    folder_digests,
+    resolve_folders,
+    what_changed,
+    with_new_defaults,
+    without_locations,
+)
+from synth.distributions import ConfigError
+from synth.io import read_card, read_json, write_json_atomic
+
+
+def log(message: str) -> None:
+    print(f"[pipeline] {message}", flush=True)
+
+
+def dirs(cfg: DictConfig) -> dict[str, Path]:
+    out = Path(cfg.paths.output_dir)
+    return {
+        "synthetic": out / "synthetic",
+        "adapted": out / "adapted",
+        "fda": out / "fda",
+        "pseudo": out / "pseudo",
+        "runs": out / "runs",
+        "report": out / "report",
+        "adapt_ckpt": Path(cfg.paths.ckpt_dir) / cfg.stages.adapt.run_name / "last.ckpt",
+    }
+
+
+def task_checkpoint(cfg: DictConfig, key: str) -> Path:
+    """Where stage_task leaves the model of run ``key`` (row, or row-seedN)."""
+    return Path(cfg.paths.ckpt_dir) / f"{cfg.stages.task.run_prefix}-{key}" / "last.ckpt"
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
+
+
+def resumed_at(step: int, steps: int) -> str:
+    """What a stopped run left in last.ckpt (at ``step`` of ``steps``; 0: nothing), for the
+    stage's first line."""
+    if step >= steps:
+        return f", trained (last.ckpt at step {step}), scored again"
+    return f", resuming at step {step} (last.ckpt)" if step else ""
+
+
+def record_roots(cfg: DictConfig) -> Roots:
+    """The folders a stage's record names others relative to: outputs and real data."""
+    return {OUTPUT_ROOT: Path(cfg.paths.output_dir), DATA_ROOT: Path(cfg.paths.data_dir)}
+
+
+def forget_stale(
+    name: str, made: list[Path], record: Path, provenance: dict, roots: Roots | None = None
+) -> None:
+    """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
+    from the same ``provenance`` (training data and settings, and the listing and contents of
+    each real-data folder); then record the current one, with folders under ``roots`` (the
+    outputs and real-data folders) relative to them.
+
+    Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
+    translation or loss weight must never be met by a model, or a score, from before it.
+    """
+    provenance = json.loads(json.dumps(provenance, sort_keys=True, default=str))
+    current = resolve_folders(provenance, roots)
+    current.update(folder_digests(provenance, roots))
+    old_record = read_json(record) if record.is_file() else None
+    if old_record is not None:
+        old_record = with_new_defaults(resolve_folders(old_record, roots), current)
+        old_record = without_locations(old_record)
+    current = without_locations(current)
+    if old_record != current:
+        refuse_linked_outputs(name, [*made, record.parent], what_changed(old_record, current))
+        old = [path for path in made if path.exists()]
+        if old:
+            log(
+                f"{name}: {what_changed(old_record, current)}, old outputs removed "
+                f"({', '.join(map(str, old))})"
+            )
+        for path in old:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(record, current)
+
+
+def refuse_linked_outputs(name: str, places: list[Path], why_stale: str) -> None:
+    """Stop before stale outputs reached through a link are deleted or re-recorded: a run
+    folder linked in from another run (the README reuses oracle runs and translations so)
+    belongs to that run, and removing it through the link would destroy that run's results."""
+    linked = [path for path in dict.fromkeys(places) if path.is_symlink()]  # adapt: one folder
+    if linked:
+        raise ConfigError(
+            f"{name}: {why_stale}, but its outputs are links to "
+            f"another run's ({', '.join(f'{p} -> {p.readlink()}' for p in linked)}); "
+            "remove the links to make them anew here, or rerun with that run's settings"
+        )
+
+
+def same_source(adapted_card: dict, synthetic_dir: Path) -> bool:
+    """The translated set was made from the synthetic set now in place: its card is the
+    source's card plus the translation's entries. A generator retrained on re-rendered scenes
+    can come out byte-identical (it may draw only scenes the change left alone), so the
+    generator's digest alone does not say the translations are current."""
+    made_from = described_data(adapted_card, "translation")
+    return made_from == described_data(read_card(synthetic_dir))
