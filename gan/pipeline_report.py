@@ -35,7 +35,7 @@ from synth.render import versions
 
 # Recorded in the report beside the scores: these, with the renderer's and the CPU's vector
 # unit, decide the numbers (one commit and seed gave oracle F1 0.789 on one machine, 0.805 on
-# another: README, "A fresh machine").
+# another: docs/experiments.md, "A fresh machine").
 TRAINING_PACKAGES = ("torch", "torchvision", "kornia", "lightning", "torchmetrics")
 
 
@@ -118,6 +118,8 @@ def goal_rows_not_run(goal: dict, results: dict[str, dict]) -> str:
 
 
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
+    """One HTML page and a Markdown summary of every row, its figures and the goal's verdicts,
+    with results.json for scripts; the same go to the run's loggers. Returns the HTML page."""
     report_dir = dirs(cfg)["report"]
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = [{"source": s, **m, "wall_s": m.get("train_seconds", 0.0)} for s, m in results.items()]

@@ -34,6 +34,7 @@ def log(message: str) -> None:
 
 
 def dirs(cfg: DictConfig) -> dict[str, Path]:
+    """Each stage's fixed place, so a rerun finds what an earlier run left."""
     out = Path(cfg.paths.output_dir)
     return {
         "synthetic": out / "synthetic",
