@@ -4,6 +4,7 @@ missing preset fails here, not hours into a user's GPU job."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,26 @@ def test_a_misspelt_experiment_is_refused_with_the_choices_not_run_as_the_defaul
     with pytest.raises(Exception, match=r"Could not find 'experiment/sim2real_cpuu'") as err:
         composed(name, "experiment=sim2real_cpuu")
     assert "sim2real_cpu" in str(err.value).split("Available options")[1]
+
+
+def readme_config_groups() -> dict[str, set[str]]:
+    """The README's "Config groups" table: each group's options, without their notes."""
+    readme = (CONF.parent / "README.md").read_text()
+    table = readme.split("## Config groups (`conf/`)")[1].split("\n## ")[0]
+    groups = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        options = re.sub(r"\([^()]*(\([^()]*\)[^()]*)*\)", "", cells[1])  # notes, nested once
+        groups[cells[0].strip("`")] = {o.strip() for o in options.split(",")}
+    return groups
+
+
+def test_the_readme_lists_every_option_of_every_config_group() -> None:
+    """A preset added to conf/ without a word in the README went unseen (``source=fda``)."""
+    groups = readme_config_groups()
+    on_disk = {p.name for p in CONF.iterdir() if p.is_dir()} | {"hydra/launcher"}
+    assert set(groups) == on_disk - {"hydra"}
+    for group, options in groups.items():
+        assert options == {p.stem for p in (CONF / group).glob("*.yaml")}, group
