@@ -238,17 +238,20 @@ class ToleranceF1(Metric):
         return torch.tensor(tolerance_f1_from_counts(*counts))
 
 
-def build_metrics(tolerance: int = 2, prefix: str = "") -> MetricCollection:
+def build_metrics(
+    tolerance: int = 2, prefix: str = "", validate_args: bool = False
+) -> MetricCollection:
     """The product's metric set; every metric takes (B,H,W) 0/1 predictions and class-id masks.
     F1 and crack IoU of a set with no crack, true or predicted, are 1, as each image's scores
     and tolerance F1 are (f1_from_counts): nothing to find and nothing drawn is no error.
 
-    torchmetrics' input checks are off: they ran ``torch.unique`` over every pixel of every
-    batch, 60 % of the metrics' time and about a tenth of scoring the 237 test photos. The
-    inputs are checked where they are made: masks are mapped to class ids and refused with
-    other values when read (synth.io.read_mask), resized nearest-neighbour, and predictions
-    are an argmax or a threshold."""
-    common = {"ignore_index": IGNORE_INDEX, "validate_args": False}
+    torchmetrics' input checks (``validate_args``) are off by default: they run
+    ``torch.unique`` over every pixel of every batch: most of the metrics' time
+    (tools/bench_task.py), 7 % of scoring the 237 test photos. The inputs are checked where
+    they are made: masks are mapped to class ids and refused with other values when read
+    (synth.io.read_mask) and resized nearest-neighbour; predictions are an argmax or a
+    threshold."""
+    common = {"ignore_index": IGNORE_INDEX, "validate_args": validate_args}
     return MetricCollection(
         {
             "crack_iou": BinaryJaccardIndex(zero_division=1, **common),

@@ -30,6 +30,8 @@ def test_bench_task_prints_both_layouts_and_speed_ratios():
     assert re.search(r"train step, .* contiguous: \d+ ms \(1\.00x\)", out)
     assert re.search(r"train step, .* channels_last: \d+ ms \([\d.]+x\)", out)
     assert re.search(r"inference_net \(folded BN, NHWC\): \d+ ms/image \([\d.]+x\)", out)
+    assert re.search(r"scoring, .* checked \(.*\): [\d.]+ ms/image \(1\.00x\)", out)
+    assert re.search(r"scoring, .* unchecked \(.*\): [\d.]+ ms/image \([\d.]+x\)", out)
 
 
 @pytest.mark.skipif(REFERENCE is None, reason="no reference CycleGAN step")

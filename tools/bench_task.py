@@ -5,6 +5,8 @@
 Training: one forward + backward of ``CrackSegmenter`` on random crops, contiguous (NCHW) vs
 channels_last (NHWC). Inference: full images through the module as trained vs through
 ``inference_net()`` (BatchNorm folded, NHWC), which evaluation and prediction use.
+Scoring: one batch of full-image predictions into the product's metrics (``build_metrics``),
+with torchmetrics' per-batch input checks and without them, as evaluation runs them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from gan.task import CrackSegmenter
+from gan.task import CrackSegmenter, build_metrics
 
 
 def median_seconds(fns: dict, repeats: int) -> dict[str, float]:
@@ -65,6 +67,21 @@ def inference_passes(cfg: DictConfig) -> dict:
     }
 
 
+def scoring_passes(cfg: DictConfig) -> dict:
+    g = torch.Generator().manual_seed(0)
+    pred = (torch.rand(cfg.eval_batch, *cfg.eval_size, generator=g) < 0.05).long()
+    mask = (torch.rand(cfg.eval_batch, *cfg.eval_size, generator=g) < 0.03).long()
+    mask[:, :2] = 255  # a strip of ignored padding, as a padded batch has
+
+    def score(validate_args: bool) -> None:
+        build_metrics(validate_args=validate_args).update(pred, mask)
+
+    return {
+        "checked (torchmetrics' validate_args)": lambda: score(True),
+        "unchecked (build_metrics' default)": lambda: score(False),
+    }
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench_task")
 def main(cfg: DictConfig) -> None:
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
@@ -83,6 +100,13 @@ def main(cfg: DictConfig) -> None:
         print(
             f"inference, {cfg.eval_batch} images {h}x{w}, {name}: "
             f"{s / cfg.eval_batch * 1e3:.0f} ms/image ({base / s:.2f}x)"
+        )
+    scoring = median_seconds(scoring_passes(cfg), cfg.repeats)
+    base = scoring["checked (torchmetrics' validate_args)"]
+    for name, s in scoring.items():
+        print(
+            f"scoring, {cfg.eval_batch} images {h}x{w}, {name}: "
+            f"{s / cfg.eval_batch * 1e3:.1f} ms/image ({base / s:.2f}x)"
         )
 
 
