@@ -82,32 +82,30 @@ def scoring_passes(cfg: DictConfig) -> dict:
     }
 
 
+def print_against_first(
+    what: str, seconds: dict[str, float], per_image: int | None = None, digits: int = 0
+) -> None:
+    """One line per variant, its time (per image when ``per_image`` images were timed) and
+    its speed-up over the first variant, the baseline."""
+    base = next(iter(seconds.values()))
+    for name, s in seconds.items():
+        ms = s / (per_image or 1) * 1e3
+        unit = "ms/image" if per_image else "ms"
+        print(f"{what}, {name}: {ms:.{digits}f} {unit} ({base / s:.2f}x)")
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench_task")
 def main(cfg: DictConfig) -> None:
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     print(f"net={dict(cfg.net)} threads={torch.get_num_threads()} repeats={cfg.repeats}")
     train = median_seconds(training_steps(cfg), cfg.repeats)
-    base = train["contiguous"]
-    for name, s in train.items():
-        print(
-            f"train step, batch {cfg.train_batch} x {cfg.train_crop}px, {name}: "
-            f"{s * 1e3:.0f} ms ({base / s:.2f}x)"
-        )
-    infer = median_seconds(inference_passes(cfg), cfg.repeats)
-    base = infer["module (contiguous)"]
+    print_against_first(f"train step, batch {cfg.train_batch} x {cfg.train_crop}px", train)
     h, w = cfg.eval_size
-    for name, s in infer.items():
-        print(
-            f"inference, {cfg.eval_batch} images {h}x{w}, {name}: "
-            f"{s / cfg.eval_batch * 1e3:.0f} ms/image ({base / s:.2f}x)"
-        )
+    images = f"{cfg.eval_batch} images {h}x{w}"
+    infer = median_seconds(inference_passes(cfg), cfg.repeats)
+    print_against_first(f"inference, {images}", infer, per_image=cfg.eval_batch)
     scoring = median_seconds(scoring_passes(cfg), cfg.repeats)
-    base = scoring["checked (torchmetrics' validate_args)"]
-    for name, s in scoring.items():
-        print(
-            f"scoring, {cfg.eval_batch} images {h}x{w}, {name}: "
-            f"{s / cfg.eval_batch * 1e3:.1f} ms/image ({base / s:.2f}x)"
-        )
+    print_against_first(f"scoring, {images}", scoring, per_image=cfg.eval_batch, digits=1)
 
 
 if __name__ == "__main__":
