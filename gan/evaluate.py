@@ -144,11 +144,12 @@ def batches(loader: DataLoader, description: str) -> Iterator[dict]:
 
 
 def per_image_rows(
-    stems: Sequence[str], pred: torch.Tensor, mask: torch.Tensor, tolerance: int
+    stems: Sequence[str], pred: torch.Tensor, mask: torch.Tensor, tol_counts: torch.Tensor
 ) -> list[dict]:
-    """One CSV row per image from label maps (ignore pixels, e.g. padding, excluded)."""
+    """One CSV row per image from label maps (ignore pixels, e.g. padding, excluded) and their
+    ``tolerance_counts``, which the batch's ToleranceF1 took as well."""
     conf = confusion_counts(pred, mask).tolist()
-    tol = tolerance_counts(pred, mask, tolerance).tolist()
+    tol = tol_counts.tolist()
     valid = (mask != 255).flatten(1).sum(1).clamp(min=1).tolist()
     rows = []
     for stem, (tp, fp, fn), counts, n in zip(stems, conf, tol, valid):
@@ -252,9 +253,10 @@ def evaluate_folder(
         images, masks = batch["image"].to(device), batch["mask"].to(device)
         with torch.inference_mode():
             pred = forward_by_size(net, images, batch["size"]).argmax(1)
-        metrics.update(pred, masks)
+        tol_counts = tolerance_counts(pred, masks, tolerance)
+        metrics.update(pred, masks, tol_counts=tol_counts)
         stems = [names[int(i)] for i in batch["index"]]
-        rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tolerance)
+        rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tol_counts.cpu())
         for j, (h, w) in enumerate(batch["size"].tolist()):
             if len(rows) - len(stems) + j < num_overlays:
                 save_overlay(

@@ -221,11 +221,23 @@ class ToleranceF1(Metric):
         for name in ("pred_hit", "pred_total", "true_hit", "true_total"):
             self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        """``preds``: (B,H,W) 0/1 labels or crack probabilities (thresholded at 0.5)."""
-        if preds.is_floating_point():
-            preds = (preds > 0.5).long()
-        counts = tolerance_counts(preds, target, self.tolerance, self.ignore_index).sum(0)
+    def update(
+        self,
+        preds: torch.Tensor,
+        target: torch.Tensor,
+        tol_counts: torch.Tensor | None = None,
+    ) -> None:
+        """``preds``: (B,H,W) 0/1 labels or crack probabilities (thresholded at 0.5).
+
+        ``tol_counts``: the batch's per-image ``tolerance_counts`` where the caller has them
+        already (gan.evaluate writes them per image), so the dilations run once a batch, not
+        twice. A MetricCollection passes the keyword to this metric alone."""
+        counts = tol_counts
+        if counts is None:
+            if preds.is_floating_point():
+                preds = (preds > 0.5).long()
+            counts = tolerance_counts(preds, target, self.tolerance, self.ignore_index)
+        counts = counts.sum(0)
         self.pred_hit += counts[0]
         self.pred_total += counts[1]
         self.true_hit += counts[2]

@@ -110,3 +110,20 @@ def test_unchecked_metrics_score_as_torchmetrics_checked_ones_do() -> None:
     expected = checked.compute()
     for name, score in ours.compute().items():
         assert score.item() == pytest.approx(expected[name].item(), abs=1e-6), name
+
+
+def test_a_collection_hands_precomputed_tolerance_counts_to_tolerance_f1_alone() -> None:
+    """gan.evaluate computes each batch's tolerance counts once, for its per-image rows and
+    the set's tolerance F1: the counts given must be the ones scored, and every other score
+    must stay what the labels give."""
+    target, pred = line_mask(5), line_mask(6)
+    pred[0, 10, 15] = 1
+    given, plain = build_metrics(), build_metrics()
+    given.update(pred, target, tol_counts=tolerance_counts(pred, target, 2))
+    plain.update(pred, target)
+    scores = {k: float(v) for k, v in given.compute().items()}
+    assert scores == {k: float(v) for k, v in plain.compute().items()}
+    other = build_metrics()
+    other.update(pred, target, tol_counts=torch.tensor([[0, 21, 0, 20]]))  # nothing in reach
+    scores = {k: float(v) for k, v in other.compute().items()}
+    assert scores["tol_f1"] == 0.0 and scores["f1"] == float(plain.compute()["f1"])
