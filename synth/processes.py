@@ -18,6 +18,7 @@ import multiprocessing.util  # noqa: F401  (its exit hook is in place before our
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -71,9 +72,18 @@ def kill_daemons_at_exit() -> None:
 
 
 def _kill_daemonic_children() -> None:
-    for child in mp.active_children():
-        if child.daemon:
-            child.kill()
+    """The SIGCHLD handler goes first: torch's DataLoader installs one that raises when a
+    worker dies by a signal, and a kill made on purpose here printed its traceback under the
+    tool's one-line error (a corrupt photo read in a worker)."""
+    daemons = [child for child in mp.active_children() if child.daemon]
+    if (
+        daemons
+        and hasattr(signal, "SIGCHLD")
+        and threading.current_thread() is threading.main_thread()
+    ):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in daemons:
+        child.kill()
 
 
 def start_as_job(cmd: list[str], **popen_kwargs) -> subprocess.Popen:
