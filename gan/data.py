@@ -42,6 +42,16 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1)
 
 
+def resize_photo(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """A uint8 HxWx3 photo at ``size`` (H, W): the one resize of every photo a model scores
+    or predicts (INTER_AREA: an average when shrinking, smooth when enlarging), so that
+    tools/predict.py, BatchNorm recalibration and evaluation see the same pixels."""
+    import cv2
+
+    h, w = size
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def random_crop(
     image: np.ndarray, mask: np.ndarray, size: int, gen: torch.Generator | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +210,7 @@ class SegmentationSamples(Dataset):
             import cv2
 
             h, w = self.resize
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            image = resize_photo(image, self.resize)
             mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
         if self.crop_size:
             image, mask = random_crop(image, mask, self.crop_size, gen)

@@ -23,7 +23,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from gan.bn_adapt import recalibrate_batchnorm
 from gan.checkpoint import load_checkpoint
-from gan.data import SegmentationSamples, is_sharded, open_samples, quiet_workers, to_tensor
+from gan.data import (
+    SegmentationSamples,
+    is_sharded,
+    open_samples,
+    quiet_workers,
+    resize_photo,
+    to_tensor,
+)
 from gan.task import (
     CrackSegmenter,
     build_metrics,
@@ -304,10 +311,9 @@ class ImagesToSegment(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         photo = self.folder[i].image
-        x = to_tensor(photo)
-        original = list(x.shape[-2:])
-        if self.eval_size and tuple(original) != self.eval_size:
-            x = F.interpolate(x[None], size=self.eval_size, mode="area")[0]
+        original = list(photo.shape[:2])
+        resized = self.eval_size and tuple(original) != self.eval_size
+        x = to_tensor(resize_photo(photo, self.eval_size) if resized else photo)
         return {
             "image": x,
             "mask": torch.zeros(x.shape[-2:], dtype=torch.long),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from _task_fixtures import crack_sample, make_folder, make_shards
 
-from gan.data import EpochSampler, open_samples
+from gan.data import EpochSampler, SegmentationSamples, open_samples
 from gan.task_data import SegmentationDataModule, pad_collate
 from synth.io import DataError, write_png, write_shard
 
@@ -70,6 +70,21 @@ def test_eval_size_resizes(tmp_path: Path) -> None:
     dm = datamodule(make_shards(tmp_path / "syn", n=4), img, lab, eval_size=[24, 32])
     dm.setup("test")
     assert dm.test_set[0]["image"].shape == (3, 24, 32)
+
+
+@pytest.mark.parametrize("eval_size", [(24, 32), (80, 100)], ids=["shrunk", "enlarged"])
+def test_prediction_resizes_a_photo_as_evaluation_does(tmp_path: Path, eval_size) -> None:
+    """tools/predict.py (and BatchNorm recalibration) enlarged photos by repeating pixels,
+    evaluation smoothly: the same photo reached the same model as different pixels."""
+    from gan.evaluate import ImagesToSegment
+
+    img, lab = make_folder(tmp_path / "real", n=1)
+    photos = open_samples(img, lab)
+    scored = SegmentationSamples(photos, resize=eval_size)[0]["image"]
+    predicted = ImagesToSegment(photos, eval_size)[0]
+    assert scored.shape == (3, *eval_size)
+    assert torch.equal(predicted["image"], scored)
+    assert predicted["original"] == list(photos[0].image.shape[:2])
 
 
 def test_missing_test_folder_names_it(tmp_path: Path) -> None:
