@@ -257,6 +257,8 @@ def evaluate_folder(
     rows: list[dict] = []
     start = time.perf_counter()
     for batch in batches(loader, "evaluate"):
+        if translate_with is not None:
+            check_generator_fits(samples, batch)
         images, masks = batch["image"].to(device), batch["mask"].to(device)
         with torch.inference_mode():
             pred = forward_by_size(net, images, batch["size"]).argmax(1)

@@ -89,6 +89,19 @@ def test_prediction_through_a_generator_matches_prediction_on_its_output(tmp_pat
         predict_folder(model, img, tmp_path / "through", translate_with=gen)
 
 
+def test_scoring_through_a_generator_refuses_a_photo_too_small_for_it(tmp_path):
+    """Scoring took a 5 x 6 photo through the generator that prediction refuses, and a 1 x 1
+    one failed inside torch's padding: both tools hold to one rule, by file."""
+    img, lab = make_folder(tmp_path / "real", n=2)
+    write_png(img / "small.png", np.zeros((5, 6, 3), np.uint8), rgb=True)
+    write_png(lab / "small.png", np.zeros((5, 6), np.uint8))
+    gen = tiny_gan().g_ba.eval()
+    with pytest.raises(DataError, match=r"small\.png: 5x6 px \(HxW\), smaller than the 8 px"):
+        evaluate_folder(segmenter(), img, lab, tmp_path / "out", eval_size=None, translate_with=gen)
+    scores = evaluate_folder(segmenter(), img, lab, tmp_path / "plain", eval_size=None)
+    assert scores["num_images"] == 3  # the task model alone takes it
+
+
 #: the reference generator, and the default one (residual: atanh, which ONNX needed mapped)
 GENERATORS = {
     "resnet": {"kind": "resnet", "ngf": 8, "blocks": 1},
