@@ -63,6 +63,17 @@ class LinearDecay:
         return linear_decay(step, self.constant_steps, self.decay_steps)
 
 
+def follow_the_configured_schedule(checkpoint: dict) -> None:
+    """A LambdaLR's state holds its lambda's settings, and restoring them overrode the schedule
+    the config builds (derived from trainer.max_steps): a run resumed with a larger budget
+    trained its extra steps at LR 0, while its hparams recorded the new schedule. The step
+    count stays; the settings are the config's, as for every other hyperparameter a resume
+    may change (gan.runner.OPTIMIZER_KEYS are those it may not)."""
+    for state in checkpoint.get("lr_schedulers", []):
+        if "lr_lambdas" in state:
+            state["lr_lambdas"] = [None] * len(state["lr_lambdas"])
+
+
 def make_adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]):
     """Fused Adam where the build supports it for these tensors, else the foreach version."""
     params = list(params)
@@ -188,6 +199,20 @@ class SemanticCycleGAN(pl.LightningModule):
         own = own_rank(pools, world, self.global_rank) or {}
         for name, pool in (("a", self.pool_a), ("b", self.pool_b)):
             pool.load_state_dict(own.get(name, {}))
+        follow_the_configured_schedule(checkpoint)
+
+    def on_train_start(self) -> None:
+        """The learning rates of the step about to run, from the schedule as configured now: a
+        resume restores the optimizers' rates of the old schedule (the same values when the
+        schedule is the same)."""
+        for config in self.trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            rates = [
+                base * fn(sched.last_epoch) for base, fn in zip(sched.base_lrs, sched.lr_lambdas)
+            ]
+            for group, rate in zip(sched.optimizer.param_groups, rates):
+                group["lr"] = rate
+            sched._last_lr = rates
 
     # ------------------------------------------------------------------ step
 

@@ -137,6 +137,36 @@ def test_resume_continues_step_count_and_optimizer_state(tmp_path, data):
     assert adam_steps(second.optimizers[0]) == {4}
 
 
+class RatesOfEachStep(pl.Callback):
+    def __init__(self) -> None:
+        self.rates: dict[int, float] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.rates[trainer.global_step] = trainer.optimizers[0].param_groups[0]["lr"]
+
+
+def test_a_resume_with_a_longer_budget_follows_the_new_schedule(tmp_path, data):
+    """The schedule is derived from trainer.max_steps (conf/train_gan.yaml): a run resumed
+    with a larger budget kept the old schedule's settings from the checkpoint, and trained
+    its extra steps at LR 0 while its hparams recorded the new schedule."""
+    ckpt_dir = tmp_path / "ckpt"
+
+    def callbacks(*more):
+        return [StepCheckpoint(dirpath=ckpt_dir, save_last=True, every_n_train_steps=1), *more]
+
+    first = tiny_trainer(tmp_path, 2, enable_checkpointing=True, callbacks=callbacks())
+    first.fit(tiny_gan(decay_start_step=1, decay_steps=1), datamodule=datamodule(data))
+    assert first.optimizers[0].param_groups[0]["lr"] == 0.0  # the first schedule's end
+    rates = RatesOfEachStep()
+    second = tiny_trainer(tmp_path, 4, enable_checkpointing=True, callbacks=callbacks(rates))
+    model = tiny_gan(decay_start_step=2, decay_steps=2)
+    second.fit(model, datamodule=datamodule(data), ckpt_path=str(ckpt_dir / "last.ckpt"))
+    lr = model.hparams.lr_g
+    assert rates.rates == pytest.approx({2: lr, 3: lr / 2})
+    saved = load_checkpoint(ckpt_dir / "last.ckpt")["lr_schedulers"][0]["lr_lambdas"][0]
+    assert saved == {"constant_steps": 2, "decay_steps": 2}
+
+
 class RowsAtSave(pl.Callback):
     """Records, at each checkpoint save, the step it saves and the rows already on disk."""
 
