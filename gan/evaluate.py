@@ -87,20 +87,6 @@ def scoring_net(model: CrackSegmenter, translate_with: nn.Module | None = None) 
     return ThroughGenerator(copy.deepcopy(translate_with).to(model.device).eval(), net)
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: a CUDA GPU where there is one, else the CPU; a named device that is not
-    here is refused in one line (not torch's 'Found no NVIDIA driver' traceback)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:  # torch's message lists its twenty-odd device types
-        raise ConfigError(f"device={name}: expected auto, cpu, cuda or cuda:N") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name}: no CUDA GPU here; use device=auto or device=cpu")
-    return device
-
-
 def load_segmenter(ckpt_path: str | Path, device: str | torch.device = "cpu") -> CrackSegmenter:
     """A trained CrackSegmenter in eval mode, loaded safely (tensors and plain data only).
 

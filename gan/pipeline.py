@@ -21,7 +21,8 @@ from omegaconf import DictConfig, open_dict
 
 from gan.callbacks import train_seconds
 from gan.data import as_names, checked_size
-from gan.evaluate import evaluate_folder, pick_device
+from gan.devices import pick_device
+from gan.evaluate import evaluate_folder
 from gan.fid import check_inception_weights
 from gan.pipeline_report import stage_report
 from gan.provenance import (

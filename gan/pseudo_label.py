@@ -193,7 +193,8 @@ def pseudo_label_with_checkpoint(
     """``pseudo_label_folder`` (``options``: its band, shard and batch sizes, ``replace_stale``)
     with the teacher loaded from a task checkpoint, whose path and content digest go into the
     card (a retrained teacher at the same path is a new teacher)."""
-    from gan.evaluate import load_segmenter, pick_device
+    from gan.devices import pick_device
+    from gan.evaluate import load_segmenter
 
     if not Path(ckpt).is_file():
         raise DataError(f"{ckpt}: teacher checkpoint not found (train a task model first)")

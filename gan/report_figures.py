@@ -100,11 +100,11 @@ def error_grid(
     These pictures say what the simulator still lacks (e.g. a texture it never drew)."""
     from torch.nn.functional import interpolate
 
+    from gan.devices import pick_device
     from gan.evaluate import (
         crack_probabilities,
         labeled_samples,
         load_segmenter,
-        pick_device,
         read_rows,
         reverse_generator,
     )

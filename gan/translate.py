@@ -22,6 +22,7 @@ from torch import nn
 
 from gan.checkpoint import load_checkpoint, module_state
 from gan.data import open_samples, to_tensor
+from gan.devices import pick_device
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
 from gan.networks import build_generator
@@ -276,8 +277,7 @@ def translate_dataset(
     """Translate every shard of ``src_dir`` into ``out_dir`` with a generator; returns the new
     dataset card (see ``write_translated_dataset``, also for ``replace_stale``)."""
     source_shards(Path(src_dir))  # a bad folder fails before the generator is loaded
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(str(device))  # cuda where there is none: one line, not torch's
     gen, info = load_generator(checkpoint_or_module, direction)
     was_training = gen.training
     home = next(gen.parameters()).device

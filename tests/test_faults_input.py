@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import torch
 from _cli_fixtures import run_tool, task_overrides, tree_digest
+from _gan_fixtures import make_synthetic, tiny_gan
 
 from gan.checkpoint import load_checkpoint
 from gan.cli import run_cli
-from gan.evaluate import pick_device
+from gan.devices import pick_device
+from gan.translate import translate_dataset
 from synth.distributions import ConfigError
 from synth.io import DataError
 from synth.toy import write_toy_real_folder
@@ -169,7 +171,7 @@ def test_a_setting_that_makes_no_sense_is_one_line(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
-def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path) -> None:
+def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path, tmp_path: Path) -> None:
     proc = run_tool("train_task", *task_overrides(workdir), "run_name=gpu", "trainer=gpu")
     assert "No supported gpu backend found" in error_line(proc)
     with pytest.raises(ConfigError, match="device=cuda: no CUDA GPU here; use device=auto"):
@@ -177,6 +179,11 @@ def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path) -> None:
     assert pick_device("auto").type == "cpu"
     with pytest.raises(ConfigError, match=r"^device=cpuu: expected auto, cpu, cuda or cuda:N$"):
         pick_device("cpuu")
+    # translation too (tools/translate.py, the pipeline's translate stage): torch's traceback
+    scenes = make_synthetic(tmp_path / "scenes", n=2, shard_size=2)
+    with pytest.raises(ConfigError, match="device=cuda: no CUDA GPU here"):
+        translate_dataset(tiny_gan(), scenes, tmp_path / "translated", device="cuda")
+    assert not (tmp_path / "translated").exists()
 
 
 def test_wandb_online_without_an_api_key_is_one_line(workdir: Path, tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
 from gan.data import checked_size
+from gan.devices import pick_device
 from gan.evaluate import (
     evaluate_folder,
     load_segmenter,
-    pick_device,
     recalibrate_on_folder,
     reverse_generator,
 )

@@ -12,7 +12,8 @@ from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
 from gan.data import checked_size
-from gan.evaluate import load_segmenter, pick_device, predict_folder, reverse_generator
+from gan.devices import pick_device
+from gan.evaluate import load_segmenter, predict_folder, reverse_generator
 
 register_resolvers()
 

@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from gan.cli import register_resolvers, run_cli
 from gan.contrast import recall_by_contrast, sample_contrasts
 from gan.data import as_names
-from gan.evaluate import labeled_samples, load_segmenter, pick_device
+from gan.devices import pick_device
+from gan.evaluate import labeled_samples, load_segmenter
 
 register_resolvers()
 
