@@ -26,6 +26,8 @@ from gan.data import (
     resumable_loader,
     to_tensor,
 )
+from gan.networks import PAD_MULTIPLE
+from synth.distributions import ConfigError
 from synth.io import DataError, ImageFolder, ShardedDataset
 
 
@@ -134,7 +136,12 @@ class UnpairedDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.synthetic_dir, self.real_dir = str(synthetic_dir), str(real_dir)
-        self.crop_size = checked_count(crop_size, "gan_data.crop_size", 4)
+        self.crop_size = checked_count(crop_size, "gan_data.crop_size", PAD_MULTIPLE)
+        if self.crop_size % PAD_MULTIPLE:  # it failed mid-step, once the logs were begun
+            raise ConfigError(
+                f"gan_data.crop_size={crop_size}: expected a multiple of {PAD_MULTIPLE}, "
+                "which the generators halve twice and double back"
+            )
         self.batch_size = checked_count(batch_size, "gan_data.batch_size")
         self.num_workers = checked_count(num_workers, "gan_data.num_workers", 0)
         self.seed = seed

@@ -38,9 +38,10 @@ def check_schedule_covers(max_steps: int, decay_start_step: int, decay_steps: in
     """The learning rates reach zero at ``decay_start_step + decay_steps``; steps after that
     change no weight, so a budget raised without its schedule (the pipeline before its decay
     followed stages.adapt.trainer.max_steps) would spend them for nothing."""
-    if max_steps == 0 or (max_steps is not None and max_steps < -1):
+    if max_steps is None or max_steps < 1:  # -1, Lightning's 'no limit': an endless stream
         raise ConfigError(
-            f"trainer.max_steps={max_steps}: the GAN counts generator steps; expected >= 1"
+            f"trainer.max_steps={max_steps}: the GAN counts generator steps, and its learning "
+            "rate schedule follows them; expected >= 1"
         )
     end = decay_start_step + decay_steps
     if decay_steps > 0 and max_steps is not None and max_steps > end:

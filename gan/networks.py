@@ -9,6 +9,10 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from synth.distributions import ConfigError
 
+#: The generators halve a side twice (two stride-2 convolutions) and double it back: a side
+#: must be a multiple of this to come out at its own size (translation pads up to one).
+PAD_MULTIPLE = 4
+
 
 def conv_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(

@@ -25,7 +25,7 @@ from gan.data import open_samples, to_tensor
 from gan.devices import pick_device
 from gan.fid import PROXY_NAME, domain_gap
 from gan.losses import far_background, local_contrast
-from gan.networks import build_generator
+from gan.networks import PAD_MULTIPLE, build_generator
 from gan.provenance import MEASURED_ONLY, described_data, with_added_digests, without_locations
 from synth.digests import file_digest
 from synth.distributions import ConfigError
@@ -43,8 +43,6 @@ from synth.io import (
     write_png,
 )
 from synth.stats import texture_level as image_texture_level
-
-PAD_MULTIPLE = 4  # two stride-2 downsamplings
 
 
 def load_generator(

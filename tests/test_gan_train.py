@@ -97,8 +97,9 @@ def test_steps_past_the_end_of_the_lr_schedule_are_refused_before_any_step(tmp_p
     with pytest.raises(ConfigError, match=r"reaches zero at step 4 .* last 1 steps"):
         trainer.fit(model, datamodule=datamodule(data))
     assert trainer.global_step == 0
-    with pytest.raises(ConfigError, match=r"trainer.max_steps=0: the GAN counts generator"):
-        tiny_trainer(tmp_path / "none", 0).fit(model, datamodule=datamodule(data))
+    for budget in (0, -1):  # -1 trained forever at a constant rate
+        with pytest.raises(ConfigError, match=rf"trainer.max_steps={budget}: the GAN counts"):
+            tiny_trainer(tmp_path / "none", budget).fit(model, datamodule=datamodule(data))
     tiny_trainer(tmp_path, 4).fit(model, datamodule=datamodule(data))  # the whole schedule
     tiny_trainer(tmp_path / "flat", 5).fit(
         tiny_gan(decay_start_step=2, decay_steps=0), datamodule=datamodule(data)
@@ -328,6 +329,7 @@ def test_image_pool_round_trips_through_a_weights_only_checkpoint(tmp_path):
     ("setting", "message"),
     [
         ({"crop_size": 0}, "gan_data.crop_size=0: expected a whole number >= 4"),
+        ({"crop_size": 30}, "gan_data.crop_size=30: expected a multiple of 4, which the"),
         ({"batch_size": 0}, "gan_data.batch_size=0: expected a whole number >= 1"),
         ({"num_workers": -1}, "gan_data.num_workers=-1: expected a whole number >= 0"),
     ],
