@@ -40,7 +40,7 @@ from synth.io import (
     write_json_atomic,
     write_shard,
 )
-from synth.processes import die_with_parent, ignore_stops, stops_ignored
+from synth.processes import die_with_parent, ignore_stops, main_script_left_out, stops_ignored
 from synth.scene import plain_config, render_crack_scene
 
 SPEC = "render_spec.json"
@@ -211,7 +211,7 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
         # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
         pool = ProcessPoolExecutor(min(workers, len(jobs)), mp.get_context("spawn"), _init_worker)
         try:
-            with stops_ignored():  # workers are born ignoring stops
+            with stops_ignored(), main_script_left_out():  # workers are born ignoring stops
                 futures = [pool.submit(_render_shard, *job) for job in jobs]
             for fut in as_completed(futures):
                 bar.advance(task, fut.result())

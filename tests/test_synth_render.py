@@ -137,6 +137,35 @@ def test_kill_9_mid_render_then_resume_matches_clean_render(tmp_path: Path) -> N
     assert tree_digest(out) == tree_digest(tmp_path / "clean")
 
 
+A_TOOL_THAT_RENDERS = """
+import sys
+print("main script run", flush=True)  # in a tool: torch and Lightning load here
+from _synth_fixtures import tiny_config
+from synth.render import render_dataset
+if __name__ == "__main__":
+    render_dataset(tiny_config(), sys.argv[1], 8, 2, seed=7, workers=2, progress=False)
+"""
+
+
+def test_render_workers_do_not_run_the_tools_script(tmp_path: Path) -> None:
+    """Spawned workers re-imported the main script, and with it everything a tool imports
+    (0.8 GB a worker): tools/render.py workers=2 took longer than workers=1."""
+    script = tmp_path / "tool.py"
+    script.write_text(A_TOOL_THAT_RENDERS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("main script run") == 1
+    render(tmp_path / "alone", n=8, shard=2)
+    assert tree_digest(tmp_path / "out") == tree_digest(tmp_path / "alone")
+
+
 def test_shard_blocks_are_disjoint_and_cover_the_dataset(tmp_path: Path) -> None:
     a = render(tmp_path, n=20, shard_start=0, shard_count=2)
     assert not a["complete"] and not (tmp_path / CARD).exists()
