@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,49 @@ def remove_other_pngs(folder: Path, names: set[str]) -> None:
         path.unlink()
     if stale:
         print(f"{len(stale)} PNGs of an earlier run removed from {folder}")
+
+
+@contextmanager
+def staged(out_dir: Path, subs: Sequence[str]) -> Iterator[dict[str, Path]]:
+    """Hidden staging folders for the PNG folders ``subs`` of ``out_dir``. What the block
+    writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
+    ends without an error, so a run that fails half-way, or is stopped, leaves an earlier
+    run's results as they were, not mixed with its own. Staging left by a killed run (its
+    process gone) is cleared."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out_dir={out_dir}: a file, not a folder")
+    for sub in subs:
+        for left in out_dir.glob(f".{sub}.tmp-*"):
+            if not process_alive(left.name.rsplit("-", 1)[-1]):
+                shutil.rmtree(left, ignore_errors=True)
+    staging = {sub: out_dir / f".{sub}.tmp-{os.getpid()}" for sub in subs}
+    try:
+        for path in staging.values():
+            path.mkdir(parents=True, exist_ok=True)
+        yield staging
+        for sub, path in staging.items():
+            final = out_dir / sub
+            final.mkdir(exist_ok=True)
+            names = sorted(p.name for p in path.glob("*.png"))
+            for name in names:
+                os.replace(path / name, final / name)
+            remove_other_pngs(final, set(names))
+    finally:
+        for path in staging.values():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def process_alive(pid: str) -> bool:
+    """Whether a process of this id runs (a staging folder's owner; not a number: no)."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def batches(loader: DataLoader, description: str) -> Iterator[dict]:
@@ -235,31 +279,30 @@ def evaluate_folder(
         worker_init_fn=quiet_workers(),
     )
     out_dir = Path(out_dir)
-    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
-    remove_other_pngs(out_dir / "overlays", {f"{stem}.png" for stem in names[:num_overlays]})
     device, tolerance = model.device, model.hparams.tolerance
     metrics = build_metrics(tolerance).to(device)
     net = scoring_net(model, translate_with)
     rows: list[dict] = []
     start = time.perf_counter()
-    for batch in batches(loader, "evaluate"):
-        if translate_with is not None:
-            check_generator_fits(samples, batch)
-        images, masks = batch["image"].to(device), batch["mask"].to(device)
-        with torch.inference_mode():
-            pred = forward_by_size(net, images, batch["size"]).argmax(1)
-        tol_counts = tolerance_counts(pred, masks, tolerance)
-        metrics.update(pred, masks, tol_counts=tol_counts)
-        stems = [names[int(i)] for i in batch["index"]]
-        rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tol_counts.cpu())
-        for j, (h, w) in enumerate(batch["size"].tolist()):
-            if len(rows) - len(stems) + j < num_overlays:
-                save_overlay(
-                    images[j, :, :h, :w],
-                    masks[j, :h, :w],
-                    pred[j, :h, :w],
-                    out_dir / "overlays" / f"{stems[j]}.png",
-                )
+    with staged(out_dir, ["overlays"]) as staging:
+        for batch in batches(loader, "evaluate"):
+            if translate_with is not None:
+                check_generator_fits(samples, batch)
+            images, masks = batch["image"].to(device), batch["mask"].to(device)
+            with torch.inference_mode():
+                pred = forward_by_size(net, images, batch["size"]).argmax(1)
+            tol_counts = tolerance_counts(pred, masks, tolerance)
+            metrics.update(pred, masks, tol_counts=tol_counts)
+            stems = [names[int(i)] for i in batch["index"]]
+            rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tol_counts.cpu())
+            for j, (h, w) in enumerate(batch["size"].tolist()):
+                if len(rows) - len(stems) + j < num_overlays:
+                    save_overlay(
+                        images[j, :, :h, :w],
+                        masks[j, :h, :w],
+                        pred[j, :h, :w],
+                        staging["overlays"] / f"{stems[j]}.png",
+                    )
     seconds = time.perf_counter() - start
     result = {k: round(float(v), 6) for k, v in metrics.compute().items()}
     result.update(
@@ -430,21 +473,10 @@ def predict_folder(
             f"input_dir={image_dir} is where this run writes its {photos.name}: the "
             "predictions would replace the photos; choose another out_dir"
         )
-    staging = {sub: out_dir / f".{sub}.tmp-{os.getpid()}" for sub in subs}
-    try:
-        for path in staging.values():
-            path.mkdir(parents=True, exist_ok=True)
+    with staged(out_dir, list(subs)) as staging:
         names = write_predictions(
             model, folder, staging, eval_size, batch_size, num_workers, translate_with
         )
-        for sub, path in subs.items():
-            path.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                os.replace(staging[sub] / name, path / name)
-            remove_other_pngs(path, set(names))
-    finally:
-        for path in staging.values():
-            shutil.rmtree(path, ignore_errors=True)
     return [subs["overlays"] / name for name in names]
 
 

@@ -154,6 +154,29 @@ def test_train_task_config_fit_test_evaluate_predict(
     assert [p.name for p in (tmp_path / "eval" / "overlays").iterdir()] == ["img0.png"]
 
 
+def test_a_scoring_that_fails_leaves_the_earlier_results_as_they_were(tmp_path: Path) -> None:
+    """Scoring replaced an earlier run's overlays photo by photo, so a run that failed on a
+    later mask left the new overlays beside the old run's metrics.json and per_image.csv."""
+    torch.manual_seed(0)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    img, lab = make_folder(tmp_path / "real", n=3)
+    out = tmp_path / "eval"
+    evaluate_folder(model, img, lab, out, eval_size=None, batch_size=1, num_overlays=3)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    torch.manual_seed(1)
+    other = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    broken = tmp_path / "broken"
+    shutil.copytree(tmp_path / "real", broken)
+    (broken / "lab" / "img2.png").write_bytes(b"not a png")
+    (out / ".overlays.tmp-999999999").mkdir()  # a killed run's staging
+    with pytest.raises(DataError, match="img2.png"):
+        evaluate_folder(other, broken / "img", broken / "lab", out, eval_size=None, batch_size=1)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not list(out.glob(".*"))
+    with pytest.raises(ConfigError, match=r"out_dir=.*metrics\.json: a file, not a folder"):
+        evaluate_folder(model, img, lab, out / "metrics.json", eval_size=None)
+
+
 def test_ema_switch_checkpoints_and_scores_the_averaged_weights(tmp_path: Path) -> None:
     """task.ema_decay > 0: last.ckpt's state_dict (what evaluate/predict/export load) is the
     moving average, not the weights the same seed and steps train without it."""
