@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from gan.data import checked_size
-from gan.evaluate import ThroughGenerator
+from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator
+from gan.networks import UNet
 from synth.distributions import ConfigError
 
 
@@ -137,6 +138,13 @@ def export_model(
         raise ConfigError(f"formats={list(formats)}: choose one or more of {list(FORMATS)}")
     sample_hw = checked_size(sample_hw, "sample_hw")
     check_hw = checked_size(check_hw, "check_hw")
+    least = smallest_side(net, translate_with)
+    for key, hw in (("sample_hw", sample_hw), ("check_hw", check_hw)):
+        if min(hw) < least:
+            raise ConfigError(
+                f"{key}={list(hw)}: the exported graph takes photos of at least {least} px a "
+                "side (tools/predict.py takes smaller ones)"
+            )
     if sample_hw == check_hw:
         raise ConfigError(
             f"check_hw={list(check_hw)}: the same as sample_hw; the check is at another size, "
@@ -171,4 +179,15 @@ def export_model(
         "onnx": str(final["onnx"]) if onnx_path else None,
         "torchscript": str(final["torchscript"]) if ts_path else None,
         "max_abs_diff": diffs,
+        "smallest_side": least,
     }
+
+
+def smallest_side(net: nn.Module, translate_with: nn.Module | None = None) -> int:
+    """The least height and width an exported graph segments as PyTorch does. PyTorch pads a
+    photo under the U-Net's ``2**depth`` px a side; a traced graph cannot (the pad widths
+    would be frozen at the tracing size), and segmented such a photo wrongly or failed."""
+    sides = [m.smallest_side for m in net.modules() if isinstance(m, UNet)]
+    if translate_with is not None:
+        sides.append(MIN_GENERATOR_SIDE)
+    return max(sides, default=1)

@@ -40,9 +40,14 @@ class UNet(nn.Module):
         )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
+    @property
+    def smallest_side(self) -> int:
+        """Each level halves: a smaller side pools to nothing (padded here, not when traced)."""
+        return 2 ** len(self.down)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        least = 2 ** len(self.down)  # each level halves: a smaller side pools to nothing
+        least = self.smallest_side
         if not torch.jit.is_tracing() and (h < least or w < least):  # a thumbnail
             x = F.pad(x, (0, max(0, least - w), 0, max(0, least - h)), mode="replicate")
             return self.layers(x)[..., :h, :w]

@@ -229,6 +229,21 @@ def test_export_matches_pytorch(tmp_path: Path, net: dict) -> None:
     assert max(report["max_abs_diff"].values()) < 1e-4
 
 
+def test_an_export_names_its_smallest_photo_and_refuses_to_trace_or_check_below_it(
+    tmp_path: Path,
+) -> None:
+    """PyTorch pads a photo under the U-Net's 2**depth px a side; the traced graphs cannot, so
+    they failed (TorchScript) or segmented it wrongly (ONNX) at such sizes."""
+    net = UNet(3, 2, 4, 3)  # 8 px
+    with pytest.raises(ConfigError, match=r"check_hw=\[6, 40\]: .* at least 8 px a side"):
+        export_model(net, tmp_path / "x", sample_hw=(64, 64), check_hw=(6, 40))
+    with pytest.raises(ConfigError, match=r"sample_hw=\[40, 7\]: .* at least 8 px a side"):
+        export_model(net, tmp_path / "x", sample_hw=(40, 7), check_hw=(50, 70))
+    assert not (tmp_path / "x").exists()
+    report = export_model(net, tmp_path / "x", sample_hw=(8, 16), check_hw=(9, 8))
+    assert report["smallest_side"] == 8 and max(report["max_abs_diff"].values()) < 1e-4
+
+
 def test_export_check_detects_mismatch(tmp_path: Path) -> None:
     from gan.export import check_exports, export_torchscript
 
