@@ -35,6 +35,7 @@ from synth.io import (
     clean_partial_shards,
     is_shard_complete,
     num_shards,
+    read_json,
     shard_name,
     shard_range,
     write_json_atomic,
@@ -72,6 +73,11 @@ def check_spec(out_dir: Path, spec: dict) -> None:
     """Refuse to resume into a folder rendered with another config, seed or layout."""
     path = out_dir / SPEC
     if not path.is_file():
+        if any(out_dir.glob(f"shard-*/{MANIFEST}")):  # they would pass for this render's
+            raise DataError(
+                f"{out_dir}: holds shards but no {SPEC}, so what rendered them is unknown "
+                "(a translated set, or a spec deleted); use a new out_dir or delete the old one"
+            )
         write_json_atomic(path, spec)
         return
     changed = spec_difference(path, spec)
@@ -88,7 +94,7 @@ def spec_difference(path: Path, spec: dict) -> list[str] | None:
     where only the spec's format does)."""
     if not path.is_file():
         return None
-    old = json.loads(path.read_text())
+    old = read_json(path)  # a damaged spec: one line naming it
     return None if old.get("hash") == spec["hash"] else differing_keys(old, spec)
 
 
@@ -123,6 +129,29 @@ def make_spec(cfg: dict, num_samples: int, shard_size: int, seed: int) -> dict:
     return {**body, "hash": digest}
 
 
+def check_counts(
+    num_samples: Any,
+    shard_size: Any,
+    seed: Any,
+    workers: Any,
+    shard_start: Any,
+    shard_count: Any,
+    out_dir: Any,
+) -> None:
+    """Each setting a whole number in its range, and an output folder named, in one line
+    (``shard_count=abc`` or ``seed=null`` failed deep inside with Python's TypeError, and
+    ``out_dir=''`` rendered into the folder the command ran in)."""
+    least = {"num_samples": 1, "shard_size": 1, "seed": 0, "workers": 0, "shard_start": 0}
+    values = dict(zip(least, (num_samples, shard_size, seed, workers, shard_start)))
+    if shard_count is not None:  # null: every shard from shard_start on
+        least["shard_count"], values["shard_count"] = 0, shard_count
+    for key, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < least[key]:
+            raise ConfigError(f"{key}={value!r}: expected a whole number >= {least[key]}")
+    if out_dir is None or not str(out_dir).strip():
+        raise ConfigError(f"out_dir={out_dir!r}: name the folder to render into")
+
+
 def select_shards(total: int, shard_start: int, shard_count: int | None) -> range:
     """The block of shard ids a job owns; disjoint blocks partition the dataset."""
     if shard_start < 0 or (shard_count is not None and shard_count < 0):
@@ -149,8 +178,7 @@ def render_dataset(
     size = cfg.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:
         raise ConfigError(f"synth.size={size!r}: expected a whole number of pixels >= {MIN_SIZE}")
-    if num_samples <= 0 or shard_size <= 0:
-        raise ConfigError(f"num_samples and shard_size must be > 0, got {num_samples}/{shard_size}")
+    check_counts(num_samples, shard_size, seed, workers, shard_start, shard_count, out_dir)
     total = num_shards(num_samples, shard_size)
     selected = select_shards(total, shard_start, shard_count)
     if not selected:  # checked before the folder and its spec are written

@@ -23,8 +23,9 @@ from synth.scene import render_crack_scene
 def render(
     out: Path, workers: int = 1, n: int = 12, shard: int = 4, cfg: dict | None = None, **kw: object
 ) -> dict:
+    kw.setdefault("seed", 7)
     return render_dataset(
-        cfg or tiny_config(), out, n, shard, seed=7, workers=workers, progress=False, **kw
+        cfg or tiny_config(), out, n, shard, workers=workers, progress=False, **kw
     )
 
 
@@ -193,6 +194,11 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
         ({"shard_start": 3}, r"shard_start=3: past the last shard \(2\) of 12 samples in shards"),
         ({"shard_count": 0}, r"shard_count=0: selects no shard"),
         ({"cfg": tiny_config(size="big")}, r"synth\.size='big': expected a whole number"),
+        ({"shard_count": "abc"}, r"^shard_count='abc': expected a whole number >= 0$"),
+        ({"shard_count": 1.5}, r"^shard_count=1\.5: expected a whole number >= 0$"),
+        ({"seed": None}, r"^seed=None: expected a whole number >= 0$"),
+        ({"n": 0}, r"^num_samples=0: expected a whole number >= 1$"),
+        ({"workers": -1}, r"^workers=-1: expected a whole number >= 0$"),
     ],
 )
 def test_a_render_that_would_do_nothing_or_fail_leaves_no_folder(
@@ -203,6 +209,28 @@ def test_a_render_that_would_do_nothing_or_fail_leaves_no_folder(
     with pytest.raises(ConfigError, match=message):
         render(tmp_path / "out", **setting)
     assert not (tmp_path / "out").exists()
+
+
+def test_shards_of_unknown_making_or_a_damaged_spec_are_refused(tmp_path: Path) -> None:
+    """A folder whose spec is gone had its shards adopted as this render's, and the card then
+    recorded this render's seed over scenes of another; a damaged spec was a traceback."""
+    render(tmp_path / "a", n=8, shard=2)
+    (tmp_path / "a" / "render_spec.json").unlink()
+    (tmp_path / "a" / CARD).unlink()
+    with pytest.raises(DataError, match=r"holds shards but no render_spec\.json"):
+        render(tmp_path / "a", n=8, shard=2, seed=1)
+    assert not (tmp_path / "a" / CARD).exists()
+    render(tmp_path / "b", n=8, shard=2)
+    (tmp_path / "b" / "render_spec.json").write_text('{"hash": ')
+    with pytest.raises(DataError, match=r"render_spec\.json: unreadable JSON"):
+        render(tmp_path / "b", n=8, shard=2)
+
+
+@pytest.mark.parametrize("out_dir", ["", " ", None])
+def test_a_render_into_no_named_folder_is_refused(out_dir) -> None:
+    """``out_dir=''`` rendered into the folder the command ran in (the checkout's root)."""
+    with pytest.raises(ConfigError, match=r"^out_dir=.*: name the folder to render into$"):
+        render_dataset(tiny_config(), out_dir, 4, 2, seed=7, progress=False)
 
 
 @pytest.mark.parametrize(
