@@ -32,9 +32,18 @@ class ConfigError(ValueError):
 
 
 def _pair(spec: Any, key: str, form: str) -> tuple[float, float]:
-    if not isinstance(spec, list | tuple) or len(spec) != 2 or isinstance(spec[0], str):
-        raise ConfigError(f"{key}: '{form}' needs a list [a, b], got {spec!r}")
-    return float(spec[0]), float(spec[1])
+    """Two numbers; a range's low end first, a normal's spread not negative (``[6, 3]`` failed
+    inside numpy as ``low >= high``, ``[2, x]`` as a float conversion, both with a traceback)."""
+    numbers = isinstance(spec, list | tuple) and len(spec) == 2
+    numbers = numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec)
+    if not numbers:
+        raise ConfigError(f"{key}: '{form}' needs two numbers [a, b], got {spec!r}")
+    a, b = float(spec[0]), float(spec[1])
+    if form == "normal" and b < 0:
+        raise ConfigError(f"{key}: 'normal' needs [mean, std] with std >= 0, got {spec!r}")
+    if form != "normal" and a > b:
+        raise ConfigError(f"{key}: '{form}' needs [a, b] with a <= b, got {spec!r}")
+    return a, b
 
 
 def sample_value(value: Any, rng: np.random.Generator, key: str = "<value>") -> Any:

@@ -13,7 +13,7 @@ from statistics import NormalDist
 import cv2
 import numpy as np
 
-from synth.distributions import Knobs
+from synth.distributions import ConfigError, Knobs
 
 #: Multiplicative RGB tints of common surfaces (grey concrete, beige plaster, pinkish stone...).
 TINTS: dict[str, tuple[float, float, float]] = {
@@ -24,6 +24,14 @@ TINTS: dict[str, tuple[float, float, float]] = {
     "brown": (1.1, 0.98, 0.84),
     "yellow": (1.08, 1.06, 0.78),
 }
+
+
+def tint_of(name: str) -> tuple[float, float, float]:
+    if name not in TINTS:  # a KeyError said only "error: purple"
+        raise ConfigError(f"synth.surface.tint: {name!r} is not one of {list(TINTS)}")
+    return TINTS[name]
+
+
 #: Paint-mark colours seen on real pavements and walls (RGB, 0-1).
 PAINTS = ((0.9, 0.35, 0.45), (0.95, 0.95, 0.92), (0.95, 0.8, 0.2), (0.3, 0.45, 0.8))
 
@@ -258,7 +266,7 @@ def albedo(k: Knobs, size: int) -> np.ndarray:
         patches = stains(rng, size, int(rng.integers(2, 6)))
         tex = cv2.scaleAdd(patches, -k("stain_strength"), tex)
     base = k("base_grey")
-    tint = np.asarray(TINTS[k("tint")], np.float32)
+    tint = np.asarray(tint_of(k("tint")), np.float32)
     tint = 1.0 + k("tint_strength") * (tint - 1.0) / 0.12
     colour = rng.standard_normal((4, 4, 3)).astype(np.float32) * np.float32(k("colour_noise"))
     colour = upsample((colour + tint) * np.float32(base), size)

@@ -69,6 +69,34 @@ def test_bad_specs_name_the_key(spec: dict) -> None:
         sample_value(spec, np.random.default_rng(0), "crack.width")
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"randint": [6, 3]}, r"'randint' needs \[a, b\] with a <= b, got \[6, 3\]"),
+        ({"uniform": [2, "x"]}, r"'uniform' needs two numbers \[a, b\], got \[2, 'x'\]"),
+        ({"normal": [0.5, -0.1]}, r"'normal' needs \[mean, std\] with std >= 0"),
+        ({"uniform": [True, 2]}, r"'uniform' needs two numbers"),
+    ],
+)
+def test_ranges_that_make_no_sense_are_one_line_naming_the_key(spec: dict, message: str) -> None:
+    """They failed inside numpy (``low >= high``) or in a float conversion, as tracebacks."""
+    with pytest.raises(ConfigError, match=rf"^crack\.width: {message}"):
+        sample_value(spec, np.random.default_rng(0), "crack.width")
+    assert sample_value({"randint": [3, 3]}, np.random.default_rng(0)) == 3  # a <= b holds
+
+
+def test_an_unknown_tint_names_the_knob_and_the_tints() -> None:
+    """A KeyError printed only ``error: purple``."""
+    from synth.scene import render_crack_scene
+
+    cfg = plain_config(OmegaConf.load(SYNTH_CONF))
+    cfg["size"], cfg["surface"]["tint"] = 32, "purple"
+    with pytest.raises(
+        ConfigError, match=r"^synth\.surface\.tint: 'purple' is not one of \['grey'"
+    ):
+        render_crack_scene(cfg, 0, 0)
+
+
 def test_validate_walks_the_tree_and_default_config_is_valid() -> None:
     cfg = plain_config(OmegaConf.load(SYNTH_CONF))
     validate(cfg)
