@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from synth.distributions import ConfigError
 from synth.io import IGNORE_INDEX, Sample, write_png
 
 
@@ -72,11 +73,17 @@ def load_samples(
 ) -> list[Sample]:
     """Samples to show: from a sharded dataset, a real image folder, or rendered fresh."""
     from synth.io import ImageFolder, ShardedDataset
-    from synth.scene import plain_config, render_crack_scene
+    from synth.render import checked_scene_config
+    from synth.scene import render_crack_scene
 
+    for key, value, least in (("num", num, 1), ("start", start, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{key}={value!r}: expected a whole number >= {least}")
     if dataset is None:
-        cfg = plain_config(cfg_synth)
+        cfg = checked_scene_config(cfg_synth)  # synth.size=0 was a cv2 traceback
         return [render_crack_scene(cfg, seed, i) for i in range(start, start + num)]
     root = Path(dataset)
     source = ShardedDataset(root) if list(root.glob("shard-?????")) else ImageFolder(root, masks)
+    if start >= len(source):
+        raise ConfigError(f"start={start}: past the last of the {len(source)} samples in {root}")
     return [source[i] for i in range(start, min(start + num, len(source)))]

@@ -69,6 +69,17 @@ def _init_worker() -> None:
 MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
 
 
+def checked_scene_config(cfg_synth: Any) -> dict:
+    """The simulator's settings as plain data, every knob parsed and the size in range, so a
+    typo fails in one line before anything is rendered or written."""
+    cfg = plain_config(cfg_synth)
+    distributions.validate(cfg)
+    size = cfg.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:
+        raise ConfigError(f"synth.size={size!r}: expected a whole number of pixels >= {MIN_SIZE}")
+    return cfg
+
+
 def check_spec(out_dir: Path, spec: dict) -> None:
     """Refuse to resume into a folder rendered with another config, seed or layout."""
     path = out_dir / SPEC
@@ -173,11 +184,7 @@ def render_dataset(
 ) -> dict:
     """Render (or finish rendering) the selected shards; returns a summary dict."""
     t0 = time.perf_counter()
-    cfg = plain_config(cfg_synth)
-    distributions.validate(cfg)
-    size = cfg.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:
-        raise ConfigError(f"synth.size={size!r}: expected a whole number of pixels >= {MIN_SIZE}")
+    cfg = checked_scene_config(cfg_synth)
     check_counts(num_samples, shard_size, seed, workers, shard_start, shard_count, out_dir)
     total = num_shards(num_samples, shard_size)
     selected = select_shards(total, shard_start, shard_count)

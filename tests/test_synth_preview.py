@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _synth_fixtures import tiny_config
 
+from synth.distributions import ConfigError
 from synth.io import Sample, read_image
 from synth.preview import contact_sheet, load_samples
+from synth.render import render_dataset
 
 
 def test_contact_sheet_mixes_real_and_synthetic_sizes(tmp_path: Path) -> None:
@@ -18,3 +21,24 @@ def test_contact_sheet_mixes_real_and_synthetic_sizes(tmp_path: Path) -> None:
     sheet = read_image(path)
     assert sheet.shape == (2 + 2 * 66, 2 + 4 * 66, 3)
     assert (sheet[..., 0] > sheet[..., 1] + 50).any()  # red crack overlay present
+
+
+@pytest.mark.parametrize(
+    ("dataset", "overrides", "message"),
+    [
+        ("set", {"start": 8}, r"^start=8: past the last of the 8 samples in .*set$"),
+        (None, {"size": 0}, r"^synth\.size=0: expected a whole number of pixels >= 8$"),
+        (None, {"size": 4}, r"^synth\.size=4: expected"),  # what render refuses
+        (None, {"num": 0}, r"^num=0: expected a whole number >= 1$"),
+    ],
+)
+def test_a_preview_of_nothing_is_one_line(tmp_path: Path, dataset, overrides, message) -> None:
+    """They were tracebacks (``contact_sheet needs at least one sample``, cv2's scale
+    assertion), or a sheet of 4 px scenes render would have refused."""
+    if dataset:
+        render_dataset(tiny_config(), tmp_path / dataset, 8, 4, seed=0, progress=False)
+        dataset = tmp_path / dataset
+    cfg = tiny_config(**{k: v for k, v in overrides.items() if k == "size"})
+    kw = {k: v for k, v in overrides.items() if k != "size"}
+    with pytest.raises(ConfigError, match=message):
+        load_samples(dataset, None, cfg, **{"num": 4, **kw})
