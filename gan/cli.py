@@ -249,8 +249,15 @@ def exit_on_stop(sig: int, said: str) -> NoReturn:
     sys.exit(128 + sig)
 
 
-def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1."""
+#: What a stopped tool that does not resume says (scoring, prediction, export, the checks):
+#: its outputs are replaced only once complete, and a rerun does all of its work again.
+STARTS_OVER = "its earlier outputs are as they were: rerun the same command to start over"
+
+
+def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
+    """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1.
+    ``resumes=False``: a tool with nothing to resume, whose stop says so (predict said that
+    its finished shards were kept and a rerun would resume)."""
     quiet_expected_warnings()
     try:
         if args and isinstance(args[0], DictConfig):
@@ -278,10 +285,12 @@ def run_cli(fn: Callable[..., Any], *args: Any) -> Any:
         else:
             sig = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
         broke = err.__cause__
-        said = f" ({user_message(broke).splitlines()[0]}, as it stopped)" if broke else ""
-        exit_on_stop(
-            sig, f"{STOP_NAMES[sig]}{said}; finished shards, stages and checkpoints are kept"
-        )
+        said = f"{STOP_NAMES[sig]}"
+        said += f" ({user_message(broke).splitlines()[0]}, as it stopped)" if broke else ""
+        if not resumes:
+            print(f"{said}; {STARTS_OVER}", file=sys.stderr, flush=True)
+            sys.exit(128 + sig)
+        exit_on_stop(sig, f"{said}; finished shards, stages and checkpoints are kept")
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):
             raise

@@ -383,6 +383,9 @@ def test_slurms_sigterm_mid_prediction_is_one_line(tmp_path: Path) -> None:
     stderr = log.read_text()
     assert code == 143, stderr[-3000:]
     assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    # prediction resumes nothing (it said a rerun would resume), and its staging is gone
+    assert "outputs are as they were: rerun the same command to start over" in stderr
+    assert "resume" not in stderr and not list(out.glob(".*"))
 
 
 def test_a_sigterm_as_training_ends_still_stops_the_tool(tmp_path: Path) -> None:

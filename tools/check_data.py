@@ -33,7 +33,7 @@ def check(cfg: DictConfig) -> int:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="check_data")
 def main(cfg: DictConfig) -> int:
-    return run_cli(check, cfg)
+    return run_cli(check, cfg, resumes=False)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def compare(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="compare_runs")
 def main(cfg: DictConfig) -> None:
-    run_cli(compare, cfg)
+    run_cli(compare, cfg, resumes=False)
 
 
 if __name__ == "__main__":

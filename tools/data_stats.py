@@ -35,7 +35,7 @@ def compare(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="data_stats")
 def main(cfg: DictConfig) -> None:
-    run_cli(compare, cfg)
+    run_cli(compare, cfg, resumes=False)
 
 
 if __name__ == "__main__":

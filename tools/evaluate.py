@@ -60,7 +60,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> dict:
-    return run_cli(evaluate, cfg)
+    return run_cli(evaluate, cfg, resumes=False)
 
 
 if __name__ == "__main__":

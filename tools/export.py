@@ -45,7 +45,7 @@ def export(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> dict:
-    return run_cli(export, cfg)
+    return run_cli(export, cfg, resumes=False)
 
 
 if __name__ == "__main__":

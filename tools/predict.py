@@ -36,7 +36,7 @@ def predict(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    run_cli(predict, cfg)
+    run_cli(predict, cfg, resumes=False)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def preview(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="preview")
 def main(cfg: DictConfig) -> None:
-    run_cli(preview, cfg)
+    run_cli(preview, cfg, resumes=False)
 
 
 if __name__ == "__main__":

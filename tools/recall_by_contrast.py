@@ -55,7 +55,7 @@ def report(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="recall_by_contrast")
 def main(cfg: DictConfig) -> dict:
-    return run_cli(report, cfg)
+    return run_cli(report, cfg, resumes=False)
 
 
 if __name__ == "__main__":
