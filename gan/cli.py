@@ -254,6 +254,20 @@ def exit_on_stop(sig: int, said: str) -> NoReturn:
 STARTS_OVER = "its earlier outputs are as they were: rerun the same command to start over"
 
 
+def wandb_advice(message: str) -> str:
+    """wandb's error as one line, with the way out that fits: a key where none is set, else
+    offline logging, since the server is what failed (it said to set the key that was set)."""
+    first = (message.strip().splitlines() or ["failed"])[0]
+    if os.environ.get("WANDB_API_KEY"):
+        return (
+            f"wandb: {first} (WANDB_API_KEY is set: the server could not be reached or "
+            "refused the key; logger.wandb.offline=true logs without a server)"
+        )
+    return (
+        f"wandb: {first} (or set WANDB_API_KEY; logger.wandb.offline=true logs without an account)"
+    )
+
+
 def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1.
     ``resumes=False``: a tool with nothing to resume, whose stop says so (predict said that
@@ -297,12 +311,7 @@ def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
         print(f"error: {err.__cause__}", file=sys.stderr, flush=True)
         sys.exit(1)
     except loaded("wandb.errors", "Error") as err:  # no API key, a bad key, no server
-        print(
-            f"error: wandb: {err} (or set WANDB_API_KEY; logger.wandb.offline=true logs "
-            "without an account)",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"error: {wandb_advice(str(err))}", file=sys.stderr, flush=True)
         sys.exit(1)
     except (*EXPECTED, *loaded("gan.export", "ExportMismatchError")) as err:
         print(f"error: {user_message(err)}", file=sys.stderr, flush=True)

@@ -206,6 +206,20 @@ def test_wandb_online_without_an_api_key_is_one_line(workdir: Path, tmp_path: Pa
     assert "Traceback" not in proc.stderr and "anonymous" not in proc.stderr
 
 
+def test_a_wandb_failure_with_a_key_set_points_offline_not_to_the_key(monkeypatch) -> None:
+    """With WANDB_API_KEY set and no server in reach, wandb's two-line error came with the
+    advice to set WANDB_API_KEY."""
+    from gan.cli import wandb_advice
+
+    failure = "Failed to get resume status\nPost https://api.wandb.ai: no such host"
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789" * 4)
+    line = wandb_advice(failure)
+    assert line.startswith("wandb: Failed to get resume status (WANDB_API_KEY is set: the")
+    assert "\n" not in line and "or set WANDB_API_KEY" not in line
+    monkeypatch.setenv("WANDB_API_KEY", "")
+    assert "(or set WANDB_API_KEY; logger.wandb.offline=true" in wandb_advice(failure)
+
+
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: Path) -> None:
     """lr=1e30 blows the weights up after step 1; step 2's loss is non-finite."""
     proc = run_tool(
