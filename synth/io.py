@@ -22,7 +22,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,6 +253,41 @@ def mask_files(mask_dir: Path) -> dict[str, Path]:
     return found
 
 
+#: libjpeg's words for data it decoded past: OpenCV returns the image (filled in where the
+#: data was bad) and the words go to the process's stderr, naming no file.
+JPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG file")
+
+
+@contextmanager
+def decoder_complaints() -> Iterator[Callable[[], str]]:
+    """What C decoders write to stderr (file descriptor 2) inside the block, for a check that
+    a photo decoded whole. Reads are short and single-threaded here; nothing else is lost,
+    since the words are handed back."""
+    said = b""
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: said.decode(errors="replace")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            said = tmp.read()
+
+
+def check_decoded_whole(path: Path, said: str) -> None:
+    """Refuse a photo its decoder had to fill in (bytes damaged in a copy or a download): it
+    decodes, with grey smears where the data was bad, and trained or scored as it is."""
+    lines = [line for line in said.splitlines() if line.strip()]
+    damage = [line for line in lines if line.startswith(JPEG_DAMAGE)]
+    if damage:
+        raise DataError(f"{path}: damaged image data, filled in by the decoder ({damage[0]})")
+    for line in lines:  # anything else a decoder said (a libpng warning), now with its file
+        print(f"{path}: {line}", file=sys.stderr, flush=True)
+
+
 @dataclass
 class ImageFolder:
     """A folder of real images with optional same-stem masks in a second folder.
@@ -302,7 +340,9 @@ class ImageFolder:
         with Progress(disable=not progress) as bar:
             for i in bar.track(range(len(self)), description=f"reading {self.image_dir.name}"):
                 try:
-                    self[i]
+                    with decoder_complaints() as said:
+                        self[i]
+                    check_decoded_whole(self.images[i], said())
                 except DataError as err:
                     bad.append(str(err))
         if len(bad) > 1:
