@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 #: What a terminal (Ctrl-C) and a scheduler (scancel, a time limit) stop a job with.
@@ -88,18 +88,27 @@ def kill_daemons_at_exit() -> None:
 
 
 def _kill_daemonic_children() -> None:
-    """The SIGCHLD handler goes first: torch's DataLoader installs one that raises when a
-    worker dies by a signal, and a kill made on purpose here printed its traceback under the
-    tool's one-line error (a corrupt photo read in a worker)."""
+    """Two reports of the kill go first, each a traceback under the tool's one line: torch's
+    DataLoader's SIGCHLD handler raises when a worker dies by a signal (a corrupt photo read
+    in a worker), and multiprocessing's resource sharer, which hands tensors' file
+    descriptors to the workers, reports a worker killed mid-handshake (a stop mid-prediction,
+    once in a few). Nothing waits for those workers or tensors now."""
     daemons = [child for child in mp.active_children() if child.daemon]
-    if (
-        daemons
-        and hasattr(signal, "SIGCHLD")
-        and threading.current_thread() is threading.main_thread()
-    ):
+    if not daemons:
+        return
+    threading.excepthook = functools.partial(_quiet_resource_sharer, threading.excepthook)
+    if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for child in daemons:
         child.kill()
+
+
+def _quiet_resource_sharer(previous: Callable, args: threading.ExceptHookArgs) -> None:
+    """multiprocessing.resource_sharer's thread (``_serve``) losing a killed worker's
+    handshake is no error at exit; any other thread's exception is reported as before."""
+    lost = issubclass(args.exc_type, EOFError | ConnectionError)
+    if not (lost and args.thread is not None and args.thread.name.endswith("(_serve)")):
+        previous(args)
 
 
 def start_as_job(cmd: list[str], **popen_kwargs) -> subprocess.Popen:

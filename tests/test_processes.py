@@ -95,3 +95,41 @@ def test_a_tool_started_as_a_job_has_its_own_group_and_a_live_ctrl_c(
     assert out.split() == ["True", "True"]
     plain = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert plain.stdout.split() == ["False", "False"]  # what start_as_job changes
+
+
+A_KILL_MID_HANDSHAKE = """
+import multiprocessing as mp, threading, time
+from synth.processes import _kill_daemonic_children
+
+def _serve():  # named as multiprocessing.resource_sharer's thread's target is
+    raise EOFError
+
+def _other():
+    raise EOFError
+
+if __name__ == "__main__":
+    worker = mp.get_context("spawn").Process(target=time.sleep, args=(60,), daemon=True)
+    worker.start()
+    _kill_daemonic_children()
+    worker.join(timeout=30)
+    print(worker.exitcode)
+    for target in (_serve, _other):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+"""
+
+
+def test_a_worker_killed_mid_handshake_is_no_traceback_at_exit(tmp_path) -> None:
+    """A stop mid-prediction left the exit hook to kill a worker while it handed a tensor
+    over; multiprocessing's resource sharer thread then printed the broken handshake's
+    EOFError as a traceback under the tool's one line (once in a few stops). Other threads'
+    exceptions are reported as before."""
+    script = tmp_path / "tool.py"
+    script.write_text(A_KILL_MID_HANDSHAKE)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.stdout.split() == [str(-signal.SIGKILL)], proc.stderr[-2000:]
+    assert "(_other)" in proc.stderr and "(_serve)" not in proc.stderr
+    assert proc.stderr.count("Exception in thread") == 1
