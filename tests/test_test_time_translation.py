@@ -160,9 +160,11 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     scored = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert scored["translated_with"] == str(gan_ckpt) and scored["num_images"] == 2
+    (img / "scan.webp").write_bytes(b"RIFF")  # a kind prediction does not read: said, not lost
     proc = run_tool("predict", *common, f"input_dir={img}", f"out_dir={tmp_path}/p")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 2
+    assert "note: 1 file of another kind" in proc.stdout and "scan.webp" in proc.stdout
     sizes = ["sample_hw=[32,32]", "check_hw=[29,39]"]
     proc = run_tool(
         "export", f"ckpt={ckpt}", f"translate_with={gan_ckpt}", *sizes, f"out_dir={tmp_path}/x"

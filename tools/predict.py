@@ -14,6 +14,7 @@ from gan.cli import register_resolvers, run_cli
 from gan.data import checked_size
 from gan.devices import pick_device
 from gan.evaluate import load_segmenter, predict_folder, reverse_generator
+from synth.io import unread_entries
 
 register_resolvers()
 
@@ -32,6 +33,8 @@ def predict(cfg: DictConfig) -> None:
         translate_with=reverse_generator(cfg.translate_with),
     )
     print(f"{len(written)} masks and overlays written to {cfg.out_dir}")
+    for note in unread_entries(cfg.input_dir):  # a .webp or a subfolder is skipped: say so
+        print(f"  note: {note}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
