@@ -210,6 +210,9 @@ def missing_folder(path: str | Path, what: str) -> DataError:
     path = Path(path)
     if path.is_file():
         return DataError(f"{path}: a file where the {what} should be")
+    for parent in path.parents:  # a data_dir that is a file: train_img/ inside it is not found
+        if parent.is_file():
+            return DataError(f"{parent}: a file where a folder should be (looking for {path})")
     where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
     return DataError(f"{path}: {what} not found{where}")
 

@@ -257,6 +257,9 @@ def test_a_folder_that_is_a_file_or_relative_is_said_so(tmp_path: Path, monkeypa
     (tmp_path / "a.jpg").write_bytes(b"x")
     with pytest.raises(DataError, match=r"a\.jpg: a file where the image folder should be$"):
         ImageFolder(tmp_path / "a.jpg")
+    # SIM2REAL_DATA_DIR=a file: its train_img/ was "not found", as if the folder were
+    with pytest.raises(DataError, match=r"a\.jpg: a file where a folder should be \(looking"):
+        ImageFolder(tmp_path / "a.jpg" / "train_img")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(
         DataError, match=rf"^photos: image folder not found \(relative to {tmp_path}\)$"
