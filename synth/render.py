@@ -221,6 +221,7 @@ def render_dataset(
 
 def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
     """Run shard jobs in-process (workers <= 1) or over a process pool, with a progress bar."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     if not jobs:
@@ -232,7 +233,8 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, disable=not progress) as bar:
+    # on stderr: the tool's stdout is its JSON summary (``render.py > summary.json``)
+    with Progress(*columns, disable=not progress, console=Console(stderr=True)) as bar:
         task = bar.add_task("rendering", total=count)
         if workers <= 1 or len(jobs) <= 1:
             threads = cv2.getNumThreads()

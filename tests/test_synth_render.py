@@ -211,6 +211,20 @@ def test_a_render_that_would_do_nothing_or_fail_leaves_no_folder(
     assert not (tmp_path / "out").exists()
 
 
+def test_the_render_tools_stdout_is_its_json_summary(tmp_path: Path) -> None:
+    """The progress bar went to stdout ahead of the summary: ``render.py > out.json`` held
+    a bar and then the JSON."""
+    from _cli_fixtures import run_tool
+
+    out = tmp_path / "scenes"
+    proc = run_tool(
+        "render", "num_samples=4", "shard_size=2", "synth.size=32", f"out_dir={out}", "workers=1"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["rendered_samples"] == 4
+    assert "rendering" in proc.stderr  # the bar, where a terminal still shows it
+
+
 def test_shards_of_unknown_making_or_a_damaged_spec_are_refused(tmp_path: Path) -> None:
     """A folder whose spec is gone had its shards adopted as this render's, and the card then
     recorded this render's seed over scenes of another; a damaged spec was a traceback."""
