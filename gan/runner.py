@@ -88,6 +88,18 @@ def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule)
         )
 
 
+def check_budget_reaches(path: str, checkpoint: dict, max_steps: int | None) -> None:
+    """Refuse a checkpoint already past the step budget: Lightning stopped at once with
+    'max_steps reached', and the tool went on as if the run had trained to the budget (a
+    GAN at step 45 reported and scored as the 40-step run asked for)."""
+    step = checkpoint.get("global_step", 0)
+    if isinstance(max_steps, int) and 0 < max_steps < step:
+        raise UnsafeCheckpointError(
+            f"{path}: at step {step}, past trainer.max_steps={max_steps}; resume with a budget "
+            f"of at least {step}, or start over with ckpt_path=null or a new run_name="
+        )
+
+
 def starts_over(ckpt_path: str | None, ckpt_dir: str | Path) -> bool:
     """``ckpt_path=null`` where the run's last.ckpt exists: training starts from scratch and
     its first save replaces that file (the checkpoint callback keeps no ``last-v1.ckpt``)."""
@@ -146,7 +158,9 @@ def fit(
     ckpt_dir = Path(cfg.paths.ckpt_dir) / cfg.run_name
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir)
     if ckpt_path is not None:  # before any logger touches the run's files
-        check_same_settings(ckpt_path, check_resumable(ckpt_path, module), module)
+        checkpoint = check_resumable(ckpt_path, module)
+        check_same_settings(ckpt_path, checkpoint, module)
+        check_budget_reaches(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
     elif starts_over(cfg.get("ckpt_path"), ckpt_dir):
         rank_zero_info(f"starting over (ckpt_path=null): {ckpt_dir / 'last.ckpt'} is replaced")
     trainer = build_trainer(cfg)

@@ -137,6 +137,12 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
     # run's config would record a value never used.
     line = error_line(run_failing(workdir, "task.lr=0.01"))
     assert f"{last}: made with another lr; a resume restores the old optimizer" in line
+    # A smaller budget than the checkpoint's step: Lightning stopped at once and the tool
+    # went on to score the 2-step model as a 1-step run.
+    line = error_line(run_failing(workdir, "trainer.max_steps=1", "trainer.val_check_interval=1"))
+    assert (
+        f"{last}: at step 2, past trainer.max_steps=1; resume with a budget of at least 2" in line
+    )
     cut = workdir / "cut.ckpt"
     cut.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     line = error_line(run_failing(workdir, f"ckpt_path={cut}"))
