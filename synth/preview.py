@@ -34,6 +34,8 @@ def contact_sheet(
 
     if not samples:
         raise ValueError("contact_sheet needs at least one sample")
+    if Path(out_path).suffix.lower() != ".png":  # PNG bytes under a .jpg name
+        raise ConfigError(f"out={out_path}: the sheet is written as a PNG; name it .png")
     tile = tile or samples[0].image.shape[0]
     tiles = []
     for s in samples:

@@ -266,7 +266,7 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     (they ignore both signals) and their temp folders wait for the rerun's clean-up. Left to
     the executor, that second interrupt broke its shutdown and the tool hung at exit."""
     print(
-        "stopping: the shards in flight finish first (Ctrl-C again to drop them)",
+        "stopping: the shards in flight finish first (stop again, Ctrl-C or SIGTERM, to drop them)",
         file=sys.stderr,
         flush=True,
     )

@@ -42,3 +42,12 @@ def test_a_preview_of_nothing_is_one_line(tmp_path: Path, dataset, overrides, me
     kw = {k: v for k, v in overrides.items() if k != "size"}
     with pytest.raises(ConfigError, match=message):
         load_samples(dataset, None, cfg, **{"num": 4, **kw})
+
+
+def test_a_sheet_named_as_another_format_is_refused(tmp_path: Path) -> None:
+    """``out=sheet.jpg`` wrote PNG bytes under a .jpg name."""
+    samples = load_samples(None, None, tiny_config(), num=1)
+    with pytest.raises(ConfigError, match=r"sheet\.jpg: the sheet is written as a PNG"):
+        contact_sheet(samples, tmp_path / "sheet.jpg")
+    assert not (tmp_path / "sheet.jpg").exists()
+    assert contact_sheet(samples, tmp_path / "sheet.PNG").is_file()
