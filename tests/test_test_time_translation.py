@@ -196,6 +196,8 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path):
     proc = run_tool("export", f"ckpt={ckpt}", f"translate_with={ckpt}", f"out_dir={tmp_path}/z")
     assert proc.returncode == 1 and "no generator" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "z").exists()
+    proc = run_tool("evaluate", f"ckpt={ckpt}", f"recalibrate_bn_on={img}", *common[1:])
+    assert proc.returncode == 1 and "recalibrate_bn_on and translate_with together" in proc.stderr
     proc = run_tool("predict", f"ckpt={ckpt}", f"input_dir={img}", "translate_with=nowhere.ckpt")
     assert proc.returncode == 1 and "nowhere.ckpt" in proc.stderr
     assert "Traceback" not in proc.stderr

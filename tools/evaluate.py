@@ -22,6 +22,7 @@ from gan.evaluate import (
     recalibrate_on_folder,
     reverse_generator,
 )
+from synth.distributions import ConfigError
 
 register_resolvers()
 
@@ -29,6 +30,11 @@ register_resolvers()
 def evaluate(cfg: DictConfig) -> dict:
     """Score the checkpoint; the metrics files are written atomically, never half."""
     checked_size(cfg.eval_size, "eval_size")  # before loading anything
+    if cfg.recalibrate_bn_on and cfg.translate_with:
+        raise ConfigError(
+            "recalibrate_bn_on and translate_with together: the statistics would come from "
+            "the photos as they are, and the model would score them translated; use one"
+        )
     model = load_segmenter(cfg.ckpt, pick_device(cfg.device))
     generator = reverse_generator(cfg.translate_with)  # a bad path fails before any work
     extra = {"checkpoint": str(Path(cfg.ckpt).resolve())}  # readable from any folder
