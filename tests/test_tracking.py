@@ -10,6 +10,7 @@ import pytest
 import yaml
 from _cli_fixtures import gan_overrides, pipeline_overrides, run_tool
 from _gan_fixtures import make_synthetic
+from _synth_fixtures import ROOT
 
 from gan.runner import git_revision
 from synth.toy import write_toy_real_folder
@@ -81,6 +82,18 @@ def test_wandb_offline_run_has_config_tags_and_masked_images(run: Path) -> None:
     grids = [p for p in media.rglob("*.png") if p not in masks]
     assert len(grids) == 2 and len(masks) == 2  # one grid and one mask layer per logged step
     assert b"crack" in data  # the mask layer's class labels
+
+
+def test_a_wandb_run_is_grouped_under_its_run_name(tmp_path: Path) -> None:
+    """Every resume (a stop, a requeue) is a new W&B run: the group keeps one training's
+    pieces together in the UI."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=wandb", "run_name=r7"])
+    logger = instantiate(cfg.logger.wandb)
+    assert logger._wandb_init["group"] == "r7" and logger._wandb_init["name"] == "r7"
 
 
 @pytest.fixture(scope="module")
