@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from rich.progress import Progress
 from torch import nn
 
-from gan.checkpoint import load_checkpoint, module_state
+from gan.checkpoint import UnsafeCheckpointError, load_checkpoint, module_state
 from gan.data import open_samples, to_tensor
 from gan.devices import pick_device
 from gan.fid import PROXY_NAME, domain_gap
@@ -72,7 +72,13 @@ def load_generator(
         )
     hparams = ckpt.get("hyper_parameters", {})
     gen = build_generator(**(hparams.get("generator") or {}))
-    gen.load_state_dict(state)
+    try:
+        gen.load_state_dict(state)
+    except RuntimeError as err:  # torch lists every key: a traceback of hundreds of names
+        raise UnsafeCheckpointError(
+            f"{source}: its {name} weights are not of the generator its settings describe "
+            f"({hparams.get('generator')}); the file was changed or is another model's"
+        ) from err
     info = {
         "checkpoint": str(Path(source).resolve()),
         "checkpoint_sha256": file_digest(source),

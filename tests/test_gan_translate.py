@@ -105,6 +105,21 @@ def test_a_checkpoint_without_the_generator_is_named_in_one_line(tmp_path, sourc
     assert not out.exists()
 
 
+def test_generator_weights_unlike_their_settings_are_named_in_one_line(tmp_path) -> None:
+    """A checkpoint whose generator settings were edited (or another model's weights put
+    under them) failed in load_state_dict with every key name in a traceback."""
+    from _gan_fixtures import tiny_gan
+
+    from gan.checkpoint import UnsafeCheckpointError
+
+    gan = tiny_gan()
+    hparams = {**dict(gan.hparams), "generator": {"kind": "light", "ngf": 8, "blocks": 1}}
+    ckpt = tmp_path / "edited.ckpt"
+    torch.save({"state_dict": gan.state_dict(), "hyper_parameters": hparams}, ckpt)
+    with pytest.raises(UnsafeCheckpointError, match=r"edited\.ckpt: its g_ab weights are not"):
+        load_generator(ckpt)
+
+
 def write_scenes(root, crack_grey: int, n: int = 3, texture: int = 0) -> None:
     """Grey-100 images (a +-``texture`` checkerboard) with a crack band of ``crack_grey``
     (the same mask in every set)."""
