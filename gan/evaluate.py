@@ -132,8 +132,7 @@ def staged(out_dir: Path, subs: Sequence[str]) -> Iterator[dict[str, Path]]:
     ends without an error, so a run that fails half-way, or is stopped, leaves an earlier
     run's results as they were, not mixed with its own. Staging left by a killed run (its
     process gone) is cleared."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"out_dir={out_dir}: a file, not a folder")
+    check_out_dir(out_dir)
     for sub in subs:
         for left in out_dir.glob(f".{sub}.tmp-*"):
             if not process_alive(left.name.rsplit("-", 1)[-1]):
@@ -153,6 +152,13 @@ def staged(out_dir: Path, subs: Sequence[str]) -> Iterator[dict[str, Path]]:
     finally:
         for path in staging.values():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """An output folder given as a file's path: one line naming it (the error named the
+    hidden staging folder that could not be made inside it)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out_dir={out_dir}: a file, not a folder")
 
 
 def process_alive(pid: str) -> bool:

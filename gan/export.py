@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from gan.data import checked_size
-from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator
+from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator, check_out_dir
 from gan.networks import UNet
 from synth.distributions import ConfigError
 
@@ -154,6 +154,7 @@ def export_model(
         net = ThroughGenerator(translate_with.eval(), net)
     model = CrackProbability(net).cpu().eval()
     out_dir = Path(out_dir)
+    check_out_dir(out_dir)
     final = {"onnx": out_dir / f"{name}.onnx", "torchscript": out_dir / f"{name}.pt"}
     temp = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in final.items()}
     sample = torch.rand(1, 3, *sample_hw) * 2 - 1

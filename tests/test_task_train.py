@@ -242,6 +242,9 @@ def test_an_export_names_its_smallest_photo_and_refuses_to_trace_or_check_below_
     assert not (tmp_path / "x").exists()
     report = export_model(net, tmp_path / "x", sample_hw=(8, 16), check_hw=(9, 8))
     assert report["smallest_side"] == 8 and max(report["max_abs_diff"].values()) < 1e-4
+    (tmp_path / "file").write_text("")  # the error named the temp file it could not write
+    with pytest.raises(ConfigError, match=r"^out_dir=.*file: a file, not a folder$"):
+        export_model(net, tmp_path / "file", sample_hw=(8, 16), check_hw=(9, 8))
 
 
 def test_export_check_detects_mismatch(tmp_path: Path) -> None:
