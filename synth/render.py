@@ -67,6 +67,9 @@ def _init_worker() -> None:
 
 
 MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
+#: pixels: a scene's float buffers grow with its area (20000 px a side was killed for memory,
+#: 100000 failed in cv2 asking for 40 GB); 16 times DeepCrack's photo area
+MAX_SIZE = 2048
 
 
 def checked_scene_config(cfg_synth: Any) -> dict:
@@ -77,6 +80,11 @@ def checked_scene_config(cfg_synth: Any) -> dict:
     size = cfg.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:
         raise ConfigError(f"synth.size={size!r}: expected a whole number of pixels >= {MIN_SIZE}")
+    if size > MAX_SIZE:
+        raise ConfigError(
+            f"synth.size={size}: at most {MAX_SIZE} px a side (memory grows with the area; "
+            "the task model trains on crops, and tests on photos of any size)"
+        )
     return cfg
 
 

@@ -195,6 +195,7 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
         ({"shard_count": 0}, r"shard_count=0: selects no shard"),
         ({"cfg": tiny_config(size="big")}, r"synth\.size='big': expected a whole number"),
         ({"shard_count": "abc"}, r"^shard_count='abc': expected a whole number >= 0$"),
+        ({"cfg": tiny_config(size=100000)}, r"^synth\.size=100000: at most 2048 px a side"),
         ({"shard_count": 1.5}, r"^shard_count=1\.5: expected a whole number >= 0$"),
         ({"seed": None}, r"^seed=None: expected a whole number >= 0$"),
         ({"n": 0}, r"^num_samples=0: expected a whole number >= 1$"),
