@@ -195,6 +195,7 @@ def unread_entries(image_dir: str | Path, mask_dir: str | Path | None = None) ->
             "subfolders, not read (photos are not looked for there)",
         ),
         (orphans, "mask with no photo of its stem", "masks with no photo of their stem"),
+        (broken_links(image_dir), "link to nothing, not read", "links to nothing, not read"),
     ]
     return [
         f"{len(names)} {many if len(names) > 1 else one}: {', '.join(names[:5])}"
@@ -202,6 +203,17 @@ def unread_entries(image_dir: str | Path, mask_dir: str | Path | None = None) ->
         for names, one, many in found
         if names
     ]
+
+
+def broken_links(folder: Path) -> list[str]:
+    """Visible symbolic links whose target is gone (a photo moved after it was linked): no
+    reader sees them, and they were skipped without a word."""
+    with os.scandir(folder) as entries:
+        return sorted(
+            e.name
+            for e in entries
+            if not e.name.startswith(".") and e.is_symlink() and not os.path.exists(e.path)
+        )
 
 
 def missing_folder(path: str | Path, what: str) -> DataError:

@@ -208,6 +208,7 @@ def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:
     for name in ("w.webp", "h.jpe"):
         (root / "train_img" / name).write_bytes(b"x")
     (root / "train_img" / "more").mkdir()
+    (root / "train_img" / "moved.jpg").symlink_to(tmp_path / "elsewhere.jpg")  # skipped silently
     shutil.copy(root / "test_lab" / "a.png", root / "test_lab" / "gone.png")
     result = check_data(root)
     assert result.returncode == 0, result.stderr
@@ -216,6 +217,7 @@ def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:
         "note: 2 files of other kinds (photos: .jpg .jpeg .png .bmp .tif .tiff), not read: "
         "h.jpe, w.webp",
         "note: 1 subfolder, not read: more",
+        "note: 1 link to nothing, not read: moved.jpg",
         "note: 1 mask with no photo of its stem: gone.png",
     ]
 
