@@ -80,6 +80,9 @@ def checked_scene_config(cfg_synth: Any) -> dict:
     size = cfg.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:
         raise ConfigError(f"synth.size={size!r}: expected a whole number of pixels >= {MIN_SIZE}")
+    share = cfg.get("p_no_crack")
+    if isinstance(share, int | float) and not 0 <= share <= 1:  # 1.5 rendered, as 1
+        raise ConfigError(f"synth.p_no_crack={share}: a share of the scenes, from 0 to 1")
     if size > MAX_SIZE:
         raise ConfigError(
             f"synth.size={size}: at most {MAX_SIZE} px a side (memory grows with the area; "

@@ -196,6 +196,7 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
         ({"cfg": tiny_config(size="big")}, r"synth\.size='big': expected a whole number"),
         ({"shard_count": "abc"}, r"^shard_count='abc': expected a whole number >= 0$"),
         ({"cfg": tiny_config(size=100000)}, r"^synth\.size=100000: at most 2048 px a side"),
+        ({"cfg": tiny_config(p_no_crack=1.5)}, r"^synth\.p_no_crack=1\.5: a share of the"),
         ({"shard_count": 1.5}, r"^shard_count=1\.5: expected a whole number >= 0$"),
         ({"seed": None}, r"^seed=None: expected a whole number >= 0$"),
         ({"n": 0}, r"^num_samples=0: expected a whole number >= 1$"),
