@@ -471,6 +471,16 @@ def read_manifests(root: str | Path) -> list[tuple[Path, dict]]:
     return records
 
 
+def say_if_unfinished(dataset: ShardedDataset) -> None:
+    """A sharded set has its card once whole: without it, a render or translation stopped or
+    still running, whose complete shards were read as if they were the set, without a word."""
+    if not (dataset.root / CARD).is_file():
+        print(
+            f"note: {dataset.root} has no {CARD}: its render or translation is unfinished; "
+            f"the {len(dataset)} samples of its complete shards are read"
+        )
+
+
 class ShardedDataset(Sequence[Sample]):
     """Random access to the samples of a sharded dataset (synthetic or translated)."""
 

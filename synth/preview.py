@@ -74,7 +74,7 @@ def load_samples(
     seed: int = 0,
 ) -> list[Sample]:
     """Samples to show: from a sharded dataset, a real image folder, or rendered fresh."""
-    from synth.io import ImageFolder, ShardedDataset
+    from synth.io import ImageFolder, ShardedDataset, say_if_unfinished
     from synth.render import checked_scene_config
     from synth.scene import render_crack_scene
 
@@ -86,6 +86,8 @@ def load_samples(
         return [render_crack_scene(cfg, seed, i) for i in range(start, start + num)]
     root = Path(dataset)
     source = ShardedDataset(root) if list(root.glob("shard-?????")) else ImageFolder(root, masks)
+    if isinstance(source, ShardedDataset):
+        say_if_unfinished(source)
     if start >= len(source):
         raise ConfigError(f"start={start}: past the last of the {len(source)} samples in {root}")
     return [source[i] for i in range(start, min(start + num, len(source)))]

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 from rich.table import Table
 
-from synth.io import ImageFolder, ShardedDataset
+from synth.io import ImageFolder, ShardedDataset, say_if_unfinished
 
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 BLACK_HAT = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
@@ -270,7 +270,9 @@ def synthetic_pairs(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(image, mask) pairs of a sharded dataset, or of ``num`` freshly rendered samples."""
     if dataset is not None:
-        for sample in ShardedDataset(dataset):
+        samples = ShardedDataset(dataset)
+        say_if_unfinished(samples)
+        for sample in samples:
             yield sample.image, sample.semantic
         return
     from synth.scene import plain_config, render_crack_scene

@@ -51,3 +51,27 @@ def test_a_sheet_named_as_another_format_is_refused(tmp_path: Path) -> None:
         contact_sheet(samples, tmp_path / "sheet.jpg")
     assert not (tmp_path / "sheet.jpg").exists()
     assert contact_sheet(samples, tmp_path / "sheet.PNG").is_file()
+
+
+def test_an_unfinished_render_is_read_with_a_note(tmp_path: Path, capsys) -> None:
+    """preview and data_stats read a stopped render's complete shards as if they were the
+    set: 2 of 8 scenes, without a word."""
+    from synth.stats import synthetic_pairs
+
+    render_dataset(tiny_config(), tmp_path / "part", 8, 2, seed=0, progress=False, shard_count=1)
+    capsys.readouterr()
+    assert len(load_samples(tmp_path / "part", None, None, num=8)) == 2
+    assert len(list(synthetic_pairs(tmp_path / "part", None, 0))) == 2
+    notes = capsys.readouterr().out.splitlines()
+    assert (
+        notes
+        == [
+            f"note: {tmp_path / 'part'} has no dataset_card.json: its render or "
+            "translation is unfinished; the 2 samples of its complete shards are read"
+        ]
+        * 2
+    )
+    render_dataset(tiny_config(), tmp_path / "part", 8, 2, seed=0, progress=False)
+    capsys.readouterr()
+    assert len(load_samples(tmp_path / "part", None, None, num=8)) == 8
+    assert "note:" not in capsys.readouterr().out
