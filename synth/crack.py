@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from synth.distributions import Knobs
+from synth.distributions import ConfigError, Knobs
 from synth.surface import value_noise
 
 
@@ -118,8 +118,13 @@ def branch_path(k: Knobs, parent: CrackPath) -> CrackPath:
 def crack_paths(k: Knobs, size: int) -> list[CrackPath]:
     """All crack centrelines of a scene: a few cracks (one instance each) with branches."""
     paths = []
-    width = k("width")
-    for c in range(int(k("num_cracks"))):
+    width, count = k("width"), int(k("num_cracks"))
+    if count < 1 or width <= 0:  # a crack scene with an empty mask, recorded as has_crack
+        raise ConfigError(
+            f"synth.crack: drew num_cracks={count}, width={width:g}; a crack scene needs at "
+            "least 1 crack of a width above 0 (synth.p_no_crack sets the crack-free share)"
+        )
+    for c in range(count):
         w = width if c == 0 else width * k.rng.uniform(0.3, 0.9)
         main = main_path(k, size, w, instance=c + 1)
         paths.append(main)

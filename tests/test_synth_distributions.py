@@ -97,6 +97,17 @@ def test_an_unknown_tint_names_the_knob_and_the_tints() -> None:
         render_crack_scene(cfg, 0, 0)
 
 
+@pytest.mark.parametrize(("key", "value"), [("num_cracks", 0), ("width", -5)])
+def test_a_crack_scene_that_would_draw_no_crack_is_one_line(key: str, value: float) -> None:
+    """It rendered an empty mask recorded as ``has_crack: true``."""
+    from synth.scene import render_crack_scene
+
+    cfg = plain_config(OmegaConf.load(SYNTH_CONF))
+    cfg["size"], cfg["p_no_crack"], cfg["crack"][key] = 32, 0.0, value
+    with pytest.raises(ConfigError, match=rf"^synth\.crack: drew .*{key}={value}"):
+        render_crack_scene(cfg, 0, 0)
+
+
 def test_validate_walks_the_tree_and_default_config_is_valid() -> None:
     cfg = plain_config(OmegaConf.load(SYNTH_CONF))
     validate(cfg)
