@@ -20,14 +20,13 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from gan.augment import PairedAugment
 from gan.data import (
     check_crop_fits,
-    checked_count,
     quiet_workers,
     random_crop,
     resumable_loader,
     to_tensor,
 )
 from gan.networks import PAD_MULTIPLE
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, checked_count
 from synth.io import DataError, ImageFolder, ShardedDataset
 
 

@@ -25,11 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated, interrupt_for
 from gan.checkpoint import UnsafeCheckpointError
-from gan.data import checked_count, is_count
 from gan.fid import check_inception_weights
 from gan.run_names import run_key
 from gan.start import STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import DataError
 
 EXPECTED = (
@@ -242,16 +241,11 @@ def signal_that_killed_a_worker(err: BaseException) -> int | None:
     return None
 
 
-def exit_on_stop(sig: int, said: str) -> NoReturn:
+def exit_on_stop(sig: int, said: str, rerun: str = "resume") -> NoReturn:
     """A stopped tool's last line, and 128 + the signal as its code, as a shell reports it:
     a scheduler or ``pipeline && next`` must see the stop, never a 0."""
-    print(f"{said}: rerun the same command to resume", file=sys.stderr, flush=True)
+    print(f"{said}: rerun the same command to {rerun}", file=sys.stderr, flush=True)
     sys.exit(128 + sig)
-
-
-#: What a stopped tool that does not resume says (scoring, prediction, export, the checks):
-#: its outputs are replaced only once complete, and a rerun does all of its work again.
-STARTS_OVER = "its earlier outputs are as they were: rerun the same command to start over"
 
 
 def wandb_advice(message: str) -> str:
@@ -301,9 +295,8 @@ def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
         broke = err.__cause__
         said = f"{STOP_NAMES[sig]}"
         said += f" ({user_message(broke).splitlines()[0]}, as it stopped)" if broke else ""
-        if not resumes:
-            print(f"{said}; {STARTS_OVER}", file=sys.stderr, flush=True)
-            sys.exit(128 + sig)
+        if not resumes:  # its outputs are replaced only once complete: a rerun redoes it all
+            exit_on_stop(sig, f"{said}; its earlier outputs are as they were", "start over")
         exit_on_stop(sig, f"{said}; finished shards, stages and checkpoints are kept")
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):

@@ -16,7 +16,7 @@ import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, is_count
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
 from synth.processes import ignore_stops, kill_daemons_at_exit
 
@@ -79,13 +79,6 @@ def checked_size(size: Sequence[int] | None, key: str) -> tuple[int, int] | None
     return int(values[0]), int(values[1])
 
 
-def checked_count(value: int, key: str, least: int = 1) -> int:
-    """A whole-number setting of at least ``least`` (a batch size, a crop, a worker count)."""
-    if not is_count(value, least):
-        raise ConfigError(f"{key}={value!r}: expected a whole number >= {least}")
-    return int(value)
-
-
 def check_crop_fits(
     crop: int | None, samples: Sequence[Sample], key: str, what: str, hint: str = ""
 ) -> None:
@@ -118,10 +111,6 @@ def as_names(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
-def is_count(value: object, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 class ShareSampler(DistributedSampler):

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from gan.data import is_count
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, is_count
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SOURCES = (

@@ -22,13 +22,13 @@ from gan.data import (
     SegmentationSamples,
     ShareSampler,
     check_crop_fits,
-    checked_count,
     checked_size,
     is_sharded,
     open_samples,
     quiet_workers,
     resumable_loader,
 )
+from synth.distributions import checked_count
 from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset, missing_folder
 
 

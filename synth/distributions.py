@@ -31,6 +31,17 @@ class ConfigError(ValueError):
     seed list); the message names the key, and the CLIs print it in one line."""
 
 
+def is_count(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def checked_count(value: int, key: str, least: int = 1) -> int:
+    """A whole-number setting of at least ``least`` (a batch size, a crop, a worker count)."""
+    if not is_count(value, least):
+        raise ConfigError(f"{key}={value!r}: expected a whole number >= {least}")
+    return int(value)
+
+
 def _pair(spec: Any, key: str, form: str) -> tuple[float, float]:
     """Two numbers; a range's low end first, a normal's spread not negative (``[6, 3]`` failed
     inside numpy as ``low >= high``, ``[2, x]`` as a float conversion, both with a traceback)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, checked_count
 from synth.io import IGNORE_INDEX, Sample, write_png
 
 
@@ -78,9 +78,8 @@ def load_samples(
     from synth.render import checked_scene_config
     from synth.scene import render_crack_scene
 
-    for key, value, least in (("num", num, 1), ("start", start, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ConfigError(f"{key}={value!r}: expected a whole number >= {least}")
+    checked_count(num, "num")
+    checked_count(start, "start", 0)
     if dataset is None:
         cfg = checked_scene_config(cfg_synth)  # synth.size=0 was a cv2 traceback
         return [render_crack_scene(cfg, seed, i) for i in range(start, start + num)]

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from synth import distributions
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, checked_count
 from synth.io import (
     CARD,
     CLASS_MAP,
@@ -168,8 +168,7 @@ def check_counts(
     if shard_count is not None:  # null: every shard from shard_start on
         least["shard_count"], values["shard_count"] = 0, shard_count
     for key, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < least[key]:
-            raise ConfigError(f"{key}={value!r}: expected a whole number >= {least[key]}")
+        checked_count(value, key, least[key])
     if out_dir is None or not str(out_dir).strip():
         raise ConfigError(f"out_dir={out_dir!r}: name the folder to render into")
 
