@@ -44,7 +44,7 @@ def check_schedule_covers(max_steps: int, decay_start_step: int, decay_steps: in
             "rate schedule follows them; expected >= 1"
         )
     end = decay_start_step + decay_steps
-    if decay_steps > 0 and max_steps is not None and max_steps > end:
+    if decay_steps > 0 and max_steps > end:
         raise ConfigError(
             f"trainer.max_steps={max_steps}, but the learning rate reaches zero at step {end} "
             f"(gan.decay_start_step={decay_start_step} + gan.decay_steps={decay_steps}): the "
