@@ -236,7 +236,8 @@ def signal_that_killed_a_worker(err: BaseException) -> int | None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 if f"killed by signal: {signal.strsignal(sig)}" in message:
                     return sig
-            return None
+        # torch's "DataLoader worker (pid(s) N) exited unexpectedly" is raised from the
+        # "killed by signal" one: the chain goes on (a soak stop read exit 1 there)
         err = err.__cause__ or err.__context__
     return None
 

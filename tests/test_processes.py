@@ -133,3 +133,21 @@ def test_a_worker_killed_mid_handshake_is_no_traceback_at_exit(tmp_path) -> None
     assert proc.stdout.split() == [str(-signal.SIGKILL)], proc.stderr[-2000:]
     assert "(_other)" in proc.stderr and "(_serve)" not in proc.stderr
     assert proc.stderr.count("Exception in thread") == 1
+
+
+def test_a_worker_killed_by_a_stop_is_read_through_torchs_unexpected_exit() -> None:
+    """torch raises "DataLoader worker (pid(s) N) exited unexpectedly" from the "is killed by
+    signal: Terminated" error; the stop was read as no stop at all, an error and exit 1
+    (tools/soak_stops.py, once in CI)."""
+    from gan.cli import signal_that_killed_a_worker
+
+    killed = RuntimeError("DataLoader worker (pid 5) is killed by signal: Terminated. ")
+    try:
+        try:
+            raise killed
+        except RuntimeError as err:
+            raise RuntimeError("DataLoader worker (pid(s) 5) exited unexpectedly") from err
+    except RuntimeError as outer:
+        assert signal_that_killed_a_worker(outer) == signal.SIGTERM
+    crashed = RuntimeError("DataLoader worker (pid(s) 5) exited unexpectedly")
+    assert signal_that_killed_a_worker(crashed) is None  # a worker's own crash is no stop
