@@ -314,6 +314,9 @@ class ImageFolder:
     image_dir: str | Path
     mask_dir: str | Path | None = None
     value_map: dict[int, int] | None = field(default_factory=lambda: dict(BINARY_MASK_VALUES))
+    #: False: a photo with no mask is one of ``validate``'s bad files, listed with the rest,
+    #: instead of an error before any file is read (a check reports all it finds at once).
+    require_masks: bool = True
 
     def __post_init__(self) -> None:
         self.image_dir = Path(self.image_dir)
@@ -326,7 +329,7 @@ class ImageFolder:
             masks = mask_files(self.mask_dir)
             self.masks = [masks.get(p.stem) for p in self.images]
             missing = [p.name for p, m in zip(self.images, self.masks) if m is None]
-            if missing:
+            if missing and self.require_masks:
                 raise DataError(
                     f"{self.mask_dir}: no mask for {len(missing)} image(s), e.g. {missing[0]}"
                 )
@@ -354,6 +357,8 @@ class ImageFolder:
         bad: list[str] = []
         with Progress(disable=not progress) as bar:
             for i in bar.track(range(len(self)), description=f"reading {self.image_dir.name}"):
+                if self.has_masks and self.masks[i] is None:
+                    bad.append(f"{self.images[i]}: no mask of its stem in {self.mask_dir}")
                 try:
                     with decoder_complaints() as said:
                         self[i]

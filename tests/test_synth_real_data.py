@@ -234,6 +234,26 @@ def test_check_data_cli_fails_with_one_line(
     assert lines[0].startswith("error: ") and str(bad) in lines[0] and message in lines[0]
 
 
+def test_check_data_reports_every_bad_folder_and_a_missing_mask_beside_bad_files(
+    tmp_path: Path,
+) -> None:
+    """The check stopped at the first bad folder, and a photo with no mask failed its folder
+    before any file was read: mending one problem a run showed the next."""
+    root = make_data(tmp_path)
+    (root / "train_img" / "a.jpg").write_bytes(b"not a jpeg")
+    (root / "test_lab" / "a.png").unlink()
+    (root / "test_img" / "b.jpg").write_bytes(b"not a jpeg either")
+    result = check_data(root)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    train, test = result.stderr.strip().splitlines()
+    assert train == f"error: {root / 'train_img' / 'a.jpg'}: unreadable or corrupt image"
+    assert test.startswith(f"error: {root / 'test_img' / 'a.jpg'}: no mask of its stem in ")
+    assert f"{root / 'test_img' / 'b.jpg'}: unreadable or corrupt image" in test
+    assert "(and 1 more bad files: " in test and "ok:" not in result.stdout
+    with pytest.raises(DataError, match="no mask for 1 image"):  # training fails at once
+        ImageFolder(root / "test_img", root / "test_lab")
+
+
 def test_12_and_16_bit_photos_read_as_bright_as_the_8_bit_file(tmp_path: Path) -> None:
     """12-bit camera data right-aligned in a 16-bit PNG read 1/16 as bright (values 0..15)."""
     photo = np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype(np.uint32)

@@ -2,32 +2,45 @@
 
     python tools/check_data.py paths.data_dir=/data/deepcrack
 
-Exits 1 with a one-line ``error: <file>: <problem>`` message (no traceback) on bad input,
-naming the first bad file of a folder and counting the others.
+Exits 1 with one ``error: <file>: <problem>`` line (no traceback) for each bad folder,
+naming the first bad file of the folder and listing the others; every folder is checked,
+so one run finds all there is to mend.
 """
 
 from __future__ import annotations
+
+import sys
 
 import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from synth.io import ImageFolder, unread_entries
+from synth.io import DataError, ImageFolder, unread_entries
 
 register_resolvers()
 
 
 def check(cfg: DictConfig) -> int:
-    """Decode every listed folder; returns the number of images checked."""
-    total = 0
+    """Decode every listed folder; returns the number of images checked. A bad folder does
+    not stop the check: each gets its error line, the last one raised for the exit code."""
+    total, errors = 0, []
     for folder in cfg.folders:
-        count = ImageFolder(folder.images, folder.masks).validate(progress=True)
+        try:
+            images = ImageFolder(folder.images, folder.masks, require_masks=False)
+            count = images.validate(progress=True)
+        except DataError as err:
+            errors.append(err)
+            continue
         pairs = " with masks" if folder.masks else ""
         print(f"ok: {folder.images}: {count} images{pairs}")
         for note in unread_entries(folder.images, folder.masks):
             print(f"  note: {note}")
         total += count
+    for err in errors[:-1]:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+    if errors:
+        raise errors[-1]
     return total
 
 
