@@ -41,6 +41,8 @@ from synth.io import ImageFolder, ShardedDataset, say_if_unfinished
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 BLACK_HAT = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
 WIDE_PX = 11.0
+#: Shortest dark line (bounding-box side, px) the label-free section fall-off reads.
+MIN_SPAN = 40
 TEXTURE_WINDOW = 15
 
 
@@ -119,7 +121,7 @@ def grey_texture_level(grey: np.ndarray, window: int = TEXTURE_WINDOW) -> float:
 
 
 def dark_lines(
-    grey: np.ndarray, min_span: int = 40, quantile: float = 97.0
+    grey: np.ndarray, min_span: int = MIN_SPAN, quantile: float = 97.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Black-hat darkness (grey below its 17 px closing) and a mask of the darkest long
     structures: above both 30 grey levels and the image's ``quantile``, spanning ``min_span``
@@ -135,14 +137,16 @@ def dark_lines(
     return dark, keep[labels]
 
 
-def section_falloff(image: np.ndarray, at: float = 2.0, min_span: int = 40) -> float | None:
+def section_falloff(image: np.ndarray, at: float = 2.0, min_span: int = MIN_SPAN) -> float | None:
     """Median darkness ``at`` px from the skeleton of ``dark_lines`` over its darkness on the
     skeleton (3 x 3 max of the nearest skeleton pixel): low for a sharp V, near 1 for a wide
     flat crack. No labels: it compares a simulator's images with a folder of real photos."""
     return grey_section_falloff(channel_grey(image), at, min_span)
 
 
-def grey_section_falloff(grey: np.ndarray, at: float = 2.0, min_span: int = 40) -> float | None:
+def grey_section_falloff(
+    grey: np.ndarray, at: float = 2.0, min_span: int = MIN_SPAN
+) -> float | None:
     """``section_falloff`` of an image already made ``channel_grey``."""
     dark, lines = dark_lines(grey, min_span)
     if not lines.any():
@@ -227,6 +231,37 @@ class SetStats:
             if self.textures
             else float("nan"),
         }
+
+
+_NO_CRACK = "no crack pixel in any mask"
+_NO_RING = "no crack with background 3-8 px around it"
+#: Why a statistic of a set with images is NaN: a table reader sees ``nan`` otherwise and
+#: cannot tell a bug from a set that has nothing to measure (a 64 px render's cracks rarely
+#: span the fall-off's 40 px).
+WHY_UNMEASURED = {
+    "width median px": _NO_CRACK,
+    "width p90 px": _NO_CRACK,
+    "width max px": _NO_CRACK,
+    f"crack area > {WIDE_PX:g} px wide": _NO_CRACK,
+    "contrast (ring - crack) grey": _NO_RING,
+    "contrast p10 grey": _NO_RING,
+    "rim / core darkness": "no crack with a core (10 pixels 2.5 px or more inside its edge) "
+    "darker than its surroundings: cracks under about 5 px wide",
+    "section fall-off at 2 px (no labels)": f"no dark line spans {MIN_SPAN} px in any image "
+    "(small images, short or faint cracks)",
+    "background grey mean": "no background pixel",
+    "background grey std": "no background pixel",
+}
+
+
+def unmeasured(stats: dict[str, float], name: str, keys: Iterable[str] | None = None) -> list[str]:
+    """One line for each NaN statistic of ``stats`` among ``keys`` (all by default), saying
+    why the set had nothing to measure."""
+    return [
+        f"{name} {key}: nan, {WHY_UNMEASURED[key]}"
+        for key in (stats if keys is None else keys)
+        if key in WHY_UNMEASURED and np.isnan(stats[key])
+    ]
 
 
 def compute_stats(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:

@@ -8,12 +8,14 @@ import pytest
 from rich.console import Console
 
 from synth.stats import (
+    LABEL_FREE,
     compare_stats,
     compute_stats,
     crack_widths,
     section_falloff,
     skeleton,
     texture_level,
+    unmeasured,
 )
 
 
@@ -151,3 +153,26 @@ def test_data_stats_on_unlabelled_photos_shows_only_what_the_images_say(tmp_path
     }
     assert rows["images"] == "2" and rows["crack share %"] == "nan"
     assert rows["texture level grey"] not in ("nan", "0")
+    # a nan of a row that was measured says why; the real column's label rows were said above
+    table = [line.split("│") for line in proc.stdout.splitlines() if line.count("│") == 5]
+    nans = [f"synthetic {c[1].strip()}" for c in table if c[2].strip() == "nan"]
+    nans += [
+        f"real {c[1].strip()}"
+        for c in table
+        if c[3].strip() == "nan" and c[1].strip() in LABEL_FREE
+    ]
+    notes = [line for line in proc.stdout.splitlines() if line.startswith("note: ")]
+    assert [note[len("note: ") :].split(": nan, ")[0] for note in notes] == nans
+    assert "real section fall-off at 2 px (no labels)" in nans  # toy photos at 48x64 px
+
+
+def test_a_nan_statistic_says_why() -> None:
+    grain = np.random.default_rng(0).integers(100, 140, (48, 64, 3)).astype(np.uint8)
+    stats = compute_stats([(grain, np.zeros((48, 64), np.uint8))])
+    notes = unmeasured(stats, "synthetic")
+    assert "synthetic width median px: nan, no crack pixel in any mask" in notes
+    assert any(n.startswith("synthetic section fall-off") and "spans 40 px" in n for n in notes)
+    assert not any(n.startswith(("synthetic texture", "synthetic background")) for n in notes)
+    assert unmeasured(stats, "real", LABEL_FREE) == [
+        n.replace("synthetic", "real") for n in notes if "fall-off" in n
+    ]

@@ -15,7 +15,15 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from gan.cli import register_resolvers, run_cli
-from synth.stats import compare_stats, compute_stats, label_free, real_pairs, synthetic_pairs
+from synth.stats import (
+    LABEL_FREE,
+    compare_stats,
+    compute_stats,
+    label_free,
+    real_pairs,
+    synthetic_pairs,
+    unmeasured,
+)
 
 register_resolvers()
 
@@ -31,6 +39,11 @@ def compare(cfg: DictConfig) -> None:
     if masks is None:
         real = label_free(real)
     Console().print(compare_stats(syn, real))
+    notes = unmeasured(syn, "synthetic") + unmeasured(
+        real, "real", None if masks is not None else LABEL_FREE
+    )
+    for note in notes:
+        print(f"note: {note}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="data_stats")
