@@ -45,9 +45,9 @@ def instantiate_group(node: DictConfig | None) -> list:
     return [instantiate(child) for child in node.values() if child and "_target_" in child]
 
 
-def build_trainer(cfg: DictConfig, **overrides) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, with_loggers: bool = True, **overrides) -> pl.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
+    loggers = instantiate_group(cfg.get("logger")) if with_loggers else []
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 
@@ -150,20 +150,37 @@ def build_model(cfg: DictConfig, node: DictConfig) -> pl.LightningModule:
     return instantiate(node)
 
 
+def is_finished(checkpoint: dict, max_steps: int | None) -> bool:
+    """A checkpoint at its run's step budget: resuming it trains nothing."""
+    return isinstance(max_steps, int) and 0 < max_steps <= checkpoint.get("global_step", 0)
+
+
 def fit(
-    cfg: DictConfig, module: pl.LightningModule, datamodule: pl.LightningDataModule
+    cfg: DictConfig,
+    module: pl.LightningModule,
+    datamodule: pl.LightningDataModule,
+    then_tests: bool = False,
 ) -> pl.Trainer:
-    """Train ``module``; resumes from the run's last.ckpt when ``cfg.ckpt_path == 'last'``."""
+    """Train ``module``; resumes from the run's last.ckpt when ``cfg.ckpt_path == 'last'``.
+    A rerun of a finished run opens no logger, which would be an empty dashboard run, unless
+    the tool tests next (``then_tests``: the scores are that run's content)."""
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     ckpt_dir = Path(cfg.paths.ckpt_dir) / cfg.run_name
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir)
+    finished = False
     if ckpt_path is not None:  # before any logger touches the run's files
         checkpoint = check_resumable(ckpt_path, module)
         check_same_settings(ckpt_path, checkpoint, module)
         check_budget_reaches(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
+        finished = is_finished(checkpoint, cfg.trainer.get("max_steps"))
     elif starts_over(cfg.get("ckpt_path"), ckpt_dir):
         rank_zero_info(f"starting over (ckpt_path=null): {ckpt_dir / 'last.ckpt'} is replaced")
-    trainer = build_trainer(cfg)
+    if finished and not then_tests:
+        rank_zero_info(
+            f"{ckpt_path}: already trained to trainer.max_steps={cfg.trainer.max_steps}; "
+            "nothing to do, no logger opened"
+        )
+    trainer = build_trainer(cfg, with_loggers=then_tests or not finished)
     log_run_config(trainer, cfg)
     trainer.fit(
         module,

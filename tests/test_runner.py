@@ -79,6 +79,26 @@ def test_resume_continues_step_and_optimizer_state(tmp_path):
     assert float(second["optimizer_states"][0]["state"][0]["step"]) == 6
 
 
+def test_a_rerun_of_a_finished_run_opens_no_logger(tmp_path):
+    """Rerunning a finished GAN opened its loggers, which in W&B or TensorBoard is one more,
+    empty, run; a tool that tests next still logs (its scores are that run's content)."""
+    cfg = config(tmp_path, 3)
+    cfg.logger = {
+        "csv": {
+            "_target_": "lightning.pytorch.loggers.CSVLogger",
+            "save_dir": str(tmp_path / "logs"),
+            "name": "toy",
+        }
+    }
+    versions = lambda: sorted(p.name for p in (tmp_path / "logs" / "toy").iterdir())  # noqa: E731
+    fit(cfg, Toy(), ToyData())
+    assert versions() == ["version_0"]
+    trainer = fit(cfg, Toy(), ToyData())
+    assert trainer.global_step == 3 and not trainer.loggers and versions() == ["version_0"]
+    trainer = fit(cfg, Toy(), ToyData(), then_tests=True)
+    assert trainer.loggers and versions() == ["version_0", "version_1"]
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match="at step 5 "):
         fit(config(tmp_path, 10), Toy(nan_at_step=4), ToyData())

@@ -52,7 +52,7 @@ def train(cfg: DictConfig) -> dict:
         apply_pruning(cfg, datamodule, out_dir / "pruning.json")
     module = build_model(cfg, cfg.task)
     start = time.perf_counter()
-    trainer = fit(cfg, module, datamodule)
+    trainer = fit(cfg, module, datamodule, then_tests=True)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     results = trainer.test(module, datamodule=datamodule, ckpt_path=None)
