@@ -105,12 +105,16 @@ def checked_rate(value: float, key: str, allow_zero: bool = False) -> float:
     return float(value)
 
 
-def as_names(value: str | Sequence[str] | None) -> list[str]:
+def as_names(value: str | Sequence[str] | None, key: str = "a list setting") -> list[str]:
     """A list setting given as one word (``formats=onnx``, ``stages.task.sources=oracle``) is
     that one name, not its letters; None is no names."""
     if value is None:
         return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, Sequence):  # sources=5 failed as "'int' object is not iterable"
+        raise ConfigError(f"{key}={value!r}: expected a name or a list of names")
+    return [str(v) for v in value]
 
 
 class ShareSampler(DistributedSampler):

@@ -45,6 +45,7 @@ from gan.rows import (
     source_overrides,
     task_seeds,
     teacher_of,
+    training_row,
 )
 from gan.run_names import run_key
 from gan.runner import build_model, close_runs, fit, starts_over
@@ -61,8 +62,9 @@ from gan.stage_outputs import (
 )
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest
+from synth.distributions import checked_count
 from synth.io import CARD, DataError, read_card, read_json, write_json_atomic
-from synth.render import render_dataset, spec_changes
+from synth.render import check_counts, checked_scene_config, render_dataset, spec_changes
 
 ADAPT_SETTINGS = ("gan", "gan_data", "seed", "trainer.max_steps", "trainer.precision")
 TASK_SETTINGS = ("task", "task_data", "seed", "trainer.max_steps", "trainer.precision")
@@ -95,10 +97,15 @@ def stage_render(cfg: DictConfig) -> dict:
     return summary
 
 
+def adapt_config(cfg: DictConfig) -> DictConfig:
+    a = cfg.stages.adapt
+    return derive(cfg, {"run_name": a.run_name, "trainer": a.trainer, "ckpt_path": "last"})
+
+
 def stage_adapt(cfg: DictConfig) -> Path:
     a = cfg.stages.adapt
     ckpt = dirs(cfg)["adapt_ckpt"]
-    stage = derive(cfg, {"run_name": a.run_name, "trainer": a.trainer, "ckpt_path": "last"})
+    stage = adapt_config(cfg)
     provenance = {
         "data": adapt_fingerprint(stage),
         "settings": settings_fingerprint(stage, ADAPT_SETTINGS),
@@ -388,12 +395,39 @@ def score_on_test(
 # --------------------------------------------------------------------------- driver
 
 
+def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
+    """The settings each stage would check only once it runs, checked before any work: a
+    stage removes outputs its record calls stale before it trains, so a refused setting (a
+    GAN learning rate of -1, a render count of 0) removed the finished GAN or scenes first."""
+    e = cfg.stages.evaluate
+    checked_count(e.batch_size, "stages.evaluate.batch_size", 1)
+    checked_count(e.num_overlays, "stages.evaluate.num_overlays", 0)
+    checked_count(cfg.stages.report.num_samples, "stages.report.num_samples", 1)
+    if any(needs_render(cfg, s) for s in sources):
+        r = cfg.stages.render
+        checked_scene_config(cfg.synth)
+        check_counts(
+            r.num_samples, r.shard_size, r.seed, r.workers, 0, None, dirs(cfg)["synthetic"]
+        )
+    nodes = []
+    if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
+        checked_count(cfg.stages.adapt.trainer.max_steps, "stages.adapt.trainer.max_steps")
+        nodes.append(adapt_config(cfg).gan)
+    checked_count(cfg.stages.task.trainer.max_steps, "stages.task.trainer.max_steps")
+    trained = {TEST_TIME_ROWS.get(s) or training_row(cfg, s) for s in sources}
+    nodes += [derive(cfg, source_overrides(row)).task for row in sorted(trained)]
+    with torch.random.fork_rng():  # built to run their own checks; the draws are not kept
+        for node in nodes:
+            instantiate(node)
+
+
 def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     """Run every stage in order (each skipped when complete); returns metrics per source.
     The real photos' file hashes are kept across runs (``digest_cache``), so a rerun over a
     large photo folder reads only the files that changed."""
     for node, key in ((cfg.stages.task, "sources"), *((cfg.stages.report.goal, k) for k in LISTS)):
-        node[key] = as_names(node[key])  # sources=oracle: one row, not o, r, a, c, l, e
+        where = "stages.task" if key == "sources" else "stages.report.goal"
+        node[key] = as_names(node[key], f"{where}.{key}")  # oracle: one row, not o, r, a, ...
     with digest_cache(cfg.get("digest_cache")):
         return run_stages(cfg)
 
@@ -417,6 +451,7 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
         check_inception_weights(cfg.stages.translate.measure.inception_weights)
     if "selftrained" in sources:
         teacher_of(cfg)
+    check_stage_settings(cfg, sources)
     results, gan, rendered, translated, swapped = {}, None, False, False, False
     for source in sources:
         if not rendered and needs_render(cfg, source):

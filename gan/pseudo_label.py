@@ -55,7 +55,8 @@ def pseudo_mask(prob: torch.Tensor, low: float, high: float) -> np.ndarray:
 
 
 def check_band(low: float, high: float) -> None:
-    if not 0.0 <= low < high <= 1.0:
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+    if not numbers or not 0.0 <= low < high <= 1.0:  # low=abc failed in the comparison
         raise ConfigError(f"pseudo-label band low={low}, high={high}: need 0 <= low < high <= 1")
 
 

@@ -109,6 +109,10 @@ def report_goal(cfg: DictConfig) -> dict:
     unknown = [s for s in [*goal["ours"], *goal["baselines"], goal["reference"]] if s not in ROWS]
     if unknown:
         raise ConfigError(f"stages.report.goal: unknown rows {unknown}; choose from {list(ROWS)}")
+    for key in ("min_gain", "min_share"):  # compared only once every row is trained
+        value = goal[key]
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"stages.report.goal.{key}={value!r}: expected a number, e.g. 0.05")
     return goal
 
 

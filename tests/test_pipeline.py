@@ -227,6 +227,21 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         ("stages.report.goal.baselines=[synthetic,source_only]", "unknown rows ['source_only']"),
         ("stages.evaluate.eval_size=384", "stages.evaluate.eval_size=384: expected [H, W]"),
         ("+stages.report.goal.min_f1=0.8", "stages.report.goal: expected the keys"),
+        # each was refused only when its stage ran, after earlier stages' work, and after its
+        # own stage had removed the outputs it found stale (a finished GAN, scenes, a row)
+        ("gan.lr_g=-1", "gan.lr_g=-1: expected a number >= 0"),
+        ("task.lr=-1", "task.lr=-1: expected a positive number"),
+        ("stages.task.trainer.max_steps=0", "stages.task.trainer.max_steps=0: expected a whole"),
+        ("stages.adapt.trainer.max_steps=0", "stages.adapt.trainer.max_steps=0: expected"),
+        ("stages.render.num_samples=0", "num_samples=0: expected a whole number >= 1"),
+        ("synth.size=-5", "synth.size=-5: expected a whole number of pixels"),
+        ("stages.evaluate.batch_size=0", "stages.evaluate.batch_size=0: expected a whole"),
+        ("stages.report.goal.min_gain=abc", "stages.report.goal.min_gain='abc': expected a number"),
+        ("stages.task.sources=5", "stages.task.sources=5: expected a name or a list of names"),
+        (
+            "stages.task.sources=[selftrained] stages.self_train.low=abc",
+            "band low=abc, high=0.7: need 0 <= low < high",
+        ),
     ],
 )
 def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
