@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from gan.data import SegmentationSamples
-from synth.distributions import ConfigError
+from gan.data import SegmentationSamples, checked_rate
+from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import IGNORE_INDEX, Sample
 
 
@@ -118,6 +118,25 @@ def prune_dataset_indices(
     return sorted(order[:keep])
 
 
+def check_prune_settings(prune: dict) -> None:
+    """conf/train_task.yaml's ``prune`` node, before any training: ``keep_fraction=1.5`` was
+    taken as "off", 0 refused only after the scoring runs, and an empty seed list scored
+    every sample NaN."""
+    fraction = prune["keep_fraction"]
+    if not isinstance(fraction, int | float) or isinstance(fraction, bool) or not 0 < fraction <= 1:
+        raise ConfigError(
+            f"prune.keep_fraction={fraction!r}: expected 0 < keep_fraction <= 1 (1: no pruning)"
+        )
+    if fraction == 1:
+        return
+    checked_count(prune["score_after_steps"], "prune.score_after_steps")
+    checked_count(prune["batch_size"], "prune.batch_size")
+    checked_rate(prune["lr"], "prune.lr")
+    seeds = prune["seeds"]
+    if isinstance(seeds, str | int) or not seeds or not all(is_count(s, 0) for s in seeds):
+        raise ConfigError(f"prune.seeds={seeds!r}: expected a list of whole numbers, e.g. [0]")
+
+
 def prune_training_set(
     datamodule,
     net: dict,
@@ -127,11 +146,13 @@ def prune_training_set(
     seeds: Sequence[int] = (0,),
     batch_size: int = 8,
     lr: float = 2e-3,
+    settings: dict | None = None,
 ) -> list[int]:
     """Score the datamodule's training source, keep the hardest fraction, record the choice.
 
     Sets ``datamodule.train_indices``; the JSON at ``out_path`` (kept indices and every
-    score) lets a later run reuse the selection via ``task_data.train_indices=<file>``.
+    score, and ``settings``: what a resumed run checks before reusing it) lets a later run
+    reuse the selection via ``task_data.train_indices=<file>``.
     """
     from gan.task import build_net
     from synth.io import write_json_atomic
@@ -153,6 +174,7 @@ def prune_training_set(
             out_path,
             {
                 "keep_fraction": keep_fraction,
+                "settings": settings,
                 "kept": kept,
                 "scores": [round(float(s), 6) for s in scores],
             },

@@ -9,6 +9,7 @@ pixel: plain pixel F1 punishes a prediction one pixel to the side as if it were 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
@@ -32,7 +33,7 @@ from gan.data import checked_rate
 from gan.networks import ChannelsLastInput, UNet, fold_batchnorm
 from gan.task_data import forward_by_size
 from gan.visual import grid_rows, log_image, overlay_masks
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, checked_count
 from synth.io import IGNORE_INDEX, DataError
 
 TORCHVISION_NETS = ("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large")
@@ -282,6 +283,51 @@ def build_metrics(
 # --------------------------------------------------------------------------- the module
 
 
+def in_range(value: object, key: str, low: float, high: float, high_open: bool = False) -> None:
+    """A number from ``low`` to ``high`` (``high`` itself out where ``high_open``)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not low <= value <= high or (high_open and value == high):
+        top = "" if high == math.inf else f" and {'<' if high_open else '<='} {high}"
+        raise ConfigError(f"{key}={value!r}: expected a number >= {low}{top}")
+
+
+def check_loss_settings(
+    weight_decay: float,
+    warmup_steps: int,
+    class_weights: list[float] | None,
+    dice_weight: float,
+    label_smoothing: float,
+    mixup_alpha: float,
+    mixup_prob: float,
+    tolerance: int,
+    num_classes: int,
+) -> None:
+    """The task model's settings in one line each, before training: torch refused some with a
+    traceback (label smoothing 1.5, one class weight), and took others as something else (a
+    negative smoothing or Dice weight as 0, a mixup probability of 2 as 1, a tolerance of -1
+    as none), and 3 classes scored a crack F1 of 0 (the metrics read class 1 against the rest)."""
+    if num_classes != 2:
+        raise ConfigError(
+            f"task.net.num_classes={num_classes!r}: the crack task has 2 classes "
+            "(background, crack), as the masks and metrics do"
+        )
+    in_range(weight_decay, "task.weight_decay", 0, math.inf)
+    in_range(dice_weight, "task.dice_weight", 0, math.inf)
+    in_range(label_smoothing, "task.label_smoothing", 0, 1, high_open=True)
+    in_range(mixup_alpha, "task.mixup_alpha", 0, math.inf)
+    in_range(mixup_prob, "task.mixup_prob", 0, 1)
+    checked_count(warmup_steps, "task.warmup_steps", 0)
+    checked_count(tolerance, "task.tolerance", 0)
+    if class_weights is not None:
+        if len(class_weights) != num_classes:
+            raise ConfigError(
+                f"task.class_weights={class_weights}: one weight per class "
+                f"(background, crack), e.g. [1.0, 5.0]"
+            )
+        for weight in class_weights:
+            in_range(weight, "task.class_weights", 0, math.inf)
+
+
 class CrackSegmenter(pl.LightningModule):
     """Binary crack segmentation (classes 0 background, 1 crack, 255 ignore).
 
@@ -318,6 +364,10 @@ class CrackSegmenter(pl.LightningModule):
         checked_rate(lr, "task.lr")
         net, augment = plain(net) or {}, plain(augment) or {"preset": "none"}
         class_weights = list(class_weights) if class_weights is not None else None
+        check_loss_settings(
+            weight_decay, warmup_steps, class_weights, dice_weight, label_smoothing,
+            mixup_alpha, mixup_prob, tolerance, net.get("num_classes", 2),
+        )  # fmt: skip
         self.save_hyperparameters()  # records the plain values assigned just above
         self.net = build_net(**net)
         self.augment = PairedAugment(**augment)

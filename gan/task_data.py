@@ -153,11 +153,22 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.eval_batch_size = checked_count(eval_batch_size, "task_data.eval_batch_size")
         self.eval_size = checked_size(eval_size, "task_data.eval_size")
         self.num_workers = checked_count(num_workers, "task_data.num_workers", 0)
+        self.train_set: SegmentationSamples | None = None
         self.train_indices = train_indices
         # The training order and crops follow this seed (default: the one seed_everything set,
         # as Lightning's own distributed sampler does).
         self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else int(seed)
-        self.train_set: SegmentationSamples | None = None
+
+    @property
+    def train_indices(self) -> Sequence[int] | str | None:
+        return self._train_indices
+
+    @train_indices.setter
+    def train_indices(self, indices: Sequence[int] | str | None) -> None:
+        """A new selection (EL2N pruning's, made after the set was opened and scored) drops
+        the training set built without it: setup kept that one, and pruning selected nothing."""
+        self._train_indices = indices
+        self.train_set = None
 
     # ----------------------------------------------------------------- datasets
 

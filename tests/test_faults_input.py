@@ -162,6 +162,15 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
         ("seed=abc", "seed='abc': expected a whole number >= 0"),
         ("trainer.max_steps=2k", "trainer.max_steps='2k': expected a whole number"),
         ("trainer.val_check_interval=x", "trainer.val_check_interval='x': expected a number"),
+        ("prune.keep_fraction=1.5", "prune.keep_fraction=1.5: expected 0 < keep_fraction <= 1"),
+        ("prune.keep_fraction=0.5 prune.seeds=[]", "prune.seeds=[]: expected a list of whole"),
+        ("prune.keep_fraction=0.5 prune.lr=-1", "prune.lr=-1: expected a positive number"),
+        ("task.label_smoothing=1.5", "task.label_smoothing=1.5: expected a number >= 0 and < 1"),
+        ("task.class_weights=[1.0]", "task.class_weights=[1.0]: one weight per class"),
+        ("task.weight_decay=-1", "task.weight_decay=-1: expected a number >= 0"),
+        ("task.net.num_classes=3", "task.net.num_classes=3: the crack task has 2 classes"),
+        ("task.mixup_prob=2", "task.mixup_prob=2: expected a number >= 0 and <= 1"),
+        ("task.tolerance=-1", "task.tolerance=-1: expected a whole number >= 0"),
         (
             "task_data.crop_size=100",
             "task_data.crop_size=100: larger than the training images (32x40), so crops would "
@@ -172,7 +181,7 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
 def test_a_setting_that_makes_no_sense_is_one_line(
     workdir: Path, override: str, message: str
 ) -> None:
-    proc = run_tool("train_task", *task_overrides(workdir), "run_name=nonsense", override)
+    proc = run_tool("train_task", *task_overrides(workdir), "run_name=nonsense", *override.split())
     assert message in error_line(proc) and "Traceback" not in proc.stderr
 
 

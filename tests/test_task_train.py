@@ -202,6 +202,8 @@ def test_pruned_training_run(tmp_path: Path) -> None:
     dm = SegmentationDataModule(
         str(syn), str(img), str(lab), crop_size=32, batch_size=2, num_workers=0
     )
+    dm.setup("fit")  # as tools/train_task.py does, to fail on bad data before scoring
+    assert len(dm.train_set) == 8
     kept = prune_training_set(
         dm,
         {"name": "unet", "base": 4, "depth": 2},
@@ -212,8 +214,29 @@ def test_pruned_training_run(tmp_path: Path) -> None:
         batch_size=4,
     )
     assert len(kept) == 4 and json.loads((tmp_path / "p.json").read_text())["kept"] == kept
-    dm.setup("fit")
-    assert dm.train_set.indices == kept
+    dm.setup("fit")  # the set built before the selection trained on all 8 samples
+    assert dm.train_set.indices == kept and len(dm.train_set) == 4
+
+
+def test_the_tool_trains_on_the_pruned_samples_and_a_rerun_reuses_them(tmp_path: Path) -> None:
+    """The tool opened the training set before pruning, and trained on all of it while its
+    log and pruning.json said a quarter was kept."""
+    from _cli_fixtures import run_tool, task_overrides
+
+    from synth.toy import write_toy_real_folder
+
+    write_toy_real_folder(tmp_path / "real", n=4)
+    args = [*task_overrides(tmp_path), "prune.keep_fraction=0.5", "prune.score_after_steps=1"]
+    first = run_tool("train_task", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    run = tmp_path / "out" / "runs" / "task_oracle"
+    kept = json.loads((run / "pruning.json").read_text())["kept"]
+    assert len(kept) == 2 and "EL2N pruning kept 2 samples" in first.stdout
+    assert json.loads((run / "metrics.json").read_text())["train_samples"] == 2
+    again = run_tool("train_task", *args, "trainer.max_steps=3")  # resumed: selection reused
+    assert again.returncode == 0 and "EL2N pruning kept" not in again.stdout
+    rescored = run_tool("train_task", *args, "prune.seeds=[1]", "ckpt_path=null")
+    assert rescored.returncode == 0 and "EL2N pruning kept 2 samples" in rescored.stdout
 
 
 @pytest.mark.parametrize(

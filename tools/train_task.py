@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.callbacks import train_seconds
 from gan.cli import register_resolvers, run_cli
-from gan.pruning import prune_training_set
+from gan.pruning import check_prune_settings, prune_training_set
 from gan.runner import build_model, fit
 from synth.io import write_json_atomic
 
@@ -24,9 +24,15 @@ register_resolvers()
 
 
 def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
-    """EL2N-prune the training source; a resumed run reuses the selection it already made."""
+    """EL2N-prune the training source; a resumed run reuses the selection it already made
+    with these settings, from this data (compared: the fraction alone was)."""
     prune = cfg.prune
-    if path.is_file() and json.loads(path.read_text()).get("keep_fraction") == prune.keep_fraction:
+    settings = {
+        **OmegaConf.to_container(prune, resolve=True),
+        "net": OmegaConf.to_container(cfg.task.net, resolve=True),
+        "train_dir": datamodule.train_dir,
+    }
+    if path.is_file() and json.loads(path.read_text()).get("settings") == settings:
         datamodule.train_indices = str(path)
         return
     kept = prune_training_set(
@@ -38,16 +44,18 @@ def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
         list(prune.seeds),
         prune.batch_size,
         prune.lr,
+        settings,
     )
     print(f"EL2N pruning kept {len(kept)} samples (keep_fraction={prune.keep_fraction})")
 
 
 def train(cfg: DictConfig) -> dict:
     """Fit (resuming from last.ckpt), test, and write metrics.json on rank 0."""
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_prune_settings(OmegaConf.to_container(cfg.prune, resolve=True))
     datamodule = instantiate(cfg.task_data)
     datamodule.setup("fit")  # bad input fails here, before any logger touches old files
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.prune.keep_fraction < 1:
         apply_pruning(cfg, datamodule, out_dir / "pruning.json")
     module = build_model(cfg, cfg.task)
@@ -62,6 +70,7 @@ def train(cfg: DictConfig) -> dict:
         run_name=cfg.run_name,
         seed=cfg.seed,
         global_step=trainer.global_step,
+        train_samples=len(datamodule.train_set),  # after pruning: what the model saw
         checkpoint=str((Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt").resolve()),
         fit_seconds=train_seconds(trainer) or round(fit_seconds, 1),  # over every resume
         test_seconds=round(time.perf_counter() - start, 1),
