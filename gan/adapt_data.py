@@ -27,7 +27,7 @@ from gan.data import (
 )
 from gan.networks import PAD_MULTIPLE
 from synth.distributions import ConfigError, checked_count
-from synth.io import DataError, ImageFolder, ShardedDataset
+from synth.io import DataError, ImageFolder, ShardedDataset, refuse_unfinished
 
 
 def crack_crop(
@@ -109,6 +109,7 @@ def open_domains(
     """Both inputs opened and their first sample decoded, so a wrong path or an empty or
     corrupt folder fails before training with a DataError that names the folder."""
     a = ShardedDataset(synthetic_dir)
+    refuse_unfinished(a, "training on it")
     try:
         a[0]
     except DataError as err:

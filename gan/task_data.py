@@ -29,7 +29,15 @@ from gan.data import (
     resumable_loader,
 )
 from synth.distributions import checked_count
-from synth.io import IGNORE_INDEX, DataError, ImageFolder, Sample, ShardedDataset, missing_folder
+from synth.io import (
+    IGNORE_INDEX,
+    DataError,
+    ImageFolder,
+    Sample,
+    ShardedDataset,
+    missing_folder,
+    refuse_unfinished,
+)
 
 
 def pad_collate(items: list[dict]) -> dict:
@@ -102,6 +110,7 @@ def check_train_source(samples: Sequence[Sample], source: str) -> None:
             raise DataError(f"{source}: a real image folder needs train_mask_dir (its labels)")
         samples.validate()
     elif isinstance(samples, ShardedDataset):
+        refuse_unfinished(samples, "training on it")
         samples[0], samples[len(samples) - 1]
 
 

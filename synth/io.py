@@ -36,6 +36,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MANIFEST = "manifest.jsonl"
 TEMP_INFIX = ".tmp-"  # <shard>.tmp-<pid>: a shard being written
 CARD = "dataset_card.json"
+#: Written by a render before its first shard; the card follows once every shard is written.
+RENDER_SPEC = "render_spec.json"
 IGNORE_INDEX = 255
 CLASS_MAP = {0: "background", 1: "crack", IGNORE_INDEX: "ignore"}
 #: Raw mask value -> class id for binary masks stored as 0/255 (DeepCrack and most tools).
@@ -483,6 +485,35 @@ def say_if_unfinished(dataset: ShardedDataset) -> None:
         print(
             f"note: {dataset.root} has no {CARD}: its render or translation is unfinished; "
             f"the {len(dataset)} samples of its complete shards are read"
+        )
+
+
+def unfinished_reason(dataset: ShardedDataset) -> str | None:
+    """Why a sharded set is known to be unfinished, or None (whole, or written by other code
+    with no record to say): a stopped render, translation or pseudo-labelling leaves complete
+    shards that read as a smaller set, and a model trained on them says nothing of it."""
+    root = dataset.root
+    card = read_card(root)
+    if not card:
+        ran = (root / RENDER_SPEC).is_file()
+        return f"a render stopped or still running ({RENDER_SPEC}, no {CARD})" if ran else None
+    if card.get("translation", {}).get("in_progress"):
+        return "a translation stopped or still running (its card says in_progress)"
+    labels = card.get("pseudo_labels")
+    if labels is not None and "crack_share" not in card:
+        return "a pseudo-labelling stopped or still running (no crack_share in its card)"
+    expected = card.get("num_samples") or (labels or {}).get("num_images")
+    if isinstance(expected, int) and expected != len(dataset):
+        return f"{len(dataset)} of its {expected} samples are in complete shards"
+    return None
+
+
+def refuse_unfinished(dataset: ShardedDataset, use: str) -> None:
+    reason = unfinished_reason(dataset)
+    if reason:
+        raise DataError(
+            f"{dataset.root}: unfinished set, {reason}; rerun the command that made it to "
+            f"finish it before {use}"
         )
 
 

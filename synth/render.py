@@ -31,6 +31,7 @@ from synth.io import (
     CARD,
     CLASS_MAP,
     MANIFEST,
+    RENDER_SPEC,
     DataError,
     clean_partial_shards,
     is_shard_complete,
@@ -44,7 +45,7 @@ from synth.io import (
 from synth.processes import die_with_parent, ignore_stops, main_script_left_out, stops_ignored
 from synth.scene import plain_config, render_crack_scene
 
-SPEC = "render_spec.json"
+SPEC = RENDER_SPEC
 
 
 def _render_shard(
