@@ -26,6 +26,7 @@ from gan.evaluate import evaluate_folder
 from gan.fid import check_inception_weights
 from gan.pipeline_report import stage_report
 from gan.provenance import (
+    TRAINER_SETTINGS,
     adapt_fingerprint,
     data_fingerprint,
     settings_fingerprint,
@@ -66,8 +67,8 @@ from synth.distributions import checked_count
 from synth.io import CARD, DataError, read_card, read_json, write_json_atomic
 from synth.render import check_counts, checked_scene_config, render_dataset, spec_changes
 
-ADAPT_SETTINGS = ("gan", "gan_data", "seed", "trainer.max_steps", "trainer.precision")
-TASK_SETTINGS = ("task", "task_data", "seed", "trainer.max_steps", "trainer.precision")
+ADAPT_SETTINGS = ("gan", "gan_data", "seed", *TRAINER_SETTINGS)
+TASK_SETTINGS = ("task", "task_data", "seed", *TRAINER_SETTINGS)
 
 
 # --------------------------------------------------------------------------- stages

@@ -238,6 +238,22 @@ def option_defaults(consumer: object) -> dict[str, object]:
     return json.loads(json.dumps(defaults, default=str))  # () == [], as in a record
 
 
+#: Trainer settings that shape a model, recorded since session 43 (the step count and
+#: precision were before), each with the value that trained the models recorded without it:
+#: a record lacking one is read as made with that value, or with the setting unset.
+ADDED_TRAINER_SETTINGS: dict[str, object] = {
+    "trainer.max_epochs": -1,
+    "trainer.min_steps": None,
+    "trainer.accumulate_grad_batches": None,
+    "trainer.gradient_clip_val": None,
+    "trainer.gradient_clip_algorithm": None,
+    "trainer.limit_train_batches": None,
+    "trainer.devices": 1,
+    "trainer.num_nodes": None,
+}
+TRAINER_SETTINGS = ("trainer.max_steps", "trainer.precision", *ADDED_TRAINER_SETTINGS)
+
+
 def with_new_defaults(old: dict, new: dict) -> dict:
     """``old`` plus the model options it predates, where the new run leaves them at the model
     class's default: adding an option that keeps the old behaviour (say gan.semantic_target,
@@ -245,10 +261,16 @@ def with_new_defaults(old: dict, new: dict) -> dict:
     and task model trained before it. A record from before folder listings takes the
     current ones: its folders are trusted as they are, once, and listed from then on."""
     old = with_added_digests(old, new)
-    for group, node in new.get("settings", {}).items():
+    settings = new.get("settings", {})
+    for group, node in settings.items():
         before = old.get("settings", {}).get(group)
         if isinstance(node, dict) and isinstance(before, dict) and "_target_" in node:
             fill_defaults(before, node, constructor_defaults(node["_target_"]))
+    recorded = old.get("settings")
+    for key, shipped in ADDED_TRAINER_SETTINGS.items():
+        if isinstance(recorded, dict) and key in settings and key not in recorded:
+            if settings[key] in (None, shipped):
+                recorded[key] = settings[key]
     return old
 
 

@@ -18,7 +18,13 @@ from _cli_fixtures import pipeline_overrides
 from omegaconf import OmegaConf
 
 from gan.pipeline import stage_fda, stage_translate
-from gan.provenance import DATA_ROOT, OUTPUT_ROOT, data_fingerprint, settings_fingerprint
+from gan.provenance import (
+    DATA_ROOT,
+    OUTPUT_ROOT,
+    TRAINER_SETTINGS,
+    data_fingerprint,
+    settings_fingerprint,
+)
 from gan.report import goal_checks, goal_markdown, log_report, markdown_table, mean_over_seeds
 from gan.stage_outputs import forget_stale
 from synth.distributions import ConfigError
@@ -509,6 +515,33 @@ def test_an_option_added_later_inside_an_option_dict_keeps_old_outputs(tmp_path)
     assert not rerun(drop=["blur"])
     assert not rerun(drop=[], p=0.8)
     assert not rerun(mystery=[])  # not an option of the augmentation: no default to assume
+
+
+def test_trainer_settings_that_shape_a_model_are_recorded_and_old_records_stay_valid(tmp_path):
+    """Only the step count and precision were recorded: a rerun with gradient accumulation,
+    clipping or an epoch cap reused the model trained without it (F1 0.340 where a fresh run
+    gave 0.607). A record from before keeps its model while those are unset or as shipped."""
+    cfg = OmegaConf.create({"seed": 0, "task": {"lr": 0.002}, "trainer": {"max_steps": 30}})
+    old = {"seed": 0, "task": {"lr": 0.002}, "trainer.max_steps": 30, "trainer.precision": None}
+    record, made = tmp_path / "provenance.json", tmp_path / "run"
+
+    def rerun(*overrides: str) -> bool:
+        made.mkdir(exist_ok=True)
+        write_json_atomic(record, {"data": {}, "settings": old})
+        stage = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        settings = settings_fingerprint(stage, ("seed", "task", *TRAINER_SETTINGS))
+        forget_stale("task[synthetic]", [made], record, {"data": {}, "settings": settings})
+        return made.exists()
+
+    assert rerun() and rerun("trainer.max_epochs=-1", "trainer.devices=1")
+    for changed in (
+        "trainer.accumulate_grad_batches=4",
+        "trainer.gradient_clip_val=0.0001",
+        "trainer.max_epochs=1",
+        "trainer.devices=2",
+        "trainer.limit_train_batches=0.5",
+    ):
+        assert not rerun(changed), changed
 
 
 def test_stale_outputs_linked_from_another_run_are_refused_not_deleted(tmp_path):
