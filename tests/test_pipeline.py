@@ -789,3 +789,12 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     assert relabeled.returncode == 0, relabeled.stderr[-3000:]
     assert "task[testtime]: " in relabeled.stdout and "old outputs removed" in relabeled.stdout
     assert "task[testtime]: complete, skipped" not in relabeled.stdout
+    # The source-only model cut short since: its scores and the testtime row's stand (the
+    # testtime row read the changed file as another model and removed its scores, then failed)
+    ckpt = tmp_path / "ckpt" / "pipeline-task-synthetic" / "last.ckpt"
+    os.truncate(ckpt, ckpt.stat().st_size // 2)
+    cut = run_pipeline(tmp_path, *rows, "stages.evaluate.eval_size=[24,32]")
+    assert cut.returncode == 0, cut.stderr[-3000:]
+    assert f"task[testtime]: {ckpt}: unreadable checkpoint" in cut.stdout
+    assert "its scores from before stand" in cut.stdout and "removed" not in cut.stdout
+    assert (runs / "testtime" / "metrics.json").is_file()
