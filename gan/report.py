@@ -20,7 +20,15 @@ LABELS = {
     "miou": "mIoU",
 }
 GOAL_TITLE = "Against the goal (F1, paired by seed)"
-COLORS = ("#8c8c8c", "#e3a33b", "#2f7ed8", "#3aa35b", "#b04bc4")
+#: One colour a row: with six rows or more the sixth took the first's grey (synthetic and
+#: oracle alike in the bars and the legend). As many as there are rows (gan.rows.ROWS).
+COLORS = (
+    "#8c8c8c", "#e3a33b", "#2f7ed8", "#3aa35b", "#b04bc4",
+    "#d9534f", "#17becf", "#8c564b", "#bcbd22", "#e377c2",
+)  # fmt: skip
+#: A row's other per-seed figures, averaged over its seeds with METRICS (a multi-seed row
+#: kept seed 0's beside the means).
+ALSO_MEANED = ("precision", "recall", "mean_image_f1", "mean_image_tol_f1", "seconds_per_image")
 
 
 def mean_over_seeds(runs: list[dict]) -> dict:
@@ -35,12 +43,17 @@ def mean_over_seeds(runs: list[dict]) -> dict:
     row["train_seconds"] = round(sum(float(r.get("train_seconds", 0.0)) for r in runs), 1)
     if len(runs) < 2:
         return row
-    for m in METRICS:
+    row.pop("seed", None)  # one seed's, beside figures of them all
+    row["seconds"] = round(sum(float(r.get("seconds", 0.0)) for r in runs), 2)
+    for m in (*METRICS, *ALSO_MEANED):
         values = [float(r[m]) for r in runs if m in r]
         if len(values) == len(runs):
             row[m] = round(statistics.fmean(values), 6)
-            row[f"{m}_std"] = round(statistics.stdev(values), 6)
-            row[f"{m}_runs"] = values
+            if m in METRICS:
+                row[f"{m}_std"] = round(statistics.stdev(values), 6)
+                row[f"{m}_runs"] = values
+        else:
+            row.pop(m, None)  # not every seed has it: no figure rather than one seed's
     return row
 
 

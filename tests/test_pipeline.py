@@ -651,15 +651,34 @@ def test_fda_stage_skips_a_current_set_and_redoes_one_made_with_another_beta(tmp
 def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
     runs = [
         {"source": "adapted", "seed": s, "f1": f, "tol_f1": f, "crack_iou": f, "miou": f}
+        | {"precision": f / 2, "recall": 2 * f, "seconds": 1.5}
         for s, f in ((0, 0.5), (1, 0.6), (2, 0.7))
     ]
     row = mean_over_seeds(runs)
     assert row["f1"] == pytest.approx(0.6) and row["f1_std"] == pytest.approx(0.1)
+    # every figure of the row is over its seeds (precision and recall were seed 0's)
+    assert row["precision"] == pytest.approx(0.3) and row["recall"] == pytest.approx(1.2)
+    assert row["seconds"] == 4.5 and "seed" not in row
     assert row["f1_runs"] == [0.5, 0.6, 0.7] and row["seeds"] == [0, 1, 2]
     assert "0.600 ± 0.100" in markdown_table([row])
     single = mean_over_seeds(runs[:1])
     assert single["f1"] == 0.5 and "f1_std" not in single and single["num_seeds"] == 1
     assert "±" not in markdown_table([single])
+
+
+def test_each_row_of_the_bar_chart_has_its_own_colour():
+    """With six rows the sixth bar took the first's grey: synthetic and oracle looked alike."""
+    import re as regex
+
+    from gan.report import bar_chart_svg
+    from gan.rows import ROWS
+
+    svg = bar_chart_svg([{"source": row, "f1": 0.5} for row in ROWS])
+    legend = regex.findall(
+        r'width="12" height="12" fill="(#[0-9a-f]{6})"/>\s*<text[^>]*>([a-z_]+)<', svg
+    )
+    assert sorted(row for _, row in legend) == sorted(ROWS)
+    assert len({colour for colour, _ in legend}) == len(ROWS)
 
 
 def test_goal_checks_pair_seeds_and_count_wins():
