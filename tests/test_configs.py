@@ -195,6 +195,18 @@ def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_ste
     assert cfg.stages.adapt.trainer.max_steps == composed("pipeline").stages.adapt.trainer.max_steps
 
 
+@pytest.mark.parametrize("experiment", ["full", "sim2real_cpu"])
+def test_the_outputs_variable_moves_an_experiments_outputs_too(monkeypatch, experiment) -> None:
+    """The experiments wrote under ./outputs whatever SIM2REAL_OUTPUT_DIR said; it now holds
+    their own subfolders."""
+    from gan.cli import register_resolvers
+
+    register_resolvers()
+    monkeypatch.setenv("SIM2REAL_OUTPUT_DIR", "/data/runs")
+    out = composed("pipeline", f"experiment={experiment}").paths.output_dir
+    assert out == f"/data/runs/{'full' if experiment == 'full' else 'sim2real'}"
+
+
 @pytest.mark.parametrize("name", ["pipeline", "train_gan", "train_task"])
 def test_a_misspelt_experiment_is_refused_with_the_choices_not_run_as_the_default(
     name: str,
