@@ -90,6 +90,8 @@ def pseudo_label_folder(
         "low": low,
         "high": high,
         "teacher": teacher or {},
+        # the shards' layout: resumed with another, shard k held other photos (duplicated)
+        "shard_size": shard_size,
     }
     card_before = read_card(out)
     made = card_before.get("pseudo_labels")
@@ -122,6 +124,7 @@ def same_labels(made: dict | None, spec: dict) -> bool:
     digested count as made from the photos now in the same place."""
     if made is None:
         return False
+    made = {"shard_size": spec.get("shard_size"), **made}  # recorded since session 43
     return without_locations(with_added_digests(made, spec)) == without_locations(spec)
 
 

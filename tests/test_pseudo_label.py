@@ -110,6 +110,17 @@ def test_a_lost_shard_is_redone_alone_and_other_labels_are_refused_or_replaced(t
     assert card["pseudo_labels"]["low"] == 0.1 and card["ignore_share"] == pytest.approx(1 / 3)
     assert kept.stat().st_mtime_ns != stamp
 
+    # Another shard size, a shard lost: the resume read the old layout's shards as the new
+    # one's (photos twice, or, here, the last photo never labeled).
+    shutil.rmtree(out / "shard-00002")
+    with pytest.raises(DataError, match="pseudo-labels made otherwise"):
+        pseudo_label_folder(teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=3)
+    pseudo_label_folder(
+        teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=3, replace_stale=True
+    )
+    stems = [s.meta["stem"] for s in ShardedDataset(out)]
+    assert stems == [f"{i:08d}" for i in range(5)]
+
 
 def test_labels_are_scored_against_held_back_masks_with_ignored_pixels_as_background(tmp_path):
     make_photos(tmp_path / "photos", n=3)
