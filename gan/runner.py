@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.callbacks import raise_late_stop
 from gan.checkpoint import UnsafeCheckpointError, check_resumable
+from synth.distributions import is_count
 
 
 def git_output(*args: str) -> str:
@@ -86,6 +87,19 @@ def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule)
             "optimizer, so the new value would go unused; start over with ckpt_path=null or "
             "a new run_name="
         )
+
+
+def check_fixed_schedule(path: str, checkpoint: dict, max_steps: int | None) -> None:
+    """A OneCycle schedule keeps its total step count in its state: resumed with another
+    budget, it failed mid-run with torch's 'Tried to step 7 times' traceback."""
+    for state in checkpoint.get("lr_schedulers") or []:
+        total = state.get("total_steps") if isinstance(state, dict) else None
+        if isinstance(total, int) and is_count(max_steps, 1) and total != max_steps:
+            raise UnsafeCheckpointError(
+                f"{path}: its OneCycle schedule was built for {total} steps, not "
+                f"trainer.max_steps={max_steps}; resume with trainer.max_steps={total}, or "
+                "start over with ckpt_path=null or a new run_name="
+            )
 
 
 def check_budget_reaches(path: str, checkpoint: dict, max_steps: int | None) -> None:
@@ -172,6 +186,7 @@ def fit(
         checkpoint = check_resumable(ckpt_path, module)
         check_same_settings(ckpt_path, checkpoint, module)
         check_budget_reaches(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
+        check_fixed_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         finished = is_finished(checkpoint, cfg.trainer.get("max_steps"))
     elif starts_over(cfg.get("ckpt_path"), ckpt_dir):
         rank_zero_info(f"starting over (ckpt_path=null): {ckpt_dir / 'last.ckpt'} is replaced")

@@ -185,6 +185,16 @@ def test_a_setting_that_makes_no_sense_is_one_line(
     assert message in error_line(proc) and "Traceback" not in proc.stderr
 
 
+def test_a_one_cycle_run_resumed_with_another_budget_is_refused(workdir: Path) -> None:
+    """OneCycle keeps its step total in its state: it failed mid-run with a traceback."""
+    args = [*task_overrides(workdir), "run_name=onecycle", "task.scheduler=onecycle"]
+    assert run_tool("train_task", *args).returncode == 0
+    proc = run_tool("train_task", *args, "trainer.max_steps=3")
+    line = error_line(proc)
+    assert "its OneCycle schedule was built for 2 steps, not trainer.max_steps=3" in line
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
 def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path, tmp_path: Path) -> None:
     proc = run_tool("train_task", *task_overrides(workdir), "run_name=gpu", "trainer=gpu")
