@@ -230,7 +230,8 @@ class SegmentationDataModule(pl.LightningDataModule):
             drop_last=train and len(dataset) >= batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=None if train else pad_collate,
+            # whole training images (crop_size null) may differ in size, as test photos do
+            collate_fn=None if train and self.crop_size is not None else pad_collate,
             # Worker seeds from their own generator, not the global RNG: a resumed run then
             # draws its augmentations exactly where the uninterrupted one did.
             generator=torch.Generator().manual_seed(self.seed),

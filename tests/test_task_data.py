@@ -204,3 +204,25 @@ def test_a_set_whose_writing_stopped_is_refused_for_training(tmp_path: Path) -> 
     write_json_atomic(part / CARD, {**card, "num_samples": 6})
     refused(r"4 of its 6 samples are in complete shards")
     datamodule(make_shards(tmp_path / "by_hand", n=3), img, lab).setup("fit")  # no record
+
+
+def test_whole_training_images_of_different_sizes_batch_padded_and_train(tmp_path: Path) -> None:
+    """crop_size=null (whole images), which the crop-size error itself suggests, failed in
+    torch's stack on photos of different sizes; they are padded as test photos are, the
+    padding ignored by the loss."""
+    from gan.task import CrackSegmenter
+
+    img, lab = make_folder(tmp_path / "real", n=2)
+    for i, (h, w) in enumerate(((40, 56), (31, 45))):
+        sample = crack_sample(200 + i, h, w)
+        write_png(img / f"odd{i}.png", sample.image, rgb=True)
+        write_png(lab / f"odd{i}.png", sample.semantic * 255)
+    dm = SegmentationDataModule(
+        str(img), str(img), str(lab), train_mask_dir=str(lab), crop_size=None, num_workers=0
+    )
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 48, 64)
+    assert (batch["mask"][batch["size"][:, 0] == 31][:, 31:, :] == 255).all()
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}, warmup_steps=0)
+    assert torch.isfinite(model.training_loss(batch["image"], batch["mask"]))
