@@ -287,6 +287,11 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     }
     made, record = [ckpt_dir, metrics_path], run_dir / "provenance.json"
     forget_stale(f"task[{key}]", made, record, provenance, record_roots(cfg))
+    scored_on = {"test": {"test_img": cfg.task_data.test_img, "test_lab": cfg.task_data.test_lab}}
+    # the scores alone follow the test photos and labels: the model stands, scored again
+    forget_stale(
+        f"task[{key}]", [metrics_path], run_dir / "scored_on.json", scored_on, record_roots(cfg)
+    )
     if metrics_path.is_file():
         scored = read_json(metrics_path)
         if scored.get("eval_size") == eval_size(cfg):

@@ -44,6 +44,9 @@ FOLDER_KEYS = frozenset(
     {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir", "image_dir"}
     | {"test_img", "test_lab", "val_img", "val_lab"}
 )
+#: The data a model is scored on, not trained on: a task model's record leaves them out (a
+#: corrected test label retrained every row), and its scores have a record of their own.
+SCORING_KEYS = frozenset({"test_img", "test_lab", "val_img", "val_lab", "eval_size"})
 OUTPUT_ROOT = "${paths.output_dir}"
 DATA_ROOT = "${paths.data_dir}"
 #: The folders records are written relative to: placeholder -> the folder it stands for now.
@@ -106,7 +109,8 @@ def settings_fingerprint(stage: DictConfig, keys: tuple[str, ...]) -> dict:
 
     def plain(value):
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items() if k not in RUN_ONLY_KEYS}
+            left_out = RUN_ONLY_KEYS | SCORING_KEYS
+            return {k: plain(v) for k, v in value.items() if k not in left_out}
         return [plain(v) for v in value] if isinstance(value, list) else value
 
     settings = {}
@@ -267,11 +271,26 @@ def with_new_defaults(old: dict, new: dict) -> dict:
         if isinstance(node, dict) and isinstance(before, dict) and "_target_" in node:
             fill_defaults(before, node, constructor_defaults(node["_target_"]))
     recorded = old.get("settings")
+    if isinstance(recorded, dict):  # scoring data, recorded with the training until session 43
+        old["settings"] = drop_keys(recorded, SCORING_KEYS)
+        recorded = old["settings"]
+        for kind in FOLDER_DIGESTS:  # and digested: those of folders no longer named go
+            kept = {k: v for k, v in old.get(kind, {}).items() if k in new.get(kind, {})}
+            old.pop(kind, None)
+            if kept or kind in new:
+                old[kind] = kept
     for key, shipped in ADDED_TRAINER_SETTINGS.items():
         if isinstance(recorded, dict) and key in settings and key not in recorded:
             if settings[key] in (None, shipped):
                 recorded[key] = settings[key]
     return old
+
+
+def drop_keys(tree: object, keys: frozenset[str]) -> object:
+    """``tree`` without ``keys`` at any depth."""
+    if isinstance(tree, dict):
+        return {k: drop_keys(v, keys) for k, v in tree.items() if k not in keys}
+    return [drop_keys(v, keys) for v in tree] if isinstance(tree, list) else tree
 
 
 def with_added_digests(old: object, new: object) -> object:

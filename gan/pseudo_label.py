@@ -95,6 +95,8 @@ def pseudo_label_folder(
     }
     card_before = read_card(out)
     made = card_before.get("pseudo_labels")
+    if made is not None and "shard_size" not in made and same_labels(made, spec):
+        del spec["shard_size"]  # labels from before it was recorded: their card stays as it is
     if card_before and not same_labels(made, spec):  # another teacher's, or not pseudo-labels
         if not replace_stale:
             raise DataError(f"{out}: holds pseudo-labels made otherwise; delete it or pick another")
@@ -124,7 +126,8 @@ def same_labels(made: dict | None, spec: dict) -> bool:
     digested count as made from the photos now in the same place."""
     if made is None:
         return False
-    made = {"shard_size": spec.get("shard_size"), **made}  # recorded since session 43
+    if "shard_size" in spec:  # recorded since session 43: a card from before is trusted
+        made = {"shard_size": spec["shard_size"], **made}
     return without_locations(with_added_digests(made, spec)) == without_locations(spec)
 
 

@@ -544,6 +544,28 @@ def test_trainer_settings_that_shape_a_model_are_recorded_and_old_records_stay_v
         assert not rerun(changed), changed
 
 
+def test_a_record_that_held_the_test_folders_keeps_its_model(tmp_path):
+    """Task records held the test folders and their digests until session 43; they now
+    leave them out (their scores have a record of their own): an old record still matches."""
+    photos = tmp_path / "test_img"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"x")
+    cfg = OmegaConf.create({"seed": 0, "task_data": {"train_dir": "s", "test_img": str(photos)}})
+    settings = settings_fingerprint(cfg, ("seed", "task_data"))
+    assert settings["task_data"] == {"train_dir": "s"}
+    record, made = tmp_path / "provenance.json", tmp_path / "run"
+    made.mkdir()
+    old = {"data": {}, "settings": {"seed": 0, "task_data": {"train_dir": "s", "test_img": "t"}}}
+    for kind in ("listings", "contents"):
+        old[kind] = {str(photos): "an old digest"}
+    write_json_atomic(record, old)
+    forget_stale("task[synthetic]", [made], record, {"data": {}, "settings": settings})
+    assert made.exists()
+    write_json_atomic(record, old | {"settings": {"seed": 1, "task_data": {"train_dir": "s"}}})
+    forget_stale("task[synthetic]", [made], record, {"data": {}, "settings": settings})
+    assert not made.exists()  # any other change still counts
+
+
 def test_stale_outputs_linked_from_another_run_are_refused_not_deleted(tmp_path):
     """The README links another run's oracle seeds in; a changed setting must not delete that
     run's model and scores through the link, nor overwrite its record."""
@@ -801,13 +823,19 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     assert "2 steps" not in out and "task[testtime]: the synthetic model" in out
     for row in ("synthetic", "testtime"):
         assert json.loads((runs / row / "metrics.json").read_text())["eval_size"] == [24, 32]
-    # New test labels: the trained row retrains (its record holds the test folders), and
-    # testtime, which trains nothing, is scored against them.
+    # New test labels: both rows are scored against them, and the trained row keeps its
+    # model (it retrained: the test folders were in its training record).
+    ckpt = tmp_path / "ckpt" / "pipeline-task-synthetic" / "last.ckpt"
+    trained = ckpt.read_bytes()
     cv2.imwrite(str(tmp_path / "real" / "test_lab" / "0.png"), np.zeros((48, 64), np.uint8))
     relabeled = run_pipeline(tmp_path, *rows, "stages.evaluate.eval_size=[24,32]")
     assert relabeled.returncode == 0, relabeled.stderr[-3000:]
-    assert "task[testtime]: " in relabeled.stdout and "old outputs removed" in relabeled.stdout
-    assert "task[testtime]: complete, skipped" not in relabeled.stdout
+    out = relabeled.stdout
+    assert "task[synthetic]: files changed in ${paths.data_dir}/test_lab" in out
+    assert f"old outputs removed ({runs / 'synthetic' / 'metrics.json'})" in out
+    assert "task[synthetic]: 2 steps, trained (last.ckpt at step 2), scored again" in out
+    assert ckpt.read_bytes() == trained
+    assert "task[testtime]: " in out and "task[testtime]: complete, skipped" not in out
     # The source-only model cut short since: its scores and the testtime row's stand (the
     # testtime row read the changed file as another model and removed its scores, then failed)
     ckpt = tmp_path / "ckpt" / "pipeline-task-synthetic" / "last.ckpt"
