@@ -75,10 +75,16 @@ def is_whole(ckpt: Path, row: str, retrain: list[Path]) -> bool:
         return False
 
 
+#: The figures report_figures draws beside the report, besides the sample sheets (grid_*.png).
+FIGURE_FILES = ("predictions.png", "errors.png")
+
+
 def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     """The report's figures, by title: sample sheets of each set, predictions on real test
     photos, and the error map of the photos the reference row wins by most."""
     d, r, e = dirs(cfg), cfg.stages.report, cfg.stages.evaluate
+    for old in [*d["report"].glob("grid_*.png"), *(d["report"] / n for n in FIGURE_FILES)]:
+        old.unlink(missing_ok=True)  # an earlier report's, beside this one's (img/ was cleaned)
     made = {  # the sets this report's rows were trained on, each with what made it
         "synthetic samples": (d["synthetic"], needs_render),
         "adapted samples (same scenes, masks carried)": (d["adapted"], needs_adapted),
@@ -88,12 +94,12 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     sets["real training photos (unlabeled)"] = Path(cfg.paths.data_dir) / "train_img"
     figures = sample_grids(sets, d["report"], cfg.synth, r.num_samples, cfg.seed)
     overlays = {s: d["runs"] / s / "overlays" for s in sources}
-    pred = prediction_grid(overlays, d["report"] / "predictions.png")
+    pred = prediction_grid(overlays, d["report"] / FIGURE_FILES[0])
     if pred:
         figures["predictions on real test images (red: crack)"] = pred
     test = (cfg.task_data.test_img, cfg.task_data.test_lab)
     runs = first_seed_runs(cfg, sources)
-    errors = error_grid(runs, r.goal.reference, test, e, d["report"] / "errors.png")
+    errors = error_grid(runs, r.goal.reference, test, e, d["report"] / FIGURE_FILES[1])
     if errors:
         reference = r.goal.reference
         title = (

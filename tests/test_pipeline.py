@@ -137,6 +137,8 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "task[testtime]: complete, skipped" in third.stdout  # seed 0: the first run's
     assert "adapt: complete at step 2, skipped" in third.stdout
     assert "translate:" not in third.stdout  # the translated scenes are not needed
+    # the adapted set's sheet is gone from the report folder, not left beside the new ones
+    assert sorted(p.name for p in report.glob("grid_*.png")) == ["grid_0.png", "grid_1.png"]
     row, tt = json.loads((report / "results.json").read_text())["rows"]
     assert row["num_seeds"] == 2 and sorted(row["seeds"]) == [0, 1] and "f1_std" in row
     assert len(row["f1_runs"]) == 2
@@ -778,6 +780,17 @@ def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
     assert (
         resumed_at(checkpoint_step(ckpt), 120) == ", trained (last.ckpt at step 120), scored again"
     )
+
+
+@pytest.mark.parametrize(("given", "gan"), [(None, None), ("last", "last"), ("/a.ckpt", "last")])
+def test_the_gan_starts_over_with_ckpt_path_null_as_the_task_rows_do(given, gan):
+    """The GAN was resumed whatever ckpt_path said; a file named there is a task model's."""
+    from gan.pipeline import adapt_config
+
+    cfg = OmegaConf.create(
+        {"ckpt_path": given, "stages": {"adapt": {"run_name": "a", "trainer": {"max_steps": 2}}}}
+    )
+    assert adapt_config(cfg).ckpt_path == gan
 
 
 def test_an_oracle_only_run_renders_nothing(tmp_path):
