@@ -100,8 +100,11 @@ def stage_render(cfg: DictConfig) -> dict:
 
 
 def adapt_config(cfg: DictConfig) -> DictConfig:
+    """The GAN's run: ``ckpt_path=null`` starts it over as it does the task rows (it was
+    resumed whatever the setting); a file named there is a task model's, so not the GAN's."""
     a = cfg.stages.adapt
-    return derive(cfg, {"run_name": a.run_name, "trainer": a.trainer, "ckpt_path": "last"})
+    ckpt_path = None if cfg.get("ckpt_path") is None else "last"
+    return derive(cfg, {"run_name": a.run_name, "trainer": a.trainer, "ckpt_path": ckpt_path})
 
 
 def stage_adapt(cfg: DictConfig) -> Path:
@@ -118,7 +121,11 @@ def stage_adapt(cfg: DictConfig) -> Path:
     if step >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
         return ckpt
-    done = resumed_at(step, a.trainer.max_steps)
+    done = (
+        ", starting over (ckpt_path=null)"
+        if starts_over(stage.get("ckpt_path"), ckpt.parent)
+        else resumed_at(step, a.trainer.max_steps)
+    )
     log(f"adapt: {a.trainer.max_steps} generator steps{done} -> {ckpt}")
     datamodule = instantiate(stage.gan_data)
     datamodule.setup("fit")
