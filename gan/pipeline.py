@@ -63,7 +63,7 @@ from gan.stage_outputs import (
     task_checkpoint,
 )
 from gan.task_data import train_dirs
-from synth.digests import digest_cache, file_digest
+from synth.digests import digest_cache, file_digest, listing_digest
 from synth.distributions import checked_count
 from synth.io import CARD, DataError, read_card, read_json, write_json_atomic
 from synth.render import check_counts, checked_scene_config, render_dataset, spec_changes
@@ -195,9 +195,25 @@ def translated_set(
         log(f"{name}: {dirs(cfg)['synthetic']} -> {out}")
         card = make()
     measured = read_card(out).get("domain_gap", {})
-    if cfg.stages.translate.measure.enabled and not set(GAP_KEYS) <= set(measured):
+    m = cfg.stages.translate.measure
+    if m.enabled and (
+        not set(GAP_KEYS) <= set(measured) or measured.get("measured_with") != measured_with(m)
+    ):
         measure_stage_translation(cfg, name, out)
     return card
+
+
+def measured_with(m: DictConfig) -> dict:
+    """What a translation's measurement depends on besides the sets: measured again when it
+    changes (a new size or Inception weights kept the old figures), but not when the photos
+    only moved (their listing digest)."""
+    weights = Path(m.inception_weights) if m.inception_weights else None
+    return {
+        "real_photos": listing_digest(m.real_dir),
+        "inception_weights": [weights.name, weights.stat().st_size] if weights else None,
+        "max_images": m.max_images,
+        "size": m.size,
+    }
 
 
 def measure_stage_translation(cfg: DictConfig, name: str, out: Path) -> dict:
@@ -206,7 +222,7 @@ def measure_stage_translation(cfg: DictConfig, name: str, out: Path) -> dict:
 
     d, m = dirs(cfg), cfg.stages.translate.measure
     gap = measure_translation(
-        d["synthetic"], out, m.real_dir, m.inception_weights, m.max_images, m.size
+        d["synthetic"], out, m.real_dir, m.inception_weights, m.max_images, m.size, measured_with(m)
     )
     log(f"{name}: {describe_gap(gap)}")
     return gap

@@ -392,10 +392,11 @@ def measure_translation(
     inception_weights: str | None = None,
     max_images: int = 200,
     size: int = 128,
+    measured_with: dict | None = None,
 ) -> dict:
     """How far translation moved the set toward the real photos, and what it did to cracks
     and to background texture; stored in the translated set's card as ``domain_gap`` (a
-    measurement: it retrains nothing).
+    measurement: it retrains nothing), with ``measured_with`` (the settings a rerun compares).
 
     The distance alone rewards a generator that lightens cracks into background or smooths
     away distractors; the grey shifts by class and the background contrast show it doing so.
@@ -409,6 +410,7 @@ def measure_translation(
             f"texture_{name}": texture_level(path, max_images)
             for name, path in (("source", src_dir), ("translated", out_dir), ("real", real_dir))
         },
+        **({"measured_with": measured_with} if measured_with is not None else {}),
     }
     write_json_atomic(Path(out_dir) / CARD, {**read_card(out_dir), "domain_gap": gap})
     return gap

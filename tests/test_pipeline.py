@@ -639,6 +639,38 @@ def test_translations_of_other_scenes_are_stale_even_from_the_same_generator(tmp
         stage_translate(cfg, ckpt)
 
 
+def test_a_translation_is_measured_again_when_the_measurement_settings_change(
+    tmp_path, monkeypatch
+):
+    """Only missing figures were measured: a new measure.size or Inception weights kept the
+    old distance in the card and the report."""
+    import gan.pipeline as pipeline
+    from gan.translate import GAP_KEYS
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"x")
+    measure = {"enabled": True, "real_dir": str(photos), "inception_weights": None}
+    cfg = OmegaConf.create({"stages": {"translate": {"measure": measure | {"max_images": 9}}}})
+    out = tmp_path / "adapted"
+    out.mkdir()
+    calls = []
+    monkeypatch.setattr(pipeline, "measure_stage_translation", lambda *a: calls.append(a))
+
+    def rerun(size: int, recorded: dict | None) -> bool:
+        gap = dict.fromkeys(GAP_KEYS, 0.0) | ({"measured_with": recorded} if recorded else {})
+        write_json_atomic(out / "dataset_card.json", {"translation": {}, "domain_gap": gap})
+        cfg.stages.translate.measure.size = size
+        calls.clear()
+        pipeline.translated_set(cfg, "translate", out, True, "", lambda: None)
+        return bool(calls)
+
+    cfg.stages.translate.measure.size = 64
+    now = pipeline.measured_with(cfg.stages.translate.measure)
+    assert not rerun(64, now)
+    assert rerun(32, now) and rerun(64, None)  # a card from before: measured once more
+
+
 def test_fda_stage_skips_a_current_set_and_redoes_one_made_with_another_beta(tmp_path, capsys):
     from _gan_fixtures import make_real, make_synthetic
 
