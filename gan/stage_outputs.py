@@ -52,6 +52,34 @@ def task_checkpoint(cfg: DictConfig, key: str) -> Path:
     return Path(cfg.paths.ckpt_dir) / f"{cfg.stages.task.run_prefix}-{key}" / "last.ckpt"
 
 
+def check_run_names(cfg: DictConfig) -> None:
+    """The outputs folder holds scores of models kept under the checkpoint folders its first
+    run named; another ``run_name`` looked for them elsewhere, found the rows' scores complete
+    and their models missing, and failed on a teacher's 'checkpoint is gone'. Refused at
+    once; the names are recorded on the first run (``run_names.json``)."""
+    names = {"adapt": cfg.stages.adapt.run_name, "task": cfg.stages.task.run_prefix}
+    path = Path(cfg.paths.output_dir) / "run_names.json"
+    before = read_json(path) if path.is_file() else None
+    if before is None:  # outputs from before the record: some row's model must be found
+        scored = [d.name for d in dirs(cfg)["runs"].glob("*") if (d / "metrics.json").is_file()]
+        trained = [key for key in scored if task_checkpoint(cfg, key).parent.is_dir()]
+        if scored and not trained:
+            where = "under other checkpoint folders (made with another run_name?)"
+        else:
+            if path.parent.is_dir():
+                write_json_atomic(path, names)
+            return
+    elif any(before.get(k) != v for k, v in names.items()):
+        where = f"under the checkpoint folders {before['adapt']}, {before['task']}-<row>"
+    else:
+        return
+    raise ConfigError(
+        f"{path.parent}: its rows' models are {where}, not {names['adapt']}, "
+        f"{names['task']}-<row>; rerun with the run_name that made them, or give the new run "
+        "its own paths.output_dir"
+    )
+
+
 def checkpoint_step(path: Path) -> int:
     return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
 

@@ -850,6 +850,17 @@ def test_an_oracle_only_run_renders_nothing(tmp_path):
     assert not (tmp_path / "out" / "report" / "errors.png").exists()
     assert "| oracle |" in (tmp_path / "out" / "report" / "report.md").read_text()
 
+    # Another run_name looks for the models under other checkpoint folders: refused at once
+    # (rows were skipped as scored, then a teacher's checkpoint was 'gone'), before and after
+    # the names were recorded.
+    for recorded in (True, False):
+        if not recorded:
+            (tmp_path / "out" / "run_names.json").unlink()
+        renamed = run_pipeline(tmp_path, "stages.task.sources=[oracle]", "run_name=v2")
+        assert renamed.returncode == 1 and "Traceback" not in renamed.stderr
+        assert f"error: {tmp_path / 'out'}: its rows' models are under " in renamed.stderr
+        assert "not v2-adapt, v2-task-<row>; rerun with the run_name" in renamed.stderr
+
 
 def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     """The scores follow stages.evaluate.eval_size and the test labels. A trained row keeps
