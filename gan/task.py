@@ -73,20 +73,31 @@ def load_local_weights(model: nn.Module, path: str | Path) -> int:
     classifier (``features.*`` keys map onto the segmentation ``backbone.*``). Tensors whose
     shape differs (e.g. a head with another class count) are skipped, not fatal.
     """
+    from lightning.pytorch.utilities import rank_zero_info
+
+    from gan.checkpoint import load_checkpoint
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path)
     state = state.get("state_dict", state)
-    state = {
-        k.replace("features.", "backbone.", 1) if k.startswith("features.") else k: v
-        for k, v in state.items()
-    }
     own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    usable = {}
+    for key, value in state.items():
+        # this project's checkpoints name the network ``net.`` (a torchvision one ``net.model.``)
+        names = [key, key.removeprefix("net."), key.removeprefix("net.model.")]
+        if key.startswith("features."):
+            names.append(key.replace("features.", "backbone.", 1))
+        name = next((n for n in names if n in own and own[n].shape == value.shape), None)
+        if name is not None:
+            usable[name] = value
     if not usable:
         raise DataError(f"{path}: no tensor matches the model ({len(state)} keys in file)")
     model.load_state_dict(usable, strict=False)
+    rank_zero_info(
+        f"task.net.weights_path: {len(usable)} of the model's {len(own)} tensors from {path}"
+    )
     return len(usable)
 
 

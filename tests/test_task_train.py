@@ -304,3 +304,17 @@ def test_inference_net_predicts_like_the_module_and_leaves_it_intact(channels_la
         assert torch.allclose(net(x), model(x), atol=1e-5)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) > 0
+
+
+def test_a_task_checkpoint_initialises_a_network_whole(tmp_path: Path) -> None:
+    """A Lightning checkpoint of this project names its network 'net.': every tensor was
+    refused ('no tensor matches the model'), though the loader says it takes one."""
+    from gan.task import build_net, load_local_weights
+
+    trained = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2})
+    torch.save({"state_dict": trained.state_dict()}, tmp_path / "last.ckpt")
+    net = build_net("unet", base=4, depth=2, weights_path=str(tmp_path / "last.ckpt"))
+    for key, value in net.state_dict().items():
+        assert torch.equal(value, trained.net.state_dict()[key]), key
+    wider = build_net("unet", base=8, depth=2)
+    assert load_local_weights(wider, tmp_path / "last.ckpt") < len(wider.state_dict())
