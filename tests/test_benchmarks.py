@@ -64,3 +64,23 @@ def test_bench_digests_prints_both_variants_and_the_ratio(tmp_path):
     assert f"{folder}: 3 files, 0.0 MB" in out
     assert re.search(r"no cache: [\d.]+ s \([\d.]+ GB/s\), median of 2", out)
     assert re.search(r"cache: +[\d.]+ s \([\d.]+x faster\)", out)
+
+
+@pytest.mark.parametrize(
+    ("tool", "args", "message"),
+    [
+        ("bench_gan.py", ["chunk=1"], "error: chunk=1: expected a whole number >= 2"),
+        ("bench_gan.py", ["steps=3", "chunk=2"], "error: steps=3: at least 2 x chunk (4)"),
+        ("bench_task.py", ["repeats=0"], "error: repeats=0: expected a whole number >= 1"),
+        ("bench_digests.py", ["folder=/no/such/photos"], "error: /no/such/photos: folder to hash"),
+        ("bench_synth.py", ["--repeats", "0"], "--repeats: '0': expected a whole number >= 1"),
+    ],
+)
+def test_a_benchmark_setting_that_times_nothing_is_one_line(tool, args, message):
+    """chunk=1 (every interval held a reference run) and repeats=0 ended in 'no median for
+    empty data', a missing folder in FileNotFoundError, each with a traceback."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "tools" / tool), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert message in result.stderr

@@ -16,9 +16,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from gan.cli import register_resolvers
+from gan.cli import register_resolvers, run_cli
 from synth.digests import contents_digest, digest_cache, forget_file_digests
-from synth.io import file_names
+from synth.io import file_names, missing_folder
 
 register_resolvers()
 
@@ -32,9 +32,10 @@ def hash_as_a_new_run(folder: str, cache: Path | None) -> float:
     return time.perf_counter() - start
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_digests")
-def main(cfg: DictConfig) -> None:
+def bench(cfg: DictConfig) -> None:
     folder = str(cfg.folder)
+    if not Path(folder).is_dir():
+        raise missing_folder(folder, "folder to hash")
     names = file_names(folder)
     size = sum(Path(folder, n).stat().st_size for n in names)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,6 +49,11 @@ def main(cfg: DictConfig) -> None:
     print(f"{folder}: {len(names)} files, {size / 1e6:.1f} MB")
     print(f"no cache: {plain:.3f} s ({size / 1e9 / plain:.2f} GB/s), median of {cfg.repeats}")
     print(f"cache:    {cached:.3f} s ({plain / cached:.1f}x faster)")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_digests")
+def main(cfg: DictConfig) -> None:
+    run_cli(bench, cfg, resumes=False)
 
 
 if __name__ == "__main__":

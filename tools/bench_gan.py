@@ -26,7 +26,9 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, IterableDataset
 
+from gan.cli import run_cli
 from gan.cyclegan import SemanticCycleGAN
+from synth.distributions import ConfigError, checked_count
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -178,8 +180,20 @@ def model_config(cfg: DictConfig, semantic: bool, kind: str = "resnet") -> dict:
     return kw
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_gan")
-def main(cfg: DictConfig) -> dict:
+def check_timing(steps: object, chunk: object) -> None:
+    """The reference runs every ``chunk`` steps and the interval holding it is dropped: with
+    ``chunk=1`` (or too few steps) none was left, and the median failed on empty data."""
+    checked_count(chunk, "chunk", 2)
+    checked_count(steps, "steps", 1)
+    if steps < 2 * chunk:
+        raise ConfigError(
+            f"steps={steps}: at least 2 x chunk ({2 * chunk}), so that intervals without a "
+            "reference run are left to time"
+        )
+
+
+def bench(cfg: DictConfig) -> dict:
+    check_timing(cfg.steps, cfg.chunk)
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     ref = load_reference(cfg.reference_path)
     plain = time_ours(cfg, model_config(cfg, False), lambda: run_reference(ref, cfg, cfg.chunk))
@@ -211,6 +225,11 @@ def main(cfg: DictConfig) -> dict:
         light = time_ours(cfg, model_config(cfg, True, "light"))
         print(f"ours light generator, semantic config: {light['img_s']:.2f} img/s")
     return {"ours": plain["img_s"], "reference": ref_img_s}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_gan")
+def main(cfg: DictConfig) -> dict:
+    return run_cli(bench, cfg, resumes=False)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from gan.cli import run_cli
 from gan.task import CrackSegmenter, build_metrics
 
 
@@ -94,8 +95,7 @@ def print_against_first(
         print(f"{what}, {name}: {ms:.{digits}f} {unit} ({base / s:.2f}x)")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_task")
-def main(cfg: DictConfig) -> None:
+def bench(cfg: DictConfig) -> None:
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     print(f"net={dict(cfg.net)} threads={torch.get_num_threads()} repeats={cfg.repeats}")
     train = median_seconds(training_steps(cfg), cfg.repeats)
@@ -106,6 +106,11 @@ def main(cfg: DictConfig) -> None:
     print_against_first(f"inference, {images}", infer, per_image=cfg.eval_batch)
     scoring = median_seconds(scoring_passes(cfg), cfg.repeats)
     print_against_first(f"scoring, {images}", scoring, per_image=cfg.eval_batch, digits=1)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench_task")
+def main(cfg: DictConfig) -> None:
+    run_cli(bench, cfg, resumes=False)
 
 
 if __name__ == "__main__":
