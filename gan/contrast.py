@@ -47,10 +47,14 @@ def recall_by_contrast(
     ``contrasts``: :func:`sample_contrasts` of ``samples``. ``edges``: three fixed band
     edges instead of this set's quarters, to compare two sets (synthetic scenes against
     the photos) band for band."""
+    if not any(len(c) for c in contrasts):  # np.quantile of nothing: an IndexError
+        raise ConfigError("no crack pixel in the test masks: no recall to measure")
+    if not 0 < threshold < 1:  # 1.5 found nothing and reported a recall of 0
+        raise ConfigError(f"threshold={threshold}: a crack probability between 0 and 1")
     if edges is None:
         edges = np.quantile(np.concatenate(contrasts), [0.25, 0.5, 0.75])
     elif len(edges) != 3 or list(edges) != sorted(edges):
-        raise ConfigError(f"edges={list(edges)}: three increasing contrast values expected")
+        raise ConfigError(f"quarter_edges={list(edges)}: three increasing contrast values expected")
     edges = np.asarray(edges, dtype=np.float64)
     near_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * near_px + 1,) * 2)
     found, quarter, near = [], [], []

@@ -244,8 +244,12 @@ def labeled_samples(
     sharded = is_sharded(image_dir)
     if not sharded and not Path(image_dir).is_dir():
         raise missing_folder(image_dir, "test image folder")
-    if not sharded and (mask_dir is None or not Path(mask_dir).is_dir()):
-        raise missing_folder(mask_dir or "null", "test mask folder")
+    if not sharded and mask_dir is None:  # said as a folder named "null" before
+        raise DataError(
+            f"{image_dir}: a photo folder needs its masks (test_lab); null is for a sharded set"
+        )
+    if not sharded and not Path(mask_dir).is_dir():
+        raise missing_folder(mask_dir, "test mask folder")
     samples = open_samples(image_dir, mask_dir)
     if sharded:
         return samples, [rec["stem"] for _, rec in samples.records]

@@ -64,5 +64,28 @@ def test_fixed_band_edges_compare_two_sets_band_for_band(monkeypatch) -> None:
     assert r["share_by_quarter"] == [134 / 256, 0.0, 0.0, 122 / 256]  # faint ~10, dark ~130
     assert r["recall_by_quarter"][0] == r["recall_by_quarter"][3] == 1.0
     assert np.isnan(r["recall_by_quarter"][1])  # an empty band says so
-    with pytest.raises(ValueError, match="three increasing"):
+    with pytest.raises(ValueError, match=r"quarter_edges=\[100, 50, 120\]: three increasing"):
         contrast.recall_by_contrast(None, [s], contrasts, None, edges=[100, 50, 120])
+    # a probability threshold past 1 found nothing (recall 0); masks with no crack failed
+    # with numpy's IndexError
+    with pytest.raises(ValueError, match="threshold=1.5: a crack probability between 0 and 1"):
+        contrast.recall_by_contrast(None, [s], contrasts, None, threshold=1.5)
+    with pytest.raises(ValueError, match="no crack pixel in the test masks"):
+        contrast.recall_by_contrast(None, [s], [np.zeros(0)], None)
+
+
+def test_the_tool_refuses_no_checkpoint_and_a_photo_folder_without_masks(tmp_path) -> None:
+    """'ckpts=[]' exited 0 with no output; test_lab=null named a folder called 'null'."""
+    from _cli_fixtures import run_tool
+
+    from gan.evaluate import labeled_samples
+    from synth.io import DataError
+    from synth.toy import write_toy_real_folder
+
+    data = write_toy_real_folder(tmp_path / "real", n=2)
+    with pytest.raises(DataError, match="a photo folder needs its masks .test_lab.; null is for"):
+        labeled_samples(data / "test_img", None)
+    proc = run_tool("recall_by_contrast", "ckpts=[]", f"paths.data_dir={data}")
+    assert proc.returncode == 1 and "error: ckpts=[]: name at least one task checkpoint" in (
+        proc.stderr
+    )

@@ -17,6 +17,7 @@ from gan.contrast import recall_by_contrast, sample_contrasts
 from gan.data import as_names
 from gan.devices import pick_device
 from gan.evaluate import labeled_samples, load_segmenter
+from synth.distributions import ConfigError
 
 register_resolvers()
 
@@ -24,8 +25,11 @@ register_resolvers()
 def report(cfg: DictConfig) -> dict:
     """One line per checkpoint; the figures of docs/experiments.md, sessions 22-23."""
     device = pick_device(cfg.device)
+    ckpts = as_names(cfg.ckpts, "ckpts")
+    if not ckpts:  # exited 0 with no output
+        raise ConfigError("ckpts=[]: name at least one task checkpoint")
     # every model loaded now, so a bad checkpoint fails before any scoring
-    models = {ckpt: load_segmenter(ckpt, device) for ckpt in as_names(cfg.ckpts)}
+    models = {ckpt: load_segmenter(ckpt, device) for ckpt in ckpts}
     samples, _ = labeled_samples(cfg.test_img, cfg.test_lab)
     contrasts = sample_contrasts(samples)
     results = {}
