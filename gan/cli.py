@@ -118,6 +118,10 @@ TRAINER_NUMBERS = (
 )
 
 
+#: Trainer settings Lightning divides by (val_check_interval=0: a ZeroDivisionError).
+POSITIVE_TRAINER_KEYS = ("val_check_interval", "log_every_n_steps", "accumulate_grad_batches")
+
+
 #: Counts the tools' own configs share by name, with their least sensible value; a tool
 #: without the key skips it, and null stays allowed where a tool gives it a meaning.
 TOOL_COUNTS = {
@@ -163,6 +167,8 @@ def check_shared_settings(cfg: DictConfig) -> None:
             if value is not None and not (whole if key in TRAINER_WHOLE else number):
                 kind = "a whole number" if key in TRAINER_WHOLE else "a number"
                 raise ConfigError(f"{where}.{key}={value!r}: expected {kind}")
+            if key in POSITIVE_TRAINER_KEYS and value is not None and value <= 0:
+                raise ConfigError(f"{where}.{key}={value!r}: expected a number > 0 (or null)")
 
 
 def loaded(module: str, name: str) -> tuple[type[BaseException], ...]:

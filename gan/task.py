@@ -101,6 +101,16 @@ def load_local_weights(model: nn.Module, path: str | Path) -> int:
     return len(usable)
 
 
+def check_batch_fits_net(name: str, batch_size: int) -> None:
+    """DeepLabv3's image pooling is a BatchNorm over one value per channel: a batch of one
+    image failed in training with torch's 'Expected more than 1 value per channel'."""
+    if name.startswith("deeplabv3") and batch_size == 1:
+        raise ConfigError(
+            f"task_data.batch_size=1: {name} needs batches of 2 or more in training "
+            "(its pooled BatchNorm sees one value per channel); or task.net.name=unet"
+        )
+
+
 def build_net(
     name: str = "unet",
     num_classes: int = 2,

@@ -171,6 +171,11 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
         ("task.net.num_classes=3", "task.net.num_classes=3: the crack task has 2 classes"),
         ("task.mixup_prob=2", "task.mixup_prob=2: expected a number >= 0 and <= 1"),
         ("task.tolerance=-1", "task.tolerance=-1: expected a whole number >= 0"),
+        ("trainer.val_check_interval=0", "trainer.val_check_interval=0: expected a number > 0"),
+        (
+            "task.net.name=deeplabv3_mobilenet_v3_large task_data.batch_size=1",
+            "task_data.batch_size=1: deeplabv3_mobilenet_v3_large needs batches of 2 or more",
+        ),
         (
             "task_data.crop_size=100",
             "task_data.crop_size=100: larger than the training images (32x40), so crops would "

@@ -18,6 +18,7 @@ from gan.callbacks import train_seconds
 from gan.cli import register_resolvers, run_cli
 from gan.pruning import check_prune_settings, prune_training_set
 from gan.runner import build_model, fit
+from gan.task import check_batch_fits_net
 from synth.io import write_json_atomic
 
 register_resolvers()
@@ -52,6 +53,7 @@ def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit (resuming from last.ckpt), test, and write metrics.json on rank 0."""
     check_prune_settings(OmegaConf.to_container(cfg.prune, resolve=True))
+    check_batch_fits_net(cfg.task.net.get("name", "unet"), cfg.task_data.batch_size)
     datamodule = instantiate(cfg.task_data)
     datamodule.setup("fit")  # bad input fails here, before any logger touches old files
     out_dir = Path(cfg.out_dir)
