@@ -135,7 +135,9 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     notes = (
         f"Real test set: {cfg.task_data.test_img}, {at}. Rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
-        "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."
+        "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "
+        "resumed one only its rest: the rows' training times over every resume are in the "
+        "table): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."
     )
     if "selftrained" in results:
         repeats = cfg.stages.self_train.photo_repeats
