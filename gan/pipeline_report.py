@@ -177,6 +177,8 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     log(f"report: {html_path} and {md_path}")
     summary = summary_markdown(rows, notes, checks)
     track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
+    # the report is made whole each time: its CSV record too, not one more step-0 row a rerun
+    (Path(cfg.paths.log_dir) / track.run_name / "metrics.csv").unlink(missing_ok=True)
     loggers = instantiate_group(track.get("logger"))
     if loggers:
         log_config(loggers, track)

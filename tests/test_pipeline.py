@@ -121,6 +121,8 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "task[adapted]: 2 steps, trained (last.ckpt at step 2), scored again" in out
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6 and kept.stat().st_mtime == 0
     assert "translate: Translation moved" in out and "domain_gap" in read_card(adapted)
+    logged = (tmp_path / "logs" / "pipeline-report" / "metrics.csv").read_text().splitlines()
+    assert len(logged) == 2  # the header and this report's row, not one more a rerun
 
     # A second seed, listed first: the config seed's run is reused (not retrained over), the
     # new seed gets its own folder, the row becomes a mean with a spread.
