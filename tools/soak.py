@@ -148,6 +148,9 @@ def main() -> None:
     with open(work / "soak.log", "w") as log:
         for cycle in range(1, args.cycles + 1):
             start = seen[-1] if seen else 0
+            if start >= args.steps:  # a kill now would land in a rerun with nothing to do
+                print(f"cycle {cycle}/{args.cycles}: the run is complete, nothing to kill")
+                continue
             kill_step = min(args.steps - 1, rng.randint(start + 1, start + 2 * stride))
             jitter = rng.uniform(0.0, args.max_jitter)
             killed = run_cycle(cmd, last, kill_step, jitter, env, log)
@@ -156,6 +159,8 @@ def main() -> None:
                 raise SystemExit(f"FAIL: step went back from {start} to {step} (restarted)")
             seen.append(step)
             what = f"killed {jitter:.2f} s after step {kill_step}" if killed else "finished"
+            if killed and step >= args.steps:  # the jitter outlasted the run's last step
+                what += ", as it ended"
             print(f"cycle {cycle}/{args.cycles}: {what}; last.ckpt at step {step}", flush=True)
         final = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
     if final.returncode != 0:
