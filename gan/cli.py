@@ -125,7 +125,8 @@ POSITIVE_TRAINER_KEYS = ("val_check_interval", "log_every_n_steps", "accumulate_
 #: Counts the tools' own configs share by name, with their least sensible value; a tool
 #: without the key skips it, and null stays allowed where a tool gives it a meaning.
 TOOL_COUNTS = {
-    "repeats": 1,  # the benchmarks' timed repeats (0 ended in 'no median for empty data')
+    "repeats": 1,
+    "min_images": 1,  # the benchmarks' timed repeats (0 ended in 'no median for empty data')
     "batch_size": 1,
     "num_workers": 0,
     "num_overlays": 0,

@@ -10,6 +10,7 @@ per-series effect.
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 from collections import defaultdict
@@ -17,7 +18,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from gan.evaluate import read_rows
+from gan.provenance import what_changed
 from gan.run_names import seed_run_dirs
+from synth.distributions import ConfigError
 from synth.io import DataError
 
 # A crop index at the end of a stem ("11296-23" -> "11296"); a stem without one is its own series.
@@ -49,19 +52,53 @@ class SeriesComparison:
         return self.f1_a - self.f1_b
 
 
-def seed_runs(run: str | Path) -> list[Path]:
-    """The run folder and its sibling seed folders (``<run>-seed<N>``) that hold scores."""
+def seed_runs(run: str | Path, other: list[Path] = ()) -> list[Path]:
+    """The run folder and its sibling seed folders (``<run>-seed<N>``) that hold scores, but
+    ``other`` (the other side's: ``a=<row>-seed1 b=<row>`` averaged a into b)."""
     run = Path(run)
-    found = [path for path in seed_run_dirs(run) if (path / "per_image.csv").is_file()]
+    taken = {p.resolve() for p in other}
+    found = [
+        path
+        for path in seed_run_dirs(run)
+        if (path / "per_image.csv").is_file() and path.resolve() not in taken
+    ]
     if not found:
         raise DataError(f"{run}: no per_image.csv there or in {run.name}-seed*/ (run evaluate)")
     return found
 
 
-def row_scores(run: str | Path) -> tuple[dict[str, StemScore], int]:
+def check_scored_alike(folders: list[Path]) -> None:
+    """Refuse rows scored at different sizes: a row scored at 32x48 against one at the
+    photos' own size differed by 0.26 F1, and the table said nothing of it."""
+    sizes = {}
+    for folder in folders:
+        metrics = folder / "metrics.json"
+        if metrics.is_file():
+            sizes[folder] = json.loads(metrics.read_text()).get("eval_size")
+    if len({json.dumps(v) for v in sizes.values()}) > 1:
+        said = ", ".join(f"{f.name} at {v or 'each image`s own size'}" for f, v in sizes.items())
+        raise ConfigError(f"scored at different sizes ({said}): compare rows scored alike")
+
+
+def mixed_settings(folders: list[Path]) -> str | None:
+    """What a row's seed folders differ in besides the seed (their provenance.json): a mean
+    over models trained with other settings is not one row's."""
+    records = [(f, json.loads((f / "provenance.json").read_text())) for f in folders
+               if (f / "provenance.json").is_file()]  # fmt: skip
+    for folder, record in records[1:]:
+        first = {**records[0][1], "settings": {**records[0][1].get("settings", {}), "seed": 0}}
+        this = {**record, "settings": {**record.get("settings", {}), "seed": 0}}
+        if first != this:
+            return f"{folder.name}: {what_changed(first, this)} from {records[0][0].name}"
+    return None
+
+
+def row_scores(run: str | Path, other: list[Path] = ()) -> tuple[dict[str, StemScore], int]:
     """Per-stem scores of a row, mean over its seeds, and the seed count. Only stems every seed
     scored are kept, so a half-evaluated seed cannot tilt some images."""
-    tables = [{r["stem"]: r for r in read_rows(path / "per_image.csv")} for path in seed_runs(run)]
+    tables = [
+        {r["stem"]: r for r in read_rows(path / "per_image.csv")} for path in seed_runs(run, other)
+    ]
     stems = set.intersection(*(set(t) for t in tables))
     keys = [field.name for field in fields(StemScore)]
     scores = {
@@ -83,6 +120,13 @@ def left_out(a: dict[str, StemScore], b: dict[str, StemScore], runs: tuple[str, 
                 f"{len(only)} image{'s' * (len(only) > 1)} scored only in {run}, left out: {shown}"
             )
     return notes
+
+
+def check_pattern(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as err:  # was re.error's traceback at the first stem
+        raise ConfigError(f"series_pattern={pattern!r}: not a regular expression ({err})") from err
 
 
 def series_of(stem: str, pattern: str = SERIES_PATTERN) -> str:

@@ -104,3 +104,40 @@ def test_seed_run_dirs_finds_every_folder_run_key_names(tmp_path: Path) -> None:
     (tmp_path / "adapted-seed1b").mkdir()
     found = {p.name for p in seed_run_dirs(tmp_path / "adapted")}
     assert found == {"adapted", "adapted-seed0", "adapted-seed12"}
+
+
+def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path) -> None:
+    """a's own seed folder was averaged into b; rows scored at different sizes (0.26 F1
+    apart on one model) and seeds trained with other settings were averaged without a word;
+    a bad series pattern or min_images was a traceback."""
+    import json
+
+    write_scores(tmp_path / "row", {"s-1": (0.8, 0.1, 0.1)})
+    write_scores(tmp_path / "row-seed1", {"s-1": (0.4, 0.1, 0.1)})
+    logs = f"paths.log_dir={tmp_path / 'logs'}"
+    pair = (f"a={tmp_path / 'row-seed1'}", f"b={tmp_path / 'row'}", "min_images=1")
+    seed1 = run_tool("compare_runs", *pair, logs)
+    assert seed1.returncode == 0, seed1.stderr
+    assert "row (1 seed)" in seed1.stdout and "a's own run, left out of b's seeds" in seed1.stdout
+    line = next(row for row in seed1.stdout.splitlines() if " s " in row)
+    assert "0.400" in line and "0.800" in line  # b is seed 0 alone, not the mean 0.600
+
+    write_scores(tmp_path / "other", {"s-1": (0.5, 0.1, 0.1)})
+    for name, size in (("row", None), ("other", [32, 48])):
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"eval_size": size}))
+    sized = run_tool("compare_runs", f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}", logs)
+    assert sized.returncode == 1 and "scored at different sizes" in sized.stderr
+
+    for name, lr in (("row", 0.002), ("row-seed1", 0.01)):
+        record = {"data": {}, "settings": {"seed": 0, "task": {"lr": lr}}}
+        (tmp_path / name / "provenance.json").write_text(json.dumps(record))
+    (tmp_path / "other" / "metrics.json").unlink()
+    mixed = run_tool("compare_runs", f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}", logs)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "its seeds' models differ in more than the seed (row-seed1: settings changed" in (
+        mixed.stdout
+    )
+    for bad, said in (("series_pattern='[a'", "not a regular expression"), ("min_images=abc", "")):
+        proc = run_tool("compare_runs", f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}", bad)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert f"error: {bad.split('=')[0]}=" in proc.stderr and said in proc.stderr

@@ -14,7 +14,17 @@ from rich.console import Console
 from rich.table import Table
 
 from gan.cli import register_resolvers, run_cli
-from gan.compare import SeriesComparison, compare_series, left_out, overall, row_scores
+from gan.compare import (
+    SeriesComparison,
+    check_pattern,
+    check_scored_alike,
+    compare_series,
+    left_out,
+    mixed_settings,
+    overall,
+    row_scores,
+    seed_runs,
+)
 from synth.distributions import ConfigError
 
 register_resolvers()
@@ -46,8 +56,18 @@ def compare(cfg: DictConfig) -> None:
         raise ConfigError("give both rows: a=<run folder> b=<run folder>")
     if Path(cfg.a).resolve() == Path(cfg.b).resolve():
         raise ConfigError(f"a and b are one run ({cfg.a}): give two run folders to compare")
+    check_pattern(cfg.series_pattern)
+    runs_a = seed_runs(cfg.a)
+    runs_b = seed_runs(cfg.b, other=runs_a)  # a folder on one side only
+    check_scored_alike([*runs_a, *runs_b])
+    for run, runs in ((cfg.a, runs_a), (cfg.b, runs_b)):
+        mixed = mixed_settings(runs)
+        if mixed:
+            print(f"note: {run}: its seeds' models differ in more than the seed ({mixed})")
     a, seeds_a = row_scores(cfg.a)
-    b, seeds_b = row_scores(cfg.b)
+    b, seeds_b = row_scores(cfg.b, other=runs_a)
+    if len(runs_b) < len(seed_runs(cfg.b)):
+        print(f"note: {cfg.b}: {cfg.a} is a's own run, left out of b's seeds")
     rows = [c for c in compare_series(a, b, cfg.series_pattern) if c.images >= cfg.min_images]
     names = tuple(
         f"{run} ({n} seed{'s' * (n != 1)})" for run, n in ((cfg.a, seeds_a), (cfg.b, seeds_b))
