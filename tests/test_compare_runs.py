@@ -118,7 +118,7 @@ def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path) -> None:
     pair = (f"a={tmp_path / 'row-seed1'}", f"b={tmp_path / 'row'}", "min_images=1")
     seed1 = run_tool("compare_runs", *pair, logs)
     assert seed1.returncode == 0, seed1.stderr
-    assert "row (1 seed)" in seed1.stdout and "a's own run, left out of b's seeds" in seed1.stdout
+    assert "a's own run, left out of b's seeds" in seed1.stdout
     line = next(row for row in seed1.stdout.splitlines() if " s " in row)
     assert "0.400" in line and "0.800" in line  # b is seed 0 alone, not the mean 0.600
 
