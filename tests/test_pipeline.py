@@ -319,10 +319,10 @@ def test_folders_under_the_outputs_folder_are_recorded_relative_to_it(tmp_path):
     generator's digest still decides, and folders outside it keep their absolute place."""
     record, made = tmp_path / "runs" / "provenance.json", tmp_path / "ckpt"
 
-    def provenance(root: Path, digest: str = "a", test_img: str = "real/test_img") -> dict:
+    def provenance(root: Path, digest: str = "a", masks: str = "real/train_lab") -> dict:
         translation = {"checkpoint": str(root / "last.ckpt"), "checkpoint_sha256": digest}
         data = [{"dir": str(root / "adapted"), "card": {"translation": translation}}]
-        settings = {"train_dir": str(root / "adapted"), "test_img": str(tmp_path / test_img)}
+        settings = {"train_dir": str(root / "adapted"), "train_mask_dir": str(tmp_path / masks)}
         return {"data": {"train_dirs": data}, "settings": {"task_data": settings}}
 
     def kept(root: Path, **changed: str) -> bool:
@@ -337,11 +337,11 @@ def test_folders_under_the_outputs_folder_are_recorded_relative_to_it(tmp_path):
     saved = json.loads(record.read_text())
     assert saved["settings"]["task_data"] == {
         "train_dir": "${paths.output_dir}/adapted",
-        "test_img": str(tmp_path / "real" / "test_img"),
+        "train_mask_dir": str(tmp_path / "real" / "train_lab"),
     }
     assert saved["data"]["train_dirs"][0]["card"]["translation"] == {"checkpoint_sha256": "a"}
     assert not kept(first, digest="b")
-    assert not kept(first, digest="b", test_img="other/test_img")
+    assert not kept(first, digest="b", masks="other/train_lab")
     # A record written before this rule (absolute folders, the generator's path) is valid
     # where its folders still are.
     write_json_atomic(record, provenance(second))
@@ -359,7 +359,7 @@ def test_real_folders_are_recorded_relative_to_the_data_folder_and_by_their_file
     def provenance(data: Path) -> dict:
         task_data = {
             "train_dir": [str(out / "synthetic"), str(data / "train_img")],
-            "test_img": str(data / "test_img"),
+            "train_mask_dir": str(data / "test_img"),  # a folder the record digests
         }
         return {"data": {"seed": 0}, "settings": {"task_data": task_data}}
 
@@ -373,7 +373,7 @@ def test_real_folders_are_recorded_relative_to_the_data_folder_and_by_their_file
     saved = json.loads(record.read_text())
     assert saved["settings"]["task_data"] == {
         "train_dir": ["${paths.output_dir}/synthetic", "${paths.data_dir}/train_img"],
-        "test_img": "${paths.data_dir}/test_img",
+        "train_mask_dir": "${paths.data_dir}/test_img",
     }
     real = {"${paths.data_dir}/train_img", "${paths.data_dir}/test_img"}
     assert set(saved["listings"]) == set(saved["contents"]) == real

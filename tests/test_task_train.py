@@ -114,7 +114,7 @@ def test_train_task_config_fit_test_evaluate_predict(
     rows = list(csv.DictReader(open(tmp_path / "eval_shards" / "per_image.csv")))
     assert on_shards["num_images"] == len(rows) == 3 and len({r["stem"] for r in rows}) == 3
     assert 0.0 <= on_shards["precision"] <= 1.0
-    with pytest.raises(DataError, match="test mask folder"):
+    with pytest.raises(DataError, match="a photo folder needs its masks"):
         evaluate_folder(model, img, None, tmp_path / "eval_none")
 
     decoded: list[int] = []

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
 

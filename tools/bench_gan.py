@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 import lightning.pytorch as pl
 import torch

@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 import torch
 from omegaconf import DictConfig
