@@ -96,19 +96,37 @@ def _kill_daemonic_children() -> None:
     daemons = [child for child in mp.active_children() if child.daemon]
     if not daemons:
         return
-    threading.excepthook = functools.partial(_quiet_resource_sharer, threading.excepthook)
+    quiet_lost_handshakes()
     if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for child in daemons:
         child.kill()
 
 
+def quiet_lost_handshakes() -> None:
+    """Silence the resource sharer's report of a killed worker's handshake, both ways it can
+    come: its thread (``_serve``) catches the error itself and calls ``sys.excepthook``
+    (Python 3.11), which the thread hook alone missed (the traceback still came, once in a
+    few stops mid-prediction), or lets it escape to ``threading.excepthook``."""
+    threading.excepthook = functools.partial(_quiet_resource_sharer, threading.excepthook)
+    sys.excepthook = functools.partial(_quiet_sharer_excepthook, sys.excepthook)
+
+
+def is_lost_handshake(exc_type: type[BaseException], thread: threading.Thread | None) -> bool:
+    lost = issubclass(exc_type, EOFError | ConnectionError)
+    return lost and thread is not None and thread.name.endswith("(_serve)")
+
+
 def _quiet_resource_sharer(previous: Callable, args: threading.ExceptHookArgs) -> None:
     """multiprocessing.resource_sharer's thread (``_serve``) losing a killed worker's
     handshake is no error at exit; any other thread's exception is reported as before."""
-    lost = issubclass(args.exc_type, EOFError | ConnectionError)
-    if not (lost and args.thread is not None and args.thread.name.endswith("(_serve)")):
+    if not is_lost_handshake(args.exc_type, args.thread):
         previous(args)
+
+
+def _quiet_sharer_excepthook(previous: Callable, exc_type, exc, tb) -> None:
+    if not is_lost_handshake(exc_type, threading.current_thread()):
+        previous(exc_type, exc, tb)
 
 
 def start_as_job(cmd: list[str], **popen_kwargs) -> subprocess.Popen:
