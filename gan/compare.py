@@ -93,19 +93,22 @@ def mixed_settings(folders: list[Path]) -> str | None:
     return None
 
 
-def row_scores(run: str | Path, other: list[Path] = ()) -> tuple[dict[str, StemScore], int]:
-    """Per-stem scores of a row, mean over its seeds, and the seed count. Only stems every seed
-    scored are kept, so a half-evaluated seed cannot tilt some images."""
-    tables = [
-        {r["stem"]: r for r in read_rows(path / "per_image.csv")} for path in seed_runs(run, other)
-    ]
+def row_scores(run: str | Path) -> tuple[dict[str, StemScore], int]:
+    """Per-stem scores of a row, mean over its seeds, and the seed count."""
+    folders = seed_runs(run)
+    return seed_scores(folders), len(folders)
+
+
+def seed_scores(folders: list[Path]) -> dict[str, StemScore]:
+    """Per-stem scores, mean over the seed folders. Only stems every seed scored are kept,
+    so a half-evaluated seed cannot tilt some images."""
+    tables = [{r["stem"]: r for r in read_rows(path / "per_image.csv")} for path in folders]
     stems = set.intersection(*(set(t) for t in tables))
     keys = [field.name for field in fields(StemScore)]
-    scores = {
+    return {
         stem: StemScore(**{k: statistics.fmean(t[stem][k] for t in tables) for k in keys})
         for stem in stems
     }
-    return scores, len(tables)
 
 
 def left_out(a: dict[str, StemScore], b: dict[str, StemScore], runs: tuple[str, str]) -> list[str]:

@@ -22,8 +22,8 @@ from gan.compare import (
     left_out,
     mixed_settings,
     overall,
-    row_scores,
     seed_runs,
+    seed_scores,
 )
 from synth.distributions import ConfigError
 
@@ -64,8 +64,8 @@ def compare(cfg: DictConfig) -> None:
         mixed = mixed_settings(runs)
         if mixed:
             print(f"note: {run}: its seeds' models differ in more than the seed ({mixed})")
-    a, seeds_a = row_scores(cfg.a)
-    b, seeds_b = row_scores(cfg.b, other=runs_a)
+    a, seeds_a = seed_scores(runs_a), len(runs_a)  # the folders found above, read once
+    b, seeds_b = seed_scores(runs_b), len(runs_b)
     if len(runs_b) < len(seed_runs(cfg.b)):
         print(f"note: {cfg.b}: {cfg.a} is a's own run, left out of b's seeds")
     rows = [c for c in compare_series(a, b, cfg.series_pattern) if c.images >= cfg.min_images]
