@@ -18,7 +18,7 @@ import multiprocessing as mp
 import platform
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
 from pathlib import Path
 from typing import Any
 
@@ -258,34 +258,41 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
             return count
         # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
         pool = ProcessPoolExecutor(min(workers, len(jobs)), mp.get_context("spawn"), _init_worker)
+        futures: list[Future] = []
         try:
             with stops_ignored(), main_script_left_out():  # workers are born ignoring stops
                 futures = [pool.submit(_render_shard, *job) for job in jobs]
             for fut in as_completed(futures):
                 bar.advance(task, fut.result())
         except KeyboardInterrupt:
-            _stop_pool(pool)
+            _stop_pool(pool, futures)
             raise
         finally:
             pool.shutdown()
     return count
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
+def _stop_pool(pool: ProcessPoolExecutor, futures: list[Future]) -> None:
     """A first Ctrl-C (or SIGTERM): the shards in flight finish (each is whole or absent) and
     the rest are cancelled. A second one while they finish means now: the workers are killed
-    (they ignore both signals) and their temp folders wait for the rerun's clean-up. Left to
-    the executor, that second interrupt broke its shutdown and the tool hung at exit."""
+    (they ignore both signals) and their temp folders wait for the rerun's clean-up.
+
+    The wait is on the futures, never in ``pool.shutdown``: a stop that interrupts its
+    ``Thread.join`` leaves Python 3.11 sure that the pool's manager thread has ended while it
+    runs on, to fail at exit on the pipes the shutdown closed (a traceback after the tool's
+    last line, once in a few second stops); left to the executor, the second stop had hung
+    the tool at exit. The caller's ``pool.shutdown`` then finds the work over."""
     print(
         "stopping: the shards in flight finish first (stop again, Ctrl-C or SIGTERM, to drop them)",
         file=sys.stderr,
         flush=True,
     )
+    for fut in futures:
+        fut.cancel()  # the shards not yet started; one already started goes on
     try:
-        pool.shutdown(cancel_futures=True)
+        wait(futures)
     except KeyboardInterrupt:
         _kill_workers(pool)
-        pool.shutdown()
         raise
 
 

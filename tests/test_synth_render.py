@@ -329,6 +329,36 @@ def test_a_second_ctrl_c_drops_the_shards_in_flight_and_exits(tmp_path: Path) ->
     assert all(is_shard_complete(out, s) for s in range(3)) and not list(out.glob("*.tmp-*"))
 
 
+def test_a_second_stop_ends_the_pool_before_the_render_returns(tmp_path: Path, monkeypatch) -> None:
+    """A second stop while the shards in flight finish: the pool's manager thread had been
+    left running (Python 3.11's ``Thread.join`` marks a thread it was interrupted waiting
+    for as ended), to die at exit on the pipes the render had closed: a traceback after the
+    tool's last line, once in a few stops."""
+    import threading
+    from concurrent.futures.process import _ExecutorManagerThread
+
+    thread_errors: list = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
+    out = tmp_path / "synthetic"
+
+    def stop_twice() -> None:
+        deadline = time.monotonic() + 120
+        while not is_shard_complete(out, 0) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=stop_twice, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        render(out, workers=2, n=3000, shard=1000)  # seconds a shard
+    managers = [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread)]
+    assert not managers, "the pool's manager thread outlived the render"
+    time.sleep(0.5)
+    assert not thread_errors
+    assert not is_shard_complete(out, 2), "shard 2 finished: the second stop came too late"
+
+
 def test_render_workers_end_with_their_killed_main_process(tmp_path: Path) -> None:
     """``kill -9`` or the OOM killer on the main process alone: its pool workers waited for
     work forever (and ignore SIGTERM, so a plain ``pkill`` left them too)."""
