@@ -28,6 +28,8 @@ def contact_sheet(
 
     Crack pixels are drawn red, ignore pixels yellow. Images are resized and centre-cropped
     to ``tile`` x ``tile`` (default: the first sample's height), so real and synthetic sets mix.
+    Samples with nothing to draw (unlabeled photos, crack-free scenes) get no overlay tiles:
+    the report's sheet of unlabeled photos showed each photo twice.
     """
     import torch
     from torchvision.utils import draw_segmentation_masks, make_grid
@@ -37,6 +39,7 @@ def contact_sheet(
     if Path(out_path).suffix.lower() != ".png":  # PNG bytes under a .jpg name
         raise ConfigError(f"out={out_path}: the sheet is written as a PNG; name it .png")
     tile = tile or samples[0].image.shape[0]
+    overlay = overlay and any(s.semantic.any() for s in samples)
     tiles = []
     for s in samples:
         image = _fit(s.image, tile, cv2.INTER_AREA)

@@ -23,6 +23,17 @@ def test_contact_sheet_mixes_real_and_synthetic_sizes(tmp_path: Path) -> None:
     assert (sheet[..., 0] > sheet[..., 1] + 50).any()  # red crack overlay present
 
 
+def test_a_sheet_of_unlabeled_photos_shows_each_photo_once(tmp_path: Path) -> None:
+    """The report's sheet of the unlabeled training photos showed each photo twice: beside
+    itself under an empty overlay."""
+    photos = [
+        Sample(np.full((48, 48, 3), 40 * k, np.uint8), np.zeros((48, 48), np.uint8))
+        for k in range(3)
+    ]
+    sheet = read_image(contact_sheet(photos, tmp_path / "sheet.png", nrow=3))
+    assert sheet.shape == (2 + 50, 2 + 3 * 50, 3)
+
+
 @pytest.mark.parametrize(
     ("dataset", "overrides", "message"),
     [
