@@ -9,13 +9,14 @@ scenes the baseline lost precision, and only removing terms one at a time says w
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 
 import kornia.augmentation as K
 import torch
 from torch import nn
 
-from gan.data import as_names
+from gan.data import as_names, in_range
 from synth.distributions import ConfigError
 
 #: The strong preset's terms beyond the flips, in the order they are applied.
@@ -82,6 +83,8 @@ class PairedAugment(nn.Module):
         super().__init__()
         if preset not in ("none", "light", "strong"):
             raise ConfigError(f"augment.preset={preset!r}: expected none, light or strong")
+        in_range(p, "augment.p", 0, 1)  # kornia took p=2 as always
+        in_range(strength, "augment.strength", 0, math.inf)
         drop = as_names(drop)  # drop=blur: one term, not b,l,u,r
         known = STRONG_GEOMETRIC + STRONG_PHOTOMETRIC
         for option, names in (("drop", drop), ("params", list(params or {}))):

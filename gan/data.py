@@ -105,6 +105,14 @@ def checked_rate(value: float, key: str, allow_zero: bool = False) -> float:
     return float(value)
 
 
+def in_range(value: object, key: str, low: float, high: float, high_open: bool = False) -> None:
+    """A number from ``low`` to ``high`` (``high`` itself out where ``high_open``)."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not low <= value <= high or (high_open and value == high):
+        top = "" if high == math.inf else f" and {'<' if high_open else '<='} {high}"
+        raise ConfigError(f"{key}={value!r}: expected a number >= {low}{top}")
+
+
 def as_names(value: str | Sequence[str] | None, key: str = "a list setting") -> list[str]:
     """A list setting given as one word (``formats=onnx``, ``stages.task.sources=oracle``) is
     that one name, not its letters; None is no names."""

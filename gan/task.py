@@ -29,7 +29,7 @@ from torchmetrics.classification import (
 
 from gan.augment import PairedAugment
 from gan.checkpoint import plain
-from gan.data import checked_rate
+from gan.data import checked_rate, in_range
 from gan.networks import ChannelsLastInput, UNet, fold_batchnorm
 from gan.task_data import forward_by_size
 from gan.visual import grid_rows, log_image, overlay_masks
@@ -302,14 +302,6 @@ def build_metrics(
 
 
 # --------------------------------------------------------------------------- the module
-
-
-def in_range(value: object, key: str, low: float, high: float, high_open: bool = False) -> None:
-    """A number from ``low`` to ``high`` (``high`` itself out where ``high_open``)."""
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not number or not low <= value <= high or (high_open and value == high):
-        top = "" if high == math.inf else f" and {'<' if high_open else '<='} {high}"
-        raise ConfigError(f"{key}={value!r}: expected a number >= {low}{top}")
 
 
 def check_loss_settings(

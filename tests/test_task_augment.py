@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gan.augment import STRONG_PHOTOMETRIC, PairedAugment
+from synth.distributions import ConfigError
 
 
 def crack_batch(n: int = 4, size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,3 +125,18 @@ def test_bad_term_params_fail_clearly(params: dict, message: str) -> None:
 def test_bad_augment_settings_fail_clearly(preset: str, drop: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PairedAugment(preset, drop=drop)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"p": 2}, r"^augment\.p=2: expected a number >= 0 and <= 1$"),
+        ({"p": -0.1}, r"^augment\.p=-0\.1: expected"),
+        ({"p": "often"}, r"^augment\.p='often': expected"),
+        ({"strength": -1}, r"^augment\.strength=-1: expected a number >= 0$"),
+    ],
+)
+def test_a_probability_or_strength_out_of_range_is_refused(settings: dict, message: str) -> None:
+    """``task.augment.p=2`` trained, kornia applying each term always."""
+    with pytest.raises(ConfigError, match=message):
+        PairedAugment("strong", **settings)
