@@ -10,6 +10,7 @@ gan.stage_outputs, the report in gan.pipeline_report.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -65,7 +66,7 @@ from gan.stage_outputs import (
 )
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest, listing_digest
-from synth.distributions import checked_count
+from synth.distributions import ConfigError, checked_count
 from synth.io import CARD, DataError, read_card, read_json, write_json_atomic
 from synth.render import check_counts, checked_scene_config, render_dataset, spec_changes
 
@@ -433,10 +434,26 @@ def score_on_test(
 # --------------------------------------------------------------------------- driver
 
 
+def check_output_folders(cfg: DictConfig) -> None:
+    """``paths.output_dir`` and ``paths.ckpt_dir`` each a folder, or one that can be made: a
+    checkpoint folder that was a file failed once the first task row had trained, after the
+    render and the GAN. (``paths.log_dir`` holds Hydra's run folder, which Hydra makes, and
+    refuses, before the pipeline starts.)"""
+    for key in ("output_dir", "ckpt_dir"):
+        folder = Path(cfg.paths[key])
+        found = next(p for p in (folder, *folder.parents) if p.exists())
+        if not found.is_dir():
+            where = "" if found == folder else f" ({found} is)"
+            raise ConfigError(f"paths.{key}={folder}: a file, not a folder{where}")
+        if not os.access(found, os.W_OK | os.X_OK):
+            raise ConfigError(f"paths.{key}={folder}: {found} may not be written in")
+
+
 def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     """The settings each stage would check only once it runs, checked before any work: a
     stage removes outputs its record calls stale before it trains, so a refused setting (a
     GAN learning rate of -1, a render count of 0) removed the finished GAN or scenes first."""
+    check_output_folders(cfg)
     e = cfg.stages.evaluate
     checked_count(e.batch_size, "stages.evaluate.batch_size", 1)
     checked_count(e.num_overlays, "stages.evaluate.num_overlays", 0)

@@ -17,7 +17,7 @@ import torch
 from _cli_fixtures import pipeline_overrides
 from omegaconf import OmegaConf
 
-from gan.pipeline import stage_fda, stage_translate
+from gan.pipeline import check_output_folders, stage_fda, stage_translate
 from gan.provenance import (
     DATA_ROOT,
     OUTPUT_ROOT,
@@ -246,6 +246,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         ("stages.render.num_samples=0", "num_samples=0: expected a whole number >= 1"),
         ("synth.size=-5", "synth.size=-5: expected a whole number of pixels"),
         ("stages.evaluate.batch_size=0", "stages.evaluate.batch_size=0: expected a whole"),
+        ("paths.ckpt_dir=/proc/version", "paths.ckpt_dir=/proc/version: a file, not a folder"),
         ("stages.report.goal.min_gain=abc", "stages.report.goal.min_gain='abc': expected a number"),
         ("stages.task.sources=5", "stages.task.sources=5: expected a name or a list of names"),
         (
@@ -261,6 +262,20 @@ def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out" / "synthetic").exists()  # failed before rendering
+
+
+@pytest.mark.parametrize("key", ["output_dir", "ckpt_dir"])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, key) -> None:
+    """``paths.ckpt_dir`` naming a file failed once the first task row had trained, after the
+    render and the GAN."""
+    (tmp_path / "taken").write_text("")
+    paths = {"output_dir": str(tmp_path / "out"), "ckpt_dir": str(tmp_path / "new" / "ckpt")}
+    check_output_folders(OmegaConf.create({"paths": paths}))  # to be made: fine
+    for folder, said in (("taken", ""), ("taken/below", f" ({tmp_path / 'taken'} is)")):
+        cfg = OmegaConf.create({"paths": paths | {key: str(tmp_path / folder)}})
+        message = f"paths.{key}={tmp_path / folder}: a file, not a folder{said}"
+        with pytest.raises(ConfigError, match=re.escape(message) + "$"):
+            check_output_folders(cfg)
 
 
 def test_selftrained_row_labels_real_photos_with_its_teacher_and_follows_it(tmp_path):
