@@ -11,10 +11,9 @@ from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import checked_size
 from gan.report import goal_checks, log_report, summary_markdown, write_report
 from gan.report_figures import (
-    ERRORS_TITLE,
-    ERRORS_TITLE_LOWEST,
     RowModel,
     error_grid,
+    errors_title,
     prediction_grid,
     sample_grids,
 )
@@ -101,11 +100,7 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     runs = first_seed_runs(cfg, sources)
     errors = error_grid(runs, r.goal.reference, test, e, d["report"] / FIGURE_FILES[1])
     if errors:
-        reference = r.goal.reference
-        title = (
-            ERRORS_TITLE.format(reference=reference) if reference in runs else ERRORS_TITLE_LOWEST
-        )
-        figures[title] = errors
+        figures[errors_title(runs, r.goal.reference)] = errors
     return figures
 
 

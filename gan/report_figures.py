@@ -5,6 +5,7 @@ drawn from what the stages left on disk, by paths, with nothing of the pipeline'
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +25,15 @@ ERRORS_TITLE_LOWEST = (
     "error map of the hardest test images (those the rows score lowest on; "
     "green: crack found, red: false crack, blue: crack missed)"
 )
+
+
+def errors_title(rows: Collection[str], reference: str) -> str:
+    """The error map's title for the pick ``report.hardest_images`` makes of these rows: the
+    photos the reference row wins by most where it has rows to win against, else those the
+    rows score lowest on (an oracle-only report's title had named a win over no row)."""
+    if reference in rows and len(rows) > 1:
+        return ERRORS_TITLE.format(reference=reference)
+    return ERRORS_TITLE_LOWEST
 
 
 class RowModel(NamedTuple):

@@ -8,7 +8,13 @@ import torch
 
 from gan.evaluate import save_overlay
 from gan.report import hardest_images
-from gan.report_figures import error_grid, prediction_grid
+from gan.report_figures import (
+    ERRORS_TITLE,
+    ERRORS_TITLE_LOWEST,
+    error_grid,
+    errors_title,
+    prediction_grid,
+)
 from gan.visual import ERROR_COLORS, error_overlay
 
 
@@ -118,3 +124,12 @@ def test_the_error_map_draws_the_testtime_row_through_its_generator(tmp_path):
     synthetic, again, testtime = (figure[k * strip : (k + 1) * strip, 130:] for k in (2, 3, 4))
     assert (synthetic == again).all()  # drawing is deterministic: a difference is the generator
     assert (synthetic != testtime).any()
+
+
+def test_the_error_maps_title_says_which_pick_it_shows() -> None:
+    """An oracle-only report's title named the photos the oracle wins by most, over no row
+    (``hardest_images`` then picks those the rows score lowest on, as without an oracle)."""
+    assert errors_title(["adapted", "oracle"], "oracle") == ERRORS_TITLE.format(reference="oracle")
+    assert errors_title(["oracle"], "oracle") == ERRORS_TITLE_LOWEST
+    assert errors_title(["adapted", "synthetic"], "oracle") == ERRORS_TITLE_LOWEST
+    assert "oracle row wins" in ERRORS_TITLE.format(reference="oracle")
