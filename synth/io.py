@@ -231,6 +231,20 @@ def missing_folder(path: str | Path, what: str) -> DataError:
     return DataError(f"{path}: {what} not found{where}")
 
 
+def no_images(folder: Path) -> str:
+    """Why a folder gave no images: a sharded dataset's card or shard folders with no complete
+    shard (a copy that left the shards behind, a render stopped in its first shard) are said
+    as such, where "no images" sent the user looking for photos."""
+    shards = list(folder.glob("shard-?????"))
+    if shards or (folder / CARD).is_file():
+        what = f"{len(shards)} shard folder(s)" if shards else "a dataset card"
+        return (
+            f"{folder}: a sharded dataset folder ({what}) with no complete shard "
+            f"(shard-*/{MANIFEST}): render it again, or copy its shards"
+        )
+    return f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder"
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files of a folder, sorted; a missing or empty folder raises DataError, and so
     do two images of one stem (``a.jpg``, ``a.png``), since masks, predictions and scores
@@ -240,7 +254,7 @@ def list_images(folder: str | Path) -> list[Path]:
         raise missing_folder(folder, "image folder")
     files = [folder / n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
     if not files:
-        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder")
+        raise DataError(no_images(folder))
     seen: dict[str, Path] = {}
     for path in files:
         if path.stem in seen:

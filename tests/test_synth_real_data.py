@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _synth_fixtures import ROOT
 
-from synth.io import DataError, ImageFolder, read_image
+from synth.io import CARD, DataError, ImageFolder, read_image
 
 
 def make_data(root: Path) -> Path:
@@ -287,3 +287,26 @@ def test_a_folder_that_is_a_file_or_relative_is_said_so(tmp_path: Path, monkeypa
         DataError, match=rf"^photos: image folder not found \(relative to {tmp_path}\)$"
     ):
         ImageFolder("photos")
+
+
+@pytest.mark.parametrize(
+    ("left", "said"),
+    [({CARD}, "(a dataset card)"), ({"shard-00000/image"}, "(1 shard folder(s))")],
+)
+def test_a_sharded_set_with_no_complete_shard_is_said_as_such(
+    tmp_path: Path, left: set, said: str
+) -> None:
+    """A set copied without its shards (the card alone), or a render stopped in its first
+    shard, was "no images (.jpg, ...) in folder", as if photos were missing."""
+    for name in left:
+        (tmp_path / "set" / name).parent.mkdir(parents=True, exist_ok=True)
+        if name == CARD:
+            (tmp_path / "set" / name).write_text("{}")
+        else:
+            (tmp_path / "set" / name).mkdir()
+    with pytest.raises(DataError) as err:
+        ImageFolder(tmp_path / "set")
+    assert str(err.value) == (
+        f"{tmp_path / 'set'}: a sharded dataset folder {said} with no complete shard "
+        "(shard-*/manifest.jsonl): render it again, or copy its shards"
+    )
