@@ -94,6 +94,7 @@ def pseudo_label_folder(
         "shard_size": shard_size,
     }
     card_before = read_card(out)
+    refuse_other_sets(out, card_before)
     made = card_before.get("pseudo_labels")
     if made is not None and "shard_size" not in made and same_labels(made, spec):
         del spec["shard_size"]  # labels from before it was recorded: their card stays as it is
@@ -116,6 +117,20 @@ def pseudo_label_folder(
         card["scored_against"] = card_before["scored_against"]  # same labels: score holds
     write_json_atomic(out / CARD, card)
     return card
+
+
+def refuse_other_sets(out: Path, card: dict) -> None:
+    """A folder holding another set is neither labelled into nor deleted (``replace_stale`` is
+    for this tool's own stale labels): ``out_dir=<a rendered set>`` was said to hold
+    "pseudo-labels made otherwise", and a stopped render (shards, no card yet) would have been
+    read as labels, since labels get their card before their first shard."""
+    if card and "pseudo_labels" not in card:
+        kind = "translated" if "translation" in card else card.get("kind", "another")
+        raise DataError(f"{out}: holds a {kind} dataset, not pseudo-labels; pick another out_dir")
+    if not card and out.is_dir() and any(out.iterdir()):
+        raise DataError(
+            f"{out}: holds files but no pseudo-label card; pick an empty or new out_dir"
+        )
 
 
 def same_labels(made: dict | None, spec: dict) -> bool:

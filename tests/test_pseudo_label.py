@@ -18,6 +18,7 @@ from gan.task_data import SegmentationDataModule
 from synth.digests import listing_digest
 from synth.distributions import ConfigError
 from synth.io import (
+    CARD,
     IGNORE_INDEX,
     DataError,
     ShardedDataset,
@@ -184,14 +185,31 @@ def test_pseudo_label_tool_feeds_train_task_source_selftrained(tmp_path):
     assert "Traceback" not in missing.stderr
 
 
-def test_a_folder_holding_another_dataset_is_never_written_into(tmp_path):
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({CARD: '{"translation": {"step": 800}}'}, "holds a translated dataset, not pseudo"),
+        ({CARD: '{"kind": "synthetic"}'}, "holds a synthetic dataset, not pseudo-labels"),
+        # a stopped render: its shards come before its card
+        ({"shard-00000/manifest.jsonl": "{}\n"}, "holds files but no pseudo-label card"),
+    ],
+)
+def test_a_folder_holding_another_dataset_is_never_written_into(tmp_path, files, message):
+    """Not even to replace stale labels (the pipeline's way): a rendered set was said to
+    hold "pseudo-labels made otherwise", and a stopped render's shards would have been read
+    as labels."""
     make_photos(tmp_path / "photos")
-    other = tmp_path / "adapted"
-    other.mkdir()
-    (other / "dataset_card.json").write_text('{"translation": {"step": 800}}')
-    with pytest.raises(DataError, match="pseudo-labels made otherwise"):
-        pseudo_label_folder(BrightnessTeacher(), tmp_path / "photos", other)
-    assert sorted(p.name for p in other.iterdir()) == ["dataset_card.json"]
+    other = tmp_path / "other"
+    for name, text in files.items():
+        (other / name).parent.mkdir(parents=True, exist_ok=True)
+        (other / name).write_text(text)
+    for replace_stale in (False, True):
+        with pytest.raises(DataError, match=f"^{other}: {message}"):
+            teacher = BrightnessTeacher()
+            pseudo_label_folder(teacher, tmp_path / "photos", other, replace_stale=replace_stale)
+    assert sorted(str(p.relative_to(other)) for p in other.rglob("*") if p.is_file()) == sorted(
+        files
+    )
 
 
 def test_labels_of_a_moved_teacher_are_kept_but_another_teachers_are_redone(tmp_path):
