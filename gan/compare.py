@@ -52,18 +52,20 @@ class SeriesComparison:
         return self.f1_a - self.f1_b
 
 
-def seed_runs(run: str | Path, other: list[Path] = ()) -> list[Path]:
+def seed_runs(run: str | Path, other: list[Path] = (), siblings: bool = True) -> list[Path]:
     """The run folder and its sibling seed folders (``<run>-seed<N>``) that hold scores, but
-    ``other`` (the other side's: ``a=<row>-seed1 b=<row>`` averaged a into b)."""
+    ``other`` (the other side's: ``a=<row>-seed1 b=<row>`` averaged a into b). Without
+    ``siblings``, the run folder alone: one seed against one seed."""
     run = Path(run)
     taken = {p.resolve() for p in other}
     found = [
         path
-        for path in seed_run_dirs(run)
+        for path in (seed_run_dirs(run) if siblings else [run])
         if (path / "per_image.csv").is_file() and path.resolve() not in taken
     ]
     if not found:
-        raise DataError(f"{run}: no per_image.csv there or in {run.name}-seed*/ (run evaluate)")
+        where = f" or in {run.name}-seed*/" if siblings else ""
+        raise DataError(f"{run}: no per_image.csv there{where} (run evaluate)")
     return found
 
 

@@ -122,6 +122,19 @@ def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path) -> None:
     line = next(row for row in seed1.stdout.splitlines() if " s " in row)
     assert "0.400" in line and "0.800" in line  # b is seed 0 alone, not the mean 0.600
 
+    # One seed against one seed: it compared each side's seeds averaged, or nothing.
+    write_scores(tmp_path / "base", {"s-1": (0.3, 0.1, 0.1)})
+    write_scores(tmp_path / "base-seed1", {"s-1": (0.5, 0.1, 0.1)})
+    pair = (f"a={tmp_path / 'row-seed1'}", f"b={tmp_path / 'base-seed1'}", "min_images=1")
+    alone = run_tool("compare_runs", *pair, "average_seeds=false", logs)
+    assert alone.returncode == 0, alone.stderr
+    title = f"a={tmp_path / 'row-seed1'}(1seed),b={tmp_path / 'base-seed1'}(1seed)"
+    assert title in "".join(alone.stdout.split())  # rich wraps the title anywhere
+    line = next(row for row in alone.stdout.splitlines() if " s " in row)
+    assert "0.400" in line and "0.500" in line and "0.800" not in line and "0.300" not in line
+    bad = run_tool("compare_runs", *pair, "average_seeds=sometimes", logs)
+    assert bad.returncode == 1 and "error: average_seeds='sometimes': expected true" in bad.stderr
+
     write_scores(tmp_path / "other", {"s-1": (0.5, 0.1, 0.1)})
     for name, size in (("row", None), ("other", [32, 48])):
         (tmp_path / name / "metrics.json").write_text(json.dumps({"eval_size": size}))

@@ -1,6 +1,8 @@
 """Two task rows side by side per test-image series: where a change helped and where it hurt.
 
 python tools/compare_runs.py a=outputs/mot/runs/synthetic b=outputs/agg/runs/synthetic
+python tools/compare_runs.py a=outputs/runs/adapted-seed2 b=outputs/runs/synthetic-seed2 \
+    average_seeds=false                                           # seed 2 against seed 2
 """
 
 from __future__ import annotations
@@ -57,8 +59,11 @@ def compare(cfg: DictConfig) -> None:
     if Path(cfg.a).resolve() == Path(cfg.b).resolve():
         raise ConfigError(f"a and b are one run ({cfg.a}): give two run folders to compare")
     check_pattern(cfg.series_pattern)
-    runs_a = seed_runs(cfg.a)
-    runs_b = seed_runs(cfg.b, other=runs_a)  # a folder on one side only
+    siblings = cfg.average_seeds
+    if not isinstance(siblings, bool):
+        raise ConfigError(f"average_seeds={siblings!r}: expected true or false")
+    runs_a = seed_runs(cfg.a, siblings=siblings)
+    runs_b = seed_runs(cfg.b, other=runs_a, siblings=siblings)  # a folder on one side only
     check_scored_alike([*runs_a, *runs_b])
     for run, runs in ((cfg.a, runs_a), (cfg.b, runs_b)):
         mixed = mixed_settings(runs)
@@ -66,7 +71,7 @@ def compare(cfg: DictConfig) -> None:
             print(f"note: {run}: its seeds' models differ in more than the seed ({mixed})")
     a, seeds_a = seed_scores(runs_a), len(runs_a)  # the folders found above, read once
     b, seeds_b = seed_scores(runs_b), len(runs_b)
-    if len(runs_b) < len(seed_runs(cfg.b)):
+    if len(runs_b) < len(seed_runs(cfg.b, siblings=siblings)):
         print(f"note: {cfg.b}: {cfg.a} is a's own run, left out of b's seeds")
     rows = [c for c in compare_series(a, b, cfg.series_pattern) if c.images >= cfg.min_images]
     names = tuple(
