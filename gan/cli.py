@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
+import torch
 from hydra.errors import InstantiationException
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -161,6 +162,8 @@ def check_shared_settings(cfg: DictConfig) -> None:
         if isinstance(node, DictConfig)
     }
     for where, trainer in trainers.items():
+        if isinstance(trainer, DictConfig):
+            check_accelerator(trainer.get("accelerator"), where)
         for key in TRAINER_WHOLE + TRAINER_NUMBERS if isinstance(trainer, DictConfig) else ():
             value = trainer.get(key)
             whole = isinstance(value, int) and not isinstance(value, bool)
@@ -170,6 +173,22 @@ def check_shared_settings(cfg: DictConfig) -> None:
                 raise ConfigError(f"{where}.{key}={value!r}: expected {kind}")
             if key in POSITIVE_TRAINER_KEYS and value is not None and value <= 0:
                 raise ConfigError(f"{where}.{key}={value!r}: expected a number > 0 (or null)")
+
+
+def check_accelerator(accelerator: object, where: str) -> None:
+    """A GPU asked for on a machine torch sees none on, said with the way out: Lightning's
+    "No supported gpu backend found!" named neither the setting nor the CPU config."""
+    cuda = torch.cuda.is_available()
+    if accelerator == "cuda" and not cuda:
+        seen = "no CUDA GPU"
+    elif accelerator == "gpu" and not (cuda or torch.backends.mps.is_available()):
+        seen = "no GPU (CUDA or Apple MPS)"
+    else:
+        return
+    raise ConfigError(
+        f"{where}.accelerator={accelerator}: torch sees {seen} on this machine; trainer=cpu, "
+        f"or {where}.accelerator=auto to take a GPU where there is one"
+    )
 
 
 def loaded(module: str, name: str) -> tuple[type[BaseException], ...]:

@@ -17,6 +17,7 @@ import pytest
 import torch
 from _cli_fixtures import run_tool, task_overrides, tree_digest
 from _gan_fixtures import make_synthetic, tiny_gan
+from omegaconf import OmegaConf
 
 from gan.checkpoint import load_checkpoint
 from gan.cli import run_cli
@@ -190,6 +191,28 @@ def test_a_setting_that_makes_no_sense_is_one_line(
     assert message in error_line(proc) and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+def test_a_gpu_asked_for_where_torch_sees_none_is_refused_with_the_way_out(
+    monkeypatch, accelerator: str
+) -> None:
+    """Lightning's "No supported gpu backend found!" named neither setting nor remedy."""
+    from gan.cli import check_shared_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    stages = {"adapt": {"trainer": {"accelerator": "auto"}}}
+    check_shared_settings(OmegaConf.create({"trainer": {"accelerator": "cpu"}, "stages": stages}))
+    stages["task"] = {"trainer": {"accelerator": accelerator}}
+    with pytest.raises(ConfigError) as err:
+        check_shared_settings(OmegaConf.create({"stages": stages}))
+    assert str(err.value).startswith(f"stages.task.trainer.accelerator={accelerator}: torch sees")
+    assert str(err.value).endswith(
+        "trainer=cpu, or stages.task.trainer.accelerator=auto to take a GPU where there is one"
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    check_shared_settings(OmegaConf.create({"stages": stages}))
+
+
 def test_a_one_cycle_run_resumed_with_another_budget_is_refused(workdir: Path) -> None:
     """OneCycle keeps its step total in its state: it failed mid-run with a traceback."""
     args = [*task_overrides(workdir), "run_name=onecycle", "task.scheduler=onecycle"]
@@ -203,7 +226,7 @@ def test_a_one_cycle_run_resumed_with_another_budget_is_refused(workdir: Path) -
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")
 def test_a_gpu_asked_for_where_there_is_none_is_one_line(workdir: Path, tmp_path: Path) -> None:
     proc = run_tool("train_task", *task_overrides(workdir), "run_name=gpu", "trainer=gpu")
-    assert "No supported gpu backend found" in error_line(proc)
+    assert "error: trainer.accelerator=gpu: torch sees no GPU" in error_line(proc)
     with pytest.raises(ConfigError, match="device=cuda: no CUDA GPU here; use device=auto"):
         pick_device("cuda")
     assert pick_device("auto").type == "cpu"
