@@ -7,6 +7,8 @@ from ``last.ckpt`` with optimizer state when ``ckpt_path=last``.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -19,6 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from gan.callbacks import raise_late_stop
 from gan.checkpoint import UnsafeCheckpointError, check_resumable
 from synth.distributions import is_count
+from synth.io import DataError, read_json, write_json_atomic
+
+#: In a run's checkpoint folder: the W&B run its training logs to (wandb_run_id).
+WANDB_RUN_RECORD = "wandb_run.json"
 
 
 def git_output(*args: str) -> str:
@@ -46,10 +52,49 @@ def instantiate_group(node: DictConfig | None) -> list:
     return [instantiate(child) for child in node.values() if child and "_target_" in child]
 
 
-def build_trainer(cfg: DictConfig, with_loggers: bool = True, **overrides) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, with_loggers: bool = True, wandb_id: str | None = None, **overrides
+) -> pl.Trainer:
     callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger")) if with_loggers else []
+    loggers = build_loggers(cfg, wandb_id) if with_loggers else []
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
+
+
+def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list:
+    """The ``logger`` node's loggers, in order; ``wandb_id``: the W&B run a W&B logger that
+    names none logs to (``wandb_run_id``)."""
+    loggers = []
+    for node in (cfg.get("logger") or {}).values():
+        if not node or "_target_" not in node:
+            continue
+        named = node.get("id") is not None or node.get("version") is not None
+        given = {"id": wandb_id} if wandb_id and is_wandb(node) and not named else {}
+        loggers.append(instantiate(node, **given))
+    return loggers
+
+
+def is_wandb(node: DictConfig) -> bool:
+    return str(node.get("_target_", "")).rsplit(".", 1)[-1] == "WandbLogger"
+
+
+def wandb_run_id(cfg: DictConfig, ckpt_dir: Path, resuming: bool) -> str | None:
+    """The W&B run a training logs to, where a W&B logger is on: a resume takes the run its
+    checkpoint folder recorded, so a training stopped and resumed (a Ctrl-C, a requeue) is one
+    W&B run with one curve, where each restart had been a new run; a fresh start takes a new
+    run, recorded there (rank zero's; other ranks log nothing)."""
+    if not any(n and is_wandb(n) for n in (cfg.get("logger") or {}).values()):
+        return None
+    record = ckpt_dir / WANDB_RUN_RECORD
+    if resuming and record.is_file():
+        with contextlib.suppress(DataError):  # a damaged record: a new run, as before
+            found = read_json(record).get("id")
+            if isinstance(found, str) and found:
+                return found
+    new = secrets.token_hex(4)
+    if rank_zero_only.rank == 0:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(record, {"id": new})
+    return new
 
 
 def resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: str | Path) -> str | None:
@@ -195,7 +240,9 @@ def fit(
             f"{ckpt_path}: already trained to trainer.max_steps={cfg.trainer.max_steps}; "
             "nothing to do, no logger opened"
         )
-    trainer = build_trainer(cfg, with_loggers=then_tests or not finished)
+    with_loggers = then_tests or not finished
+    wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
+    trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id)
     log_run_config(trainer, cfg)
     trainer.fit(
         module,

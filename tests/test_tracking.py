@@ -84,16 +84,38 @@ def test_wandb_offline_run_has_config_tags_and_masked_images(run: Path) -> None:
     assert b"crack" in data  # the mask layer's class labels
 
 
-def test_a_wandb_run_is_grouped_under_its_run_name(tmp_path: Path) -> None:
-    """Every resume (a stop, a requeue) is a new W&B run: the group keeps one training's
-    pieces together in the UI."""
+def test_a_resumed_training_logs_to_the_wandb_run_it_continues(tmp_path: Path) -> None:
+    """Every resume (a stop, a requeue) was a new W&B run, its curve in pieces; a fresh start
+    is a new run, and a W&B node that names its run keeps it."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from gan.runner import WANDB_RUN_RECORD, build_loggers, wandb_run_id
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=wandb", "run_name=r7"])
-    logger = instantiate(cfg.logger.wandb)
-    assert logger._wandb_init["group"] == "r7" and logger._wandb_init["name"] == "r7"
+        cfg = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=many", "run_name=r7"])
+        plain = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=csv"])
+    ckpt = tmp_path / "ckpt" / "r7"
+    assert wandb_run_id(plain, ckpt, resuming=False) is None and not ckpt.exists()
+    first = wandb_run_id(cfg, ckpt, resuming=False)
+    assert (ckpt / WANDB_RUN_RECORD).is_file()
+    assert wandb_run_id(cfg, ckpt, resuming=True) == first
+    fresh = wandb_run_id(cfg, ckpt, resuming=False)  # ckpt_path=null: starts over
+    assert fresh != first and wandb_run_id(cfg, ckpt, resuming=True) == fresh
+    (ckpt / WANDB_RUN_RECORD).write_text("{")  # damaged: a new run, no failure
+    assert wandb_run_id(cfg, ckpt, resuming=True) not in (first, fresh)
+
+    loggers = build_loggers(cfg, fresh)
+    (wandb,) = [lg for lg in loggers if type(lg).__name__ == "WandbLogger"]
+    assert wandb._wandb_init["id"] == fresh and wandb._wandb_init["resume"] == "allow"
+    assert wandb._wandb_init["group"] == "r7" and wandb._wandb_init["name"] == "r7"
+    assert [type(lg).__name__ for lg in loggers] == [
+        type(lg).__name__ for lg in build_loggers(cfg)
+    ]  # the order of the config's nodes
+    with open_dict(cfg):
+        cfg.logger.wandb.id = "mine"  # +logger.wandb.id=mine
+    (wandb,) = [lg for lg in build_loggers(cfg, fresh) if type(lg).__name__ == "WandbLogger"]
+    assert wandb._wandb_init["id"] == "mine"
 
 
 @pytest.fixture(scope="module")
