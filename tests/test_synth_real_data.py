@@ -179,13 +179,14 @@ def test_imagefolder_error_names_the_file(
     assert str(bad) in str(err.value) and message in str(err.value)
 
 
-def check_data(data_dir: Path) -> subprocess.CompletedProcess:
+def check_data(data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             sys.executable,
             str(ROOT / "tools" / "check_data.py"),
             f"paths.data_dir={data_dir}",
             f"paths.log_dir={data_dir}/logs",
+            *overrides,
         ],
         capture_output=True,
         text=True,
@@ -222,16 +223,22 @@ def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)
-def test_check_data_cli_fails_with_one_line(
-    tmp_path: Path, case: Callable[[Path], tuple[Path, str]]
-) -> None:
-    bad, message = case(make_data(tmp_path))
-    result = check_data(tmp_path)
-    assert result.returncode != 0
+def test_check_data_cli_says_each_bad_folder_in_one_line(tmp_path: Path) -> None:
+    """Every case of CASES in one run (the tool checks every folder it is given, one tool
+    start instead of one per case): one ``error:`` line each, naming the file and problem."""
+    folders, said = [], {}
+    for case in CASES:
+        root = make_data(tmp_path / case.__name__)
+        said[case.__name__] = case(root)
+        folders.append(f"{{images:'{root}/train_img',masks:null}}")
+        folders.append(f"{{images:'{root}/test_img',masks:'{root}/test_lab'}}")
+    result = check_data(tmp_path, f"folders=[{','.join(folders)}]")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr
-    assert lines[0].startswith("error: ") and str(bad) in lines[0] and message in lines[0]
+    assert len(lines) == len(CASES), result.stderr
+    for name, (bad, message) in said.items():
+        (line,) = [line for line in lines if f"{tmp_path / name}/" in line]
+        assert line.startswith("error: ") and str(bad) in line and message in line, line
 
 
 def test_check_data_reports_every_bad_folder_and_a_missing_mask_beside_bad_files(
