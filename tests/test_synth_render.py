@@ -329,6 +329,7 @@ def test_a_second_ctrl_c_drops_the_shards_in_flight_and_exits(tmp_path: Path) ->
     assert all(is_shard_complete(out, s) for s in range(3)) and not list(out.glob("*.tmp-*"))
 
 
+@pytest.mark.usefixtures("python_signal_defaults")  # a background run ignores Ctrl-C
 def test_a_second_stop_ends_the_pool_before_the_render_returns(tmp_path: Path, monkeypatch) -> None:
     """A second stop while the shards in flight finish: the pool's manager thread had been
     left running (Python 3.11's ``Thread.join`` marks a thread it was interrupted waiting
