@@ -255,7 +255,35 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         ),
     ],
 )
-def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, override, message):
+def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, capsys, override, message):
+    """In this process, through the tool's own ``run_cli`` (a tool start per case was two
+    minutes of CI); the test below runs a few through the tool itself."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers, run_cli
+    from gan.pipeline import run_pipeline
+
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("pipeline", [*pipeline_overrides(tmp_path), *override.split()])
+    with pytest.raises(SystemExit) as stop:
+        run_cli(run_pipeline, cfg)
+    assert stop.value.code == 1
+    stderr = capsys.readouterr().err
+    assert message in stderr and stderr.startswith("error: ") and stderr.count("\n") == 1
+    assert not (tmp_path / "out" / "synthetic").exists()  # failed before rendering
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("stages.task.sources=[synthetic,bogus]", "unknown ['bogus']"),
+        ("paths.ckpt_dir=/proc/version", "paths.ckpt_dir=/proc/version: a file, not a folder"),
+        ("gan.lr_g=-1", "gan.lr_g=-1: expected a number >= 0"),
+    ],
+)
+def test_the_pipeline_tool_says_a_bad_setting_in_one_line(tmp_path, override, message):
     write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     result = run_pipeline(tmp_path, *override.split())
     assert result.returncode == 1
