@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import run_tool, task_overrides, tree_digest
+from _cli_fixtures import ROOT, run_tool, task_overrides, tree_digest
 from _gan_fixtures import make_synthetic, tiny_gan
 from omegaconf import OmegaConf
 
@@ -185,6 +185,34 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
     ],
 )
 def test_a_setting_that_makes_no_sense_is_one_line(
+    workdir: Path, capsys, override: str, message: str
+) -> None:
+    """In this process, through the tool's own ``run_cli`` (a tool start per case was two
+    minutes of CI); the test below runs a few through the tool itself."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.task_training import train_task
+
+    register_resolvers()
+    overrides = [*task_overrides(workdir), "run_name=nonsense", *override.split()]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train_task", overrides)
+    with pytest.raises(SystemExit) as stop:
+        run_cli(train_task, cfg)
+    assert stop.value.code == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and message in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("task.lr=abc", "task.lr='abc': expected a positive number"),
+        ("task.augment.preset=heavy", "augment.preset='heavy': expected none, light or strong"),
+    ],
+)
+def test_the_task_tool_says_a_setting_that_makes_no_sense_in_one_line(
     workdir: Path, override: str, message: str
 ) -> None:
     proc = run_tool("train_task", *task_overrides(workdir), "run_name=nonsense", *override.split())

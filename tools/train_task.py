@@ -5,87 +5,19 @@ python tools/train_task.py source=oracle trainer.max_steps=300
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
 import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from gan.callbacks import train_seconds
 from gan.cli import register_resolvers, run_cli
-from gan.pruning import check_prune_settings, prune_training_set
-from gan.runner import build_model, fit
-from gan.task import check_batch_fits_net
-from synth.io import write_json_atomic
+from gan.task_training import train_task
 
 register_resolvers()
 
 
-def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
-    """EL2N-prune the training source; a resumed run reuses the selection it already made
-    with these settings, from this data (compared: the fraction alone was)."""
-    prune = cfg.prune
-    settings = {
-        **OmegaConf.to_container(prune, resolve=True),
-        "net": OmegaConf.to_container(cfg.task.net, resolve=True),
-        "train_dir": datamodule.train_dir,
-    }
-    if path.is_file() and json.loads(path.read_text()).get("settings") == settings:
-        datamodule.train_indices = str(path)
-        return
-    kept = prune_training_set(
-        datamodule,
-        OmegaConf.to_container(cfg.task.net),
-        prune.keep_fraction,
-        str(path),
-        prune.score_after_steps,
-        list(prune.seeds),
-        prune.batch_size,
-        prune.lr,
-        settings,
-    )
-    print(f"EL2N pruning kept {len(kept)} samples (keep_fraction={prune.keep_fraction})")
-
-
-def train(cfg: DictConfig) -> dict:
-    """Fit (resuming from last.ckpt), test, and write metrics.json on rank 0."""
-    check_prune_settings(OmegaConf.to_container(cfg.prune, resolve=True))
-    check_batch_fits_net(cfg.task.net.get("name", "unet"), cfg.task_data.batch_size)
-    datamodule = instantiate(cfg.task_data)
-    datamodule.setup("fit")  # bad input fails here, before any logger touches old files
-    out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.prune.keep_fraction < 1:
-        apply_pruning(cfg, datamodule, out_dir / "pruning.json")
-    module = build_model(cfg, cfg.task)
-    start = time.perf_counter()
-    trainer = fit(cfg, module, datamodule, then_tests=True)
-    fit_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    results = trainer.test(module, datamodule=datamodule, ckpt_path=None)
-    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
-    metrics.update(
-        source=cfg.source_name,
-        run_name=cfg.run_name,
-        seed=cfg.seed,
-        global_step=trainer.global_step,
-        train_samples=len(datamodule.train_set),  # after pruning: what the model saw
-        checkpoint=str((Path(cfg.paths.ckpt_dir) / cfg.run_name / "last.ckpt").resolve()),
-        fit_seconds=train_seconds(trainer) or round(fit_seconds, 1),  # over every resume
-        test_seconds=round(time.perf_counter() - start, 1),
-    )
-    if trainer.is_global_zero:
-        write_json_atomic(out_dir / "metrics.json", metrics)
-        print(f"test metrics -> {out_dir / 'metrics.json'}: {metrics}")
-    return metrics
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train_task")
 def main(cfg: DictConfig) -> dict:
-    return run_cli(train, cfg)
+    return run_cli(train_task, cfg)
 
 
 if __name__ == "__main__":
