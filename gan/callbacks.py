@@ -180,6 +180,13 @@ def last_checkpoint(trainer: pl.Trainer) -> str | None:
     return None
 
 
+#: In a checkpoint StepCheckpoint saved: the loggers' step count (``_batches_that_stepped``),
+#: which counts the saved step already, where Lightning's own saves at validation's end do not.
+STEP_COUNTED = "step_counted_for_loggers"
+#: In a checkpoint StepCheckpoint saved at a stop that cut a validation short.
+VALIDATION_CUT = "validation_cut_short"
+
+
 class StepCheckpoint(ModelCheckpoint):
     """ModelCheckpoint whose step saves wait until Lightning has logged that step.
 
@@ -193,9 +200,46 @@ class StepCheckpoint(ModelCheckpoint):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._pending: tuple | None = None
+        self._restored_count: int | None = None
+        self._restored_cut = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._pending = (outputs, batch, batch_idx)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        self._restored_count = checkpoint.get(STEP_COUNTED)
+        self._restored_cut = bool(checkpoint.get(VALIDATION_CUT))
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """A resume at a step whose validation was due, which Lightning meets with an empty
+        first iteration: it takes the checkpoint for one its own callback saved at
+        validation's end, skips that validation as run, and counts the step for the loggers.
+        Saved here after validation, the step was counted already: every later row of
+        ``metrics.csv`` (the loggers' x axis) came one step later than in the run never
+        stopped; the count is set back to the saved one. Saved by a stop mid-validation
+        (Lightning ends validation at a SIGTERM), the validation had not run: its row was
+        missing for good; it runs now, whole, before training goes on."""
+        super().on_train_start(trainer, pl_module)
+        count, self._restored_count = self._restored_count, None
+        cut, self._restored_cut = self._restored_cut, False
+        if not isinstance(count, int) and not cut:
+            return
+        loop = trainer.fit_loop.epoch_loop
+        batches_run = loop.batch_progress.total.completed
+        lightnings = loop.on_advance_end
+
+        def first_advance_end(data_fetcher) -> None:
+            empty = loop.batch_progress.total.completed == batches_run  # no batch trained
+            if empty and cut:
+                loop._skip_next_val = False
+                loop.val_loop.restarting = False  # from its first batch, not where it stopped
+            lightnings(data_fetcher)
+            del loop.on_advance_end  # the first iteration only: Lightning's own from here
+            if empty and isinstance(count, int):
+                loop._batches_that_stepped = count
+
+        loop.on_advance_end = first_advance_end
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._save_pending(trainer, pl_module)
@@ -239,6 +283,10 @@ class StepCheckpoint(ModelCheckpoint):
                 counts["ready"] = counts["started"]
         if progress and progress.get("is_last_batch") and epoch_finished(fit_loop):
             start_next_epoch(fit_loop)
+        if trainer.validating:  # a stop mid-validation: Lightning counts the step itself
+            checkpoint[VALIDATION_CUT] = True
+        else:
+            checkpoint[STEP_COUNTED] = trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
 #: The signal behind Lightning's SIGTERMException, for the tool's message and exit code.

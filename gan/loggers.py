@@ -19,6 +19,9 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+#: Columns every row has, whatever it logs.
+SHARED_KEYS = frozenset({"step", "epoch"})
+
 
 def _step(row: dict) -> float:
     try:
@@ -40,18 +43,29 @@ class ResumableExperimentWriter(ExperimentWriter):
     def save(self) -> None:
         if self.metrics and self._pending_truncate:
             self._pending_truncate = False
-            self._drop_rows_from(min(_step(m) for m in self.metrics))
+            first = min(_step(m) for m in self.metrics)
+            logged = {k for m in self.metrics if _step(m) == first for k in m} - SHARED_KEYS
+            self._drop_rows_from(first, logged)
         super().save()
 
-    def _drop_rows_from(self, first_new_step: float) -> None:
-        """Rewrite metrics.csv (atomically) without rows at or past the resumed run's first step."""
+    def _drop_rows_from(self, first_new_step: float, logged_first: set[str]) -> None:
+        """Rewrite metrics.csv (atomically) without the rows the resumed run logs again: past
+        its first step, and at that step those of the metrics it logs there (a validation a
+        stop cut short, run again on resume, is logged at a step whose training row stays)."""
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return
         with path.open(newline="") as file:
             reader = csv.DictReader(file)
             keys, rows = list(reader.fieldnames or []), list(reader)
-        kept = [r for r in rows if not _step(r) >= first_new_step]
+
+        def logged_again(row: dict) -> bool:
+            step = _step(row)
+            if step != first_new_step:
+                return step > first_new_step
+            return bool({k for k, v in row.items() if v not in ("", None)} & logged_first)
+
+        kept = [r for r in rows if not logged_again(r)]
         self.metrics_keys = sorted(set(self.metrics_keys) | set(keys))
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         with tmp.open("w", newline="") as file:

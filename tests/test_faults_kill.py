@@ -149,7 +149,9 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     """Stopped between epochs, Lightning's loop state still described the finished epoch's last
     batch: the resumed loop ran one batch more of it and drew every later epoch under another
     number. The checkpoint now records the next epoch's start, as a periodic save there does,
-    for the loader's place too: with DataLoader workers the resumed run skipped an epoch."""
+    for the loader's place too: with DataLoader workers the resumed run skipped an epoch.
+    Stopped at a step whose validation was due, every later row of metrics.csv came one
+    step later than in the run never stopped (Lightning counted the saved step again)."""
     steps = 9  # 6 batches an epoch (12 photos, batch 2): stopped right after the first epoch
     write_toy_real_folder(tmp_path / "real", n=12)
     overrides = [
@@ -157,6 +159,7 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
         FLUSH,
         "task.mixup_alpha=0.4",
         f"task_data.num_workers={workers}",
+        "trainer.val_check_interval=3",  # validation due at step 6, where the stop lands
     ]
     straight = run_tool("train_task", *overrides, "run_name=straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
@@ -173,6 +176,11 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert load_checkpoint(ckpt)["epoch"] == load_checkpoint(straight_ckpt(tmp_path))["epoch"]
     assert_same_weights(ckpt, straight_ckpt(tmp_path), 6)
+    logs = tmp_path / "logs"
+    for column in ("train/loss", "val/f1", "test/f1"):
+        want = logged_steps(logs / "straight" / "metrics.csv", column)
+        assert logged_steps(logs / "stopped" / "metrics.csv", column) == want, column
+    assert logged_steps(logs / "straight" / "metrics.csv", "val/f1") == [2, 5, 8]
 
 
 def stop_mid_training(
