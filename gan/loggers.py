@@ -19,6 +19,8 @@ from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+#: What the task and GAN models log validation under.
+VALIDATION_PREFIX = "val/"
 #: Columns every row has, whatever it logs.
 SHARED_KEYS = frozenset({"step", "epoch"})
 
@@ -49,9 +51,10 @@ class ResumableExperimentWriter(ExperimentWriter):
         super().save()
 
     def _drop_rows_from(self, first_new_step: float, logged_first: set[str]) -> None:
-        """Rewrite metrics.csv (atomically) without the rows the resumed run logs again: past
-        its first step, and at that step those of the metrics it logs there (a validation a
-        stop cut short, run again on resume, is logged at a step whose training row stays)."""
+        """Rewrite metrics.csv (atomically) without the rows the resumed run logs again: those
+        past its first step, and at that step all of them, but where it starts with
+        validation alone (a validation a stop cut short, run again on resume: that step's
+        training rows stay)."""
         path = Path(self.metrics_file_path)
         if not path.is_file():
             return
@@ -59,11 +62,14 @@ class ResumableExperimentWriter(ExperimentWriter):
             reader = csv.DictReader(file)
             keys, rows = list(reader.fieldnames or []), list(reader)
 
+        validation_only = all(key.startswith(VALIDATION_PREFIX) for key in logged_first)
+
         def logged_again(row: dict) -> bool:
             step = _step(row)
             if step != first_new_step:
                 return step > first_new_step
-            return bool({k for k, v in row.items() if v not in ("", None)} & logged_first)
+            has = {k for k, v in row.items() if v not in ("", None)}
+            return not validation_only or any(k.startswith(VALIDATION_PREFIX) for k in has)
 
         kept = [r for r in rows if not logged_again(r)]
         self.metrics_keys = sorted(set(self.metrics_keys) | set(keys))
