@@ -234,10 +234,12 @@ class StepCheckpoint(ModelCheckpoint):
             if empty and cut:
                 loop._skip_next_val = False
                 loop.val_loop.restarting = False  # from its first batch, not where it stopped
-            lightnings(data_fetcher)
-            del loop.on_advance_end  # the first iteration only: Lightning's own from here
-            if empty and isinstance(count, int):
-                loop._batches_that_stepped = count
+            try:
+                lightnings(data_fetcher)
+            finally:  # also where it raises (a stop again): the save that follows reads it
+                del loop.on_advance_end  # the first iteration only: Lightning's own from here
+                if empty and isinstance(count, int):
+                    loop._batches_that_stepped = count
 
         loop.on_advance_end = first_advance_end
 
