@@ -53,6 +53,22 @@ def test_bench_gan_prints_ratio_and_overhead():
     assert re.search(r"first step .*: [\d.]+ s", out)
 
 
+FAST_REFERENCE = """
+def main():
+    print("reference cyclegan size=32 ngf=4 blocks=1 batch=2: 0.000 s/step, 2345.67 img/s")
+"""
+
+
+def test_bench_gan_reads_a_fast_references_speed_from_its_most_precise_figure(tmp_path):
+    """At small sizes the reference's 3-decimal seconds per step were all that was read:
+    0.004 for anything from 0.0035 to 0.0045, or 0.000 and a division by zero."""
+    (tmp_path / "reference_cyclegan_step.py").write_text(FAST_REFERENCE)
+    args = ["size=32", "ngf=4", "blocks=1", "batch=2", "steps=4", "chunk=2", "warmup=1"]
+    args += ["compile=false", "light=false", "semantic=false", f"reference_path={tmp_path}"]
+    out = run_tool("bench_gan.py", *args)
+    assert re.search(r"reference \(its own step, \d+ runs of 2\): 2345\.67 img/s", out), out
+
+
 def test_bench_digests_prints_both_variants_and_the_ratio(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
