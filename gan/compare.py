@@ -95,12 +95,6 @@ def mixed_settings(folders: list[Path]) -> str | None:
     return None
 
 
-def row_scores(run: str | Path) -> tuple[dict[str, StemScore], int]:
-    """Per-stem scores of a row, mean over its seeds, and the seed count."""
-    folders = seed_runs(run)
-    return seed_scores(folders), len(folders)
-
-
 def seed_scores(folders: list[Path]) -> dict[str, StemScore]:
     """Per-stem scores, mean over the seed folders. Only stems every seed scored are kept,
     so a half-evaluated seed cannot tilt some images."""

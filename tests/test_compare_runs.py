@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from _cli_fixtures import run_tool
 
-from gan.compare import compare_series, overall, row_scores, series_of
+from gan.compare import compare_series, overall, seed_runs, seed_scores, series_of
 from gan.evaluate import CSV_FIELDS
 from gan.run_names import run_key, seed_run_dirs
 from synth.io import DataError
@@ -37,8 +37,9 @@ def test_seeds_are_averaged_and_only_stems_every_seed_scored_count(tmp_path: Pat
     write_scores(tmp_path / "adapted-seed1", {"p-1": (0.6, 0.1, 0.3)})
     write_scores(tmp_path / "adapted-x", {"p-1": (1.0, 0.1, 0.1)})  # another row, not a seed
     write_scores(tmp_path / "adapted-seedless", {"p-1": (1.0, 0.1, 0.1)})  # nor this one
-    scores, seeds = row_scores(tmp_path / "adapted")
-    assert seeds == 2
+    folders = seed_runs(tmp_path / "adapted")
+    scores = seed_scores(folders)
+    assert len(folders) == 2
     assert set(scores) == {"p-1"}
     assert scores["p-1"].f1 == pytest.approx(0.4)
     assert scores["p-1"].crack_share_pred == pytest.approx(0.2)
@@ -53,8 +54,7 @@ def test_series_deltas_area_ratios_and_order(tmp_path: Path) -> None:
         tmp_path / "b",
         {"thin-1": (0.6, 0.2, 0.3), "thin-2": (0.6, 0.2, 0.1), "mot-1": (0.5, 0.1, 0.3)},
     )
-    a, _ = row_scores(tmp_path / "a")
-    b, _ = row_scores(tmp_path / "b")
+    a, b = (seed_scores(seed_runs(tmp_path / side)) for side in "ab")
     table = compare_series(a, b)
     assert [c.series for c in table] == ["mot", "thin"]  # largest gain of a first
     mot, thin = table
@@ -67,11 +67,11 @@ def test_series_deltas_area_ratios_and_order(tmp_path: Path) -> None:
 
 def test_rows_without_scores_or_shared_images_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no per_image.csv"):
-        row_scores(tmp_path / "missing")
+        seed_runs(tmp_path / "missing")
     write_scores(tmp_path / "a", {"x-1": (0.5, 0.1, 0.1)})
     write_scores(tmp_path / "b", {"y-1": (0.5, 0.1, 0.1)})
     with pytest.raises(DataError, match="share no scored test image"):
-        compare_series(row_scores(tmp_path / "a")[0], row_scores(tmp_path / "b")[0])
+        compare_series(*(seed_scores(seed_runs(tmp_path / side)) for side in "ab"))
 
 
 def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
