@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -45,11 +46,18 @@ def git_revision() -> str:
     return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
 
 
-def instantiate_group(node: DictConfig | None) -> list:
-    """Instantiate every ``_target_`` child of a config node (callbacks, loggers)."""
+def instantiate_group(
+    node: DictConfig | None, extra: Callable[[DictConfig], dict] = lambda child: {}
+) -> list:
+    """Instantiate every ``_target_`` child of a config node (callbacks, loggers), in order;
+    ``extra(child)``: keyword arguments a child is given beside its config."""
     if not node:
         return []
-    return [instantiate(child) for child in node.values() if child and "_target_" in child]
+    return [
+        instantiate(child, **extra(child))
+        for child in node.values()
+        if child and "_target_" in child
+    ]
 
 
 def build_trainer(
@@ -63,14 +71,12 @@ def build_trainer(
 def build_loggers(cfg: DictConfig, wandb_id: str | None = None) -> list:
     """The ``logger`` node's loggers, in order; ``wandb_id``: the W&B run a W&B logger that
     names none logs to (``wandb_run_id``)."""
-    loggers = []
-    for node in (cfg.get("logger") or {}).values():
-        if not node or "_target_" not in node:
-            continue
+
+    def run_id(node: DictConfig) -> dict:
         named = node.get("id") is not None or node.get("version") is not None
-        given = {"id": wandb_id} if wandb_id and is_wandb(node) and not named else {}
-        loggers.append(instantiate(node, **given))
-    return loggers
+        return {"id": wandb_id} if wandb_id and is_wandb(node) and not named else {}
+
+    return instantiate_group(cfg.get("logger"), run_id)
 
 
 def is_wandb(node: DictConfig) -> bool:
