@@ -35,6 +35,23 @@ def tool_cmd(tool: str, *overrides: str) -> list[str]:
     return [sys.executable, str(ROOT / "tools" / f"{tool}.py"), *overrides]
 
 
+def exit_code_in_process(fn: Callable, config: str, overrides: list[str]) -> int | str | None:
+    """Compose ``conf/<config>.yaml`` as the tool would and run ``fn`` through the tool's own
+    ``run_cli`` in this process (a tool start is seconds of imports; many refusal cases
+    share one); its exit code. Read what it said with pytest's ``capsys``."""
+    import pytest
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers, run_cli
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config, overrides)
+    with pytest.raises(SystemExit) as stop:
+        run_cli(fn, cfg)
+    return stop.value.code
+
+
 def run_tool(
     tool: str, *overrides: str, timeout: float = 240, **env: str
 ) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import ROOT, run_tool, task_overrides, tree_digest
+from _cli_fixtures import exit_code_in_process, run_tool, task_overrides, tree_digest
 from _gan_fixtures import make_synthetic, tiny_gan
 from omegaconf import OmegaConf
 
@@ -189,18 +189,10 @@ def test_a_setting_that_makes_no_sense_is_one_line(
 ) -> None:
     """In this process, through the tool's own ``run_cli`` (a tool start per case was two
     minutes of CI); the test below runs a few through the tool itself."""
-    from hydra import compose, initialize_config_dir
-
-    from gan.cli import register_resolvers
     from gan.task_training import train_task
 
-    register_resolvers()
     overrides = [*task_overrides(workdir), "run_name=nonsense", *override.split()]
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train_task", overrides)
-    with pytest.raises(SystemExit) as stop:
-        run_cli(train_task, cfg)
-    assert stop.value.code == 1
+    assert exit_code_in_process(train_task, "train_task", overrides) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and message in lines[0]
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import pipeline_overrides
+from _cli_fixtures import exit_code_in_process, pipeline_overrides
 from omegaconf import OmegaConf
 
 from gan.pipeline import check_output_folders, stage_fda, stage_translate
@@ -258,18 +258,11 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
 def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, capsys, override, message):
     """In this process, through the tool's own ``run_cli`` (a tool start per case was two
     minutes of CI); the test below runs a few through the tool itself."""
-    from hydra import compose, initialize_config_dir
-
-    from gan.cli import register_resolvers, run_cli
     from gan.pipeline import run_pipeline
 
     write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
-    register_resolvers()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("pipeline", [*pipeline_overrides(tmp_path), *override.split()])
-    with pytest.raises(SystemExit) as stop:
-        run_cli(run_pipeline, cfg)
-    assert stop.value.code == 1
+    overrides = [*pipeline_overrides(tmp_path), *override.split()]
+    assert exit_code_in_process(run_pipeline, "pipeline", overrides) == 1
     stderr = capsys.readouterr().err
     assert message in stderr and stderr.startswith("error: ") and stderr.count("\n") == 1
     assert not (tmp_path / "out" / "synthetic").exists()  # failed before rendering
