@@ -47,10 +47,10 @@ class ResumableExperimentWriter(ExperimentWriter):
             self._pending_truncate = False
             first = min(_step(m) for m in self.metrics)
             logged = {k for m in self.metrics if _step(m) == first for k in m} - SHARED_KEYS
-            self._drop_rows_from(first, logged)
+            self._drop_rows_from(first, all(k.startswith(VALIDATION_PREFIX) for k in logged))
         super().save()
 
-    def _drop_rows_from(self, first_new_step: float, logged_first: set[str]) -> None:
+    def _drop_rows_from(self, first_new_step: float, validation_only: bool) -> None:
         """Rewrite metrics.csv (atomically) without the rows the resumed run logs again: those
         past its first step, and at that step all of them, but where it starts with
         validation alone (a validation a stop cut short, run again on resume: that step's
@@ -61,8 +61,6 @@ class ResumableExperimentWriter(ExperimentWriter):
         with path.open(newline="") as file:
             reader = csv.DictReader(file)
             keys, rows = list(reader.fieldnames or []), list(reader)
-
-        validation_only = all(key.startswith(VALIDATION_PREFIX) for key in logged_first)
 
         def logged_again(row: dict) -> bool:
             step = _step(row)
