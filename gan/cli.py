@@ -16,10 +16,12 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -30,7 +32,7 @@ from gan.fid import check_inception_weights
 from gan.run_names import run_key
 from gan.start import STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
 from synth.distributions import ConfigError, checked_count, is_count
-from synth.io import DataError
+from synth.io import DataError, unwritable_folder
 
 EXPECTED = (
     DataError,
@@ -189,6 +191,33 @@ def check_accelerator(accelerator: object, where: str) -> None:
         f"{where}.accelerator={accelerator}: torch sees {seen} on this machine; trainer=cpu, "
         f"or {where}.accelerator=auto to take a GPU where there is one"
     )
+
+
+class CheckRunFolder(Callback):
+    """Hydra makes its run folder (under ``paths.log_dir``) before any tool code runs, so a
+    log_dir that was a file ended in Hydra's own traceback; every tool takes this callback
+    through the ``paths`` config (``conf/hydra_callbacks``), and Hydra calls it first."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_unwritable_run_folder(config, "run")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_unwritable_run_folder(config, "sweep")
+
+
+def refuse_unwritable_run_folder(config: DictConfig, mode: str) -> None:
+    """One line and exit 1, as run_cli says a refused setting (no tool code has run yet),
+    naming ``paths.log_dir`` where the fault is there, as the pipeline names its other paths."""
+    folder = config.hydra[mode].dir
+    if (why := unwritable_folder(folder)) is None:
+        return
+    log_dir = config.get("paths", {}).get("log_dir")
+    if log_dir and Path(folder).is_relative_to(log_dir) and (said := unwritable_folder(log_dir)):
+        why = f"paths.log_dir={log_dir}: {said}"
+    else:
+        why = f"Hydra's {mode} folder {folder}: {why}"
+    print(f"error: {why}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def loaded(module: str, name: str) -> tuple[type[BaseException], ...]:

@@ -10,7 +10,6 @@ gan.stage_outputs, the report in gan.pipeline_report.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -67,7 +66,14 @@ from gan.stage_outputs import (
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest, listing_digest
 from synth.distributions import ConfigError, checked_count
-from synth.io import CARD, DataError, read_card, read_json, write_json_atomic
+from synth.io import (
+    CARD,
+    DataError,
+    read_card,
+    read_json,
+    unwritable_folder,
+    write_json_atomic,
+)
 from synth.render import check_counts, checked_scene_config, render_dataset, spec_changes
 
 ADAPT_SETTINGS = ("gan", "gan_data", "seed", *TRAINER_SETTINGS)
@@ -437,16 +443,11 @@ def score_on_test(
 def check_output_folders(cfg: DictConfig) -> None:
     """``paths.output_dir`` and ``paths.ckpt_dir`` each a folder, or one that can be made: a
     checkpoint folder that was a file failed once the first task row had trained, after the
-    render and the GAN. (``paths.log_dir`` holds Hydra's run folder, which Hydra makes, and
-    refuses, before the pipeline starts.)"""
+    render and the GAN. (``paths.log_dir`` holds Hydra's run folder, checked by
+    ``gan.cli.CheckRunFolder`` before Hydra makes it.)"""
     for key in ("output_dir", "ckpt_dir"):
-        folder = Path(cfg.paths[key])
-        found = next(p for p in (folder, *folder.parents) if p.exists())
-        if not found.is_dir():
-            where = "" if found == folder else f" ({found} is)"
-            raise ConfigError(f"paths.{key}={folder}: a file, not a folder{where}")
-        if not os.access(found, os.W_OK | os.X_OK):
-            raise ConfigError(f"paths.{key}={folder}: {found} may not be written in")
+        if why := unwritable_folder(cfg.paths[key]):
+            raise ConfigError(f"paths.{key}={Path(cfg.paths[key])}: {why}")
 
 
 def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:

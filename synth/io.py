@@ -564,6 +564,19 @@ class ShardedDataset(Sequence[Sample]):
             yield self[i]
 
 
+def unwritable_folder(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot be made or written in (None where it can): said before any work,
+    since an output folder that is a file otherwise fails only once the first thing is saved
+    there, after the stages before it have run."""
+    folder = Path(folder)
+    found = next(p for p in (folder, *folder.parents) if p.exists())
+    if not found.is_dir():
+        return "a file, not a folder" + ("" if found == folder else f" ({found} is)")
+    if not os.access(found, os.W_OK | os.X_OK):
+        return f"{found} may not be written in"
+    return None
+
+
 def read_card(root: str | Path) -> dict:
     path = Path(root) / CARD
     if not path.is_file():

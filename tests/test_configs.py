@@ -46,6 +46,16 @@ def test_entry_point_config_composes_and_resolves(name: str) -> None:
     OmegaConf.to_container(cfg, resolve=True)
 
 
+@pytest.mark.parametrize("name", ENTRY_POINTS)
+def test_every_tool_that_takes_paths_checks_its_run_folder_before_hydra_makes_it(
+    name: str,
+) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(name, return_hydra_config=True)
+    checks = [c._target_ for c in cfg.hydra.callbacks.values()]
+    assert checks == (["gan.cli.CheckRunFolder"] if "paths" in cfg else [])
+
+
 @pytest.mark.parametrize("value", ["", "/my/photos"])
 def test_an_empty_data_dir_variable_means_the_default_folder(
     value: str, monkeypatch: pytest.MonkeyPatch

@@ -20,7 +20,7 @@ from _gan_fixtures import make_synthetic, tiny_gan
 from omegaconf import OmegaConf
 
 from gan.checkpoint import load_checkpoint
-from gan.cli import run_cli
+from gan.cli import CheckRunFolder, run_cli
 from gan.devices import pick_device
 from gan.translate import translate_dataset
 from synth.distributions import ConfigError
@@ -123,6 +123,37 @@ def test_unknown_config_key(workdir: Path) -> None:
     proc = run_failing(workdir, "task.no_such_option=3")
     assert proc.returncode == 1
     assert "no_such_option" in proc.stderr and "not in struct" in proc.stderr
+
+
+def test_a_log_dir_that_is_a_file_is_one_line_before_hydra_makes_its_run_folder(
+    workdir: Path,
+) -> None:
+    """Hydra makes its run folder under ``paths.log_dir`` before any tool code runs: a log
+    folder that was a file ended in Hydra's own traceback."""
+    taken = workdir / "a_file"
+    taken.write_text("")
+    proc = run_failing(workdir, f"paths.log_dir={taken}")
+    assert error_line(proc) == f"error: paths.log_dir={taken}: a file, not a folder"
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_hydras_own_folder_that_cannot_be_made_is_named_with_the_file_in_the_way(
+    tmp_path: Path, capsys, mode: str
+) -> None:
+    (tmp_path / "hydra").write_text("")
+    folder = tmp_path / "hydra" / "x"
+    config = OmegaConf.create(
+        {"paths": {"log_dir": str(tmp_path)}, "hydra": {mode: {"dir": str(folder)}}}
+    )
+    start = getattr(CheckRunFolder(), f"on_{'multi' if mode == 'sweep' else ''}run_start")
+    with pytest.raises(SystemExit) as stop:
+        start(config)
+    assert stop.value.code == 1
+    why = f"a file, not a folder ({tmp_path / 'hydra'} is)"
+    assert capsys.readouterr().err == f"error: Hydra's {mode} folder {folder}: {why}\n"
+    (tmp_path / "hydra").unlink()
+    start(config)  # a folder that can be made: nothing said, nothing made
+    assert not (tmp_path / "hydra").exists() and not capsys.readouterr().err
 
 
 def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
