@@ -41,7 +41,7 @@ TRAINING_PACKAGES = ("torch", "torchvision", "kornia", "lightning", "torchmetric
 def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, RowModel]:
     """Each row's first-seed run, for rows that still have their scores and model: the
     testtime row's model is its training row's, behind the GAN's generator. A checkpoint cut
-    short (a copy, a full disk) leaves its row out of the figures, said in one line; the
+    short (a copy, a full disk) or missing leaves its row out of the figures, said in one line; the
     row's scores, read from its metrics.json, stay in the report."""
     seed = task_seeds(cfg)[0]
     runs = {}
@@ -54,9 +54,10 @@ def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, RowModel]:
         if generator is not None:
             retrain[generator] = [generator.parent]
         scores = dirs(cfg)["runs"] / run_key(source, seed, cfg.seed) / "per_image.csv"
-        if not (scores.is_file() and all(f.is_file() for f in retrain)):
-            continue
-        if all(is_whole(f, source, delete) for f, delete in retrain.items()):
+        missing = [f for f in (scores, *retrain) if not f.is_file()]
+        if missing:  # deleted by hand: the row was left out without a word
+            leave_out(source, f"{missing[0]} is missing", retrain.get(missing[0], [scores.parent]))
+        elif all(is_whole(f, source, delete) for f, delete in retrain.items()):
             runs[source] = RowModel(scores, model, generator)
     return runs
 
@@ -67,11 +68,15 @@ def is_whole(ckpt: Path, row: str, retrain: list[Path]) -> bool:
         load_checkpoint(ckpt, mmap=True)
         return True
     except UnsafeCheckpointError as err:
-        log(
-            f"report: {err}; the figures leave the {row} row out (its scores stand); "
-            f"delete {' and '.join(map(str, retrain))} to retrain it"
-        )
+        leave_out(row, str(err), retrain)
         return False
+
+
+def leave_out(row: str, why: str, retrain: list[Path]) -> None:
+    log(
+        f"report: {why}; the figures leave the {row} row out (its scores stand); "
+        f"delete {' and '.join(map(str, retrain))} to retrain it"
+    )
 
 
 #: The figures report_figures draws beside the report, besides the sample sheets (grid_*.png).
@@ -92,10 +97,17 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     sets = {t: f for t, (f, needs) in made.items() if any(needs(cfg, s) for s in sources)}
     sets["real training photos (unlabeled)"] = Path(cfg.paths.data_dir) / "train_img"
     figures = sample_grids(sets, d["report"], cfg.synth, r.num_samples, cfg.seed)
-    overlays = {s: d["runs"] / s / "overlays" for s in sources}
+    seed = task_seeds(cfg)[0]  # the error map's seed: both figures draw the same models
+    overlays = {s: d["runs"] / run_key(s, seed, cfg.seed) / "overlays" for s in sources}
     pred = prediction_grid(overlays, d["report"] / FIGURE_FILES[0])
     if pred:
         figures["predictions on real test images (red: crack)"] = pred
+    else:
+        log(
+            f"report: no predictions figure: the rows' evaluation overlays share no test photo at one size "
+            f"(stages.evaluate.num_overlays={e.num_overlays}; a row keeps the overlays it was "
+            "scored with)"
+        )
     test = (cfg.task_data.test_img, cfg.task_data.test_lab)
     runs = first_seed_runs(cfg, sources)
     errors = error_grid(runs, r.goal.reference, test, e, d["report"] / FIGURE_FILES[1])

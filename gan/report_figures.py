@@ -66,9 +66,14 @@ def overlay_panels(path: Path, count: int = 3) -> list:
 
 
 def labeled_strip(label: str, tiles: list) -> np.ndarray:
-    """One figure row: BGR tiles side by side at half size, ``label`` in a white margin."""
-    tiles = [cv2.resize(t, (t.shape[1] // 2, t.shape[0] // 2)) for t in tiles]
-    strip = np.concatenate(tiles, axis=1)
+    """One figure row: BGR tiles side by side at half the first one's height (each keeps its
+    shape: test photos of several sizes made concatenation fail, and no report was written),
+    ``label`` in a white margin."""
+    height = max(tiles[0].shape[0] // 2, 1)
+    fitted = [
+        cv2.resize(t, (max(round(t.shape[1] * height / t.shape[0]), 1), height)) for t in tiles
+    ]
+    strip = np.concatenate(fitted, axis=1)
     margin = np.full((strip.shape[0], 130, 3), 255, np.uint8)
     cv2.putText(
         margin, label, (4, strip.shape[0] // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1
@@ -78,19 +83,18 @@ def labeled_strip(label: str, tiles: list) -> np.ndarray:
 
 def prediction_grid(overlays: dict[str, Path], out: Path, num_images: int = 3) -> Path | None:
     """Rows: ground truth, then each row's prediction on the same real test images, from
-    each row's evaluation overlays (row -> folder); None unless every row has the same
-    number of them, of one size."""
-    panels = {}
-    for row, folder in overlays.items():
-        files = sorted(folder.glob("*.png"))[:num_images]
-        panels[row] = [overlay_panels(f) for f in files]
-    counts = {len(p) for p in panels.values()}
-    if not panels or len(counts) != 1 or 0 in counts:
+    each row's evaluation overlays (row -> folder): the first ``num_images`` test photos every
+    row has an overlay of (rows scored with another ``num_overlays`` keep their own count).
+    None where the rows share none."""
+    names = [{f.name for f in folder.glob("*.png")} for folder in overlays.values()]
+    shared = sorted(set.intersection(*names))[:num_images] if names else []
+    if not shared:
         return None
+    panels = {row: [overlay_panels(folder / n) for n in shared] for row, folder in overlays.items()}
     first = next(iter(panels.values()))
     rows = [labeled_strip("ground truth", [p[1] for p in first])]
     rows += [labeled_strip(row, [p[2] for p in tiles]) for row, tiles in panels.items()]
-    if len({r.shape for r in rows}) != 1:
+    if len({r.shape for r in rows}) != 1:  # the same photo scored at another size
         return None
     cv2.imwrite(str(out), np.concatenate(rows, axis=0))
     return out

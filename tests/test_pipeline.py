@@ -939,3 +939,44 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     assert f"task[testtime]: {ckpt}: unreadable checkpoint" in cut.stdout
     assert "its scores from before stand" in cut.stdout and "removed" not in cut.stdout
     assert (runs / "testtime" / "metrics.json").is_file()
+
+
+def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_missing(
+    tmp_path, capsys
+):
+    """With ``seeds=[1]`` the predictions figure came from the base seed's overlays (another
+    model, possibly of other settings) while the error map drew seed 1; a row whose checkpoint
+    was deleted left the error map without a word."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.evaluate import save_overlay
+    from gan.pipeline_report import report_figures
+
+    register_resolvers()
+    write_toy_real_folder(tmp_path / "real", n=2, h=16, w=20)
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("pipeline", [*pipeline_overrides(tmp_path), "stages.task.seeds=[1]"])
+    photo, truth = torch.full((3, 16, 20), 120, dtype=torch.uint8), torch.zeros(16, 20).long()
+    for run, predicted in (("oracle", 0), ("oracle-seed1", 1)):
+        (tmp_path / "out" / "runs" / run / "overlays").mkdir(parents=True)
+        (tmp_path / "out" / "runs" / run / "per_image.csv").write_text("stem,f1\n0,1.0\n")
+        save_overlay(
+            photo,
+            truth,
+            torch.full_like(truth, predicted),
+            tmp_path / "out" / "runs" / run / "overlays" / "0.png",
+        )
+    figures = report_figures(cfg, ["oracle"])
+    figure = cv2.imread(str(figures["predictions on real test images (red: crack)"]))
+    assert figure[8:, 130:, 2].mean() > 150  # seed 1's all-crack red; seed 0's: the photo's 120
+    ckpt = tmp_path / "ckpt" / "pipeline-task-oracle-seed1" / "last.ckpt"
+    said = capsys.readouterr().out
+    assert f"report: {ckpt} is missing; the figures leave the oracle row out" in said
+    assert f"delete {ckpt.parent} and {tmp_path / 'out' / 'runs' / 'oracle-seed1'}" in said
+    shutil.rmtree(tmp_path / "out" / "runs" / "oracle" / "overlays")
+    report_figures(cfg, ["oracle"])
+    assert "no predictions figure" not in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "out" / "runs" / "oracle-seed1" / "overlays")
+    assert "predictions on real test images (red: crack)" not in report_figures(cfg, ["oracle"])
+    assert "report: no predictions figure: " in capsys.readouterr().out

@@ -65,9 +65,30 @@ def test_prediction_figure_stacks_the_truth_over_each_rows_predictions(tmp_path)
     assert figure.shape[1] == 130 + 2 * (20 // 2)  # label margin + two photos
     tinted = [figure[k * strips : (k + 1) * strips, 130:, 2].mean() for k in range(3)]
     assert tinted[1] == 120 and tinted[2] > tinted[0] > tinted[1]  # none; all red; a band
+    # A row scored with fewer overlays: the photos every row has (the figure vanished)
     (folders["oracle"] / "1.png").unlink()
-    assert prediction_grid(folders, tmp_path / "p.png") is None
+    assert cv2.imread(str(prediction_grid(folders, tmp_path / "p.png"))).shape[1] == 130 + 10
+    (folders["oracle"] / "0.png").rename(folders["oracle"] / "2.png")
+    assert prediction_grid(folders, tmp_path / "p.png") is None  # no photo in common
     assert prediction_grid({"oracle": tmp_path / "missing"}, tmp_path / "p.png") is None
+
+
+def test_the_prediction_figure_takes_test_photos_of_several_sizes(tmp_path):
+    """Scored each at its own size (``eval_size=null``), photos of two heights made the
+    figure's strips fail to join: the report stage ended in a traceback, no report written."""
+    folder = tmp_path / "oracle"
+    folder.mkdir()
+    for name, (h, w) in {"a": (16, 20), "b": (24, 36), "c": (12, 40)}.items():
+        photo = torch.full((3, h, w), 120, dtype=torch.uint8)
+        save_overlay(
+            photo,
+            torch.zeros(h, w, dtype=torch.long),
+            torch.ones(h, w).long(),
+            folder / f"{name}.png",
+        )
+    figure = cv2.imread(str(prediction_grid({"oracle": folder}, tmp_path / "p.png")))
+    # every tile at half the first one's height, each keeping its shape
+    assert figure.shape[:2] == (2 * 8, 130 + 10 + 12 + 27)
 
 
 def test_error_map_needs_a_scored_row(tmp_path):
