@@ -61,6 +61,7 @@ from gan.stage_outputs import (
     refuse_linked_outputs,
     resumed_at,
     same_source,
+    scores_in,
     task_checkpoint,
 )
 from gan.task_data import train_dirs
@@ -316,13 +317,12 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
         "data": data_fingerprint(stage),
         "settings": settings_fingerprint(stage, TASK_SETTINGS),
     }
-    made, record = [ckpt_dir, metrics_path], run_dir / "provenance.json"
+    made, record = [ckpt_dir, *scores_in(run_dir)], run_dir / "provenance.json"
     forget_stale(f"task[{key}]", made, record, provenance, record_roots(cfg))
     scored_on = {"test": {"test_img": cfg.task_data.test_img, "test_lab": cfg.task_data.test_lab}}
     # the scores alone follow the test photos and labels: the model stands, scored again
-    forget_stale(
-        f"task[{key}]", [metrics_path], run_dir / "scored_on.json", scored_on, record_roots(cfg)
-    )
+    on_record = run_dir / "scored_on.json"
+    forget_stale(f"task[{key}]", scores_in(run_dir), on_record, scored_on, record_roots(cfg))
     if metrics_path.is_file():
         scored = read_json(metrics_path)
         if scored.get("eval_size") == eval_size(cfg):
@@ -402,7 +402,7 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
         },
     }
     record = run_dir / "provenance.json"
-    forget_stale(f"task[{key}]", [metrics_path], record, provenance, record_roots(cfg))
+    forget_stale(f"task[{key}]", scores_in(run_dir), record, provenance, record_roots(cfg))
     if metrics_path.is_file():
         log(f"task[{key}]: complete, skipped ({metrics_path})")
         return read_json(metrics_path)

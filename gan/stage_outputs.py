@@ -47,6 +47,13 @@ def dirs(cfg: DictConfig) -> dict[str, Path]:
     }
 
 
+def scores_in(run_dir: Path) -> list[Path]:
+    """What scoring a model writes to its run folder (gan.evaluate.evaluate_folder), removed
+    together: a run stopped after its old scores went, and before new ones came, kept the
+    old model's per-image scores and overlays beside the new record."""
+    return [run_dir / name for name in ("metrics.json", "per_image.csv", "overlays")]
+
+
 def task_checkpoint(cfg: DictConfig, key: str) -> Path:
     """Where stage_task leaves the model of run ``key`` (row, or row-seedN)."""
     return Path(cfg.paths.ckpt_dir) / f"{cfg.stages.task.run_prefix}-{key}" / "last.ckpt"

@@ -926,7 +926,9 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     assert relabeled.returncode == 0, relabeled.stderr[-3000:]
     out = relabeled.stdout
     assert "task[synthetic]: files changed in ${paths.data_dir}/test_lab" in out
-    assert f"old outputs removed ({runs / 'synthetic' / 'metrics.json'})" in out
+    # its per-image scores and overlays too: a stop before the new ones kept the old model's
+    removed = ", ".join(str(runs / "synthetic" / f) for f in ("metrics.json", "per_image.csv"))
+    assert f"old outputs removed ({removed}, {runs / 'synthetic' / 'overlays'})" in out
     assert "task[synthetic]: 2 steps, trained (last.ckpt at step 2), scored again" in out
     assert ckpt.read_bytes() == trained
     assert "task[testtime]: " in out and "task[testtime]: complete, skipped" not in out
