@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -23,6 +23,26 @@ from lightning.pytorch.loggers.logger import rank_zero_experiment
 VALIDATION_PREFIX = "val/"
 #: Columns every row has, whatever it logs.
 SHARED_KEYS = frozenset({"step", "epoch"})
+
+
+#: What a run leaves in a CSV or TensorBoard logger's folder (the ``version: ""`` configs give
+#: every run of a name the same one): kept by a resume, removed for a run from scratch.
+RUN_LOG_FILES = ("metrics.csv", "events.out.tfevents.*", "images/*.png")
+
+
+def clear_earlier_run(loggers: list) -> list[Path]:
+    """Remove an earlier run's records from these loggers' folders, for a run that starts from
+    scratch under the same name (``ckpt_path=null``, or a pipeline row whose settings changed):
+    its rows and curves ran on beside the new run's (a 2-step model's test/f1 row stayed ahead
+    of the retrained model's rows). Returns what it removed; rank zero's work."""
+    removed = []
+    for logger in loggers:
+        if isinstance(logger, CSVLogger | TensorBoardLogger):
+            folder = Path(logger.log_dir)
+            removed += [f for pattern in RUN_LOG_FILES for f in sorted(folder.glob(pattern))]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def _step(row: dict) -> float:

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import checked_size
+from gan.loggers import clear_earlier_run
 from gan.report import goal_checks, log_report, summary_markdown, write_report
 from gan.report_figures import (
     RowModel,
@@ -184,9 +185,9 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     log(f"report: {html_path} and {md_path}")
     summary = summary_markdown(rows, notes, checks)
     track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
-    # the report is made whole each time: its CSV record too, not one more step-0 row a rerun
-    (Path(cfg.paths.log_dir) / track.run_name / "metrics.csv").unlink(missing_ok=True)
     loggers = instantiate_group(track.get("logger"))
+    # made whole each time, its records too: not one more step-0 row or curve point a rerun
+    clear_earlier_run(loggers)
     if loggers:
         log_config(loggers, track)
         log_report(loggers, rows, checks, images, summary, Path(cfg.paths.log_dir) / track.run_name)

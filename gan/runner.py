@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan.callbacks import raise_late_stop
 from gan.checkpoint import UnsafeCheckpointError, check_resumable
+from gan.loggers import clear_earlier_run
 from synth.distributions import is_count
 from synth.io import DataError, read_json, write_json_atomic
 
@@ -249,6 +250,9 @@ def fit(
     with_loggers = then_tests or not finished
     wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
     trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id)
+    if ckpt_path is None and trainer.is_global_zero:  # from scratch: no earlier curve beside it
+        if gone := clear_earlier_run(trainer.loggers):
+            rank_zero_info(f"from scratch: {len(gone)} log files of an earlier run removed")
     log_run_config(trainer, cfg)
     trainer.fit(
         module,

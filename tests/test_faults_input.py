@@ -6,6 +6,8 @@ the same tool with the same run name on broken data or config and must leave it 
 
 from __future__ import annotations
 
+import csv
+import re
 import shutil
 import subprocess
 import warnings
@@ -396,15 +398,20 @@ def test_ckpt_path_null_starts_over_and_replaces_last_ckpt(workdir: Path) -> Non
     """README's "to start over": Lightning kept the old model in last.ckpt and saved the new
     one as last-v1.ckpt, which the next plain rerun never read (it resumed the old model)."""
     run = workdir / "checkpoints" / "over"
-    first = run_tool("train_task", *task_overrides(workdir, steps=4), "run_name=over")
+    first = run_tool("train_task", *task_overrides(workdir, steps=2), "run_name=over")
     assert first.returncode == 0, first.stderr[-3000:]
     again = run_tool(
-        "train_task", *task_overrides(workdir, steps=2), "run_name=over", "ckpt_path=null"
+        "train_task", *task_overrides(workdir, steps=4), "run_name=over", "ckpt_path=null"
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"starting over (ckpt_path=null): {run / 'last.ckpt'} is replaced" in again.stderr
     assert sorted(p.name for p in run.iterdir()) == ["last.ckpt"]
-    assert load_checkpoint(run / "last.ckpt")["global_step"] == 2
+    assert load_checkpoint(run / "last.ckpt")["global_step"] == 4
+    # its logs too: the 2-step model's rows, logged before the new run's first, had stayed
+    assert re.search(r"from scratch: \d+ log files of an earlier run removed", again.stderr)
+    with (workdir / "logs" / "over" / "metrics.csv").open() as file:
+        tested = [row["step"] for row in csv.DictReader(file) if row.get("test/f1")]
+    assert tested == ["4"]
 
 
 def test_sigterm_outside_training_is_an_interrupt_unless_someone_else_handles_it(
