@@ -35,11 +35,9 @@ def clear_earlier_run(loggers: list) -> list[Path]:
     scratch under the same name (``ckpt_path=null``, or a pipeline row whose settings changed):
     its rows and curves ran on beside the new run's (a 2-step model's test/f1 row stayed ahead
     of the retrained model's rows). Returns what it removed; rank zero's work."""
-    removed = []
-    for logger in loggers:
-        if isinstance(logger, CSVLogger | TensorBoardLogger):
-            folder = Path(logger.log_dir)
-            removed += [f for pattern in RUN_LOG_FILES for f in sorted(folder.glob(pattern))]
+    kinds = CSVLogger | TensorBoardLogger
+    folders = dict.fromkeys(Path(x.log_dir) for x in loggers if isinstance(x, kinds))
+    removed = [f for d in folders for pattern in RUN_LOG_FILES for f in sorted(d.glob(pattern))]
     for path in removed:
         path.unlink(missing_ok=True)
     return removed

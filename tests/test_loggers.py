@@ -50,3 +50,25 @@ def test_a_resumed_run_replaces_only_what_it_logs_again(
     resumed.save()
     expected = sorted([*kept, (2, "val/f1")] + [(s, k) for k, s in first])
     assert sorted(rows(path)) == expected
+
+
+def test_a_run_from_scratch_clears_only_the_earlier_runs_records(tmp_path) -> None:
+    """The CSV rows, TensorBoard events and logged images of an earlier run of the name go;
+    what else sits there (the config Lightning writes, a user's notes) stays."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from gan.loggers import ResumableCSVLogger, clear_earlier_run
+
+    loggers = [
+        ResumableCSVLogger(save_dir=str(tmp_path), name="run", version=""),
+        TensorBoardLogger(save_dir=str(tmp_path), name="run", version=""),
+    ]
+    run = tmp_path / "run"
+    records = [run / "metrics.csv", run / "events.out.tfevents.1.host", run / "images" / "a.png"]
+    kept = [run / "hparams.yaml", run / "notes.txt", run / "images" / "keep.txt"]
+    for path in records + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert sorted(clear_earlier_run(loggers)) == sorted(records)
+    assert [p for p in records + kept if p.exists()] == kept
+    assert clear_earlier_run(loggers) == []
