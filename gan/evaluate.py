@@ -50,6 +50,8 @@ from synth.io import (
     ImageFolder,
     Sample,
     missing_folder,
+    read_json,
+    unwritable_folder,
     write_json_atomic,
     write_png,
 )
@@ -125,14 +127,46 @@ def remove_other_pngs(folder: Path, names: set[str]) -> None:
         print(f"{len(stale)} PNGs of an earlier run removed from {folder}")
 
 
+#: In each PNG folder ``staged`` fills: the names it wrote there, so that a later run replaces
+#: and removes those alone.
+WRITTEN = ".written.json"
+
+
+def foreign_pngs(folder: Path) -> list[str]:
+    """The PNGs in ``folder`` that no run of these tools wrote (``WRITTEN`` lists those)."""
+    pngs = sorted(p.name for p in folder.glob("*.png"))
+    try:
+        ours = set(read_json(folder / WRITTEN).get("names", [])) if pngs else set()
+    except DataError:  # missing or damaged: nothing there is known to be ours
+        ours = set()
+    return [name for name in pngs if name not in ours]
+
+
+def refuse_foreign_pngs(out_dir: Path, subs: Sequence[str]) -> None:
+    """``out_dir=project`` beside a user's ``project/masks`` of hand-labelled masks replaced
+    them with predictions and deleted the rest as "of an earlier run": refused before any
+    work where a folder this run fills holds PNGs these tools did not write."""
+    for sub in subs:
+        if foreign := foreign_pngs(out_dir / sub):
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ConfigError(
+                f"out_dir={out_dir}: {out_dir / sub} holds {len(foreign)} PNGs these tools did "
+                f"not write ({shown}), which this run would replace or remove; choose another "
+                "out_dir, or move them"
+            )
+
+
 @contextmanager
-def staged(out_dir: Path, subs: Sequence[str]) -> Iterator[dict[str, Path]]:
+def staged(out_dir: Path, subs: Sequence[str], owned: bool = False) -> Iterator[dict[str, Path]]:
     """Hidden staging folders for the PNG folders ``subs`` of ``out_dir``. What the block
     writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
     ends without an error, so a run that fails half-way, or is stopped, leaves an earlier
     run's results as they were, not mixed with its own. Staging left by a killed run (its
-    process gone) is cleared."""
+    process gone) is cleared. PNGs there that these tools did not write are refused, unless
+    the caller ``owned`` the folder (the pipeline's run folders)."""
     check_out_dir(out_dir)
+    if not owned:
+        refuse_foreign_pngs(out_dir, subs)
     for sub in subs:
         for left in out_dir.glob(f".{sub}.tmp-*"):
             if not process_alive(left.name.rsplit("-", 1)[-1]):
@@ -149,16 +183,17 @@ def staged(out_dir: Path, subs: Sequence[str]) -> Iterator[dict[str, Path]]:
             for name in names:
                 os.replace(path / name, final / name)
             remove_other_pngs(final, set(names))
+            write_json_atomic(final / WRITTEN, {"names": names})
     finally:
         for path in staging.values():
             shutil.rmtree(path, ignore_errors=True)
 
 
 def check_out_dir(out_dir: Path) -> None:
-    """An output folder given as a file's path: one line naming it (the error named the
-    hidden staging folder that could not be made inside it)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"out_dir={out_dir}: a file, not a folder")
+    """An output folder given as a file's path, or below one: one line naming it (the error
+    named the hidden staging folder that could not be made inside it)."""
+    if why := unwritable_folder(out_dir):
+        raise ConfigError(f"out_dir={out_dir}: {why}")
 
 
 def process_alive(pid: str) -> bool:
@@ -268,10 +303,11 @@ def evaluate_folder(
     num_workers: int = 0,
     extra: dict | None = None,
     translate_with: nn.Module | None = None,
+    owned: bool = False,
 ) -> dict:
     """Score ``model`` on a labeled folder; writes per_image.csv, metrics.json, overlays/.
     ``translate_with``: a generator the photos go through first (``ThroughGenerator``); the
-    overlays still show the photos as they are.
+    overlays still show the photos as they are. ``owned``: see ``staged``.
 
     ``image_dir`` may also be a sharded dataset (synthetic or translated; ``mask_dir`` unused):
     the same model scored on the synthetic and the adapted set shows what translation did to
@@ -294,7 +330,7 @@ def evaluate_folder(
     net = scoring_net(model, translate_with)
     rows: list[dict] = []
     start = time.perf_counter()
-    with staged(out_dir, ["overlays"]) as staging:
+    with staged(out_dir, ["overlays"], owned) as staging:
         for batch in batches(loader, "evaluate"):
             if translate_with is not None:
                 check_generator_fits(samples, batch)

@@ -434,6 +434,7 @@ def score_on_test(
         num_overlays=e.num_overlays,
         extra=extra,
         translate_with=translate_with,
+        owned=True,  # the pipeline's own run folder, whose overlays predate WRITTEN records
     )
 
 

@@ -137,7 +137,7 @@ def test_train_task_config_fit_test_evaluate_predict(
     monkeypatch.undo()
     predict_folder(model, other, tmp_path / "pred", eval_size=[16, 24])
     for sub in ("masks", "overlays"):
-        assert [p.name for p in (tmp_path / "pred" / sub).iterdir()] == ["new.png"]
+        assert [p.name for p in (tmp_path / "pred" / sub).glob("*.png")] == ["new.png"]
 
     # A run that fails on a later photo leaves the earlier run's results as they were.
     before = {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()}
@@ -151,7 +151,37 @@ def test_train_task_config_fit_test_evaluate_predict(
     with pytest.raises(ConfigError, match="is where this run writes its masks"):
         predict_folder(model, tmp_path / "pred" / "masks", tmp_path / "pred")
     evaluate_folder(model, img, lab, tmp_path / "eval", eval_size=None, num_overlays=1)
-    assert [p.name for p in (tmp_path / "eval" / "overlays").iterdir()] == ["img0.png"]
+    assert [p.name for p in (tmp_path / "eval" / "overlays").glob("*.png")] == ["img0.png"]
+
+
+def test_predictions_never_replace_or_remove_pngs_these_tools_did_not_write(tmp_path) -> None:
+    """``out_dir=project`` beside a user's ``project/masks`` of hand-labelled masks: they were
+    replaced by predictions, and the others deleted as "PNGs of an earlier run"."""
+    img, lab = make_folder(tmp_path / "real", n=2)
+    torch.manual_seed(0)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    project = tmp_path / "project"
+    shutil.copytree(lab, project / "masks")
+    (project / "masks" / "labelled_by_hand.png").write_bytes(b"mine")
+
+    def files() -> dict:
+        return {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
+
+    before = files()
+    with pytest.raises(ConfigError, match=r"project/masks holds 3 PNGs these tools did not"):
+        predict_folder(model, img, project)
+    assert files() == before  # nothing replaced, removed or added
+    shutil.copytree(lab, project / "scores" / "overlays")
+    with pytest.raises(ConfigError, match=r"scores/overlays holds 2 PNGs these tools did not"):
+        evaluate_folder(model, img, lab, project / "scores", eval_size=None)
+    # the pipeline's own run folder (overlays from before the records) is scored over
+    evaluate_folder(model, img, lab, project / "scores", eval_size=None, owned=True)
+    # what these tools wrote, a later run replaces and removes
+    predict_folder(model, img, tmp_path / "pred")
+    (img / "img0.png").unlink()
+    predict_folder(model, img, tmp_path / "pred")
+    for sub in ("masks", "overlays"):
+        assert [p.name for p in (tmp_path / "pred" / sub).glob("*.png")] == ["img1.png"]
 
 
 def test_a_scoring_that_fails_leaves_the_earlier_results_as_they_were(tmp_path: Path) -> None:
