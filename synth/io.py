@@ -358,7 +358,12 @@ class ImageFolder:
         return self.mask_dir is not None
 
     def __getitem__(self, i: int) -> Sample:
-        image = read_image(self.images[i])
+        """Each read checks the photo decoded whole, not only ``validate``'s: predict and
+        evaluate, which read a folder once, segmented and scored a damaged JPEG's grey fill
+        with no word but libjpeg's, which names no file."""
+        with decoder_complaints() as said:
+            image = read_image(self.images[i])
+        check_decoded_whole(self.images[i], said())
         semantic = np.zeros(image.shape[:2], np.uint8)
         if self.masks[i] is not None:
             semantic = read_mask(self.masks[i], self.value_map, image.shape[:2])
@@ -376,9 +381,7 @@ class ImageFolder:
                 if self.has_masks and self.masks[i] is None:
                     bad.append(f"{self.images[i]}: no mask of its stem in {self.mask_dir}")
                 try:
-                    with decoder_complaints() as said:
-                        self[i]
-                    check_decoded_whole(self.images[i], said())
+                    self[i]
                 except DataError as err:
                     bad.append(str(err))
         if len(bad) > 1:

@@ -152,6 +152,10 @@ def test_a_photo_the_decoder_filled_in_is_refused_by_name(tmp_path: Path, capfd)
     assert str(err.value).startswith(f"{root / 'train_img' / 'c.jpg'}: damaged image data")
     assert "Corrupt JPEG data" in str(err.value) and not capfd.readouterr().err
     assert ImageFolder(root / "test_img", root / "test_lab").validate() == 2
+    # each read, as predict and evaluate read a folder (they do not validate it first)
+    folder = ImageFolder(root / "train_img")
+    with pytest.raises(DataError, match=r"c\.jpg: damaged image data"):
+        folder[[p.name for p in folder.images].index("c.jpg")]
 
 
 def test_hidden_files_and_folders_are_not_photos_and_masks_match_in_any_case(
