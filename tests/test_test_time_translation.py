@@ -154,13 +154,14 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path):
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
     torch.save({"state_dict": gan.state_dict(), "hyper_parameters": dict(gan.hparams)}, gan_ckpt)
     common = [f"ckpt={ckpt}", "eval_size=null", f"translate_with={gan_ckpt}"]
+    (img / "scan.webp").write_bytes(b"RIFF")  # a kind neither tool reads: said, not lost
     proc = run_tool(
         "evaluate", *common, f"test_img={img}", f"test_lab={lab}", f"out_dir={tmp_path}/e"
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     scored = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert scored["translated_with"] == str(gan_ckpt) and scored["num_images"] == 2
-    (img / "scan.webp").write_bytes(b"RIFF")  # a kind prediction does not read: said, not lost
+    assert "note: 1 file of another kind" in proc.stdout and "scan.webp" in proc.stdout
     proc = run_tool("predict", *common, f"input_dir={img}", f"out_dir={tmp_path}/p")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 2

@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from gan.data import checked_size
+from gan.data import checked_size, is_sharded
 from gan.devices import pick_device
 from gan.evaluate import (
     evaluate_folder,
@@ -23,6 +23,7 @@ from gan.evaluate import (
     reverse_generator,
 )
 from synth.distributions import ConfigError
+from synth.io import unread_entries
 
 register_resolvers()
 
@@ -61,6 +62,9 @@ def evaluate(cfg: DictConfig) -> dict:
         translate_with=generator,
     )
     print(f"{cfg.out_dir}/metrics.json: {result}")
+    if not is_sharded(cfg.test_img):  # fewer photos scored than the folder holds: say why
+        for note in unread_entries(cfg.test_img, cfg.test_lab):
+            print(f"  note: {note}")
     return result
 
 
