@@ -276,8 +276,10 @@ def build_metrics(
     tolerance: int = 2, prefix: str = "", validate_args: bool = False
 ) -> MetricCollection:
     """The product's metric set; every metric takes (B,H,W) 0/1 predictions and class-id masks.
-    F1 and crack IoU of a set with no crack, true or predicted, are 1, as each image's scores
-    and tolerance F1 are (f1_from_counts): nothing to find and nothing drawn is no error.
+    F1, crack IoU, precision and recall of a set with no crack, true or predicted, are 1, as
+    each image's scores and tolerance F1 are (f1_from_counts): nothing to find and nothing
+    drawn is no error (precision and recall said 0 beside an F1 of 1). Precision is 1 too where
+    a model draws nothing on a set with cracks: its recall of 0 says how F1 was lost.
 
     torchmetrics' input checks (``validate_args``) are off by default: they run
     ``torch.unique`` over every pixel of every batch: most of the metrics' time
@@ -293,8 +295,8 @@ def build_metrics(
             "f1": BinaryF1Score(zero_division=1, **common),
             # Which way F1 is lost: synthetic-trained models mostly lose precision (false
             # cracks on real textures), the oracle recall.
-            "precision": BinaryPrecision(**common),
-            "recall": BinaryRecall(**common),
+            "precision": BinaryPrecision(zero_division=1, **common),
+            "recall": BinaryRecall(zero_division=1, **common),
             "tol_f1": ToleranceF1(tolerance=tolerance),
         },
         prefix=prefix,

@@ -82,6 +82,7 @@ def test_empty_cases() -> None:
     empty = torch.zeros(2, 8, 8, dtype=torch.long)
     scores = {k: float(v) for k, v in build_metrics()(empty, empty).items()}
     assert scores["f1"] == scores["tol_f1"] == scores["crack_iou"] == scores["miou"] == 1.0
+    assert scores["precision"] == scores["recall"] == 1.0  # were 0 beside an F1 of 1
     drawn = empty.clone()
     drawn[0, 3, 3] = 1
     scores = {k: float(v) for k, v in build_metrics()(drawn, empty).items()}
