@@ -103,12 +103,36 @@ def check_exports(
         got_np = run_onnx(onnx_path, check_input)
         if got_np is not None:
             diffs["onnx"] = float(np.abs(got_np - expected.numpy()).max())
+        else:  # written unchecked, which the report's diffs alone left unsaid
+            print(
+                "note: onnxruntime is not installed, so the ONNX file is not checked against "
+                "PyTorch (pip install onnxruntime, or the project's [export] extra)"
+            )
     bad = {k: v for k, v in diffs.items() if v > atol}
     if bad:
         raise ExportMismatchError(
             f"exported model differs from PyTorch by {bad} (atol {atol}); nothing written"
         )
     return diffs
+
+
+#: What an exported graph takes and gives, in export.json: the graph carries no word of its
+#: input's scaling, and photos scaled to [0, 1] (the usual /255) gave empty masks.
+INPUT_OUTPUT = {
+    "input": {
+        "name": "image",
+        "shape": "(batch, 3, height, width)",
+        "channels": "RGB",
+        "dtype": "float32",
+        "range": [-1, 1],
+        "from_uint8": "x / 127.5 - 1",
+    },
+    "output": {
+        "name": "crack_prob",
+        "shape": "(batch, 1, height, width)",
+        "meaning": "crack probability; a crack where > 0.5",
+    },
+}
 
 
 class ExportMismatchError(RuntimeError):
@@ -136,6 +160,10 @@ def export_model(
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise ConfigError(f"formats={list(formats)}: choose one or more of {list(FORMATS)}")
+    if not atol >= 0:  # -1 exported, then failed its check
+        raise ConfigError(f"atol={atol}: expected a number >= 0")
+    if Path(name).name != name or name in ("", ".", ".."):  # '../x' wrote outside out_dir
+        raise ConfigError(f"name={name!r}: a file name without folders")
     sample_hw = checked_size(sample_hw, "sample_hw")
     check_hw = checked_size(check_hw, "check_hw")
     least = smallest_side(net, translate_with)
@@ -181,6 +209,7 @@ def export_model(
         "torchscript": str(final["torchscript"]) if ts_path else None,
         "max_abs_diff": diffs,
         "smallest_side": least,
+        **INPUT_OUTPUT,
     }
 
 

@@ -300,6 +300,40 @@ def test_an_export_names_its_smallest_photo_and_refuses_to_trace_or_check_below_
         export_model(net, tmp_path / "file", sample_hw=(8, 16), check_hw=(9, 8))
 
 
+def test_an_export_says_what_its_graph_takes_and_what_it_left_unchecked(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Nothing recorded the input's scaling: photos scaled the usual way (/255) gave empty
+    masks; an ONNX file left unchecked (no onnxruntime) said nothing; a check that fails
+    leaves an earlier export as it was; a name with folders wrote outside out_dir."""
+    import gan.export
+    from gan.export import ExportMismatchError
+
+    net = UNet(3, 2, 4, 2)
+    first = export_model(net, tmp_path / "x", sample_hw=(8, 16), check_hw=(9, 8))
+    assert first["input"]["range"] == [-1, 1] and first["input"]["from_uint8"] == "x / 127.5 - 1"
+    assert first["input"]["channels"] == "RGB" and first["output"]["name"] == "crack_prob"
+    before = {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()}
+    monkeypatch.setattr(gan.export, "run_onnx", lambda path, images: None)
+    report = export_model(net, tmp_path / "y", sample_hw=(8, 16), check_hw=(9, 8))
+    assert set(report["max_abs_diff"]) == {"torchscript"} and Path(report["onnx"]).is_file()
+    assert "note: onnxruntime is not installed, so the ONNX file is not checked" in (
+        capsys.readouterr().out
+    )
+
+    def mismatch(*args, **kwargs):
+        raise ExportMismatchError("differs")
+
+    monkeypatch.setattr(gan.export, "check_exports", mismatch)
+    with pytest.raises(ExportMismatchError):
+        export_model(net, tmp_path / "x", sample_hw=(8, 16), check_hw=(9, 8))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "x").iterdir()} == before
+    for name in ("../escape", "a/b", ".."):
+        with pytest.raises(ConfigError, match="a file name without folders"):
+            export_model(net, tmp_path / "z", name=name)
+    assert not (tmp_path / "escape.onnx").exists() and not (tmp_path / "z").exists()
+
+
 def test_export_check_detects_mismatch(tmp_path: Path) -> None:
     from gan.export import check_exports, export_torchscript
 
