@@ -233,13 +233,19 @@ def render_dataset(
 def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
     """Run shard jobs in-process (workers <= 1) or over a process pool, with a progress bar."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     if not jobs:
         return 0
     count = sum(len(shard_range(j[2], j[3], j[4])) for j in jobs)
-    columns = (
-        *Progress.get_default_columns()[:2],
+    columns = (  # one bar: rich's default columns hold one already, and it was drawn twice
+        TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),

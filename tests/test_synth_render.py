@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,6 +226,8 @@ def test_the_render_tools_stdout_is_its_json_summary(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["rendered_samples"] == 4
     assert "rendering" in proc.stderr  # the bar, where a terminal still shows it
+    bar = next(line for line in proc.stderr.splitlines() if "rendering" in line)
+    assert len(re.findall("━+", bar)) == 1 and "4/4" in bar  # one bar (two were drawn)
 
 
 def test_shards_of_unknown_making_or_a_damaged_spec_are_refused(tmp_path: Path) -> None:
