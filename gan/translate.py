@@ -416,12 +416,13 @@ def measure_translation(
     return gap
 
 
-def describe_gap(gap: dict) -> str:
+def describe_gap(gap: dict, moved_by: str = "Translation") -> str:
     """Two sentences for a report: distance before -> after, grey shifts, background texture
-    (and the real photos' texture, which says whether a drop moved the set toward them)."""
+    (and the real photos' texture, which says whether a drop moved the set toward them);
+    ``moved_by`` names what made the set (the GAN's translation, FDA)."""
     metric = "fid" if gap["after"].get("fid_available") else PROXY_NAME
     return (
-        f"Translation moved the synthetic set's {metric} to the real photos from "
+        f"{moved_by} moved the synthetic set's {metric} to the real photos from "
         f"{gap['before'][metric]:.1f} to {gap['after'][metric]:.1f}, and grey levels by "
         f"{gap['grey_shift_crack']:+.2f} on crack pixels, {gap['grey_shift_background']:+.2f} "
         "on background (a crack shift well above the background's means the carried masks "

@@ -198,7 +198,9 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert f"fda: {tmp_path / 'out' / 'synthetic'} -> {tmp_path / 'out' / 'fda'}" in sixth.stdout
     assert "task[fda]: 2 steps" in sixth.stdout and "adapt:" not in sixth.stdout
     assert read_card(tmp_path / "out" / "fda")["translation"]["method"] == "fda"
-    assert "'fda': the synthetic scenes with" in (report / "report.md").read_text()
+    summary = (report / "report.md").read_text()
+    assert "'fda': a task model trained on the synthetic scenes with" in summary
+    assert "FDA moved the synthetic set's" in summary  # its measured gap, as the GAN's set's
     assert "FDA samples (same scenes" in (report / "report.md").read_text()
     # Moved again, FDA row included: its set and the model trained on it are kept.
     again = tmp_path / "again"
