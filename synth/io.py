@@ -242,7 +242,12 @@ def no_images(folder: Path) -> str:
             f"{folder}: a sharded dataset folder ({what}) with no complete shard "
             f"(shard-*/{MANIFEST}): render it again, or copy its shards"
         )
-    return f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder"
+    said = f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder"
+    subfolders = visible_entries(folder)[1]
+    if subfolders:  # photos sorted into subfolders: the way out, where the note came too late
+        shown = ", ".join(subfolders[:3]) + (", ..." if len(subfolders) > 3 else "")
+        said += f"; photos in its {len(subfolders)} subfolder(s) ({shown}) are not looked for"
+    return said
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -321,3 +321,17 @@ def test_a_sharded_set_with_no_complete_shard_is_said_as_such(
         f"{tmp_path / 'set'}: a sharded dataset folder {said} with no complete shard "
         "(shard-*/manifest.jsonl): render it again, or copy its shards"
     )
+
+
+def test_a_folder_whose_photos_are_in_subfolders_says_they_are_not_looked_for(
+    tmp_path: Path,
+) -> None:
+    """Said as "no images" alone; the note naming the subfolders came only after a run."""
+    for sub in ("day1", "day2"):
+        (tmp_path / "photos" / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "photos" / sub / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DataError) as err:
+        ImageFolder(tmp_path / "photos")
+    assert str(err.value).endswith(
+        "in folder; photos in its 2 subfolder(s) (day1, day2) are not looked for"
+    )
