@@ -331,6 +331,8 @@ def evaluate_folder(
     rows: list[dict] = []
     start = time.perf_counter()
     with staged(out_dir, ["overlays"], owned) as staging:
+        if isinstance(samples, ImageFolder):  # every bad file in one line, as predict_folder
+            samples.validate(progress=not owned)  # (a sharded set was checked when written)
         for batch in batches(loader, "evaluate"):
             if translate_with is not None:
                 check_generator_fits(samples, batch)
@@ -520,6 +522,10 @@ def predict_folder(
             "predictions would replace the photos; choose another out_dir"
         )
     with staged(out_dir, list(subs)) as staging:
+        # every bad file in one line, before the network runs: one unreadable photo ended a
+        # run with the others' work discarded, naming it alone, so each fix meant another run
+        # (a decode per photo, small beside the network's pass)
+        folder.validate(progress=True)
         names = write_predictions(
             model, folder, staging, eval_size, batch_size, num_workers, translate_with
         )

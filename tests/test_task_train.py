@@ -122,7 +122,8 @@ def test_train_task_config_fit_test_evaluate_predict(
     monkeypatch.setattr(ImageFolder, "__getitem__", lambda f, i: decoded.append(i) or read(f, i))
     written = predict_folder(model, img, tmp_path / "pred", eval_size=[16, 24], batch_size=2)
     assert sorted(p.name for p in written) == ["img0.png", "img1.png", "img2.png"]
-    assert sorted(decoded) == [0, 1, 2]  # each photo decoded once, for the net and the overlay
+    # each photo decoded twice: checked before any work, then once for the net and the overlay
+    assert sorted(decoded) == [0, 0, 1, 1, 2, 2]
     import cv2
 
     for stem in ("img0", "img1", "img2"):
@@ -143,8 +144,12 @@ def test_train_task_config_fit_test_evaluate_predict(
     before = {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()}
     shutil.copytree(img, tmp_path / "broken")
     (tmp_path / "broken" / "img2.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="img2.png: unreadable or corrupt image"):
+    (tmp_path / "broken" / "img0.png").write_bytes(b"")
+    # every bad photo in one line, before any is segmented (one run per bad file before)
+    with pytest.raises(DataError, match=r"img0.png: .* \(and 1 more bad files: .*img2.png"):
         predict_folder(model, tmp_path / "broken", tmp_path / "pred", batch_size=1)
+    with pytest.raises(DataError, match=r"img0.png: .* \(and 1 more bad files: .*img2.png"):
+        evaluate_folder(model, tmp_path / "broken", lab, tmp_path / "pred_eval")
     after = {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()}
     assert after == before and not list((tmp_path / "pred").glob(".*"))
     # Photos in the folder a run writes its masks to would be replaced by their masks.
