@@ -131,6 +131,18 @@ def goal_rows_not_run(goal: dict, results: dict[str, dict]) -> str:
     )
 
 
+def rows_settings(cfg: DictConfig) -> str:
+    """What the rows ran with, where the config below reads otherwise: its top-level
+    ``trainer.max_steps`` and ``task_data.eval_size`` are defaults the stages override, and the
+    table's seed column is a count, not the seeds."""
+    seeds = task_seeds(cfg)
+    return (
+        f"Each trained row: {cfg.stages.task.trainer.max_steps} steps "
+        f"(stages.task.trainer.max_steps) with seeds {seeds}, scored as stages.evaluate says; "
+        f"the figures draw seed {seeds[0]}'s models."
+    )
+
+
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
     """One HTML page and a Markdown summary of every row, its figures and the goal's verdicts,
     with results.json for scripts; the same go to the run's loggers. Returns the HTML page."""
@@ -143,6 +155,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     notes = (
         f"Real test set: {cfg.task_data.test_img}, {at}. Rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
+        f"{rows_settings(cfg)} "
         "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "
         "resumed one only its rest: the rows' training times over every resume are in the "
         "table): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."

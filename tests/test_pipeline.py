@@ -955,7 +955,7 @@ def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_mis
 
     from gan.cli import register_resolvers
     from gan.evaluate import save_overlay
-    from gan.pipeline_report import report_figures
+    from gan.pipeline_report import report_figures, rows_settings
 
     register_resolvers()
     write_toy_real_folder(tmp_path / "real", n=2, h=16, w=20)
@@ -972,6 +972,8 @@ def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_mis
             tmp_path / "out" / "runs" / run / "overlays" / "0.png",
         )
     figures = report_figures(cfg, ["oracle"])
+    said = rows_settings(cfg)  # the report says which seed they draw
+    assert "with seeds [1], scored as stages.evaluate says; the figures draw seed 1's" in said
     figure = cv2.imread(str(figures["predictions on real test images (red: crack)"]))
     assert figure[8:, 130:, 2].mean() > 150  # seed 1's all-crack red; seed 0's: the photo's 120
     ckpt = tmp_path / "ckpt" / "pipeline-task-oracle-seed1" / "last.ckpt"
