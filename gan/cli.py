@@ -144,6 +144,7 @@ TOOL_COUNTS = {
     "nrow": 1,
     "start": 0,
     "near_px": 0,
+    "tile": 32,  # windows of predict and evaluate; smaller leaves a U-Net almost no context
 }
 
 

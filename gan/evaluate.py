@@ -41,7 +41,7 @@ from gan.task import (
     tolerance_counts,
     tolerance_f1_from_counts,
 )
-from gan.task_data import forward_by_size, pad_collate
+from gan.task_data import forward_by_size, pad_collate, tiled
 from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.distributions import ConfigError
@@ -55,6 +55,11 @@ from synth.io import (
     write_json_atomic,
     write_png,
 )
+
+#: Pixels (as the network sees them) above which predict suggests ``tile``: a whole pass of the
+#: default U-Net (width 16) took about 0.5 GB a megapixel on CPU (peak 3.4 GB on a 4.7 MP photo,
+#: 1.3 GB with tile=512; tools/predict.py, session 45).
+LARGE_PHOTO = 4_000_000
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
 
@@ -304,10 +309,12 @@ def evaluate_folder(
     extra: dict | None = None,
     translate_with: nn.Module | None = None,
     owned: bool = False,
+    tile: int | None = None,
 ) -> dict:
     """Score ``model`` on a labeled folder; writes per_image.csv, metrics.json, overlays/.
     ``translate_with``: a generator the photos go through first (``ThroughGenerator``); the
-    overlays still show the photos as they are. ``owned``: see ``staged``.
+    overlays still show the photos as they are. ``owned``: see ``staged``; ``tile``: see
+    ``crack_probabilities``.
 
     ``image_dir`` may also be a sharded dataset (synthetic or translated; ``mask_dir`` unused):
     the same model scored on the synthetic and the adapted set shows what translation did to
@@ -327,7 +334,7 @@ def evaluate_folder(
     out_dir = Path(out_dir)
     device, tolerance = model.device, model.hparams.tolerance
     metrics = build_metrics(tolerance).to(device)
-    net = scoring_net(model, translate_with)
+    net = tiled(scoring_net(model, translate_with), tile)
     rows: list[dict] = []
     start = time.perf_counter()
     with staged(out_dir, ["overlays"], owned) as staging:
@@ -453,17 +460,27 @@ def crack_probabilities(
     num_workers: int = 0,
     description: str = "predict",
     translate_with: nn.Module | None = None,
+    tile: int | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
     """(index, crack probability HxW on CPU, the photo as decoded) for every image of
-    ``folder``, in order.
+    ``folder``, in order; ``tile``: photos larger than it go through in overlapping windows
+    (``gan.task_data.tiled``).
 
     Logits are resized back to each image's own size, so a map always matches its image.
     """
     loader = photo_loader(folder, eval_size, batch_size, num_workers)
-    net = scoring_net(model, translate_with)
+    net = tiled(scoring_net(model, translate_with), tile)
+    said = False
     for batch in batches(loader, description):
         if translate_with is not None:
             check_generator_fits(folder, batch)
+        largest = int(batch["size"].prod(1).max())
+        if tile is None and largest > LARGE_PHOTO and not said:  # before it runs out of memory
+            said = True
+            print(
+                f"note: photos of {largest / 1e6:.1f} megapixels go through the network whole; "
+                "should memory run out, tile=512 segments them in overlapping windows"
+            )
         with torch.inference_mode():
             logits = forward_by_size(net, batch["image"].to(model.device), batch["size"])
         for j, index in enumerate(batch["index"].tolist()):
@@ -507,6 +524,7 @@ def predict_folder(
     batch_size: int = 4,
     num_workers: int = 0,
     translate_with: nn.Module | None = None,
+    tile: int | None = None,
 ) -> list[Path]:
     """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png
     (``translate_with``: see ``ThroughGenerator``). Results go to hidden staging folders and
@@ -527,7 +545,7 @@ def predict_folder(
         # (a decode per photo, small beside the network's pass)
         folder.validate(progress=True)
         names = write_predictions(
-            model, folder, staging, eval_size, batch_size, num_workers, translate_with
+            model, folder, staging, eval_size, batch_size, num_workers, translate_with, tile
         )
     return [subs["overlays"] / name for name in names]
 
@@ -540,12 +558,13 @@ def write_predictions(
     batch_size: int,
     num_workers: int,
     translate_with: nn.Module | None,
+    tile: int | None = None,
 ) -> list[str]:
     """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
     ``into['overlays']``; returns the file names in the folder's order."""
     names = []
     probs = crack_probabilities(
-        model, folder, eval_size, batch_size, num_workers, translate_with=translate_with
+        model, folder, eval_size, batch_size, num_workers, translate_with=translate_with, tile=tile
     )
     for index, prob, photo in probs:
         pred = (prob > 0.5).long()  # the argmax of two classes

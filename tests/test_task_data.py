@@ -226,3 +226,24 @@ def test_whole_training_images_of_different_sizes_batch_padded_and_train(tmp_pat
     assert (batch["mask"][batch["size"][:, 0] == 31][:, 31:, :] == 255).all()
     model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}, warmup_steps=0)
     assert torch.isfinite(model.training_loss(batch["image"], batch["mask"]))
+
+
+def test_tiled_inference_stitches_windows_back_into_the_whole_photo() -> None:
+    """Large photos go through the network in overlapping windows (a whole 12-megapixel
+    photo takes about 6 GB). A per-pixel network must give exactly its whole-photo output,
+    so every pixel is covered and the blend weights sum to one; a U-Net differs only where a
+    window's edge cut its context, and not in which class wins."""
+    from gan.networks import UNet
+    from gan.task_data import tiled, window_starts
+
+    assert window_starts(100, 32, 24) == [0, 24, 48, 68] and window_starts(20, 32, 24) == [0]
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 100, 150)
+    pointwise = torch.nn.Conv2d(3, 2, 1)
+    unet = UNet(3, 2, 8, 3).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(tiled(pointwise, 32)(x), pointwise(x))
+        assert torch.equal(tiled(unet, 150)(x), unet(x))  # one window: the net itself
+        whole, windows = unet(x), tiled(unet, 64)(x)
+    assert (whole.argmax(1) == windows.argmax(1)).float().mean() > 0.99
+    assert tiled(unet, None) is unet

@@ -387,3 +387,29 @@ def test_a_task_checkpoint_initialises_a_network_whole(tmp_path: Path) -> None:
         assert torch.equal(value, trained.net.state_dict()[key]), key
     wider = build_net("unet", base=8, depth=2)
     assert load_local_weights(wider, tmp_path / "last.ckpt") < len(wider.state_dict())
+
+
+def test_predict_and_evaluate_take_large_photos_in_windows(tmp_path, monkeypatch, capsys):
+    """``tile``: photos larger than it go through in overlapping windows; without it, a photo
+    over LARGE_PHOTO pixels is segmented whole, and a note names the way out first."""
+    import cv2
+
+    import gan.evaluate
+
+    img, lab = make_folder(tmp_path / "real", n=2)  # 48 x 64
+    torch.manual_seed(0)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    monkeypatch.setattr(gan.evaluate, "LARGE_PHOTO", 48 * 64 - 1)
+    predict_folder(model, img, tmp_path / "whole", batch_size=1)
+    out = capsys.readouterr().out  # once, not for each photo
+    assert out.count("go through the network whole; should memory run out, tile=512") == 1
+    predict_folder(model, img, tmp_path / "tiled", tile=32)
+    assert "note:" not in capsys.readouterr().out
+    for name in ("img0.png", "img1.png"):
+        whole, windows = (
+            cv2.imread(str(tmp_path / run / "masks" / name), cv2.IMREAD_UNCHANGED)
+            for run in ("whole", "tiled")
+        )
+        assert whole.shape == windows.shape == (48, 64) and (whole == windows).mean() > 0.95
+    scored = evaluate_folder(model, img, lab, tmp_path / "e", eval_size=None, tile=32)
+    assert scored["num_images"] == 2

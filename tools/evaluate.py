@@ -60,6 +60,7 @@ def evaluate(cfg: DictConfig) -> dict:
         cfg.num_workers,
         extra=extra,
         translate_with=generator,
+        tile=cfg.tile,
     )
     print(f"{cfg.out_dir}/metrics.json: {result}")
     if not is_sharded(cfg.test_img):  # fewer photos scored than the folder holds: say why

@@ -31,6 +31,7 @@ def predict(cfg: DictConfig) -> None:
         cfg.batch_size,
         cfg.num_workers,
         translate_with=reverse_generator(cfg.translate_with),
+        tile=cfg.tile,
     )
     print(f"{len(written)} masks and overlays written to {cfg.out_dir}")
     for note in unread_entries(cfg.input_dir):  # a .webp or a subfolder is skipped: say so
