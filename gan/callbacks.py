@@ -359,6 +359,17 @@ class StepProgressBar(RichProgressBar):
             return super()._get_train_description(current_epoch)
         return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
 
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """The bar ends at the epoch's last batch as it counts them (from the epoch's first):
+        Lightning sizes it by the steps left when the epoch starts, so a run resumed at step 13
+        of 40 read ``40/27`` at its end."""
+        if trainer.max_epochs == -1 and trainer.max_steps > 0 and self.progress is not None:
+            left = trainer.max_steps - trainer.global_step
+            total = min(trainer.num_training_batches, batch_idx + 1 + left)
+            if self.train_progress_bar_id is not None:
+                self.progress.update(self.train_progress_bar_id, total=total)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict:
         items = super().get_metrics(trainer, pl_module)
         if trainer.max_steps > 0:

@@ -152,6 +152,37 @@ def test_the_progress_bar_counts_steps_not_a_negative_epoch_total() -> None:
     assert "step: 20/20" in shown
 
 
+def test_a_resumed_runs_bar_ends_at_the_epochs_last_batch(tmp_path) -> None:
+    """Resumed at step 5 of an epoch of 16, Lightning sized the bar by the 15 steps left when
+    the epoch started while counting batches from the epoch's first: ``16/15``."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    def trainer(steps: int, *callbacks: pl.Callback) -> pl.Trainer:
+        return pl.Trainer(
+            max_steps=steps,
+            max_epochs=-1,
+            callbacks=list(callbacks),
+            enable_progress_bar=isinstance(callbacks[0], StepProgressBar),
+            logger=False,
+            enable_model_summary=False,
+        )
+
+    class EpochEnds(pl.Callback):  # (completed, total) of the bar as each epoch ends
+        def __init__(self) -> None:
+            self.seen: list[tuple[float, float | None]] = []
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            shown = bar.progress.tasks[bar.train_progress_bar_id]
+            self.seen.append((shown.completed, shown.total))
+
+    saves = ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=5, save_last=True)
+    trainer(5, saves).fit(Toy(), datamodule=ToyData())  # saved in the epoch, at its 5th batch
+    bar = StepProgressBar(console_kwargs={"file": io.StringIO(), "force_terminal": True})
+    ends = EpochEnds()
+    trainer(20, bar, ends).fit(Toy(), datamodule=ToyData(), ckpt_path=tmp_path / "last.ckpt")
+    assert ends.seen == [(16, 16), (4, 4)]
+
+
 def test_what_is_not_a_checkpoint_is_named_for_what_it_is(tmp_path):
     """A note, random bytes, a folder and no path at all: each its own line, none a traceback
     or torch's bare ``101`` (a KeyError the weights-only unpickler raised on a text file)."""
