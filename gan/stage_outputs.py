@@ -72,9 +72,9 @@ def check_run_names(cfg: DictConfig) -> None:
         trained = [key for key in scored if task_checkpoint(cfg, key).parent.is_dir()]
         if scored and not trained:
             where = "under other checkpoint folders (made with another run_name?)"
-        else:
-            if path.parent.is_dir():
-                write_json_atomic(path, names)
+        else:  # the outputs folder made now if need be: a first run left it unrecorded
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, names)
             return
     elif any(before.get(k) != v for k, v in names.items()):
         where = f"under the checkpoint folders {before['adapt']}, {before['task']}-<row>"

@@ -876,6 +876,9 @@ def test_an_oracle_only_run_renders_nothing(tmp_path):
     report = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "real training photos (unlabeled)" in report and "synthetic samples" not in report
     assert (tmp_path / "out" / "report" / "errors.png").is_file()
+    assert json.loads((tmp_path / "out" / "run_names.json").read_text())["task"] == (
+        "pipeline-task"
+    )  # recorded by the first run (it came only with the second)
 
     # Its checkpoint cut short after the row finished: the report stands, without the figure.
     ckpt = tmp_path / "ckpt" / "pipeline-task-oracle" / "last.ckpt"
