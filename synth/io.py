@@ -260,14 +260,18 @@ def list_images(folder: str | Path) -> list[Path]:
     files = [folder / n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(no_images(folder))
-    seen: dict[str, Path] = {}
+    by_stem: dict[str, list[str]] = {}
     for path in files:
-        if path.stem in seen:
-            raise DataError(
-                f"{folder}: {seen[path.stem].name} and {path.name} share the stem "
-                f"{path.stem!r}; masks, predictions and scores are named by stem: rename one"
-            )
-        seen[path.stem] = path
+        by_stem.setdefault(path.stem, []).append(path.name)
+    shared = [names for names in by_stem.values() if len(names) > 1]
+    if shared:  # every such stem at once: one run per pair to find them all before
+        first, rest = shared[0], shared[1:]
+        more = "; ".join(" and ".join(names) for names in rest[:4]) + ("; ..." * (len(rest) > 4))
+        raise DataError(
+            f"{folder}: {' and '.join(first)} share the stem {Path(first[0]).stem!r}"
+            + (f" (and {len(rest)} more shared stems: {more})" if rest else "")
+            + "; masks, predictions and scores are named by stem: rename one"
+        )
     return files
 
 

@@ -335,3 +335,16 @@ def test_a_folder_whose_photos_are_in_subfolders_says_they_are_not_looked_for(
     assert str(err.value).endswith(
         "in folder; photos in its 2 subfolder(s) (day1, day2) are not looked for"
     )
+
+
+def test_every_stem_two_photos_share_is_named_in_one_line(tmp_path: Path) -> None:
+    """The first pair alone was named: a folder with several needed one run per pair."""
+    for name in ("a.jpg", "a.png", "b.jpg", "b.bmp", "c.jpg"):
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "photos" / name), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DataError) as err:
+        ImageFolder(tmp_path / "photos")
+    assert str(err.value) == (
+        f"{tmp_path / 'photos'}: a.jpg and a.png share the stem 'a' (and 1 more shared stems: "
+        "b.bmp and b.jpg); masks, predictions and scores are named by stem: rename one"
+    )
