@@ -320,6 +320,7 @@ def evaluate_folder(
     the same model scored on the synthetic and the adapted set shows what translation did to
     the training signal, e.g. how many background textures still read as cracks.
     """
+    check_eval_size_fits(eval_size, translate_with)
     samples, names = labeled_samples(image_dir, mask_dir)
     dataset = SegmentationSamples(
         samples, crop_size=None, resize=tuple(eval_size) if eval_size else None
@@ -439,6 +440,16 @@ def photo_loader(
 MIN_GENERATOR_SIDE = 8
 
 
+def check_eval_size_fits(eval_size: Sequence[int] | None, translate_with: object) -> None:
+    """Every photo resized below the generator's least side: the setting named, not the
+    first photo (``eval_size=[6,9]`` was said as a photo of 6x9 px)."""
+    if translate_with is not None and eval_size and min(eval_size) < MIN_GENERATOR_SIDE:
+        raise ConfigError(
+            f"eval_size={list(eval_size)}: smaller than the {MIN_GENERATOR_SIDE} px a side the "
+            "generator needs for test-time translation"
+        )
+
+
 def check_generator_fits(folder: Sequence[Sample], batch: dict) -> None:
     """Refuse, by file, a photo too small to go through the generator."""
     for index, (h, w) in zip(batch["index"].tolist(), batch["size"].tolist()):
@@ -468,6 +479,7 @@ def crack_probabilities(
 
     Logits are resized back to each image's own size, so a map always matches its image.
     """
+    check_eval_size_fits(eval_size, translate_with)
     loader = photo_loader(folder, eval_size, batch_size, num_workers)
     net = tiled(scoring_net(model, translate_with), tile)
     said = False

@@ -16,6 +16,7 @@ from torch import nn
 from gan.evaluate import crack_probabilities, evaluate_folder, predict_folder, reverse_generator
 from gan.task import CrackSegmenter
 from gan.translate import translate_batch
+from synth.distributions import ConfigError
 from synth.io import DataError, ImageFolder, read_image, write_png
 
 
@@ -87,6 +88,13 @@ def test_prediction_through_a_generator_matches_prediction_on_its_output(tmp_pat
     write_png(img / "tiny.png", np.zeros((4, 4, 3), np.uint8), rgb=True)
     with pytest.raises(DataError, match=r"tiny\.png: 4x4 px \(HxW\), smaller than the 8 px"):
         predict_folder(model, img, tmp_path / "through", translate_with=gen)
+    # every photo resized below it: the setting is named (it was said of the first photo)
+    for run in (
+        lambda: predict_folder(model, img, tmp_path / "t", eval_size=[6, 9], translate_with=gen),
+        lambda: evaluate_folder(model, img, img, tmp_path / "e", [6, 9], translate_with=gen),
+    ):
+        with pytest.raises(ConfigError, match=r"^eval_size=\[6, 9\]: smaller than the 8 px"):
+            run()
 
 
 def test_scoring_through_a_generator_refuses_a_photo_too_small_for_it(tmp_path):
