@@ -185,6 +185,10 @@ def staged(out_dir: Path, subs: Sequence[str], owned: bool = False) -> Iterator[
             final = out_dir / sub
             final.mkdir(exist_ok=True)
             names = sorted(p.name for p in path.glob("*.png"))
+            earlier = sorted(p.name for p in final.glob("*.png"))  # all ours: checked above
+            # recorded before the files move (a full disk then stops with nothing moved),
+            # and again once the earlier run's other files are gone
+            write_json_atomic(final / WRITTEN, {"names": sorted({*names, *earlier})})
             for name in names:
                 os.replace(path / name, final / name)
             remove_other_pngs(final, set(names))
