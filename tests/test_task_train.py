@@ -413,3 +413,34 @@ def test_predict_and_evaluate_take_large_photos_in_windows(tmp_path, monkeypatch
         assert whole.shape == windows.shape == (48, 64) and (whole == windows).mean() > 0.95
     scored = evaluate_folder(model, img, lab, tmp_path / "e", eval_size=None, tile=32)
     assert scored["num_images"] == 2
+
+
+def test_a_full_disk_at_the_record_leaves_the_earlier_predictions_and_their_record(
+    tmp_path, monkeypatch
+) -> None:
+    """The folder's record of what these tools wrote comes before the files move: a full disk
+    between would have left new PNGs unrecorded, refused by the next run as a user's."""
+    import errno
+
+    import gan.evaluate
+
+    img, _ = make_folder(tmp_path / "real", n=2)
+    torch.manual_seed(0)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    predict_folder(model, img, tmp_path / "pred")
+    before = {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()}
+
+    def full(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    (img / "img0.png").rename(img / "new.png")
+    monkeypatch.setattr(gan.evaluate, "write_json_atomic", full)
+    with pytest.raises(OSError):
+        predict_folder(model, img, tmp_path / "pred")
+    assert {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    predict_folder(model, img, tmp_path / "pred")  # its own files: not refused
+    assert sorted(p.name for p in (tmp_path / "pred" / "masks").glob("*.png")) == [
+        "img1.png",
+        "new.png",
+    ]
