@@ -42,8 +42,8 @@ TRAINING_PACKAGES = ("torch", "torchvision", "kornia", "lightning", "torchmetric
 def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, RowModel]:
     """Each row's first-seed run, for rows that still have their scores and model: the
     testtime row's model is its training row's, behind the GAN's generator. A checkpoint cut
-    short (a copy, a full disk) or missing leaves its row out of the figures, said in one line; the
-    row's scores, read from its metrics.json, stay in the report."""
+    short (a copy, a full disk) or missing leaves its row out of the figures, said in one
+    line; the row's scores, read from its metrics.json, stay in the report."""
     seed = task_seeds(cfg)[0]
     runs = {}
     for source in sources:
@@ -105,9 +105,9 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
         figures["predictions on real test images (red: crack)"] = pred
     else:
         log(
-            f"report: no predictions figure: the rows' evaluation overlays share no test photo at one size "
-            f"(stages.evaluate.num_overlays={e.num_overlays}; a row keeps the overlays it was "
-            "scored with)"
+            "report: no predictions figure: the rows' evaluation overlays share no test photo "
+            f"at one size (stages.evaluate.num_overlays={e.num_overlays}; a row keeps the "
+            "overlays it was scored with)"
         )
     test = (cfg.task_data.test_img, cfg.task_data.test_lab)
     runs = first_seed_runs(cfg, sources)
