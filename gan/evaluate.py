@@ -520,15 +520,26 @@ def recalibrate_on_folder(
     folder = ImageFolder(image_dir)  # a missing or empty folder raises DataError
     batch_size = batch_size if eval_size else 1
     loader = photo_loader(folder, eval_size, batch_size, num_workers, keep_photo=False)
-    images = (b["image"].to(model.device) for b in batches(loader, "BatchNorm statistics"))
+    seen: list[int] = []  # the batch in flight's photos, to name the one torch refuses
+
+    def images() -> Iterator[torch.Tensor]:
+        for batch in batches(loader, "BatchNorm statistics"):
+            seen[:] = batch["index"].tolist()
+            yield batch["image"].to(model.device)
+
     try:
-        return recalibrate_batchnorm(model, images)
+        return recalibrate_batchnorm(model, images())
     except ValueError as err:  # torch's BatchNorm on one value per channel
         if "more than 1 value per channel" not in str(err):
             raise
+        which = (  # one by one without eval_size: the photo; with it, every photo that size
+            f"{folder.images[seen[0]]}: a photo"
+            if not eval_size and seen
+            else f"eval_size={list(eval_size or [])}: photos"
+        )
         raise DataError(
-            f"{image_dir}: a photo too small for BatchNorm statistics (one value per channel "
-            "at the network's deepest level); set eval_size=[H, W] or leave out tiny photos"
+            f"{which} too small for BatchNorm statistics (one value per channel at the "
+            "network's deepest level); set eval_size=[H, W] or leave out tiny photos"
         ) from err
 
 

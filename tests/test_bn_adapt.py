@@ -84,9 +84,13 @@ def test_a_photo_too_small_for_batchnorm_statistics_is_a_data_error(tmp_path) ->
     import numpy as np
 
     (tmp_path / "tiny").mkdir()
-    cv2.imwrite(str(tmp_path / "tiny" / "a.png"), np.zeros((2, 2, 3), np.uint8))
-    with pytest.raises(DataError, match=r"tiny: a photo too small for BatchNorm statistics"):
+    cv2.imwrite(str(tmp_path / "tiny" / "a.png"), np.full((64, 64, 3), 9, np.uint8))
+    cv2.imwrite(str(tmp_path / "tiny" / "b.png"), np.zeros((2, 2, 3), np.uint8))
+    # the photo named (the folder was, which left the user to find it)
+    with pytest.raises(DataError, match=r"tiny/b\.png: a photo too small for BatchNorm"):
         recalibrate_on_folder(tiny_segmenter(), tmp_path / "tiny", eval_size=None)
+    with pytest.raises(DataError, match=r"^eval_size=\[2, 2\]: photos too small for BatchNorm"):
+        recalibrate_on_folder(tiny_segmenter(), tmp_path / "tiny", eval_size=[2, 2], batch_size=1)
 
 
 def test_evaluate_tool_recalibrates_on_the_photos_it_is_given(tmp_path) -> None:
