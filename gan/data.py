@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from traceback import extract_tb
+from types import TracebackType
 
 import lightning.pytorch as pl
 import numpy as np
@@ -250,7 +253,24 @@ def quiet_worker(worker_id: int, rank: int = 0) -> None:
     saved) and ends with its loader. Then the per-worker seeding Lightning adds to a loader
     without a worker_init_fn of its own."""
     ignore_stops()
+    quiet_lost_handover()
     pl_worker_init_function(worker_id, rank)
+
+
+def quiet_lost_handover() -> None:
+    """A worker hands each batch's tensors to the main process through multiprocessing's
+    resource sharer; when a stop ends the main process mid-handover, that thread printed
+    ``ConnectionResetError`` with its traceback after the tool's last line (it reports through
+    ``sys.excepthook``). That one error is dropped; any other is said as before."""
+    said = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        lost = issubclass(kind, ConnectionError | EOFError)
+        if lost and any(f.filename.endswith("resource_sharer.py") for f in extract_tb(tb)):
+            return
+        said(kind, value, tb)
+
+    sys.excepthook = hook
 
 
 def quiet_workers(trainer: pl.Trainer | None = None) -> Callable[[int], None]:
