@@ -80,7 +80,8 @@ def leave_out(row: str, why: str, retrain: list[Path]) -> None:
     )
 
 
-#: The figures report_figures draws beside the report, besides the sample sheets (grid_*.png).
+#: The figures report_figures draws into the report folder, besides the sample sheets
+#: (grid_<folder>.png); report.html shows them where they lie.
 FIGURE_FILES = ("predictions.png", "errors.png")
 
 
@@ -89,7 +90,7 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     photos, and the error map of the photos the reference row wins by most."""
     d, r, e = dirs(cfg), cfg.stages.report, cfg.stages.evaluate
     for old in [*d["report"].glob("grid_*.png"), *(d["report"] / n for n in FIGURE_FILES)]:
-        old.unlink(missing_ok=True)  # an earlier report's, beside this one's (img/ was cleaned)
+        old.unlink(missing_ok=True)  # an earlier report's: a set or row this one may not show
     made = {  # the sets this report's rows were trained on, each with what made it
         "synthetic samples": (d["synthetic"], needs_render),
         "adapted samples (same scenes, masks carried)": (d["adapted"], needs_adapted),

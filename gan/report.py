@@ -260,6 +260,16 @@ def markdown_to_html_table(table: str) -> str:
     )
 
 
+def shown_from(out: Path, figure: Path) -> str:
+    """The path report.html shows ``figure`` by: where it lies if in ``out``, else a copy's
+    in ``out/img``."""
+    if figure.resolve().parent == out.resolve():
+        return figure.name
+    (out / "img").mkdir(exist_ok=True)
+    shutil.copyfile(figure, out / "img" / figure.name)
+    return f"img/{figure.name}"
+
+
 def write_report(
     out_dir: str | Path,
     rows: list[dict],
@@ -268,18 +278,21 @@ def write_report(
     notes: str = "",
     checks: list[dict] | None = None,
 ) -> tuple[Path, Path]:
-    """Write report.html and report.md (images copied beside them); returns both paths."""
+    """Write report.html and report.md beside the figures drawn into ``out_dir``, or with
+    copies in ``img/`` of those drawn elsewhere (the pipeline's had been copied, so each
+    figure lay twice in the report folder); returns both paths."""
     out = Path(out_dir)
-    (out / "img").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     copied = {}
     for title, src in (images or {}).items():
         if src and Path(src).is_file():
-            dst = out / "img" / Path(src).name
-            shutil.copyfile(src, dst)
-            copied[title] = f"img/{dst.name}"
-    kept = {Path(rel).name for rel in copied.values()}
-    for stale in (p for p in (out / "img").iterdir() if p.is_file() and p.name not in kept):
+            copied[title] = shown_from(out, Path(src))
+    kept = set(copied.values())
+    img = out / "img"
+    for stale in (p for p in img.glob("*") if p.is_file() and f"img/{p.name}" not in kept):
         stale.unlink()  # an earlier report's figure that this one does not show
+    if img.is_dir() and not any(img.iterdir()):
+        img.rmdir()
     md = [summary_markdown(rows, notes, checks)]
     md += [f"## {title}\n\n![{title}]({rel})\n" for title, rel in copied.items()]
     md_path = out / "report.md"

@@ -49,12 +49,14 @@ def sample_grids(
     sets: dict[str, Path], out_dir: Path, synth: DictConfig, num: int, seed: int
 ) -> dict[str, Path]:
     """A contact sheet of each existing folder in ``sets`` (title -> folder), the same scene
-    indices in each set made from the synthetic one."""
+    indices in each set made from the synthetic one. Each sheet is named by its folder
+    (``grid_adapted.png``), not its place in ``sets``, so a file keeps its meaning from one
+    report to the next."""
     grids = {}
-    for i, (title, folder) in enumerate(sets.items()):
+    for title, folder in sets.items():
         if folder.is_dir():
             samples = load_samples(str(folder), None, synth, num, 0, seed)
-            grids[title] = contact_sheet(samples, out_dir / f"grid_{i}.png", nrow=num)
+            grids[title] = contact_sheet(samples, out_dir / f"grid_{folder.name}.png", nrow=num)
     return grids
 
 

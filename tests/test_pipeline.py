@@ -65,7 +65,15 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     # model on the photos as the generator translates them); 3 of the 4 test images, half size.
     errors = cv2.imread(str(report / "errors.png"))
     assert errors.shape == (8 * 48 // 2, 130 + 3 * 64 // 2, 3)
-    assert "img/errors.png" in (report / "report.md").read_text()
+    # each figure lies once, where it was drawn, and the page shows it there
+    assert "](errors.png)" in (report / "report.md").read_text()
+    assert 'src="predictions.png"' in (report / "report.html").read_text()
+    assert not (report / "img").exists()
+    assert sorted(p.name for p in report.glob("grid_*.png")) == [
+        "grid_adapted.png",
+        "grid_synthetic.png",
+        "grid_train_img.png",
+    ]
     assert (
         "hardest test images (those the oracle row wins by most;"
         in (report / "report.md").read_text()
@@ -140,7 +148,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "adapt: complete at step 2, skipped" in third.stdout
     assert "translate:" not in third.stdout  # the translated scenes are not needed
     # the adapted set's sheet is gone from the report folder, not left beside the new ones
-    assert sorted(p.name for p in report.glob("grid_*.png")) == ["grid_0.png", "grid_1.png"]
+    assert sorted(p.name for p in report.glob("grid_*.png")) == [
+        "grid_synthetic.png",
+        "grid_train_img.png",
+    ]
     row, tt = json.loads((report / "results.json").read_text())["rows"]
     assert row["num_seeds"] == 2 and sorted(row["seeds"]) == [0, 1] and "f1_std" in row
     assert len(row["f1_runs"]) == 2

@@ -96,16 +96,27 @@ def test_error_map_needs_a_scored_row(tmp_path):
 
 
 def test_a_report_keeps_only_the_figures_it_shows(tmp_path):
-    """An earlier report's figure (a row or a set no longer in it) is not left in img/."""
+    """An earlier report's figure (a row or a set no longer in it) is not left in img/; a
+    figure drawn elsewhere is copied there, one drawn in the report folder is shown where it
+    lies (not copied: each lay twice), and img/ goes once it holds nothing."""
     from gan.report import write_report
 
-    figure = tmp_path / "grid_0.png"
+    figure = tmp_path / "grid_synthetic.png"
     figure.write_bytes(b"png")
-    (tmp_path / "report" / "img").mkdir(parents=True)
-    (tmp_path / "report" / "img" / "grid_3.png").write_bytes(b"old")
+    report = tmp_path / "report"
+    (report / "img").mkdir(parents=True)
+    (report / "img" / "grid_3.png").write_bytes(b"old")
     rows = [{"source": "oracle", "f1": 0.8, "tol_f1": 0.9, "crack_iou": 0.7, "wall_s": 1.0}]
-    write_report(tmp_path / "report", rows, "cfg: 1", {"samples": figure}, "notes", [])
-    assert sorted(p.name for p in (tmp_path / "report" / "img").iterdir()) == ["grid_0.png"]
+    write_report(report, rows, "cfg: 1", {"samples": figure}, "notes", [])
+    assert sorted(p.name for p in (report / "img").iterdir()) == ["grid_synthetic.png"]
+    assert 'src="img/grid_synthetic.png"' in (report / "report.html").read_text()
+
+    inside = report / "errors.png"
+    inside.write_bytes(b"png")
+    write_report(report, rows, "cfg: 1", {"errors": inside}, "notes", [])
+    assert not (report / "img").exists() and inside.read_bytes() == b"png"
+    assert 'src="errors.png"' in (report / "report.html").read_text()
+    assert "![errors](errors.png)" in (report / "report.md").read_text()
 
 
 def test_the_error_map_draws_the_testtime_row_through_its_generator(tmp_path):
