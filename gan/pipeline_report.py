@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
@@ -144,6 +147,23 @@ def rows_settings(cfg: DictConfig) -> str:
     )
 
 
+def made_by() -> dict:
+    """When the report was made, and the overrides of the command that made it: a report left
+    by an earlier run (a rerun stopped before its report stage, or run with other settings)
+    had read as the last command's."""
+    made = {"made_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if HydraConfig.initialized():
+        made["overrides"] = list(HydraConfig.get().overrides.task)
+    return made
+
+
+def made_line(made: dict) -> str:
+    when = made["made_at"].replace("T", " ").replace("+00:00", " UTC")
+    if "overrides" not in made:
+        return f"Made {when}."
+    return f"Made {when} by `{shlex.join(['python', 'tools/pipeline.py', *made['overrides']])}`."
+
+
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
     """One HTML page and a Markdown summary of every row, its figures and the goal's verdicts,
     with results.json for scripts; the same go to the run's loggers. Returns the HTML page."""
@@ -153,8 +173,9 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     images = report_figures(cfg, list(results))
     size = checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
     at = f"resized to {size[0]}x{size[1]} (HxW)" if size else "each image at its own size"
+    made = made_by()
     notes = (
-        f"Real test set: {cfg.task_data.test_img}, {at}. Rows differ only in "
+        f"{made_line(made)} Real test set: {cfg.task_data.test_img}, {at}. Rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
         f"{rows_settings(cfg)} "
         "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "
@@ -198,7 +219,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     )
     write_json_atomic(
         report_dir / "results.json",
-        {"rows": rows, "goal": checks, "wall_seconds": wall, "versions": env},
+        {"rows": rows, "goal": checks, "wall_seconds": wall, "versions": env, **made},
     )
     log(f"report: {html_path} and {md_path}")
     summary = summary_markdown(rows, notes, checks)

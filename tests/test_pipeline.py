@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import cv2
@@ -84,6 +85,14 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         for ours in ("adapted", "testtime", "selftrained")
         for other in ("synthetic", "randomized", "oracle")
     ]
+    # when and by which command: a report an earlier run left reads as that run's
+    made = json.loads((report / "results.json").read_text())
+    assert made["overrides"] == pipeline_overrides(tmp_path)
+    assert datetime.fromisoformat(made["made_at"]) > datetime.now(timezone.utc) - timedelta(hours=1)
+    assert (
+        f"Made {made['made_at'][:10]} {made['made_at'][11:19]} UTC by `python tools/pipeline.py "
+        f"paths.data_dir={tmp_path / 'real'} " in (report / "report.md").read_text()
+    )
     versions = json.loads((report / "results.json").read_text())["versions"]
     assert versions["torch"] == torch.__version__.split("+")[0] and "kornia" in versions
     assert versions["cpu"] == torch.backends.cpu.get_cpu_capability()
