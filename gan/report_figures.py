@@ -156,7 +156,7 @@ def error_grid(
         model = load_segmenter(run.checkpoint, device)
         through = reverse_generator(run.generator)
         at, batch = evaluate.eval_size, evaluate.batch_size
-        probs = crack_probabilities(model, chosen, at, batch, 0, row, through)
+        probs = crack_probabilities(model, chosen, at, batch, 0, f"error map: {row}", through)
         pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p, _ in probs]).long()
         drawn = [error_overlay(p, t, q) for p, t, q in zip(photos, truth, pred)]
         rows.append(labeled_strip(row, bgr(torch.stack(drawn))))

@@ -230,7 +230,9 @@ def fit(
     """Train ``module``; resumes from the run's last.ckpt when ``cfg.ckpt_path == 'last'``.
     A rerun of a finished run opens no logger, which would be an empty dashboard run, unless
     the tool tests next (``then_tests``: the scores are that run's content)."""
-    pl.seed_everything(cfg.get("seed", 0), workers=True)
+    # seeded again (data order follows the seed, not the draws of the model's building);
+    # build_model said "Seed set to ..." once
+    pl.seed_everything(cfg.get("seed", 0), workers=True, verbose=False)
     ckpt_dir = Path(cfg.paths.ckpt_dir) / cfg.run_name
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), ckpt_dir)
     finished = False

@@ -98,6 +98,9 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert versions["cpu"] == torch.backends.cpu.get_cpu_capability()
     assert f"torch {versions['torch']}" in (report / "report.md").read_text()
     assert "Against the goal" in first.stdout and "| selftrained | oracle |" in first.stdout
+    assert "error map: oracle" in first.stdout  # the report's bars say what they count
+    # once per trained model (the GAN and five rows), not again as training starts
+    assert (first.stdout + first.stderr).count("Seed set to 0") == 6
     assert "without verdicts" not in (report / "report.md").read_text()  # every goal row ran
     adapted = tmp_path / "out" / "adapted"
     assert len(list(adapted.glob("shard-*/image/*.png"))) == 6
