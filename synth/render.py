@@ -212,7 +212,8 @@ def render_dataset(
     clean_partial_shards(out, selected)
     todo = [s for s in selected if not is_shard_complete(out, s)]
     jobs = [(cfg, str(out), s, shard_size, num_samples, seed) for s in todo]
-    rendered = _run(jobs, workers, progress)
+    done = sum(len(shard_range(s, shard_size, num_samples)) for s in selected if s not in todo)
+    rendered = _run(jobs, workers, progress, done)
     complete = all(is_shard_complete(out, s) for s in range(total))
     # A finished dataset is left untouched: it may be shared or mounted read-only.
     if complete and (todo or not (out / CARD).is_file()):
@@ -230,8 +231,10 @@ def render_dataset(
     }
 
 
-def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
-    """Run shard jobs in-process (workers <= 1) or over a process pool, with a progress bar."""
+def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:
+    """Run shard jobs in-process (workers <= 1) or over a process pool, with a progress bar
+    that counts the ``done`` samples of shards already complete (a resumed render's bar read
+    3/3 where 7 of 10 shards had been rendered)."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -252,7 +255,7 @@ def _run(jobs: list[tuple], workers: int, progress: bool) -> int:
     )
     # on stderr: the tool's stdout is its JSON summary (``render.py > summary.json``)
     with Progress(*columns, disable=not progress, console=Console(stderr=True)) as bar:
-        task = bar.add_task("rendering", total=count)
+        task = bar.add_task("rendering", total=done + count, completed=done)
         if workers <= 1 or len(jobs) <= 1:
             threads = cv2.getNumThreads()
             _init_worker()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,7 +99,6 @@ def test_resume_renders_only_missing_shards(tmp_path: Path) -> None:
     render(tmp_path)
     clean = tree_digest(tmp_path)
     # Simulate a killed run: shard 1 never renamed into place, a half-written temp dir left.
-    import shutil
 
     shutil.rmtree(tmp_path / shard_name(1))
     (tmp_path / CARD).unlink()
@@ -228,6 +228,14 @@ def test_the_render_tools_stdout_is_its_json_summary(tmp_path: Path) -> None:
     assert "rendering" in proc.stderr  # the bar, where a terminal still shows it
     bar = next(line for line in proc.stderr.splitlines() if "rendering" in line)
     assert len(re.findall("━+", bar)) == 1 and "4/4" in bar  # one bar (two were drawn)
+
+    # resumed with one of two shards gone: the bar counts the whole set, not what is left
+    shutil.rmtree(out / shard_name(1))
+    proc = run_tool(
+        "render", "num_samples=4", "shard_size=2", "synth.size=32", f"out_dir={out}", "workers=1"
+    )
+    assert json.loads(proc.stdout)["rendered_samples"] == 2
+    assert "4/4" in next(line for line in proc.stderr.splitlines() if "rendering" in line)
 
 
 def test_shards_of_unknown_making_or_a_damaged_spec_are_refused(tmp_path: Path) -> None:
