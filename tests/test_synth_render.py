@@ -99,7 +99,6 @@ def test_resume_renders_only_missing_shards(tmp_path: Path) -> None:
     render(tmp_path)
     clean = tree_digest(tmp_path)
     # Simulate a killed run: shard 1 never renamed into place, a half-written temp dir left.
-
     shutil.rmtree(tmp_path / shard_name(1))
     (tmp_path / CARD).unlink()
     partial = tmp_path / f"{shard_name(1)}.tmp-99999"
