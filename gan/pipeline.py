@@ -52,6 +52,7 @@ from gan.rows import (
 from gan.run_names import run_key
 from gan.runner import build_model, close_runs, fit, starts_over
 from gan.stage_outputs import (
+    check_claimed_folders,
     check_run_names,
     checkpoint_step,
     dirs,
@@ -510,6 +511,7 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
         teacher_of(cfg)
     check_stage_settings(cfg, sources)
     check_run_names(cfg)
+    check_claimed_folders(cfg)
     results, gan, rendered, translated, swapped = {}, None, False, False, False
     for source in sources:
         if not rendered and needs_render(cfg, source):

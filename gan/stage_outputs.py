@@ -8,6 +8,7 @@ link. Written for the pipeline, whose stages all follow these rules.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -83,8 +84,41 @@ def check_run_names(cfg: DictConfig) -> None:
     raise ConfigError(
         f"{path.parent}: its rows' models are {where}, not {names['adapt']}, "
         f"{names['task']}-<row>; rerun with the run_name that made them, or give the new run "
-        "its own paths.output_dir"
+        "its own folders (paths.root_dir=<folder> moves outputs, checkpoints and logs)"
     )
+
+
+#: In paths.ckpt_dir and paths.log_dir: which outputs folder each pipeline run name there
+#: serves (``{run name: outputs folder}``, relative to the record where it can be).
+CLAIMS = "pipeline_outputs.json"
+
+
+def check_claimed_folders(cfg: DictConfig) -> None:
+    """Refuse checkpoint and log folders another outputs folder's rows are kept in. Two
+    experiments told apart by ``paths.output_dir`` alone shared ``checkpoints/<run name>``: the
+    second retrained the first's models in place (and cleared its logs), and the first's rerun
+    then said "complete, skipped" beside scores of weights no longer on disk.
+
+    A claim lapses once its outputs folder is gone (deleted to start again), and follows
+    outputs moved or copied together with their checkpoints (it is relative)."""
+    out = Path(cfg.paths.output_dir).resolve()
+    names = (cfg.stages.adapt.run_name, cfg.stages.task.run_prefix)
+    for key in ("ckpt_dir", "log_dir"):
+        folder = Path(cfg.paths[key]).resolve()
+        record = folder / CLAIMS
+        claims = read_json(record) if record.is_file() else {}
+        for name in names:
+            owner = (folder / claims[name]).resolve() if name in claims else out
+            if owner != out and owner.is_dir():
+                raise ConfigError(
+                    f"paths.{key}={folder}: its {name} runs are those of the outputs folder "
+                    f"{owner}, not of {out}; give this run its own paths.ckpt_dir and "
+                    "paths.log_dir (paths.root_dir=<folder> moves all three), or another run_name"
+                )
+        mine = {name: os.path.relpath(out, folder) for name in names}
+        if any(claims.get(name) != rel for name, rel in mine.items()):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(record, claims | mine)
 
 
 def checkpoint_step(path: Path) -> int:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from _cli_fixtures import exit_code_in_process, pipeline_overrides
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from gan.pipeline import check_output_folders, stage_fda, stage_translate
 from gan.provenance import (
@@ -926,6 +926,45 @@ def test_an_oracle_only_run_renders_nothing(tmp_path):
         assert renamed.returncode == 1 and "Traceback" not in renamed.stderr
         assert f"error: {tmp_path / 'out'}: its rows' models are under " in renamed.stderr
         assert "not v2-adapt, v2-task-<row>; rerun with the run_name" in renamed.stderr
+
+    # A second experiment told apart by its outputs folder alone: refused before any work (it
+    # retrained the first's models in place, whose rerun then said "complete, skipped").
+    other = run_pipeline(
+        tmp_path, "stages.task.sources=[oracle]", f"paths.output_dir={tmp_path / 'out2'}"
+    )
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert (
+        f"error: paths.ckpt_dir={tmp_path / 'ckpt'}: its pipeline-adapt runs are those of the "
+        f"outputs folder {tmp_path / 'out'}, not of {tmp_path / 'out2'}; give this run its own "
+        "paths.ckpt_dir and paths.log_dir" in other.stderr
+    )
+    assert not (tmp_path / "out2" / "runs").exists()
+
+
+def test_checkpoint_and_log_folders_serve_one_outputs_folder(tmp_path):
+    """Each pipeline run name in paths.ckpt_dir and paths.log_dir is claimed by one outputs
+    folder; another is refused while the first stands, takes over once it is gone, and the
+    claim follows outputs moved together with their checkpoints."""
+    from gan.stage_outputs import CLAIMS, check_claimed_folders
+
+    def cfg(out: str, root: Path = tmp_path, prefix: str = "pipeline-task") -> DictConfig:
+        paths = {"output_dir": str(root / out), "ckpt_dir": str(root / "ckpt")}
+        paths["log_dir"] = str(root / "logs")
+        stages = {"adapt": {"run_name": "pipeline-adapt"}, "task": {"run_prefix": prefix}}
+        return OmegaConf.create({"paths": paths, "stages": stages})
+
+    check_claimed_folders(cfg("a"))
+    (tmp_path / "a").mkdir()
+    check_claimed_folders(cfg("a"))  # its own again
+    with pytest.raises(ConfigError, match=r"its pipeline-adapt runs are those of the outputs"):
+        check_claimed_folders(cfg("b"))
+    claims = json.loads((tmp_path / "logs" / CLAIMS).read_text())
+    assert claims == {"pipeline-adapt": "../a", "pipeline-task": "../a"}
+    shutil.copytree(tmp_path, tmp_path.parent / f"{tmp_path.name}-moved")
+    check_claimed_folders(cfg("a", tmp_path.parent / f"{tmp_path.name}-moved"))
+    shutil.rmtree(tmp_path / "a")  # deleted to start again: the claim lapses
+    check_claimed_folders(cfg("b"))
+    assert json.loads((tmp_path / "ckpt" / CLAIMS).read_text())["pipeline-task"] == "../b"
 
 
 def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
