@@ -152,6 +152,7 @@ def check_shared_settings(cfg: DictConfig) -> None:
     """The settings every tool shares (``seed``, the trainer's counts, batch sizes and other
     counts), checked before any work: ``seed=abc`` failed in int() with no key named, after
     the data was read, and ``batch_size=0`` in torch's DataLoader."""
+    check_yes_no_words(cfg)
     seed = cfg.get("seed")
     if seed is not None and not is_count(seed, 0):
         raise ConfigError(f"seed={seed!r}: expected a whole number >= 0")
@@ -176,6 +177,28 @@ def check_shared_settings(cfg: DictConfig) -> None:
                 raise ConfigError(f"{where}.{key}={value!r}: expected {kind}")
             if key in POSITIVE_TRAINER_KEYS and value is not None and value <= 0:
                 raise ConfigError(f"{where}.{key}={value!r}: expected a number > 0 (or null)")
+
+
+#: Words Hydra's override grammar keeps as strings (true and false alone are yes/no there),
+#: which a tool's ``if cfg.flag`` took as true: ``replace_stale=no`` replaced a finished set.
+YES_NO_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
+
+
+def check_yes_no_words(cfg: DictConfig) -> None:
+    """A setting holding one of YES_NO_WORDS (no config file writes one; a command line
+    does), refused with the words it takes."""
+
+    def walk(node: dict, where: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{where}{key}.")
+            elif isinstance(value, str) and value.strip().lower() in YES_NO_WORDS:
+                raise ConfigError(
+                    f"{where}{key}={value}: a yes/no setting takes true or false (Hydra "
+                    f"reads {value!r} as a word, and a word counts as true)"
+                )
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
 
 
 def check_accelerator(accelerator: object, where: str) -> None:
