@@ -145,6 +145,17 @@ def epoch_finished(fit_loop: dict) -> bool:
     return bool(current) and current.get("ready") == current.get("completed")
 
 
+def reopen_cut_epoch(checkpoint: dict) -> None:
+    """A run that reached ``max_steps`` within an epoch is saved at its end, after Lightning
+    closed that epoch; recorded as open, as a periodic save within it records it, so a longer
+    budget resumes the epoch at its next batch. Recorded closed, the rerun began the next
+    epoch, the rest of this one's batches never drawn (not the uninterrupted run's weights)."""
+    for counts in checkpoint["loops"]["fit_loop"]["epoch_progress"].values():
+        counts["processed"] -= 1
+        counts["completed"] -= 1
+    checkpoint["epoch"] -= 1
+
+
 def start_next_epoch(fit_loop: dict) -> None:
     """Record the within-epoch counters as the next epoch's start, as a periodic save made at
     the next epoch's first batch records them. Left at the finished epoch's end, they made
@@ -247,7 +258,12 @@ class StepCheckpoint(ModelCheckpoint):
         self._save_pending(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module) -> None:
+        """The run's last step saved, also off the ``every_n_train_steps`` grid: Lightning saves
+        ``last`` at the end only where this fit saved nothing before, so a budget of 55 steps
+        left last.ckpt at step 50, and a pipeline rerun trained again from there."""
         self._save_pending(trainer, pl_module)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         super().on_train_end(trainer, pl_module)
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
@@ -283,8 +299,11 @@ class StepCheckpoint(ModelCheckpoint):
         for counts in (progress or {}).values():
             if isinstance(counts, dict) and counts.get("ready", 0) > counts.get("started", 0):
                 counts["ready"] = counts["started"]
-        if progress and progress.get("is_last_batch") and epoch_finished(fit_loop):
-            start_next_epoch(fit_loop)
+        if progress and epoch_finished(fit_loop):
+            if progress.get("is_last_batch"):
+                start_next_epoch(fit_loop)
+            else:
+                reopen_cut_epoch(checkpoint)
         if trainer.validating:  # a stop mid-validation: Lightning counts the step itself
             checkpoint[VALIDATION_CUT] = True
         else:

@@ -183,6 +183,32 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     assert logged_steps(logs / "straight" / "metrics.csv", "val/f1") == [2, 5, 8]
 
 
+def test_a_finished_run_saves_its_last_step_and_a_longer_budget_resumes_it_exactly(
+    tmp_path: Path,
+) -> None:
+    """A budget off the save grid (4 steps, saves every 3) left last.ckpt at step 3, older
+    than the model scored; and a run ended mid-epoch was saved with that epoch closed, so a
+    longer budget began the next epoch (the rest of this one never drawn): neither was the
+    model a run of the longer budget trains."""
+    steps = 9  # 6 batches an epoch (12 photos, batch 2): the first run ends inside the first
+    write_toy_real_folder(tmp_path / "real", n=12)
+    overrides = [*task_overrides(tmp_path, steps), "task.mixup_alpha=0.4"]
+    # a schedule that does not stretch with the budget (cosine's does: another model)
+    overrides += ["task.scheduler=constant", "callbacks.model_checkpoint.every_n_train_steps=3"]
+    straight = run_tool("train_task", *overrides, "run_name=straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    short = [*overrides, "run_name=extended"]
+    first = run_tool("train_task", *short, "trainer.max_steps=4")
+    assert first.returncode == 0, first.stderr[-3000:]
+    ckpt = tmp_path / "checkpoints" / "extended" / "last.ckpt"
+    assert load_checkpoint(ckpt)["global_step"] == 4
+    rerun = run_tool("train_task", *short)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert load_checkpoint(ckpt)["epoch"] == load_checkpoint(straight_ckpt(tmp_path))["epoch"]
+    assert_same_weights(ckpt, straight_ckpt(tmp_path), 4)
+
+
 def stop_mid_training(
     tmp_path: Path, sig: signal.Signals, name: str, *extra: str, group: bool | None = None
 ) -> tuple[list[str], int]:
