@@ -82,6 +82,23 @@ class TrainClock(pl.Callback):
         self.before = float(state_dict.get("seconds", 0.0))
 
 
+class RunSeed(pl.Callback):
+    """The run's ``seed``, kept in its checkpoints so a resume under another seed is refused
+    (``gan.runner.check_same_seed``): a sweep ``seed=0,1`` with one ``run_name`` had resumed
+    seed 0's model as seed 1's and scored it so. Added to every trainer, not configured."""
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed}
+
+
+def saved_seed(checkpoint: dict) -> int | None:
+    """The seed RunSeed kept in ``checkpoint`` (None in one from before it)."""
+    return ((checkpoint.get("callbacks") or {}).get(RunSeed.__qualname__) or {}).get("seed")
+
+
 def train_seconds(trainer: pl.Trainer) -> float | None:
     """The run's training time over all its resumes (TrainClock), or None without the clock."""
     clocks = [c for c in trainer.callbacks if isinstance(c, TrainClock)]

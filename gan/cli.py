@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated, interrupt_for
 from gan.checkpoint import UnsafeCheckpointError
 from gan.fid import check_inception_weights
-from gan.run_names import run_key
+from gan.run_names import run_key, unseeded
 from gan.start import STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
 from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import DataError, unwritable_folder
@@ -90,9 +90,12 @@ def seeded(name: str, seed: Any) -> str:
 def register_resolvers() -> None:
     """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
     counts (the GAN's LR decay follows its step budget); ``${env_or:VAR,default}`` for the
-    paths a user moves with an environment variable; ``${seeded:name,${seed}}`` for run names."""
+    paths a user moves with an environment variable; ``${seeded:name,${seed}}`` for run names
+    and ``${unseeded:name}`` for the name a run's seeds share."""
     if not OmegaConf.has_resolver("seeded"):
         OmegaConf.register_new_resolver("seeded", seeded)
+    if not OmegaConf.has_resolver("unseeded"):
+        OmegaConf.register_new_resolver("unseeded", unseeded)
     if not OmegaConf.has_resolver("env_or"):
         OmegaConf.register_new_resolver("env_or", env_or)
     if not OmegaConf.has_resolver("div"):
@@ -333,14 +336,18 @@ def wandb_advice(message: str) -> str:
     """wandb's error as one line, with the way out that fits: a key where none is set, else
     offline logging, since the server is what failed (it said to set the key that was set)."""
     first = (message.strip().splitlines() or ["failed"])[0]
+    # WANDB_MODE, where set, decides over the logger's offline setting (gan.loggers)
+    offline = (
+        "WANDB_MODE=offline logs"
+        if os.environ.get("WANDB_MODE") in ("online", "run")
+        else "logger.wandb.offline=true logs"
+    )
     if os.environ.get("WANDB_API_KEY"):
         return (
             f"wandb: {first} (WANDB_API_KEY is set: the server could not be reached or "
-            "refused the key; logger.wandb.offline=true logs without a server)"
+            f"refused the key; {offline} without a server)"
         )
-    return (
-        f"wandb: {first} (or set WANDB_API_KEY; logger.wandb.offline=true logs without an account)"
-    )
+    return f"wandb: {first} (or set WANDB_API_KEY; {offline} without an account)"
 
 
 def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:

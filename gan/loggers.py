@@ -112,9 +112,19 @@ class ResumableCSVLogger(CSVLogger):
 class WandbLogger(LightningWandbLogger):
     """Lightning's ``WandbLogger`` without its ``anonymous=None``: recent wandb (0.31 here)
     answers any value of that retired setting, None included, with a deprecation warning in every run's
-    first lines, a notice about Lightning's code rather than the user's run."""
+    first lines, a notice about Lightning's code rather than the user's run. Also: one tag
+    given as a word is that tag, and WANDB_MODE where set decides over ``offline``."""
 
     def __init__(self, *args, **kwargs) -> None:
+        if isinstance(kwargs.get("tags"), str):  # tags=adapt: one tag, not a, d, a, p, t
+            kwargs["tags"] = [kwargs["tags"]]
         super().__init__(*args, **kwargs)
         if self._wandb_init.get("anonymous") is None:
             del self._wandb_init["anonymous"]
+        # WANDB_MODE, where set, over ``offline``: Lightning's offline mode set it to dryrun
+        # before wandb read it, so WANDB_MODE=online (wandb's own hint) or disabled did nothing
+        mode = os.environ.get("WANDB_MODE", "")
+        if mode in ("online", "run", "disabled"):
+            self._offline = False
+        elif mode in ("offline", "dryrun"):
+            self._offline = True

@@ -17,6 +17,12 @@ def run_key(row: str, seed: int, base_seed: int) -> str:
     return row if seed == base_seed else f"{row}{SEED_SUFFIX}{seed}"
 
 
+def unseeded(name: str) -> str:
+    """A run name without the ``-seed<N>`` run_key gave it: the name its seeds share (the W&B
+    group that shows a row's seeds together)."""
+    return re.sub(re.escape(SEED_SUFFIX) + r"\d+$", "", str(name))
+
+
 def seed_run_dirs(run: str | Path) -> list[Path]:
     """``run`` and the sibling folders ``run_key`` gave its other seeds (``<run>-seed<N>``)."""
     run = Path(run)

@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from gan.callbacks import raise_late_stop
+from gan.callbacks import RunSeed, raise_late_stop, saved_seed
 from gan.checkpoint import UnsafeCheckpointError, check_resumable
 from gan.loggers import clear_earlier_run
 from synth.distributions import is_count
@@ -64,7 +64,7 @@ def instantiate_group(
 def build_trainer(
     cfg: DictConfig, with_loggers: bool = True, wandb_id: str | None = None, **overrides
 ) -> pl.Trainer:
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = [*instantiate_group(cfg.get("callbacks")), RunSeed(cfg.get("seed"))]
     loggers = build_loggers(cfg, wandb_id) if with_loggers else []
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
@@ -138,6 +138,18 @@ def check_same_settings(path: str, checkpoint: dict, module: pl.LightningModule)
             f"{path}: made with another {', '.join(differ)}; a resume restores the old "
             "optimizer, so the new value would go unused; start over with ckpt_path=null or "
             "a new run_name="
+        )
+
+
+def check_same_seed(path: str, checkpoint: dict, seed: int | None) -> None:
+    """Refuse to resume another seed's model: it would be carried on, saved and scored under
+    this seed's name (a sweep ``seed=0,1`` with one ``run_name=``)."""
+    saved = saved_seed(checkpoint)
+    if saved is not None and seed is not None and saved != seed:
+        raise UnsafeCheckpointError(
+            f"{path}: trained with seed={saved}, not seed={seed}; give each seed its own "
+            f"run_name= (the default name carries the seed), resume with seed={saved}, or "
+            "start over with ckpt_path=null"
         )
 
 
@@ -239,6 +251,7 @@ def fit(
     if ckpt_path is not None:  # before any logger touches the run's files
         checkpoint = check_resumable(ckpt_path, module)
         check_same_settings(ckpt_path, checkpoint, module)
+        check_same_seed(ckpt_path, checkpoint, cfg.get("seed"))
         check_budget_reaches(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         check_fixed_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         finished = is_finished(checkpoint, cfg.trainer.get("max_steps"))

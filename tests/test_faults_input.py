@@ -171,6 +171,10 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
     # run's config would record a value never used.
     line = error_line(run_failing(workdir, "task.lr=0.01"))
     assert f"{last}: made with another lr; a resume restores the old optimizer" in line
+    # Another seed under the same run_name (a sweep seed=0,1 with one name): seed 0's model
+    # was carried on and scored as seed 1's.
+    line = error_line(run_failing(workdir, "seed=1", "run_name=task_oracle"))
+    assert f"{last}: trained with seed=0, not seed=1; give each seed its own run_name=" in line
     # A smaller budget than the checkpoint's step: Lightning stopped at once and the tool
     # went on to score the 2-step model as a 1-step run.
     line = error_line(run_failing(workdir, "trainer.max_steps=1", "trainer.val_check_interval=1"))
@@ -310,7 +314,8 @@ def test_wandb_online_without_an_api_key_is_one_line(workdir: Path, tmp_path: Pa
         WANDB_CONFIG_DIR=str(tmp_path),
     )
     line = error_line(proc)
-    assert "wandb: No API key configured" in line and "logger.wandb.offline=true" in line
+    assert "wandb: No API key configured" in line
+    assert "WANDB_MODE=offline logs without an account" in line  # the env decides over offline
     assert "Traceback" not in proc.stderr and "anonymous" not in proc.stderr
 
 
@@ -320,12 +325,15 @@ def test_a_wandb_failure_with_a_key_set_points_offline_not_to_the_key(monkeypatc
     from gan.cli import wandb_advice
 
     failure = "Failed to get resume status\nPost https://api.wandb.ai: no such host"
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "0123456789" * 4)
     line = wandb_advice(failure)
     assert line.startswith("wandb: Failed to get resume status (WANDB_API_KEY is set: the")
     assert "\n" not in line and "or set WANDB_API_KEY" not in line
     monkeypatch.setenv("WANDB_API_KEY", "")
     assert "(or set WANDB_API_KEY; logger.wandb.offline=true" in wandb_advice(failure)
+    monkeypatch.setenv("WANDB_MODE", "online")  # decides over logger.wandb.offline
+    assert "(or set WANDB_API_KEY; WANDB_MODE=offline logs" in wandb_advice(failure)
 
 
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(workdir: Path) -> None:

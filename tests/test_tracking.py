@@ -90,8 +90,10 @@ def test_a_resumed_training_logs_to_the_wandb_run_it_continues(tmp_path: Path) -
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
+    from gan.cli import register_resolvers
     from gan.runner import WANDB_RUN_RECORD, build_loggers, wandb_run_id
 
+    register_resolvers()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=many", "run_name=r7"])
         plain = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=csv"])
@@ -116,6 +118,29 @@ def test_a_resumed_training_logs_to_the_wandb_run_it_continues(tmp_path: Path) -
         cfg.logger.wandb.id = "mine"  # +logger.wandb.id=mine
     (wandb,) = [lg for lg in build_loggers(cfg, fresh) if type(lg).__name__ == "WandbLogger"]
     assert wandb._wandb_init["id"] == "mine"
+
+
+def test_the_wandb_logger_groups_seeds_takes_one_tag_and_heeds_wandb_mode(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A row's seeds were each their own group (the group was the seeded run name), a tag
+    given as a word became its letters, and WANDB_MODE (wandb's own hint) was overridden by
+    ``offline``."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.runner import build_loggers
+
+    register_resolvers()
+    overrides = [f"paths.log_dir={tmp_path}", "logger=wandb", "run_name=a-seed3", "tags=adapt"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train_gan", overrides)
+    for mode, offline in (("", True), ("online", False), ("disabled", False), ("offline", True)):
+        monkeypatch.setenv("WANDB_MODE", mode)
+        (wandb,) = build_loggers(cfg)
+        assert wandb._wandb_init["group"] == "a" and wandb._wandb_init["name"] == "a-seed3"
+        assert wandb._wandb_init["tags"] == ["adapt"]
+        assert wandb._offline is offline, mode
 
 
 @pytest.fixture(scope="module")
