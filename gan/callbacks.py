@@ -287,13 +287,15 @@ class StepCheckpoint(ModelCheckpoint):
         """SIGTERM (a cluster's preemption or time limit, ``kill``, ``timeout``) is a polite stop:
         Lightning finishes the step in flight and raises. That step is saved as ``last.ckpt``,
         so the rerun loses nothing between periodic saves. Any other exception saves nothing:
-        the weights may be what broke. A multi-process run keeps its periodic checkpoint, since
-        a collective save from an exception path can hang if the ranks are not in step."""
+        the weights may be what broke. A multi-process run saves only a stop its ranks agreed
+        on (RanksStopTogether), since a collective save from an exception path hangs where the
+        ranks are not in step."""
         super().on_exception(trainer, pl_module, exception)
         if not isinstance(exception, SIGTERMException) or self._pending is None:
             return
         self._pending = None
-        if trainer.world_size > 1 or self._should_skip_saving_checkpoint(trainer):
+        agreed = isinstance(exception, AgreedStop)  # every rank is here: a collective is safe
+        if (trainer.world_size > 1 and not agreed) or self._should_skip_saving_checkpoint(trainer):
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
         rank_zero_info(f"stopped: step {trainer.global_step} saved to {self.last_model_path}")
@@ -383,6 +385,71 @@ class CtrlCStopsAfterTheStep(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._restore()
+
+
+class AgreedStop(SIGTERMException):
+    """A stop every rank of a DDP run raised at the same step's start (RanksStopTogether),
+    so a collective save of the step before it is safe."""
+
+
+class RanksStopTogether(pl.Callback):
+    """Under DDP, a stop (SIGTERM: a scheduler's time limit, ``kill``; or Ctrl-C) is agreed by
+    the ranks at a step's start: each rank's handler only notes its signal, one all-reduce of
+    one number a step tells every rank whether any was asked, and every rank then stops before
+    that step, the step before it saved (StepCheckpoint), exit 143 (130). Lightning's own
+    SIGTERM handler ran a broadcast inside the handler, a collective that met the other rank's
+    gradient all-reduce, and both ranks hung for good (Lightning 2.6.6: a signal to rank 0
+    alone, to every process, or a Ctrl-C). A second stop on a rank ends it at once."""
+
+    def __init__(self) -> None:
+        self.asked = 0  # the signal this rank noted; 0: none
+        self._previous: dict[int, Callable | int | None] = {}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size <= 1 or threading.current_thread() is not threading.main_thread():
+            return
+        self.asked = 0
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._note)
+
+    def _note(self, signum: int, frame: object) -> None:
+        if self.asked:  # a second stop: at once
+            raise interrupt_for(signum)
+        self.asked = signum
+
+    def _any_asked(self, trainer: pl.Trainer) -> int:
+        """The signal some rank noted (the larger number where two were), on every rank."""
+        flag = torch.tensor([self.asked], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag.item())
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._previous and (sig := self._any_asked(trainer)):
+            self._stop(sig)
+            name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+            rank_zero_info(f"{name}: every rank stops here, step {trainer.global_step} saved")
+            raise AgreedStop()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A stop noted after the last step's start ends the tool after the fit, on every
+        rank alike (gan.callbacks.raise_late_stop)."""
+        if self._previous and (sig := self._any_asked(trainer)):
+            trainer._signal_connector.received_sigterm = True
+            self._stop(sig)
+        self._restore()
+
+    def _stop(self, sig: int) -> None:
+        STOPPED_BY["signal"] = sig
+        self._restore()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
 
 
 class StepProgressBar(RichProgressBar):

@@ -327,8 +327,12 @@ def signal_that_killed_a_worker(err: BaseException) -> int | None:
 
 def exit_on_stop(sig: int, said: str, rerun: str = "resume") -> NoReturn:
     """A stopped tool's last line, and 128 + the signal as its code, as a shell reports it:
-    a scheduler or ``pipeline && next`` must see the stop, never a 0."""
-    print(f"{said}: rerun the same command to {rerun}", file=sys.stderr, flush=True)
+    a scheduler or ``pipeline && next`` must see the stop, never a 0. Said by rank zero
+    alone: a DDP run's other ranks stop with it, and said it again."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        print(f"{said}: rerun the same command to {rerun}", file=sys.stderr, flush=True)
     sys.exit(128 + sig)
 
 

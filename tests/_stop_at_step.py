@@ -11,13 +11,17 @@ import lightning.pytorch as pl
 
 class SigtermAtStep(pl.Callback):
     """Send this process SIGTERM once ``step`` optimizer steps are done, as a scheduler's
-    time limit would; Lightning stops after the batch in flight."""
+    time limit would; Lightning stops after the batch in flight. Under DDP, to the processes
+    of ``ranks`` alone (None: every rank, as Slurm signals a job's processes)."""
 
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, ranks: list[int] | None = None) -> None:
         self.step = step
+        self.ranks = ranks
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and (
+            self.ranks is None or trainer.global_rank in self.ranks
+        ):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
