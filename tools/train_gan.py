@@ -22,7 +22,8 @@ def train(cfg: DictConfig) -> int:
     datamodule.setup("fit")  # bad input paths fail here, before any model is built
     module = build_model(cfg, cfg.gan)
     trainer = fit(cfg, module, datamodule)
-    print(f"generator steps: {trainer.global_step}")
+    if trainer.is_global_zero:  # once, not once per DDP rank
+        print(f"generator steps: {trainer.global_step}")
     return trainer.global_step
 
 
