@@ -8,9 +8,11 @@ from ``last.ckpt`` with optimizer state when ``ckpt_path=last``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import secrets
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -22,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan.callbacks import RunSeed, raise_late_stop, saved_seed
 from gan.checkpoint import UnsafeCheckpointError, check_resumable
 from gan.loggers import clear_earlier_run
-from synth.distributions import is_count
+from synth.distributions import ConfigError, is_count
 from synth.io import DataError, read_json, write_json_atomic
 
 #: In a run's checkpoint folder: the W&B run its training logs to (wandb_run_id).
@@ -228,6 +230,37 @@ def build_model(cfg: DictConfig, node: DictConfig) -> pl.LightningModule:
     return instantiate(node)
 
 
+@contextlib.contextmanager
+def run_folder_held(folder: Path) -> Iterator[None]:
+    """This process's hold on a run's checkpoint folder while it trains: two runs of one
+    ``run_name`` at once both trained into one last.ckpt and metrics.csv (one's from-scratch
+    clean-up deleted the other's rows) and both said they had finished. A second is refused,
+    naming the first's pid. An flock, so the kernel drops it with the process (a kill -9
+    too); rank zero's alone under DDP. Where the filesystem has no locks, nothing is held."""
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 16, 0).decode(errors="replace").strip()
+            raise ConfigError(
+                f"{folder}: another run is training into it now (pid {holder or '?'}); let it "
+                "finish, or give this run its own run_name="
+            ) from None
+        except OSError:  # no locks on this filesystem
+            pass
+        else:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
 def is_finished(checkpoint: dict, max_steps: int | None) -> bool:
     """A checkpoint at its run's step budget: resuming it trains nothing."""
     return isinstance(max_steps, int) and 0 < max_steps <= checkpoint.get("global_step", 0)
@@ -262,18 +295,20 @@ def fit(
             f"{ckpt_path}: already trained to trainer.max_steps={cfg.trainer.max_steps}; "
             "nothing to do, no logger opened"
         )
-    with_loggers = then_tests or not finished
-    wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
-    trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id)
-    if ckpt_path is None and trainer.is_global_zero:  # from scratch: no earlier curve beside it
-        if gone := clear_earlier_run(trainer.loggers):
-            rank_zero_info(f"from scratch: {len(gone)} log files of an earlier run removed")
-    log_run_config(trainer, cfg)
-    trainer.fit(
-        module,
-        datamodule=datamodule,
-        ckpt_path=ckpt_path,
-        weights_only=True,  # a resumed checkpoint may not run code on load
-    )
+    # held before the run's logs, records and checkpoints are touched
+    with run_folder_held(ckpt_dir):
+        with_loggers = then_tests or not finished
+        wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
+        trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id)
+        if ckpt_path is None and trainer.is_global_zero:  # from scratch: no earlier curve
+            if gone := clear_earlier_run(trainer.loggers):
+                rank_zero_info(f"from scratch: {len(gone)} log files of an earlier run removed")
+        log_run_config(trainer, cfg)
+        trainer.fit(
+            module,
+            datamodule=datamodule,
+            ckpt_path=ckpt_path,
+            weights_only=True,  # a resumed checkpoint may not run code on load
+        )
     raise_late_stop(trainer)
     return trainer

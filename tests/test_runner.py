@@ -211,3 +211,35 @@ def test_training_time_is_carried_across_a_resume(tmp_path):
     resumed = fit(second, Toy(), ToyData())
     clock = next(c for c in resumed.callbacks if isinstance(c, TrainClock))
     assert clock.before == saved["seconds"] and clock.seconds > saved["seconds"]
+
+
+def test_a_run_folder_another_process_trains_into_is_refused(tmp_path) -> None:
+    """Two runs of one run_name at once trained into one last.ckpt and metrics.csv and both
+    said they had finished; the second is refused, naming the first's pid, until it ends."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gan.runner import run_folder_held
+    from synth.distributions import ConfigError
+
+    folder = tmp_path / "run"
+    root = str(Path(__file__).resolve().parents[1])
+    code = (
+        f"import sys, time; sys.path.insert(0, {root!r}); from pathlib import Path; "
+        "from gan.runner import run_folder_held\n"
+        f"with run_folder_held(Path({str(folder)!r})): print('held', flush=True); time.sleep(120)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=rf"training into it now \(pid {holder.pid}\)"):
+            with run_folder_held(folder):
+                pass
+    finally:
+        holder.kill()  # as a kill -9: the kernel drops its lock
+        holder.wait()
+    with run_folder_held(folder):
+        pass
+    with run_folder_held(folder):  # let go as the first ended
+        pass
