@@ -366,9 +366,11 @@ def score_again(cfg: DictConfig, stage: DictConfig, key: str, scored: dict) -> d
     old scores stood under a report stating the new size."""
     from gan.evaluate import load_segmenter
 
+    def at(size: list[int] | None) -> str:
+        return f"eval_size {size}" if size else "each image's own size"
+
     log(
-        f"task[{key}]: trained, scored again at eval_size {eval_size(cfg)} "
-        f"(scored at {scored.get('eval_size')})"
+        f"task[{key}]: trained, scored again at {at(eval_size(cfg))} (was {at(scored.get('eval_size'))})"
     )
     model = load_segmenter(task_checkpoint(cfg, key), pick_device(cfg.stages.evaluate.device))
     kept = {k: scored[k] for k in ("source", "seed", "steps", "train_seconds") if k in scored}

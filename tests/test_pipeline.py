@@ -980,7 +980,10 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     resized = run_pipeline(tmp_path, *rows, "stages.evaluate.eval_size=[24,32]")
     assert resized.returncode == 0, resized.stderr[-3000:]
     out = resized.stdout
-    assert "task[synthetic]: trained, scored again at eval_size [24, 32] (scored at None)" in out
+    assert (
+        "task[synthetic]: trained, scored again at eval_size [24, 32] (was each image's own size)"
+        in out
+    )
     assert "]: 2 steps" not in out and "task[testtime]: the synthetic model" in out
     for row in ("synthetic", "testtime"):
         assert json.loads((runs / row / "metrics.json").read_text())["eval_size"] == [24, 32]

@@ -204,6 +204,13 @@ def test_check_data_cli_accepts_valid_data(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "ok:" in result.stdout
     assert "note:" not in result.stdout
+    # An unlabeled folder given without its masks key (a traceback), and no folder at all
+    # (it passed, having checked nothing).
+    result = check_data(tmp_path, f"folders=[{{images:'{tmp_path}/train_img'}}]")
+    assert result.returncode == 0 and f"ok: {tmp_path}/train_img: " in result.stdout
+    result = check_data(tmp_path, "folders=[]")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: folders=[]: expected one folder or more")
 
 
 def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:

@@ -13,28 +13,45 @@ import sys
 
 import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from gan.cli import register_resolvers, run_cli
+from synth.distributions import ConfigError
 from synth.io import DataError, ImageFolder, unread_entries
 
 register_resolvers()
+
+
+def checked_folders(folders: object) -> list[dict]:
+    """``folders`` as ``{images, masks}`` entries, ``masks`` optional (an unlabeled folder
+    left it out, a traceback), refused in one line when empty (the check passed on nothing)
+    or not such entries."""
+    form = "folders=[{images: <folder>, masks: <folder or null>}, ...]"
+    if not isinstance(folders, ListConfig) or not folders:
+        raise ConfigError(f"folders={folders!r}: expected one folder or more, as {form}")
+    entries = []
+    for entry in folders:
+        keys = set(entry) if isinstance(entry, DictConfig) else set()
+        if "images" not in keys or keys - {"images", "masks"}:
+            raise ConfigError(f"folders: {entry!r} is not a folder entry; expected {form}")
+        entries.append({"images": entry.images, "masks": entry.get("masks")})
+    return entries
 
 
 def check(cfg: DictConfig) -> int:
     """Decode every listed folder; returns the number of images checked. A bad folder does
     not stop the check: each gets its error line, the last one raised for the exit code."""
     total, errors = 0, []
-    for folder in cfg.folders:
+    for folder in checked_folders(cfg.folders):
         try:
-            images = ImageFolder(folder.images, folder.masks, require_masks=False)
+            images = ImageFolder(folder["images"], folder["masks"], require_masks=False)
             count = images.validate(progress=True)
         except DataError as err:
             errors.append(err)
             continue
-        pairs = " with masks" if folder.masks else ""
-        print(f"ok: {folder.images}: {count} images{pairs}")
-        for note in unread_entries(folder.images, folder.masks):
+        pairs = " with masks" if folder["masks"] else ""
+        print(f"ok: {folder['images']}: {count} images{pairs}")
+        for note in unread_entries(folder["images"], folder["masks"]):
             print(f"  note: {note}")
         total += count
     for err in errors[:-1]:
