@@ -89,3 +89,10 @@ def test_the_tool_refuses_no_checkpoint_and_a_photo_folder_without_masks(tmp_pat
     assert proc.returncode == 1 and "error: ckpts=[]: name at least one task checkpoint" in (
         proc.stderr
     )
+    # a bad size, before any checkpoint loads (a traceback at the first scoring, after all)
+    gone = tmp_path / "gone.ckpt"
+    proc = run_tool(
+        "recall_by_contrast", f"ckpts=[{gone}]", "eval_size=30", f"paths.data_dir={data}"
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "error: eval_size=30: expected [H, W]" in proc.stderr

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
 from gan.contrast import recall_by_contrast, sample_contrasts
-from gan.data import as_names
+from gan.data import as_names, checked_size, in_range
 from gan.devices import pick_device
 from gan.evaluate import labeled_samples, load_segmenter
 from synth.distributions import ConfigError
@@ -28,6 +28,9 @@ def report(cfg: DictConfig) -> dict:
     ckpts = as_names(cfg.ckpts, "ckpts")
     if not ckpts:  # exited 0 with no output
         raise ConfigError("ckpts=[]: name at least one task checkpoint")
+    # checked before any model loads (a traceback from the first scoring, after the loads)
+    checked_size(cfg.eval_size, "eval_size")
+    in_range(cfg.threshold, "threshold", 0.0, 1.0)
     # every model loaded now, so a bad checkpoint fails before any scoring
     models = {ckpt: load_segmenter(ckpt, device) for ckpt in ckpts}
     samples, _ = labeled_samples(cfg.test_img, cfg.test_lab)
