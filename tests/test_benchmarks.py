@@ -87,6 +87,11 @@ def test_bench_digests_prints_both_variants_and_the_ratio(tmp_path):
     [
         ("bench_gan.py", ["chunk=1"], "error: chunk=1: expected a whole number >= 2"),
         ("bench_gan.py", ["steps=3", "chunk=2"], "error: steps=3: at least 2 x chunk (4)"),
+        (  # a reference named and missing was taken from the default place instead
+            "bench_gan.py",
+            ["reference_path=/no/such/bench"],
+            "error: reference_cyclegan_step.py: not in /no/such/bench (reference_path)",
+        ),
         ("bench_task.py", ["repeats=0"], "error: repeats=0: expected a whole number >= 1"),
         ("bench_digests.py", ["folder=/no/such/photos"], "error: /no/such/photos: folder to hash"),
         ("bench_synth.py", ["--repeats", "0"], "--repeats: '0': expected a whole number >= 1"),

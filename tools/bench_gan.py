@@ -35,8 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_reference(path: str | None):
-    candidates = [Path(path)] if path else []
-    candidates += [Path("/work/shared/bench"), ROOT.parent / "shared" / "bench"]
+    """The reference step's module: from ``path`` where given (a named one missing had fallen
+    back to the default, timing a reference the user did not name), else the default places."""
+    candidates = (
+        [Path(path)] if path else [Path("/work/shared/bench"), ROOT.parent / "shared" / "bench"]
+    )
     for folder in candidates:
         file = folder / "reference_cyclegan_step.py" if folder.is_dir() else folder
         if file.is_file():
@@ -44,7 +47,8 @@ def load_reference(path: str | None):
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             return module
-    raise FileNotFoundError(f"reference_cyclegan_step.py not found in {candidates}")
+    where = ", ".join(map(str, candidates))
+    raise FileNotFoundError(f"reference_cyclegan_step.py: not in {where} (reference_path)")
 
 
 def run_reference(ref, cfg: DictConfig, steps: int) -> float:
