@@ -235,30 +235,48 @@ def run_folder_held(folder: Path) -> Iterator[None]:
     """This process's hold on a run's checkpoint folder while it trains: two runs of one
     ``run_name`` at once both trained into one last.ckpt and metrics.csv (one's from-scratch
     clean-up deleted the other's rows) and both said they had finished. A second is refused,
-    naming the first's pid. An flock, so the kernel drops it with the process (a kill -9
-    too); rank zero's alone under DDP. Where the filesystem has no locks, nothing is held."""
+    naming the first's pid. An flock on ``.lock`` there, so the kernel drops it with the
+    process (a kill -9 too), and the file goes with the hold; rank zero's alone under DDP.
+    Where the filesystem has no locks, nothing is held."""
     if rank_zero_only.rank != 0:
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = take_lock(folder / ".lock")
     try:
+        yield
+    finally:
+        if fd is not None:
+            (folder / ".lock").unlink(missing_ok=True)  # before the lock goes with the close
+            os.close(fd)
+
+
+def take_lock(path: Path) -> int | None:
+    """An exclusive flock on ``path``, holding this pid; None where the filesystem has none.
+    A file its holder unlinked as this one opened it is taken again, made anew."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 16, 0).decode(errors="replace").strip()
+            os.close(fd)
             raise ConfigError(
-                f"{folder}: another run is training into it now (pid {holder or '?'}); let it "
-                "finish, or give this run its own run_name="
+                f"{path.parent}: another run is training into it now (pid {holder or '?'}); "
+                "let it finish, or give this run its own run_name="
             ) from None
         except OSError:  # no locks on this filesystem
-            pass
-        else:
+            os.close(fd)
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # the lock goes with it
+            return fd
+        os.close(fd)
 
 
 def is_finished(checkpoint: dict, max_steps: int | None) -> bool:

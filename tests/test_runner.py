@@ -240,6 +240,7 @@ def test_a_run_folder_another_process_trains_into_is_refused(tmp_path) -> None:
         holder.kill()  # as a kill -9: the kernel drops its lock
         holder.wait()
     with run_folder_held(folder):
-        pass
+        assert (folder / ".lock").read_text() == str(os.getpid())
     with run_folder_held(folder):  # let go as the first ended
         pass
+    assert not (folder / ".lock").exists()  # nothing left beside the run's checkpoints
