@@ -12,7 +12,7 @@ import fcntl
 import os
 import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -279,6 +279,31 @@ def take_lock(path: Path) -> int | None:
         os.close(fd)
 
 
+def several_devices(devices: object) -> bool:
+    """Whether ``trainer.devices`` asks for more than one process (``auto`` left as is)."""
+    if isinstance(devices, bool):
+        return False
+    if isinstance(devices, int):
+        return devices > 1 or devices == -1
+    if isinstance(devices, str):
+        picked = [d for d in devices.split(",") if d.strip()]
+        return (
+            len(picked) > 1 or devices.strip() == "-1" or (devices.isdigit() and int(devices) > 1)
+        )
+    return isinstance(devices, Sequence) and len(devices) > 1
+
+
+def unused_parameter_search(trainer: DictConfig, module: pl.LightningModule) -> dict:
+    """The GAN on several devices without the ddp presets (``trainer.devices=2``): each of its
+    steps leaves one network without gradients, and Lightning's plain DDP failed at the first
+    backward with a 60-line traceback per rank; it gets DDP that looks for them, as the
+    presets set (conf/trainer/ddp.yaml)."""
+    plain = trainer.get("strategy", "auto") in ("auto", "ddp")
+    if module.automatic_optimization or not plain or not several_devices(trainer.get("devices")):
+        return {}
+    return {"strategy": "ddp_find_unused_parameters_true"}
+
+
 def is_finished(checkpoint: dict, max_steps: int | None) -> bool:
     """A checkpoint at its run's step budget: resuming it trains nothing."""
     return isinstance(max_steps, int) and 0 < max_steps <= checkpoint.get("global_step", 0)
@@ -317,7 +342,8 @@ def fit(
     with run_folder_held(ckpt_dir):
         with_loggers = then_tests or not finished
         wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
-        trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id)
+        strategy = unused_parameter_search(cfg.trainer, module)
+        trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id, **strategy)
         if ckpt_path is None and trainer.is_global_zero:  # from scratch: no earlier curve
             if gone := clear_earlier_run(trainer.loggers):
                 rank_zero_info(f"from scratch: {len(gone)} log files of an earlier run removed")

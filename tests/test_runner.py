@@ -244,3 +244,20 @@ def test_a_run_folder_another_process_trains_into_is_refused(tmp_path) -> None:
     with run_folder_held(folder):  # let go as the first ended
         pass
     assert not (folder / ".lock").exists()  # nothing left beside the run's checkpoints
+
+
+def test_the_gan_on_several_devices_gets_ddp_that_finds_unused_parameters() -> None:
+    """trainer.devices=2 without the ddp presets: Lightning's plain DDP failed the GAN at its
+    first backward (each step leaves one network without gradients), a traceback per rank."""
+    from gan.runner import unused_parameter_search
+
+    gan, task = Toy(), Toy()
+    gan.automatic_optimization = False
+    search = {"strategy": "ddp_find_unused_parameters_true"}
+    for devices in (2, -1, "2", "0,1", [0, 1]):
+        assert unused_parameter_search(OmegaConf.create({"devices": devices}), gan) == search
+    for devices in (1, "1", "auto", [0]):
+        assert unused_parameter_search(OmegaConf.create({"devices": devices}), gan) == {}
+    assert unused_parameter_search(OmegaConf.create({"devices": 2}), task) == {}
+    preset = OmegaConf.create({"devices": 2, "strategy": {"_target_": "DDPStrategy"}})
+    assert unused_parameter_search(preset, gan) == {}  # the presets' own strategy stands
