@@ -17,6 +17,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -68,6 +69,8 @@ def build_trainer(
 ) -> pl.Trainer:
     callbacks = [*instantiate_group(cfg.get("callbacks")), RunSeed(cfg.get("seed"))]
     loggers = build_loggers(cfg, wandb_id) if with_loggers else []
+    if not loggers:  # no logger (``~logger``): Lightning's LR monitor refused to start
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **overrides)
 
 

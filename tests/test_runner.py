@@ -261,3 +261,11 @@ def test_the_gan_on_several_devices_gets_ddp_that_finds_unused_parameters() -> N
     assert unused_parameter_search(OmegaConf.create({"devices": 2}), task) == {}
     preset = OmegaConf.create({"devices": 2, "strategy": {"_target_": "DDPStrategy"}})
     assert unused_parameter_search(preset, gan) == {}  # the presets' own strategy stands
+
+
+def test_a_run_without_loggers_trains_with_the_lr_monitor_configured(tmp_path) -> None:
+    """``~logger``: Lightning's LearningRateMonitor refused to start a fit with no logger, so
+    logging could not be switched off without also removing a callback."""
+    cfg = config(tmp_path, 2)
+    cfg.callbacks.lr = {"_target_": "lightning.pytorch.callbacks.LearningRateMonitor"}
+    assert fit(cfg, Toy(), ToyData()).global_step == 2
