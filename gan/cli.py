@@ -435,7 +435,7 @@ def check_measure_settings(cfg: Any) -> None:
         checked_count(cfg.eval_size, "eval_size", 16)
 
 
-def measure_translated_set(cfg: Any) -> dict:
+def measure_translated_set(cfg: Any, moved_by: str = "Translation") -> dict:
     """The ``evaluate`` step of tools/translate.py and tools/fda.py (one config layout:
     src_dir, out_dir, real_dir, inception_weights, eval_max_images, eval_size): the set's
     distance to the real photos and its grey and texture shifts, into its card and printed."""
@@ -449,5 +449,5 @@ def measure_translated_set(cfg: Any) -> dict:
         cfg.eval_max_images,
         cfg.eval_size,
     )
-    print(describe_gap(gap), flush=True)
+    print(describe_gap(gap, moved_by), flush=True)
     return gap

@@ -116,6 +116,10 @@ def resolve_ckpt_path(ckpt_path: str | None, ckpt_dir: str | Path) -> str | None
     if ckpt_path == "last":
         last = Path(ckpt_dir) / "last.ckpt"
         return str(last) if last.is_file() else None
+    if Path(ckpt_path).is_dir():  # "checkpoint file not found" misled for a folder that is
+        last = Path(ckpt_path) / "last.ckpt"
+        hint = f"; its last.ckpt: ckpt_path={last}" if last.is_file() else ""
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: a folder, not a checkpoint file{hint}")
     if not Path(ckpt_path).is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: checkpoint file not found")
     return str(ckpt_path)

@@ -189,6 +189,6 @@ def test_fda_command_writes_the_set_and_names_a_bad_beta(tmp_path, folders):
     assert "pt_inceptoin.pth: file not found (null measures the named proxy" in typo.stderr
     good = run_tool("fda", *args, "beta=0.02", "eval_size=16")
     assert good.returncode == 0, good.stderr[-2000:]
-    assert "Translation moved the synthetic set's" in good.stdout
+    assert "FDA moved the synthetic set's" in good.stdout  # nothing was translated
     card = read_card(out)
     assert card["translation"]["beta"] == 0.02 and "after" in card["domain_gap"]

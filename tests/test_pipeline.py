@@ -219,6 +219,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "task[oracle]: complete, skipped" in sixth.stdout  # run-only settings keep it
     # The training-free baseline: the scenes swapped once, then a row like any other.
     assert f"fda: {tmp_path / 'out' / 'synthetic'} -> {tmp_path / 'out' / 'fda'}" in sixth.stdout
+    assert "fda: FDA moved the synthetic set's" in sixth.stdout
     assert "task[fda]: 2 steps" in sixth.stdout and "adapt:" not in sixth.stdout
     assert read_card(tmp_path / "out" / "fda")["translation"]["method"] == "fda"
     summary = (report / "report.md").read_text()

@@ -132,6 +132,9 @@ def test_resolve_ckpt_path(tmp_path):
     assert resolve_ckpt_path(None, tmp_path) is None
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path)
+    # a run's folder named for its checkpoint: "checkpoint file not found" of a folder there
+    with pytest.raises(FileNotFoundError, match=r"a folder, not a checkpoint file; its last"):
+        resolve_ckpt_path(str(tmp_path), tmp_path)
 
 
 def test_the_progress_bar_counts_steps_not_a_negative_epoch_total() -> None:

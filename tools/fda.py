@@ -28,7 +28,7 @@ def fda(cfg: DictConfig) -> dict:
     )
     print(f"fda: {cfg.src_dir} -> {cfg.out_dir} (beta {cfg.beta})")
     if cfg.evaluate:
-        card = {**card, "domain_gap": measure_translated_set(cfg)}
+        card = {**card, "domain_gap": measure_translated_set(cfg, "FDA")}
     return card
 
 
