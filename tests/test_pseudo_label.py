@@ -183,6 +183,17 @@ def test_pseudo_label_tool_feeds_train_task_source_selftrained(tmp_path):
     missing = run_tool("pseudo_label", *paths, "run_name=nobody", "device=cpu")
     assert missing.returncode == 1 and "teacher checkpoint not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+    # masks to score against that are not there: said before any photo is labeled
+    gone = tmp_path / "nowhere"
+    unscored = run_tool(
+        "pseudo_label",
+        *paths,
+        "run_name=teacher",
+        f"score_against={gone}",
+        f"out_dir={tmp_path / 'out' / 'pseudo2'}",
+    )
+    assert unscored.returncode == 1 and f"{gone}" in unscored.stderr
+    assert not (tmp_path / "out" / "pseudo2").exists()
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,14 @@ from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
 from gan.pseudo_label import pseudo_label_with_checkpoint, score_labels
-from synth.io import CARD, write_json_atomic
+from synth.io import CARD, ImageFolder, write_json_atomic
 
 register_resolvers()
 
 
 def pseudo_label(cfg: DictConfig) -> None:
+    if cfg.score_against:  # its masks found for every photo now, not after all the labeling
+        ImageFolder(cfg.image_dir, cfg.score_against)
     card = pseudo_label_with_checkpoint(
         cfg.ckpt,
         cfg.image_dir,
