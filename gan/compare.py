@@ -82,6 +82,22 @@ def check_scored_alike(folders: list[Path]) -> None:
         raise ConfigError(f"scored at different sizes ({said}): compare rows scored alike")
 
 
+def other_test_folders(folders: list[Path]) -> str | None:
+    """The photo folders the rows were scored on, where they differ: stems are matched as the
+    same photos, which holds for a copy of the test set and not for another set (it was
+    compared without a word)."""
+    scored = {}
+    for folder in folders:
+        metrics = folder / "metrics.json"
+        image_dir = json.loads(metrics.read_text()).get("image_dir") if metrics.is_file() else None
+        if image_dir:
+            scored[folder] = str(Path(image_dir).resolve())
+    if len(set(scored.values())) <= 1:
+        return None
+    said = "; ".join(f"{f.name} on {d}" for f, d in scored.items())
+    return f"rows scored on different photo folders ({said}): same stems compared as one photo"
+
+
 def mixed_settings(folders: list[Path]) -> str | None:
     """What a row's seed folders differ in besides the seed (their provenance.json): a mean
     over models trained with other settings is not one row's."""

@@ -89,6 +89,19 @@ def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
     write_scores(tmp_path / "c", {"s-1": (0.5, 0.1, 0.2), "s-2": (0.5, 0.1, 0.2), "t-1": (1, 0, 0)})
     done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'c'}", logs)
     assert f"note: 1 image scored only in {tmp_path / 'c'}, left out: t-1" in done.stdout
+    # series below min_images were left out of the table without a word
+    assert "note: 1 series of fewer than min_images=3 images not shown" in done.stdout
+    # rows scored on different photo folders: compared by stem, and said
+    import json
+
+    for run, folder in (("a", "/data/one/test_img"), ("b", "/data/two/test_img")):
+        (tmp_path / run / "metrics.json").write_text(json.dumps({"image_dir": folder}))
+    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", logs)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "note: rows scored on different photo folders (a on /data/one/test_img; b on "
+        "/data/two/test_img)" in done.stdout
+    )
     failed = run_tool("compare_runs", f"a={tmp_path / 'nope'}", f"b={tmp_path / 'b'}", logs)
     assert failed.returncode == 1
     assert failed.stderr.strip().startswith("error:") and "nope" in failed.stderr

@@ -23,6 +23,7 @@ from gan.compare import (
     compare_series,
     left_out,
     mixed_settings,
+    other_test_folders,
     overall,
     seed_runs,
     seed_scores,
@@ -65,6 +66,8 @@ def compare(cfg: DictConfig) -> None:
     runs_a = seed_runs(cfg.a, siblings=siblings)
     runs_b = seed_runs(cfg.b, other=runs_a, siblings=siblings)  # a folder on one side only
     check_scored_alike([*runs_a, *runs_b])
+    if elsewhere := other_test_folders([*runs_a, *runs_b]):
+        print(f"note: {elsewhere}")
     for run, runs in ((cfg.a, runs_a), (cfg.b, runs_b)):
         mixed = mixed_settings(runs)
         if mixed:
@@ -73,13 +76,19 @@ def compare(cfg: DictConfig) -> None:
     b, seeds_b = seed_scores(runs_b), len(runs_b)
     if len(runs_b) < len(seed_runs(cfg.b, siblings=siblings)):
         print(f"note: {cfg.b}: {cfg.a} is a's own run, left out of b's seeds")
-    rows = [c for c in compare_series(a, b, cfg.series_pattern) if c.images >= cfg.min_images]
+    series = compare_series(a, b, cfg.series_pattern)
+    rows = [c for c in series if c.images >= cfg.min_images]
     names = tuple(
         f"{run} ({n} seed{'s' * (n != 1)})" for run, n in ((cfg.a, seeds_a), (cfg.b, seeds_b))
     )
     Console(width=120).print(comparison_table(rows, overall(a, b), names))
     for note in left_out(a, b, (cfg.a, cfg.b)):
         print(f"note: {note}")
+    if small := len(series) - len(rows):  # left out without a word (a toy set: all of them)
+        print(
+            f"note: {small} series of fewer than min_images={cfg.min_images} images not shown "
+            "(their images are in 'all')"
+        )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="compare_runs")
