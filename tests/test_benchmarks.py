@@ -93,15 +93,20 @@ def test_bench_digests_prints_both_variants_and_the_ratio(tmp_path):
             "error: reference_cyclegan_step.py: not in /no/such/bench (reference_path)",
         ),
         ("bench_task.py", ["repeats=0"], "error: repeats=0: expected a whole number >= 1"),
+        # an empty step was timed, and its speed-up printed
+        ("bench_task.py", ["train_batch=0"], "error: train_batch=0: expected a whole number >= 1"),
+        ("bench_digests.py", ["folder={empty}"], "error: {empty}: no files to hash"),
         ("bench_digests.py", ["folder=/no/such/photos"], "error: /no/such/photos: folder to hash"),
         ("bench_synth.py", ["--repeats", "0"], "--repeats: '0': expected a whole number >= 1"),
     ],
 )
-def test_a_benchmark_setting_that_times_nothing_is_one_line(tool, args, message):
+def test_a_benchmark_setting_that_times_nothing_is_one_line(tool, args, message, tmp_path):
     """chunk=1 (every interval held a reference run) and repeats=0 ended in 'no median for
-    empty data', a missing folder in FileNotFoundError, each with a traceback."""
+    empty data', a missing folder in FileNotFoundError, each with a traceback; an empty
+    training batch or folder of no files were timed, and a speed-up of nothing printed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [a.format(empty=tmp_path) for a in args]  # {empty}: a folder of no files
     cmd = [sys.executable, str(ROOT / "tools" / tool), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert message in result.stderr
+    assert message.format(empty=tmp_path) in result.stderr

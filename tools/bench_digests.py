@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
 from synth.digests import contents_digest, digest_cache, forget_file_digests
-from synth.io import file_names, missing_folder
+from synth.io import DataError, file_names, missing_folder
 
 register_resolvers()
 
@@ -38,6 +38,8 @@ def bench(cfg: DictConfig) -> None:
     if not Path(folder).is_dir():
         raise missing_folder(folder, "folder to hash")
     names = file_names(folder)
+    if not names:  # it timed nothing and printed a ratio of it
+        raise DataError(f"{folder}: no files to hash (folder)")
     size = sum(Path(folder, n).stat().st_size for n in names)
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "file_digests.json"

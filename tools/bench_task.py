@@ -20,7 +20,9 @@ import torch
 from omegaconf import DictConfig
 
 from gan.cli import run_cli
+from gan.data import checked_size
 from gan.task import CrackSegmenter, build_metrics
+from synth.distributions import ConfigError
 
 
 def median_seconds(fns: dict, repeats: int) -> dict[str, float]:
@@ -97,6 +99,8 @@ def print_against_first(
 
 
 def bench(cfg: DictConfig) -> None:
+    if checked_size(cfg.eval_size, "eval_size") is None:  # a traceback at the first pass
+        raise ConfigError("eval_size=null: the benchmark needs a size, [H, W]")
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     print(f"net={dict(cfg.net)} threads={torch.get_num_threads()} repeats={cfg.repeats}")
     train = median_seconds(training_steps(cfg), cfg.repeats)
