@@ -181,6 +181,7 @@ def check_shared_settings(cfg: DictConfig) -> None:
     for where, trainer in trainers.items():
         if isinstance(trainer, DictConfig):
             check_accelerator(trainer.get("accelerator"), where)
+            check_precision(trainer.get("precision"), where)
         for key in TRAINER_WHOLE + TRAINER_NUMBERS if isinstance(trainer, DictConfig) else ():
             value = trainer.get(key)
             whole = isinstance(value, int) and not isinstance(value, bool)
@@ -212,6 +213,23 @@ def check_yes_no_words(cfg: DictConfig) -> None:
                 )
 
     walk(OmegaConf.to_container(cfg, resolve=False), "")
+
+
+#: Lightning's precision settings (its Trainer's ``precision``), the usual ones first.
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+PRECISION_ALIASES = ("32", "16", "bf16", "64", 32, 16, 64)
+PRECISION_ALIASES += ("transformer-engine", "transformer-engine-float16")
+
+
+def check_precision(precision: object, where: str) -> None:
+    """A precision Lightning does not know, named with those it does: Lightning's ValueError
+    came through Hydra's instantiation as a 4-line 'Error in call to target'."""
+    if precision is None or precision in PRECISIONS + PRECISION_ALIASES:
+        return
+    raise ConfigError(
+        f"{where}.precision={precision!r}: expected one of {', '.join(PRECISIONS)} "
+        "(the mixed ones on GPUs)"
+    )
 
 
 def check_accelerator(accelerator: object, where: str) -> None:

@@ -200,6 +200,7 @@ def test_a_checkpoint_cut_short_or_of_another_model_is_named_before_training(
         ("seed=abc", "seed='abc': expected a whole number >= 0"),
         # a word Hydra keeps as a string counted as true (fda.py replace_stale=no replaced)
         ("trainer.enable_model_summary=Off", "enable_model_summary=Off: a yes/no setting takes"),
+        ("trainer.precision=fp16", "trainer.precision='fp16': expected one of 32-true, bf16-mixed"),
         ("trainer.max_steps=2k", "trainer.max_steps='2k': expected a whole number"),
         ("trainer.val_check_interval=x", "trainer.val_check_interval='x': expected a number"),
         ("prune.keep_fraction=1.5", "prune.keep_fraction=1.5: expected 0 < keep_fraction <= 1"),
