@@ -38,6 +38,7 @@ from synth.io import (
     clean_partial_shards,
     read_card,
     read_image,
+    refuse_unfinished,
     write_dir_atomic,
     write_json_atomic,
     write_png,
@@ -123,9 +124,13 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def source_shards(src: Path) -> list[Path]:
+    """The source set's shards, refused where the set is known unfinished: a stopped render's
+    complete shards made a translated (or FDA) set that read as whole, 400 of 1000 scenes,
+    and a task model trained on it without a word."""
     shards = sorted(p for p in src.glob("shard-?????") if (p / MANIFEST).is_file())
     if not shards:
         raise DataError(f"{src}: no complete shards (shard-*/{MANIFEST}) to translate")
+    refuse_unfinished(ShardedDataset(src), "translating it")
     return shards
 
 

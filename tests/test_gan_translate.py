@@ -23,7 +23,15 @@ from gan.translate import (
     translate_dataset,
     write_translated_dataset,
 )
-from synth.io import DataError, Sample, ShardedDataset, read_card, write_shard
+from synth.io import (
+    CARD,
+    DataError,
+    Sample,
+    ShardedDataset,
+    read_card,
+    write_json_atomic,
+    write_shard,
+)
 
 
 def save_checkpoint(model, path, step: int = 7) -> str:
@@ -213,6 +221,31 @@ def test_a_killed_translation_resumes_only_with_the_same_generator(tmp_path, sou
     )
     assert is_complete(card) and len(ShardedDataset(out)) == 5
     assert ShardedDataset(out)[0].image.any()  # redone by the generator, not kept black
+
+
+def test_an_unfinished_source_set_is_not_translated(tmp_path, source):
+    """A stopped render's complete shards (its spec, no card) made a translated set that read
+    as whole, and a task model trained on it without a word; a source short of the samples
+    its card counts likewise."""
+    import shutil
+
+    from synth.io import RENDER_SPEC
+
+    def black(shard, records):
+        for r in records:
+            yield r["stem"], np.zeros((38, 46, 3), np.uint8)
+
+    stopped = tmp_path / "stopped"
+    shutil.copytree(source, stopped)
+    (stopped / CARD).unlink()
+    (stopped / RENDER_SPEC).write_text("{}")
+    with pytest.raises(DataError, match=r"unfinished set, a render stopped or still running"):
+        write_translated_dataset(black, stopped, tmp_path / "a", {"by": "one"}, False)
+    shutil.rmtree(stopped / "shard-00002")  # 4 of the card's 5 samples
+    write_json_atomic(stopped / CARD, read_card(source))
+    with pytest.raises(DataError, match=r"4 of its 5 samples are in complete shards"):
+        write_translated_dataset(black, stopped, tmp_path / "a", {"by": "one"}, False)
+    assert not (tmp_path / "a").exists()
 
 
 def test_a_direction_or_an_output_that_makes_no_sense_is_refused_by_name(tmp_path, source):
