@@ -506,10 +506,14 @@ def read_manifests(root: str | Path) -> list[tuple[Path, dict]]:
 
 def say_if_unfinished(dataset: ShardedDataset) -> None:
     """A sharded set has its card once whole: without it, a render or translation stopped or
-    still running, whose complete shards were read as if they were the set, without a word."""
-    if not (dataset.root / CARD).is_file():
+    still running, whose complete shards were read as if they were the set, without a word;
+    and a stopped translation's card says so (``in_progress``), which was not read."""
+    reason = unfinished_reason(dataset)
+    if reason is None and not (dataset.root / CARD).is_file():
+        reason = f"no {CARD}: its render or translation is unfinished"
+    if reason:
         print(
-            f"note: {dataset.root} has no {CARD}: its render or translation is unfinished; "
+            f"note: {dataset.root}: unfinished set, {reason}; "
             f"the {len(dataset)} samples of its complete shards are read"
         )
 

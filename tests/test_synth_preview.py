@@ -9,7 +9,7 @@ import pytest
 from _synth_fixtures import tiny_config
 
 from synth.distributions import ConfigError
-from synth.io import Sample, read_image
+from synth.io import CARD, Sample, read_card, read_image, write_json_atomic
 from synth.preview import contact_sheet, load_samples
 from synth.render import render_dataset
 
@@ -77,8 +77,9 @@ def test_an_unfinished_render_is_read_with_a_note(tmp_path: Path, capsys) -> Non
     assert (
         notes
         == [
-            f"note: {tmp_path / 'part'} has no dataset_card.json: its render or "
-            "translation is unfinished; the 2 samples of its complete shards are read"
+            f"note: {tmp_path / 'part'}: unfinished set, a render stopped or still running "
+            "(render_spec.json, no dataset_card.json); the 2 samples of its complete shards "
+            "are read"
         ]
         * 2
     )
@@ -86,3 +87,8 @@ def test_an_unfinished_render_is_read_with_a_note(tmp_path: Path, capsys) -> Non
     capsys.readouterr()
     assert len(load_samples(tmp_path / "part", None, None, num=8)) == 8
     assert "note:" not in capsys.readouterr().out
+    # a stopped translation has its card, marked in progress: read without a word
+    card = read_card(tmp_path / "part")
+    write_json_atomic(tmp_path / "part" / CARD, {**card, "translation": {"in_progress": True}})
+    load_samples(tmp_path / "part", None, None, num=8)
+    assert "unfinished set, a translation stopped or still running" in capsys.readouterr().out
