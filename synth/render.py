@@ -104,6 +104,11 @@ def check_spec(out_dir: Path, spec: dict) -> None:
         write_json_atomic(path, spec)
         return
     changed = spec_difference(path, spec)
+    if changed is not None and not any(out_dir.glob("shard-*")):
+        # nothing rendered under the old spec (a render that failed on a setting before its
+        # first shard): a corrected rerun was refused as "rendered with other settings"
+        write_json_atomic(path, spec)
+        return
     if changed is not None:
         keys = ", ".join(changed[:4]) or "the spec's format"
         raise DataError(

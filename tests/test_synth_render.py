@@ -186,6 +186,13 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
         render_dataset(tiny_config(p_no_crack=0.5), tmp_path, 4, 4, seed=7, progress=False)
     with pytest.raises(DataError, match=r"other settings \(num_samples\)"):
         render(tmp_path, n=8)
+    # A render that failed on a setting before its first shard (a drawn value no renderer
+    # takes) left only its spec: the corrected rerun was refused as "rendered with other
+    # settings", though nothing was. It takes the folder.
+    for path in tmp_path.iterdir():
+        if path.name != "render_spec.json":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    assert render(tmp_path, n=8)["rendered_samples"] == 8
 
 
 @pytest.mark.parametrize(
