@@ -137,6 +137,39 @@ def validate(tree: Mapping, prefix: str = "") -> None:
             sample_value(value, rng, key)
 
 
+def support(value: Any) -> list[tuple[float, float]]:
+    """The ranges a knob's draws fall in (a normal's within four spreads of its mean), one per
+    option of a choice; none for words and flags."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Mapping):
+        return []
+    if not isinstance(value, Mapping):
+        return [(float(value), float(value))]
+    form = _form(value, "<value>")
+    if form == "choice":
+        return [r for option in value["choice"] for r in support(option)]
+    a, b = _pair(value[form], "<value>", form)
+    return [(a - 4 * b, a + 4 * b)] if form == "normal" else [(a, b)]
+
+
+#: What a bound says of a knob's draws, for the message: (least, most, least allowed itself).
+Bounds = tuple[float, float, bool]
+
+
+def check_bounds(tree: Mapping, bounds: Mapping[str, Bounds], prefix: str = "") -> None:
+    """Every knob named in ``bounds`` (dotted, under ``prefix``) drawn only within them."""
+    for key, (least, most, inclusive) in bounds.items():
+        node: Any = tree
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        for low, high in support(node):
+            if (low < least if inclusive else low <= least) or high > most:
+                above = ">=" if inclusive else ">"
+                span = (
+                    f"from {least:g} to {most:g}" if most < float("inf") else f"{above} {least:g}"
+                )
+                raise ConfigError(f"{prefix}{key}={node!r}: its draws must be {span}")
+
+
 class Knobs:
     """Samples knobs of one config section and records what it drew (for sample metadata)."""
 

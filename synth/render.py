@@ -73,17 +73,53 @@ MIN_SIZE = 8  # pixels: smaller scenes hold no crack a network could learn from
 MAX_SIZE = 2048
 
 
+INF = float("inf")
+#: Knobs a renderer takes only in a range. Out of it a draw failed mid-render inside OpenCV or
+#: numpy (halo_sigma=0: a Gaussian kernel; step=0: a division; meander<0: a scale), or was
+#: rendered as something else without a word (p_stain=1.5 as 1, a negative noise as none,
+#: jpeg_quality=150 clamped by OpenCV with a warning per image). Every ``p_*`` is a share.
+KNOB_BOUNDS: dict[str, distributions.Bounds] = {
+    "ignore_band": (0, 64, True),
+    "crack.num_cracks": (1, 16, True),
+    "crack.num_branches": (0, INF, True),
+    "crack.width": (0, INF, False),
+    "crack.step": (0, INF, False),
+    "crack.meander": (0, INF, True),
+    "crack.jitter": (0, INF, True),
+    "crack.edge_roughness": (0, INF, True),
+    "crack.halo_sigma": (0, INF, False),
+    "crack.length": (0, INF, False),
+    "surface.aggregate_radius": (0, INF, False),
+    "surface.pore_count": (0, INF, True),
+    "surface.pore_radius": (0, INF, False),
+    "surface.grain_blur": (0, INF, True),
+    "camera.blur_sigma": (0, INF, False),
+    "camera.noise_sigma": (0, INF, True),
+    "camera.jpeg_quality": (1, 100, True),
+}
+
+
+def share_bounds(cfg: dict, prefix: str = "") -> dict[str, distributions.Bounds]:
+    """Every ``p_*`` knob of the tree, as a share from 0 to 1."""
+    found = {}
+    for name, value in cfg.items():
+        if isinstance(value, dict) and not distributions.is_spec(value):
+            found |= share_bounds(value, f"{prefix}{name}.")
+        elif name.startswith("p_"):
+            found[f"{prefix}{name}"] = (0.0, 1.0, True)
+    return found
+
+
 def checked_scene_config(cfg_synth: Any) -> dict:
-    """The simulator's settings as plain data, every knob parsed and the size in range, so a
-    typo fails in one line before anything is rendered or written."""
+    """The simulator's settings as plain data, every knob parsed, drawn only where the renderer
+    takes it, and the size in range, so a typo fails in one line before anything is rendered
+    or written."""
     cfg = plain_config(cfg_synth)
     distributions.validate(cfg)
+    distributions.check_bounds(cfg, KNOB_BOUNDS | share_bounds(cfg), "synth.")
     size = cfg.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:
         raise ConfigError(f"synth.size={size!r}: expected a whole number of pixels >= {MIN_SIZE}")
-    share = cfg.get("p_no_crack")
-    if isinstance(share, int | float) and not 0 <= share <= 1:  # 1.5 rendered, as 1
-        raise ConfigError(f"synth.p_no_crack={share}: a share of the scenes, from 0 to 1")
     if size > MAX_SIZE:
         raise ConfigError(
             f"synth.size={size}: at most {MAX_SIZE} px a side (memory grows with the area; "

@@ -303,19 +303,19 @@ def compare_stats(
 def synthetic_pairs(
     dataset: str | Path | None, cfg_synth: object, num: int, seed: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(image, mask) pairs of a sharded dataset, or of ``num`` freshly rendered samples."""
+    """(image, mask) pairs of a sharded dataset, or of ``num`` freshly rendered samples, their
+    settings checked as render's are, at the call (synth.size=0 was a cv2 traceback, 5000 px
+    and p_no_crack=2 went through)."""
     if dataset is not None:
         samples = ShardedDataset(dataset)
         say_if_unfinished(samples)
-        for sample in samples:
-            yield sample.image, sample.semantic
-        return
-    from synth.scene import plain_config, render_crack_scene
+        return ((sample.image, sample.semantic) for sample in samples)
+    from synth.render import checked_scene_config
+    from synth.scene import render_crack_scene
 
-    cfg = plain_config(cfg_synth)
-    for i in range(num):
-        sample = render_crack_scene(cfg, seed, i)
-        yield sample.image, sample.semantic
+    cfg = checked_scene_config(cfg_synth)
+    scenes = (render_crack_scene(cfg, seed, i) for i in range(num))
+    return ((sample.image, sample.semantic) for sample in scenes)
 
 
 def real_pairs(

@@ -196,6 +196,30 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("section", "knob", "value", "message"),
+    [
+        ("crack", "halo_sigma", 0, r"^synth\.crack\.halo_sigma=0: its draws must be > 0$"),
+        ("crack", "step", {"uniform": [0, 2]}, r"crack\.step=.*: its draws must be > 0"),
+        ("crack", "width", {"normal": [3, 3]}, r"crack\.width=.*: its draws must be > 0"),
+        ("camera", "jpeg_quality", 150, r"jpeg_quality=150: its draws must be from 1 to 100"),
+        ("surface", "p_stain", 1.5, r"p_stain=1\.5: its draws must be from 0 to 1"),
+        ("surface", "aggregate_radius", {"choice": [0, 2]}, r"aggregate_radius=.*: .* > 0"),
+    ],
+)
+def test_a_knob_drawn_where_the_renderer_fails_or_draws_otherwise_is_refused(
+    tmp_path: Path, section: str, knob: str, value: object, message: str
+) -> None:
+    """A zero blur or halo sigma failed inside OpenCV mid-render (a traceback, shards already
+    written), a zero step divided by zero, a negative normal draw of a width failed on its
+    sample; a share of 1.5 or a JPEG quality of 150 rendered as something else, silently."""
+    cfg = tiny_config()
+    cfg[section][knob] = value
+    with pytest.raises(ConfigError, match=message):
+        render_dataset(cfg, tmp_path / "out", 4, 4, seed=0, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
     ("setting", "message"),
     [
         ({"shard_start": 3}, r"shard_start=3: past the last shard \(2\) of 12 samples in shards"),
@@ -203,7 +227,7 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
         ({"cfg": tiny_config(size="big")}, r"synth\.size='big': expected a whole number"),
         ({"shard_count": "abc"}, r"^shard_count='abc': expected a whole number >= 0$"),
         ({"cfg": tiny_config(size=100000)}, r"^synth\.size=100000: at most 2048 px a side"),
-        ({"cfg": tiny_config(p_no_crack=1.5)}, r"^synth\.p_no_crack=1\.5: a share of the"),
+        ({"cfg": tiny_config(p_no_crack=1.5)}, r"^synth\.p_no_crack=1\.5: its draws must be fr"),
         ({"shard_count": 1.5}, r"^shard_count=1\.5: expected a whole number >= 0$"),
         ({"seed": None}, r"^seed=None: expected a whole number >= 0$"),
         ({"n": 0}, r"^num_samples=0: expected a whole number >= 1$"),

@@ -176,3 +176,15 @@ def test_a_nan_statistic_says_why() -> None:
     assert unmeasured(stats, "real", LABEL_FREE) == [
         n.replace("synthetic", "real") for n in notes if "fall-off" in n
     ]
+
+
+def test_scenes_rendered_for_the_statistics_have_their_settings_checked_as_render_does():
+    """synth.size=0 was a cv2 traceback; 5000 px and p_no_crack=2 went through, unchecked."""
+    from _synth_fixtures import tiny_config
+
+    from synth.distributions import ConfigError
+    from synth.stats import synthetic_pairs
+
+    for setting, said in (({"size": 0}, "synth.size=0"), ({"p_no_crack": 2}, "p_no_crack=2")):
+        with pytest.raises(ConfigError, match=said):
+            synthetic_pairs(None, {**tiny_config(), **setting}, 1)  # at the call, not later
