@@ -13,7 +13,10 @@ Options of ``choice`` may be distributions themselves, which gives mixtures such
 ``{choice: [0.0, {uniform: [0.02, 0.08]}], p: [0.7, 0.3]}`` (off 70 % of the time).
 
 Keeping the form in YAML (instead of code) lets a user widen or pin any knob from the command
-line, e.g. ``synth.crack.width={uniform:[3,6]}`` or ``synth.crack.width=4``.
+line, e.g. ``synth.crack.width=4`` or ``'synth.crack.meander={uniform:[0.1,0.2]}'`` (the same
+form); another form replaces the old one once it is removed,
+``'~synth.crack.width' '+synth.crack.width={uniform:[3,6]}'`` (Hydra merges a mapping into
+the old one, and refused ``synth.crack.width={uniform:[3,6]}`` over a ``choice``).
 """
 
 from __future__ import annotations
