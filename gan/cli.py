@@ -32,7 +32,7 @@ from gan.fid import check_inception_weights
 from gan.run_names import run_key, unseeded
 from gan.start import STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
 from synth.distributions import ConfigError, checked_count, is_count
-from synth.io import DataError, unwritable_folder
+from synth.io import DataError, list_images, unwritable_folder
 
 EXPECTED = (
     DataError,
@@ -461,6 +461,7 @@ def check_measure_settings(cfg: Any) -> None:
     if cfg.evaluate:
         check_inception_weights(cfg.inception_weights)
         checked_count(cfg.eval_size, "eval_size", 16)
+        list_images(cfg.real_dir)  # a missing folder was said after the whole translation
 
 
 def measure_translated_set(cfg: Any, moved_by: str = "Translation") -> dict:

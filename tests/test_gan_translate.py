@@ -260,3 +260,16 @@ def test_a_direction_or_an_output_that_makes_no_sense_is_refused_by_name(tmp_pat
     with pytest.raises(ConfigError, match=r"out_dir=.*syn: the source folder itself"):
         translate_dataset(ckpt, source, source, device="cpu", show_progress=False)
     assert sorted(source.rglob("*")) == before and not (tmp_path / "out").exists()
+
+
+def test_the_measuring_settings_are_checked_before_any_image_is_made(tmp_path):
+    """translate.py said a missing real_dir after the whole translation (fda.py at once)."""
+    from omegaconf import OmegaConf
+
+    from gan.cli import check_measure_settings
+
+    cfg = {"evaluate": True, "inception_weights": None, "eval_size": 64}
+    cfg["real_dir"] = str(tmp_path / "nowhere")
+    with pytest.raises(DataError, match="nowhere: image folder not found"):
+        check_measure_settings(OmegaConf.create(cfg))
+    check_measure_settings(OmegaConf.create({**cfg, "evaluate": False}))  # nothing measured
