@@ -373,7 +373,10 @@ def test_kill_translation_then_resume(tmp_path: Path, generator_ckpt: Path) -> N
     assert 0 < len(done) < 20, "translation finished before the kill; test is moot"
     proc = run_tool("translate", *translate(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"translated {src} -> {out}" in proc.stdout
     assert not list(out.glob("*.tmp-*"))
+    again = run_tool("translate", *translate(out))  # said "translated" of a set only measured
+    assert f"already complete, nothing translated: {src} -> {out}" in again.stdout
     shards = sorted(p.name for p in out.glob("shard-?????") if (p / MANIFEST).is_file())
     assert shards == sorted(p.name for p in src.glob("shard-?????"))
     source, adapted = tree_digest(src), tree_digest(out)

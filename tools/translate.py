@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import check_measure_settings, measure_translated_set, register_resolvers, run_cli
-from gan.translate import translate_dataset
+from gan.translate import is_complete, translate_dataset
 from synth.io import read_card
 
 register_resolvers()
@@ -21,10 +21,14 @@ register_resolvers()
 def translate(cfg: DictConfig) -> dict:
     """Translate (resuming at the first missing shard); returns the dataset card."""
     check_measure_settings(cfg)  # before any image is made
+    before = read_card(cfg.out_dir)
     card = translate_dataset(
         cfg.checkpoint, cfg.src_dir, cfg.out_dir, cfg.batch_size, cfg.device, cfg.direction
     )
-    print(f"translated {cfg.src_dir} -> {cfg.out_dir} (step {card['translation']['step']})")
+    # a rerun on a finished set said "translated" of a set it only measured
+    done = is_complete(before) and before.get("translation") == card.get("translation")
+    said = "already complete, nothing translated:" if done else "translated"
+    print(f"{said} {cfg.src_dir} -> {cfg.out_dir} (step {card['translation']['step']})")
     if cfg.evaluate:
         gap = measure_translated_set(cfg)
         card = read_card(cfg.out_dir)
