@@ -426,7 +426,8 @@ class RanksStopTogether(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._previous and (sig := self._any_asked(trainer)):
-            self._stop(sig)
+            STOPPED_BY["signal"] = sig
+            self._restore()
             name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
             rank_zero_info(f"{name}: every rank stops here, step {trainer.global_step} saved")
             raise AgreedStop()
@@ -435,12 +436,8 @@ class RanksStopTogether(pl.Callback):
         """A stop noted after the last step's start ends the tool after the fit, on every
         rank alike (gan.callbacks.raise_late_stop)."""
         if self._previous and (sig := self._any_asked(trainer)):
+            STOPPED_BY["signal"] = sig
             trainer._signal_connector.received_sigterm = True
-            self._stop(sig)
-        self._restore()
-
-    def _stop(self, sig: int) -> None:
-        STOPPED_BY["signal"] = sig
         self._restore()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:

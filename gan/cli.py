@@ -217,8 +217,9 @@ def check_yes_no_words(cfg: DictConfig) -> None:
 
 #: Lightning's precision settings (its Trainer's ``precision``), the usual ones first.
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
-PRECISION_ALIASES = ("32", "16", "bf16", "64", 32, 16, 64)
-PRECISION_ALIASES += ("transformer-engine", "transformer-engine-float16")
+PRECISION_ALIASES = (
+    "32", "16", "bf16", "64", 32, 16, 64, "transformer-engine", "transformer-engine-float16"
+)  # fmt: skip
 
 
 def check_precision(precision: object, where: str) -> None:

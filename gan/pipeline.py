@@ -369,9 +369,8 @@ def score_again(cfg: DictConfig, stage: DictConfig, key: str, scored: dict) -> d
     def at(size: list[int] | None) -> str:
         return f"eval_size {size}" if size else "each image's own size"
 
-    log(
-        f"task[{key}]: trained, scored again at {at(eval_size(cfg))} (was {at(scored.get('eval_size'))})"
-    )
+    was = at(scored.get("eval_size"))
+    log(f"task[{key}]: trained, scored again at {at(eval_size(cfg))} (was {was})")
     model = load_segmenter(task_checkpoint(cfg, key), pick_device(cfg.stages.evaluate.device))
     kept = {k: scored[k] for k in ("source", "seed", "steps", "train_seconds") if k in scored}
     return score_on_test(stage, model, dirs(cfg)["runs"] / key, kept)
