@@ -13,8 +13,10 @@ loads in milliseconds.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 #: How a stop is named in its one line (the start-up one and gan.cli's).
@@ -78,3 +80,27 @@ def quiet_exit() -> None:
     there ended it without a word (SIGTERM) or with a traceback (Ctrl-C), as if work were
     lost; it is one line that says the work is done."""
     take_pythons(_stop_while_exiting)
+
+
+#: ``group=null`` as Hydra's override grammar reads it (null in any case), after an optional
+#: ``+``/``++`` and before an optional ``@package``.
+_NULL_GROUP = re.compile(r"^\+{0,2}([\w/.-]+?)(?:@[\w.]*)?=(?i:null)$")
+
+
+def refuse_null_groups(conf_dir: Path, argv: list[str] | None = None) -> None:
+    """``logger=null`` ended in Hydra's traceback (``Config group override must be a string
+    or a list. Got NoneType``) before any tool code runs; it is one line naming the group's
+    options and the way to leave the group out, ``'~logger'``."""
+    for arg in sys.argv[1:] if argv is None else argv:
+        found = _NULL_GROUP.match(arg)
+        if found is None or not (conf_dir / found[1]).is_dir():
+            continue
+        group = found[1]
+        options = ", ".join(sorted(f.stem for f in (conf_dir / group).glob("*.yaml")))
+        print(
+            f"error: {arg}: a config group takes one of its options ({options}); "
+            f"to leave it out, write '~{group}'",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(1)

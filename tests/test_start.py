@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_fixtures import signal_when
+from _cli_fixtures import run_tool, signal_when
 
 from gan.cli import run_cli
-from gan.start import end_quiet_start, quiet_start
+from gan.start import end_quiet_start, quiet_start, refuse_null_groups
 
 
 @pytest.mark.parametrize(("sig", "code", "said"), [
@@ -101,3 +101,20 @@ def test_every_tool_takes_the_signals_before_its_other_imports() -> None:
         assert heavy[0] == "_quiet_start", f"{tool.name}: first import {heavy[0]}"
         checked.append(tool.name)
     assert {"pipeline.py", "render.py", "train_gan.py", "train_task.py"} <= set(checked)
+
+
+def test_a_config_group_set_to_null_is_one_line_with_the_way_to_leave_it_out() -> None:
+    """``logger=null`` was Hydra's traceback (``Config group override must be a string or a
+    list. Got NoneType``) before any tool code ran."""
+    proc = run_tool("train_task", "trainer.max_steps=1", "+logger=NULL", timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "error: +logger=NULL: a config group takes one of its options "
+        "(csv, many, tensorboard, wandb); to leave it out, write '~logger'\n"
+    )
+
+
+@pytest.mark.parametrize("arg", ["seed=null", "~logger", "logger=csv", "nosuch=null", "-m"])
+def test_null_is_left_to_hydra_where_it_is_not_a_config_group(arg: str) -> None:
+    """A value may be null; a group removed, named, or unknown is Hydra's to say."""
+    refuse_null_groups(Path(__file__).resolve().parents[1] / "conf", [arg])
