@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from shutil import which
 from typing import Any, NoReturn
 
 import torch
@@ -25,6 +26,7 @@ from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ValidationError
 
 from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated, interrupt_for
 from gan.checkpoint import UnsafeCheckpointError
@@ -249,21 +251,52 @@ def check_accelerator(accelerator: object, where: str) -> None:
     )
 
 
-class CheckRunFolder(Callback):
-    """Hydra makes its run folder (under ``paths.log_dir``) before any tool code runs, so a
-    log_dir that was a file ended in Hydra's own traceback; every tool takes this callback
-    through the ``paths`` config (``conf/hydra_callbacks``), and Hydra calls it first."""
+class HydraStartChecks(Callback):
+    """What Hydra would stop on with its own traceback before any tool code runs: the run
+    folder it makes under ``paths.log_dir`` (a file there), and a sweep's launcher settings
+    that do not resolve. Every tool takes this callback through the ``paths`` config
+    (``conf/hydra_callbacks``), and Hydra calls it first."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_unwritable_run_folder(config, "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_unwritable_run_folder(config, "sweep")
+        refuse_unresolved_launcher(config)
+
+
+def refuse_unresolved_launcher(config: DictConfig) -> None:
+    """``hydra/launcher=slurm_jobs trainer=ddp`` asks SLURM for ``trainer.devices`` GPUs a
+    node, and the ddp preset's ``auto`` is no count (the job is sized before it starts): it
+    was omegaconf's traceback from inside Hydra once the sweep began; as was a sweep sent to
+    SLURM from a machine without it (submitit's "Could not detect srun")."""
+    launcher = config.hydra.get("launcher")
+    if launcher is None:
+        return
+    try:
+        OmegaConf.to_container(launcher, resolve=True)
+    except ValidationError as err:
+        raw = OmegaConf.to_container(launcher, resolve=False).get(str(err.key), "")
+        why = str(err).splitlines()[0].split(": ", 1)[-1]
+        if "trainer.devices" in str(raw):
+            why += "; a cluster job is sized before it starts: trainer.devices=<GPUs a node>"
+        refuse_before_hydra(f"hydra.launcher.{err.key}={raw}: {why}")
+    if "Slurm" in str(launcher.get("_target_")) and not which("srun"):
+        refuse_before_hydra(
+            "hydra/launcher=slurm_jobs: no srun on this machine (SLURM's); run the sweep "
+            "from the cluster's login node, or hydra/launcher=local_jobs here"
+        )
+
+
+def refuse_before_hydra(why: str) -> NoReturn:
+    """One line and exit 1, as run_cli says a refused setting (no tool code has run yet)."""
+    print(f"error: {why}", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def refuse_unwritable_run_folder(config: DictConfig, mode: str) -> None:
-    """One line and exit 1, as run_cli says a refused setting (no tool code has run yet),
-    naming ``paths.log_dir`` where the fault is there, as the pipeline names its other paths."""
+    """Named by ``paths.log_dir`` where the fault is there, as the pipeline names its other
+    paths."""
     folder = config.hydra[mode].dir
     if (why := unwritable_folder(folder)) is None:
         return
@@ -272,8 +305,7 @@ def refuse_unwritable_run_folder(config: DictConfig, mode: str) -> None:
         why = f"paths.log_dir={log_dir}: {said}"
     else:
         why = f"Hydra's {mode} folder {folder}: {why}"
-    print(f"error: {why}", file=sys.stderr, flush=True)
-    sys.exit(1)
+    refuse_before_hydra(why)
 
 
 def loaded(module: str, name: str) -> tuple[type[BaseException], ...]:

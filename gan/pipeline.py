@@ -447,7 +447,7 @@ def check_output_folders(cfg: DictConfig) -> None:
     """``paths.output_dir`` and ``paths.ckpt_dir`` each a folder, or one that can be made: a
     checkpoint folder that was a file failed once the first task row had trained, after the
     render and the GAN. (``paths.log_dir`` holds Hydra's run folder, checked by
-    ``gan.cli.CheckRunFolder`` before Hydra makes it.)"""
+    ``gan.cli.HydraStartChecks`` before Hydra makes it.)"""
     for key in ("output_dir", "ckpt_dir"):
         if why := unwritable_folder(cfg.paths[key]):
             raise ConfigError(f"paths.{key}={Path(cfg.paths[key])}: {why}")

@@ -53,7 +53,7 @@ def test_every_tool_that_takes_paths_checks_its_run_folder_before_hydra_makes_it
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(name, return_hydra_config=True)
     checks = [c._target_ for c in cfg.hydra.callbacks.values()]
-    assert checks == (["gan.cli.CheckRunFolder"] if "paths" in cfg else [])
+    assert checks == (["gan.cli.HydraStartChecks"] if "paths" in cfg else [])
 
 
 @pytest.mark.parametrize("value", ["", "/my/photos"])

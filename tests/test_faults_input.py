@@ -17,12 +17,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import exit_code_in_process, run_tool, task_overrides, tree_digest
+from _cli_fixtures import ROOT, exit_code_in_process, run_tool, task_overrides, tree_digest
 from _gan_fixtures import make_synthetic, tiny_gan
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gan.checkpoint import load_checkpoint
-from gan.cli import CheckRunFolder, run_cli
+from gan.cli import HydraStartChecks, run_cli
 from gan.devices import pick_device
 from gan.translate import translate_dataset
 from synth.distributions import ConfigError
@@ -147,7 +148,7 @@ def test_hydras_own_folder_that_cannot_be_made_is_named_with_the_file_in_the_way
     config = OmegaConf.create(
         {"paths": {"log_dir": str(tmp_path)}, "hydra": {mode: {"dir": str(folder)}}}
     )
-    start = getattr(CheckRunFolder(), f"on_{'multi' if mode == 'sweep' else ''}run_start")
+    start = getattr(HydraStartChecks(), f"on_{'multi' if mode == 'sweep' else ''}run_start")
     with pytest.raises(SystemExit) as stop:
         start(config)
     assert stop.value.code == 1
@@ -549,3 +550,29 @@ def test_a_starting_loader_worker_killed_by_the_stop_is_the_stop(
 
     with pytest.raises(RuntimeError, match="Segmentation fault"):  # a crash stays a crash
         run_cli(broken)
+
+
+def test_a_slurm_sweep_sized_by_auto_devices_or_sent_from_a_machine_without_slurm_is_one_line(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Both were tracebacks from inside Hydra once the sweep began: omegaconf's "could not be
+    converted to Integer" for the GPU count, submitit's "Could not detect srun"."""
+    (tmp_path / "srun").write_text("#!/bin/sh\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    overrides = ["hydra/launcher=slurm_jobs", "trainer=ddp", "hydra.job.name=x"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        auto = compose("train_task", overrides, return_hydra_config=True)
+        counted = compose("train_task", [*overrides, "trainer.devices=4"], return_hydra_config=True)
+    with pytest.raises(SystemExit) as stop:
+        HydraStartChecks().on_multirun_start(auto)
+    assert stop.value.code == 1
+    said = capsys.readouterr().err
+    assert said.startswith("error: hydra.launcher.gpus_per_node=${trainer.devices}: Value 'auto'")
+    assert said.endswith("trainer.devices=<GPUs a node>\n") and said.count("\n") == 1
+    HydraStartChecks().on_multirun_start(counted)  # srun found, a count: nothing said
+    assert not capsys.readouterr().err
+    (tmp_path / "srun").unlink()
+    with pytest.raises(SystemExit):
+        HydraStartChecks().on_multirun_start(counted)
+    assert "no srun on this machine" in capsys.readouterr().err
