@@ -397,6 +397,14 @@ def exit_on_stop(sig: int, said: str, rerun: str = "resume") -> NoReturn:
     sys.exit(128 + sig)
 
 
+def stopped(sig: int, said: str, resumes: bool, kept: str) -> NoReturn:
+    """A tool that resumes says what it kept; one that does not (a benchmark, predict: their
+    outputs are replaced only once complete) that a rerun starts over."""
+    if resumes:
+        exit_on_stop(sig, f"{said}; {kept}")
+    exit_on_stop(sig, f"{said}; its earlier outputs are as they were", "start over")
+
+
 def wandb_advice(message: str) -> str:
     """wandb's error as one line, with the way out that fits: a key where none is set, else
     offline logging, since the server is what failed (it said to set the key that was set)."""
@@ -437,7 +445,7 @@ def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
         # would (128 + 2 for Ctrl-C, which gan.callbacks.CtrlCStopsAfterTheStep turns into it).
         sig = STOPPED_BY["signal"]
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
-        exit_on_stop(sig, f"stopped by {name}; checkpoints are kept")
+        stopped(sig, f"stopped by {name}", resumes, "checkpoints are kept")
     except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C or SIGTERM outside training
         if isinstance(err, SystemExit):  # Lightning's exit 1 for the interrupt it caught
             sig = RAISED_FOR["signal"]
@@ -448,9 +456,7 @@ def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
         broke = err.__cause__
         said = f"{STOP_NAMES[sig]}"
         said += f" ({user_message(broke).splitlines()[0]}, as it stopped)" if broke else ""
-        if not resumes:  # its outputs are replaced only once complete: a rerun redoes it all
-            exit_on_stop(sig, f"{said}; its earlier outputs are as they were", "start over")
-        exit_on_stop(sig, f"{said}; finished shards, stages and checkpoints are kept")
+        stopped(sig, said, resumes, "finished shards, stages and checkpoints are kept")
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
         if not isinstance(err.__cause__, EXPECTED):
             raise
@@ -482,10 +488,8 @@ def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
             raise
         # A group-wide signal that reached a DataLoader worker before its quiet_worker start
         # ran (it ignores both after): torch names the worker's death, mid-step.
-        exit_on_stop(
-            sig,
-            f"{STOP_NAMES[sig]} (a starting DataLoader worker died of it); checkpoints are kept",
-        )
+        said = f"{STOP_NAMES[sig]} (a starting DataLoader worker died of it)"
+        stopped(sig, said, resumes, "checkpoints are kept")
 
 
 def check_measure_settings(cfg: Any) -> None:

@@ -118,3 +118,28 @@ def test_a_config_group_set_to_null_is_one_line_with_the_way_to_leave_it_out() -
 def test_null_is_left_to_hydra_where_it_is_not_a_config_group(arg: str) -> None:
     """A value may be null; a group removed, named, or unknown is Hydra's to say."""
     refuse_null_groups(Path(__file__).resolve().parents[1] / "conf", [arg])
+
+
+@pytest.mark.parametrize(("resumes", "said"), [
+    (True, "stopped by SIGTERM; checkpoints are kept: rerun the same command to resume"),
+    (False, "stopped by SIGTERM; its earlier outputs are as they were: "
+            "rerun the same command to start over"),
+])  # fmt: skip
+def test_a_fit_stopped_in_a_tool_that_does_not_resume_says_a_rerun_starts_over(
+    resumes: bool, said: str, capsys, monkeypatch, python_signal_defaults: None
+) -> None:
+    """A benchmark stopped in its timed fit said "checkpoints are kept ... to resume": it
+    keeps none, and its rerun times everything again."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from gan.callbacks import STOPPED_BY
+
+    monkeypatch.setitem(STOPPED_BY, "signal", signal.SIGTERM)
+
+    def stopped_by_lightning() -> None:
+        raise SIGTERMException  # Lightning's stop of a fit on SIGTERM
+
+    with pytest.raises(SystemExit) as stop:
+        run_cli(stopped_by_lightning, resumes=resumes)
+    assert stop.value.code == 143
+    assert capsys.readouterr().err == said + "\n"
