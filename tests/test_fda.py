@@ -192,3 +192,18 @@ def test_fda_command_writes_the_set_and_names_a_bad_beta(tmp_path, folders):
     assert "FDA moved the synthetic set's" in good.stdout  # nothing was translated
     card = read_card(out)
     assert card["translation"]["beta"] == 0.02 and "after" in card["domain_gap"]
+
+
+def test_a_beta_whose_window_floors_to_the_mean_is_said(folders, capsys):
+    """beta=0.01 on 40 px scenes swaps what beta 0 swaps, each channel's mean: the tiny
+    pipeline's setting made such a set without a word."""
+    src, real, out = folders
+    fda_dataset(src, out, real, beta=0.01, show_progress=False)
+    assert capsys.readouterr().out == (
+        "note: beta=0.01 on 40 px scenes swaps each channel's mean alone, as beta=0 does "
+        "(the window's half-width is floor(0.01 x 40) = 0); beta=0.025 or more swaps low "
+        "frequencies too\n"
+    )
+    fda_dataset(src, out.with_name("wide"), real, beta=0.025, show_progress=False)
+    fda_dataset(src, out.with_name("mean"), real, beta=0, show_progress=False)
+    assert "note" not in capsys.readouterr().out
