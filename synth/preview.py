@@ -26,8 +26,10 @@ def contact_sheet(
 ) -> Path:
     """Write a PNG grid: each sample's image, then (if ``overlay``) the image with its mask.
 
-    Crack pixels are drawn red, ignore pixels yellow. Images are resized and centre-cropped
-    to ``tile`` x ``tile`` (default: the first sample's height), so real and synthetic sets mix.
+    Crack pixels are drawn red, ignore pixels yellow. Every tile has the first sample's size
+    (``tile``: a ``tile`` x ``tile`` square instead); an image of another shape is scaled whole
+    into it and padded, so real and synthetic sets mix. Squares cut from the middle hid a
+    384 x 544 photo's two ends, where its cracks may run, without a word.
     Samples with nothing to draw (unlabeled photos, crack-free scenes) get no overlay tiles:
     the report's sheet of unlabeled photos showed each photo twice.
     """
@@ -38,12 +40,12 @@ def contact_sheet(
         raise ValueError("contact_sheet needs at least one sample")
     if Path(out_path).suffix.lower() != ".png":  # PNG bytes under a .jpg name
         raise ConfigError(f"out={out_path}: the sheet is written as a PNG; name it .png")
-    tile = tile or samples[0].image.shape[0]
+    shape = (tile, tile) if tile else samples[0].image.shape[:2]
     overlay = overlay and any(s.semantic.any() for s in samples)
     tiles = []
     for s in samples:
-        image = _fit(s.image, tile, cv2.INTER_AREA)
-        semantic = _fit(s.semantic, tile, cv2.INTER_NEAREST)
+        image = _fit(s.image, shape, cv2.INTER_AREA, 255)
+        semantic = _fit(s.semantic, shape, cv2.INTER_NEAREST, 0)
         t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         tiles.append(t)
         if overlay:
@@ -56,16 +58,18 @@ def contact_sheet(
     return out_path
 
 
-def _fit(array: np.ndarray, tile: int, interpolation: int) -> np.ndarray:
-    """Resize the short side to ``tile`` and centre-crop a square, so any sizes mix."""
+def _fit(array: np.ndarray, shape: tuple[int, int], interpolation: int, pad: int) -> np.ndarray:
+    """The whole of ``array`` scaled into ``shape`` (aspect kept), centred, padded with ``pad``."""
     h, w = array.shape[:2]
-    if (h, w) != (tile, tile):
-        scale = tile / min(h, w)
-        size = (max(tile, round(w * scale)), max(tile, round(h * scale)))
-        array = cv2.resize(array, size, interpolation=interpolation)
-        h, w = array.shape[:2]
-    y, x = (h - tile) // 2, (w - tile) // 2
-    return np.ascontiguousarray(array[y : y + tile, x : x + tile])
+    if (h, w) == tuple(shape):
+        return array
+    scale = min(shape[0] / h, shape[1] / w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    array = cv2.resize(array, size, interpolation=interpolation)
+    y, x = (shape[0] - size[1]) // 2, (shape[1] - size[0]) // 2
+    fitted = np.full((*shape, *array.shape[2:]), pad, array.dtype)
+    fitted[y : y + size[1], x : x + size[0]] = array
+    return fitted
 
 
 def load_samples(

@@ -23,6 +23,23 @@ def test_contact_sheet_mixes_real_and_synthetic_sizes(tmp_path: Path) -> None:
     assert (sheet[..., 0] > sheet[..., 1] + 50).any()  # red crack overlay present
 
 
+def test_a_photo_of_another_shape_is_shown_whole(tmp_path: Path) -> None:
+    """A 384 x 544 photo was cut to its middle square, hiding both ends (where a crack may
+    run) without a word. A crack down each end column shows in its overlay, whether the
+    photo sets the tile size or is fitted into a square scene's tile."""
+    semantic = np.zeros((48, 80), np.uint8)
+    semantic[:, [0, 1, 78, 79]] = 1
+    photo = Sample(np.full((48, 80, 3), 128, np.uint8), semantic)
+    alone = read_image(contact_sheet([photo], tmp_path / "alone.png", nrow=1))
+    assert alone.shape == (2 + 50, 2 + 2 * 82, 3)  # the photo's own size: no cut, no pad
+    scene = load_samples(None, None, tiny_config(), num=1)[0]
+    fitted = read_image(contact_sheet([scene, photo], tmp_path / "fitted.png", nrow=2))
+    overlay = fitted[2:66, 2 + 3 * 66 : 3 + 3 * 66 + 64].astype(int)  # the photo's overlay
+    red = overlay[..., 0] > overlay[..., 1] + 50
+    assert red[:, :3].any() and red[:, -3:].any()  # both ends, scaled into 64 x 64
+    assert (overlay[:10] == 255).all()  # padded above: the whole photo is 38 px high
+
+
 def test_a_sheet_of_unlabeled_photos_shows_each_photo_once(tmp_path: Path) -> None:
     """The report's sheet of the unlabeled training photos showed each photo twice: beside
     itself under an empty overlay."""
