@@ -131,9 +131,11 @@ def test_section_falloff_tells_a_flat_crack_from_a_v_without_labels() -> None:
     ] == pytest.approx(0.6, abs=0.02)
 
 
-def test_data_stats_on_unlabelled_photos_shows_only_what_the_images_say(tmp_path):
+@pytest.mark.parametrize("masks", ["missing", "null"])
+def test_data_stats_on_unlabelled_photos_shows_only_what_the_images_say(tmp_path, masks):
     """The product's user has photos and no masks: the real column keeps the label-free rows
-    and leaves the rest empty, not a crack share of 0 from empty masks."""
+    and leaves the rest empty, not a crack share of 0 from empty masks; and says so, masks
+    missing or left out (``real_masks=null`` said nothing of its nan rows)."""
     import shutil
 
     from _cli_fixtures import run_tool
@@ -141,11 +143,15 @@ def test_data_stats_on_unlabelled_photos_shows_only_what_the_images_say(tmp_path
     from synth.toy import write_toy_real_folder
 
     data = write_toy_real_folder(tmp_path / "real", n=2, h=48, w=64)
-    shutil.rmtree(data / "train_lab")
     overrides = [f"paths.data_dir={data}", f"paths.log_dir={tmp_path}/logs", "num_synthetic=2"]
+    if masks == "missing":
+        shutil.rmtree(data / "train_lab")
+    else:
+        overrides.append("real_masks=null")
     proc = run_tool("data_stats", *overrides, "synth.size=64")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"no masks at {data / 'train_lab'}" in proc.stdout
+    said = f"no masks at {data / 'train_lab'}" if masks == "missing" else "real_masks=null"
+    assert f"{said}: the real column has the label-free statistics only" in proc.stdout
     rows = {
         line.split("│")[1].strip(): line.split("│")[3].strip()
         for line in proc.stdout.splitlines()

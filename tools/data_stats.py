@@ -32,7 +32,9 @@ def compare(cfg: DictConfig) -> None:
     """Print the synthetic-vs-real statistics table (a bad folder fails with its name)."""
     syn = compute_stats(synthetic_pairs(cfg.synthetic, cfg.synth, cfg.num_synthetic, cfg.seed))
     masks = cfg.real_masks
-    if masks is not None and not Path(masks).is_dir():
+    if masks is None:  # said too: the nan rows of the real column were left unexplained
+        print("real_masks=null: the real column has the label-free statistics only")
+    elif not Path(masks).is_dir():
         print(f"no masks at {masks}: the real column has the label-free statistics only")
         masks = None
     real = compute_stats(real_pairs(cfg.real_images, masks, cfg.max_real))
