@@ -50,7 +50,7 @@ from gan.rows import (
     training_row,
 )
 from gan.run_names import run_key
-from gan.runner import build_model, close_runs, fit, starts_over
+from gan.runner import build_model, close_runs, fit, log_outside_a_fit, starts_over
 from gan.stage_outputs import (
     check_claimed_folders,
     check_run_names,
@@ -347,11 +347,15 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     extra = {"steps": trainer.global_step, "train_seconds": seconds or round(wall, 1)}
     metrics = score_on_test(stage, module, run_dir, {"source": source, "seed": seed, **extra})
     if trainer.is_global_zero:  # the real-test scores beside the curves, in the run's tracker
-        scores = {f"test/{m}": float(metrics[m]) for m in METRICS if m in metrics}
         for logger in trainer.loggers:
-            logger.log_metrics(scores, step=trainer.global_step)
+            logger.log_metrics(test_scores(metrics), step=trainer.global_step)
     close_runs(trainer.loggers)
     return metrics
+
+
+def test_scores(metrics: dict) -> dict[str, float]:
+    """A row's real-test scores as its tracker runs name them."""
+    return {f"test/{m}": float(metrics[m]) for m in METRICS if m in metrics}
 
 
 def eval_size(cfg: DictConfig) -> list[int] | None:
@@ -373,7 +377,10 @@ def score_again(cfg: DictConfig, stage: DictConfig, key: str, scored: dict) -> d
     log(f"task[{key}]: trained, scored again at {at(eval_size(cfg))} (was {was})")
     model = load_segmenter(task_checkpoint(cfg, key), pick_device(cfg.stages.evaluate.device))
     kept = {k: scored[k] for k in ("source", "seed", "steps", "train_seconds") if k in scored}
-    return score_on_test(stage, model, dirs(cfg)["runs"] / key, kept)
+    metrics = score_on_test(stage, model, dirs(cfg)["runs"] / key, kept)
+    ckpt_dir = task_checkpoint(cfg, key).parent  # the training's W&B run, continued
+    log_outside_a_fit(stage, ckpt_dir, test_scores(metrics), int(scored.get("steps") or 0), False)
+    return metrics
 
 
 def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
@@ -412,9 +419,12 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
     model = load_segmenter(model_ckpt, pick_device(cfg.stages.evaluate.device))
     trained = read_json(dirs(cfg)["runs"] / run_key(trained_by, seed, cfg.seed) / "metrics.json")
     extra = {"steps": trained.get("steps"), "train_seconds": 0.0, "model_row": trained_by}
-    return score_on_test(
+    metrics = score_on_test(
         cfg, model, run_dir, {"source": row, "seed": seed, **extra}, reverse_generator(gan)
     )
+    named = derive(cfg, {"seed": seed, "run_name": f"{cfg.stages.task.run_prefix}-{key}"})
+    log_outside_a_fit(named, run_dir, test_scores(metrics), int(extra["steps"] or 0), True)
+    return metrics
 
 
 def score_on_test(

@@ -217,6 +217,22 @@ def _tensorboard_config_text(logger: TensorBoardLogger, params: dict) -> None:
     logger.experiment.add_text("config", f"    {text.replace(chr(10), chr(10) + '    ')}", 0)
 
 
+def log_outside_a_fit(
+    cfg: DictConfig, record_dir: Path, metrics: dict[str, float], step: int, config: bool
+) -> None:
+    """``metrics`` at ``step`` into the tracker runs of ``cfg.run_name`` with no Trainer: a
+    row scored again (another evaluation size, new test labels) kept its old test scores
+    there, and the testtime row, which trains nothing, had no run at all. The W&B run is the
+    one ``record_dir`` recorded (``wandb_run_id``); ``config``: the run's config too, for a
+    run no fit described."""
+    loggers = build_loggers(cfg, wandb_run_id(cfg, record_dir, resuming=True))
+    if config:
+        log_config(loggers, cfg)
+    for logger in loggers:
+        logger.log_metrics(metrics, step=step)
+    close_runs(loggers)
+
+
 def close_runs(loggers: list) -> None:
     """Flush every logger and end the wandb run. WandbLogger attaches to a run still open in
     the process, so without this every later stage of the pipeline would log into the first

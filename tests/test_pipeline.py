@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -978,8 +979,23 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     first = run_pipeline(tmp_path, *rows)
     assert first.returncode == 0, first.stderr[-3000:]
     runs = tmp_path / "out" / "runs"
+
+    def tracked(row: str) -> list[float]:  # the row's test/miou points in its CSV tracker run
+        with (tmp_path / "logs" / f"pipeline-task-{row}" / "metrics.csv").open() as file:
+            return [float(r["test/miou"]) for r in csv.DictReader(file) if r.get("test/miou")]
+
+    def scored(row: str) -> float:
+        return json.loads((runs / row / "metrics.json").read_text())["miou"]
+
+    # the testtime row trains nothing: it had no tracker run
+    assert tracked("testtime") == [pytest.approx(scored("testtime"), abs=1e-6)]
+    was = tracked("synthetic")
     resized = run_pipeline(tmp_path, *rows, "stages.evaluate.eval_size=[24,32]")
     assert resized.returncode == 0, resized.stderr[-3000:]
+    # a row scored again: its tracker run kept the old scores (metrics.json had the new)
+    for row in ("synthetic", "testtime"):
+        assert tracked(row) == [pytest.approx(scored(row), abs=1e-6)]
+    assert tracked("synthetic") != was
     out = resized.stdout
     assert (
         "task[synthetic]: trained, scored again at eval_size [24, 32] (was each image's own size)"
