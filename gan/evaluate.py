@@ -46,6 +46,7 @@ from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.distributions import ConfigError
 from synth.io import (
+    MASK_SUFFIXES,
     DataError,
     ImageFolder,
     Sample,
@@ -137,9 +138,11 @@ def remove_other_pngs(folder: Path, names: set[str]) -> None:
 WRITTEN = ".written.json"
 
 
-def foreign_pngs(folder: Path) -> list[str]:
-    """The PNGs in ``folder`` that no run of these tools wrote (``WRITTEN`` lists those)."""
-    pngs = sorted(p.name for p in folder.glob("*.png"))
+def foreign_images(folder: Path) -> list[str]:
+    """The images in ``folder`` that no run of these tools wrote (``WRITTEN`` lists those):
+    PNGs this run would replace or remove, and masks of other kinds (a user's ``a.bmp``),
+    beside which its ``a.png`` made two masks of one stem."""
+    pngs = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in MASK_SUFFIXES)
     try:
         ours = set(read_json(folder / WRITTEN).get("names", [])) if pngs else set()
     except DataError:  # missing or damaged: nothing there is known to be ours
@@ -147,17 +150,17 @@ def foreign_pngs(folder: Path) -> list[str]:
     return [name for name in pngs if name not in ours]
 
 
-def refuse_foreign_pngs(out_dir: Path, subs: Sequence[str]) -> None:
+def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
     """``out_dir=project`` beside a user's ``project/masks`` of hand-labelled masks replaced
     them with predictions and deleted the rest as "of an earlier run": refused before any
     work where a folder this run fills holds PNGs these tools did not write."""
     for sub in subs:
-        if foreign := foreign_pngs(out_dir / sub):
+        if foreign := foreign_images(out_dir / sub):
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise ConfigError(
-                f"out_dir={out_dir}: {out_dir / sub} holds {len(foreign)} PNGs these tools did "
-                f"not write ({shown}), which this run would replace or remove; choose another "
-                "out_dir, or move them"
+                f"out_dir={out_dir}: {out_dir / sub} holds {len(foreign)} images these tools "
+                f"did not write ({shown}), which this run would replace, remove or stand "
+                "beside; choose another out_dir, or move them"
             )
 
 
@@ -171,7 +174,7 @@ def staged(out_dir: Path, subs: Sequence[str], owned: bool = False) -> Iterator[
     the caller ``owned`` the folder (the pipeline's run folders)."""
     check_out_dir(out_dir)
     if not owned:
-        refuse_foreign_pngs(out_dir, subs)
+        refuse_foreign_images(out_dir, subs)
     for sub in subs:
         for left in out_dir.glob(f".{sub}.tmp-*"):
             if not process_alive(left.name.rsplit("-", 1)[-1]):

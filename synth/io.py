@@ -250,16 +250,8 @@ def no_images(folder: Path) -> str:
     return said
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files of a folder, sorted; a missing or empty folder raises DataError, and so
-    do two images of one stem (``a.jpg``, ``a.png``), since masks, predictions and scores
-    are named by stem. Hidden files (macOS's ``._a.jpg``) and folders are not images."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise missing_folder(folder, "image folder")
-    files = [folder / n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise DataError(no_images(folder))
+def refuse_shared_stems(folder: Path, files: list[Path], why: str) -> None:
+    """Two files of one stem (``a.jpg`` and ``a.png``): DataError naming every such stem."""
     by_stem: dict[str, list[str]] = {}
     for path in files:
         by_stem.setdefault(path.stem, []).append(path.name)
@@ -270,27 +262,38 @@ def list_images(folder: str | Path) -> list[Path]:
         raise DataError(
             f"{folder}: {' and '.join(first)} share the stem {Path(first[0]).stem!r}"
             + (f" (and {len(rest)} more shared stems: {more})" if rest else "")
-            + "; masks, predictions and scores are named by stem: rename one"
+            + f"; {why}"
         )
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of a folder, sorted; a missing or empty folder raises DataError, and so
+    do two images of one stem (``a.jpg``, ``a.png``), since masks, predictions and scores
+    are named by stem. Hidden files (macOS's ``._a.jpg``) and folders are not images."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise missing_folder(folder, "image folder")
+    files = [folder / n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise DataError(no_images(folder))
+    refuse_shared_stems(
+        folder, files, "masks, predictions and scores are named by stem: rename one"
+    )
     return files
 
 
-#: Mask file types, in the order one is picked where a stem has several (any letter case).
+#: Mask file types (any letter case).
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
 def mask_files(mask_dir: Path) -> dict[str, Path]:
-    """stem -> mask file of a mask folder, read once (not one lookup per image)."""
-    found: dict[str, Path] = {}
-    rank = {suffix: i for i, suffix in enumerate(MASK_SUFFIXES)}
-    for path in (mask_dir / name for name in file_names(mask_dir)):
-        suffix = path.suffix.lower()
-        if suffix not in rank:
-            continue
-        kept = found.get(path.stem)
-        if kept is None or rank[suffix] < rank[kept.suffix.lower()]:
-            found[path.stem] = path
-    return found
+    """stem -> mask file of a mask folder, read once (not one lookup per image). Two masks
+    of one stem are refused: the PNG was taken over the other without a word, and predict's
+    PNG beside a user's BMP labels scored the model against its own output (F1 1.0)."""
+    files = [mask_dir / n for n in file_names(mask_dir)]
+    files = [p for p in files if p.suffix.lower() in MASK_SUFFIXES]
+    refuse_shared_stems(mask_dir, files, "a photo's mask is found by its stem: keep one")
+    return {p.stem: p for p in files}
 
 
 #: libjpeg's words for data it decoded past: OpenCV returns the image (filled in where the

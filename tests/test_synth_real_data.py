@@ -166,11 +166,15 @@ def test_hidden_files_and_folders_are_not_photos_and_masks_match_in_any_case(
     (root / "train_img" / "batch2.jpg").mkdir()
     (root / "test_lab" / "a.png").rename(root / "test_lab" / "a.PNG")
     (root / "test_lab" / "b.png").rename(root / "test_lab" / "b.bmp")
-    cv2.imwrite(str(root / "test_lab" / "b.jpeg"), np.zeros((24, 32), np.uint8))
     read_all(root)
     assert [p.name for p in ImageFolder(root / "train_img").images] == ["a.jpg", "b.jpg"]
     masks = ImageFolder(root / "test_img", root / "test_lab").masks
-    assert [m.name for m in masks] == ["a.PNG", "b.bmp"]  # .bmp before .jpeg
+    assert [m.name for m in masks] == ["a.PNG", "b.bmp"]
+    # a second mask of one stem was passed over for the first kind in a fixed order, without
+    # a word (predict's b.png beside a user's b.bmp: the model scored against itself)
+    cv2.imwrite(str(root / "test_lab" / "b.jpeg"), np.zeros((24, 32), np.uint8))
+    with pytest.raises(DataError, match=r"test_lab: b.bmp and b.jpeg share the stem 'b'"):
+        ImageFolder(root / "test_img", root / "test_lab")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__)

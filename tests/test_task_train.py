@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 from _task_fixtures import make_folder, make_shards
@@ -173,11 +174,11 @@ def test_predictions_never_replace_or_remove_pngs_these_tools_did_not_write(tmp_
         return {p: p.read_bytes() for p in project.rglob("*") if p.is_file()}
 
     before = files()
-    with pytest.raises(ConfigError, match=r"project/masks holds 3 PNGs these tools did not"):
+    with pytest.raises(ConfigError, match=r"project/masks holds 3 images these tools did not"):
         predict_folder(model, img, project)
     assert files() == before  # nothing replaced, removed or added
     shutil.copytree(lab, project / "scores" / "overlays")
-    with pytest.raises(ConfigError, match=r"scores/overlays holds 2 PNGs these tools did not"):
+    with pytest.raises(ConfigError, match=r"scores/overlays holds 2 images these tools did not"):
         evaluate_folder(model, img, lab, project / "scores", eval_size=None)
     # the pipeline's own run folder (overlays from before the records) is scored over
     evaluate_folder(model, img, lab, project / "scores", eval_size=None, owned=True)
@@ -187,6 +188,23 @@ def test_predictions_never_replace_or_remove_pngs_these_tools_did_not_write(tmp_
     predict_folder(model, img, tmp_path / "pred")
     for sub in ("masks", "overlays"):
         assert [p.name for p in (tmp_path / "pred" / sub).glob("*.png")] == ["img1.png"]
+
+
+def test_predictions_never_stand_beside_a_users_masks_of_another_kind(tmp_path) -> None:
+    """A user's ``masks/img0.bmp``: predict wrote ``img0.png`` beside it, and evaluate took the
+    PNG over the BMP without a word, scoring the model against its own output (F1 1.0)."""
+    img, lab = make_folder(tmp_path / "real", n=2)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    masks = tmp_path / "project" / "masks"
+    masks.mkdir(parents=True)
+    for path in lab.glob("*.png"):
+        cv2.imwrite(str(masks / f"{path.stem}.bmp"), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+    with pytest.raises(ConfigError, match=r"project/masks holds 2 images these tools did not"):
+        predict_folder(model, img, tmp_path / "project")
+    assert sorted(p.name for p in masks.iterdir()) == ["img0.bmp", "img1.bmp"]
+    (masks / "img1.png").write_bytes((lab / "img1.png").read_bytes())  # by hand, say
+    with pytest.raises(DataError, match=r"masks: img1.bmp and img1.png share the stem 'img1'"):
+        evaluate_folder(model, img, masks, tmp_path / "scores", eval_size=None)
 
 
 def test_a_scoring_that_fails_leaves_the_earlier_results_as_they_were(tmp_path: Path) -> None:
