@@ -462,3 +462,17 @@ def test_a_full_disk_at_the_record_leaves_the_earlier_predictions_and_their_reco
         "img1.png",
         "new.png",
     ]
+
+
+def test_masks_drawn_black_on_white_are_said(tmp_path: Path, capsys) -> None:
+    """Inverted masks read as crack nearly everywhere and scored a plausible F1 silently."""
+    img, lab = make_folder(tmp_path / "real", n=3)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    evaluate_folder(model, img, lab, tmp_path / "right", eval_size=None)
+    assert "note" not in capsys.readouterr().out
+    for path in lab.glob("*.png"):
+        cv2.imwrite(str(path), 255 - cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+    evaluate_folder(model, img, lab, tmp_path / "inverted", eval_size=None)
+    said = capsys.readouterr().out
+    assert f"note: {lab}: 3 of 3 masks mark more than half their pixels as crack" in said
+    assert "masks drawn black on white need inverting" in said
