@@ -39,8 +39,13 @@ def load_checkpoint(
         inside = " (its last.ckpt?)" if (path / "last.ckpt").is_file() else ""
         raise FileNotFoundError(f"{path}: a folder, not a checkpoint file{inside}")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint file not found")
+        raise FileNotFoundError(f"{path}: checkpoint file not found{checkpoints_beside(path)}")
     is_zip = zipfile.is_zipfile(path)
+    if is_zip and is_torchscript(path):  # torch.load's warning, then "weights_only" advice
+        raise UnsafeCheckpointError(
+            f"{path}: a TorchScript export (tools/export.py), not a training checkpoint; "
+            "pass the .ckpt it was exported from"
+        )
     if not is_zip and not is_pickle(path):
         raise UnsafeCheckpointError(
             f"{path}: unreadable checkpoint, cut short or not one (torch saves a zip "
@@ -60,6 +65,26 @@ def load_checkpoint(
         raise UnsafeCheckpointError(
             f"{path}: unreadable checkpoint, cut short or not one ({first})"
         ) from err
+
+
+def checkpoints_beside(path: Path) -> str:
+    """The runs' checkpoints in the folder the missing one's run folder would be in: the
+    tools' default (``checkpoints/task_adapted``) is not the pipeline's
+    (``pipeline-task-adapted``), and "not found" alone left the user to look."""
+    runs = path.parent.parent
+    found = sorted(runs.glob(f"*/{path.name}")) if runs.is_dir() else []
+    if not found:
+        return ""
+    shown = ", ".join(str(p.relative_to(runs)) for p in found[:6])
+    more = f" and {len(found) - 6} more" if len(found) > 6 else ""
+    return f"; in {runs}: {shown}{more}"
+
+
+def is_torchscript(path: Path) -> bool:
+    """A ``torch.jit.save`` archive: code and constants beside the data, which a checkpoint
+    never holds."""
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith("/constants.pkl") for n in archive.namelist())
 
 
 def is_pickle(path: Path) -> bool:

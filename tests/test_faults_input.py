@@ -359,6 +359,7 @@ def test_expected_library_notices_are_hidden_and_others_are_not() -> None:
         warnings.warn(
             "You have overridden `on_after_batch_transfer` in `LightningModule`", stacklevel=1
         )
+        warnings.warn("`torch.jit.trace` is deprecated. Please ...", FutureWarning, stacklevel=1)
         warnings.warn("a notice the user should read", stacklevel=1)
 
     with warnings.catch_warnings(record=True) as seen:

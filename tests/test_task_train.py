@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ import pytest
 import torch
 from _task_fixtures import make_folder, make_shards
 
+from gan.checkpoint import UnsafeCheckpointError
 from gan.evaluate import evaluate_folder, load_segmenter, predict_folder
 from gan.export import CrackProbability, export_model
 from gan.networks import UNet
@@ -303,6 +305,30 @@ def test_export_matches_pytorch(tmp_path: Path, net: dict) -> None:
     assert Path(report["onnx"]).is_file() and Path(report["torchscript"]).is_file()
     assert set(report["max_abs_diff"]) == {"onnx", "torchscript"}
     assert max(report["max_abs_diff"].values()) < 1e-4
+
+
+def test_an_exported_file_or_a_missing_checkpoint_given_as_ckpt_says_what_to_pass(
+    tmp_path: Path,
+) -> None:
+    """The TorchScript file as ckpt= was torch's warning, then advice about weights_only; a
+    missing default checkpoint (checkpoints/task_adapted) did not name those beside it (the
+    pipeline's pipeline-task-adapted)."""
+    from gan.task import build_net
+
+    report = export_model(build_net("unet", base=4, depth=2), tmp_path, formats=("torchscript",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.load's own warning is not reached
+        with pytest.raises(UnsafeCheckpointError, match=r"crack_segmenter.pt: a TorchScript "):
+            load_segmenter(report["torchscript"])
+    for run in ("pipeline-task-oracle", "pipeline-adapt"):
+        (tmp_path / "ckpt" / run).mkdir(parents=True)
+        (tmp_path / "ckpt" / run / "last.ckpt").write_bytes(b"")
+    with pytest.raises(FileNotFoundError) as missing:
+        load_segmenter(tmp_path / "ckpt" / "task_adapted" / "last.ckpt")
+    assert str(missing.value).endswith(
+        f"last.ckpt: checkpoint file not found; in {tmp_path / 'ckpt'}: "
+        "pipeline-adapt/last.ckpt, pipeline-task-oracle/last.ckpt"
+    )
 
 
 def test_an_export_names_its_smallest_photo_and_refuses_to_trace_or_check_below_it(
