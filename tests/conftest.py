@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +19,15 @@ def python_signal_defaults() -> Iterator[None]:
     yield
     for s, handler in saved.items():
         signal.signal(s, handler)
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_checkout_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test writes under its tmp_path, never into the checkout's checkpoints/ (a Trainer
+    without ``default_root_dir`` saved Lightning's own ``epoch=1-step=20.ckpt`` there on every
+    run, kept by the ignore rules)."""
+    folder = Path(__file__).resolve().parents[1] / "checkpoints"
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    yield
+    after = set(folder.iterdir()) if folder.is_dir() else set()
+    assert not after - before, f"{request.node.name} wrote {sorted(map(str, after - before))}"

@@ -168,6 +168,7 @@ def test_a_resumed_runs_bar_ends_at_the_epochs_last_batch(tmp_path) -> None:
             enable_progress_bar=isinstance(callbacks[0], StepProgressBar),
             logger=False,
             enable_model_summary=False,
+            default_root_dir=tmp_path,  # Lightning's own checkpoint went to ./checkpoints
         )
 
     class EpochEnds(pl.Callback):  # (completed, total) of the bar as each epoch ends
