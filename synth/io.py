@@ -236,6 +236,13 @@ def no_images(folder: Path) -> str:
     shard (a copy that left the shards behind, a render stopped in its first shard) are said
     as such, where "no images" sent the user looking for photos."""
     shards = list(folder.glob("shard-?????"))
+    complete = [shard for shard in shards if (shard / MANIFEST).is_file()]
+    if complete:  # read by a tool that takes photos: "no complete shard" was said of it
+        return (
+            f"{folder}: a sharded dataset ({len(complete)} complete shard"
+            f"{'s' * (len(complete) != 1)}), not a folder of "
+            "photos; its images are in its shard-*/image folders (evaluate takes it whole)"
+        )
     if shards or (folder / CARD).is_file():
         what = f"{len(shards)} shard folder(s)" if shards else "a dataset card"
         return (

@@ -334,6 +334,19 @@ def test_a_sharded_set_with_no_complete_shard_is_said_as_such(
     )
 
 
+def test_a_whole_sharded_set_given_for_photos_says_where_its_images_are(tmp_path: Path) -> None:
+    """predict's input_dir (or recalibrate_bn_on) at a rendered set was told "no complete
+    shard: render it again" of complete shards."""
+    (tmp_path / "set" / "shard-00000" / "image").mkdir(parents=True)
+    (tmp_path / "set" / "shard-00000" / "manifest.jsonl").write_text("")
+    with pytest.raises(DataError) as err:
+        ImageFolder(tmp_path / "set")
+    assert str(err.value) == (
+        f"{tmp_path / 'set'}: a sharded dataset (1 complete shard), not a folder of photos; "
+        "its images are in its shard-*/image folders (evaluate takes it whole)"
+    )
+
+
 def test_a_folder_whose_photos_are_in_subfolders_says_they_are_not_looked_for(
     tmp_path: Path,
 ) -> None:
