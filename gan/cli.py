@@ -32,7 +32,7 @@ from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated, interrupt_
 from gan.checkpoint import UnsafeCheckpointError
 from gan.fid import check_inception_weights
 from gan.run_names import run_key, unseeded
-from gan.start import STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
+from gan.start import HELD_STOP, STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
 from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import DataError, list_images, unwritable_folder
 
@@ -389,14 +389,15 @@ def signal_that_killed_a_worker(err: BaseException) -> int | None:
     return None
 
 
-def exit_on_stop(sig: int, said: str, rerun: str = "resume") -> NoReturn:
+def exit_on_stop(sig: int, said: str, rerun: str | None = "resume") -> NoReturn:
     """A stopped tool's last line, and 128 + the signal as its code, as a shell reports it:
     a scheduler or ``pipeline && next`` must see the stop, never a 0. Said by rank zero
     alone: a DDP run's other ranks stop with it, and said it again."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     if getattr(rank_zero_only, "rank", 0) == 0:
-        print(f"{said}: rerun the same command to {rerun}", file=sys.stderr, flush=True)
+        tail = f": rerun the same command to {rerun}" if rerun else ""
+        print(f"{said}{tail}", file=sys.stderr, flush=True)
     sys.exit(128 + sig)
 
 
@@ -405,6 +406,8 @@ def stopped(sig: int, said: str, resumes: bool, kept: str) -> NoReturn:
     outputs are replaced only once complete) that a rerun starts over."""
     if resumes:
         exit_on_stop(sig, f"{said}; {kept}")
+    if HELD_STOP["came"]:  # held back while the outputs went in place (gan.start.StopsHeld)
+        exit_on_stop(sig, f"{said} as its outputs went in place; they are whole", None)
     exit_on_stop(sig, f"{said}; its earlier outputs are as they were", "start over")
 
 

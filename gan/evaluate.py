@@ -32,6 +32,7 @@ from gan.data import (
     resize_photo,
     to_tensor,
 )
+from gan.start import StopsHeld
 from gan.task import (
     CrackSegmenter,
     build_metrics,
@@ -269,10 +270,13 @@ def save_overlay(
 
 
 def write_rows(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as f:
+    """per_image.csv, whole or not at all (a temp file, then renamed)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -345,41 +349,43 @@ def evaluate_folder(
     net = tiled(scoring_net(model, translate_with), tile)
     rows: list[dict] = []
     start = time.perf_counter()
-    with staged(out_dir, ["overlays"], owned) as staging:
-        if isinstance(samples, ImageFolder):  # every bad file in one line, as predict_folder
-            samples.validate(progress=not owned)  # (a sharded set was checked when written)
-        for batch in batches(loader, "evaluate"):
-            if translate_with is not None:
-                check_generator_fits(samples, batch)
-            images, masks = batch["image"].to(device), batch["mask"].to(device)
-            with torch.inference_mode():
-                pred = forward_by_size(net, images, batch["size"]).argmax(1)
-            tol_counts = tolerance_counts(pred, masks, tolerance)
-            metrics.update(pred, masks, tol_counts=tol_counts)
-            stems = [names[int(i)] for i in batch["index"]]
-            rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tol_counts.cpu())
-            for j, (h, w) in enumerate(batch["size"].tolist()):
-                if len(rows) - len(stems) + j < num_overlays:
-                    save_overlay(
-                        images[j, :, :h, :w],
-                        masks[j, :h, :w],
-                        pred[j, :h, :w],
-                        staging["overlays"] / f"{stems[j]}.png",
-                    )
-    seconds = time.perf_counter() - start
-    result = {k: round(float(v), 6) for k, v in metrics.compute().items()}
-    result.update(
-        num_images=len(rows),
-        mean_image_f1=round(float(np.mean([r["f1"] for r in rows])), 6),
-        mean_image_tol_f1=round(float(np.mean([r["tol_f1"] for r in rows])), 6),
-        seconds=round(seconds, 2),
-        seconds_per_image=round(seconds / max(1, len(rows)), 4),
-        eval_size=list(eval_size) if eval_size else None,
-        image_dir=str(image_dir),
-        **(extra or {}),
-    )
-    write_rows(out_dir / "per_image.csv", rows)
-    write_json_atomic(out_dir / "metrics.json", result)
+    with StopsHeld() as stops:  # held from the overlays' commit to the scores' writing
+        with staged(out_dir, ["overlays"], owned) as staging:
+            if isinstance(samples, ImageFolder):  # every bad file in one line, as predict_folder
+                samples.validate(progress=not owned)  # (a sharded set was checked when written)
+            for batch in batches(loader, "evaluate"):
+                if translate_with is not None:
+                    check_generator_fits(samples, batch)
+                images, masks = batch["image"].to(device), batch["mask"].to(device)
+                with torch.inference_mode():
+                    pred = forward_by_size(net, images, batch["size"]).argmax(1)
+                tol_counts = tolerance_counts(pred, masks, tolerance)
+                metrics.update(pred, masks, tol_counts=tol_counts)
+                stems = [names[int(i)] for i in batch["index"]]
+                rows += per_image_rows(stems, pred.cpu(), masks.cpu(), tol_counts.cpu())
+                for j, (h, w) in enumerate(batch["size"].tolist()):
+                    if len(rows) - len(stems) + j < num_overlays:
+                        save_overlay(
+                            images[j, :, :h, :w],
+                            masks[j, :h, :w],
+                            pred[j, :h, :w],
+                            staging["overlays"] / f"{stems[j]}.png",
+                        )
+            stops.start()  # the staged overlays go in place whole, then the scores
+        seconds = time.perf_counter() - start
+        result = {k: round(float(v), 6) for k, v in metrics.compute().items()}
+        result.update(
+            num_images=len(rows),
+            mean_image_f1=round(float(np.mean([r["f1"] for r in rows])), 6),
+            mean_image_tol_f1=round(float(np.mean([r["tol_f1"] for r in rows])), 6),
+            seconds=round(seconds, 2),
+            seconds_per_image=round(seconds / max(1, len(rows)), 4),
+            eval_size=list(eval_size) if eval_size else None,
+            image_dir=str(image_dir),
+            **(extra or {}),
+        )
+        write_rows(out_dir / "per_image.csv", rows)
+        write_json_atomic(out_dir / "metrics.json", result)
     say_if_masks_look_inverted(mask_dir if mask_dir is not None else image_dir, rows)
     return result
 
@@ -584,7 +590,7 @@ def predict_folder(
             f"input_dir={image_dir} is where this run writes its {photos.name}: the "
             "predictions would replace the photos; choose another out_dir"
         )
-    with staged(out_dir, list(subs)) as staging:
+    with StopsHeld() as stops, staged(out_dir, list(subs)) as staging:
         # every bad file in one line, before the network runs: one unreadable photo ended a
         # run with the others' work discarded, naming it alone, so each fix meant another run
         # (a decode per photo, small beside the network's pass)
@@ -592,6 +598,7 @@ def predict_folder(
         names = write_predictions(
             model, folder, staging, eval_size, batch_size, num_workers, translate_with, tile
         )
+        stops.start()  # the staged results go in place whole
     return [subs["overlays"] / name for name in names]
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -104,3 +105,44 @@ def refuse_null_groups(conf_dir: Path, argv: list[str] | None = None) -> None:
             flush=True,
         )
         sys.exit(1)
+
+
+#: Ctrl-C and SIGTERM, held back while a tool puts its finished outputs in place.
+HELD = (signal.SIGINT, signal.SIGTERM)
+#: Whether a stop came while they were held: the outputs it would have cut are whole, and the
+#: stop's line says so (gan.cli), not that the earlier ones are as they were.
+HELD_STOP = {"came": False}
+
+
+class StopsHeld:
+    """A stop held back from ``start()`` to the block's end, then taken: predict's commit
+    (thousands of renames) stopped part way left a mix of the new model's masks and the old
+    one's under "its earlier outputs are as they were", and evaluate's overlays could be new
+    beside old scores. The handlers are swapped, not the signal mask: the kernel hands a
+    process's signal to any thread that does not block it, and Python runs the handler in
+    the main thread at once."""
+
+    def __enter__(self) -> StopsHeld:
+        self.saved: dict[int, object] = {}
+        self.came: int | None = None
+        HELD_STOP["came"] = False
+        return self
+
+    def _note(self, sig: int, frame: FrameType | None) -> None:
+        self.came = self.came or sig
+
+    def start(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.saved = {sig: signal.signal(sig, self._note) for sig in HELD}
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        if self.came is None:
+            return
+        HELD_STOP["came"] = True
+        handler = self.saved[self.came]
+        if callable(handler):
+            handler(self.came, None)  # the tool's own stop (an interrupt), now
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), self.came)

@@ -502,3 +502,38 @@ def test_masks_drawn_black_on_white_are_said(tmp_path: Path, capsys) -> None:
     said = capsys.readouterr().out
     assert f"note: {lab}: 3 of 3 masks mark more than half their pixels as crack" in said
     assert "masks drawn black on white need inverting" in said
+
+
+def test_a_stop_while_predictions_go_in_place_is_taken_once_they_are_whole(
+    tmp_path: Path, monkeypatch, capsys, python_signal_defaults: None
+) -> None:
+    """A SIGTERM during the commit (thousands of renames) left some masks of the new model
+    beside the old one's, under "its earlier outputs are as they were"."""
+    import os
+    import signal
+
+    from gan.cli import run_cli
+
+    img, _ = make_folder(tmp_path / "real", n=4)
+    torch.manual_seed(0)
+    old, new = (CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval() for _ in "ab")
+    predict_folder(new, img, tmp_path / "new")
+    predict_folder(old, img, tmp_path / "out")
+    replace = os.replace
+
+    def stopped_at_the_first_rename(src, dst) -> None:
+        monkeypatch.setattr(os, "replace", replace)
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler would raise here, one file in
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", stopped_at_the_first_rename)
+    with pytest.raises(SystemExit) as stop:
+        run_cli(predict_folder, new, img, tmp_path / "out", resumes=False)
+    assert stop.value.code == 143
+    said = capsys.readouterr().err
+    assert said == "stopped by SIGTERM as its outputs went in place; they are whole\n"
+    for sub in ("masks", "overlays"):
+        made = sorted((tmp_path / "new" / sub).glob("*.png"))
+        assert [p.read_bytes() for p in made] == [
+            (tmp_path / "out" / sub / p.name).read_bytes() for p in made
+        ]
