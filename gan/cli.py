@@ -92,15 +92,31 @@ def seeded(name: str, seed: Any) -> str:
     return run_key(name, seed, 0)
 
 
+def models_name(ckpt: Any, translate_with: Any = None) -> str:
+    """A folder name for what a checkpoint (and a generator in front) makes: its run folder's
+    name, with the file's stem where it is not ``last``. The tools' default out_dir was named
+    by ``run_name`` alone, so scoring another model there replaced the first's scores under
+    the first's name."""
+
+    def name(path: Any) -> str:
+        path = Path(str(path))
+        return path.parent.name + ("" if path.stem == "last" else f"-{path.stem}")
+
+    return name(ckpt) + (f"+{name(translate_with)}" if translate_with else "")
+
+
 def register_resolvers() -> None:
     """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
     counts (the GAN's LR decay follows its step budget); ``${env_or:VAR,default}`` for the
     paths a user moves with an environment variable; ``${seeded:name,${seed}}`` for run names
-    and ``${unseeded:name}`` for the name a run's seeds share."""
+    and ``${unseeded:name}`` for the name a run's seeds share; ``${models_name:ckpt,gen}``
+    for the folder of what a model makes."""
     if not OmegaConf.has_resolver("seeded"):
         OmegaConf.register_new_resolver("seeded", seeded)
     if not OmegaConf.has_resolver("unseeded"):
         OmegaConf.register_new_resolver("unseeded", unseeded)
+    if not OmegaConf.has_resolver("models_name"):
+        OmegaConf.register_new_resolver("models_name", models_name)
     if not OmegaConf.has_resolver("env_or"):
         OmegaConf.register_new_resolver("env_or", env_or)
     if not OmegaConf.has_resolver("div"):

@@ -88,6 +88,27 @@ def test_each_seed_of_a_training_tool_is_its_own_run() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("tool", "sub"), [("evaluate", "eval"), ("predict", "predict"), ("export", "export")]
+)
+def test_what_a_model_makes_goes_to_a_folder_named_by_the_model(tool: str, sub: str) -> None:
+    """Named by run_name alone, the oracle's scores were replaced by the source-only model's
+    under "task_adapted"; a model behind a generator makes other masks again."""
+
+    def out_dir(*overrides: str) -> str:
+        return str(composed(tool, "paths.output_dir=/o", *overrides).out_dir)
+
+    assert out_dir() == f"/o/{sub}/task_adapted"
+    assert out_dir("ckpt=/c/pipeline-task-oracle/last.ckpt") == f"/o/{sub}/pipeline-task-oracle"
+    assert (
+        out_dir(
+            "ckpt='/c/st0-task-synthetic/epoch=1-step=20.ckpt'",
+            "translate_with=/c/sa5-adapt/last.ckpt",
+        )
+        == f"/o/{sub}/st0-task-synthetic-epoch=1-step=20+sa5-adapt"
+    )
+
+
 def test_full_experiment_builds_the_reference_generator_at_256_px() -> None:
     cfg = composed("pipeline", "experiment=full", "trainer=gpu")
     assert (cfg.gan_data.crop_size, cfg.task_data.crop_size) == (256, 256)
