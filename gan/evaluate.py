@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import os
 import shutil
 import time
@@ -142,13 +143,43 @@ WRITTEN = ".written.json"
 def foreign_images(folder: Path) -> list[str]:
     """The images in ``folder`` that no run of these tools wrote (``WRITTEN`` lists those):
     PNGs this run would replace or remove, and masks of other kinds (a user's ``a.bmp``),
-    beside which its ``a.png`` made two masks of one stem."""
+    beside which its ``a.png`` made two masks of one stem. One of ours changed since it was
+    written (a mask corrected by hand: its size or time differs from the record) is the
+    user's now; a rerun replaced it without a word."""
     pngs = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in MASK_SUFFIXES)
+    ours, stamps = written_record(folder) if pngs else (set(), {})
+    changed = {n for n in pngs if n in stamps and changed_since(folder / n, stamps[n])}
+    return [
+        f"{name} (changed since written)" if name in changed else name
+        for name in pngs
+        if name not in ours or name in changed
+    ]
+
+
+def written_record(folder: Path) -> tuple[set[str], dict[str, list[int]]]:
+    """(names, {name: stamp}) of ``WRITTEN``: records before session 47 hold names alone."""
     try:
-        ours = set(read_json(folder / WRITTEN).get("names", [])) if pngs else set()
+        record = read_json(folder / WRITTEN)
     except DataError:  # missing or damaged: nothing there is known to be ours
-        ours = set()
-    return [name for name in pngs if name not in ours]
+        return set(), {}
+    return set(record.get("names", [])), dict(record.get("stamps", {}))
+
+
+def stamp(path: Path) -> list:
+    """A file's size, modification time and content digest, as written."""
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()]
+
+
+def changed_since(path: Path, written: list) -> bool:
+    """Whether a file differs from its ``stamp`` at writing: the same size and time are the
+    same file, read no further; a copy (``cp -r`` sets new times) is read and compared."""
+    info = path.stat()
+    if [info.st_size, info.st_mtime_ns] == written[:2]:
+        return False
+    if info.st_size != written[0] or len(written) < 3:
+        return True
+    return hashlib.sha256(path.read_bytes()).hexdigest() != written[2]
 
 
 def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
@@ -191,12 +222,15 @@ def staged(out_dir: Path, subs: Sequence[str], owned: bool = False) -> Iterator[
             names = sorted(p.name for p in path.glob("*.png"))
             earlier = sorted(p.name for p in final.glob("*.png"))  # all ours: checked above
             # recorded before the files move (a full disk then stops with nothing moved),
-            # and again once the earlier run's other files are gone
-            write_json_atomic(final / WRITTEN, {"names": sorted({*names, *earlier})})
+            # and again once the earlier run's other files are gone, with each one's stamp
+            kept = {n: st for n, st in written_record(final)[1].items() if n not in names}
+            record = {"names": sorted({*names, *earlier}), "stamps": kept}
+            write_json_atomic(final / WRITTEN, record)
             for name in names:
                 os.replace(path / name, final / name)
             remove_other_pngs(final, set(names))
-            write_json_atomic(final / WRITTEN, {"names": names})
+            stamps = {name: stamp(final / name) for name in names}
+            write_json_atomic(final / WRITTEN, {"names": names, "stamps": stamps})
     finally:
         for path in staging.values():
             shutil.rmtree(path, ignore_errors=True)

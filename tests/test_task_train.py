@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from _task_fixtures import make_folder, make_shards
@@ -537,3 +538,19 @@ def test_a_stop_while_predictions_go_in_place_is_taken_once_they_are_whole(
         assert [p.read_bytes() for p in made] == [
             (tmp_path / "out" / sub / p.name).read_bytes() for p in made
         ]
+
+
+def test_a_prediction_corrected_by_hand_is_not_replaced_by_a_rerun(tmp_path: Path) -> None:
+    """The README promises a user's own masks are never replaced; a predicted mask fixed by
+    hand in out_dir/masks was overwritten by the next run without a word."""
+    img, _ = make_folder(tmp_path / "real", n=2)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    predict_folder(model, img, tmp_path / "out")
+    predict_folder(model, img, tmp_path / "out")  # untouched: replaced as before
+    shutil.copytree(tmp_path / "out", tmp_path / "copy", copy_function=shutil.copy)  # new times
+    predict_folder(model, img, tmp_path / "copy")
+    fixed = tmp_path / "out" / "masks" / "img1.png"
+    cv2.imwrite(str(fixed), np.full((48, 64), 255, np.uint8))
+    with pytest.raises(ConfigError, match=r"\(img1.png \(changed since written\)\)"):
+        predict_folder(model, img, tmp_path / "out")
+    assert (cv2.imread(str(fixed), cv2.IMREAD_GRAYSCALE) == 255).all()
