@@ -197,16 +197,20 @@ def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
 
 
 @contextmanager
-def staged(out_dir: Path, subs: Sequence[str], owned: bool = False) -> Iterator[dict[str, Path]]:
+def staged(
+    out_dir: Path, subs: Sequence[str], by: str, owned: bool = False
+) -> Iterator[dict[str, Path]]:
     """Hidden staging folders for the PNG folders ``subs`` of ``out_dir``. What the block
     writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
     ends without an error, so a run that fails half-way, or is stopped, leaves an earlier
     run's results as they were, not mixed with its own. Staging left by a killed run (its
     process gone) is cleared. PNGs there that these tools did not write are refused, unless
-    the caller ``owned`` the folder (the pipeline's run folders)."""
+    the caller ``owned`` the folder (the pipeline's run folders); so are those another tool
+    wrote (``by``: evaluate's overlays are not predict's, whose masks they stood beside)."""
     check_out_dir(out_dir)
     if not owned:
         refuse_foreign_images(out_dir, subs)
+    refuse_another_tools(out_dir, subs, by)
     for sub in subs:
         for left in out_dir.glob(f".{sub}.tmp-*"):
             if not process_alive(left.name.rsplit("-", 1)[-1]):
@@ -224,16 +228,31 @@ def staged(out_dir: Path, subs: Sequence[str], owned: bool = False) -> Iterator[
             # recorded before the files move (a full disk then stops with nothing moved),
             # and again once the earlier run's other files are gone, with each one's stamp
             kept = {n: st for n, st in written_record(final)[1].items() if n not in names}
-            record = {"names": sorted({*names, *earlier}), "stamps": kept}
+            record = {"names": sorted({*names, *earlier}), "stamps": kept, "by": by}
             write_json_atomic(final / WRITTEN, record)
             for name in names:
                 os.replace(path / name, final / name)
             remove_other_pngs(final, set(names))
             stamps = {name: stamp(final / name) for name in names}
-            write_json_atomic(final / WRITTEN, {"names": names, "stamps": stamps})
+            write_json_atomic(final / WRITTEN, {"names": names, "stamps": stamps, "by": by})
     finally:
         for path in staging.values():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def refuse_another_tools(out_dir: Path, subs: Sequence[str], by: str) -> None:
+    """evaluate into predict's folder replaced 32 of its 40 overlays with its own (three rows
+    each) beside predict's 40 masks, saying so only after; refused before any work."""
+    for sub in subs:
+        try:
+            other = read_json(out_dir / sub / WRITTEN).get("by")
+        except DataError:  # none yet, or damaged: foreign_images said what it holds
+            continue
+        if other and other != by:
+            raise ConfigError(
+                f"out_dir={out_dir}: {out_dir / sub} holds {other}'s results, which {by} "
+                "would replace with its own beside the rest; choose another out_dir"
+            )
 
 
 def check_out_dir(out_dir: Path) -> None:
@@ -384,7 +403,7 @@ def evaluate_folder(
     rows: list[dict] = []
     start = time.perf_counter()
     with StopsHeld() as stops:  # held from the overlays' commit to the scores' writing
-        with staged(out_dir, ["overlays"], owned) as staging:
+        with staged(out_dir, ["overlays"], "evaluate", owned) as staging:
             if isinstance(samples, ImageFolder):  # every bad file in one line, as predict_folder
                 samples.validate(progress=not owned)  # (a sharded set was checked when written)
             for batch in batches(loader, "evaluate"):
@@ -624,7 +643,7 @@ def predict_folder(
             f"input_dir={image_dir} is where this run writes its {photos.name}: the "
             "predictions would replace the photos; choose another out_dir"
         )
-    with StopsHeld() as stops, staged(out_dir, list(subs)) as staging:
+    with StopsHeld() as stops, staged(out_dir, list(subs), "predict") as staging:
         # every bad file in one line, before the network runs: one unreadable photo ended a
         # run with the others' work discarded, naming it alone, so each fix meant another run
         # (a decode per photo, small beside the network's pass)

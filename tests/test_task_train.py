@@ -554,3 +554,18 @@ def test_a_prediction_corrected_by_hand_is_not_replaced_by_a_rerun(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"\(img1.png \(changed since written\)\)"):
         predict_folder(model, img, tmp_path / "out")
     assert (cv2.imread(str(fixed), cv2.IMREAD_GRAYSCALE) == 255).all()
+
+
+def test_evaluate_and_predict_keep_out_of_each_others_folders(tmp_path: Path) -> None:
+    """evaluate into predict's out_dir replaced most of its overlays with its own (another
+    layout) beside predict's masks, saying so only after the fact."""
+    img, lab = make_folder(tmp_path / "real", n=2)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    predict_folder(model, img, tmp_path / "pred")
+    before = {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=r"pred/overlays holds predict's results, which evalu"):
+        evaluate_folder(model, img, lab, tmp_path / "pred", eval_size=None)
+    assert {p: p.read_bytes() for p in (tmp_path / "pred").rglob("*") if p.is_file()} == before
+    evaluate_folder(model, img, lab, tmp_path / "scores", eval_size=None)
+    with pytest.raises(ConfigError, match=r"scores/overlays holds evaluate's results, which pre"):
+        predict_folder(model, img, tmp_path / "scores")
