@@ -365,9 +365,16 @@ class ImageFolder:
             self.masks = [masks.get(p.stem) for p in self.images]
             missing = [p.name for p, m in zip(self.images, self.masks) if m is None]
             if missing and self.require_masks:
-                raise DataError(
-                    f"{self.mask_dir}: no mask for {len(missing)} image(s), e.g. {missing[0]}"
-                )
+                stems = {p.stem for p in self.images}
+                orphans = sorted(m.name for stem, m in masks.items() if stem not in stems)
+                shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+                said = f"{self.mask_dir}: no mask for {len(missing)} image(s) ({shown})"
+                if orphans:  # masks named otherwise (p0_mask.png): the way out, named
+                    said += (
+                        f"; {len(orphans)} mask(s) match no photo's stem (e.g. {orphans[0]}): "
+                        "a mask is named as its photo, another extension allowed"
+                    )
+                raise DataError(said)
 
     def __len__(self) -> int:
         return len(self.images)

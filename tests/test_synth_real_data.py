@@ -276,6 +276,20 @@ def test_check_data_reports_every_bad_folder_and_a_missing_mask_beside_bad_files
         ImageFolder(root / "test_img", root / "test_lab")
 
 
+def test_masks_named_otherwise_than_their_photos_are_named_with_the_rule(tmp_path: Path) -> None:
+    """``p0_mask.png``: "no mask for 2 image(s), e.g. a.jpg" named neither the masks the
+    folder held nor the rule they break."""
+    root = make_data(tmp_path)
+    for mask in sorted((root / "test_lab").glob("*.png")):
+        mask.rename(mask.with_name(f"{mask.stem}_mask.png"))
+    with pytest.raises(DataError) as err:
+        ImageFolder(root / "test_img", root / "test_lab")
+    assert str(err.value) == (
+        f"{root / 'test_lab'}: no mask for 2 image(s) (a.jpg, b.jpg); 2 mask(s) match no "
+        "photo's stem (e.g. a_mask.png): a mask is named as its photo, another extension allowed"
+    )
+
+
 def test_12_and_16_bit_photos_read_as_bright_as_the_8_bit_file(tmp_path: Path) -> None:
     """12-bit camera data right-aligned in a 16-bit PNG read 1/16 as bright (values 0..15)."""
     photo = np.random.default_rng(0).integers(0, 256, (20, 30, 3)).astype(np.uint32)
