@@ -128,6 +128,8 @@ def read_mask(
     if (mapped < 0).any():
         bad = sorted(set(np.unique(mask[mapped < 0]).tolist()))[:5]
         hint = "; a 0/1 mask? store crack as 255" if bad == [1] else ""
+        if mask.dtype == np.uint16:  # 0/65535 from an image editor's 16-bit export
+            hint = "; a 16-bit mask: save it as 8-bit, crack 255"
         if path.suffix.lower() in (".jpg", ".jpeg"):  # lossy: edges blur into in-between greys
             hint = "; JPEG blurs a mask's edges into other values: save masks as PNG"
         raise DataError(

@@ -88,6 +88,13 @@ def zero_one_mask(root: Path) -> tuple[Path, str]:
     return bad_mask(root, "b", lab), message
 
 
+def sixteen_bit_mask(root: Path) -> tuple[Path, str]:
+    lab = np.zeros((24, 32), np.uint16)
+    lab[10:13, :] = 65535
+    message = "values [65535] are outside the class map [0, 255]; a 16-bit mask: save it as 8-bit"
+    return bad_mask(root, "b", lab), message
+
+
 def turned_mask(root: Path) -> tuple[Path, str]:
     message = "mask size 32x24 (HxW) differs from its image's 24x32 (turned: a photo's EXIF"
     return bad_mask(root, "a", np.zeros((32, 24), np.uint8)), message
@@ -107,6 +114,7 @@ CASES = [
     jpeg_mask,
     colour_mask,
     zero_one_mask,
+    sixteen_bit_mask,
     turned_mask,
     two_images_one_stem,
 ]
