@@ -405,7 +405,9 @@ def evaluate_folder(
     with StopsHeld() as stops:  # held from the overlays' commit to the scores' writing
         with staged(out_dir, ["overlays"], "evaluate", owned) as staging:
             if isinstance(samples, ImageFolder):  # every bad file in one line, as predict_folder
-                samples.validate(progress=not owned)  # (a sharded set was checked when written)
+                samples.validate(  # (a sharded set was checked when written)
+                    progress=not owned, **generators_least_side(translate_with, eval_size)
+                )
             for batch in batches(loader, "evaluate"):
                 if translate_with is not None:
                     check_generator_fits(samples, batch)
@@ -521,6 +523,9 @@ def photo_loader(
 MIN_GENERATOR_SIDE = 8
 
 
+NEEDED_BY_GENERATOR = "the generator needs for test-time translation"
+
+
 def check_eval_size_fits(eval_size: Sequence[int] | None, translate_with: object) -> None:
     """Every photo resized below the generator's least side: the setting named, not the
     first photo (``eval_size=[6,9]`` was said as a photo of 6x9 px)."""
@@ -531,6 +536,14 @@ def check_eval_size_fits(eval_size: Sequence[int] | None, translate_with: object
         )
 
 
+def generators_least_side(translate_with: object, eval_size: Sequence[int] | None) -> dict:
+    """validate's size check where photos go through a generator at their own size: a photo
+    too small was found mid-run, alone, the others' work discarded."""
+    if translate_with is None or eval_size:
+        return {}
+    return {"min_side": MIN_GENERATOR_SIDE, "needed_by": NEEDED_BY_GENERATOR}
+
+
 def check_generator_fits(folder: Sequence[Sample], batch: dict) -> None:
     """Refuse, by file, a photo too small to go through the generator."""
     for index, (h, w) in zip(batch["index"].tolist(), batch["size"].tolist()):
@@ -539,7 +552,7 @@ def check_generator_fits(folder: Sequence[Sample], batch: dict) -> None:
             name = images[index] if images is not None else f"image {index}"
             raise DataError(
                 f"{name}: {h}x{w} px (HxW), smaller than the {MIN_GENERATOR_SIDE} px a side "
-                "the generator needs for test-time translation"
+                + NEEDED_BY_GENERATOR
             )
 
 
@@ -647,7 +660,7 @@ def predict_folder(
         # every bad file in one line, before the network runs: one unreadable photo ended a
         # run with the others' work discarded, naming it alone, so each fix meant another run
         # (a decode per photo, small beside the network's pass)
-        folder.validate(progress=True)
+        folder.validate(progress=True, **generators_least_side(translate_with, eval_size))
         names = write_predictions(
             model, folder, staging, eval_size, batch_size, num_workers, translate_with, tile
         )

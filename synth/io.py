@@ -397,10 +397,13 @@ class ImageFolder:
             semantic = read_mask(self.masks[i], self.value_map, image.shape[:2])
         return Sample(image, semantic, meta={"stem": self.images[i].stem})
 
-    def validate(self, progress: bool = False, listed: int = 4) -> int:
+    def validate(
+        self, progress: bool = False, listed: int = 4, min_side: int = 0, needed_by: str = ""
+    ) -> int:
         """Decode every file once so bad input fails before training; returns the count.
         The error names the first bad file and, on the same line, ``listed`` more and how
-        many there are in all, so one run finds them all."""
+        many there are in all, so one run finds them all. ``min_side``: a photo with a
+        shorter side is one of them (what ``needed_by`` needs, said)."""
         from rich.progress import Progress
 
         bad: list[str] = []
@@ -409,9 +412,15 @@ class ImageFolder:
                 if self.has_masks and self.masks[i] is None:
                     bad.append(f"{self.images[i]}: no mask of its stem in {self.mask_dir}")
                 try:
-                    self[i]
+                    h, w = self[i].image.shape[:2]
                 except DataError as err:
                     bad.append(str(err))
+                    continue
+                if min(h, w) < min_side:
+                    bad.append(
+                        f"{self.images[i]}: {h}x{w} px (HxW), smaller than the {min_side} px a "
+                        f"side {needed_by}"
+                    )
         if len(bad) > 1:
             rest = "; ".join(bad[1 : listed + 1]) + ("; ..." if len(bad) > listed + 1 else "")
             raise DataError(f"{bad[0]} (and {len(bad) - 1} more bad files: {rest})")

@@ -84,10 +84,14 @@ def test_prediction_through_a_generator_matches_prediction_on_its_output(tmp_pat
     ]
     assert min(agree) > 0.99  # the same up to the 8-bit rounding of the saved translation
     assert reverse_generator(None) is None
-    # A photo too small for the generator is named, not a padding error from inside torch.
+    # A photo too small for the generator is named, not a padding error from inside torch;
+    # every such photo, before the network runs (found one at a time, mid-run, before)
     write_png(img / "tiny.png", np.zeros((4, 4, 3), np.uint8), rgb=True)
-    with pytest.raises(DataError, match=r"tiny\.png: 4x4 px \(HxW\), smaller than the 8 px"):
+    write_png(img / "tinz.png", np.zeros((4, 5, 3), np.uint8), rgb=True)
+    with pytest.raises(DataError, match=r"tiny\.png: 4x4 px \(HxW\), smaller than the 8 px") as e:
         predict_folder(model, img, tmp_path / "through", translate_with=gen)
+    assert "(and 1 more bad files: " in str(e.value) and "tinz.png: 4x5 px" in str(e.value)
+    (img / "tinz.png").unlink()
     # every photo resized below it: the setting is named (it was said of the first photo)
     for run in (
         lambda: predict_folder(model, img, tmp_path / "t", eval_size=[6, 9], translate_with=gen),
