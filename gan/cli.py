@@ -450,6 +450,7 @@ def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
     ``resumes=False``: a tool with nothing to resume, whose stop says so (predict said that
     its finished shards were kept and a rerun would resume)."""
     quiet_expected_warnings()
+    HELD_STOP["came"] = False  # of this run's outputs alone (a test runs many in a process)
     try:
         if args and isinstance(args[0], DictConfig):
             check_shared_settings(args[0])
