@@ -144,7 +144,7 @@ def foreign_images(folder: Path) -> list[str]:
     """The images in ``folder`` that no run of these tools wrote (``WRITTEN`` lists those):
     PNGs this run would replace or remove, and masks of other kinds (a user's ``a.bmp``),
     beside which its ``a.png`` made two masks of one stem. One of ours changed since it was
-    written (a mask corrected by hand: its size or time differs from the record) is the
+    written (a mask corrected by hand: it differs from its ``stamp`` in the record) is the
     user's now; a rerun replaced it without a word."""
     pngs = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in MASK_SUFFIXES)
     ours, stamps = written_record(folder) if pngs else (set(), {})

@@ -55,8 +55,8 @@ class SaysFailedJobs(BaseSubmititLauncher):
                 raise
             import submitit
 
+            sys.stderr.flush()  # the tool's line, in the log before it is read
             stderr = str(submitit.JobEnvironment().paths.stderr)
-            sys.stderr.flush()
             failed = JobReturn(overrides=list(args[0]) if args else None)
             failed.status = JobStatus.FAILED
             failed.return_value = JobStopped(stop.code, last_said(stderr), stderr)
