@@ -177,12 +177,22 @@ def visible_entries(folder: str | Path) -> tuple[list[str], list[str]]:
     return sorted(files), sorted(folders)
 
 
-def unread_entries(image_dir: str | Path, mask_dir: str | Path | None = None) -> list[str]:
+def unread_entries(
+    image_dir: str | Path, mask_dir: str | Path | None = None, ours: Sequence[str | Path] = ()
+) -> list[str]:
     """What a real folder pair holds that no reader will use, one phrase each: files of
     other kinds (``a.webp``), subfolders, masks with no photo. None is an error, but a user
-    who exported photos as WebP or sorted them into subfolders should hear it was skipped."""
+    who exported photos as WebP or sorted them into subfolders should hear it was skipped.
+    ``ours``: the tool's own output folders, not listed where they lie in ``image_dir``
+    (predict's ``masks`` and ``overlays`` were, as photos skipped)."""
     image_dir = Path(image_dir)
     names, subfolders = visible_entries(image_dir)
+    mine = [Path(path).resolve() for path in ours]
+    subfolders = [
+        name
+        for name in subfolders
+        if not any(path.is_relative_to((image_dir / name).resolve()) for path in mine)
+    ]
     other = [n for n in names if Path(n).suffix.lower() not in IMAGE_SUFFIXES]
     stems = {Path(n).stem for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES}
     orphans = (

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _synth_fixtures import ROOT
 
-from synth.io import CARD, DataError, ImageFolder, read_image
+from synth.io import CARD, DataError, ImageFolder, read_image, unread_entries
 
 
 def make_data(root: Path) -> Path:
@@ -394,3 +394,19 @@ def test_every_stem_two_photos_share_is_named_in_one_line(tmp_path: Path) -> Non
         f"{tmp_path / 'photos'}: a.jpg and a.png share the stem 'a' (and 1 more shared stems: "
         "b.bmp and b.jpg); masks, predictions and scores are named by stem: rename one"
     )
+
+
+def test_a_tools_own_output_folders_in_its_photo_folder_are_not_said_as_skipped(
+    tmp_path: Path,
+) -> None:
+    """predict with out_dir at (or inside) its input folder noted its own masks/ and
+    overlays/ on every rerun as "subfolders, not read (photos are not looked for there)"."""
+    root = make_data(tmp_path)
+    photos = root / "test_img"
+    for sub in ("masks", "overlays", "results/masks", "batch2"):
+        (photos / sub).mkdir(parents=True)
+    ours = [photos / "masks", photos / "overlays", photos / "results" / "masks"]
+    assert unread_entries(photos, ours=ours) == ["1 subfolder, not read: batch2"]
+    assert unread_entries(photos) == [
+        "4 subfolders, not read (photos are not looked for there): batch2, masks, overlays, results"
+    ]

@@ -64,7 +64,8 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     print(f"{cfg.out_dir}/metrics.json: {result}")
     if not is_sharded(cfg.test_img):  # fewer photos scored than the folder holds: say why
-        for note in unread_entries(cfg.test_img, cfg.test_lab):
+        ours = [Path(cfg.out_dir) / "overlays"]
+        for note in unread_entries(cfg.test_img, cfg.test_lab, ours=ours):
             print(f"  note: {note}")
     return result
 

@@ -6,6 +6,8 @@ python tools/predict.py ckpt=... input_dir=photos/ translate_with=checkpoints/ad
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
 from omegaconf import DictConfig
@@ -34,7 +36,8 @@ def predict(cfg: DictConfig) -> None:
         tile=cfg.tile,
     )
     print(f"{len(written)} masks and overlays written to {cfg.out_dir}")
-    for note in unread_entries(cfg.input_dir):  # a .webp or a subfolder is skipped: say so
+    ours = [Path(cfg.out_dir) / sub for sub in ("masks", "overlays")]
+    for note in unread_entries(cfg.input_dir, ours=ours):  # a .webp or a subfolder: say so
         print(f"  note: {note}")
 
 
