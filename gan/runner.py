@@ -327,6 +327,22 @@ def unused_parameter_search(trainer: DictConfig, module: pl.LightningModule) -> 
     return {"strategy": "ddp_find_unused_parameters_true"}
 
 
+@contextlib.contextmanager
+def unrecorded_if_never_started(ckpt_dir: Path, ckpt_path: str | None) -> Iterator[Callable]:
+    """A fresh run that failed before training (W&B refused: no key, no server) left the W&B
+    run record it had just written, alone in a new checkpoint folder; both go (the folder
+    where nothing else is in it, once the run's lock is gone). ``start()``: training began."""
+    began = []
+    try:
+        yield lambda: began.append(True)
+    except BaseException:
+        if ckpt_path is None and not began and rank_zero_only.rank == 0:
+            (ckpt_dir / WANDB_RUN_RECORD).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # other files there: the folder stays
+                ckpt_dir.rmdir()
+        raise
+
+
 def is_finished(checkpoint: dict, max_steps: int | None) -> bool:
     """A checkpoint at its run's step budget: resuming it trains nothing."""
     return isinstance(max_steps, int) and 0 < max_steps <= checkpoint.get("global_step", 0)
@@ -362,7 +378,7 @@ def fit(
             "nothing to do, no logger opened"
         )
     # held before the run's logs, records and checkpoints are touched
-    with run_folder_held(ckpt_dir):
+    with unrecorded_if_never_started(ckpt_dir, ckpt_path) as start, run_folder_held(ckpt_dir):
         with_loggers = then_tests or not finished
         wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
         strategy = unused_parameter_search(cfg.trainer, module)
@@ -371,6 +387,7 @@ def fit(
             if gone := clear_earlier_run(trainer.loggers):
                 rank_zero_info(f"from scratch: {len(gone)} log files of an earlier run removed")
         log_run_config(trainer, cfg)
+        start()
         trainer.fit(
             module,
             datamodule=datamodule,

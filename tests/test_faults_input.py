@@ -319,6 +319,8 @@ def test_wandb_online_without_an_api_key_is_one_line(workdir: Path, tmp_path: Pa
     assert "wandb: No API key configured" in line
     assert "WANDB_MODE=offline logs without an account" in line  # the env decides over offline
     assert "Traceback" not in proc.stderr and "anonymous" not in proc.stderr
+    # the W&B run record it wrote, alone in a new checkpoint folder, went with the run
+    assert not (workdir / "checkpoints" / "wandb_online").exists()
 
 
 def test_a_wandb_failure_with_a_key_set_points_offline_not_to_the_key(monkeypatch) -> None:
