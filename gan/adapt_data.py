@@ -104,18 +104,22 @@ class UnpairedStream(IterableDataset):
 
 
 def open_domains(
-    synthetic_dir: str | Path, real_dir: str | Path
+    synthetic_dir: str | Path, real_dir: str | Path, crop_size: int = 0
 ) -> tuple[ShardedDataset, ImageFolder]:
-    """Both inputs opened and their first sample decoded, so a wrong path or an empty or
-    corrupt folder fails before training with a DataError that names the folder."""
+    """Both inputs opened, the scenes' first sample decoded and every photo (each no smaller
+    than ``crop_size``), so a wrong path, an empty folder or a bad photo fails before
+    training with a DataError that names it: a photo that could not be read failed the run
+    at the step that drew it, and one smaller than the crop passed where it was not first."""
     a = ShardedDataset(synthetic_dir)
     refuse_unfinished(a, "training on it")
     try:
         a[0]
     except DataError as err:
         raise DataError(f"{synthetic_dir}: synthetic dataset (domain A) unusable: {err}") from err
-    b = ImageFolder(real_dir)
-    b[0]
+    b = ImageFolder(real_dir)  # a missing or empty folder said before any size
+    check_crop_fits(crop_size or None, a, "gan_data.crop_size", "scenes")
+    check_crop_fits(crop_size or None, b, "gan_data.crop_size", "photos")  # the first: the fix
+    b.validate(min_side=crop_size, needed_by="the GAN's crops take (gan_data.crop_size)")
     return a, b
 
 
@@ -151,9 +155,7 @@ class UnpairedDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.stream is None:
-            a, b = open_domains(self.synthetic_dir, self.real_dir)
-            check_crop_fits(self.crop_size, a, "gan_data.crop_size", "scenes")
-            check_crop_fits(self.crop_size, b, "gan_data.crop_size", "photos")
+            a, b = open_domains(self.synthetic_dir, self.real_dir, self.crop_size)
             self.stream = UnpairedStream(
                 a, b, self.crop_size, self.seed, self.crack_crop_prob, self.batch_size
             )

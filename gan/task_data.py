@@ -145,16 +145,19 @@ def load_indices(
     return indices
 
 
-def check_train_source(samples: Sequence[Sample], source: str) -> None:
+def check_train_source(samples: Sequence[Sample], source: str, crop_size: int = 0) -> None:
     """Cheap check of a training source: a real folder needs masks; the first sample decodes.
 
-    Real folders are fully decoded (hundreds of files); large shard sets only have their first
+    Real folders are fully decoded (hundreds of files), each photo no smaller than the crop
+    (one that was passed where it was not the first); large shard sets only have their first
     and last sample read, since each was already validated when written.
     """
     if isinstance(samples, ImageFolder):
         if not samples.has_masks:
             raise DataError(f"{source}: a real image folder needs train_mask_dir (its labels)")
-        samples.validate()
+        key, hint = "task_data.crop_size", ", or null for whole images"
+        check_crop_fits(crop_size or None, samples, key, "training images", hint)  # the first
+        samples.validate(min_side=crop_size, needed_by="the crops take (task_data.crop_size)")
     elif isinstance(samples, ShardedDataset):
         refuse_unfinished(samples, "training on it")
         samples[0], samples[len(samples) - 1]
@@ -240,7 +243,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.train_mask_dir is not None and is_sharded(train_dir):
             raise DataError(f"{train_dir}: sharded dataset given a train_mask_dir")
         samples = open_samples(train_dir, self.train_mask_dir)
-        check_train_source(samples, train_dir)
+        check_train_source(samples, train_dir, self.crop_size or 0)
         return samples
 
     def open_eval(self, image_dir: str, mask_dir: str) -> SegmentationSamples:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 from _gan_fixtures import make_real, make_synthetic, tiny_gan, tiny_trainer
@@ -18,7 +20,7 @@ from gan.checkpoint import load_checkpoint
 from gan.cyclegan import SemanticCycleGAN
 from gan.losses import semantic_loss
 from synth.distributions import ConfigError
-from synth.io import DataError
+from synth.io import DataError, write_png
 
 
 @pytest.fixture
@@ -366,3 +368,17 @@ def test_a_gan_crop_larger_than_the_scenes_is_refused(tmp_path) -> None:
     module = UnpairedDataModule(str(syn), str(real), crop_size=64, num_workers=0)
     with pytest.raises(ConfigError, match=r"crop_size=64: larger than the scenes \(32x40\)"):
         module.setup("fit")
+
+
+def test_every_photo_is_read_and_fits_the_crop_before_the_gan_trains(tmp_path, data) -> None:
+    """Only the first photo was decoded and sized: a photo that could not be read failed
+    the run at the step that drew it, and one smaller than the crop passed where it was not
+    first by name (a pipeline's result depended on file names)."""
+    real = Path(data[1])
+    write_png(real / "zz_small.png", np.zeros((20, 64, 3), np.uint8), rgb=True)
+    (real / "zz_cut.png").write_bytes((real / "real0.png").read_bytes()[:200])
+    with pytest.raises(DataError) as err:
+        datamodule(data).setup("fit")
+    said = str(err.value)
+    assert said.startswith(f"{real / 'zz_cut.png'}: unreadable or corrupt image (and 1 more")
+    assert f"{real / 'zz_small.png'}: 20x64 px (HxW), smaller than the 32 px a side the GAN" in said
