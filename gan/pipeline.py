@@ -71,6 +71,7 @@ from synth.distributions import ConfigError, checked_count
 from synth.io import (
     CARD,
     DataError,
+    ImageFolder,
     read_card,
     read_json,
     unwritable_folder,
@@ -126,7 +127,8 @@ def stage_adapt(cfg: DictConfig) -> Path:
         "settings": settings_fingerprint(stage, ADAPT_SETTINGS),
     }
     record = ckpt.parent / "provenance.json"
-    forget_stale("adapt", [ckpt.parent], record, provenance, record_roots(cfg))
+    datamodule = instantiate(stage.gan_data)
+    forget_stale("adapt", [ckpt.parent], record, provenance, record_roots(cfg), datamodule.setup)
     step = checkpoint_step(ckpt)  # read once: a GAN checkpoint is the largest file here
     if step >= a.trainer.max_steps:
         log(f"adapt: complete at step {a.trainer.max_steps}, skipped ({ckpt})")
@@ -137,8 +139,7 @@ def stage_adapt(cfg: DictConfig) -> Path:
         else resumed_at(step, a.trainer.max_steps)
     )
     log(f"adapt: {a.trainer.max_steps} generator steps{done} -> {ckpt}")
-    datamodule = instantiate(stage.gan_data)
-    datamodule.setup("fit")
+    datamodule.setup("fit")  # done already where old outputs were removed
     trainer = fit(stage, build_model(stage, stage.gan), datamodule)
     close_runs(trainer.loggers)
     return ckpt
@@ -319,11 +320,19 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
         "settings": settings_fingerprint(stage, TASK_SETTINGS),
     }
     made, record = [ckpt_dir, *scores_in(run_dir)], run_dir / "provenance.json"
-    forget_stale(f"task[{key}]", made, record, provenance, record_roots(cfg))
+    data = instantiate(stage.task_data)
+    forget_stale(f"task[{key}]", made, record, provenance, record_roots(cfg), data.setup)
     scored_on = {"test": {"test_img": cfg.task_data.test_img, "test_lab": cfg.task_data.test_lab}}
     # the scores alone follow the test photos and labels: the model stands, scored again
     on_record = run_dir / "scored_on.json"
-    forget_stale(f"task[{key}]", scores_in(run_dir), on_record, scored_on, record_roots(cfg))
+    forget_stale(
+        f"task[{key}]",
+        scores_in(run_dir),
+        on_record,
+        scored_on,
+        record_roots(cfg),
+        lambda: read_test_folder(cfg),
+    )
     if metrics_path.is_file():
         scored = read_json(metrics_path)
         if scored.get("eval_size") == eval_size(cfg):
@@ -340,7 +349,7 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     log(f"task[{key}]: {t.trainer.max_steps} steps{done}, seed {seed}, on {on}")
     start = time.perf_counter()
     module = build_model(stage, stage.task)
-    trainer = fit(stage, module, instantiate(stage.task_data))
+    trainer = fit(stage, module, data)
     wall = time.perf_counter() - start
     module = module.to(pick_device(cfg.stages.evaluate.device)).eval()
     seconds = train_seconds(trainer)  # over every resume of the run, where the clock is on
@@ -488,6 +497,34 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     with torch.random.fork_rng():  # built to run their own checks; the draws are not kept
         for node in nodes:
             instantiate(node)
+    check_real_folders(cfg, sorted(trained))
+
+
+def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
+    """The real folders the rows read, listed and paired before any work (no photo decoded):
+    a folder without test_lab/ failed after the GAN and the translation, and one without
+    train_lab/ at the oracle row, the last, with no report."""
+    from gan.evaluate import labeled_samples
+
+    for row in rows:
+        data = derive(cfg, source_overrides(row)).task_data
+        if data.get("train_mask_dir") and isinstance(data.train_dir, str):
+            try:
+                ImageFolder(data.train_dir, data.train_mask_dir)
+            except DataError as err:
+                leave = f"'stages.task.sources=[...]' without {row} leaves it out"
+                raise DataError(f"the {row} row's training labels: {err} ({leave})") from err
+    labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
+
+
+def read_test_folder(cfg: DictConfig) -> None:
+    """Every test photo and mask decoded, before a row's old scores go: a test photo added
+    without its mask removed them, then failed, beside a report of the removed scores."""
+    from gan.evaluate import labeled_samples
+
+    samples, _ = labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
+    if isinstance(samples, ImageFolder):
+        samples.validate()
 
 
 def run_pipeline(cfg: DictConfig) -> dict[str, dict]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -139,7 +140,12 @@ def record_roots(cfg: DictConfig) -> Roots:
 
 
 def forget_stale(
-    name: str, made: list[Path], record: Path, provenance: dict, roots: Roots | None = None
+    name: str,
+    made: list[Path],
+    record: Path,
+    provenance: dict,
+    roots: Roots | None = None,
+    check_first: Callable[[], object] | None = None,
 ) -> None:
     """Delete what a stage ``made`` (checkpoints, results) unless ``record`` says it was made
     from the same ``provenance`` (training data and settings, and the listing and contents of
@@ -148,6 +154,8 @@ def forget_stale(
 
     Without a record nothing can vouch for old outputs, so they go too: a changed simulator,
     translation or loss weight must never be met by a model, or a score, from before it.
+    ``check_first``: what must hold of the new inputs before the old outputs go (a photo
+    added that cannot be read removed a finished GAN, then failed).
     """
     provenance = json.loads(json.dumps(provenance, sort_keys=True, default=str))
     current = resolve_folders(provenance, roots)
@@ -160,6 +168,8 @@ def forget_stale(
     if old_record != current:
         refuse_linked_outputs(name, [*made, record.parent], what_changed(old_record, current))
         old = [path for path in made if path.exists()]
+        if old and check_first is not None:  # the new data read whole before the old goes
+            check_first()
         if old:
             log(
                 f"{name}: {what_changed(old_record, current)}, old outputs removed "

@@ -1071,3 +1071,37 @@ def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_mis
     shutil.rmtree(tmp_path / "out" / "runs" / "oracle-seed1" / "overlays")
     assert "predictions on real test images (red: crack)" not in report_figures(cfg, ["oracle"])
     assert "report: no predictions figure: " in capsys.readouterr().out
+
+
+def test_new_real_data_is_read_whole_before_old_outputs_go(tmp_path):
+    """A photo added that cannot be read removed the finished GAN, then failed (and its
+    removal retrained the GAN from scratch); a test photo added without its mask removed the
+    rows' scores, then failed; a missing train_lab/ failed at the oracle row, the last."""
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
+    shutil.move(tmp_path / "real" / "train_lab", tmp_path / "train_lab")
+    refused = run_pipeline(tmp_path, "stages.task.sources=[synthetic,oracle]")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: the oracle row's training labels: {tmp_path / 'real' / 'train_lab'}: mask "
+        "folder not found ('stages.task.sources=[...]' without oracle leaves it out)"
+    )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "ckpt").exists()
+    first = run_pipeline(tmp_path, *rows)
+    assert first.returncode == 0, first.stderr[-3000:]
+    gan = tmp_path / "ckpt" / "pipeline-adapt" / "last.ckpt"
+    trained = gan.read_bytes()
+    bad = tmp_path / "real" / "train_img" / "zz.jpg"
+    bad.write_bytes((tmp_path / "real" / "train_img" / "0.jpg").read_bytes()[:300])
+    broken = run_pipeline(tmp_path, *rows)
+    assert broken.returncode == 1 and "zz.jpg: " in broken.stderr, broken.stderr[-3000:]
+    assert gan.read_bytes() == trained and "old outputs removed" not in broken.stdout
+    bad.unlink()
+    again = run_pipeline(tmp_path, *rows)
+    assert again.returncode == 0 and "adapt: complete at step" in again.stdout
+    scores = tmp_path / "out" / "runs" / "synthetic" / "metrics.json"
+    scored = scores.read_bytes()
+    shutil.copy(tmp_path / "real" / "test_img" / "0.jpg", tmp_path / "real" / "test_img" / "9.jpg")
+    unlabelled = run_pipeline(tmp_path, *rows)
+    assert unlabelled.returncode == 1 and "no mask" in unlabelled.stderr
+    assert scores.read_bytes() == scored
