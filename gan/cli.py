@@ -538,5 +538,6 @@ def measure_translated_set(cfg: Any, moved_by: str = "Translation") -> dict:
         cfg.eval_max_images,
         cfg.eval_size,
     )
-    print(describe_gap(gap, moved_by), flush=True)
+    if gap:
+        print(describe_gap(gap, moved_by), flush=True)
     return gap

@@ -59,6 +59,10 @@ def colour_texture_features(image: np.ndarray) -> np.ndarray:
     ).astype(np.float64)
 
 
+class NotMeasurable(Exception):
+    """A domain gap that cannot be measured (a set of one image): said, and the set kept."""
+
+
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     """||mu_x - mu_y||^2 + Tr(Sx + Sy - 2 (Sx Sy)^1/2) between Gaussian fits of two sets."""
     mu_x, mu_y = x.mean(0), y.mean(0)
@@ -141,6 +145,11 @@ def domain_gap(
     """FID/KID when ``inception_weights`` is a local file, otherwise the named proxy."""
     fake = load_images(translated_dir, max_images, size)
     real = load_images(real_dir, max_images, size)
+    if min(len(fake), len(real)) < 2:  # a covariance of one image: numpy's LinAlgError
+        raise NotMeasurable(
+            f"a distance between image sets needs two or more in each ({len(real)} in "
+            f"{real_dir}, {len(fake)} in {translated_dir}): not measured"
+        )
     report: dict[str, float | str | bool] = {"num_fake": len(fake), "num_real": len(real)}
     if inception_weights:  # inception_scores checks the file
         report.update(inception_scores(fake, real, str(inception_weights)), fid_available=True)

@@ -235,7 +235,8 @@ def measure_stage_translation(cfg: DictConfig, name: str, out: Path) -> dict:
     gap = measure_translation(
         d["synthetic"], out, m.real_dir, m.inception_weights, m.max_images, m.size, measured_with(m)
     )
-    log(f"{name}: {describe_gap(gap, 'FDA' if name == 'fda' else 'Translation')}")
+    if gap:
+        log(f"{name}: {describe_gap(gap, 'FDA' if name == 'fda' else 'Translation')}")
     return gap
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint, module_state
 from gan.data import open_samples, to_tensor
 from gan.devices import pick_device
-from gan.fid import PROXY_NAME, domain_gap
+from gan.fid import PROXY_NAME, NotMeasurable, domain_gap
 from gan.losses import far_background, local_contrast
 from gan.networks import PAD_MULTIPLE, build_generator
 from gan.provenance import MEASURED_ONLY, described_data, with_added_digests, without_locations
@@ -405,9 +405,15 @@ def measure_translation(
 
     The distance alone rewards a generator that lightens cracks into background or smooths
     away distractors; the grey shifts by class and the background contrast show it doing so.
+    A set of one photo (or one scene) cannot be measured: said, and {} returned.
     """
+    try:
+        before = domain_gap(src_dir, real_dir, inception_weights, max_images, size)
+    except NotMeasurable as err:  # one photo: the translation stands, unmeasured
+        print(f"note: {err}", flush=True)
+        return {}
     gap = {
-        "before": domain_gap(src_dir, real_dir, inception_weights, max_images, size),
+        "before": before,
         "after": domain_gap(out_dir, real_dir, inception_weights, max_images, size, quiet=True),
         **grey_shift_by_class(src_dir, out_dir, max_images),
         **background_contrast(src_dir, out_dir, max_images),

@@ -174,6 +174,21 @@ def test_measure_translation_goes_into_the_card_and_reads_as_one_sentence(tmp_pa
     assert gap["texture_real"] == 0.0  # flat grey photos
 
 
+def test_a_set_of_one_photo_is_not_measured_and_says_why(tmp_path, capsys):
+    """numpy's LinAlgError (a covariance of one image) ended the pipeline's translate stage,
+    on every rerun, for a user with one photo."""
+    write_scenes(tmp_path / "src", crack_grey=50)
+    write_scenes(tmp_path / "lighter", crack_grey=60)
+    (tmp_path / "real").mkdir()
+    cv2.imwrite(str(tmp_path / "real" / "0.png"), np.full((16, 20, 3), 60, np.uint8))
+    assert measure_translation(tmp_path / "src", tmp_path / "lighter", tmp_path / "real") == {}
+    assert capsys.readouterr().out.endswith(
+        f"note: a distance between image sets needs two or more in each (1 in "
+        f"{tmp_path / 'real'}, 3 in {tmp_path / 'src'}): not measured\n"
+    )
+    assert "domain_gap" not in read_card(tmp_path / "lighter")
+
+
 def test_texture_level_reads_sharded_sets_and_plain_photo_folders(tmp_path):
     write_scenes(tmp_path / "textured", crack_grey=50, texture=20)
     write_scenes(tmp_path / "flat", crack_grey=50)

@@ -32,7 +32,8 @@ def translate(cfg: DictConfig) -> dict:
     if cfg.evaluate:
         gap = measure_translated_set(cfg)
         card = read_card(cfg.out_dir)
-        print(json.dumps(gap, indent=2))
+        if gap:
+            print(json.dumps(gap, indent=2))
     return card
 
 
