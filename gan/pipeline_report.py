@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,14 +155,22 @@ def made_by() -> dict:
     made = {"made_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if HydraConfig.initialized():
         made["overrides"] = list(HydraConfig.get().overrides.task)
+        # the paths' variables set (conf/paths): without them the command read another folder
+        made["environment"] = {k: v for k in PATH_VARIABLES if (v := os.environ.get(k))}
     return made
+
+
+#: The environment variables conf/paths reads (an empty one means the default).
+PATH_VARIABLES = ("SIM2REAL_ROOT", "SIM2REAL_DATA_DIR", "SIM2REAL_OUTPUT_DIR")
 
 
 def made_line(made: dict) -> str:
     when = made["made_at"].replace("T", " ").replace("+00:00", " UTC")
     if "overrides" not in made:
         return f"Made {when}."
-    return f"Made {when} by `{shlex.join(['python', 'tools/pipeline.py', *made['overrides']])}`."
+    env = [f"{k}={shlex.quote(v)}" for k, v in made.get("environment", {}).items()]
+    command = shlex.join(["python", "tools/pipeline.py", *made["overrides"]])
+    return f"Made {when} by `{' '.join([*env, command])}`."
 
 
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:

@@ -1105,3 +1105,18 @@ def test_new_real_data_is_read_whole_before_old_outputs_go(tmp_path):
     unlabelled = run_pipeline(tmp_path, *rows)
     assert unlabelled.returncode == 1 and "no mask" in unlabelled.stderr
     assert scores.read_bytes() == scored
+
+
+def test_the_reports_command_carries_the_path_variables_that_were_set():
+    """``SIM2REAL_DATA_DIR=... python tools/pipeline.py`` was recorded without the variable:
+    run again as written, it read the default folder."""
+    from gan.pipeline_report import PATH_VARIABLES, made_line
+
+    made = {"made_at": "2026-12-06T15:00:00+00:00", "overrides": ["seed=1"]}
+    made["environment"] = {"SIM2REAL_DATA_DIR": "/data/my photos"}
+    assert made_line(made) == (
+        "Made 2026-12-06 15:00:00 UTC by "
+        "`SIM2REAL_DATA_DIR='/data/my photos' python tools/pipeline.py seed=1`."
+    )
+    read = set(re.findall(r"SIM2REAL_\w+", (ROOT / "conf" / "paths" / "default.yaml").read_text()))
+    assert read == set(PATH_VARIABLES)
