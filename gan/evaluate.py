@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import math
 import os
 import shutil
 import time
@@ -386,6 +387,8 @@ def evaluate_folder(
     """
     check_eval_size_fits(eval_size, translate_with)
     samples, names = labeled_samples(image_dir, mask_dir)
+    if not owned:  # the pipeline says it once, before any work
+        say_if_stretched(samples, eval_size)
     dataset = SegmentationSamples(
         samples, crop_size=None, resize=tuple(eval_size) if eval_size else None
     )
@@ -443,6 +446,21 @@ def evaluate_folder(
         write_json_atomic(out_dir / "metrics.json", result)
     say_if_masks_look_inverted(mask_dir if mask_dir is not None else image_dir, rows)
     return result
+
+
+def say_if_stretched(samples: Sequence[Sample], eval_size: Sequence[int] | None) -> None:
+    """Photos of another shape than ``eval_size`` (DeepCrack's 384x544 by default) are
+    stretched to it, their cracks' widths with them, and the per-pixel scores change; said
+    where the first photo's aspect differs by more than a fifth."""
+    if not eval_size or not isinstance(samples, ImageFolder) or not len(samples):
+        return
+    h, w = samples[0].image.shape[:2]
+    if abs(math.log((h / w) / (eval_size[0] / eval_size[1]))) > math.log(1.2):
+        print(
+            f"note: {samples.image_dir}: photos such as {samples.images[0].name} ({h}x{w}) are "
+            f"resized to eval_size {eval_size[0]}x{eval_size[1]} (HxW), stretching cracks with "
+            "them; eval_size=null scores each photo at its own size"
+        )
 
 
 def say_if_masks_look_inverted(masks: str | Path, rows: list[dict]) -> None:

@@ -505,7 +505,7 @@ def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
     """The real folders the rows read, listed and paired before any work (no photo decoded):
     a folder without test_lab/ failed after the GAN and the translation, and one without
     train_lab/ at the oracle row, the last, with no report."""
-    from gan.evaluate import labeled_samples
+    from gan.evaluate import labeled_samples, say_if_stretched
 
     for row in rows:
         data = derive(cfg, source_overrides(row)).task_data
@@ -515,7 +515,8 @@ def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
             except DataError as err:
                 leave = f"'stages.task.sources=[...]' without {row} leaves it out"
                 raise DataError(f"the {row} row's training labels: {err} ({leave})") from err
-    labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
+    test, _ = labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
+    say_if_stretched(test, cfg.stages.evaluate.eval_size)
 
 
 def read_test_folder(cfg: DictConfig) -> None:

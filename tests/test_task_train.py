@@ -569,3 +569,18 @@ def test_evaluate_and_predict_keep_out_of_each_others_folders(tmp_path: Path) ->
     evaluate_folder(model, img, lab, tmp_path / "scores", eval_size=None)
     with pytest.raises(ConfigError, match=r"scores/overlays holds evaluate's results, which pre"):
         predict_folder(model, img, tmp_path / "scores")
+
+
+def test_photos_stretched_to_another_shape_by_eval_size_are_said(tmp_path: Path, capsys) -> None:
+    """eval_size's default is DeepCrack's 384x544: a user's portrait photos were stretched
+    to it, cracks and all, with the report's "resized to 384x544" the only trace."""
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    img, lab = make_folder(tmp_path / "wide", n=2, h=48, w=64)
+    evaluate_folder(model, img, lab, tmp_path / "same", eval_size=(48, 64))
+    assert "note" not in capsys.readouterr().out
+    img, lab = make_folder(tmp_path / "tall", n=2, h=64, w=32)
+    evaluate_folder(model, img, lab, tmp_path / "stretched", eval_size=(48, 64))
+    assert capsys.readouterr().out.startswith(
+        f"note: {img}: photos such as img0.png (64x32) are resized to eval_size 48x64 (HxW), "
+        "stretching cracks with them; eval_size=null scores each photo at its own size\n"
+    )
