@@ -100,7 +100,13 @@ def pseudo_label_folder(
         del spec["shard_size"]  # labels from before it was recorded: their card stays as it is
     if card_before and not same_labels(made, spec):  # another teacher's, or not pseudo-labels
         if not replace_stale:
-            raise DataError(f"{out}: holds pseudo-labels made otherwise; delete it or pick another")
+            differ = sorted(k for k in {*spec, *(made or {})} if (made or {}).get(k) != spec.get(k))
+            verb = "differs" if len(differ) == 1 else "differ"
+            what = f" ({', '.join(differ)} {verb})" if made and differ else ""
+            raise DataError(
+                f"{out}: holds pseudo-labels made otherwise{what}; delete it, or give "
+                "out_dir=<another folder>"
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     clean_partial_shards(out)

@@ -269,7 +269,9 @@ def forget_other_translations(out: Path, card: dict, replace_stale: bool) -> Non
     if not before:
         why = "with no dataset card to say how"
     if not replace_stale:
-        raise DataError(f"{out}: holds images translated {why}; delete it or pick another folder")
+        raise DataError(
+            f"{out}: holds images translated {why}; delete it, or give out_dir=<another folder>"
+        )
     shutil.rmtree(out)
 
 

@@ -103,7 +103,7 @@ def test_a_lost_shard_is_redone_alone_and_other_labels_are_refused_or_replaced(t
     assert lost.is_dir() and kept.stat().st_mtime_ns == stamp
     assert len(ShardedDataset(out)) == 5
 
-    with pytest.raises(DataError, match="pseudo-labels made otherwise"):
+    with pytest.raises(DataError, match=r"made otherwise \(high, low differ\); delete it, or give"):
         pseudo_label_folder(teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=2)
     card = pseudo_label_folder(
         teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=2, replace_stale=True
@@ -114,7 +114,7 @@ def test_a_lost_shard_is_redone_alone_and_other_labels_are_refused_or_replaced(t
     # Another shard size, a shard lost: the resume read the old layout's shards as the new
     # one's (photos twice, or, here, the last photo never labeled).
     shutil.rmtree(out / "shard-00002")
-    with pytest.raises(DataError, match="pseudo-labels made otherwise"):
+    with pytest.raises(DataError, match=r"made otherwise \(shard_size differs\)"):
         pseudo_label_folder(teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=3)
     pseudo_label_folder(
         teacher, tmp_path / "photos", out, 0.1, 0.9, shard_size=3, replace_stale=True
