@@ -454,7 +454,10 @@ def say_if_stretched(samples: Sequence[Sample], eval_size: Sequence[int] | None)
     where the first photo's aspect differs by more than a fifth."""
     if not eval_size or not isinstance(samples, ImageFolder) or not len(samples):
         return
-    h, w = samples[0].image.shape[:2]
+    try:
+        h, w = samples[0].image.shape[:2]
+    except DataError:  # a bad first photo: validate names it with the folder's others
+        return
     if abs(math.log((h / w) / (eval_size[0] / eval_size[1]))) > math.log(1.2):
         print(
             f"note: {samples.image_dir}: photos such as {samples.images[0].name} ({h}x{w}) are "
