@@ -213,9 +213,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.num_workers = checked_count(num_workers, "task_data.num_workers", 0)
         self.train_set: SegmentationSamples | None = None
         self.train_indices = train_indices
-        # The training order and crops follow this seed (default: the one seed_everything set,
-        # as Lightning's own distributed sampler does).
-        self.seed = int(os.environ.get("PL_GLOBAL_SEED", 0)) if seed is None else int(seed)
+        self._seed = seed
+
+    @property
+    def seed(self) -> int:
+        """The training order and crops follow this seed (default: the one seed_everything
+        set when the loader is made, as Lightning's own distributed sampler does; read at
+        construction, a datamodule built before its run's seeding took the last run's)."""
+        return int(os.environ.get("PL_GLOBAL_SEED", 0)) if self._seed is None else int(self._seed)
 
     @property
     def train_indices(self) -> Sequence[int] | str | None:

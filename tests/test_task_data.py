@@ -247,3 +247,17 @@ def test_tiled_inference_stitches_windows_back_into_the_whole_photo() -> None:
         whole, windows = unet(x), tiled(unet, 64)(x)
     assert (whole.argmax(1) == windows.argmax(1)).float().mean() > 0.99
     assert tiled(unet, None) is unet
+
+
+def test_the_training_order_follows_the_seed_set_when_the_loader_is_made(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The pipeline builds a row's datamodule before its run seeds (to read new data before
+    old outputs go): read at construction, seed 1's row took seed 0's order from the row
+    before it."""
+    img, lab = make_folder(tmp_path / "real")
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")
+    dm = datamodule(img, img, lab, train_mask_dir=str(lab))
+    monkeypatch.setenv("PL_GLOBAL_SEED", "1")  # the row's own seed_everything, in fit
+    assert dm.seed == 1
+    assert datamodule(img, img, lab, train_mask_dir=str(lab), seed=3).seed == 3
