@@ -148,7 +148,8 @@ def foreign_images(folder: Path) -> list[str]:
     written (a mask corrected by hand: it differs from its ``stamp`` in the record) is the
     user's now; a rerun replaced it without a word."""
     pngs = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in MASK_SUFFIXES)
-    ours, stamps = written_record(folder) if pngs else (set(), {})
+    record = written_record(folder) if pngs else {}
+    ours, stamps = set(record.get("names", [])), record.get("stamps", {})
     changed = {n for n in pngs if n in stamps and changed_since(folder / n, stamps[n])}
     return [
         f"{name} (changed since written)" if name in changed else name
@@ -157,19 +158,24 @@ def foreign_images(folder: Path) -> list[str]:
     ]
 
 
-def written_record(folder: Path) -> tuple[set[str], dict[str, list[int]]]:
-    """(names, {name: stamp}) of ``WRITTEN``: records before session 47 hold names alone."""
+def written_record(folder: Path) -> dict:
+    """``WRITTEN`` of a folder: ``names``, each one's ``stamps`` and the tool it was ``by``
+    (records before session 47 hold names alone); {} where missing or damaged, as nothing
+    there is then known to be ours."""
     try:
-        record = read_json(folder / WRITTEN)
-    except DataError:  # missing or damaged: nothing there is known to be ours
-        return set(), {}
-    return set(record.get("names", [])), dict(record.get("stamps", {}))
+        return read_json(folder / WRITTEN)
+    except DataError:
+        return {}
 
 
 def stamp(path: Path) -> list:
     """A file's size, modification time and content digest, as written."""
     info = path.stat()
-    return [info.st_size, info.st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest()]
+    return [info.st_size, info.st_mtime_ns, digest(path)]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def changed_since(path: Path, written: list) -> bool:
@@ -180,7 +186,7 @@ def changed_since(path: Path, written: list) -> bool:
         return False
     if info.st_size != written[0] or len(written) < 3:
         return True
-    return hashlib.sha256(path.read_bytes()).hexdigest() != written[2]
+    return digest(path) != written[2]
 
 
 def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
@@ -228,7 +234,8 @@ def staged(
             earlier = sorted(p.name for p in final.glob("*.png"))  # all ours: checked above
             # recorded before the files move (a full disk then stops with nothing moved),
             # and again once the earlier run's other files are gone, with each one's stamp
-            kept = {n: st for n, st in written_record(final)[1].items() if n not in names}
+            stamped = written_record(final).get("stamps", {})
+            kept = {n: st for n, st in stamped.items() if n not in names}
             record = {"names": sorted({*names, *earlier}), "stamps": kept, "by": by}
             write_json_atomic(final / WRITTEN, record)
             for name in names:
@@ -245,10 +252,7 @@ def refuse_another_tools(out_dir: Path, subs: Sequence[str], by: str) -> None:
     """evaluate into predict's folder replaced 32 of its 40 overlays with its own (three rows
     each) beside predict's 40 masks, saying so only after; refused before any work."""
     for sub in subs:
-        try:
-            other = read_json(out_dir / sub / WRITTEN).get("by")
-        except DataError:  # none yet, or damaged: foreign_images said what it holds
-            continue
+        other = written_record(out_dir / sub).get("by")  # none yet, or from before session 47
         if other and other != by:
             raise ConfigError(
                 f"out_dir={out_dir}: {out_dir / sub} holds {other}'s results, which {by} "
