@@ -21,7 +21,7 @@ from gan.evaluate import read_rows
 from gan.provenance import what_changed
 from gan.run_names import seed_run_dirs
 from synth.distributions import ConfigError
-from synth.io import DataError
+from synth.io import DataError, first_names
 
 # A crop index at the end of a stem ("11296-23" -> "11296"); a stem without one is its own series.
 SERIES_PATTERN = r"^(.*?)(?:-\d+)?$"
@@ -130,7 +130,7 @@ def left_out(a: dict[str, StemScore], b: dict[str, StemScore], runs: tuple[str, 
     for (mine, theirs), run in zip(((a, b), (b, a)), runs):
         only = sorted(set(mine) - set(theirs))
         if only:
-            shown = ", ".join(only[:5]) + (", ..." if len(only) > 5 else "")
+            shown = first_names(only, 5)
             notes.append(
                 f"{len(only)} image{'s' * (len(only) > 1)} scored only in {run}, left out: {shown}"
             )

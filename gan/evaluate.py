@@ -53,6 +53,7 @@ from synth.io import (
     DataError,
     ImageFolder,
     Sample,
+    first_names,
     missing_folder,
     read_json,
     unwritable_folder,
@@ -195,7 +196,7 @@ def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
     work where a folder this run fills holds PNGs these tools did not write."""
     for sub in subs:
         if foreign := foreign_images(out_dir / sub):
-            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            shown = first_names(foreign, 3)
             raise ConfigError(
                 f"out_dir={out_dir}: {out_dir / sub} holds {len(foreign)} images these tools "
                 f"did not write ({shown}), which this run would replace, remove or stand "

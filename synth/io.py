@@ -177,6 +177,11 @@ def visible_entries(folder: str | Path) -> tuple[list[str], list[str]]:
     return sorted(files), sorted(folders)
 
 
+def first_names(names: Sequence[str], shown: int) -> str:
+    """The first ``shown`` of ``names``, comma-separated, then ``...`` where there are more."""
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
 def unread_entries(
     image_dir: str | Path, mask_dir: str | Path | None = None, ours: Sequence[str | Path] = ()
 ) -> list[str]:
@@ -196,7 +201,7 @@ def unread_entries(
     other = [n for n in names if Path(n).suffix.lower() not in IMAGE_SUFFIXES]
     stems = {Path(n).stem for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES}
     orphans = (
-        sorted(p.name for stem, p in mask_files(Path(mask_dir)).items() if stem not in stems)
+        masks_without_photo(mask_files(Path(mask_dir)), stems)
         if mask_dir is not None and Path(mask_dir).is_dir()
         else []
     )
@@ -212,8 +217,7 @@ def unread_entries(
         (broken_links(image_dir), "link to nothing, not read", "links to nothing, not read"),
     ]
     return [
-        f"{len(names)} {many if len(names) > 1 else one}: {', '.join(names[:5])}"
-        + (", ..." if len(names) > 5 else "")
+        f"{len(names)} {many if len(names) > 1 else one}: {first_names(names, 5)}"
         for names, one, many in found
         if names
     ]
@@ -264,7 +268,7 @@ def no_images(folder: Path) -> str:
     said = f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder"
     subfolders = visible_entries(folder)[1]
     if subfolders:  # photos sorted into subfolders: the way out, where the note came too late
-        shown = ", ".join(subfolders[:3]) + (", ..." if len(subfolders) > 3 else "")
+        shown = first_names(subfolders, 3)
         said += f"; photos in its {len(subfolders)} subfolder(s) ({shown}) are not looked for"
     return said
 
@@ -303,6 +307,11 @@ def list_images(folder: str | Path) -> list[Path]:
 
 #: Mask file types (any letter case).
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+def masks_without_photo(masks: dict[str, Path], stems: set[str]) -> list[str]:
+    """The names of ``mask_files``' masks whose stem no photo has, sorted."""
+    return sorted(path.name for stem, path in masks.items() if stem not in stems)
 
 
 def mask_files(mask_dir: Path) -> dict[str, Path]:
@@ -378,8 +387,8 @@ class ImageFolder:
             missing = [p.name for p, m in zip(self.images, self.masks) if m is None]
             if missing and self.require_masks:
                 stems = {p.stem for p in self.images}
-                orphans = sorted(m.name for stem, m in masks.items() if stem not in stems)
-                shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+                orphans = masks_without_photo(masks, stems)
+                shown = first_names(missing, 3)
                 said = f"{self.mask_dir}: no mask for {len(missing)} image(s) ({shown})"
                 if orphans:  # masks named otherwise (p0_mask.png): the way out, named
                     said += (
