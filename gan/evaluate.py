@@ -687,11 +687,11 @@ def predict_folder(
         # run with the others' work discarded, naming it alone, so each fix meant another run
         # (a decode per photo, small beside the network's pass)
         folder.validate(progress=True, **generators_least_side(translate_with, eval_size))
-        names = write_predictions(
+        shares = write_predictions(
             model, folder, staging, eval_size, batch_size, num_workers, translate_with, tile
         )
         stops.start()  # the staged results go in place whole
-    return [subs["overlays"] / name for name in names]
+    return [subs["overlays"] / name for name in shares]
 
 
 def write_predictions(
@@ -703,10 +703,14 @@ def write_predictions(
     num_workers: int,
     translate_with: nn.Module | None,
     tile: int | None = None,
-) -> list[str]:
+    num_overlays: int | None = None,
+) -> dict[str, float]:
     """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
-    ``into['overlays']``; returns the file names in the folder's order."""
-    names = []
+    ``into['overlays']``; returns each file name's predicted crack share, in the folder's
+    order. ``num_overlays``: only the first that many photos get an overlay, the photo above
+    its prediction, as the pipeline's rows show them side by side (None: every photo, the
+    prediction drawn over it)."""
+    shares = {}
     probs = crack_probabilities(
         model, folder, eval_size, batch_size, num_workers, translate_with=translate_with, tile=tile
     )
@@ -715,7 +719,49 @@ def write_predictions(
         name = f"{folder.images[index].stem}.png"
         write_png(into["masks"] / name, (pred.numpy() * 255).astype(np.uint8))
         image = to_uint8(to_tensor(photo)[None])
-        overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
-        write_png(into["overlays"] / name, overlay, rgb=True)
-        names.append(name)
-    return names
+        if num_overlays is None:
+            overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
+            write_png(into["overlays"] / name, overlay, rgb=True)
+        elif len(shares) < num_overlays:
+            save_overlay(image[0], None, pred, into["overlays"] / name)
+        shares[name] = float(pred.float().mean())
+    return shares
+
+
+def segment_unlabeled(
+    model: CrackSegmenter,
+    image_dir: str | Path,
+    out_dir: str | Path,
+    eval_size: Sequence[int] | None,
+    batch_size: int = 4,
+    num_overlays: int = 8,
+    extra: dict | None = None,
+    translate_with: nn.Module | None = None,
+) -> dict:
+    """A pipeline row's model on test photos that have no labels (``task_data.test_lab``
+    null, the product's user): each photo's mask in ``masks/``, the first ``num_overlays``
+    in ``overlays/`` as the report draws them, and a metrics.json that says what was
+    segmented, with no score. Staged as evaluate_folder's outputs are."""
+    folder = ImageFolder(image_dir)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    subs = ["masks", "overlays"]
+    with StopsHeld() as stops, staged(out_dir, subs, "evaluate", owned=True) as staging:
+        folder.validate(**generators_least_side(translate_with, eval_size))
+        shares = write_predictions(
+            model, folder, staging, eval_size, batch_size, 0, translate_with, None, num_overlays
+        )
+        stops.start()  # the staged masks go in place whole, then the record
+        seconds = time.perf_counter() - start
+        result = {
+            "scored": False,
+            "num_images": len(shares),
+            "crack_share": round(float(np.mean(list(shares.values()))), 6) if shares else 0.0,
+            "seconds": round(seconds, 2),
+            "seconds_per_image": round(seconds / max(1, len(shares)), 4),
+            "eval_size": list(eval_size) if eval_size else None,
+            "image_dir": str(image_dir),
+            **(extra or {}),
+        }
+        write_json_atomic(out_dir / "metrics.json", result)
+    return result

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from gan.callbacks import train_seconds
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import as_names, checked_size
 from gan.devices import pick_device
-from gan.evaluate import evaluate_folder
+from gan.evaluate import evaluate_folder, segment_unlabeled
 from gan.fid import check_inception_weights
 from gan.pipeline_report import stage_report
 from gan.provenance import (
@@ -44,6 +44,7 @@ from gan.rows import (
     needs_fda,
     needs_render,
     report_goal,
+    scored,
     source_overrides,
     task_seeds,
     teacher_of,
@@ -72,6 +73,7 @@ from synth.io import (
     CARD,
     DataError,
     ImageFolder,
+    missing_folder,
     read_card,
     read_json,
     unwritable_folder,
@@ -356,16 +358,17 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     seconds = train_seconds(trainer)  # over every resume of the run, where the clock is on
     extra = {"steps": trainer.global_step, "train_seconds": seconds or round(wall, 1)}
     metrics = score_on_test(stage, module, run_dir, {"source": source, "seed": seed, **extra})
-    if trainer.is_global_zero:  # the real-test scores beside the curves, in the run's tracker
+    if trainer.is_global_zero and (scores := test_scores(metrics)):  # beside the curves
         for logger in trainer.loggers:
-            logger.log_metrics(test_scores(metrics), step=trainer.global_step)
+            logger.log_metrics(scores, step=trainer.global_step)
     close_runs(trainer.loggers)
     return metrics
 
 
 def test_scores(metrics: dict) -> dict[str, float]:
-    """A row's real-test scores as its tracker runs name them."""
-    return {f"test/{m}": float(metrics[m]) for m in METRICS if m in metrics}
+    """A row's real-test scores as its tracker runs name them (without test labels, the
+    share of pixels its model calls crack)."""
+    return {f"test/{m}": float(metrics[m]) for m in (*METRICS, "crack_share") if m in metrics}
 
 
 def eval_size(cfg: DictConfig) -> list[int] | None:
@@ -444,8 +447,20 @@ def score_on_test(
     extra: dict,
     translate_with: torch.nn.Module | None = None,
 ) -> dict:
-    """A row's model scored on the real test set as stages.evaluate says, into ``run_dir``."""
+    """A row's model scored on the real test set as stages.evaluate says, into ``run_dir``;
+    without test labels, the photos segmented instead (masks and overlays, no score)."""
     e = cfg.stages.evaluate
+    if not scored(cfg):
+        return segment_unlabeled(
+            model,
+            cfg.task_data.test_img,
+            run_dir,
+            e.eval_size,
+            e.batch_size,
+            e.num_overlays,
+            extra,
+            translate_with,
+        )
     return evaluate_folder(
         model,
         cfg.task_data.test_img,
@@ -505,7 +520,7 @@ def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
     """The real folders the rows read, listed and paired before any work (no photo decoded):
     a folder without test_lab/ failed after the GAN and the translation, and one without
     train_lab/ at the oracle row, the last, with no report."""
-    from gan.evaluate import labeled_samples, say_if_stretched
+    from gan.evaluate import say_if_stretched
 
     for row in rows:
         data = derive(cfg, source_overrides(row)).task_data
@@ -515,17 +530,33 @@ def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
             except DataError as err:
                 leave = f"'stages.task.sources=[...]' without {row} leaves it out"
                 raise DataError(f"the {row} row's training labels: {err} ({leave})") from err
-    test, _ = labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
-    say_if_stretched(test, cfg.stages.evaluate.eval_size)
+    say_if_stretched(test_samples(cfg), cfg.stages.evaluate.eval_size)
+
+
+def test_samples(cfg: DictConfig) -> Sequence:
+    """The test photos, with their masks where the rows are scored, listed and paired."""
+    from gan.evaluate import labeled_samples
+
+    if not scored(cfg):
+        if not Path(cfg.task_data.test_img).is_dir():
+            err = missing_folder(cfg.task_data.test_img, "folder of test photos")
+            raise DataError(f"{err}; task_data.test_img names the photos the rows segment")
+        return ImageFolder(cfg.task_data.test_img)
+    try:
+        return labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)[0]
+    except DataError as err:
+        if Path(cfg.task_data.test_lab).is_dir():
+            raise
+        raise DataError(
+            f"{err}; photos without labels: task_data.test_lab=null trains the rows and "
+            "segments the photos, with no score (experiment=label_free: train_img/ alone)"
+        ) from err
 
 
 def read_test_folder(cfg: DictConfig) -> None:
     """Every test photo and mask decoded, before a row's old scores go: a test photo added
     without its mask removed them, then failed, beside a report of the removed scores."""
-    from gan.evaluate import labeled_samples
-
-    samples, _ = labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)
-    if isinstance(samples, ImageFolder):
+    if isinstance(samples := test_samples(cfg), ImageFolder):
         samples.validate()
 
 

@@ -29,6 +29,7 @@ from gan.rows import (
     needs_fda,
     needs_render,
     report_goal,
+    scored,
     task_seeds,
 )
 from gan.run_names import run_key
@@ -105,7 +106,7 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     figures = sample_grids(sets, d["report"], cfg.synth, r.num_samples, cfg.seed)
     seed = task_seeds(cfg)[0]  # the error map's seed: both figures draw the same models
     overlays = {s: d["runs"] / run_key(s, seed, cfg.seed) / "overlays" for s in sources}
-    pred = prediction_grid(overlays, d["report"] / FIGURE_FILES[0])
+    pred = prediction_grid(overlays, d["report"] / FIGURE_FILES[0], truth=scored(cfg))
     if pred:
         figures["predictions on real test images (red: crack)"] = pred
     else:
@@ -114,6 +115,8 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
             f"at one size (stages.evaluate.num_overlays={e.num_overlays}; a row keeps the "
             "overlays it was scored with)"
         )
+    if not scored(cfg):  # the error map colours errors against the labels
+        return figures
     test = (cfg.task_data.test_img, cfg.task_data.test_lab)
     runs = first_seed_runs(cfg, sources)
     errors = error_grid(runs, r.goal.reference, test, e, d["report"] / FIGURE_FILES[1])
@@ -173,6 +176,20 @@ def made_line(made: dict) -> str:
     return f"Made {when} by `{' '.join([*env, command])}`."
 
 
+def test_set_line(cfg: DictConfig, at: str) -> str:
+    """What the rows were measured on: the labelled test set, or photos with no labels."""
+    if scored(cfg):
+        return f"Real test set: {cfg.task_data.test_img}, {at}."
+    return (
+        f"Photos without labels (task_data.test_lab=null): {cfg.task_data.test_img}, {at}. "
+        "Nothing is scored: each row's model segmented them (masks/ in its folder under "
+        f"{dirs(cfg)['runs']}), and the table gives the share of their pixels it calls crack. "
+        "Without labels the rows cannot be ranked here: on DeepCrack's labelled test set the "
+        "testtime row scored best, then adapted (README); labelling a few photos (test_lab) "
+        "scores them all."
+    )
+
+
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
     """One HTML page and a Markdown summary of every row, its figures and the goal's verdicts,
     with results.json for scripts; the same go to the run's loggers. Returns the HTML page."""
@@ -184,7 +201,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     at = f"resized to {size[0]}x{size[1]} (HxW)" if size else "each image at its own size"
     made = made_by()
     notes = (
-        f"{made_line(made)} Real test set: {cfg.task_data.test_img}, {at}. Rows differ only in "
+        f"{made_line(made)} {test_set_line(cfg, at)} Rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
         f"{rows_settings(cfg)} "
         "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "
@@ -219,10 +236,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
         if set(GAP_KEYS) <= set(fda_gap):  # measured as the GAN's set is, and left out
             notes += " " + describe_gap(fda_gap, "FDA")
     goal = report_goal(cfg)
-    notes += goal_rows_not_run(goal, results)
+    if scored(cfg):
+        notes += goal_rows_not_run(goal, results)
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
-    checks = goal_checks(rows, **goal)
+    checks = goal_checks(rows, **goal) if scored(cfg) else []
     html_path, md_path = write_report(
         report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes, checks
     )

@@ -18,7 +18,11 @@ LABELS = {
     "tol_f1": "F1 (2 px tol.)",
     "crack_iou": "crack IoU",
     "miou": "mIoU",
+    "crack_share": "pixels called crack",
 }
+#: What a row shows without test labels (gan.evaluate.segment_unlabeled): no score, the share
+#: of the photos' pixels its model calls crack (rows far apart there disagree)
+UNSCORED = ("crack_share",)
 GOAL_TITLE = "Against the goal (F1, paired by seed)"
 #: One colour a row: with six rows or more the sixth took the first's grey (synthetic and
 #: oracle alike in the bars and the legend). As many as there are rows (gan.rows.ROWS).
@@ -28,7 +32,9 @@ COLORS = (
 )  # fmt: skip
 #: A row's other per-seed figures, averaged over its seeds with METRICS (a multi-seed row
 #: kept seed 0's beside the means).
-ALSO_MEANED = ("precision", "recall", "mean_image_f1", "mean_image_tol_f1", "seconds_per_image")
+ALSO_MEANED = (
+    "precision", "recall", "mean_image_f1", "mean_image_tol_f1", "seconds_per_image", *UNSCORED
+)  # fmt: skip
 
 
 def mean_over_seeds(runs: list[dict]) -> dict:
@@ -181,16 +187,23 @@ def cell(row: dict, metric: str) -> str:
     return text if std is None else f"{text} ± {std:.3f}"
 
 
+def shown_metrics(rows: list[dict]) -> tuple[str, ...]:
+    """The table's and the chart's figures: the scores, or where no row has one (the test
+    photos had no labels) the share of pixels each row's model calls crack."""
+    return METRICS if any(m in row for row in rows for m in METRICS) else UNSCORED
+
+
 def markdown_table(rows: list[dict]) -> str:
+    metrics = shown_metrics(rows)
     head = (
         "| training data | "
-        + " | ".join(LABELS[m] for m in METRICS)
+        + " | ".join(LABELS[m] for m in metrics)
         + " | seeds | steps | train s (all seeds) |"
     )
-    sep = "|---" * (len(METRICS) + 4) + "|"
+    sep = "|---" * (len(metrics) + 4) + "|"
     lines = [head, sep]
     for row in rows:
-        vals = " | ".join(cell(row, m) for m in METRICS)
+        vals = " | ".join(cell(row, m) for m in metrics)
         lines.append(
             f"| {row['source']} | {vals} | {row.get('num_seeds', 1)} | {row.get('steps', '')} "
             f"| {row.get('wall_s', 0):.0f} |"
@@ -201,13 +214,16 @@ def markdown_table(rows: list[dict]) -> str:
 def bar_chart_svg(rows: list[dict], width: int = 640, bar_h: int = 16) -> str:
     """Grouped horizontal bars (one group per metric), inline SVG: no plotting dependency."""
     label_w, gap = 120, 10
+    metrics = shown_metrics(rows)
     group_h = bar_h * len(rows) + gap
-    height = group_h * len(METRICS) + 30 + 20 * len(rows)
+    height = group_h * len(metrics) + 30 + 20 * len(rows)
     scale = width - label_w - 60
+    if metrics != METRICS:  # shares of a few percent: drawn against the largest
+        scale /= max([float(row.get(m) or 0.0) for row in rows for m in metrics] + [1e-9])
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">'
     ]
-    for g, metric in enumerate(METRICS):
+    for g, metric in enumerate(metrics):
         y0 = g * group_h + 10
         parts.append(f'<text x="0" y="{y0 + group_h / 2}">{LABELS[metric]}</text>')
         for r, row in enumerate(rows):
@@ -226,7 +242,7 @@ def bar_chart_svg(rows: list[dict], width: int = 640, bar_h: int = 16) -> str:
                 )
                 w = max(w, x1 - label_w)
             parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 5}">{value:.3f}</text>')
-    ly = len(METRICS) * group_h + 20
+    ly = len(metrics) * group_h + 20
     for r, row in enumerate(rows):
         color = COLORS[r % len(COLORS)]
         parts.append(
@@ -311,7 +327,8 @@ pre{{background:#f4f4f4;padding:1em;overflow:auto;max-height:30em}}</style></hea
 <h1>Sim-to-real report</h1><p>{html.escape(notes)}</p>
 {markdown_to_html_table(markdown_table(rows))}
 {goal}
-<h2>Real test metrics</h2>{bar_chart_svg(rows)}
+<h2>{"Real test metrics" if shown_metrics(rows) == METRICS else LABELS[UNSCORED[0]]}</h2>
+{bar_chart_svg(rows)}
 {figures}
 <h2>Config</h2><pre>{html.escape(config_yaml)}</pre></body></html>"""
     html_path = out / "report.html"
@@ -336,7 +353,10 @@ def log_report(
     from gan.visual import send_image
 
     scores = {
-        f"report/{row['source']}/{m}": float(row[m]) for row in rows for m in METRICS if m in row
+        f"report/{row['source']}/{m}": float(row[m])
+        for row in rows
+        for m in (*METRICS, *UNSCORED)
+        if m in row
     }
     for c in checks:
         key = f"goal/{c['row']}_vs_{c['against']}"
@@ -346,9 +366,10 @@ def log_report(
         scores[f"{key}/met"] = float(c["met"])
         if c.get("gap_closed") is not None:
             scores[f"{key}/gap_closed"] = float(c["gap_closed"])
-    columns = ["training data", *(LABELS[m] for m in METRICS), "seeds"]
+    metrics = shown_metrics(rows)
+    columns = ["training data", *(LABELS[m] for m in metrics), "seeds"]
     table = [
-        [row["source"], *(cell(row, m) for m in METRICS), row.get("num_seeds", 1)] for row in rows
+        [row["source"], *(cell(row, m) for m in metrics), row.get("num_seeds", 1)] for row in rows
     ]
     for logger in loggers:
         logger.log_metrics(scores, step=0)

@@ -83,19 +83,26 @@ def labeled_strip(label: str, tiles: list) -> np.ndarray:
     return np.concatenate([margin, strip], axis=1)
 
 
-def prediction_grid(overlays: dict[str, Path], out: Path, num_images: int = 3) -> Path | None:
+def prediction_grid(
+    overlays: dict[str, Path], out: Path, num_images: int = 3, truth: bool = True
+) -> Path | None:
     """Rows: ground truth, then each row's prediction on the same real test images, from
     each row's evaluation overlays (row -> folder): the first ``num_images`` test photos every
     row has an overlay of (rows scored with another ``num_overlays`` keep their own count).
-    None where the rows share none."""
+    ``truth`` False: photos without labels, whose overlays are the photo and the prediction
+    (gan.evaluate.segment_unlabeled); the first row is the photos. None where the rows share
+    none."""
     names = [{f.name for f in folder.glob("*.png")} for folder in overlays.values()]
     shared = sorted(set.intersection(*names))[:num_images] if names else []
     if not shared:
         return None
-    panels = {row: [overlay_panels(folder / n) for n in shared] for row, folder in overlays.items()}
+    count = 3 if truth else 2
+    panels = {
+        row: [overlay_panels(folder / n, count) for n in shared] for row, folder in overlays.items()
+    }
     first = next(iter(panels.values()))
-    rows = [labeled_strip("ground truth", [p[1] for p in first])]
-    rows += [labeled_strip(row, [p[2] for p in tiles]) for row, tiles in panels.items()]
+    rows = [labeled_strip("ground truth" if truth else "photo", [p[count - 2] for p in first])]
+    rows += [labeled_strip(row, [p[-1] for p in tiles]) for row, tiles in panels.items()]
     if len({r.shape for r in rows}) != 1:  # the same photo scored at another size
         return None
     cv2.imwrite(str(out), np.concatenate(rows, axis=0))

@@ -51,6 +51,13 @@ def source_overrides(name: str) -> DictConfig:
     return OmegaConf.load(path)
 
 
+def scored(cfg: DictConfig) -> bool:
+    """Whether the rows are scored: the test photos have labels (``task_data.test_lab``).
+    Without them (the product's user, with unlabeled photos alone) each row segments the
+    photos instead, and the report shows its masks with no score."""
+    return cfg.task_data.test_lab is not None
+
+
 def checked_sources(cfg: DictConfig) -> list[str]:
     """stages.task.sources, refused before any work when empty or naming an unknown row."""
     sources = list(cfg.stages.task.sources)

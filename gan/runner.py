@@ -381,8 +381,10 @@ def fit(
     with unrecorded_if_never_started(ckpt_dir, ckpt_path) as start, run_folder_held(ckpt_dir):
         with_loggers = then_tests or not finished
         wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
-        strategy = unused_parameter_search(cfg.trainer, module)
-        trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id, **strategy)
+        overrides = unused_parameter_search(cfg.trainer, module)
+        if not getattr(datamodule, "validates", True):  # no labels: Lightning's loop of none
+            overrides["limit_val_batches"] = 0  # said "Total length ... is zero" at each
+        trainer = build_trainer(cfg, with_loggers=with_loggers, wandb_id=wandb_id, **overrides)
         if ckpt_path is None and trainer.is_global_zero:  # from scratch: no earlier curve
             if gone := clear_earlier_run(trainer.loggers):
                 rank_zero_info(f"from scratch: {len(gone)} log files of an earlier run removed")

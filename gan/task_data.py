@@ -179,13 +179,17 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     ``eval_size`` [H, W] resizes every evaluation image (default [384, 544], DeepCrack's native
     size, i.e. no resize); null keeps each image's own size (batches are padded).
+
+    ``test_lab`` null: the test photos have no labels (the product's user, with a folder of
+    unlabeled photos and none labelled): nothing is validated or tested, where a folder of
+    that name was required and refused as missing.
     """
 
     def __init__(
         self,
         train_dir: str | Sequence[str],
         test_img: str,
-        test_lab: str,
+        test_lab: str | None,
         train_mask_dir: str | None = None,
         val_img: str | None = None,
         val_lab: str | None = None,
@@ -201,9 +205,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.train_dirs = train_dirs(train_dir)
         self.train_dir = " + ".join(self.train_dirs)  # names the source in messages
         self.train_mask_dir = train_mask_dir
-        self.test_img, self.test_lab = str(test_img), str(test_lab)
+        self.test_img = str(test_img)
+        self.test_lab = None if test_lab is None else str(test_lab)
         # Validation defaults to the test set: it is for watching curves, not model selection.
-        self.val_img, self.val_lab = str(val_img or test_img), str(val_lab or test_lab)
+        self.val_img = str(val_img or test_img)
+        val_lab = val_lab or test_lab
+        self.val_lab = None if val_lab is None else str(val_lab)
         if crop_size is not None:  # null: whole images
             checked_count(crop_size, "task_data.crop_size")
         self.crop_size = crop_size
@@ -269,9 +276,24 @@ class SegmentationDataModule(pl.LightningDataModule):
             indices = load_indices(self.train_indices, len(samples), self.train_dir)
             self.train_set = SegmentationSamples(samples, self.crop_size, indices=indices)
         if stage in (None, "fit", "validate"):
-            self.val_set = self.open_eval(self.val_img, self.val_lab)
+            self.val_set = self.open_eval(self.val_img, self.val_lab) if self.val_lab else None
         if stage in (None, "test"):
+            if self.test_lab is None:
+                raise DataError(
+                    f"{self.test_img}: no test labels (task_data.test_lab=null), nothing to "
+                    "score; tools/predict.py segments the photos"
+                )
             self.test_set = self.open_eval(self.test_img, self.test_lab)
+
+    @property
+    def scores(self) -> bool:
+        """Whether the test photos have labels to score a model against."""
+        return self.test_lab is not None
+
+    @property
+    def validates(self) -> bool:
+        """Whether there are labels to validate against (val_lab, or the test set's)."""
+        return self.val_lab is not None
 
     # ----------------------------------------------------------------- loaders
 
@@ -311,7 +333,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         """Resumable mid-epoch, under DDP too: each rank resumes its share of the epoch."""
         return self._loader(self.train_set, self.batch_size, True, self.trainer)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:  # no labels to validate against: no validation
+            return []
         return self._loader(self.val_set, self.eval_batch_size, False, self.trainer)
 
     def test_dataloader(self) -> DataLoader:

@@ -56,11 +56,10 @@ def train_task(cfg: DictConfig) -> dict:
         apply_pruning(cfg, datamodule, out_dir / "pruning.json")
     module = build_model(cfg, cfg.task)
     start = time.perf_counter()
-    trainer = fit(cfg, module, datamodule, then_tests=True)
+    trainer = fit(cfg, module, datamodule, then_tests=datamodule.scores)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    results = trainer.test(module, datamodule=datamodule, ckpt_path=None)
-    metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+    metrics = test_scores(trainer, module, datamodule)
     metrics.update(
         source=cfg.source_name,
         run_name=cfg.run_name,
@@ -74,4 +73,18 @@ def train_task(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         write_json_atomic(out_dir / "metrics.json", metrics)
         print(f"test metrics -> {out_dir / 'metrics.json'}: {metrics}")
+        if not datamodule.scores:
+            print(
+                f"not scored: the test photos have no labels (task_data.test_lab=null); "
+                f"segment them with python tools/predict.py ckpt={metrics['checkpoint']} "
+                f"input_dir={cfg.task_data.test_img}"
+            )
     return metrics
+
+
+def test_scores(trainer, module, datamodule) -> dict:
+    """The model's scores on the labelled test set; none (and no test run) without labels."""
+    if not datamodule.scores:
+        return {"scored": False}
+    results = trainer.test(module, datamodule=datamodule, ckpt_path=None)
+    return {k: float(v) for k, v in (results[0] if results else {}).items()}

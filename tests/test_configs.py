@@ -226,7 +226,16 @@ def test_the_cpu_benchmark_experiment_runs_every_row_on_three_seeds_for_4800_ste
     assert cfg.stages.adapt.trainer.max_steps == composed("pipeline").stages.adapt.trainer.max_steps
 
 
-@pytest.mark.parametrize("experiment", ["full", "sim2real_cpu"])
+def test_the_label_free_experiment_segments_the_training_photos_in_folders_of_its_own() -> None:
+    from gan.rows import scored
+
+    cfg = composed("pipeline", "experiment=label_free", "paths.data_dir=/my/photos")
+    assert not scored(cfg) and cfg.task_data.test_img == "/my/photos/train_img"
+    assert "oracle" not in cfg.stages.task.sources  # it needs labels
+    assert cfg.paths.output_dir.endswith("/outputs/label_free") and cfg.run_name == "label_free"
+
+
+@pytest.mark.parametrize("experiment", ["full", "sim2real_cpu", "label_free"])
 def test_the_outputs_variable_moves_an_experiments_outputs_too(monkeypatch, experiment) -> None:
     """The experiments wrote under ./outputs whatever SIM2REAL_OUTPUT_DIR said; it now holds
     their own subfolders."""
@@ -235,7 +244,7 @@ def test_the_outputs_variable_moves_an_experiments_outputs_too(monkeypatch, expe
     register_resolvers()
     monkeypatch.setenv("SIM2REAL_OUTPUT_DIR", "/data/runs")
     out = composed("pipeline", f"experiment={experiment}").paths.output_dir
-    assert out == f"/data/runs/{'full' if experiment == 'full' else 'sim2real'}"
+    assert out == "/data/runs/" + {"sim2real_cpu": "sim2real"}.get(experiment, experiment)
 
 
 @pytest.mark.parametrize("name", ["pipeline", "train_gan", "train_task"])

@@ -1120,3 +1120,42 @@ def test_the_reports_command_carries_the_path_variables_that_were_set():
     )
     read = set(re.findall(r"SIM2REAL_\w+", (ROOT / "conf" / "paths" / "default.yaml").read_text()))
     assert read == set(PATH_VARIABLES)
+
+
+def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
+    """The product's user has unlabeled photos alone: the pipeline refused to start without
+    test_lab/. With task_data.test_lab=null every row trains and segments the photos (masks
+    and overlays, no score), the report shows them with the share each row calls crack and
+    no verdict; labels added later score the same models, none retrained."""
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    shutil.move(tmp_path / "real" / "test_lab", tmp_path / "test_lab")
+    rows = ("stages.task.sources=[synthetic,testtime]",)
+    refused = run_pipeline(tmp_path, *rows)  # the way out, named
+    assert refused.returncode == 1 and "task_data.test_lab=null trains the rows" in refused.stderr
+    photos = tmp_path / "real" / "train_img"
+    unlabelled = (f"task_data.test_img={photos}", "task_data.test_lab=null")
+    first = run_pipeline(tmp_path, *rows, *unlabelled)
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs, report = tmp_path / "out" / "runs", tmp_path / "out" / "report"
+    names = sorted(f"{p.stem}.png" for p in photos.iterdir())
+    for row in ("synthetic", "testtime"):
+        assert sorted(p.name for p in (runs / row / "masks").glob("*.png")) == names
+        metrics = json.loads((runs / row / "metrics.json").read_text())
+        assert metrics["scored"] is False and metrics["num_images"] == len(names)
+        assert 0.0 <= metrics["crack_share"] <= 1.0 and "f1" not in metrics
+    md = (report / "report.md").read_text()
+    assert "Photos without labels (task_data.test_lab=null)" in md
+    assert "| training data | pixels called crack |" in md and "| testtime | " in md
+    assert "Against the goal" not in md and "F1" not in md
+    assert (report / "predictions.png").is_file() and not (report / "errors.png").exists()
+    with (tmp_path / "logs" / "pipeline-task-synthetic" / "metrics.csv").open() as file:
+        assert [r["test/crack_share"] for r in csv.DictReader(file) if r.get("test/crack_share")]
+
+    ckpt = tmp_path / "ckpt" / "pipeline-task-synthetic" / "last.ckpt"
+    trained = ckpt.read_bytes()
+    shutil.move(tmp_path / "test_lab", tmp_path / "real" / "test_lab")
+    labelled = run_pipeline(tmp_path, *rows)
+    assert labelled.returncode == 0, labelled.stderr[-3000:]
+    assert "trained (last.ckpt at step 2), scored again" in labelled.stdout
+    assert ckpt.read_bytes() == trained and not (runs / "synthetic" / "masks").exists()
+    assert "f1" in json.loads((runs / "testtime" / "metrics.json").read_text())

@@ -73,6 +73,23 @@ def test_prediction_figure_stacks_the_truth_over_each_rows_predictions(tmp_path)
     assert prediction_grid({"oracle": tmp_path / "missing"}, tmp_path / "p.png") is None
 
 
+def test_photos_without_labels_are_drawn_above_each_rows_predictions(tmp_path):
+    """Without test labels a row's overlays are the photo and its prediction
+    (segment_unlabeled): the first strip is the photos, then each row's masks."""
+    photo = torch.full((3, 16, 20), 120, dtype=torch.uint8)
+    folders = {}
+    for row, predicted in (("synthetic", 0), ("adapted", 1)):
+        folders[row] = tmp_path / row
+        folders[row].mkdir()
+        save_overlay(photo, None, torch.full((16, 20), predicted).long(), folders[row] / "a.png")
+    figure = cv2.imread(str(prediction_grid(folders, tmp_path / "p.png", truth=False)))
+    assert figure.shape[:2] == (3 * 8, 130 + 10)  # photos + two rows, half size
+    red = [figure[k * 8 : (k + 1) * 8, 130:, 2].mean() for k in range(3)]
+    green = [figure[k * 8 : (k + 1) * 8, 130:, 1].mean() for k in range(3)]
+    assert red[0] == red[1] == green[0] == green[1] == 120  # the photo; no crack
+    assert red[2] > 120  # all crack, tinted red
+
+
 def test_the_prediction_figure_takes_test_photos_of_several_sizes(tmp_path):
     """Scored each at its own size (``eval_size=null``), photos of two heights made the
     figure's strips fail to join: the report stage ended in a traceback, no report written."""

@@ -584,3 +584,49 @@ def test_photos_stretched_to_another_shape_by_eval_size_are_said(tmp_path: Path,
         f"note: {img}: photos such as img0.png (64x32) are resized to eval_size 48x64 (HxW), "
         "stretching cracks with them; eval_size=null scores each photo at its own size\n"
     )
+
+
+def test_a_training_without_test_labels_trains_and_says_how_to_segment_the_photos(
+    tmp_path: Path, capsys, recwarn
+) -> None:
+    """The product's user has photos and no labels: test_lab=null was a folder named 'None'
+    refused as missing before any training; now the model trains (no validation, nothing
+    scored) and the tool says how to segment the photos."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from gan.cli import register_resolvers
+    from gan.task_training import train_task
+
+    register_resolvers()
+    make_shards(tmp_path / "out" / "synthetic", n=8, h=32, w=32)
+    img, _ = make_folder(tmp_path / "real", n=3, h=32, w=48)
+    overrides = [
+        "source=synthetic",
+        f"paths.output_dir={tmp_path / 'out'}",
+        f"paths.ckpt_dir={tmp_path / 'ckpt'}",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"task_data.test_img={img}",
+        "task_data.test_lab=null",
+        "task_data.crop_size=32",
+        "task_data.batch_size=4",
+        "task_data.num_workers=0",
+        "task.net.base=4",
+        "task.net.depth=2",
+        "trainer.max_steps=3",
+        "trainer.val_check_interval=2",  # would validate at step 2: no labels, no loop
+        "trainer.accelerator=cpu",
+        "~callbacks.progress_bar",
+        "task.warmup_steps=1",
+    ]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train_task", overrides=overrides)
+    metrics = train_task(cfg)
+    assert metrics["scored"] is False and metrics["global_step"] == 3
+    assert not any(k.startswith("test/") for k in metrics)
+    said = capsys.readouterr()
+    assert "not scored" in said.out and f"input_dir={img}" in said.out
+    # no validation loop over nothing, which Lightning warned of at each validation
+    assert not [w for w in recwarn if "Total length" in str(w.message)]
+    with pytest.raises(DataError, match="no test labels"):
+        instantiate(cfg.task_data).setup("test")
