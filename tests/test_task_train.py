@@ -54,6 +54,28 @@ def test_tiny_training_lowers_loss(tmp_path: Path) -> None:
     assert losses[-1] < 0.6 * losses[0]
 
 
+def tiny_task_overrides(tmp: Path, img: Path, lab: Path | None) -> list[str]:
+    """tools/train_task.py on synthetic shards under ``tmp``, 3 steps of a tiny U-Net."""
+    return [
+        "source=synthetic",
+        f"paths.output_dir={tmp / 'out'}",
+        f"paths.ckpt_dir={tmp / 'ckpt'}",
+        f"paths.log_dir={tmp / 'logs'}",
+        f"task_data.test_img={img}",
+        f"task_data.test_lab={'null' if lab is None else lab}",
+        "task_data.crop_size=32",
+        "task_data.batch_size=4",
+        "task_data.num_workers=0",
+        "task.net.base=4",
+        "task.net.depth=2",
+        "trainer.max_steps=3",
+        "trainer.val_check_interval=2",  # a validation at step 2
+        "trainer.accelerator=cpu",
+        "~callbacks.progress_bar",
+        "task.warmup_steps=1",
+    ]
+
+
 def run_train_task(tmp: Path, extra: list[str] | None = None) -> tuple[dict, Path]:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
@@ -64,26 +86,7 @@ def run_train_task(tmp: Path, extra: list[str] | None = None) -> tuple[dict, Pat
     register_resolvers()  # as every tool does: run_name is ${seeded:...}
     syn = make_shards(tmp / "out" / "synthetic", n=8, h=32, w=32)
     img, lab = make_folder(tmp / "real", n=3, h=32, w=48)
-    overrides = [
-        "source=synthetic",
-        f"paths.output_dir={tmp / 'out'}",
-        f"paths.ckpt_dir={tmp / 'ckpt'}",
-        f"paths.log_dir={tmp / 'logs'}",
-        f"task_data.test_img={img}",
-        f"task_data.test_lab={lab}",
-        "task_data.crop_size=32",
-        "task_data.batch_size=4",
-        "task_data.num_workers=0",
-        "task_data.eval_size=null",
-        "task.net.base=4",
-        "task.net.depth=2",
-        "trainer.max_steps=3",
-        "trainer.val_check_interval=2",
-        "trainer.accelerator=cpu",
-        "~callbacks.progress_bar",
-        "task.warmup_steps=1",
-        *(extra or []),
-    ]
+    overrides = [*tiny_task_overrides(tmp, img, lab), "task_data.eval_size=null", *(extra or [])]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("train_task", overrides=overrides)
     assert cfg.task_data.train_dir == str(syn)
@@ -601,26 +604,8 @@ def test_a_training_without_test_labels_trains_and_says_how_to_segment_the_photo
     register_resolvers()
     make_shards(tmp_path / "out" / "synthetic", n=8, h=32, w=32)
     img, _ = make_folder(tmp_path / "real", n=3, h=32, w=48)
-    overrides = [
-        "source=synthetic",
-        f"paths.output_dir={tmp_path / 'out'}",
-        f"paths.ckpt_dir={tmp_path / 'ckpt'}",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        f"task_data.test_img={img}",
-        "task_data.test_lab=null",
-        "task_data.crop_size=32",
-        "task_data.batch_size=4",
-        "task_data.num_workers=0",
-        "task.net.base=4",
-        "task.net.depth=2",
-        "trainer.max_steps=3",
-        "trainer.val_check_interval=2",  # would validate at step 2: no labels, no loop
-        "trainer.accelerator=cpu",
-        "~callbacks.progress_bar",
-        "task.warmup_steps=1",
-    ]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("train_task", overrides=overrides)
+        cfg = compose("train_task", overrides=tiny_task_overrides(tmp_path, img, None))
     metrics = train_task(cfg)
     assert metrics["scored"] is False and metrics["global_step"] == 3
     assert not any(k.startswith("test/") for k in metrics)
