@@ -118,9 +118,15 @@ def open_domains(
         raise DataError(f"{synthetic_dir}: synthetic dataset (domain A) unusable: {err}") from err
     b = ImageFolder(real_dir)  # a missing or empty folder said before any size
     check_crop_fits(crop_size or None, a, "gan_data.crop_size", "scenes")
-    check_crop_fits(crop_size or None, b, "gan_data.crop_size", "photos")  # the first: the fix
-    b.validate(min_side=crop_size, needed_by="the GAN's crops take (gan_data.crop_size)")
-    return a, b
+    return a, read_real_photos(b, crop_size)
+
+
+def read_real_photos(photos: ImageFolder, crop_size: int = 0) -> ImageFolder:
+    """Every photo of domain B decoded and sized against the GAN's crop (the pipeline does it
+    before any work too, where the GAN is still to train)."""
+    check_crop_fits(crop_size or None, photos, "gan_data.crop_size", "photos")  # the first: the fix
+    photos.validate(min_side=crop_size, needed_by="the GAN's crops take (gan_data.crop_size)")
+    return photos
 
 
 class UnpairedDataModule(pl.LightningDataModule):

@@ -65,6 +65,8 @@ def seed_runs(run: str | Path, other: list[Path] = (), siblings: bool = True) ->
     ]
     if not found:
         where = f" or in {run.name}-seed*/" if siblings else ""
+        if (run / "masks").is_dir():  # a pipeline row's masks of photos without labels
+            raise DataError(f"{run}: segmented photos without labels: no scores to compare")
         raise DataError(f"{run}: no per_image.csv there{where} (run evaluate)")
     return found
 

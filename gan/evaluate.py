@@ -356,7 +356,8 @@ def labeled_samples(
         raise missing_folder(image_dir, "test image folder")
     if not sharded and mask_dir is None:  # said as a folder named "null" before
         raise DataError(
-            f"{image_dir}: a photo folder needs its masks (test_lab); null is for a sharded set"
+            f"{image_dir}: a photo folder needs its masks (test_lab); null is for a sharded "
+            "set (photos without labels: tools/predict.py segments them)"
         )
     if not sharded and not Path(mask_dir).is_dir():
         raise missing_folder(mask_dir, "test mask folder")
@@ -611,7 +612,8 @@ def crack_probabilities(
             said = True
             print(
                 f"note: photos of {largest / 1e6:.1f} megapixels go through the network whole; "
-                "should memory run out, tile=512 segments them in overlapping windows"
+                "should memory run out, tile=512 (the pipeline: stages.evaluate.tile=512) segments "
+                "them in overlapping windows"
             )
         with torch.inference_mode():
             logits = forward_by_size(net, batch["image"].to(model.device), batch["size"])
@@ -704,12 +706,12 @@ def write_predictions(
     translate_with: nn.Module | None,
     tile: int | None = None,
     num_overlays: int | None = None,
-) -> dict[str, float]:
+) -> dict[str, tuple[int, int]]:
     """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
-    ``into['overlays']``; returns each file name's predicted crack share, in the folder's
-    order. ``num_overlays``: only the first that many photos get an overlay, the photo above
-    its prediction, as the pipeline's rows show them side by side (None: every photo, the
-    prediction drawn over it)."""
+    ``into['overlays']``; returns each file name's predicted crack pixels, in the folder's
+    order, weighed by its size (the crack and all pixels). ``num_overlays``: only the first
+    that many photos get an overlay, the photo above its prediction, as the pipeline's rows
+    show them side by side (None: every photo, the prediction drawn over it)."""
     shares = {}
     probs = crack_probabilities(
         model, folder, eval_size, batch_size, num_workers, translate_with=translate_with, tile=tile
@@ -724,7 +726,7 @@ def write_predictions(
             write_png(into["overlays"] / name, overlay, rgb=True)
         elif len(shares) < num_overlays:
             save_overlay(image[0], None, pred, into["overlays"] / name)
-        shares[name] = float(pred.float().mean())
+        shares[name] = (int(pred.sum()), pred.numel())
     return shares
 
 
@@ -737,6 +739,7 @@ def segment_unlabeled(
     num_overlays: int = 8,
     extra: dict | None = None,
     translate_with: nn.Module | None = None,
+    tile: int | None = None,
 ) -> dict:
     """A pipeline row's model on test photos that have no labels (``task_data.test_lab``
     null, the product's user): each photo's mask in ``masks/``, the first ``num_overlays``
@@ -749,14 +752,15 @@ def segment_unlabeled(
     with StopsHeld() as stops, staged(out_dir, subs, "evaluate", owned=True) as staging:
         folder.validate(**generators_least_side(translate_with, eval_size))
         shares = write_predictions(
-            model, folder, staging, eval_size, batch_size, 0, translate_with, None, num_overlays
+            model, folder, staging, eval_size, batch_size, 0, translate_with, tile, num_overlays
         )
         stops.start()  # the staged masks go in place whole, then the record
         seconds = time.perf_counter() - start
+        crack, pixels = sum(c for c, _ in shares.values()), sum(n for _, n in shares.values())
         result = {
             "scored": False,
             "num_images": len(shares),
-            "crack_share": round(float(np.mean(list(shares.values()))), 6) if shares else 0.0,
+            "crack_share": round(crack / max(1, pixels), 6),
             "seconds": round(seconds, 2),
             "seconds_per_image": round(seconds / max(1, len(shares)), 4),
             "eval_size": list(eval_size) if eval_size else None,

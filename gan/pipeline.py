@@ -45,6 +45,7 @@ from gan.rows import (
     needs_render,
     report_goal,
     scored,
+    scored_or_segmented,
     source_overrides,
     task_seeds,
     teacher_of,
@@ -347,7 +348,11 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     done = (
         ", starting over (ckpt_path=null)"
         if starts_over(stage.get("ckpt_path"), ckpt_dir)
-        else resumed_at(checkpoint_step(task_checkpoint(cfg, key)), t.trainer.max_steps)
+        else resumed_at(
+            checkpoint_step(task_checkpoint(cfg, key)),
+            t.trainer.max_steps,
+            scored_or_segmented(cfg),
+        )
     )
     log(f"task[{key}]: {t.trainer.max_steps} steps{done}, seed {seed}, on {on}")
     start = time.perf_counter()
@@ -387,7 +392,8 @@ def score_again(cfg: DictConfig, stage: DictConfig, key: str, scored: dict) -> d
         return f"eval_size {size}" if size else "each image's own size"
 
     was = at(scored.get("eval_size"))
-    log(f"task[{key}]: trained, scored again at {at(eval_size(cfg))} (was {was})")
+    again = scored_or_segmented(cfg)
+    log(f"task[{key}]: trained, {again} again at {at(eval_size(cfg))} (was {was})")
     model = load_segmenter(task_checkpoint(cfg, key), pick_device(cfg.stages.evaluate.device))
     kept = {k: scored[k] for k in ("source", "seed", "steps", "train_seconds") if k in scored}
     metrics = score_on_test(stage, model, dirs(cfg)["runs"] / key, kept)
@@ -460,6 +466,7 @@ def score_on_test(
             e.num_overlays,
             extra,
             translate_with,
+            e.get("tile"),
         )
     return evaluate_folder(
         model,
@@ -472,6 +479,7 @@ def score_on_test(
         extra=extra,
         translate_with=translate_with,
         owned=True,  # the pipeline's own run folder, whose overlays predate WRITTEN records
+        tile=e.get("tile"),
     )
 
 
@@ -514,6 +522,21 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
         for node in nodes:
             instantiate(node)
     check_real_folders(cfg, sorted(trained))
+    if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
+        check_gan_photos(cfg)
+
+
+def check_gan_photos(cfg: DictConfig) -> None:
+    """The GAN's photos decoded and sized against its crop before any work, where it is still
+    to train: a photo that could not be read, or too small, failed the run at the adapt
+    stage, after the render and the source-only row had trained (a GAN trained already
+    reads them again only where they changed: stage_adapt's record)."""
+    from gan.adapt_data import read_real_photos
+
+    if checkpoint_step(dirs(cfg)["adapt_ckpt"]) >= cfg.stages.adapt.trainer.max_steps:
+        return
+    g = adapt_config(cfg).gan_data
+    read_real_photos(ImageFolder(g.real_dir), g.crop_size)
 
 
 def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
@@ -539,8 +562,11 @@ def test_samples(cfg: DictConfig) -> Sequence:
 
     if not scored(cfg):
         if not Path(cfg.task_data.test_img).is_dir():
-            err = missing_folder(cfg.task_data.test_img, "folder of test photos")
-            raise DataError(f"{err}; task_data.test_img names the photos the rows segment")
+            err = missing_folder(cfg.task_data.test_img, "folder of photos to segment")
+            raise DataError(
+                f"{err}; task_data.test_img names them (experiment=label_free: the photos the "
+                f"GAN learns from, in {Path(cfg.paths.data_dir) / 'train_img'})"
+            )
         return ImageFolder(cfg.task_data.test_img)
     try:
         return labeled_samples(cfg.task_data.test_img, cfg.task_data.test_lab)[0]
@@ -549,7 +575,8 @@ def test_samples(cfg: DictConfig) -> Sequence:
             raise
         raise DataError(
             f"{err}; photos without labels: task_data.test_lab=null trains the rows and "
-            "segments the photos, with no score (experiment=label_free: train_img/ alone)"
+            "segments the photos task_data.test_img names, with no score "
+            "(experiment=label_free: those of train_img/)"
         ) from err
 
 
@@ -567,6 +594,8 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
     for node, key in ((cfg.stages.task, "sources"), *((cfg.stages.report.goal, k) for k in LISTS)):
         where = "stages.task" if key == "sources" else "stages.report.goal"
         node[key] = as_names(node[key], f"{where}.{key}")  # oracle: one row, not o, r, a, ...
+    with open_dict(cfg.task_data):  # '~task_data.test_lab' (a traceback) is no labels, as null
+        cfg.task_data.test_lab = cfg.task_data.get("test_lab")
     with digest_cache(cfg.get("digest_cache")):
         return run_stages(cfg)
 

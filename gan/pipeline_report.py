@@ -30,6 +30,7 @@ from gan.rows import (
     needs_render,
     report_goal,
     scored,
+    scored_or_segmented,
     task_seeds,
 )
 from gan.run_names import run_key
@@ -108,7 +109,8 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
     overlays = {s: d["runs"] / run_key(s, seed, cfg.seed) / "overlays" for s in sources}
     pred = prediction_grid(overlays, d["report"] / FIGURE_FILES[0], truth=scored(cfg))
     if pred:
-        figures["predictions on real test images (red: crack)"] = pred
+        on = "real test images" if scored(cfg) else "the photos"
+        figures[f"predictions on {on} (red: crack)"] = pred
     else:
         log(
             "report: no predictions figure: the rows' evaluation overlays share no test photo "
@@ -146,7 +148,8 @@ def rows_settings(cfg: DictConfig) -> str:
     seeds = task_seeds(cfg)
     return (
         f"Each trained row: {cfg.stages.task.trainer.max_steps} steps "
-        f"(stages.task.trainer.max_steps) with seeds {seeds}, scored as stages.evaluate says; "
+        f"(stages.task.trainer.max_steps) with seeds {seeds}, "
+        f"{scored_or_segmented(cfg)} as stages.evaluate says; "
         f"the figures draw seed {seeds[0]}'s models."
     )
 
@@ -223,7 +226,8 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     if "testtime" in results:
         notes += (
             " 'testtime': the synthetic row's model of each seed, trained on raw scenes, "
-            "scoring the test photos after the GAN's real-to-synthetic generator (g_ba) "
+            f"{'scoring the test' if scored(cfg) else 'segmenting the'} photos after the GAN's "
+            "real-to-synthetic generator (g_ba) "
             "translated them toward the simulator; nothing retrained."
         )
     if any(needs_fda(cfg, s) for s in results):

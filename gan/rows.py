@@ -55,7 +55,15 @@ def scored(cfg: DictConfig) -> bool:
     """Whether the rows are scored: the test photos have labels (``task_data.test_lab``).
     Without them (the product's user, with unlabeled photos alone) each row segments the
     photos instead, and the report shows its masks with no score."""
-    return cfg.task_data.test_lab is not None
+    from gan.task_data import has_labels
+
+    return has_labels(cfg.task_data.get("test_lab"))
+
+
+def scored_or_segmented(cfg: DictConfig) -> str:
+    """How the lines of a row name what follows its training: a row without test labels
+    had been 'scored again' in the log and 'scored' in the report."""
+    return "scored" if scored(cfg) else "segmented"
 
 
 def checked_sources(cfg: DictConfig) -> list[str]:

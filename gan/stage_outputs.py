@@ -126,11 +126,11 @@ def checkpoint_step(path: Path) -> int:
     return int(load_checkpoint(path).get("global_step", 0)) if path.is_file() else 0
 
 
-def resumed_at(step: int, steps: int) -> str:
+def resumed_at(step: int, steps: int, then: str = "scored") -> str:
     """What a stopped run left in last.ckpt (at ``step`` of ``steps``; 0: nothing), for the
-    stage's first line."""
+    stage's first line; ``then``: what is done again with a trained model."""
     if step >= steps:
-        return f", trained (last.ckpt at step {step}), scored again"
+        return f", trained (last.ckpt at step {step}), {then} again"
     return f", resuming at step {step} (last.ckpt)" if step else ""
 
 

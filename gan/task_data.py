@@ -28,7 +28,7 @@ from gan.data import (
     quiet_workers,
     resumable_loader,
 )
-from synth.distributions import checked_count
+from synth.distributions import ConfigError, checked_count
 from synth.io import (
     IGNORE_INDEX,
     DataError,
@@ -163,6 +163,14 @@ def check_train_source(samples: Sequence[Sample], source: str, crop_size: int = 
         samples[0], samples[len(samples) - 1]
 
 
+def has_labels(test_lab: str | None) -> bool:
+    """Whether ``task_data.test_lab`` names the test photos' masks; null: they have none. An
+    empty value is refused: it was read as the current folder, its PNGs taken as labels."""
+    if test_lab == "":
+        raise ConfigError("task_data.test_lab is empty: a mask folder, or null for photos alone")
+    return test_lab is not None
+
+
 def train_dirs(train_dir: str | Sequence[str]) -> list[str]:
     """One training folder, or several whose samples are pooled (e.g. synthetic + adapted)."""
     dirs = [str(train_dir)] if isinstance(train_dir, (str, Path)) else [str(d) for d in train_dir]
@@ -189,7 +197,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self,
         train_dir: str | Sequence[str],
         test_img: str,
-        test_lab: str | None,
+        test_lab: str | None = None,
         train_mask_dir: str | None = None,
         val_img: str | None = None,
         val_lab: str | None = None,
@@ -206,7 +214,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.train_dir = " + ".join(self.train_dirs)  # names the source in messages
         self.train_mask_dir = train_mask_dir
         self.test_img = str(test_img)
-        self.test_lab = None if test_lab is None else str(test_lab)
+        self.test_lab = str(test_lab) if has_labels(test_lab) else None
         # Validation defaults to the test set: it is for watching curves, not model selection.
         self.val_img = str(val_img or test_img)
         val_lab = val_lab or test_lab

@@ -14,7 +14,7 @@ from gan.callbacks import train_seconds
 from gan.pruning import check_prune_settings, prune_training_set
 from gan.runner import build_model, fit
 from gan.task import check_batch_fits_net
-from synth.io import write_json_atomic
+from synth.io import ImageFolder, write_json_atomic
 
 
 def apply_pruning(cfg: DictConfig, datamodule, path: Path) -> None:
@@ -50,6 +50,8 @@ def train_task(cfg: DictConfig) -> dict:
     check_batch_fits_net(cfg.task.net.get("name", "unet"), cfg.task_data.batch_size)
     datamodule = instantiate(cfg.task_data)
     datamodule.setup("fit")  # bad input fails here, before any logger touches old files
+    if not datamodule.scores:  # the photos its last line tells tools/predict.py to segment
+        ImageFolder(datamodule.test_img)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.prune.keep_fraction < 1:
@@ -72,7 +74,8 @@ def train_task(cfg: DictConfig) -> dict:
     )
     if trainer.is_global_zero:
         write_json_atomic(out_dir / "metrics.json", metrics)
-        print(f"test metrics -> {out_dir / 'metrics.json'}: {metrics}")
+        what = "test metrics" if datamodule.scores else "run record (no test labels)"
+        print(f"{what} -> {out_dir / 'metrics.json'}: {metrics}")
         if not datamodule.scores:
             print(
                 f"not scored: the test photos have no labels (task_data.test_lab=null); "

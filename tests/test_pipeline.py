@@ -787,6 +787,18 @@ def test_mean_over_seeds_gives_mean_spread_and_per_seed_values():
     assert "±" not in markdown_table([single])
 
 
+def test_rows_without_scores_show_the_share_called_crack_in_percent_with_its_spread():
+    """Photos without labels: the share each row calls crack, over its seeds with their
+    spread (one seed's stood alone), in percent (0.000 hid a model marking a few pixels)."""
+    runs = [{"source": "adapted", "seed": s, "crack_share": c} for s, c in ((0, 0.031), (1, 0.035))]
+    row = mean_over_seeds(runs)
+    assert row["crack_share"] == pytest.approx(0.033) and row["crack_share_std"] > 0
+    table = markdown_table([row])
+    assert table.startswith("| training data | pixels called crack | seeds |")
+    assert "| adapted | 3.30% ± 0.28% | 2 |" in table
+    assert "0.04%" in markdown_table([{"source": "synthetic", "crack_share": 0.0004}])
+
+
 def test_each_row_of_the_bar_chart_has_its_own_colour():
     """With six rows the sixth bar took the first's grey: synthetic and oracle looked alike."""
     import re as regex
@@ -1147,6 +1159,7 @@ def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
     assert "Photos without labels (task_data.test_lab=null)" in md
     assert "| training data | pixels called crack |" in md and "| testtime | " in md
     assert "Against the goal" not in md and "F1" not in md
+    assert "scored as stages.evaluate" not in md and "scoring the test" not in md
     assert (report / "predictions.png").is_file() and not (report / "errors.png").exists()
     assert "the figures leave" not in first.stdout  # no error map to leave rows out of
     with (tmp_path / "logs" / "pipeline-task-synthetic" / "metrics.csv").open() as file:
@@ -1160,3 +1173,28 @@ def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
     assert "trained (last.ckpt at step 2), scored again" in labelled.stdout
     assert ckpt.read_bytes() == trained and not (runs / "synthetic" / "masks").exists()
     assert "f1" in json.loads((runs / "testtime" / "metrics.json").read_text())
+
+
+def test_photos_without_labels_are_read_before_any_work_and_no_labels_said_one_way(tmp_path):
+    """The GAN's photos were decoded at the adapt stage, after the render and the source-only
+    row; an empty task_data.test_lab was the current folder, its PNGs taken as masks, and a
+    deleted one a traceback."""
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    photos = tmp_path / "real" / "train_img"
+    (photos / "zz.jpg").write_bytes((photos / "0.jpg").read_bytes()[:300])
+    rows = ("stages.task.sources=[synthetic,testtime]", f"task_data.test_img={photos}")
+    bad = run_pipeline(tmp_path, *rows, "task_data.test_lab=null")
+    assert bad.returncode == 1 and "zz.jpg: unreadable or corrupt image" in bad.stderr
+    assert not (tmp_path / "out" / "synthetic").exists()
+    (photos / "zz.jpg").unlink()
+    empty = run_pipeline(tmp_path, *rows, "task_data.test_lab=")
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert "error: task_data.test_lab is empty: a mask folder, or null" in empty.stderr
+    deleted = run_pipeline(
+        tmp_path, *rows, "~task_data.test_lab", "stages.task.trainer.max_steps=1"
+    )
+    assert deleted.returncode == 0, deleted.stderr[-3000:]
+    assert (
+        json.loads((tmp_path / "out" / "runs" / "synthetic" / "metrics.json").read_text())["scored"]
+        is False
+    )

@@ -225,6 +225,22 @@ def test_check_data_cli_accepts_valid_data(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: folders=[]: expected one folder or more")
 
 
+def test_check_data_takes_a_folder_of_photos_alone(tmp_path: Path) -> None:
+    """A user with unlabeled photos alone: the check failed on the missing test folders, the
+    pipeline's first step in the README. It says there is nothing to score and how to run;
+    one of the two test folders missing is still an error."""
+    root = make_data(tmp_path / "data")
+    shutil.rmtree(root / "test_img")
+    shutil.move(root / "test_lab", tmp_path / "test_lab")
+    result = check_data(root)
+    assert result.returncode == 0, result.stderr
+    assert f"note: no {root}/test_img: nothing to score; " in result.stdout
+    assert "experiment=label_free" in result.stdout
+    shutil.move(tmp_path / "test_lab", root / "test_lab")
+    result = check_data(root)
+    assert result.returncode == 1 and "test_img: image folder not found" in result.stderr
+
+
 def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:
     """Photos saved as WebP or sorted into a subfolder, a mask whose photo is gone: valid
     data, but a user should hear that they are not read."""

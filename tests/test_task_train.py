@@ -615,3 +615,33 @@ def test_a_training_without_test_labels_trains_and_says_how_to_segment_the_photo
     assert not [w for w in recwarn if "Total length" in str(w.message)]
     with pytest.raises(DataError, match="no test labels"):
         instantiate(cfg.task_data).setup("test")
+    # the photos its last line names, missing: said before any training
+    gone = tiny_task_overrides(tmp_path, tmp_path / "gone", None)
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("train_task", overrides=gone)
+    with pytest.raises(DataError, match="gone: image folder not found"):
+        train_task(cfg)
+
+
+def test_the_share_called_crack_is_of_all_pixels_not_a_mean_of_photos(tmp_path, monkeypatch):
+    """Photos of two sizes, one all crack: the share is of the pixels (the report's header),
+    where a mean of the photos' shares read 0.5."""
+    import gan.evaluate as evaluate
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    sizes = {"a": (16, 16), "b": (16, 48)}
+    for name, (h, w) in sizes.items():
+        cv2.imwrite(str(photos / f"{name}.png"), np.full((h, w, 3), 128, np.uint8))
+
+    def all_crack_first(model, folder, *args, **kwargs):
+        for i, path in enumerate(folder.images):
+            h, w = sizes[path.stem]
+            yield i, torch.full((h, w), 1.0 if i == 0 else 0.0), np.full((h, w, 3), 128, np.uint8)
+
+    monkeypatch.setattr(evaluate, "crack_probabilities", all_crack_first)
+    result = evaluate.segment_unlabeled(None, photos, tmp_path / "out", None, num_overlays=1)
+    assert result["crack_share"] == pytest.approx(256 / (256 + 768))
+    assert result["scored"] is False and result["num_images"] == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "masks").glob("*.png")) == ["a.png", "b.png"]
+    assert [p.name for p in (tmp_path / "out" / "overlays").glob("*.png")] == ["a.png"]

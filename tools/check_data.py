@@ -10,6 +10,7 @@ so one run finds all there is to mend.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import _quiet_start  # noqa: F401  (first: a stop while the rest loads is one line)
 import hydra
@@ -26,15 +27,17 @@ def checked_folders(folders: object) -> list[dict]:
     """``folders`` as ``{images, masks}`` entries, ``masks`` optional (an unlabeled folder
     left it out, a traceback), refused in one line when empty (the check passed on nothing)
     or not such entries."""
-    form = "folders=[{images: <folder>, masks: <folder or null>}, ...]"
+    form = "folders=[{images: <folder>, masks: <folder or null>, optional: <bool>}, ...]"
     if not isinstance(folders, ListConfig) or not folders:
         raise ConfigError(f"folders={folders!r}: expected one folder or more, as {form}")
     entries = []
     for entry in folders:
         keys = set(entry) if isinstance(entry, DictConfig) else set()
-        if "images" not in keys or keys - {"images", "masks"}:
+        if "images" not in keys or keys - {"images", "masks", "optional"}:
             raise ConfigError(f"folders: {entry!r} is not a folder entry; expected {form}")
-        entries.append({"images": entry.images, "masks": entry.get("masks")})
+        entries.append(
+            {"images": entry.images, "masks": entry.get("masks"), "optional": entry.get("optional")}
+        )
     return entries
 
 
@@ -43,6 +46,14 @@ def check(cfg: DictConfig) -> int:
     not stop the check: each gets its error line, the last one raised for the exit code."""
     total, errors = 0, []
     for folder in checked_folders(cfg.folders):
+        if folder["optional"] and not any(
+            Path(f).exists() for f in (folder["images"], folder["masks"]) if f
+        ):  # the test pairs of a user with photos alone
+            print(
+                f"note: no {folder['images']}: nothing to score; the pipeline runs on photos "
+                "without labels with experiment=label_free (or task_data.test_lab=null)"
+            )
+            continue
         try:
             images = ImageFolder(folder["images"], folder["masks"], require_masks=False)
             count = images.validate(progress=True)
