@@ -454,10 +454,13 @@ def evaluate_folder(
     return result
 
 
-def say_if_stretched(samples: Sequence[Sample], eval_size: Sequence[int] | None) -> None:
+def say_if_stretched(
+    samples: Sequence[Sample], eval_size: Sequence[int] | None, key: str = "eval_size"
+) -> None:
     """Photos of another shape than ``eval_size`` (DeepCrack's 384x544 by default) are
     stretched to it, their cracks' widths with them, and the per-pixel scores change; said
-    where the first photo's aspect differs by more than a fifth."""
+    where the first photo's aspect differs by more than a fifth, with the setting (``key``)
+    that keeps each photo's own size."""
     if not eval_size or not isinstance(samples, ImageFolder) or not len(samples):
         return
     try:
@@ -468,7 +471,7 @@ def say_if_stretched(samples: Sequence[Sample], eval_size: Sequence[int] | None)
         print(
             f"note: {samples.image_dir}: photos such as {samples.images[0].name} ({h}x{w}) are "
             f"resized to eval_size {eval_size[0]}x{eval_size[1]} (HxW), stretching cracks with "
-            "them; eval_size=null scores each photo at its own size"
+            f"them; {key}=null scores each photo at its own size"
         )
 
 

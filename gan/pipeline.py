@@ -553,7 +553,7 @@ def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
             except DataError as err:
                 leave = f"'stages.task.sources=[...]' without {row} leaves it out"
                 raise DataError(f"the {row} row's training labels: {err} ({leave})") from err
-    say_if_stretched(test_samples(cfg), cfg.stages.evaluate.eval_size)
+    say_if_stretched(test_samples(cfg), cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
 
 
 def test_samples(cfg: DictConfig) -> Sequence:

@@ -1190,10 +1190,11 @@ def test_photos_without_labels_are_read_before_any_work_and_no_labels_said_one_w
     empty = run_pipeline(tmp_path, *rows, "task_data.test_lab=")
     assert empty.returncode == 1 and "Traceback" not in empty.stderr
     assert "error: task_data.test_lab is empty: a mask folder, or null" in empty.stderr
-    deleted = run_pipeline(
-        tmp_path, *rows, "~task_data.test_lab", "stages.task.trainer.max_steps=1"
-    )
+    one_step = ("stages.task.trainer.max_steps=1", "stages.evaluate.eval_size=[64,32]")
+    deleted = run_pipeline(tmp_path, *rows, "~task_data.test_lab", *one_step)
     assert deleted.returncode == 0, deleted.stderr[-3000:]
+    # photos stretched to another shape: the setting named as the pipeline takes it
+    assert "them; stages.evaluate.eval_size=null scores each photo at its own" in deleted.stdout
     assert (
         json.loads((tmp_path / "out" / "runs" / "synthetic" / "metrics.json").read_text())["scored"]
         is False
