@@ -285,7 +285,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.train_set = SegmentationSamples(samples, self.crop_size, indices=indices)
         if stage in (None, "fit", "validate"):
             self.val_set = self.open_eval(self.val_img, self.val_lab) if self.val_lab else None
-        if stage in (None, "test"):
+        if stage == "test" or (stage is None and self.scores):  # None: whatever there is
             if self.test_lab is None:
                 raise DataError(
                     f"{self.test_img}: no test labels (task_data.test_lab=null), nothing to "

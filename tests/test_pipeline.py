@@ -1165,12 +1165,18 @@ def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
     with (tmp_path / "logs" / "pipeline-task-synthetic" / "metrics.csv").open() as file:
         assert [r["test/crack_share"] for r in csv.DictReader(file) if r.get("test/crack_share")]
 
+    # a setting changed: the training data is read before old outputs go (test photos too,
+    # where there are labels: here that read failed on the labels it had not)
+    longer = run_pipeline(tmp_path, *rows, *unlabelled, "stages.task.trainer.max_steps=3")
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "task[synthetic]: settings changed (trainer.max_steps), old outputs" in longer.stdout
+
     ckpt = tmp_path / "ckpt" / "pipeline-task-synthetic" / "last.ckpt"
     trained = ckpt.read_bytes()
     shutil.move(tmp_path / "test_lab", tmp_path / "real" / "test_lab")
-    labelled = run_pipeline(tmp_path, *rows)
+    labelled = run_pipeline(tmp_path, *rows, "stages.task.trainer.max_steps=3")
     assert labelled.returncode == 0, labelled.stderr[-3000:]
-    assert "trained (last.ckpt at step 2), scored again" in labelled.stdout
+    assert "trained (last.ckpt at step 3), scored again" in labelled.stdout
     assert ckpt.read_bytes() == trained and not (runs / "synthetic" / "masks").exists()
     assert "f1" in json.loads((runs / "testtime" / "metrics.json").read_text())
 

@@ -615,6 +615,9 @@ def test_a_training_without_test_labels_trains_and_says_how_to_segment_the_photo
     assert not [w for w in recwarn if "Total length" in str(w.message)]
     with pytest.raises(DataError, match="no test labels"):
         instantiate(cfg.task_data).setup("test")
+    everything = instantiate(cfg.task_data)  # what the pipeline reads before old outputs go
+    everything.setup()
+    assert everything.val_set is None and len(everything.train_set) == 8
     # the photos its last line names, missing: said before any training
     gone = tiny_task_overrides(tmp_path, tmp_path / "gone", None)
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
