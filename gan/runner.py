@@ -320,9 +320,15 @@ def unused_parameter_search(trainer: DictConfig, module: pl.LightningModule) -> 
     """The GAN on several devices without the ddp presets (``trainer.devices=2``): each of its
     steps leaves one network without gradients, and Lightning's plain DDP failed at the first
     backward with a 60-line traceback per rank; it gets DDP that looks for them, as the
-    presets set (conf/trainer/ddp.yaml)."""
-    plain = trainer.get("strategy", "auto") in ("auto", "ddp")
-    if module.automatic_optimization or not plain or not several_devices(trainer.get("devices")):
+    presets set (conf/trainer/ddp.yaml). The task model uses every parameter at every step:
+    under the presets it gets DDP that does not look, which cost a traversal of the autograd
+    graph a step and torch's warning from each rank."""
+    strategy = trainer.get("strategy", "auto")
+    if module.automatic_optimization:
+        if isinstance(strategy, DictConfig) and strategy.get("find_unused_parameters"):
+            return {"strategy": instantiate(strategy, find_unused_parameters=False)}
+        return {}
+    if strategy not in ("auto", "ddp") or not several_devices(trainer.get("devices")):
         return {}
     return {"strategy": "ddp_find_unused_parameters_true"}
 

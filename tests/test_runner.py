@@ -265,6 +265,12 @@ def test_the_gan_on_several_devices_gets_ddp_that_finds_unused_parameters() -> N
     assert unused_parameter_search(OmegaConf.create({"devices": 2}), task) == {}
     preset = OmegaConf.create({"devices": 2, "strategy": {"_target_": "DDPStrategy"}})
     assert unused_parameter_search(preset, gan) == {}  # the presets' own strategy stands
+    # the task model uses every parameter: the presets' search (for the GAN) is left out
+    target = "lightning.pytorch.strategies.DDPStrategy"
+    preset = OmegaConf.create({"strategy": {"_target_": target, "find_unused_parameters": True}})
+    assert unused_parameter_search(preset, gan) == {}
+    (strategy,) = unused_parameter_search(preset, task).values()
+    assert strategy._ddp_kwargs["find_unused_parameters"] is False
 
 
 def test_a_run_without_loggers_trains_with_the_lr_monitor_configured(tmp_path) -> None:
