@@ -366,6 +366,8 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     if trainer.is_global_zero and (scores := test_scores(metrics)):  # beside the curves
         for logger in trainer.loggers:
             logger.log_metrics(scores, step=trainer.global_step)
+        if not trainer.loggers:  # trained already (new test photos or labels): the fit opened
+            log_outside_a_fit(stage, ckpt_dir, scores, trainer.global_step, False)  # none
     close_runs(trainer.loggers)
     return metrics
 

@@ -857,7 +857,34 @@ def test_goal_checks_pair_seeds_and_count_wins():
     )
     assert above[0]["gap_closed"] is None
     assert "| adapted | synthetic | +0.040 | 2/3 |  |" in goal_markdown(above)
-    assert "n/a (it scored 0)" in goal_markdown([vs_nothing])
+    assert "n/a (oracle scored 0)" in goal_markdown([vs_nothing])
+    assert "| row | against | F1 | paired seeds won | oracle gap closed |" in table
+
+
+def test_a_verdict_reads_as_its_table_shows_and_a_tie_beats_nothing():
+    """0.85 - 0.80 is 0.0499... in floating point: '+0.050 | >= +0.050 | no'; a gain that
+    rounds up to the goal is shown to the digit that misses it; with min_gain 0 a tie was a
+    'yes'; the gap column named the oracle whatever the reference row was."""
+
+    def verdicts(mine: float, base: float, ref: str = "oracle", gain: float = 0.05) -> list:
+        rows = [
+            {"source": "adapted", "seed": 0, "f1": mine},
+            {"source": "synthetic", "seed": 0, "f1": base},
+            {"source": ref, "seed": 0, "f1": 1.0},
+        ]
+        return goal_checks(rows, ["adapted"], ["synthetic"], ref, gain, 0.85)
+
+    exact = verdicts(0.85, 0.80)
+    assert exact[0]["met"] and "| +0.050 | 1/1 |" in goal_markdown(exact)
+    close = verdicts(0.8497, 0.80)
+    assert not close[0]["met"] and "| +0.0497 | 1/1 |" in goal_markdown(close)
+    assert not verdicts(0.80, 0.80, gain=0.0)[0]["met"]  # a tie
+    assert verdicts(0.81, 0.80, gain=0.0)[0]["met"]
+    assert verdicts(0.79, 0.80, gain=-0.02)[0]["met"]  # a loss within an allowed margin
+    share = verdicts(0.8497, 0.80)[1]  # 84.97 % of the reference against a goal of 85 %
+    assert not share["met"] and "84.97% of it" in goal_markdown([share])
+    table = goal_markdown(verdicts(0.85, 0.80, ref="fda"))
+    assert "| fda gap closed |" in table and "oracle" not in table
 
 
 def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
@@ -1030,6 +1057,8 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     assert f"old outputs removed ({removed}, {runs / 'synthetic' / 'overlays'})" in out
     assert "task[synthetic]: 2 steps, trained (last.ckpt at step 2), scored again" in out
     assert ckpt.read_bytes() == trained
+    # its tracker run has the new scores (the fit found it trained and opened no logger)
+    assert tracked("synthetic") == [pytest.approx(scored("synthetic"), abs=1e-6)]
     assert "task[testtime]: " in out and "task[testtime]: complete, skipped" not in out
     # The source-only model cut short since: its scores and the testtime row's stand (the
     # testtime row read the changed file as another model and removed its scores, then failed)
