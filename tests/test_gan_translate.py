@@ -169,6 +169,8 @@ def test_measure_translation_goes_into_the_card_and_reads_as_one_sentence(tmp_pa
     assert "+10.00 on crack pixels, +0.00 on background; crack pixels lightened more" in sentence
     even = describe_gap(gap | {"grey_shift_crack": -1.31, "grey_shift_background": -1.27})
     assert "-1.31 on crack pixels, -1.27 on background. Background texture" in even
+    both = describe_gap(gap | {"grey_shift_crack": -7.09, "grey_shift_background": -12.39})
+    assert "-12.39 on background; crack pixels darkened less than the background" in both
     assert f"went from {gap['background_contrast_source']:.1f} to" in sentence
     assert f"against {gap['texture_real']:.1f} in the real photos" in sentence
     assert gap["texture_real"] == 0.0  # flat grey photos
