@@ -18,13 +18,15 @@ from synth.preview import contact_sheet, load_samples
 
 ERRORS_TITLE = (
     "error map of the hardest test images (those the {reference} row wins by most; "
-    "green: crack found, red: false crack, blue: crack missed)"
+    "yellow: labelled crack; green: crack found, red: false crack, blue: crack missed)"
 )
 #: Without the reference row among the report's rows (report.hardest_images's other pick).
 ERRORS_TITLE_LOWEST = (
     "error map of the hardest test images (those the rows score lowest on; "
-    "green: crack found, red: false crack, blue: crack missed)"
+    "yellow: labelled crack; green: crack found, red: false crack, blue: crack missed)"
 )
+#: The labels' colour in the error map (RGB), apart from the error key's three
+TRUTH_COLOR = (255, 210, 0)
 
 
 def errors_title(rows: Collection[str], reference: str) -> str:
@@ -144,28 +146,39 @@ def error_grid(
     chosen = [samples[names.index(stem)] for stem in stems if stem in names]
     if not chosen:
         return None
-    size = tuple(evaluate.eval_size) if evaluate.eval_size else chosen[0].image.shape[:2]
+    # each photo as it was scored: at eval_size, or its own size (all had taken the first's,
+    # a 4:3 photo drawn 2:1 beside the predictions figure's true shapes)
+    sizes = [tuple(evaluate.eval_size or s.image.shape[:2]) for s in chosen]
 
-    def fit(x: torch.Tensor, mode: str) -> torch.Tensor:  # (C,H,W) -> (C, *size)
+    def fit(x: torch.Tensor, size: tuple, mode: str) -> torch.Tensor:  # (C,H,W) -> (C, *size)
         return interpolate(x[None].float(), size=size, mode=mode)[0]
 
-    photos = torch.stack([fit(torch.from_numpy(s.image).permute(2, 0, 1), "area") for s in chosen])
-    photos = photos.round().to(torch.uint8)
-    truth = torch.stack([fit(torch.from_numpy(s.semantic)[None], "nearest")[0] for s in chosen])
+    photos = [
+        fit(torch.from_numpy(s.image).permute(2, 0, 1), hw, "area").round().to(torch.uint8)
+        for s, hw in zip(chosen, sizes)
+    ]
+    truth = [
+        fit(torch.from_numpy(s.semantic)[None], hw, "nearest")[0].long()
+        for s, hw in zip(chosen, sizes)
+    ]
 
-    def bgr(images: torch.Tensor) -> list:
+    def bgr(images: list[torch.Tensor]) -> list:
         return [np.ascontiguousarray(im.permute(1, 2, 0).numpy()[..., ::-1]) for im in images]
 
     rows = [labeled_strip("real photo", bgr(photos))]
-    rows.append(labeled_strip("ground truth", bgr(overlay_masks(photos, truth.long()))))
+    # the labels in a colour of their own: red is the error key's false crack
+    labels = [overlay_masks(p[None], t[None], color=TRUTH_COLOR)[0] for p, t in zip(photos, truth)]
+    rows.append(labeled_strip("ground truth", bgr(labels)))
     device = pick_device(evaluate.device)
     for row, run in runs.items():
         model = load_segmenter(run.checkpoint, device)
         through = reverse_generator(run.generator)
         at, batch = evaluate.eval_size, evaluate.batch_size
         probs = crack_probabilities(model, chosen, at, batch, 0, f"error map: {row}", through)
-        pred = torch.stack([fit(p[None], "bilinear")[0] > 0.5 for _, p, _ in probs]).long()
+        pred = [
+            (fit(p[None], hw, "bilinear")[0] > 0.5).long() for (_, p, _), hw in zip(probs, sizes)
+        ]
         drawn = [error_overlay(p, t, q) for p, t, q in zip(photos, truth, pred)]
-        rows.append(labeled_strip(row, bgr(torch.stack(drawn))))
+        rows.append(labeled_strip(row, bgr(drawn)))
     cv2.imwrite(str(out), np.concatenate(rows, axis=0))
     return out

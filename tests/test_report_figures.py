@@ -175,6 +175,32 @@ def test_the_error_map_draws_the_testtime_row_through_its_generator(tmp_path):
     assert (synthetic != testtime).any()
 
 
+def test_the_error_map_keeps_each_photos_shape_and_draws_labels_apart_from_errors(tmp_path):
+    """Scored at their own sizes, photos took the first one's shape (a 4:3 photo drawn 2:1),
+    and the labels were drawn red, the key's colour for a false crack."""
+    from _task_fixtures import make_folder
+    from omegaconf import OmegaConf
+
+    from gan.evaluate import evaluate_folder
+    from gan.report_figures import RowModel
+    from gan.task import CrackSegmenter
+
+    img, lab = make_folder(tmp_path / "real", n=2, h=32, w=48, prefix="a")
+    make_folder(tmp_path / "real", n=1, h=32, w=96, prefix="b")
+    torch.manual_seed(0)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}).eval()
+    ckpt = tmp_path / "task.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
+    evaluate_folder(model, img, lab, tmp_path / "run", eval_size=None, batch_size=1)
+    runs = {"synthetic": RowModel(tmp_path / "run" / "per_image.csv", ckpt)}
+    evaluate = OmegaConf.create({"eval_size": None, "batch_size": 1, "device": "cpu"})
+    figure = cv2.imread(str(error_grid(runs, "oracle", (img, lab), evaluate, tmp_path / "e.png")))
+    assert figure.shape[1] == 130 + 24 + 24 + 48  # every tile at half height, its own shape
+    truth = figure[16:32, 130:].astype(int)  # BGR: the second strip
+    tinted = truth[..., 2] - truth[..., 0] > 40
+    assert tinted.any() and (truth[..., 2] - truth[..., 1])[tinted].max() < 60  # yellow
+
+
 def test_the_error_maps_title_says_which_pick_it_shows() -> None:
     """An oracle-only report's title named the photos the oracle wins by most, over no row
     (``hardest_images`` then picks those the rows score lowest on, as without an oracle)."""
