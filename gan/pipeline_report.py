@@ -45,11 +45,12 @@ from synth.render import versions
 TRAINING_PACKAGES = ("torch", "torchvision", "kornia", "lightning", "torchmetrics")
 
 
-def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, RowModel]:
+def first_seed_runs(cfg: DictConfig, sources: list[str], said: list[str]) -> dict[str, RowModel]:
     """Each row's first-seed run, for rows that still have their scores and model: the
     testtime row's model is its training row's, behind the GAN's generator. A checkpoint cut
     short (a copy, a full disk) or missing leaves its row out of the figures, said in one
-    line; the row's scores, read from its metrics.json, stay in the report."""
+    line (also into ``said``, for the report); the row's scores, read from its metrics.json,
+    stay in the report."""
     seed = task_seeds(cfg)[0]
     runs = {}
     for source in sources:
@@ -63,27 +64,29 @@ def first_seed_runs(cfg: DictConfig, sources: list[str]) -> dict[str, RowModel]:
         scores = dirs(cfg)["runs"] / run_key(source, seed, cfg.seed) / "per_image.csv"
         missing = [f for f in (scores, *retrain) if not f.is_file()]
         if missing:  # deleted by hand: the row was left out without a word
-            leave_out(source, f"{missing[0]} is missing", retrain.get(missing[0], [scores.parent]))
-        elif all(is_whole(f, source, delete) for f, delete in retrain.items()):
+            why = f"{missing[0]} is missing"
+            leave_out(source, why, retrain.get(missing[0], [scores.parent]), said)
+        elif all(is_whole(f, source, delete, said) for f, delete in retrain.items()):
             runs[source] = RowModel(scores, model, generator)
     return runs
 
 
-def is_whole(ckpt: Path, row: str, retrain: list[Path]) -> bool:
+def is_whole(ckpt: Path, row: str, retrain: list[Path], said: list[str]) -> bool:
     """Whether a checkpoint the figures load reads to its end; if not, one line says so."""
     try:
         load_checkpoint(ckpt, mmap=True)
         return True
     except UnsafeCheckpointError as err:
-        leave_out(row, str(err), retrain)
+        leave_out(row, str(err), retrain, said)
         return False
 
 
-def leave_out(row: str, why: str, retrain: list[Path]) -> None:
-    log(
-        f"report: {why}; the figures leave the {row} row out (its scores stand); "
+def leave_out(row: str, why: str, retrain: list[Path], said: list[str]) -> None:
+    said.append(
+        f"{why}; the figures leave the {row} row out (its scores stand); "
         f"delete {' and '.join(map(str, retrain))} to retrain it"
     )
+    log(f"report: {said[-1]}")
 
 
 #: The figures report_figures draws into the report folder, besides the sample sheets
@@ -91,9 +94,14 @@ def leave_out(row: str, why: str, retrain: list[Path]) -> None:
 FIGURE_FILES = ("predictions.png", "errors.png")
 
 
-def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
+def report_figures(
+    cfg: DictConfig, sources: list[str], said: list[str] | None = None
+) -> dict[str, Path]:
     """The report's figures, by title: sample sheets of each set, predictions on real test
-    photos, and the error map of the photos the reference row wins by most."""
+    photos, and the error map of the photos the reference row wins by most. Why a figure
+    or a row of one is missing goes to the console and into ``said`` (the report's notes:
+    it had been the console's alone)."""
+    said = [] if said is None else said
     d, r, e = dirs(cfg), cfg.stages.report, cfg.stages.evaluate
     for old in [*d["report"].glob("grid_*.png"), *(d["report"] / n for n in FIGURE_FILES)]:
         old.unlink(missing_ok=True)  # an earlier report's: a set or row this one may not show
@@ -112,15 +120,16 @@ def report_figures(cfg: DictConfig, sources: list[str]) -> dict[str, Path]:
         on = "real test images" if scored(cfg) else "the photos"
         figures[f"predictions on {on} (red: crack)"] = pred
     else:
-        log(
-            "report: no predictions figure: the rows' evaluation overlays share no test photo "
+        said.append(
+            "no predictions figure: the rows' evaluation overlays share no test photo "
             f"at one size (stages.evaluate.num_overlays={e.num_overlays}; a row keeps the "
             "overlays it was scored with)"
         )
+        log(f"report: {said[-1]}")
     if not scored(cfg):  # the error map colours errors against the labels
         return figures
     test = (cfg.task_data.test_img, cfg.task_data.test_lab)
-    runs = first_seed_runs(cfg, sources)
+    runs = first_seed_runs(cfg, sources, said)
     errors = error_grid(runs, r.goal.reference, test, e, d["report"] / FIGURE_FILES[1])
     if errors:
         figures[errors_title(runs, r.goal.reference)] = errors
@@ -136,7 +145,8 @@ def goal_rows_not_run(goal: dict, results: dict[str, dict]) -> str:
     if not missing:
         return ""
     return (
-        f" Rows of stages.report.goal not in stages.task.sources, so without verdicts: "
+        f" Rows of stages.report.goal not in stages.task.sources, so no verdict of them or "
+        "against them: "
         f"{', '.join(missing)}."
     )
 
@@ -199,12 +209,13 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     report_dir = dirs(cfg)["report"]
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = [{"source": s, **m, "wall_s": m.get("train_seconds", 0.0)} for s, m in results.items()]
-    images = report_figures(cfg, list(results))
+    figures_said: list[str] = []
+    images = report_figures(cfg, list(results), figures_said)
     size = checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
     at = f"resized to {size[0]}x{size[1]} (HxW)" if size else "each image at its own size"
     made = made_by()
     notes = (
-        f"{made_line(made)} {test_set_line(cfg, at)} Rows differ only in "
+        f"{made_line(made)} {test_set_line(cfg, at)} Trained rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
         f"{rows_settings(cfg)} "
         "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "
@@ -243,6 +254,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     if scored(cfg):
         notes += goal_rows_not_run(goal, results)
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
+    notes += "".join(f" Figures: {line[0].upper()}{line[1:]}." for line in figures_said)
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
     checks = goal_checks(rows, **goal) if scored(cfg) else []
     html_path, md_path = write_report(

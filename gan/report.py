@@ -302,6 +302,13 @@ def markdown_to_html_table(table: str) -> str:
     )
 
 
+def notes_html(notes: str) -> str:
+    """The notes' Markdown code spans (the command that made the report) as HTML code: the
+    page showed their backticks."""
+    parts = html.escape(notes).split("`")
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
 def shown_from(out: Path, figure: Path) -> str:
     """The path report.html shows ``figure`` by: where it lies if in ``out``, else a copy's
     in ``out/img``."""
@@ -350,7 +357,7 @@ def write_report(
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}
 pre{{background:#f4f4f4;padding:1em;overflow:auto;max-height:30em}}</style></head><body>
-<h1>Sim-to-real report</h1><p>{html.escape(notes)}</p>
+<h1>Sim-to-real report</h1><p>{notes_html(notes)}</p>
 {markdown_to_html_table(markdown_table(rows))}
 {goal}
 <h2>{"Real test metrics" if shown_metrics(rows) == METRICS else LABELS[UNSCORED[0]]}</h2>

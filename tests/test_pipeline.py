@@ -70,6 +70,8 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     # each figure lies once, where it was drawn, and the page shows it there
     assert "](errors.png)" in (report / "report.md").read_text()
     assert 'src="predictions.png"' in (report / "report.html").read_text()
+    # the command that made it as code, not between backticks
+    assert "by <code>python tools/pipeline.py " in (report / "report.html").read_text()
     assert not (report / "img").exists()
     assert sorted(p.name for p in report.glob("grid_*.png")) == [
         "grid_adapted.png",
@@ -172,8 +174,9 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert tt["source"] == "testtime" and tt["num_seeds"] == 2 and tt["steps"] == 2
     assert "'testtime': the synthetic row's model" in (report / "report.md").read_text()
     assert (
-        "Rows of stages.report.goal not in stages.task.sources, so without verdicts: adapted, "
-        "selftrained, randomized, oracle." in (report / "report.md").read_text()
+        "Rows of stages.report.goal not in stages.task.sources, so no verdict of them or "
+        "against them: adapted, selftrained, randomized, oracle."
+        in (report / "report.md").read_text()
     )
 
     # A changed simulator setting: the scenes are rendered anew (they were refused, naming a
@@ -1097,7 +1100,8 @@ def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_mis
             torch.full_like(truth, predicted),
             tmp_path / "out" / "runs" / run / "overlays" / "0.png",
         )
-    figures = report_figures(cfg, ["oracle"])
+    notes: list[str] = []
+    figures = report_figures(cfg, ["oracle"], notes)
     said = rows_settings(cfg)  # the report says which seed they draw
     assert "with seeds [1], scored as stages.evaluate says; the figures draw seed 1's" in said
     figure = cv2.imread(str(figures["predictions on real test images (red: crack)"]))
@@ -1106,6 +1110,7 @@ def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_mis
     said = capsys.readouterr().out
     assert f"report: {ckpt} is missing; the figures leave the oracle row out" in said
     assert f"delete {ckpt.parent} and {tmp_path / 'out' / 'runs' / 'oracle-seed1'}" in said
+    assert notes == [said.split("report: ", 1)[1].strip()]  # in the report's notes too
     shutil.rmtree(tmp_path / "out" / "runs" / "oracle" / "overlays")
     report_figures(cfg, ["oracle"])
     assert "no predictions figure" not in capsys.readouterr().out
