@@ -302,6 +302,22 @@ def markdown_to_html_table(table: str) -> str:
     )
 
 
+def summary_html(summary: str) -> str:
+    """The report's Markdown summary as a page a tracker shows: its tables as HTML tables,
+    the rest as paragraphs (code spans as code)."""
+    blocks = [b.strip() for b in summary.split("\n\n") if b.strip()]
+    parts = []
+    for block in blocks:
+        if block.startswith("|"):
+            parts.append(markdown_to_html_table(block))
+        elif block.startswith("#"):
+            level = len(block) - len(block.lstrip("#"))
+            parts.append(f"<h{level}>{html.escape(block.lstrip('# '))}</h{level}>")
+        else:
+            parts.append(f"<p>{notes_html(block)}</p>")
+    return "\n".join(parts)
+
+
 def notes_html(notes: str) -> str:
     """The notes' Markdown code spans (the command that made the report) as HTML code: the
     page showed their backticks."""
@@ -407,7 +423,11 @@ def log_report(
     for logger in loggers:
         logger.log_metrics(scores, step=0)
         if isinstance(logger, WandbLogger):
+            import wandb
+
             logger.log_table(key="report/rows", columns=columns, data=table, step=0)
+            # the notes and verdicts too: a W&B report run had the scores without either
+            logger.experiment.log({"report/summary": wandb.Html(summary_html(summary))})
         elif isinstance(logger, TensorBoardLogger):
             logger.experiment.add_text("report", summary, 0)
     for title, path in images.items():

@@ -909,6 +909,30 @@ def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
     assert float(logged["goal/adapted_vs_oracle"]) == pytest.approx(0.75 / 0.8)
 
 
+def test_the_wandb_report_run_carries_the_notes_and_verdicts(tmp_path: Path, monkeypatch):
+    """A W&B report run had the scores and the row table, not the notes (test set, size,
+    command, versions) nor the verdicts, which TensorBoard's text summary had."""
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    from gan.report import summary_markdown
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    rows = [
+        mean_over_seeds([{"source": src, "seed": 0, "f1": f}])
+        for src, f in (("synthetic", 0.7), ("adapted", 0.75), ("oracle", 0.8))
+    ]
+    checks = goal_checks(rows, ["adapted"], ["synthetic"], "oracle", 0.05, 0.7)
+    summary = summary_markdown(rows, "Made by `python tools/pipeline.py`.", checks)
+    logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="t")
+    log_report([logger], rows, checks, {}, summary, fallback_dir=tmp_path)
+    wandb.finish()
+    (page,) = tmp_path.glob("wandb/offline-run-*/files/media/html/report/summary_*.html")
+    text = page.read_text()
+    assert "<code>python tools/pipeline.py</code>" in text and "<th>against</th>" in text
+    assert "<td>adapted</td><td>synthetic</td><td>+0.050</td>" in text
+
+
 def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
     from gan.stage_outputs import checkpoint_step, resumed_at
 
