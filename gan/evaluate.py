@@ -692,11 +692,11 @@ def predict_folder(
         # run with the others' work discarded, naming it alone, so each fix meant another run
         # (a decode per photo, small beside the network's pass)
         folder.validate(progress=True, **generators_least_side(translate_with, eval_size))
-        shares = write_predictions(
+        counts = write_predictions(
             model, folder, staging, eval_size, batch_size, num_workers, translate_with, tile
         )
         stops.start()  # the staged results go in place whole
-    return [subs["overlays"] / name for name in shares]
+    return [subs["overlays"] / name for name in counts]
 
 
 def write_predictions(
@@ -711,11 +711,11 @@ def write_predictions(
     num_overlays: int | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
-    ``into['overlays']``; returns each file name's predicted crack pixels, in the folder's
-    order, weighed by its size (the crack and all pixels). ``num_overlays``: only the first
+    ``into['overlays']``; returns each file name's (crack pixels, all pixels) as predicted,
+    in the folder's order. ``num_overlays``: only the first
     that many photos get an overlay, the photo above its prediction, as the pipeline's rows
     show them side by side (None: every photo, the prediction drawn over it)."""
-    shares = {}
+    counts = {}
     probs = crack_probabilities(
         model, folder, eval_size, batch_size, num_workers, translate_with=translate_with, tile=tile
     )
@@ -727,10 +727,10 @@ def write_predictions(
         if num_overlays is None:
             overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
             write_png(into["overlays"] / name, overlay, rgb=True)
-        elif len(shares) < num_overlays:
+        elif len(counts) < num_overlays:
             save_overlay(image[0], None, pred, into["overlays"] / name)
-        shares[name] = (int(pred.sum()), pred.numel())
-    return shares
+        counts[name] = (int(pred.sum()), pred.numel())
+    return counts
 
 
 def segment_unlabeled(
@@ -754,18 +754,18 @@ def segment_unlabeled(
     subs = ["masks", "overlays"]
     with StopsHeld() as stops, staged(out_dir, subs, "evaluate", owned=True) as staging:
         folder.validate(**generators_least_side(translate_with, eval_size))
-        shares = write_predictions(
+        counts = write_predictions(
             model, folder, staging, eval_size, batch_size, 0, translate_with, tile, num_overlays
         )
         stops.start()  # the staged masks go in place whole, then the record
         seconds = time.perf_counter() - start
-        crack, pixels = sum(c for c, _ in shares.values()), sum(n for _, n in shares.values())
+        crack, pixels = sum(c for c, _ in counts.values()), sum(n for _, n in counts.values())
         result = {
             "scored": False,
-            "num_images": len(shares),
+            "num_images": len(counts),
             "crack_share": round(crack / max(1, pixels), 6),
             "seconds": round(seconds, 2),
-            "seconds_per_image": round(seconds / max(1, len(shares)), 4),
+            "seconds_per_image": round(seconds / max(1, len(counts)), 4),
             "eval_size": list(eval_size) if eval_size else None,
             "image_dir": str(image_dir),
             **(extra or {}),

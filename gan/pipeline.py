@@ -535,8 +535,11 @@ def check_gan_photos(cfg: DictConfig) -> None:
     reads them again only where they changed: stage_adapt's record)."""
     from gan.adapt_data import read_real_photos
 
-    if checkpoint_step(dirs(cfg)["adapt_ckpt"]) >= cfg.stages.adapt.trainer.max_steps:
-        return
+    try:
+        if checkpoint_step(dirs(cfg)["adapt_ckpt"]) >= cfg.stages.adapt.trainer.max_steps:
+            return
+    except UnsafeCheckpointError:  # cut short: the stage says so, or retrains on new data
+        pass
     g = adapt_config(cfg).gan_data
     read_real_photos(ImageFolder(g.real_dir), g.crop_size)
 
