@@ -924,9 +924,13 @@ def test_the_wandb_report_run_carries_the_notes_and_verdicts(tmp_path: Path, mon
     ]
     checks = goal_checks(rows, ["adapted"], ["synthetic"], "oracle", 0.05, 0.7)
     summary = summary_markdown(rows, "Made by `python tools/pipeline.py`.", checks)
+    before = dict(os.environ)
     logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="t")
     log_report([logger], rows, checks, {}, summary, fallback_dir=tmp_path)
     wandb.finish()
+    wandb.teardown()  # its service, which later tools started by the tests would have joined
+    for key in set(os.environ) - set(before):
+        monkeypatch.delenv(key)
     (page,) = tmp_path.glob("wandb/offline-run-*/files/media/html/report/summary_*.html")
     text = page.read_text()
     assert "<code>python tools/pipeline.py</code>" in text and "<th>against</th>" in text

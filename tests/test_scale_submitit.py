@@ -59,6 +59,6 @@ def test_a_sweep_names_each_failed_job_in_one_line(tmp_path: Path) -> None:
     for line, (n, folder) in zip(said, [(0, missing[0]), (2, missing[1])]):
         assert line.startswith(
             f"job #{n} (paths.log_dir={tmp_path / 'logs'} paths.data_dir={folder}): "
-            f"error: {folder / 'test_img'}: image folder not found (log: "
+            f"error: {folder / 'train_img'}: image folder not found (log: "
         ), line
         assert Path(line[line.index("(log: ") + 6 : -1]).is_file()
