@@ -4,6 +4,7 @@ the stops cost nothing but time.
     python tools/soak_stops.py --stops 20 --delay 4 4.5
     python tools/soak_stops.py --signal INT --rows synthetic,adapted
     python tools/soak_stops.py --signal KILL --delay 1 6
+    python tools/soak_stops.py --label-free --rows synthetic,adapted,testtime
 
 The pipeline runs on a toy real folder (``experiment=tiny_pipeline``, 48 px, DataLoader
 workers on) once straight, then again in another folder, where each run is stopped by the
@@ -12,12 +13,15 @@ a random delay after its start and rerun, then finished. Every stop must exit 12
 signal with one line and no traceback (SIGKILL: killed, without a word), and every report
 row's scores must equal the straight run's to the last digit: a stop mid-epoch,
 mid-checkpoint, mid-shard or between stages loses nothing and changes nothing. tools/soak.py
-checks one GAN run's files after ``kill -9`` the same way.
+checks one GAN run's files after ``kill -9`` the same way. ``--label-free``: photos without
+labels (``task_data.test_lab=null``), each row segmenting them; its masks must equal the
+straight run's byte for byte.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -38,7 +42,10 @@ from synth.toy import write_toy_real_folder  # noqa: E402
 SIGNALS = {"TERM": signal.SIGTERM, "INT": signal.SIGINT, "KILL": signal.SIGKILL}
 
 
-def pipeline_command(work: Path, rows: str | None, steps: int, workers: int) -> list[str]:
+def pipeline_command(
+    work: Path, rows: str | None, steps: int, workers: int, label_free: bool = False
+) -> list[str]:
+    unlabelled = [f"task_data.test_img={work / 'real' / 'train_img'}", "task_data.test_lab=null"]
     overrides = [
         f"paths.data_dir={work / 'real'}",
         f"paths.output_dir={work / 'out'}",
@@ -51,6 +58,7 @@ def pipeline_command(work: Path, rows: str | None, steps: int, workers: int) -> 
         f"stages.task.trainer.max_steps={steps}",
         f"task_data.num_workers={workers}",
         *([f"stages.task.sources=[{rows}]"] if rows else []),
+        *(unlabelled if label_free else []),
     ]
     return [sys.executable, str(ROOT / "tools" / "pipeline.py"), *overrides]
 
@@ -86,6 +94,15 @@ def scores(work: Path) -> dict[str, dict]:
             if isinstance(v, (int, float)) and "seconds" not in k and k != "wall_s"
         }
         for r in rows
+    }
+
+
+def masks(work: Path) -> dict[str, str]:
+    """The sha256 of every row's masks of the photos (photos without labels)."""
+    runs = work / "out" / "runs"
+    return {
+        str(f.relative_to(runs)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(runs.glob("*/masks/*.png"))
     }
 
 
@@ -131,6 +148,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir for inspection")
+    parser.add_argument(
+        "--label-free", action="store_true", help="photos without labels: rows segment them"
+    )
     args = parser.parse_args()
     sig, rng = SIGNALS[args.signal], random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="soak-stops-"))
@@ -138,7 +158,8 @@ def main() -> None:
     for folder in (straight, stopped):
         write_toy_real_folder(folder / "real", n=4, h=48, w=64)
     command = {
-        f: pipeline_command(f, args.rows, args.steps, args.workers) for f in (straight, stopped)
+        f: pipeline_command(f, args.rows, args.steps, args.workers, args.label_free)
+        for f in (straight, stopped)
     }
     start = time.monotonic()
     if run(command[straight], work / "straight") != 0:
@@ -163,7 +184,10 @@ def main() -> None:
     differ = {row: (want[row], got.get(row)) for row in want if got.get(row) != want[row]}
     if differ or set(got) != set(want):
         raise SystemExit(f"FAIL: rows differ from the straight run's: {differ}")
-    figures = ", ".join(f"{row} F1 {r['f1']:.6f}" for row, r in want.items())
+    if masks(stopped) != masks(straight):
+        raise SystemExit("FAIL: masks differ from the straight run's (or are missing)")
+    metric = "crack_share" if args.label_free else "f1"
+    figures = ", ".join(f"{row} {metric} {r[metric]:.6f}" for row, r in want.items())
     how = "killed" if sig == signal.SIGKILL else f"each exiting {128 + sig} with one line"
     print(
         f"ok: {landed} stops by SIG{args.signal} ({early} before any stage's work), {how}, then a "
