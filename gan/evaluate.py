@@ -712,9 +712,9 @@ def write_predictions(
 ) -> dict[str, tuple[int, int]]:
     """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
     ``into['overlays']``; returns each file name's (crack pixels, all pixels) as predicted,
-    in the folder's order. ``num_overlays``: only the first
-    that many photos get an overlay, the photo above its prediction, as the pipeline's rows
-    show them side by side (None: every photo, the prediction drawn over it)."""
+    in the folder's order. ``num_overlays``: only the first that many photos get an overlay,
+    the photo above its prediction, as the pipeline's rows show them side by side (None:
+    every photo, the prediction drawn over it)."""
     counts = {}
     probs = crack_probabilities(
         model, folder, eval_size, batch_size, num_workers, translate_with=translate_with, tile=tile

@@ -206,10 +206,15 @@ def goal_markdown(checks: list[dict]) -> str:
 def cell(row: dict, metric: str) -> str:
     """``0.551`` or, for a multi-seed row, ``0.551 ± 0.040``; a share of pixels in percent
     (``3.11%``: a few hundredths read 0.031, and 0.000 hid a model that marks little)."""
-    form = ".2%" if metric in UNSCORED else ".3f"
-    text = format(row.get(metric, float("nan")), form)
+    text = number(row.get(metric, float("nan")), metric)
     std = row.get(f"{metric}_std")
-    return text if std is None else f"{text} ± {format(std, form)}"
+    return text if std is None else f"{text} ± {number(std, metric)}"
+
+
+def number(value: float, metric: str) -> str:
+    """One figure as the table and the chart show it: a score to three places, a share of
+    pixels in percent."""
+    return format(value, ".2%" if metric in UNSCORED else ".3f")
 
 
 def shown_metrics(rows: list[dict]) -> tuple[str, ...]:
@@ -266,8 +271,9 @@ def bar_chart_svg(rows: list[dict], width: int = 640, bar_h: int = 16) -> str:
                     f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{ym}" y2="{ym}" stroke="#000"/>'
                 )
                 w = max(w, x1 - label_w)
-            shown = format(value, ".2%" if metric in UNSCORED else ".3f")
-            parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 5}">{shown}</text>')
+            parts.append(
+                f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 5}">{number(value, metric)}</text>'
+            )
     ly = len(metrics) * group_h + 20
     for r, row in enumerate(rows):
         color = COLORS[r % len(COLORS)]

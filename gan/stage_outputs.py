@@ -51,8 +51,9 @@ def dirs(cfg: DictConfig) -> dict[str, Path]:
 
 def scores_in(run_dir: Path) -> list[Path]:
     """What scoring a model writes to its run folder (gan.evaluate.evaluate_folder; masks/
-    where the photos have no labels: segment_unlabeled), removed together: a run stopped after its old scores went, and before new ones came, kept the
-    old model's per-image scores and overlays beside the new record."""
+    where the photos have no labels: segment_unlabeled), removed together: a run stopped
+    after its old scores went, and before new ones came, kept the old model's per-image
+    scores and overlays beside the new record."""
     return [run_dir / name for name in ("metrics.json", "per_image.csv", "overlays", "masks")]
 
 

@@ -61,7 +61,7 @@ def train_task(cfg: DictConfig) -> dict:
     trainer = fit(cfg, module, datamodule, then_tests=datamodule.scores)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    metrics = test_scores(trainer, module, datamodule)
+    metrics = run_test(trainer, module, datamodule)
     metrics.update(
         source=cfg.source_name,
         run_name=cfg.run_name,
@@ -85,7 +85,7 @@ def train_task(cfg: DictConfig) -> dict:
     return metrics
 
 
-def test_scores(trainer, module, datamodule) -> dict:
+def run_test(trainer, module, datamodule) -> dict:
     """The model's scores on the labelled test set; none (and no test run) without labels."""
     if not datamodule.scores:
         return {"scored": False}
