@@ -445,6 +445,8 @@ def evaluate_folder(
             seconds=round(seconds, 2),
             seconds_per_image=round(seconds / max(1, len(rows)), 4),
             eval_size=list(eval_size) if eval_size else None,
+            tile=tile,
+            num_overlays=num_overlays,
             image_dir=str(image_dir),
             **(extra or {}),
         )
@@ -767,6 +769,8 @@ def segment_unlabeled(
             "seconds": round(seconds, 2),
             "seconds_per_image": round(seconds / max(1, len(counts)), 4),
             "eval_size": list(eval_size) if eval_size else None,
+            "tile": tile,
+            "num_overlays": num_overlays,
             "image_dir": str(image_dir),
             **(extra or {}),
         }

@@ -27,6 +27,7 @@ from gan.evaluate import evaluate_folder, segment_unlabeled
 from gan.fid import check_inception_weights
 from gan.pipeline_report import stage_report
 from gan.provenance import (
+    ADDED_SCORING_SETTINGS,
     TRAINER_SETTINGS,
     adapt_fingerprint,
     data_fingerprint,
@@ -339,11 +340,12 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
     )
     if metrics_path.is_file():
         scored = read_json(metrics_path)
-        if scored.get("eval_size") == eval_size(cfg):
+        was = {k: scored.get(k, ADDED_SCORING_SETTINGS.get(k)) for k in scoring_settings(cfg)}
+        if was == scoring_settings(cfg):
             if not quiet:
                 log(f"task[{key}]: complete, skipped ({metrics_path})")
             return scored
-        return score_again(cfg, stage, key, scored)
+        return score_again(cfg, stage, key, scored, was)
     on = " + ".join(train_dirs(stage.task_data.train_dir))
     done = (
         ", starting over (ckpt_path=null)"
@@ -384,18 +386,36 @@ def eval_size(cfg: DictConfig) -> list[int] | None:
     return list(size) if size else None
 
 
-def score_again(cfg: DictConfig, stage: DictConfig, key: str, scored: dict) -> dict:
-    """A trained row scored at another stages.evaluate.eval_size than its metrics.json says:
-    the model stands (the size is no training setting), its scores are redone; before, the
-    old scores stood under a report stating the new size."""
+def scoring_settings(cfg: DictConfig) -> dict:
+    """The stages.evaluate settings a row's scores, overlays or masks were made with, as its
+    metrics.json records them: a change to any of them scores the row again."""
+    e = cfg.stages.evaluate
+    return {"eval_size": eval_size(cfg), "tile": e.get("tile"), "num_overlays": e.num_overlays}
+
+
+def described(settings: dict) -> str:
+    """Scoring settings in the words of a pipeline line."""
+    words = {
+        "eval_size": lambda v: f"eval_size {v}" if v else "each image's own size",
+        "tile": lambda v: f"tile {v}" if v else "whole photos",
+        "num_overlays": lambda v: f"{v} overlays",
+    }
+    return ", ".join(words[k](v) for k, v in settings.items())
+
+
+def score_again(cfg: DictConfig, stage: DictConfig, key: str, scored: dict, was: dict) -> dict:
+    """A trained row scored with other stages.evaluate settings than its metrics.json says
+    (``was``): the model stands (they are no training settings), its scores are redone;
+    before, the old scores stood under a report stating the new size, and a new overlay
+    count or tile was not taken at all."""
     from gan.evaluate import load_segmenter
 
-    def at(size: list[int] | None) -> str:
-        return f"eval_size {size}" if size else "each image's own size"
-
-    was = at(scored.get("eval_size"))
-    again = scored_or_segmented(cfg)
-    log(f"task[{key}]: trained, {again} again at {at(eval_size(cfg))} (was {was})")
+    now = scoring_settings(cfg)
+    changed = [k for k in now if now[k] != was[k]]
+    again, at = scored_or_segmented(cfg), described({k: now[k] for k in changed})
+    log(
+        f"task[{key}]: trained, {again} again at {at} (was {described({k: was[k] for k in changed})})"
+    )
     model = load_segmenter(task_checkpoint(cfg, key), pick_device(cfg.stages.evaluate.device))
     kept = {k: scored[k] for k in ("source", "seed", "steps", "train_seconds") if k in scored}
     metrics = score_on_test(stage, model, dirs(cfg)["runs"] / key, kept)
@@ -428,7 +448,7 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
         "test": {
             "test_img": cfg.task_data.test_img,
             "test_lab": cfg.task_data.test_lab,
-            "eval_size": eval_size(cfg),
+            **scoring_settings(cfg),
         },
     }
     record = run_dir / "provenance.json"

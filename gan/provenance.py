@@ -257,6 +257,11 @@ ADDED_TRAINER_SETTINGS: dict[str, object] = {
 }
 TRAINER_SETTINGS = ("trainer.max_steps", "trainer.precision", *ADDED_TRAINER_SETTINGS)
 
+#: Scoring settings recorded with a row's scores since session 49 (``eval_size`` was before),
+#: each with the value the scores recorded without it were made with: a changed
+#: ``stages.evaluate.num_overlays`` or ``tile`` had kept the old overlays and scores.
+ADDED_SCORING_SETTINGS: dict[str, object] = {"tile": None, "num_overlays": 8}
+
 
 def with_new_defaults(old: dict, new: dict) -> dict:
     """``old`` plus the model options it predates, where the new run leaves them at the model
@@ -283,6 +288,17 @@ def with_new_defaults(old: dict, new: dict) -> dict:
         if isinstance(recorded, dict) and key in settings and key not in recorded:
             if settings[key] in (None, shipped):
                 recorded[key] = settings[key]
+    return with_scoring_defaults(old, new.get("test"))
+
+
+def with_scoring_defaults(old: dict, test: object) -> dict:
+    """``old`` with the scoring settings its ``test`` entry predates, where the new run leaves
+    them as they were (``ADDED_SCORING_SETTINGS``)."""
+    before = old.get("test")
+    if isinstance(before, dict) and isinstance(test, dict):
+        for key, shipped in ADDED_SCORING_SETTINGS.items():
+            if key in test and key not in before and test[key] == shipped:
+                before[key] = shipped
     return old
 
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -1100,6 +1101,53 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     assert f"task[testtime]: {ckpt}: unreadable checkpoint" in cut.stdout
     assert "its scores from before stand" in cut.stdout and "removed" not in cut.stdout
     assert (runs / "testtime" / "metrics.json").is_file()
+
+
+def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_path):
+    """stages.evaluate.num_overlays and tile are in a row's scoring record: before, a rerun
+    with another overlay count kept the old overlays, and a tiled rerun the whole-photo
+    scores, without a word. Scores recorded before the two were stand at their defaults."""
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
+    first = run_pipeline(tmp_path, *rows)
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs = tmp_path / "out" / "runs"
+
+    def edit(path: Path, change: Callable[[dict], None]) -> None:
+        record = json.loads(path.read_text())
+        change(record)
+        path.write_text(json.dumps(record))
+
+    def without_new_keys(record: dict) -> None:
+        assert (record.pop("tile"), record.pop("num_overlays")) == (None, 8)
+
+    for row in ("synthetic", "testtime"):  # as a record from before session 49 has them
+        edit(runs / row / "metrics.json", without_new_keys)
+    edit(runs / "testtime" / "provenance.json", lambda r: without_new_keys(r["test"]))
+    again = run_pipeline(tmp_path, *rows)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for row in ("synthetic", "testtime"):
+        assert f"task[{row}]: complete, skipped" in again.stdout
+    changed = run_pipeline(
+        tmp_path, *rows, "stages.evaluate.num_overlays=1", "stages.evaluate.tile=32"
+    )
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    out = changed.stdout
+    assert (
+        "task[synthetic]: trained, scored again at tile 32, 1 overlays (was whole photos, "
+        "8 overlays)" in out
+    )
+    assert "]: 2 steps" not in out and "task[testtime]: the synthetic model" in out
+    for row in ("synthetic", "testtime"):
+        assert len(list((runs / row / "overlays").glob("*.png"))) == 1
+        recorded = json.loads((runs / row / "metrics.json").read_text())
+        assert (recorded["tile"], recorded["num_overlays"]) == (32, 1)
+    kept = run_pipeline(
+        tmp_path, *rows, "stages.evaluate.num_overlays=1", "stages.evaluate.tile=32"
+    )
+    assert kept.returncode == 0, kept.stderr[-3000:]
+    for row in ("synthetic", "testtime"):
+        assert f"task[{row}]: complete, skipped" in kept.stdout
 
 
 def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_missing(
