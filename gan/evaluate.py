@@ -36,6 +36,7 @@ from gan.data import (
 )
 from gan.start import StopsHeld
 from gan.task import (
+    TOLERANCE_SHAPE,
     CrackSegmenter,
     build_metrics,
     confusion_counts,
@@ -447,6 +448,7 @@ def evaluate_folder(
             eval_size=list(eval_size) if eval_size else None,
             tile=tile,
             num_overlays=num_overlays,
+            tolerance_shape=TOLERANCE_SHAPE,
             image_dir=str(image_dir),
             **(extra or {}),
         )

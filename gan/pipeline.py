@@ -68,6 +68,7 @@ from gan.stage_outputs import (
     scores_in,
     task_checkpoint,
 )
+from gan.task import TOLERANCE_SHAPE
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest, listing_digest
 from synth.distributions import ConfigError, checked_count
@@ -339,13 +340,13 @@ def stage_task(cfg: DictConfig, source: str, seed: int | None = None, quiet: boo
         lambda: read_test_folder(cfg),
     )
     if metrics_path.is_file():
-        scored = read_json(metrics_path)
-        was = {k: scored.get(k, ADDED_SCORING_SETTINGS.get(k)) for k in scoring_settings(cfg)}
+        done = read_json(metrics_path)
+        was = {k: done.get(k, ADDED_SCORING_SETTINGS.get(k)) for k in scoring_settings(cfg)}
         if was == scoring_settings(cfg):
             if not quiet:
                 log(f"task[{key}]: complete, skipped ({metrics_path})")
-            return scored
-        return score_again(cfg, stage, key, scored, was)
+            return done
+        return score_again(cfg, stage, key, done, was)
     on = " + ".join(train_dirs(stage.task_data.train_dir))
     done = (
         ", starting over (ckpt_path=null)"
@@ -390,7 +391,10 @@ def scoring_settings(cfg: DictConfig) -> dict:
     """The stages.evaluate settings a row's scores, overlays or masks were made with, as its
     metrics.json records them: a change to any of them scores the row again."""
     e = cfg.stages.evaluate
-    return {"eval_size": eval_size(cfg), "tile": e.get("tile"), "num_overlays": e.num_overlays}
+    settings = {"eval_size": eval_size(cfg), "tile": e.get("tile"), "num_overlays": e.num_overlays}
+    if scored(cfg):  # the tolerance F1's neighbourhood (masks of unlabelled photos have none)
+        settings["tolerance_shape"] = TOLERANCE_SHAPE
+    return settings
 
 
 def described(settings: dict) -> str:
@@ -399,6 +403,7 @@ def described(settings: dict) -> str:
         "eval_size": lambda v: f"eval_size {v}" if v else "each image's own size",
         "tile": lambda v: f"tile {v}" if v else "whole photos",
         "num_overlays": lambda v: f"{v} overlays",
+        "tolerance_shape": lambda v: f"a {v} tolerance",
     }
     return ", ".join(words[k](v) for k, v in settings.items())
 

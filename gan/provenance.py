@@ -259,8 +259,13 @@ TRAINER_SETTINGS = ("trainer.max_steps", "trainer.precision", *ADDED_TRAINER_SET
 
 #: Scoring settings recorded with a row's scores since session 49 (``eval_size`` was before),
 #: each with the value the scores recorded without it were made with: a changed
-#: ``stages.evaluate.num_overlays`` or ``tile`` had kept the old overlays and scores.
-ADDED_SCORING_SETTINGS: dict[str, object] = {"tile": None, "num_overlays": 8}
+#: ``stages.evaluate.num_overlays`` or ``tile`` had kept the old overlays and scores, and
+#: scores from before the disc tolerance (``gan.task.TOLERANCE_SHAPE``) are made again.
+ADDED_SCORING_SETTINGS: dict[str, object] = {
+    "tile": None,
+    "num_overlays": 8,
+    "tolerance_shape": "square",
+}
 
 
 def with_new_defaults(old: dict, new: dict) -> dict:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from gan.callbacks import train_seconds
 from gan.pruning import check_prune_settings, prune_training_set
 from gan.runner import build_model, fit
-from gan.task import check_batch_fits_net
+from gan.task import TOLERANCE_SHAPE, check_batch_fits_net
 from synth.io import ImageFolder, write_json_atomic
 
 
@@ -72,6 +72,8 @@ def train_task(cfg: DictConfig) -> dict:
         fit_seconds=train_seconds(trainer) or round(fit_seconds, 1),  # over every resume
         test_seconds=round(time.perf_counter() - start, 1),
     )
+    if datamodule.scores:
+        metrics["tolerance_shape"] = TOLERANCE_SHAPE
     if trainer.is_global_zero:
         write_json_atomic(out_dir / "metrics.json", metrics)
         what = "test metrics" if datamodule.scores else "run record (no test labels)"

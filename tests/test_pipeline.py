@@ -1106,7 +1106,8 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
 def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_path):
     """stages.evaluate.num_overlays and tile are in a row's scoring record: before, a rerun
     with another overlay count kept the old overlays, and a tiled rerun the whole-photo
-    scores, without a word. Scores recorded before the two were stand at their defaults."""
+    scores, without a word. Scores recorded before the two were stand at their defaults;
+    those of the tolerance F1's square neighbourhood are made again with its disc."""
     write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
     first = run_pipeline(tmp_path, *rows)
@@ -1148,6 +1149,23 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     assert kept.returncode == 0, kept.stderr[-3000:]
     for row in ("synthetic", "testtime"):
         assert f"task[{row}]: complete, skipped" in kept.stdout
+
+    # Scores of the tolerance F1's square neighbourhood (before session 49) are made again.
+    def square(record: dict) -> None:
+        assert record.pop("tolerance_shape") == "disc"
+
+    for row in ("synthetic", "testtime"):
+        edit(runs / row / "metrics.json", square)
+    edit(runs / "testtime" / "provenance.json", lambda r: square(r["test"]))
+    disc = run_pipeline(
+        tmp_path, *rows, "stages.evaluate.num_overlays=1", "stages.evaluate.tile=32"
+    )
+    assert disc.returncode == 0, disc.stderr[-3000:]
+    out = disc.stdout
+    assert "task[synthetic]: trained, scored again at a disc tolerance (was a square" in out
+    assert "task[testtime]: the synthetic model" in out and "]: 2 steps" not in out
+    for row in ("synthetic", "testtime"):
+        assert json.loads((runs / row / "metrics.json").read_text())["tolerance_shape"] == "disc"
 
 
 def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_missing(

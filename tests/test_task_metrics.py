@@ -35,6 +35,20 @@ def test_tolerance_limit_is_two_pixels() -> None:
     assert ToleranceF1(2)(line_mask(13), target).item() == pytest.approx(0.0)
 
 
+@pytest.mark.parametrize(
+    ("dy", "dx", "within"),
+    [(2, 0, True), (0, -2, True), (1, 1, True), (1, 2, False), (2, 2, False), (-2, 1, False)],
+)
+def test_tolerance_is_a_distance_not_a_square(dy: int, dx: int, within: bool) -> None:
+    """2 px means at most 2 px away, Euclidean: the square window counted (2, 1) and (2, 2),
+    2.2 and 2.8 px off, as within it, and read about 0.04 tolerance F1 high on DeepCrack."""
+    target = torch.zeros(1, 9, 9, dtype=torch.long)
+    pred = target.clone()
+    target[0, 4, 4], pred[0, 4 + dy, 4 + dx] = 1, 1
+    assert tolerance_counts(pred, target, 2)[0].tolist() == [int(within), 1, int(within), 1]
+    assert ToleranceF1(2)(pred, target).item() == float(within)
+
+
 def test_tolerance_counts_hand_case() -> None:
     # truth: column 5 (20 px); prediction: column 6 (20 px, all within tolerance) plus one
     # isolated pixel far away -> precision 20/21, recall 20/20.
