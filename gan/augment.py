@@ -1,6 +1,6 @@
 """Batch augmentation with kornia, applied identically to images and masks (on CPU or GPU).
 
-Two presets: ``light`` (flips, 90-degree turns: what the GAN needs) and ``strong`` (the domain
+Two presets: ``light`` (horizontal and vertical flips: what the GAN needs) and ``strong`` (the domain
 randomization baseline: geometry, colour, blur, noise), both built from config knobs. The
 strong preset's terms are named so that one experiment can leave some out (``drop``): on rough
 scenes the baseline lost precision, and only removing terms one at a time says which did it.
@@ -25,8 +25,10 @@ STRONG_PHOTOMETRIC = ("jitter", "grayscale", "blur", "noise", "gamma")
 
 
 def strong_term_arguments(p: float, s: float) -> dict[str, tuple[type[nn.Module], dict]]:
-    """The strong preset at probability ``p`` and strength ``s``: each term's kornia class and
-    its keyword arguments, by term name."""
+    """The strong preset at strength ``s``: each term's kornia class and its keyword
+    arguments, by term name. ``p`` is the probability of the geometric terms, blur, noise and
+    gamma; colour jitter (0.8), grayscale (0.2) and the flips (0.5) keep their own, so
+    ``p=0`` still changes most images' colours: ``drop`` leaves a term out."""
     return {
         "affine": (
             K.RandomAffine,

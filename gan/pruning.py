@@ -105,7 +105,8 @@ def el2n_scores(
 def prune_dataset_indices(
     scores: Sequence[float] | torch.Tensor, keep_fraction: float
 ) -> list[int]:
-    """Indices of the ``round(keep_fraction * n)`` (at least 1) highest-scored samples, sorted.
+    """Indices of the ``keep_fraction * n`` (rounded half up, at least 1) highest-scored
+    samples, sorted.
 
     Ties break toward the lower index, so the result is deterministic.
     """
