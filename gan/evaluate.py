@@ -382,11 +382,12 @@ def evaluate_folder(
     translate_with: nn.Module | None = None,
     owned: bool = False,
     tile: int | None = None,
+    tolerance: int | None = None,
 ) -> dict:
     """Score ``model`` on a labeled folder; writes per_image.csv, metrics.json, overlays/.
     ``translate_with``: a generator the photos go through first (``ThroughGenerator``); the
     overlays still show the photos as they are. ``owned``: see ``staged``; ``tile``: see
-    ``crack_probabilities``.
+    ``crack_probabilities``; ``tolerance``: the tolerance F1's radius (None: the model's).
 
     ``image_dir`` may also be a sharded dataset (synthetic or translated; ``mask_dir`` unused):
     the same model scored on the synthetic and the adapted set shows what translation did to
@@ -407,7 +408,8 @@ def evaluate_folder(
         worker_init_fn=quiet_workers(),
     )
     out_dir = Path(out_dir)
-    device, tolerance = model.device, model.hparams.tolerance
+    device = model.device
+    tolerance = model.hparams.tolerance if tolerance is None else tolerance
     metrics = build_metrics(tolerance).to(device)
     net = tiled(scoring_net(model, translate_with), tile)
     rows: list[dict] = []
@@ -448,6 +450,7 @@ def evaluate_folder(
             eval_size=list(eval_size) if eval_size else None,
             tile=tile,
             num_overlays=num_overlays,
+            tolerance=tolerance,
             tolerance_shape=TOLERANCE_SHAPE,
             image_dir=str(image_dir),
             **(extra or {}),

@@ -392,8 +392,8 @@ def scoring_settings(cfg: DictConfig) -> dict:
     metrics.json records them: a change to any of them scores the row again."""
     e = cfg.stages.evaluate
     settings = {"eval_size": eval_size(cfg), "tile": e.get("tile"), "num_overlays": e.num_overlays}
-    if scored(cfg):  # the tolerance F1's neighbourhood (masks of unlabelled photos have none)
-        settings["tolerance_shape"] = TOLERANCE_SHAPE
+    if scored(cfg):  # the tolerance F1's (masks of unlabelled photos have none)
+        settings |= {"tolerance": cfg.task.tolerance, "tolerance_shape": TOLERANCE_SHAPE}
     return settings
 
 
@@ -403,6 +403,7 @@ def described(settings: dict) -> str:
         "eval_size": lambda v: f"eval_size {v}" if v else "each image's own size",
         "tile": lambda v: f"tile {v}" if v else "whole photos",
         "num_overlays": lambda v: f"{v} overlays",
+        "tolerance": lambda v: f"a {v} px tolerance",
         "tolerance_shape": lambda v: f"a {v} tolerance",
     }
     return ", ".join(words[k](v) for k, v in settings.items())
@@ -507,6 +508,7 @@ def score_on_test(
         translate_with=translate_with,
         owned=True,  # the pipeline's own run folder, whose overlays predate WRITTEN records
         tile=e.get("tile"),
+        tolerance=cfg.task.tolerance,  # a scoring setting: the model may predate a new one
     )
 
 

@@ -44,9 +44,10 @@ FOLDER_KEYS = frozenset(
     {"synthetic_dir", "real_dir", "train_dir", "train_mask_dir", "dir", "image_dir"}
     | {"test_img", "test_lab", "val_img", "val_lab"}
 )
-#: The data a model is scored on, not trained on: a task model's record leaves them out (a
-#: corrected test label retrained every row), and its scores have a record of their own.
-SCORING_KEYS = frozenset({"test_img", "test_lab", "val_img", "val_lab", "eval_size"})
+#: The data a model is scored on, not trained on, and how: a task model's record leaves them
+#: out (a corrected test label retrained every row, as did the tolerance F1's radius), and its
+#: scores have a record of their own.
+SCORING_KEYS = frozenset({"test_img", "test_lab", "val_img", "val_lab", "eval_size", "tolerance"})
 OUTPUT_ROOT = "${paths.output_dir}"
 DATA_ROOT = "${paths.data_dir}"
 #: The folders records are written relative to: placeholder -> the folder it stands for now.
@@ -264,6 +265,7 @@ TRAINER_SETTINGS = ("trainer.max_steps", "trainer.precision", *ADDED_TRAINER_SET
 ADDED_SCORING_SETTINGS: dict[str, object] = {
     "tile": None,
     "num_overlays": 8,
+    "tolerance": 2,
     "tolerance_shape": "square",
 }
 

@@ -1107,7 +1107,8 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     """stages.evaluate.num_overlays and tile are in a row's scoring record: before, a rerun
     with another overlay count kept the old overlays, and a tiled rerun the whole-photo
     scores, without a word. Scores recorded before the two were stand at their defaults;
-    those of the tolerance F1's square neighbourhood are made again with its disc."""
+    those of the tolerance F1's square neighbourhood are made again with its disc, and a new
+    tolerance radius scores the rows again (it retrained them)."""
     write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
     first = run_pipeline(tmp_path, *rows)
@@ -1166,6 +1167,23 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     assert "task[testtime]: the synthetic model" in out and "]: 2 steps" not in out
     for row in ("synthetic", "testtime"):
         assert json.loads((runs / row / "metrics.json").read_text())["tolerance_shape"] == "disc"
+    # The tolerance's radius is scoring too: it retrained every row.
+    wider = run_pipeline(
+        tmp_path,
+        *rows,
+        "stages.evaluate.num_overlays=1",
+        "stages.evaluate.tile=32",
+        "task.tolerance=3",
+    )
+    assert wider.returncode == 0, wider.stderr[-3000:]
+    out = wider.stdout
+    assert "task[synthetic]: trained, scored again at a 3 px tolerance (was a 2 px" in out
+    assert "task[testtime]: the synthetic model" in out and "]: 2 steps" not in out
+    assert not [
+        line for line in out.splitlines() if "task[synthetic]" in line and "removed" in line
+    ]
+    for row in ("synthetic", "testtime"):
+        assert json.loads((runs / row / "metrics.json").read_text())["tolerance"] == 3
 
 
 def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_missing(
