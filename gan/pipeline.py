@@ -572,20 +572,28 @@ def check_gan_photos(cfg: DictConfig) -> None:
 
 
 def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
-    """The real folders the rows read, listed and paired before any work (no photo decoded):
-    a folder without test_lab/ failed after the GAN and the translation, and one without
-    train_lab/ at the oracle row, the last, with no report."""
+    """The real folders the rows read, listed and paired before any work: a folder without
+    test_lab/ failed after the GAN and the translation, and one without train_lab/ at the
+    oracle row, the last, with no report. A row still to train decodes its real training
+    pairs too (a corrupt label failed the same way; a finished row's rerun reads none)."""
     from gan.evaluate import say_if_stretched
 
     for row in rows:
         data = derive(cfg, source_overrides(row)).task_data
         if data.get("train_mask_dir") and isinstance(data.train_dir, str):
             try:
-                ImageFolder(data.train_dir, data.train_mask_dir)
+                pairs = ImageFolder(data.train_dir, data.train_mask_dir)
+                if not all(row_scored(cfg, row, seed) for seed in task_seeds(cfg)):
+                    pairs.validate()
             except DataError as err:
                 leave = f"'stages.task.sources=[...]' without {row} leaves it out"
                 raise DataError(f"the {row} row's training labels: {err} ({leave})") from err
     say_if_stretched(test_samples(cfg), cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
+
+
+def row_scored(cfg: DictConfig, row: str, seed: int) -> bool:
+    """Whether ``row`` of ``seed`` has its scores (or masks) from an earlier run."""
+    return (dirs(cfg)["runs"] / run_key(row, seed, cfg.seed) / "metrics.json").is_file()
 
 
 def test_samples(cfg: DictConfig) -> Sequence:

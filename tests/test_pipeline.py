@@ -1234,7 +1234,8 @@ def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_mis
 def test_new_real_data_is_read_whole_before_old_outputs_go(tmp_path):
     """A photo added that cannot be read removed the finished GAN, then failed (and its
     removal retrained the GAN from scratch); a test photo added without its mask removed the
-    rows' scores, then failed; a missing train_lab/ failed at the oracle row, the last."""
+    rows' scores, then failed; a missing train_lab/, or a corrupt label in it, failed at the
+    oracle row, the last."""
     write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
     rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
     shutil.move(tmp_path / "real" / "train_lab", tmp_path / "train_lab")
@@ -1243,6 +1244,18 @@ def test_new_real_data_is_read_whole_before_old_outputs_go(tmp_path):
     assert refused.stderr.strip().splitlines()[-1] == (
         f"error: the oracle row's training labels: {tmp_path / 'real' / 'train_lab'}: mask "
         "folder not found ('stages.task.sources=[...]' without oracle leaves it out)"
+    )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "ckpt").exists()
+    shutil.move(tmp_path / "train_lab", tmp_path / "real" / "train_lab")
+    (tmp_path / "real" / "train_lab" / "2.png").write_bytes(b"\x89PNG cut short")
+    corrupt = run_pipeline(tmp_path, "stages.task.sources=[synthetic,oracle]")
+    assert corrupt.returncode == 1  # it failed at the oracle row, the last, with no report
+    assert (
+        corrupt.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"error: the oracle row's training labels: {tmp_path / 'real' / 'train_lab' / '2.png'}"
+        )
     )
     assert not (tmp_path / "out").exists() and not (tmp_path / "ckpt").exists()
     first = run_pipeline(tmp_path, *rows)
