@@ -215,7 +215,20 @@ def test_check_data_cli_accepts_valid_data(tmp_path: Path) -> None:
     result = check_data(make_data(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "ok:" in result.stdout
-    assert "note:" not in result.stdout
+    notes = [line for line in result.stdout.splitlines() if "note:" in line]
+    assert notes == [f"note: no {tmp_path}/train_lab: the oracle row (real labels, the upper "
+                     "bound) cannot run; no other row needs labels"]  # fmt: skip
+    # The oracle's labels are decoded too: a corrupt one failed the main job at its last row.
+    (tmp_path / "train_lab").mkdir()
+    for stem in ("a", "b"):
+        shutil.copy(tmp_path / "test_lab" / f"{stem}.png", tmp_path / "train_lab")
+    result = check_data(tmp_path)
+    assert (
+        result.returncode == 0 and f"ok: {tmp_path}/train_img: 2 images with masks" in result.stdout
+    )
+    (tmp_path / "train_lab" / "b.png").write_bytes(b"\x89PNG cut short")
+    result = check_data(tmp_path)
+    assert result.returncode == 1 and f"{tmp_path}/train_lab/b.png" in result.stderr
     # An unlabeled folder given without its masks key (a traceback), and no folder at all
     # (it passed, having checked nothing).
     result = check_data(tmp_path, f"folders=[{{images:'{tmp_path}/train_img'}}]")
@@ -254,6 +267,8 @@ def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     notes = [line.strip() for line in result.stdout.splitlines() if "note:" in line]
     assert notes == [
+        f"note: no {root}/train_lab: the oracle row (real labels, the upper bound) cannot run; "
+        "no other row needs labels",
         "note: 2 files of other kinds (photos: .jpg .jpeg .png .bmp .tif .tiff), not read: "
         "h.jpe, w.webp",
         "note: 1 subfolder, not read: more",

@@ -26,18 +26,20 @@ register_resolvers()
 def checked_folders(folders: object) -> list[dict]:
     """``folders`` as ``{images, masks}`` entries, ``masks`` optional (an unlabeled folder
     left it out, a traceback), refused in one line when empty (the check passed on nothing)
-    or not such entries."""
-    form = "folders=[{images: <folder>, masks: <folder or null>, optional: <bool>}, ...]"
+    or not such entries. ``optional``: the entry may be missing whole; ``masks_optional``:
+    its masks folder may (the oracle's train_lab/, which most users do not have)."""
+    form = (
+        "folders=[{images: <folder>, masks: <folder or null>, optional: <bool>, "
+        "masks_optional: <bool>}, ...]"
+    )
     if not isinstance(folders, ListConfig) or not folders:
         raise ConfigError(f"folders={folders!r}: expected one folder or more, as {form}")
     entries = []
     for entry in folders:
         keys = set(entry) if isinstance(entry, DictConfig) else set()
-        if "images" not in keys or keys - {"images", "masks", "optional"}:
+        if "images" not in keys or keys - {"images", "masks", "optional", "masks_optional"}:
             raise ConfigError(f"folders: {entry!r} is not a folder entry; expected {form}")
-        entries.append(
-            {"images": entry.images, "masks": entry.get("masks"), "optional": entry.get("optional")}
-        )
+        entries.append({k: entry.get(k) for k in ("images", "masks", "optional", "masks_optional")})
     return entries
 
 
@@ -54,6 +56,12 @@ def check(cfg: DictConfig) -> int:
                 "without labels with experiment=label_free (or task_data.test_lab=null)"
             )
             continue
+        if folder["masks_optional"] and folder["masks"] and not Path(folder["masks"]).exists():
+            print(
+                f"note: no {folder['masks']}: the oracle row (real labels, the upper bound) "
+                "cannot run; no other row needs labels"
+            )
+            folder["masks"] = None
         try:
             images = ImageFolder(folder["images"], folder["masks"], require_masks=False)
             count = images.validate(progress=True)
