@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ValidationError
+from omegaconf.errors import InterpolationResolutionError, ValidationError
 
 from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated, interrupt_for
 from gan.checkpoint import UnsafeCheckpointError
@@ -288,7 +288,9 @@ def refuse_unresolved_launcher(config: DictConfig) -> None:
     """``hydra/launcher=slurm_jobs trainer=ddp`` asks SLURM for ``trainer.devices`` GPUs a
     node, and the ddp preset's ``auto`` is no count (the job is sized before it starts): it
     was omegaconf's traceback from inside Hydra once the sweep began; as was a sweep sent to
-    SLURM from a machine without it (submitit's "Could not detect srun")."""
+    SLURM from a machine without it (submitit's "Could not detect srun"). A setting naming
+    one the tool has not (``${trainer.devices}`` in tools/render.py's sweep) was omegaconf's
+    InterpolationKeyError as a callback's traceback."""
     launcher = config.hydra.get("launcher")
     if launcher is None:
         return
@@ -300,6 +302,9 @@ def refuse_unresolved_launcher(config: DictConfig) -> None:
         if "trainer.devices" in str(raw):
             why += "; a cluster job is sized before it starts: trainer.devices=<GPUs a node>"
         refuse_before_hydra(f"hydra.launcher.{err.key}={raw}: {why}")
+    except InterpolationResolutionError as err:  # a setting naming one the tool lacks
+        raw = OmegaConf.to_container(launcher, resolve=False).get(str(err.key), "")
+        refuse_before_hydra(f"hydra.launcher.{err.key}={raw}: {str(err).splitlines()[0]}")
     if "Slurm" in str(launcher.get("_target_")) and not which("srun"):
         refuse_before_hydra(
             "hydra/launcher=slurm_jobs: no srun on this machine (SLURM's); run the sweep "

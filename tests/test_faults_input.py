@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gan.checkpoint import load_checkpoint
-from gan.cli import HydraStartChecks, run_cli
+from gan.cli import HydraStartChecks, register_resolvers, run_cli
 from gan.devices import pick_device
 from gan.translate import translate_dataset
 from synth.distributions import ConfigError
@@ -560,6 +560,7 @@ def test_a_slurm_sweep_sized_by_auto_devices_or_sent_from_a_machine_without_slur
 ) -> None:
     """Both were tracebacks from inside Hydra once the sweep began: omegaconf's "could not be
     converted to Integer" for the GPU count, submitit's "Could not detect srun"."""
+    register_resolvers()  # as the tool does (the paths' env_or; alone, this test needs it)
     (tmp_path / "srun").write_text("#!/bin/sh\n")
     (tmp_path / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -571,11 +572,51 @@ def test_a_slurm_sweep_sized_by_auto_devices_or_sent_from_a_machine_without_slur
         HydraStartChecks().on_multirun_start(auto)
     assert stop.value.code == 1
     said = capsys.readouterr().err
-    assert said.startswith("error: hydra.launcher.gpus_per_node=${trainer.devices}: Value 'auto'")
+    assert said.startswith(
+        "error: hydra.launcher.gpus_per_node=${oc.select:trainer.devices,null}: Value 'auto'"
+    )
     assert said.endswith("trainer.devices=<GPUs a node>\n") and said.count("\n") == 1
     HydraStartChecks().on_multirun_start(counted)  # srun found, a count: nothing said
     assert not capsys.readouterr().err
     (tmp_path / "srun").unlink()
     with pytest.raises(SystemExit):
         HydraStartChecks().on_multirun_start(counted)
+    assert "no srun on this machine" in capsys.readouterr().err
+
+
+def test_a_slurm_sweep_of_a_tool_without_a_trainer_asks_one_task_and_no_gpu(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """tools/render.py and tools/evaluate.py have no ``trainer``: the launcher's GPU count
+    from ``trainer.devices`` was omegaconf's InterpolationKeyError, a callback's traceback,
+    before the sweep began; an unresolvable launcher setting is one line too."""
+    register_resolvers()
+    (tmp_path / "srun").write_text("#!/bin/sh\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    overrides = ["hydra/launcher=slurm_jobs", "hydra.job.name=x", f"paths.root_dir={tmp_path}"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        configs = {
+            tool: compose(tool, overrides, return_hydra_config=True)
+            for tool in ("render", "evaluate")
+        }
+        broken = compose(
+            "render",
+            [*overrides, "hydra.launcher.cpus_per_task=${nosuch}"],
+            return_hydra_config=True,
+        )
+    for config in configs.values():
+        HydraStartChecks().on_multirun_start(config)  # srun found: nothing said
+        launcher = OmegaConf.to_container(config.hydra.launcher, resolve=True)
+        assert launcher["gpus_per_node"] is None and launcher["tasks_per_node"] == 1
+    assert not capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        HydraStartChecks().on_multirun_start(broken)
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: hydra.launcher.cpus_per_task=${nosuch}: Interpolation key 'nosuch' not found\n"
+    )
+    (tmp_path / "srun").unlink()  # the machine's own case: no srun, said after the settings
+    with pytest.raises(SystemExit):
+        HydraStartChecks().on_multirun_start(configs["render"])
     assert "no srun on this machine" in capsys.readouterr().err
