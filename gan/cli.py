@@ -282,6 +282,17 @@ class HydraStartChecks(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         refuse_unwritable_run_folder(config, "sweep")
         refuse_unresolved_launcher(config)
+        refuse_shared_runs(config)
+
+
+def refuse_shared_runs(config: DictConfig) -> None:
+    """A training sweep whose jobs would share one run (gan.sweeps), in one line."""
+    from gan.sweeps import check_distinct_runs
+
+    try:
+        check_distinct_runs(config)
+    except ConfigError as err:
+        refuse_before_hydra(str(err))
 
 
 def refuse_unresolved_launcher(config: DictConfig) -> None:
