@@ -107,6 +107,39 @@ def refuse_null_groups(conf_dir: Path, argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+#: ``experiment=<name>`` on a command line (values of a sweep, comma-separated).
+_EXPERIMENT = re.compile(r"^\+{0,2}experiment=(.+)$")
+#: A top-level ``run_name:`` in a config file.
+_RUN_NAME = re.compile(r"^run_name:", re.MULTILINE)
+
+
+def refuse_pipeline_presets(conf_dir: Path, tool: str, argv: list[str] | None = None) -> None:
+    """A preset that names the pipeline's run (``run_name: label_free``: full, sim2real_cpu,
+    label_free) given to a single-stage tool: it replaced the tool's own run name, so
+    ``train_task experiment=label_free`` with another source said "already trained" and
+    scored the first source's model under the second's name, and ``experiment=full`` (which
+    swaps the pipeline's GAN) ended in Hydra's "Could not override 'gan'". Refused before
+    Hydra composes, for tools with presets but no pipeline stages (train_task, train_gan)."""
+    config = conf_dir / f"{tool}.yaml"
+    text = config.read_text() if config.is_file() else ""
+    if "- experiment: null" not in text or re.search(r"^stages:", text, re.MULTILINE):
+        return
+    for arg in sys.argv[1:] if argv is None else argv:
+        found = _EXPERIMENT.match(arg)
+        for name in found[1].split(",") if found else ():
+            preset = conf_dir / "experiment" / f"{name.strip()}.yaml"
+            if preset.is_file() and _RUN_NAME.search(preset.read_text()):
+                print(
+                    f"error: experiment={name.strip()} is a preset of the pipeline (it names "
+                    f"the pipeline's run, which every {tool} run would share): python "
+                    f"tools/pipeline.py experiment={name.strip()}, or give {tool} the settings "
+                    "you want from it on the command line",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                sys.exit(1)
+
+
 #: Ctrl-C and SIGTERM, held back while a tool puts its finished outputs in place.
 HELD = (signal.SIGINT, signal.SIGTERM)
 #: Whether a stop came while they were held: the outputs it would have cut are whole, and the

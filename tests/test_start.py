@@ -13,7 +13,7 @@ import pytest
 from _cli_fixtures import run_tool, signal_when
 
 from gan.cli import run_cli
-from gan.start import end_quiet_start, quiet_start, refuse_null_groups
+from gan.start import end_quiet_start, quiet_start, refuse_null_groups, refuse_pipeline_presets
 
 
 @pytest.mark.parametrize(("sig", "code", "said"), [
@@ -118,6 +118,38 @@ def test_a_config_group_set_to_null_is_one_line_with_the_way_to_leave_it_out() -
 def test_null_is_left_to_hydra_where_it_is_not_a_config_group(arg: str) -> None:
     """A value may be null; a group removed, named, or unknown is Hydra's to say."""
     refuse_null_groups(Path(__file__).resolve().parents[1] / "conf", [arg])
+
+
+def test_a_pipeline_preset_given_to_a_single_stage_tool_is_one_line() -> None:
+    """``experiment=label_free`` set train_task's run name to ``label_free`` for every source
+    (a second source said "already trained" and scored the first's model under its name);
+    ``experiment=full`` was Hydra's "Could not override 'gan'"."""
+    proc = run_tool("train_task", "experiment=full", timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "error: experiment=full is a preset of the pipeline (it names the pipeline's run, "
+        "which every train_task run would share): python tools/pipeline.py experiment=full, "
+        "or give train_task the settings you want from it on the command line\n"
+    )
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    for tool, arg in [
+        ("train_task", "experiment=label_free"),
+        ("train_gan", "experiment=tiny_gan,sim2real_cpu"),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            refuse_pipeline_presets(conf, tool, ["-m", arg])
+        assert stop.value.code == 1
+
+
+@pytest.mark.parametrize(("tool", "arg"), [
+    ("pipeline", "experiment=label_free"),  # the presets' own tool
+    ("train_task", "experiment=tiny_gan"),  # names no run: its settings are the tool's
+    ("train_gan", "experiment=tiny_pipeline"),
+    ("evaluate", "experiment=full"),  # no presets at all: Hydra's to say
+    ("train_task", "run_name=full"),
+])  # fmt: skip
+def test_presets_that_name_no_run_or_the_pipeline_itself_are_left_alone(tool, arg) -> None:
+    refuse_pipeline_presets(Path(__file__).resolve().parents[1] / "conf", tool, [arg])
 
 
 @pytest.mark.parametrize(("resumes", "said"), [
