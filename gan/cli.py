@@ -182,6 +182,38 @@ TOOL_COUNTS = {
 }
 
 
+#: Counts of the pipeline's stages beyond the tools' (its translation's measure).
+STAGE_COUNTS = {**TOOL_COUNTS, "max_images": 2}
+
+
+def stage_nodes(node: DictConfig, where: str) -> Iterator[tuple[str, DictConfig]]:
+    """``node`` and the nodes under it, by dotted name, trainers left out (checked apart)."""
+    yield where, node
+    for key, child in node.items_ex(resolve=False):
+        if isinstance(child, DictConfig) and key != "trainer":
+            yield from stage_nodes(child, f"{where}.{key}")
+
+
+def check_stage_settings_shared(stages: DictConfig | dict) -> None:
+    """The pipeline stages' counts and devices under the names the tools give them, before
+    any work and named by their stage: stages.translate.batch_size=0 was range()'s traceback
+    once the GAN had trained, stages.evaluate.tile=5 ran 5 px windows for minutes, and a
+    stage's device=bogus failed when the stage came, its message without the stage's key."""
+    from gan.devices import pick_device
+
+    if not isinstance(stages, DictConfig):
+        return
+    for where, node in stage_nodes(stages, "stages"):
+        for key, least in STAGE_COUNTS.items():
+            if where != "stages" and node.get(key) is not None:
+                checked_count(node[key], f"{where}.{key}", least)
+        if where != "stages" and isinstance(node.get("device"), str):
+            try:
+                pick_device(node.device)
+            except ConfigError as err:
+                raise ConfigError(f"{where}.{err}") from err
+
+
 def check_shared_settings(cfg: DictConfig) -> None:
     """The settings every tool shares (``seed``, the trainer's counts, batch sizes and other
     counts), checked before any work: ``seed=abc`` failed in int() with no key named, after
@@ -194,6 +226,7 @@ def check_shared_settings(cfg: DictConfig) -> None:
         if cfg.get(key) is not None:
             checked_count(cfg[key], key, least)
     stages = cfg.get("stages") or {}
+    check_stage_settings_shared(stages)
     trainers = {"trainer": cfg.get("trainer")} | {
         f"stages.{name}.trainer": node.get("trainer")
         for name, node in stages.items()

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.callbacks import train_seconds
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
@@ -530,6 +531,9 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     stage removes outputs its record calls stale before it trains, so a refused setting (a
     GAN learning rate of -1, a render count of 0) removed the finished GAN or scenes first."""
     check_output_folders(cfg)
+    check_one_process(cfg)
+    if HydraConfig.initialized():
+        check_trainer_overrides(cfg, list(HydraConfig.get().overrides.task))
     e = cfg.stages.evaluate
     checked_count(e.batch_size, "stages.evaluate.batch_size", 1)
     checked_count(e.num_overlays, "stages.evaluate.num_overlays", 0)
@@ -553,6 +557,63 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     check_real_folders(cfg, sorted(trained))
     if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
         check_gan_photos(cfg)
+
+
+def check_one_process(cfg: DictConfig) -> None:
+    """The pipeline trains in its own process on one device: under DDP every rank ran the
+    render, translation and report too, each removing and writing the others' files (a
+    translation's shard gone under another rank, then gloo's traceback). Several devices
+    train through the single-stage tools (README, Multi-GPU and clusters)."""
+    for stage in ("adapt", "task"):
+        own = cfg.stages[stage].get("trainer") or {}
+
+        def setting(key: str, own: DictConfig = own) -> object:  # the stage's, over the rest
+            return own[key] if key in own else cfg.trainer.get(key)
+
+        devices, strategy = setting("devices"), setting("strategy")
+        if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+            devices = int(devices)
+        every_gpu = devices in (-1, "auto") and setting("accelerator") != "cpu"
+        several = (
+            (isinstance(devices, int) and devices > 1)
+            or (OmegaConf.is_list(devices) and len(devices) > 1)
+            or (isinstance(devices, str) and "," in devices)
+            or (every_gpu and torch.cuda.device_count() > 1)
+        )
+        ddp = "ddp" in str(strategy).lower()
+        if several or ddp:
+            with_ddp = f" ({strategy_name(strategy)})" if ddp else ""
+            raise ConfigError(
+                f"trainer.devices={devices}{with_ddp}: the pipeline runs every stage in one "
+                "process on one device (trainer.devices=1, the default); to train on "
+                "several, run tools/train_gan.py and tools/train_task.py with trainer=ddp "
+                "(README: Multi-GPU and clusters)"
+            )
+
+
+def strategy_name(strategy: object) -> str:
+    """A trainer's strategy as a user named it: a preset's node by its class."""
+    if OmegaConf.is_dict(strategy):
+        return str(strategy.get("_target_", "")).rsplit(".", 1)[-1] or "?"
+    return str(strategy)
+
+
+def check_trainer_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """A top-level ``trainer.<key>=`` that a stage's own trainer sets is never used (the
+    stages' values are merged over it): ``trainer.max_steps=50`` left every row at 400
+    steps, said by no line, and the report's command named it."""
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if not key.startswith("trainer."):
+            continue
+        name = key.removeprefix("trainer.")
+        whose = {"adapt": "the GAN's", "task": "the task rows'"}
+        set_by = [s for s in whose if name in cfg.stages[s].trainer]
+        if set_by:
+            said = " or ".join(f"stages.{s}.{key} ({whose[s]})" for s in set_by)
+            raise ConfigError(
+                f"{override}: the pipeline's stages set their own, which win: set {said}"
+            )
 
 
 def check_gan_photos(cfg: DictConfig) -> None:

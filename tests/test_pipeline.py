@@ -284,6 +284,16 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
             "stages.task.sources=[selftrained] stages.self_train.low=abc",
             "band low=abc, high=0.7: need 0 <= low < high",
         ),
+        # each failed once its stage ran (a traceback, or minutes of 5 px windows), or
+        # without the stage's key; under DDP every rank ran every stage, racing on its files
+        ("stages.translate.batch_size=0", "stages.translate.batch_size=0: expected a whole"),
+        ("stages.translate.measure.size=0", "stages.translate.measure.size=0: expected a"),
+        ("stages.translate.measure.max_images=1", "measure.max_images=1: expected a whole"),
+        ("stages.self_train.shard_size=0", "stages.self_train.shard_size=0: expected a whole"),
+        ("stages.evaluate.tile=5", "stages.evaluate.tile=5: expected a whole number >= 32"),
+        ("stages.evaluate.device=bogus", "stages.evaluate.device=bogus: expected auto, cpu"),
+        ("trainer=ddp_cpu", "trainer.devices=2 (DDPStrategy): the pipeline runs every stage in"),
+        ("+stages.task.trainer.devices=2", "trainer.devices=2: the pipeline runs every stage"),
     ],
 )
 def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, capsys, override, message):
@@ -305,6 +315,12 @@ def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, capsys, override, m
         ("stages.task.sources=[synthetic,bogus]", "unknown ['bogus']"),
         ("paths.ckpt_dir=/proc/version", "paths.ckpt_dir=/proc/version: a file, not a folder"),
         ("gan.lr_g=-1", "gan.lr_g=-1: expected a number >= 0"),
+        # a top-level trainer setting a stage sets too was never used, without a word
+        (
+            "trainer.max_steps=50",
+            "trainer.max_steps=50: the pipeline's stages set their own, which win: set "
+            "stages.adapt.trainer.max_steps (the GAN's) or stages.task.trainer.max_steps",
+        ),
     ],
 )
 def test_the_pipeline_tool_says_a_bad_setting_in_one_line(tmp_path, override, message):
