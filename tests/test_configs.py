@@ -130,6 +130,8 @@ def test_the_gan_lr_schedule_follows_its_step_budget() -> None:
         ((), (600, 200)),
         (("stages.adapt.trainer.max_steps=2400",), (1800, 600)),
         (("experiment=full",), (20000, 20000)),
+        # full's schedule was fixed: 10000 steps never decayed
+        (("experiment=full", "stages.adapt.trainer.max_steps=10000"), (5000, 5000)),
     ]:
         gan = composed("pipeline", *overrides).gan
         assert (gan.decay_start_step, gan.decay_steps) == expected, overrides
