@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from gan.augment import PairedAugment
+from gan.augment import PairedAugment, check_preset
 from gan.data import (
     check_crop_fits,
+    in_range,
     quiet_workers,
     random_crop,
     resumable_loader,
@@ -155,7 +156,9 @@ class UnpairedDataModule(pl.LightningDataModule):
         self.batch_size = checked_count(batch_size, "gan_data.batch_size")
         self.num_workers = checked_count(num_workers, "gan_data.num_workers", 0)
         self.seed = seed
+        in_range(crack_crop_prob, "gan_data.crack_crop_prob", 0, 1)
         self.crack_crop_prob = crack_crop_prob
+        check_preset(augment, "gan_data.augment")
         self.augment = PairedAugment(augment)
         self.stream: UnpairedStream | None = None
 

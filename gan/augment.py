@@ -19,6 +19,16 @@ from torch import nn
 from gan.data import as_names, in_range
 from synth.distributions import ConfigError
 
+PRESETS = ("none", "light", "strong")
+
+
+def check_preset(preset: object, key: str) -> None:
+    """One of PRESETS, refused under the key the user set (the GAN's ``gan_data.augment``
+    or the task's ``task.augment.preset``)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"{key}={preset!r}: expected none, light or strong")
+
+
 #: The strong preset's terms beyond the flips, in the order they are applied.
 STRONG_GEOMETRIC = ("affine", "perspective")
 STRONG_PHOTOMETRIC = ("jitter", "grayscale", "blur", "noise", "gamma")
@@ -83,8 +93,7 @@ class PairedAugment(nn.Module):
         params: Mapping[str, Mapping] | None = None,
     ) -> None:
         super().__init__()
-        if preset not in ("none", "light", "strong"):
-            raise ConfigError(f"augment.preset={preset!r}: expected none, light or strong")
+        check_preset(preset, "augment.preset")
         in_range(p, "augment.p", 0, 1)  # kornia took p=2 as always
         in_range(strength, "augment.strength", 0, math.inf)
         drop = as_names(drop)  # drop=blur: one term, not b,l,u,r

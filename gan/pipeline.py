@@ -547,7 +547,7 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     nodes = []
     if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
         checked_count(cfg.stages.adapt.trainer.max_steps, "stages.adapt.trainer.max_steps")
-        nodes.append(adapt_config(cfg).gan)
+        nodes += [adapt_config(cfg).gan, adapt_config(cfg).gan_data]  # the data's settings
     checked_count(cfg.stages.task.trainer.max_steps, "stages.task.trainer.max_steps")
     trained = {TEST_TIME_ROWS.get(s) or training_row(cfg, s) for s in sources}
     nodes += [derive(cfg, source_overrides(row)).task for row in sorted(trained)]
