@@ -1133,6 +1133,7 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     first = run_pipeline(tmp_path, *rows)
     assert first.returncode == 0, first.stderr[-3000:]
     runs = tmp_path / "out" / "runs"
+    fewer = ("stages.evaluate.num_overlays=1", "stages.evaluate.tile=32")
 
     def edit(path: Path, change: Callable[[dict], None]) -> None:
         record = json.loads(path.read_text())
@@ -1149,9 +1150,7 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     assert again.returncode == 0, again.stderr[-3000:]
     for row in ("synthetic", "testtime"):
         assert f"task[{row}]: complete, skipped" in again.stdout
-    changed = run_pipeline(
-        tmp_path, *rows, "stages.evaluate.num_overlays=1", "stages.evaluate.tile=32"
-    )
+    changed = run_pipeline(tmp_path, *rows, *fewer)
     assert changed.returncode == 0, changed.stderr[-3000:]
     out = changed.stdout
     assert (
@@ -1163,9 +1162,7 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
         assert len(list((runs / row / "overlays").glob("*.png"))) == 1
         recorded = json.loads((runs / row / "metrics.json").read_text())
         assert (recorded["tile"], recorded["num_overlays"]) == (32, 1)
-    kept = run_pipeline(
-        tmp_path, *rows, "stages.evaluate.num_overlays=1", "stages.evaluate.tile=32"
-    )
+    kept = run_pipeline(tmp_path, *rows, *fewer)
     assert kept.returncode == 0, kept.stderr[-3000:]
     for row in ("synthetic", "testtime"):
         assert f"task[{row}]: complete, skipped" in kept.stdout
@@ -1177,9 +1174,7 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     for row in ("synthetic", "testtime"):
         edit(runs / row / "metrics.json", square)
     edit(runs / "testtime" / "provenance.json", lambda r: square(r["test"]))
-    disc = run_pipeline(
-        tmp_path, *rows, "stages.evaluate.num_overlays=1", "stages.evaluate.tile=32"
-    )
+    disc = run_pipeline(tmp_path, *rows, *fewer)
     assert disc.returncode == 0, disc.stderr[-3000:]
     out = disc.stdout
     assert "task[synthetic]: trained, scored again at a disc tolerance (was a square" in out
@@ -1187,13 +1182,7 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     for row in ("synthetic", "testtime"):
         assert json.loads((runs / row / "metrics.json").read_text())["tolerance_shape"] == "disc"
     # The tolerance's radius is scoring too: it retrained every row.
-    wider = run_pipeline(
-        tmp_path,
-        *rows,
-        "stages.evaluate.num_overlays=1",
-        "stages.evaluate.tile=32",
-        "task.tolerance=3",
-    )
+    wider = run_pipeline(tmp_path, *rows, *fewer, "task.tolerance=3")
     assert wider.returncode == 0, wider.stderr[-3000:]
     out = wider.stdout
     assert "task[synthetic]: trained, scored again at a 3 px tolerance (was a 2 px" in out
