@@ -86,7 +86,9 @@ def crack_contrast_loss(
 
 
 def far_background(mask: torch.Tensor, margin: int = 4) -> torch.Tensor:
-    """Background pixels (class 0) more than ``margin`` px from any crack, (B,1,H,W) bool.
+    """Background pixels (class 0) outside the (2 ``margin`` + 1)-px square around every crack
+    pixel, (B,1,H,W) bool: more than ``margin`` px away along a row or column (a square, not a
+    disc: a margin to keep clear, where the few diagonal pixels more make no difference).
 
     A crack's dark line lifts the local contrast of its whole neighbourhood, so texture is
     read only away from it: what remains is the stains, joints and mottling the simulator drew

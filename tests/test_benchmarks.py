@@ -29,6 +29,10 @@ def test_bench_task_prints_both_layouts_and_speed_ratios():
     )
     assert re.search(r"train step, .* contiguous: \d+ ms \(1\.00x\)", out)
     assert re.search(r"train step, .* channels_last: \d+ ms \([\d.]+x\)", out)
+    # against the module as trained (NHWC), not the contiguous one: that credited folding
+    # with the layout's speed-up
+    assert re.search(r"inference, .* module as trained \(NHWC\): \d+ ms/image \(1\.00x\)", out)
+    assert re.search(r"module, contiguous \(NCHW\): \d+ ms/image \([\d.]+x\)", out)
     assert re.search(r"inference_net \(folded BN, NHWC\): \d+ ms/image \([\d.]+x\)", out)
     assert re.search(r"scoring, .* checked \(.*\): [\d.]+ ms/image \(1\.00x\)", out)
     assert re.search(r"scoring, .* unchecked \(.*\): [\d.]+ ms/image \([\d.]+x\)", out)
@@ -51,6 +55,9 @@ def test_bench_gan_prints_ratio_and_overhead():
     )
     assert re.search(r"ratio [\d.]+x", out) and "Lightning overhead:" in out
     assert re.search(r"first step .*: [\d.]+ s", out)
+    # the loop and training_step medians over the same steps: it printed -0.3 % once
+    assert re.search(r"Lightning overhead: \d+\.\d%", out), out
+    assert re.search(r"median of \d+ steps without a reference run", out)
 
 
 FAST_REFERENCE = """

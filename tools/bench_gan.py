@@ -117,7 +117,7 @@ class StepTimer(pl.Callback):
 
     def __init__(self, warmup: int, chunk: int, reference=None) -> None:
         self.warmup, self.chunk, self.reference = warmup, chunk, reference
-        self.loop: list[float] = []
+        self.loop: list[tuple[int, float]] = []  # (batch index, loop seconds)
         self.ref: list[float] = []
         self.last: float | None = None
         self.first_step_s: float | None = None
@@ -130,7 +130,7 @@ class StepTimer(pl.Callback):
         if batch_idx == 0:
             self.first_step_s = now - self.start  # includes torch.compile when it is on
         if self.last is not None and batch_idx > self.warmup:
-            self.loop.append(now - self.last)
+            self.loop.append((batch_idx, now - self.last))
         self.last = now
         if (
             self.reference
@@ -168,9 +168,12 @@ def time_ours(cfg: DictConfig, model_kw: dict, reference=None) -> dict:
     )
     loader = DataLoader(FixedBatches(cfg.batch, cfg.size), batch_size=None)
     trainer.fit(model, train_dataloaders=loader)
-    loop = statistics.median(timer.loop)
-    step = statistics.median(raw[cfg.warmup + 1 :])
+    # the training_step times of the same steps the loop's are: over every step they took in
+    # those beside a reference run, and the overhead could print below zero
+    loop = statistics.median(seconds for _, seconds in timer.loop)
+    step = statistics.median(raw[index] for index, _ in timer.loop)
     return {
+        "timed": len(timer.loop),
         "img_s": cfg.batch / loop,
         "loop_s": loop,
         "step_s": step,
@@ -229,8 +232,8 @@ def bench(cfg: DictConfig) -> dict:
         f"reference (its own step, {len(plain['ref_s'])} runs of {cfg.chunk}): {ref_img_s:.2f} img/s"
     )
     print(
-        f"ours plain CycleGAN (Trainer loop): {plain['img_s']:.2f} img/s  "
-        f"ratio {plain['img_s'] / ref_img_s:.2f}x"
+        f"ours plain CycleGAN (Trainer loop, median of {plain['timed']} steps without a "
+        f"reference run): {plain['img_s']:.2f} img/s  ratio {plain['img_s'] / ref_img_s:.2f}x"
     )
     print(
         f"Lightning overhead: {100 * plain['overhead']:.1f}% "
