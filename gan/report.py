@@ -223,11 +223,20 @@ def shown_metrics(rows: list[dict]) -> tuple[str, ...]:
     return METRICS if any(m in row for row in rows for m in METRICS) else UNSCORED
 
 
+def label(metric: str, rows: list[dict]) -> str:
+    """A figure's name; the tolerance F1's with the radius its rows were scored at (it said
+    2 px under ``task.tolerance=3``; rows recorded before the radius was took 2 px)."""
+    radii = {row.get("tolerance", 2) for row in rows}
+    if metric == "tol_f1" and radii != {2}:
+        return f"F1 ({radii.pop()} px tol.)" if len(radii) == 1 else "F1 (tol., radii differ)"
+    return LABELS[metric]
+
+
 def markdown_table(rows: list[dict]) -> str:
     metrics = shown_metrics(rows)
     head = (
         "| training data | "
-        + " | ".join(LABELS[m] for m in metrics)
+        + " | ".join(label(m, rows) for m in metrics)
         + " | seeds | steps | train s (all seeds) |"
     )
     sep = "|---" * (len(metrics) + 4) + "|"
@@ -255,7 +264,7 @@ def bar_chart_svg(rows: list[dict], width: int = 640, bar_h: int = 16) -> str:
     ]
     for g, metric in enumerate(metrics):
         y0 = g * group_h + 10
-        parts.append(f'<text x="0" y="{y0 + group_h / 2}">{LABELS[metric]}</text>')
+        parts.append(f'<text x="0" y="{y0 + group_h / 2}">{label(metric, rows)}</text>')
         for r, row in enumerate(rows):
             value = float(row.get(metric, 0.0) or 0.0)
             y = y0 + r * bar_h
@@ -422,7 +431,7 @@ def log_report(
         if c.get("gap_closed") is not None:
             scores[f"{key}/gap_closed"] = float(c["gap_closed"])
     metrics = shown_metrics(rows)
-    columns = ["training data", *(LABELS[m] for m in metrics), "seeds"]
+    columns = ["training data", *(label(m, rows) for m in metrics), "seeds"]
     table = [
         [row["source"], *(cell(row, m) for m in metrics), row.get("num_seeds", 1)] for row in rows
     ]

@@ -1192,6 +1192,8 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_pa
     ]
     for row in ("synthetic", "testtime"):
         assert json.loads((runs / row / "metrics.json").read_text())["tolerance"] == 3
+    report = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert "| training data | F1 | F1 (3 px tol.) |" in report  # it said 2 px
 
 
 def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_missing(
