@@ -54,7 +54,14 @@ from gan.rows import (
     training_row,
 )
 from gan.run_names import run_key
-from gan.runner import build_model, close_runs, fit, log_outside_a_fit, starts_over
+from gan.runner import (
+    build_model,
+    close_runs,
+    fit,
+    log_outside_a_fit,
+    several_devices,
+    starts_over,
+)
 from gan.stage_outputs import (
     check_claimed_folders,
     check_run_names,
@@ -571,14 +578,9 @@ def check_one_process(cfg: DictConfig) -> None:
             return own[key] if key in own else cfg.trainer.get(key)
 
         devices, strategy = setting("devices"), setting("strategy")
-        if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
-            devices = int(devices)
-        every_gpu = devices in (-1, "auto") and setting("accelerator") != "cpu"
-        several = (
-            (isinstance(devices, int) and devices > 1)
-            or (OmegaConf.is_list(devices) and len(devices) > 1)
-            or (isinstance(devices, str) and "," in devices)
-            or (every_gpu and torch.cuda.device_count() > 1)
+        every_gpu = devices in (-1, "-1", "auto")  # several only where there are several
+        several = (several_devices(devices) and not every_gpu) or (
+            every_gpu and setting("accelerator") != "cpu" and torch.cuda.device_count() > 1
         )
         ddp = "ddp" in str(strategy).lower()
         if several or ddp:
