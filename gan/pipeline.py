@@ -72,6 +72,7 @@ from gan.stage_outputs import (
     record_roots,
     refuse_linked_outputs,
     resumed_at,
+    row_metrics,
     same_source,
     scores_in,
     task_checkpoint,
@@ -277,7 +278,7 @@ def teacher_checkpoint(cfg: DictConfig, teacher: str, seed: int) -> Path:
     key = run_key(teacher, seed, cfg.seed)
     ckpt = task_checkpoint(cfg, key)
     if not ckpt.is_file():
-        metrics = dirs(cfg)["runs"] / key / "metrics.json"
+        metrics = row_metrics(cfg, key)
         raise DataError(f"{ckpt}: the teacher's checkpoint is gone; delete {metrics} to retrain")
     return ckpt
 
@@ -472,7 +473,7 @@ def stage_test_time(cfg: DictConfig, row: str, gan: Path, seed: int) -> dict:
         return read_json(metrics_path)
     log(f"task[{key}]: the {trained_by} model, seed {seed}, on test photos translated by {gan}")
     model = load_segmenter(model_ckpt, pick_device(cfg.stages.evaluate.device))
-    trained = read_json(dirs(cfg)["runs"] / run_key(trained_by, seed, cfg.seed) / "metrics.json")
+    trained = read_json(row_metrics(cfg, run_key(trained_by, seed, cfg.seed)))
     extra = {"steps": trained.get("steps"), "train_seconds": 0.0, "model_row": trained_by}
     metrics = score_on_test(
         cfg, model, run_dir, {"source": row, "seed": seed, **extra}, reverse_generator(gan)
@@ -646,17 +647,13 @@ def check_real_folders(cfg: DictConfig, rows: list[str]) -> None:
         if data.get("train_mask_dir") and isinstance(data.train_dir, str):
             try:
                 pairs = ImageFolder(data.train_dir, data.train_mask_dir)
-                if not all(row_scored(cfg, row, seed) for seed in task_seeds(cfg)):
+                keys = [run_key(row, seed, cfg.seed) for seed in task_seeds(cfg)]
+                if not all(row_metrics(cfg, key).is_file() for key in keys):
                     pairs.validate()
             except DataError as err:
                 leave = f"'stages.task.sources=[...]' without {row} leaves it out"
                 raise DataError(f"the {row} row's training labels: {err} ({leave})") from err
     say_if_stretched(test_samples(cfg), cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
-
-
-def row_scored(cfg: DictConfig, row: str, seed: int) -> bool:
-    """Whether ``row`` of ``seed`` has its scores (or masks) from an earlier run."""
-    return (dirs(cfg)["runs"] / run_key(row, seed, cfg.seed) / "metrics.json").is_file()
 
 
 def test_samples(cfg: DictConfig) -> Sequence:

@@ -49,6 +49,12 @@ def dirs(cfg: DictConfig) -> dict[str, Path]:
     }
 
 
+def row_metrics(cfg: DictConfig, key: str) -> Path:
+    """A row's metrics.json (``key``: gan.run_names.run_key), whose presence says the row is
+    trained and scored (or its photos segmented)."""
+    return dirs(cfg)["runs"] / key / "metrics.json"
+
+
 def scores_in(run_dir: Path) -> list[Path]:
     """What scoring a model writes to its run folder (gan.evaluate.evaluate_folder; masks/
     where the photos have no labels: segment_unlabeled), removed together: a run stopped
