@@ -369,6 +369,18 @@ def labeled_samples(
 
 
 @torch.no_grad()
+def scoring_record(
+    eval_size: Sequence[int] | None, tile: int | None, num_overlays: int | None
+) -> dict:
+    """The settings a folder's scores or masks were made with, as metrics.json records them:
+    the pipeline scores a row again where its settings differ (gan.pipeline.scoring_settings)."""
+    return {
+        "eval_size": list(eval_size) if eval_size else None,
+        "tile": tile,
+        "num_overlays": num_overlays,
+    }
+
+
 def evaluate_folder(
     model: CrackSegmenter,
     image_dir: str | Path,
@@ -447,9 +459,7 @@ def evaluate_folder(
             mean_image_tol_f1=round(float(np.mean([r["tol_f1"] for r in rows])), 6),
             seconds=round(seconds, 2),
             seconds_per_image=round(seconds / max(1, len(rows)), 4),
-            eval_size=list(eval_size) if eval_size else None,
-            tile=tile,
-            num_overlays=num_overlays,
+            **scoring_record(eval_size, tile, num_overlays),
             tolerance=tolerance,
             tolerance_shape=TOLERANCE_SHAPE,
             image_dir=str(image_dir),
@@ -773,9 +783,7 @@ def segment_unlabeled(
             "crack_share": round(crack / max(1, pixels), 6),
             "seconds": round(seconds, 2),
             "seconds_per_image": round(seconds / max(1, len(counts)), 4),
-            "eval_size": list(eval_size) if eval_size else None,
-            "tile": tile,
-            "num_overlays": num_overlays,
+            **scoring_record(eval_size, tile, num_overlays),
             "image_dir": str(image_dir),
             **(extra or {}),
         }

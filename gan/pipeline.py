@@ -24,7 +24,7 @@ from gan.callbacks import train_seconds
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.data import as_names, checked_size
 from gan.devices import pick_device
-from gan.evaluate import evaluate_folder, segment_unlabeled
+from gan.evaluate import evaluate_folder, scoring_record, segment_unlabeled
 from gan.fid import check_inception_weights
 from gan.pipeline_report import stage_report
 from gan.provenance import (
@@ -390,17 +390,11 @@ def test_scores(metrics: dict) -> dict[str, float]:
     return {f"test/{m}": float(metrics[m]) for m in (*METRICS, "crack_share") if m in metrics}
 
 
-def eval_size(cfg: DictConfig) -> list[int] | None:
-    """stages.evaluate.eval_size as a row's metrics.json records it."""
-    size = cfg.stages.evaluate.eval_size
-    return list(size) if size else None
-
-
 def scoring_settings(cfg: DictConfig) -> dict:
     """The stages.evaluate settings a row's scores, overlays or masks were made with, as its
     metrics.json records them: a change to any of them scores the row again."""
     e = cfg.stages.evaluate
-    settings = {"eval_size": eval_size(cfg), "tile": e.get("tile"), "num_overlays": e.num_overlays}
+    settings = scoring_record(e.eval_size, e.get("tile"), e.num_overlays)
     if scored(cfg):  # the tolerance F1's (masks of unlabelled photos have none)
         settings |= {"tolerance": cfg.task.tolerance, "tolerance_shape": TOLERANCE_SHAPE}
     return settings
