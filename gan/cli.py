@@ -203,11 +203,17 @@ def check_stage_settings_shared(stages: DictConfig | dict) -> None:
 
     if not isinstance(stages, DictConfig):
         return
-    for where, node in stage_nodes(stages, "stages"):
+    nodes = [
+        pair
+        for name, stage in stages.items_ex(resolve=False)
+        if isinstance(stage, DictConfig)
+        for pair in stage_nodes(stage, f"stages.{name}")
+    ]
+    for where, node in nodes:
         for key, least in STAGE_COUNTS.items():
-            if where != "stages" and node.get(key) is not None:
+            if node.get(key) is not None:
                 checked_count(node[key], f"{where}.{key}", least)
-        if where != "stages" and isinstance(node.get("device"), str):
+        if isinstance(node.get("device"), str):
             try:
                 pick_device(node.device)
             except ConfigError as err:

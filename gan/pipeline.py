@@ -536,10 +536,7 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     check_one_process(cfg)
     if HydraConfig.initialized():
         check_trainer_overrides(cfg, list(HydraConfig.get().overrides.task))
-    e = cfg.stages.evaluate
-    checked_count(e.batch_size, "stages.evaluate.batch_size", 1)
-    checked_count(e.num_overlays, "stages.evaluate.num_overlays", 0)
-    checked_count(cfg.stages.report.num_samples, "stages.report.num_samples", 1)
+    # stages.evaluate's and stages.report's counts: gan.cli.check_shared_settings, before this
     if any(needs_render(cfg, s) for s in sources):
         r = cfg.stages.render
         checked_scene_config(cfg.synth)
