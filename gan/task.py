@@ -294,10 +294,9 @@ def build_metrics(
     torchmetrics' input checks (``validate_args``) are off by default: they run
     ``torch.unique`` over every pixel of every batch: a quarter of the metrics' time
     (13.3 against 17.9 ms a 384x544 photo, tools/bench_task.py), 7 % of scoring the 237 test
-    photos. The inputs are checked where
-    they are made: masks are mapped to class ids and refused with other values when read
-    (synth.io.read_mask) and resized nearest-neighbour; predictions are an argmax or a
-    threshold."""
+    photos. The inputs are checked where they are made: masks are mapped to class ids and
+    refused with other values when read (synth.io.read_mask) and resized nearest-neighbour;
+    predictions are an argmax or a threshold."""
     common = {"ignore_index": IGNORE_INDEX, "validate_args": validate_args}
     return MetricCollection(
         {

@@ -21,7 +21,6 @@ straight run's byte for byte.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -36,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from synth.digests import file_digest  # noqa: E402
 from synth.processes import start_as_job  # noqa: E402
 from synth.toy import write_toy_real_folder  # noqa: E402
 
@@ -100,10 +100,7 @@ def scores(work: Path) -> dict[str, dict]:
 def masks(work: Path) -> dict[str, str]:
     """The sha256 of every row's masks of the photos (photos without labels)."""
     runs = work / "out" / "runs"
-    return {
-        str(f.relative_to(runs)): hashlib.sha256(f.read_bytes()).hexdigest()
-        for f in sorted(runs.glob("*/masks/*.png"))
-    }
+    return {str(f.relative_to(runs)): file_digest(f) for f in sorted(runs.glob("*/masks/*.png"))}
 
 
 def check_stop(log: Path, code: int, sig: int) -> str:
