@@ -325,7 +325,7 @@ class HydraStartChecks(Callback):
 
 
 def refuse_shared_runs(config: DictConfig) -> None:
-    """A training sweep whose jobs would share one run (gan.sweeps), in one line."""
+    """A sweep whose jobs would share one run or output folder (gan.sweeps), in one line."""
     from gan.sweeps import check_distinct_runs
 
     try:

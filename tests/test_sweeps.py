@@ -1,4 +1,4 @@
-"""A training sweep whose jobs would share one run is refused before any job starts."""
+"""A sweep whose jobs would share one run or output folder is refused before any job starts."""
 
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ def refusal(config_name: str, overrides: list[str], capsys) -> str:
     return capsys.readouterr().err
 
 
+def compose_config(config_name: str):
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name)
+
+
 def way_out(said: str) -> list[str]:
     """The overrides the refusal suggests, as a shell would pass them."""
     return shlex.split(said.rstrip("\n").split("e.g. ", 1)[1])
@@ -57,6 +63,8 @@ def way_out(said: str) -> list[str]:
         ("train_task", ["source=oracle,synthetic"]),
         ("train_gan", ["seed=0,1", "experiment=tiny_gan"]),
         ("render", ["shard_start=0,1", "shard_count=1"]),  # one dataset, filled together
+        ("evaluate", ["ckpt=a/last.ckpt,b/last.ckpt"]),  # out_dir names the checkpoint
+        ("predict", ["run_name=task_adapted,task_oracle"]),
     ],
 )
 def test_sweeps_that_name_each_run_are_left_alone(config_name, overrides, capsys, tmp_path):
@@ -71,17 +79,27 @@ def test_sweeps_that_name_each_run_are_left_alone(config_name, overrides, capsys
         ("train_gan", ["experiment=tiny_gan", "gan.lambda_cycle=5,10"], "gan.lambda_cycle"),
         ("train_task", ["seed=0,1", "task.dice_weight=0.0,1.0"], "task.dice_weight"),
         ("pipeline", ["gan.lambda_cycle=5,10", "seed=0,1"], "gan.lambda_cycle, seed"),
+        ("evaluate", ["eval_size=[320,480],[160,240]"], "eval_size"),
+        ("fda", ["beta=0.01,0.05"], "beta"),
+        ("translate", ["checkpoint=a/last.ckpt,b/last.ckpt"], "checkpoint"),
+        ("render", ["seed=0,1", "shard_start=0,1"], "seed, shard_start"),
+        ("render", ["shard_start=0,0"], ""),
     ],
 )
 def test_a_sweep_whose_jobs_share_a_run_is_one_line_with_a_way_out_that_works(
     config_name, overrides, keys, capsys, tmp_path
 ):
     """Job #1 resumed job #0's checkpoint ("already trained") and rewrote its scores; a
-    pipeline job removed the one before's outputs as stale."""
+    pipeline job removed the one before's outputs as stale; evaluate rewrote one
+    metrics.json job after job, and fda's job #1 refused (or deleted) job #0's set."""
     overrides = [*overrides, f"paths.root_dir={tmp_path}"]
     said = refusal(config_name, overrides, capsys)
     assert said.startswith("error: jobs #0, #1") and said.count("\n") == 1, said
-    assert f"of this sweep ({keys}) would share one run" in said
+    if not keys:
+        assert "are the same job" in said
+        return
+    shared = "share one run" if "ckpt_path" in compose_config(config_name) else "write to one"
+    assert f"of this sweep ({keys}) would {shared}" in said
     assert refusal(config_name, [*overrides, *way_out(said)], capsys) == ""
 
 
