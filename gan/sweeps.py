@@ -120,8 +120,8 @@ def value_of(job: DictConfig, jobs: list[list[str]], key: str) -> str:
     """An interpolation of the swept setting's value; a config group's by its chosen option
     (its node is no value to name a run by); the job's number where a value would make a
     poor folder name (a path, a list)."""
-    values = [line.split("=", 1)[1] for overrides in jobs for line in overrides]
-    values = [v for v, line in zip(values, sum(jobs, [])) if line.split("=", 1)[0] == key]
+    pairs = [line.split("=", 1) for overrides in jobs for line in overrides]
+    values = [value for swept, value in pairs if swept == key]
     if not all(FOLDER_NAME_PART.fullmatch(value) for value in values):
         return "${hydra:job.num}"
     key = key.lstrip("+~")

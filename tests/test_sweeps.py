@@ -142,3 +142,20 @@ def test_a_refused_pipeline_sweep_runs_each_job_in_its_own_folders(tmp_path: Pat
     for value in (5, 10):
         assert (tmp_path / "outputs" / f"lambda_cycle{value}" / "runs" / "oracle").is_dir()
     assert "settings changed" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("config_name", "overrides", "folder"),
+    [
+        ("fda", ["beta=0.01,0.05"], "fda-beta${beta}"),
+        ("translate", ["checkpoint=a/last.ckpt,b/last.ckpt"], "adapted-checkpoint${hydra:job.num}"),
+        ("render", ["seed=0,1", "shard_start=0,1"], "synthetic-seed${seed}"),  # blocks stay one
+    ],
+)
+def test_the_way_out_of_a_shared_out_dir_names_a_folder_each(
+    config_name, overrides, folder, capsys, tmp_path
+):
+    """A swept path would have made nested folders (``adapted-checkpointa/last.ckpt``), and
+    render's shard blocks one dataset a block."""
+    said = refusal(config_name, [*overrides, f"paths.root_dir={tmp_path}"], capsys)
+    assert way_out(said) == [f'out_dir="${{paths.output_dir}}/{folder}"'], said
