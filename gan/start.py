@@ -7,7 +7,7 @@ library code: importing gan must not touch a program's signals), which stops the
 one line and 128 + the signal; ``gan.cli.run_cli`` hands the signals back to Python's
 defaults as the tool's work begins, where its own stops take over, and once the work is done
 takes them again (``quiet_exit``) for the tool's last moments. Standard library only, so it
-loads in milliseconds.
+loads in milliseconds (Hydra loads only to answer ``--help`` or ``--cfg``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 import signal
 import sys
 import threading
+import types
 from pathlib import Path
 from types import FrameType
 
@@ -138,6 +139,47 @@ def refuse_pipeline_presets(conf_dir: Path, tool: str, argv: list[str] | None = 
                     flush=True,
                 )
                 sys.exit(1)
+
+
+#: Hydra's flags that show something (help, a config, where it came from) and run nothing;
+#: ``--resolve`` shows with ``--cfg`` and is an error without it.
+QUESTION_FLAGS = {
+    "--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i",
+    "--shell-completion", "-sc", "--resolve",
+}  # fmt: skip
+
+
+def answer_config_questions(conf_dir: Path, tool: str, argv: list[str] | None = None) -> None:
+    """``--help``, ``--cfg job`` or ``--info`` need the config alone: Hydra answers them here,
+    before torch and Lightning load (5-6 s of every tool's start, for an answer that takes
+    under one), and the tool exits. The answer is Hydra's own, for the tool's config and under
+    the tool's name (a task function whose code names the tool's script, as the tool's own
+    ``@hydra.main`` does), with the resolvers a ``--resolve`` needs."""
+    args = sys.argv[1:] if argv is None else argv
+    if not (conf_dir / f"{tool}.yaml").is_file():
+        return  # an argparse tool (bench_synth, soak): its own --help
+    if not any(arg.split("=", 1)[0] in QUESTION_FLAGS for arg in args):
+        return
+    import hydra
+
+    from gan.resolvers import register_resolvers
+
+    register_resolvers()
+    script = str(Path(sys.argv[0]).resolve())
+    task = types.FunctionType(_runs_nothing.__code__.replace(co_filename=script), {}, tool)
+    task.__module__ = "__main__"
+    try:
+        hydra.main(version_base="1.3", config_path=str(conf_dir), config_name=tool)(task)()
+    except BrokenPipeError:  # ``--help | head``: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except ValueError as err:  # flags that do not go together (``--cfg job -m``): Hydra's own
+        print(f"error: {err}", file=sys.stderr, flush=True)  # words, without its traceback
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _runs_nothing(cfg: object) -> None:
+    """What a question's answer runs: nothing (Hydra calls no task for them)."""
 
 
 #: Ctrl-C and SIGTERM, held back while a tool puts its finished outputs in place.

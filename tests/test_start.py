@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_fixtures import run_tool, signal_when
+from _cli_fixtures import ROOT, run_tool, signal_when
 
 from gan.cli import run_cli
 from gan.start import end_quiet_start, quiet_start, refuse_null_groups, refuse_pipeline_presets
@@ -175,3 +175,41 @@ def test_a_fit_stopped_in_a_tool_that_does_not_resume_says_a_rerun_starts_over(
         run_cli(stopped_by_lightning, resumes=resumes)
     assert stop.value.code == 143
     assert capsys.readouterr().err == said + "\n"
+
+
+@pytest.fixture
+def no_torch(tmp_path: Path) -> str:
+    """A PYTHONPATH entry on which torch and Lightning fail to import."""
+    for name in ("torch", "lightning"):
+        (tmp_path / "blocked" / name).mkdir(parents=True)
+        (tmp_path / "blocked" / name / "__init__.py").write_text("raise ImportError('loaded')")
+    return f"{tmp_path / 'blocked'}{os.pathsep}{ROOT}"
+
+
+def test_help_and_a_config_are_shown_before_torch_loads(no_torch: str, tmp_path: Path) -> None:
+    """``--help`` and ``--cfg job`` took 6 s (torch and Lightning load first); they are
+    Hydra's own answers, for the tool's config under its name, resolvers included."""
+    proc = run_tool("evaluate", "--help", PYTHONPATH=no_torch)
+    assert proc.returncode == 0 and proc.stdout.startswith("evaluate is powered by Hydra"), proc
+    assert "run_name: task_adapted" in proc.stdout
+    root = f"paths.root_dir={tmp_path}"
+    proc = run_tool("evaluate", "--cfg", "job", "--resolve", root, PYTHONPATH=no_torch)
+    assert proc.returncode == 0, proc.stderr
+    assert f"out_dir: {tmp_path}/outputs/eval/task_adapted\n" in proc.stdout  # models_name
+    proc = run_tool("train_gan", "--cfg", "hydra", PYTHONPATH=no_torch)
+    assert proc.returncode == 0 and "name: train_gan\n" in proc.stdout  # the job's name
+
+
+def test_flags_that_do_not_go_together_are_hydras_words_in_one_line(no_torch: str) -> None:
+    proc = run_tool("fda", "--cfg", "job", "-m", "beta=0.01,0.05", PYTHONPATH=no_torch)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be "
+        "specified\n"
+    )
+
+
+def test_a_run_still_loads_the_tool(no_torch: str, tmp_path: Path) -> None:
+    """Only a question is answered early: a run goes on to the tool (here, to its imports)."""
+    proc = run_tool("evaluate", f"paths.root_dir={tmp_path}", PYTHONPATH=no_torch)
+    assert proc.returncode == 1 and "ImportError: loaded" in proc.stderr

@@ -3,8 +3,15 @@
 import sys
 from pathlib import Path
 
-from gan.start import quiet_start, refuse_null_groups, refuse_pipeline_presets
+from gan.start import (
+    answer_config_questions,
+    quiet_start,
+    refuse_null_groups,
+    refuse_pipeline_presets,
+)
 
 quiet_start()
-refuse_null_groups(Path(__file__).resolve().parents[1] / "conf")
-refuse_pipeline_presets(Path(__file__).resolve().parents[1] / "conf", Path(sys.argv[0]).stem)
+CONF = Path(__file__).resolve().parents[1] / "conf"
+refuse_null_groups(CONF)
+refuse_pipeline_presets(CONF, Path(sys.argv[0]).stem)
+answer_config_questions(CONF, Path(sys.argv[0]).stem)  # --help, --cfg: before torch loads

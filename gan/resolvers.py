@@ -1,0 +1,62 @@
+"""The config resolvers every tool's configs use: light (omegaconf and the standard library),
+so a config can be composed and shown before torch loads (``gan.start.answer_config_questions``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from gan.run_names import run_key, unseeded
+
+
+def env_or(name: str, default: Any = None) -> Any:
+    """The environment variable ``name``, or ``default`` when it is unset *or empty*, as the
+    shell's ``${VAR:-default}``: ``oc.env`` keeps an empty value, and ``SIM2REAL_DATA_DIR=``
+    left over in a shell turned the data folder into ``/train_img``."""
+    value = os.environ.get(name, "")
+    return value if value else default
+
+
+def seeded(name: str, seed: Any) -> str:
+    """A run's name for one seed: ``name`` for seed 0, ``name-seed<N>`` otherwise, as the
+    pipeline names its rows' seeds, so ``seed=0,1`` gives two runs, not one run the second
+    seed silently resumed. A seed that is no number is named as it is and refused by
+    check_shared_settings."""
+    return run_key(name, seed, 0)
+
+
+def models_name(ckpt: Any, translate_with: Any = None) -> str:
+    """A folder name for what a checkpoint (and a generator in front) makes: its run folder's
+    name, with the file's stem where it is not ``last``. The tools' default out_dir was named
+    by ``run_name`` alone, so scoring another model there replaced the first's scores under
+    the first's name."""
+
+    def name(path: Any) -> str:
+        path = Path(str(path))
+        return path.parent.name + ("" if path.stem == "last" else f"-{path.stem}")
+
+    return name(ckpt) + (f"+{name(translate_with)}" if translate_with else "")
+
+
+def register_resolvers() -> None:
+    """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
+    counts (the GAN's LR decay follows its step budget); ``${env_or:VAR,default}`` for the
+    paths a user moves with an environment variable; ``${seeded:name,${seed}}`` for run names
+    and ``${unseeded:name}`` for the name a run's seeds share; ``${models_name:ckpt,gen}``
+    for the folder of what a model makes."""
+    if not OmegaConf.has_resolver("seeded"):
+        OmegaConf.register_new_resolver("seeded", seeded)
+    if not OmegaConf.has_resolver("unseeded"):
+        OmegaConf.register_new_resolver("unseeded", unseeded)
+    if not OmegaConf.has_resolver("models_name"):
+        OmegaConf.register_new_resolver("models_name", models_name)
+    if not OmegaConf.has_resolver("env_or"):
+        OmegaConf.register_new_resolver("env_or", env_or)
+    if not OmegaConf.has_resolver("div"):
+        OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
+    if not OmegaConf.has_resolver("minus"):
+        OmegaConf.register_new_resolver("minus", lambda a, b: int(a) - int(b))
