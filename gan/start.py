@@ -161,11 +161,15 @@ def answer_config_questions(conf_dir: Path, tool: str, argv: list[str] | None = 
     if not any(arg.split("=", 1)[0] in QUESTION_FLAGS for arg in args):
         return
     import hydra
+    from omegaconf import OmegaConf
 
     from gan.resolvers import register_resolvers
 
     register_resolvers()
     script = str(Path(sys.argv[0]).resolve())
+    if {"--help", "-h"} & set(args):  # what the tool does, where Hydra says "powered by Hydra"
+        OmegaConf.register_new_resolver("tool_help", lambda: tool_help(Path(script)))
+        sys.argv.append("hydra.help.header=${tool_help:}")
     task = types.FunctionType(_runs_nothing.__code__.replace(co_filename=script), {}, tool)
     task.__module__ = "__main__"
     try:
@@ -176,6 +180,15 @@ def answer_config_questions(conf_dir: Path, tool: str, argv: list[str] | None = 
         print(f"error: {err}", file=sys.stderr, flush=True)  # words, without its traceback
         sys.exit(1)
     sys.exit(0)
+
+
+def tool_help(script: Path) -> str:
+    """A tool's docstring (what it does, example commands) as its ``--help`` header; a ``$``
+    doubled, since Hydra fills the help in as a ``string.Template``."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse(script.read_text())) or script.stem
+    return doc.replace("$", "$$") + "\n"
 
 
 def _runs_nothing(cfg: object) -> None:

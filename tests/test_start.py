@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import string
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,13 @@ import pytest
 from _cli_fixtures import ROOT, run_tool, signal_when
 
 from gan.cli import run_cli
-from gan.start import end_quiet_start, quiet_start, refuse_null_groups, refuse_pipeline_presets
+from gan.start import (
+    end_quiet_start,
+    quiet_start,
+    refuse_null_groups,
+    refuse_pipeline_presets,
+    tool_help,
+)
 
 
 @pytest.mark.parametrize(("sig", "code", "said"), [
@@ -190,8 +197,10 @@ def test_help_and_a_config_are_shown_before_torch_loads(no_torch: str, tmp_path:
     """``--help`` and ``--cfg job`` took 6 s (torch and Lightning load first); they are
     Hydra's own answers, for the tool's config under its name, resolvers included."""
     proc = run_tool("evaluate", "--help", PYTHONPATH=no_torch)
-    assert proc.returncode == 0 and proc.stdout.startswith("evaluate is powered by Hydra"), proc
-    assert "run_name: task_adapted" in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Score a trained task checkpoint on real labeled images")
+    assert "\npython tools/evaluate.py ckpt=" in proc.stdout  # the docstring's examples
+    assert "\nsource: adapted, " in proc.stdout and "run_name: task_adapted" in proc.stdout
     root = f"paths.root_dir={tmp_path}"
     proc = run_tool("evaluate", "--cfg", "job", "--resolve", root, PYTHONPATH=no_torch)
     assert proc.returncode == 0, proc.stderr
@@ -213,3 +222,11 @@ def test_a_run_still_loads_the_tool(no_torch: str, tmp_path: Path) -> None:
     """Only a question is answered early: a run goes on to the tool (here, to its imports)."""
     proc = run_tool("evaluate", f"paths.root_dir={tmp_path}", PYTHONPATH=no_torch)
     assert proc.returncode == 1 and "ImportError: loaded" in proc.stderr
+
+
+def test_a_dollar_in_a_tools_docstring_reaches_its_help_as_written(tmp_path: Path) -> None:
+    """Hydra fills the help in as a string.Template: ``${paths.x}`` was a KeyError there."""
+    script = tmp_path / "tool.py"
+    script.write_text('"""Costs $5; out_dir=${paths.output_dir}/x."""\n')
+    header = tool_help(script)
+    assert string.Template(header).substitute() == "Costs $5; out_dir=${paths.output_dir}/x.\n"
