@@ -1,4 +1,4 @@
-"""Two task rows side by side per test-image series: where a change helped and where it hurt.
+r"""Two task rows side by side per test-image series: where a change helped and where it hurt.
 
 python tools/compare_runs.py a=outputs/mot/runs/synthetic b=outputs/agg/runs/synthetic
 python tools/compare_runs.py a=outputs/runs/adapted-seed2 b=outputs/runs/synthetic-seed2 \

@@ -1,4 +1,4 @@
-"""Which crack pixels task models miss: recall by contrast quarter and, in the faintest
+r"""Which crack pixels task models miss: recall by contrast quarter and, in the faintest
 quarter, missed rims (within near_px of a found crack) against whole missed cracks.
 
 python tools/recall_by_contrast.py 'ckpts=[checkpoints/r4800-task-synthetic/last.ckpt]'
