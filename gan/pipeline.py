@@ -536,6 +536,7 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     check_one_process(cfg)
     if HydraConfig.initialized():
         check_trainer_overrides(cfg, list(HydraConfig.get().overrides.task))
+        check_scoring_overrides(list(HydraConfig.get().overrides.task))
     # stages.evaluate's and stages.report's counts: gan.cli.check_shared_settings, before this
     if any(needs_render(cfg, s) for s in sources):
         r = cfg.stages.render
@@ -607,6 +608,24 @@ def check_trainer_overrides(cfg: DictConfig, overrides: list[str]) -> None:
             said = " or ".join(f"stages.{s}.{key} ({whose[s]})" for s in set_by)
             raise ConfigError(
                 f"{override}: the pipeline's stages set their own, which win: set {said}"
+            )
+
+
+#: task_data's scoring settings, which the pipeline takes from its evaluate stage.
+SCORED_BY_EVALUATE = {"task_data.eval_size": "eval_size", "task_data.eval_batch_size": "batch_size"}
+
+
+def check_scoring_overrides(overrides: list[str]) -> None:
+    """``task_data.eval_size=`` (train_task's scoring size) changed only the pipeline's
+    mid-run validation, off by default: every row was still scored at
+    ``stages.evaluate.eval_size``, said by no line. Mid-run validation follows the evaluate
+    stage's settings (conf/pipeline.yaml), and these overrides name them."""
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in SCORED_BY_EVALUATE:
+            raise ConfigError(
+                f"{override}: the pipeline scores every row (and validates mid-run) with "
+                f"stages.evaluate.{SCORED_BY_EVALUATE[key]}: set that"
             )
 
 

@@ -324,6 +324,12 @@ def test_pipeline_bad_task_config_is_a_clear_error(tmp_path, capsys, override, m
             "trainer.max_steps=50: the pipeline's stages set their own, which win: set "
             "stages.adapt.trainer.max_steps (the GAN's) or stages.task.trainer.max_steps",
         ),
+        # train_task's scoring size changed only the pipeline's mid-run validation (off)
+        (
+            "task_data.eval_size=[32,32]",
+            "task_data.eval_size=[32,32]: the pipeline scores every row (and validates "
+            "mid-run) with stages.evaluate.eval_size: set that",
+        ),
     ],
 )
 def test_the_pipeline_tool_says_a_bad_setting_in_one_line(tmp_path, override, message):
