@@ -1,16 +1,19 @@
-"""A CSV logger that survives resuming: Lightning's deletes metrics.csv when a run restarts.
+"""CSV and TensorBoard loggers that survive resuming, one point per step.
 
 Lightning's ``CSVLogger`` removes an existing ``metrics.csv`` as soon as a new run opens the
 same folder, so every ``ckpt_path=last`` resume (after a kill, a SLURM requeue) threw the
 earlier curve away. This one keeps it: rows of steps the resumed run has not reached yet are
 the killed run's steps after its last checkpoint (they will be logged again), and are dropped on
-the first save; the rest of the history stays.
+the first save; the rest of the history stays. TensorBoard's event files are treated alike
+(``ResumableTensorBoardLogger``): each resume writes a new file beside the earlier ones, and
+the points it logs again are taken out of those.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter
@@ -18,6 +21,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.utilities import rank_zero_only
 
 #: What the task and GAN models log validation under.
 VALIDATION_PREFIX = "val/"
@@ -107,6 +111,111 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = ResumableExperimentWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def drop_logged_again(path: Path, first_steps: dict[str, int]) -> None:
+    """Rewrite a TensorBoard event file (atomically) without the points of ``first_steps``'
+    tags at or past the step each is now logged from again."""
+    from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    kept, changed = [], False
+    for raw in RawEventFileLoader(str(path)).Load():
+        event = Event.FromString(raw)
+        values = event.summary.value
+        stay = [v for v in values if event.step < first_steps.get(v.tag, event.step + 1)]
+        if len(stay) == len(values):
+            kept.append(raw)
+            continue
+        changed = True
+        if stay:  # an event of several tags (add_scalars) keeps the others
+            del event.summary.value[:]
+            event.summary.value.extend(stay)
+            kept.append(event.SerializeToString())
+    if not changed:
+        return
+    tmp = path.with_name(f".rewrite-{os.getpid()}.tmp")  # not a name TensorBoard reads
+    try:
+        with tmp.open("wb") as file:
+            writer = RecordWriter(file)
+            for raw in kept:
+                writer.write(raw)
+            writer.flush()
+        os.replace(tmp, path)
+    finally:  # a stop mid-write leaves the file as it was
+        tmp.unlink(missing_ok=True)
+
+
+def _noting_first_steps(file_writer, note: Callable[[str, int], None]):
+    """``file_writer`` (torch's FileWriter) telling ``note`` each tag and step it writes."""
+    if getattr(file_writer, "_notes_steps", False):
+        return file_writer
+    add_event = file_writer.add_event
+
+    def noted(event, step=None, walltime=None) -> None:
+        for value in event.summary.value:
+            note(value.tag, int(step) if step is not None else event.step)
+        add_event(event, step, walltime)
+
+    file_writer.add_event = noted
+    file_writer._notes_steps = True
+    return file_writer
+
+
+class ResumableTensorBoardLogger(TensorBoardLogger):
+    """``TensorBoardLogger`` whose event files show each point once across ``ckpt_path=last``
+    resumes. A resumed run writes a new event file beside the earlier ones (the ``version:
+    ""`` configs give every run of a name one folder), and logs again the steps the stopped
+    run had logged after its last checkpoint: TensorBoard drew both, each curve doubling back
+    at the resume, and two grids at one step. Here the first step at which this process logs
+    each tag takes that tag's points at or past it out of the earlier files (on the next
+    save, the next log step): the same rule as metrics.csv's, per tag, since a step's grid is
+    logged at another step number than its scalars. A row scored again likewise keeps its new
+    test point alone, and the config text of step 0 is the newest."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._earlier_files: list[Path] = []
+        self._first_steps: dict[str, int] = {}  # tag -> the first step this process logged
+        self._to_drop: dict[str, int] = {}  # of those, the ones not yet taken out
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):
+        if self._experiment is None:
+            # the files before this process's own: read before the writer makes its file
+            self._earlier_files = sorted(Path(self.log_dir).glob("events.out.tfevents.*"))
+            writer = super().experiment
+            get_file_writer = writer._get_file_writer  # remade after a close (finalize)
+            writer._get_file_writer = lambda: _noting_first_steps(get_file_writer(), self._note)
+            _noting_first_steps(writer.file_writer, self._note)
+        return self._experiment
+
+    def _note(self, tag: str, step: int) -> None:
+        if tag not in self._first_steps:
+            self._first_steps[tag] = self._to_drop[tag] = step
+
+    @rank_zero_only
+    def drop_logged_again(self) -> None:
+        """Take this process's tags' points at or past their first step out of the earlier
+        event files."""
+        if not self._to_drop:
+            return
+        drop, self._to_drop = self._to_drop, {}
+        for path in self._earlier_files:
+            if path.is_file():
+                drop_logged_again(path, drop)
+
+    @rank_zero_only
+    def save(self) -> None:
+        super().save()
+        self.drop_logged_again()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        self.drop_logged_again()
 
 
 class WandbLogger(LightningWandbLogger):

@@ -72,3 +72,53 @@ def test_a_run_from_scratch_clears_only_the_earlier_runs_records(tmp_path) -> No
     assert sorted(clear_earlier_run(loggers)) == sorted(records)
     assert [p for p in records + kept if p.exists()] == kept
     assert clear_earlier_run(loggers) == []
+
+
+def tensorboard_points(folder: Path) -> list[tuple[str, int, float]]:
+    """(tag, step, value or image height) of every point in a folder's event files."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    points = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                shape = list(value.tensor.tensor_shape.dim)
+                number = value.tensor.float_val[0] if value.tensor.float_val else len(shape)
+                points.append((value.tag, event.step, number))
+    return points
+
+
+def test_a_resumed_run_shows_each_tensorboard_point_once(tmp_path: Path) -> None:
+    """Resumed from step 4's checkpoint after a kill at step 6, TensorBoard drew steps 4-6
+    twice (the curve doubled back) and the grid of step 6 twice: each resume writes a new
+    event file beside the stopped run's. The resumed run's points replace those, tag by tag
+    (a step's grid is logged at the next step number); what it does not log again stays."""
+    import torch
+    from _synth_fixtures import ROOT
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from gan.cli import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=tensorboard"])
+    grid = torch.zeros(3, 4, 4, dtype=torch.uint8)
+
+    def run(first: int, last: int, loss: float) -> None:
+        logger = instantiate(cfg.logger.tensorboard)
+        logger.experiment.add_text("config", "settings", 0)
+        for step in range(first, last + 1):
+            logger.log_metrics({"train/loss": loss}, step)
+            if (step + 1) % 3 == 0:  # the grid of the step that makes global_step 3, 6
+                logger.experiment.add_image("grid", grid, step + 1)
+            logger.save()
+        logger.finalize("success")
+
+    run(0, 6, 1.0)  # killed after step 6, its last checkpoint at step 4
+    run(4, 8, 2.0)
+    points = tensorboard_points(tmp_path / "adapt")
+    losses = [(step, value) for tag, step, value in points if tag == "train/loss"]
+    assert sorted(losses) == [(s, 1.0) for s in range(4)] + [(s, 2.0) for s in range(4, 9)]
+    assert sorted(s for tag, s, _ in points if tag == "grid") == [3, 6, 9]
+    assert [s for tag, s, _ in points if tag.startswith("config")] == [0]
