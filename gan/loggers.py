@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lightning.fabric.loggers.csv_logs import _ExperimentWriter
+from lightning.pytorch.core.saving import save_hparams_to_yaml
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers import WandbLogger as LightningWandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
@@ -179,6 +180,7 @@ class ResumableTensorBoardLogger(TensorBoardLogger):
         self._earlier_files: list[Path] = []
         self._first_steps: dict[str, int] = {}  # tag -> the first step this process logged
         self._to_drop: dict[str, int] = {}  # of those, the ones not yet taken out
+        self._hparams_saved = False
 
     @property
     @rank_zero_experiment
@@ -208,8 +210,19 @@ class ResumableTensorBoardLogger(TensorBoardLogger):
                 drop_logged_again(path, drop)
 
     @rank_zero_only
+    def log_hyperparams(self, *args, **kwargs) -> None:
+        super().log_hyperparams(*args, **kwargs)
+        self._hparams_saved = False
+
+    @rank_zero_only
     def save(self) -> None:
+        """Also this run's hparams.yaml: Lightning's writes it only where there is none, so
+        a resume with other settings (a longer budget, another loss weight) kept the first
+        run's config there."""
         super().save()
+        if not self._hparams_saved and Path(self.log_dir).is_dir():
+            save_hparams_to_yaml(Path(self.log_dir) / self.NAME_HPARAMS_FILE, self.hparams)
+            self._hparams_saved = True
         self.drop_logged_again()
 
     @rank_zero_only

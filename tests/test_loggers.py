@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from _synth_fixtures import ROOT
 
 from gan.loggers import ResumableExperimentWriter
 
@@ -94,7 +95,6 @@ def test_a_resumed_run_shows_each_tensorboard_point_once(tmp_path: Path) -> None
     event file beside the stopped run's. The resumed run's points replace those, tag by tag
     (a step's grid is logged at the next step number); what it does not log again stays."""
     import torch
-    from _synth_fixtures import ROOT
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
@@ -122,3 +122,25 @@ def test_a_resumed_run_shows_each_tensorboard_point_once(tmp_path: Path) -> None
     assert sorted(losses) == [(s, 1.0) for s in range(4)] + [(s, 2.0) for s in range(4, 9)]
     assert sorted(s for tag, s, _ in points if tag == "grid") == [3, 6, 9]
     assert [s for tag, s, _ in points if tag.startswith("config")] == [0]
+
+
+def test_a_resumed_tensorboard_run_records_its_own_config(tmp_path: Path) -> None:
+    """With the TensorBoard logger alone, hparams.yaml kept the first run's settings after a
+    resume with others (Lightning writes it only where there is none)."""
+    import yaml
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from gan.cli import register_resolvers
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train_gan", [f"paths.log_dir={tmp_path}", "logger=tensorboard"])
+    for budget in (10, 20):  # the run, then its resume with a longer budget
+        logger = instantiate(cfg.logger.tensorboard)
+        logger.log_hyperparams({"trainer": {"max_steps": budget}})
+        logger.log_metrics({"train/loss": 1.0}, 0)
+        logger.save()
+        logger.finalize("success")
+    saved = yaml.safe_load((tmp_path / "adapt" / "hparams.yaml").read_text())
+    assert saved["trainer"]["max_steps"] == 20
