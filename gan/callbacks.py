@@ -231,6 +231,22 @@ class StepCheckpoint(ModelCheckpoint):
         self._restored_count: int | None = None
         self._restored_cut = False
 
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in a checkpoint, without the save interval
+        Lightning puts in it: a resume with another ``every_n_train_steps`` found no state
+        under its key and told the user to 'add the following callbacks:
+        [StepCheckpoint{... every_n_train_steps: 50 ...}]', as if the run lacked one."""
+        return self._generate_state_key(monitor=self.monitor, mode=self.mode)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """The saved paths of the best models, where the checkpoint folder is the one they
+        were saved in. A run moved or copied whole and resumed in its new folder had
+        Lightning's warning that they 'won't be reloaded': they name the old folder's files,
+        and a run of ``save_top_k: 0`` keeps none."""
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            super().load_state_dict(state_dict)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._pending = (outputs, batch, batch_idx)
 

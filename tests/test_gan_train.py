@@ -140,6 +140,33 @@ def test_resume_continues_step_count_and_optimizer_state(tmp_path, data):
     assert adam_steps(second.optimizers[0]) == {4}
 
 
+def test_a_moved_run_resumed_with_another_save_interval_says_nothing_of_callbacks(tmp_path, data):
+    """Resumed with another ``every_n_train_steps``, Lightning asked the user to 'add the
+    following callbacks: [StepCheckpoint{...}]' (the interval was in the state's key); copied
+    to another folder (a run moved whole), it warned that paths 'won't be reloaded'."""
+    first_dir, moved = tmp_path / "ckpt", tmp_path / "moved"
+
+    def checkpoint(folder: Path, every: int) -> StepCheckpoint:
+        return StepCheckpoint(dirpath=folder, save_last=True, every_n_train_steps=every)
+
+    first = tiny_trainer(
+        tmp_path, 2, enable_checkpointing=True, callbacks=[checkpoint(first_dir, 1)]
+    )
+    first.fit(tiny_gan(), datamodule=datamodule(data))
+    moved.mkdir()
+    (moved / "last.ckpt").write_bytes((first_dir / "last.ckpt").read_bytes())
+    for folder, every in ((first_dir, 2), (moved, 1)):
+        second = tiny_trainer(
+            tmp_path, 3, enable_checkpointing=True, callbacks=[checkpoint(folder, every)]
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            second.fit(tiny_gan(), datamodule=datamodule(data), ckpt_path=str(folder / "last.ckpt"))
+        said = [str(w.message) for w in caught]
+        assert not [m for m in said if "callbacks" in m or "dirpath" in m], said
+        assert second.global_step == 3
+
+
 class RatesOfEachStep(pl.Callback):
     def __init__(self) -> None:
         self.rates: dict[int, float] = {}
