@@ -205,3 +205,17 @@ def assert_same_weights(ckpt: Path, expected: Path, stopped_at: int) -> None:
 def straight_ckpt(tmp_path: Path) -> Path:
     """``last.ckpt`` of the reference run (``run_name=straight``), never stopped."""
     return tmp_path / "checkpoints" / "straight" / "last.ckpt"
+
+
+def tensorboard_points(folder: Path) -> list[tuple[str, int, float]]:
+    """(tag, step, value) of every point in a folder's TensorBoard event files (the value 0
+    for an image or a text)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    points = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                number = value.tensor.float_val[0] if value.tensor.float_val else 0.0
+                points.append((value.tag, event.step, number))
+    return points

@@ -23,6 +23,7 @@ from _cli_fixtures import (
     signal_when,
     straight_ckpt,
     task_overrides,
+    tensorboard_points,
     terminate_when,
     tree_digest,
 )
@@ -70,6 +71,37 @@ def test_kill_gan_training_then_resume(tmp_path: Path) -> None:
     assert steps == list(range(STEPS)), steps
     images = sorted((tmp_path / "logs" / "adapt" / "images").glob("*.png"))
     assert [p.stem[-6:] for p in images] == [f"{s:06d}" for s in range(1, STEPS + 1)]
+
+
+def test_gan_killed_past_its_checkpoint_shows_each_step_once_in_tensorboard(
+    tmp_path: Path,
+) -> None:
+    """Killed two steps after its last checkpoint, the resumed run logs those steps again, in
+    a new event file: TensorBoard drew them twice (each curve doubling back at the resume, two
+    grids at one step) until the earlier file lost them (gan.loggers.ResumableTensorBoardLogger)."""
+    steps = 12
+    write_toy_real_folder(tmp_path / "real")
+    syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
+    overrides = [
+        *gan_overrides(tmp_path, syn, steps),
+        FLUSH,
+        "logger=[csv,tensorboard]",
+        "callbacks.model_checkpoint.every_n_train_steps=4",
+    ]
+    logs = tmp_path / "logs" / "adapt"
+    ready = steps_logged(logs / "metrics.csv", "train/total", 6)
+    assert kill_when("train_gan", overrides, ready), "train_gan finished before the kill"
+    killed_at = load_checkpoint(tmp_path / "checkpoints" / "adapt" / "last.ckpt")["global_step"]
+    logged = logged_steps(logs / "metrics.csv", "train/total")
+    assert 0 < killed_at <= max(logged), (killed_at, logged)  # steps past it were logged
+    rerun = run_tool("train_gan", *overrides)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    points = tensorboard_points(logs)
+    assert len(list(logs.glob("events.out.tfevents.*"))) == 2
+    assert sorted(s for tag, s, _ in points if tag == "train/total") == list(range(steps))
+    grids = sorted(s for tag, s, _ in points if tag == "adapt/A_GA_FGA_B_FB_fsGA")
+    assert grids == list(range(1, steps + 1))
+    assert [s for tag, s, _ in points if tag.startswith("config")] == [0]
 
 
 def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path) -> None:

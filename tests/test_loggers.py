@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from _cli_fixtures import tensorboard_points
 from _synth_fixtures import ROOT
 
 from gan.loggers import ResumableExperimentWriter
@@ -73,20 +74,6 @@ def test_a_run_from_scratch_clears_only_the_earlier_runs_records(tmp_path) -> No
     assert sorted(clear_earlier_run(loggers)) == sorted(records)
     assert [p for p in records + kept if p.exists()] == kept
     assert clear_earlier_run(loggers) == []
-
-
-def tensorboard_points(folder: Path) -> list[tuple[str, int, float]]:
-    """(tag, step, value or image height) of every point in a folder's event files."""
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-
-    points = []
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        for event in EventFileLoader(str(path)).Load():
-            for value in event.summary.value:
-                shape = list(value.tensor.tensor_shape.dim)
-                number = value.tensor.float_val[0] if value.tensor.float_val else len(shape)
-                points.append((value.tag, event.step, number))
-    return points
 
 
 def test_a_resumed_run_shows_each_tensorboard_point_once(tmp_path: Path) -> None:
