@@ -154,6 +154,17 @@ def support(value: Any) -> list[tuple[float, float]]:
     return [(a - 4 * b, a + 4 * b)] if form == "normal" else [(a, b)]
 
 
+def options(value: Any) -> list[tuple[str, Any]]:
+    """What a knob can draw, one entry per constant or range: ``("value", 3)`` for a
+    constant (a choice's options included), ``(form, spec)`` for a range."""
+    if not isinstance(value, Mapping):
+        return [("value", value)]
+    form = _form(value, "<value>")
+    if form == "choice":
+        return [o for option in value["choice"] for o in options(option)]
+    return [(form, value[form])]
+
+
 #: What a bound says of a knob's draws, for the message: (least, most, least allowed itself).
 Bounds = tuple[float, float, bool]
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import multiprocessing as mp
@@ -44,6 +45,7 @@ from synth.io import (
 )
 from synth.processes import die_with_parent, ignore_stops, main_script_left_out, stops_ignored
 from synth.scene import plain_config, render_crack_scene
+from synth.surface import TINTS
 
 SPEC = RENDER_SPEC
 
@@ -99,6 +101,105 @@ KNOB_BOUNDS: dict[str, distributions.Bounds] = {
 }
 
 
+#: Every knob the renderer reads, by section ("" is the top level); conf/synth/default.yaml
+#: sets each. A name outside these was ignored without a word (``+synth.crack.widht=4``), and
+#: one left out failed mid-render, after shards were written.
+SCENE_KNOBS: dict[str, tuple[str, ...]] = {
+    "": ("size", "p_no_crack", "ignore_band"),
+    "surface": tuple(
+        (
+            "base_grey tint tint_strength colour_noise noise_amplitude noise_base_cells "
+            "noise_octaves noise_persistence grain_amplitude grain_blur speckle_density "
+            "speckle_contrast streak_amplitude streak_cells p_aggregate aggregate_radius "
+            "aggregate_fill aggregate_contrast pore_count pore_radius pore_depth p_mottle "
+            "mottle_cells mottle_coverage mottle_edge mottle_strength p_stain stain_strength "
+            "p_paint paint_width paint_opacity p_watermark watermark_opacity illumination_gradient "
+            "vignetting p_shadow shadow_strength shadow_softness relief_amplitude relief_cells"
+        ).split()
+    ),
+    "crack": tuple(
+        (
+            "num_cracks num_branches width width_variation taper length step meander jitter "
+            "branch_length branch_width_ratio edge_roughness depth depth_variation edge_fade "
+            "halo_sigma halo_strength rim_brightness p_filled fill_brightness"
+        ).split()
+    ),
+    "camera": tuple(
+        ("p_perspective perspective p_blur blur_sigma noise_sigma p_jpeg jpeg_quality").split()
+    ),
+}
+OPTIONAL_KNOBS = {"ignore_band"}  # read with a default (0: off)
+#: Knobs drawn as whole numbers: a float was truncated (``num_cracks={uniform: [1, 3]}``
+#: drew 1 or 2, never 3), without a word.
+COUNT_KNOBS = {
+    "ignore_band",
+    "crack.num_cracks",
+    "crack.num_branches",
+    "surface.noise_base_cells",
+    "surface.noise_octaves",
+    "surface.streak_cells",
+    "surface.pore_count",
+    "surface.mottle_cells",
+    "surface.relief_cells",
+    "camera.jpeg_quality",
+}
+#: Knobs drawn as words, and the words each takes; every other knob draws numbers.
+WORD_KNOBS = {"surface.tint": tuple(TINTS)}
+
+
+def check_knob_names(cfg: dict) -> None:
+    """Every knob named in ``SCENE_KNOBS`` present, and no other (a typo), in one line."""
+    for section, names in SCENE_KNOBS.items():
+        node = cfg if not section else cfg.get(section)
+        where = f"synth.{section}." if section else "synth."
+        if section and section not in cfg:
+            raise ConfigError(f"synth.{section}: missing from the simulator config")
+        if not isinstance(node, dict):
+            raise ConfigError(f"synth.{section}={node!r}: expected a section of knobs")
+        known = set(names) | ({s for s in SCENE_KNOBS if s} if not section else set())
+        for name in node:
+            if name not in known:
+                near = difflib.get_close_matches(str(name), sorted(known), n=1)
+                hint = f" (did you mean {where}{near[0]}?)" if near else ""
+                raise ConfigError(f"{where}{name}: not a simulator knob{hint}")
+        for name in names:
+            if name not in node and name not in OPTIONAL_KNOBS:
+                raise ConfigError(
+                    f"{where}{name}: missing from the simulator config "
+                    "(conf/synth/default.yaml sets every knob)"
+                )
+
+
+def check_knob_types(cfg: dict) -> None:
+    """Each knob draws what the renderer takes: numbers, whole numbers for counts, the known
+    words for a word knob. ``synth.crack.depth=abc`` failed mid-render, a traceback from a
+    worker after shards were written; ``p_filled=true`` escaped the share's bounds."""
+    for section, names in SCENE_KNOBS.items():
+        node = cfg if not section else cfg[section]
+        for name in names:
+            key = f"{section}.{name}" if section else name
+            if name not in node or key == "size":  # size: its own check and message
+                continue
+            value = node[name]
+            for form, drawn in distributions.options(value):
+                if key in WORD_KNOBS:
+                    ok = form == "value" and drawn in WORD_KNOBS[key]
+                    want = f"one of {list(WORD_KNOBS[key])}"
+                elif key in COUNT_KNOBS:
+                    ok = form == "randint" or (form == "value" and is_number(drawn, whole=True))
+                    want = "whole numbers (a whole number, {randint: [a, b]} or a choice of them)"
+                else:
+                    ok = form != "value" or is_number(drawn)
+                    want = "numbers"
+                if not ok:
+                    raise ConfigError(f"synth.{key}={value!r}: its draws must be {want}")
+
+
+def is_number(value: Any, whole: bool = False) -> bool:
+    types = int if whole else int | float
+    return isinstance(value, types) and not isinstance(value, bool)
+
+
 def share_bounds(cfg: dict, prefix: str = "") -> dict[str, distributions.Bounds]:
     """Every ``p_*`` knob of the tree, as a share from 0 to 1."""
     found = {}
@@ -115,7 +216,9 @@ def checked_scene_config(cfg_synth: Any) -> dict:
     takes it, and the size in range, so a typo fails in one line before anything is rendered
     or written."""
     cfg = plain_config(cfg_synth)
+    check_knob_names(cfg)
     distributions.validate(cfg)
+    check_knob_types(cfg)
     distributions.check_bounds(cfg, KNOB_BOUNDS | share_bounds(cfg), "synth.")
     size = cfg.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < MIN_SIZE:

@@ -220,6 +220,63 @@ def test_a_knob_drawn_where_the_renderer_fails_or_draws_otherwise_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"crack": {"widht": 4}}, r"^synth\.crack\.widht: not a simulator knob \(did you mean "),
+        ({"sise": 64}, r"^synth\.sise: not a simulator knob \(did you mean synth\.size\?\)$"),
+        ({"crack": {"width": None}}, r"^synth\.crack\.width: missing from the simulator config"),
+        ({"crack": {"depth": "abc"}}, r"^synth\.crack\.depth='abc': its draws must be numbers$"),
+        ({"crack": {"p_filled": True}}, r"^synth\.crack\.p_filled=True: its draws must be numb"),
+        ({"crack": {"num_cracks": {"uniform": [1, 3]}}}, r"num_cracks=.*: .* whole numbers"),
+        ({"camera": {"jpeg_quality": 80.5}}, r"jpeg_quality=80\.5: its draws must be whole"),
+        ({"surface": {"tint": {"choice": ["grey", "purple"]}, "p_paint": 0}}, r"tint=.*: .*'grey'"),
+        ({"camera": 3}, r"^synth\.camera=3: expected a section of knobs$"),
+    ],
+)
+def test_a_knob_misnamed_left_out_or_of_another_type_is_refused_before_any_work(
+    tmp_path: Path, change: dict, message: str
+) -> None:
+    """A typo (``+synth.crack.widht=4``) was ignored without a word; a knob left out (the
+    README's ``~synth.crack.width`` then a misspelt ``+``) or a word where a number goes
+    (``synth.crack.depth=abc``) failed mid-render, a worker's traceback after shards were
+    written; a tint drawn now and then failed at its first draw; a float count was
+    truncated and ``p_filled=true`` escaped the share's bounds."""
+    cfg = tiny_config()
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            for knob, knob_value in value.items():
+                if knob_value is None:
+                    del cfg[key][knob]
+                else:
+                    cfg[key][knob] = knob_value
+        else:
+            cfg[key] = value
+    with pytest.raises(ConfigError, match=message):
+        render_dataset(cfg, tmp_path / "out", 40, 4, seed=0, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_knob_list_is_the_default_configs_and_every_knob_the_renderer_reads() -> None:
+    """``SCENE_KNOBS`` decides which names are typos: it must match conf/synth/default.yaml
+    and hold every knob a scene draws (all distractors on, so each is read)."""
+    from synth.render import SCENE_KNOBS
+
+    cfg = tiny_config(size=32, p_no_crack=0.0)
+    listed = {f"{s}.{n}" if s else n for s, names in SCENE_KNOBS.items() for n in names}
+    written = {f"{s}.{n}" for s in ("surface", "crack", "camera") for n in cfg[s]}
+    assert listed == written | {n for n in cfg if not isinstance(cfg[n], dict)}
+    for section in ("surface", "crack", "camera"):
+        for name in cfg[section]:
+            if name.startswith("p_"):
+                cfg[section][name] = 1.0
+    cfg["crack"]["p_filled"] = 0.0  # a filled crack reads other knobs than a dark one
+    read = set()
+    for index in range(4):
+        read |= set(render_crack_scene(cfg, 0, index).meta["params"])
+    assert read and read <= listed
+
+
+@pytest.mark.parametrize(
     ("setting", "message"),
     [
         ({"shard_start": 3}, r"shard_start=3: past the last shard \(2\) of 12 samples in shards"),
