@@ -77,7 +77,8 @@ MAX_SIZE = 2048
 
 INF = float("inf")
 #: Knobs a renderer takes only in a range. Out of it a draw failed mid-render inside OpenCV or
-#: numpy (halo_sigma=0: a Gaussian kernel; step=0: a division; meander<0: a scale), or was
+#: numpy (halo_sigma=0: a Gaussian kernel; step=0: a division; meander<0, width_variation<0
+#: or speckle_density<0: a scale; mottle_coverage=0 or 1: a quantile), or was
 #: rendered as something else without a word (p_stain=1.5 as 1, a negative noise as none,
 #: jpeg_quality=150 clamped by OpenCV with a warning per image). Every ``p_*`` is a share.
 KNOB_BOUNDS: dict[str, distributions.Bounds] = {
@@ -85,6 +86,7 @@ KNOB_BOUNDS: dict[str, distributions.Bounds] = {
     "crack.num_cracks": (1, 16, True),
     "crack.num_branches": (0, INF, True),
     "crack.width": (0, INF, False),
+    "crack.width_variation": (0, INF, True),
     "crack.step": (0, INF, False),
     "crack.meander": (0, INF, True),
     "crack.jitter": (0, INF, True),
@@ -95,6 +97,10 @@ KNOB_BOUNDS: dict[str, distributions.Bounds] = {
     "surface.pore_count": (0, INF, True),
     "surface.pore_radius": (0, INF, False),
     "surface.grain_blur": (0, INF, True),
+    "surface.speckle_density": (0, INF, True),
+    "surface.mottle_coverage": (0, 1, True),
+    "surface.mottle_edge": (0, INF, True),
+    "surface.shadow_softness": (0, INF, True),
     "camera.blur_sigma": (0, INF, False),
     "camera.noise_sigma": (0, INF, True),
     "camera.jpeg_quality": (1, 100, True),

@@ -200,9 +200,12 @@ def mottle(
     edge softness in noise-std units (small = crisp).
     """
     n = fbm(rng, size, cells, 2, 0.5, 1.0)
+    if not 0.0 < coverage < 1.0:  # none or all of it: no quantile (a StatisticsError mid-render)
+        return np.full((size, size), float(coverage >= 1.0), np.float32)
     n *= np.float32(1.0 / (float(n.std()) + 1e-6))  # so the threshold sets the coverage
     threshold = NormalDist().inv_cdf(1.0 - coverage)
-    return np.clip((n - np.float32(threshold)) * np.float32(1.0 / edge) + np.float32(0.5), 0, 1)
+    gain = np.float32(1.0 / max(edge, 1e-6))  # edge 0: a hard edge (it divided by zero)
+    return np.clip((n - np.float32(threshold)) * gain + np.float32(0.5), 0, 1)
 
 
 def aggregate(rng: np.random.Generator, size: int, radius: float, fill: float) -> np.ndarray:
@@ -299,7 +302,7 @@ def lighting(k: Knobs, size: int) -> np.ndarray:
         a = rng.uniform(0, 2 * np.pi)
         edge = float(np.cos(a)) * xx + float(np.sin(a)) * yy - rng.uniform(-0.3, 0.3)
         edge += value_noise(rng, size, 3, scale=0.05)
-        soft = k("shadow_softness")
+        soft = max(k("shadow_softness"), 1e-6)  # 0: a hard edge (a division by zero)
         light *= 1.0 - k("shadow_strength") * np.clip(0.5 + edge / soft, 0.0, 1.0)
     amplitude = k("relief_amplitude")
     if amplitude > 0:

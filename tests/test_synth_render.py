@@ -204,6 +204,9 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
         ("camera", "jpeg_quality", 150, r"jpeg_quality=150: its draws must be from 1 to 100"),
         ("surface", "p_stain", 1.5, r"p_stain=1\.5: its draws must be from 0 to 1"),
         ("surface", "aggregate_radius", {"choice": [0, 2]}, r"aggregate_radius=.*: .* > 0"),
+        ("crack", "width_variation", -0.1, r"width_variation=-0\.1: its draws must be >= 0"),
+        ("surface", "speckle_density", -0.01, r"speckle_density=-0\.01: its draws must be >= 0"),
+        ("surface", "mottle_coverage", 1.5, r"mottle_coverage=1\.5: its draws must be from 0 to 1"),
     ],
 )
 def test_a_knob_drawn_where_the_renderer_fails_or_draws_otherwise_is_refused(

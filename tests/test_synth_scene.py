@@ -145,6 +145,34 @@ def test_every_distractor_renders_on_tiny_images(size: int) -> None:
         assert sample.image.shape == (size, size, 3)
 
 
+@pytest.mark.parametrize(
+    ("knob", "value"),
+    [
+        ("mottle_coverage", 0.0),
+        ("mottle_coverage", 1.0),
+        ("mottle_edge", 0.0),
+        ("shadow_softness", 0.0),
+    ],
+)
+def test_a_distractor_at_the_end_of_its_range_renders(knob: str, value: float) -> None:
+    """``mottle_coverage`` 0 or 1 failed mid-render in a quantile (StatisticsError), a zero
+    ``mottle_edge`` divided by zero, a zero ``shadow_softness`` warned at every image."""
+    import warnings
+
+    cfg = tiny_config(size=32)
+    cfg["surface"].update(p_mottle=1.0, p_shadow=1.0, **{knob: value})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for index in range(3):
+            assert render_crack_scene(cfg, 0, index).image.shape == (32, 32, 3)
+    coverage = value if knob == "mottle_coverage" else 0.3
+    field = mottle(np.random.default_rng(0), 64, 8, coverage, 0.0)
+    if knob == "mottle_coverage":  # none of the surface, or all of it
+        assert (field == value).all()
+    else:  # a hard edge
+        assert set(np.unique(field)) <= {0.0, 0.5, 1.0} and 0.2 < field.mean() < 0.4
+
+
 def test_edge_fade_lightens_the_rims_and_keeps_the_core_and_the_mask() -> None:
     # A constant knob draws nothing from the RNG, so both configs draw the same scenes.
     flat, faded = tiny_config(p_no_crack=0.0), tiny_config(p_no_crack=0.0)
