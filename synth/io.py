@@ -455,6 +455,10 @@ def stem_of(index: int) -> str:
     return f"{index:08d}"
 
 
+#: Shard folders are ``shard-00000`` to ``shard-99999``: every reader lists ``shard-?????``.
+MAX_SHARDS = 100_000
+
+
 def shard_name(shard_id: int) -> str:
     return f"shard-{shard_id:05d}"
 

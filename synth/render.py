@@ -32,6 +32,7 @@ from synth.io import (
     CARD,
     CLASS_MAP,
     MANIFEST,
+    MAX_SHARDS,
     RENDER_SPEC,
     DataError,
     clean_partial_shards,
@@ -320,6 +321,12 @@ def check_counts(
         least["shard_count"], values["shard_count"] = 0, shard_count
     for key, value in values.items():
         checked_count(value, key, least[key])
+    if num_shards(num_samples, shard_size) > MAX_SHARDS:  # shard-100000 was written, never read
+        raise ConfigError(
+            f"num_samples={num_samples}, shard_size={shard_size}: "
+            f"{num_shards(num_samples, shard_size)} shards, at most {MAX_SHARDS} (folders "
+            f"{shard_name(0)} to {shard_name(MAX_SHARDS - 1)}); raise shard_size"
+        )
     if out_dir is None or not str(out_dir).strip():
         raise ConfigError(f"out_dir={out_dir!r}: name the folder to render into")
 

@@ -292,6 +292,10 @@ def test_the_knob_list_is_the_default_configs_and_every_knob_the_renderer_reads(
         ({"seed": None}, r"^seed=None: expected a whole number >= 0$"),
         ({"n": 0}, r"^num_samples=0: expected a whole number >= 1$"),
         ({"workers": -1}, r"^workers=-1: expected a whole number >= 0$"),
+        (  # shard-100000 was written, and no reader lists it (``shard-?????``)
+            {"n": 100_001, "shard": 1, "shard_start": 100_000},
+            r"^num_samples=100001, shard_size=1: 100001 shards, at most 100000 \(folders shard-",
+        ),
     ],
 )
 def test_a_render_that_would_do_nothing_or_fail_leaves_no_folder(
