@@ -179,8 +179,10 @@ def check_knob_names(cfg: dict) -> None:
 
 def check_knob_types(cfg: dict) -> None:
     """Each knob draws what the renderer takes: numbers, whole numbers for counts, the known
-    words for a word knob. ``synth.crack.depth=abc`` failed mid-render, a traceback from a
-    worker after shards were written; ``p_filled=true`` escaped the share's bounds."""
+    words for a word knob; the top-level ``p_no_crack`` and ``ignore_band`` one number.
+    ``synth.crack.depth=abc`` or ``p_no_crack={uniform: [0.1, 0.2]}`` failed mid-render, a
+    traceback from a worker after shards were written; ``p_filled=true`` escaped the share's
+    bounds."""
     for section, names in SCENE_KNOBS.items():
         node = cfg if not section else cfg[section]
         for name in names:
@@ -188,6 +190,10 @@ def check_knob_types(cfg: dict) -> None:
             if name not in node or key == "size":  # size: its own check and message
                 continue
             value = node[name]
+            if not section and isinstance(value, dict):  # read as they stand, not drawn
+                raise ConfigError(
+                    f"synth.{key}={value!r}: one number for the whole set, not a distribution"
+                )
             for form, drawn in distributions.options(value):
                 if key in WORD_KNOBS:
                     ok = form == "value" and drawn in WORD_KNOBS[key]

@@ -234,6 +234,8 @@ def test_a_knob_drawn_where_the_renderer_fails_or_draws_otherwise_is_refused(
         ({"camera": {"jpeg_quality": 80.5}}, r"jpeg_quality=80\.5: its draws must be whole"),
         ({"surface": {"tint": {"choice": ["grey", "purple"]}, "p_paint": 0}}, r"tint=.*: .*'grey'"),
         ({"camera": 3}, r"^synth\.camera=3: expected a section of knobs$"),
+        ({"p_no_crack": {"uniform": [0.1, 0.2]}}, r"^synth\.p_no_crack=.*: one number for the "),
+        ({"ignore_band": {"randint": [0, 2]}}, r"^synth\.ignore_band=.*: one number for the "),
     ],
 )
 def test_a_knob_misnamed_left_out_or_of_another_type_is_refused_before_any_work(
