@@ -263,6 +263,8 @@ def check_spec(out_dir: Path, spec: dict) -> None:
         return
     if changed is not None:
         keys = ", ".join(changed[:4]) or "the spec's format"
+        if len(changed) > 4:  # the first four alone read as all of them
+            keys += f" and {len(changed) - 4} more"
         raise DataError(
             f"{path}: {out_dir} was rendered with other settings ({keys}); "
             "use a new out_dir or delete the old one"

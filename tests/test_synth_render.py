@@ -186,6 +186,10 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
         render_dataset(tiny_config(p_no_crack=0.5), tmp_path, 4, 4, seed=7, progress=False)
     with pytest.raises(DataError, match=r"other settings \(num_samples\)"):
         render(tmp_path, n=8)
+    many = tiny_config(p_no_crack=0.5, ignore_band=1)
+    many["crack"].update(depth=0.5, taper=0.1, step=2.0)
+    with pytest.raises(DataError, match=r"other settings \(synth\.crack\.depth, .* and 1 more\)"):
+        render_dataset(many, tmp_path, 4, 4, seed=7, progress=False)
     # A render that failed on a setting before its first shard (a drawn value no renderer
     # takes) left only its spec: the corrected rerun was refused as "rendered with other
     # settings", though nothing was. It takes the folder.
