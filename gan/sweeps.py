@@ -133,6 +133,8 @@ def value_of(job: DictConfig, jobs: list[list[str]], key: str) -> str:
 def check_distinct_runs(config: DictConfig) -> None:
     """Refuse a sweep two of whose jobs would write to one run or output folder (see the
     module's docstring)."""
+    if not is_training_tool(config) and "out_dir" not in config:
+        return  # a tool that writes no folder of its own (check_data): nothing to share
     jobs = job_overrides(config)
     sharing: dict[str, list[int]] = {}
     said: dict[str, str] = {}
