@@ -88,6 +88,7 @@ from synth.io import (
     missing_folder,
     read_card,
     read_json,
+    unread_entries,
     unwritable_folder,
     write_json_atomic,
 )
@@ -557,6 +558,28 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     check_real_folders(cfg, sorted(trained))
     if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
         check_gan_photos(cfg)
+    say_unread_entries(cfg, sources)
+
+
+def say_unread_entries(cfg: DictConfig, sources: list[str]) -> None:
+    """What the photo folders the rows read hold that no stage reads (photos sorted into a
+    subfolder, a .heic or .webp export, masks with no photo), said once a folder before any
+    work: check_data, predict and evaluate said it, the pipeline skipped them silently."""
+    folders: list[tuple[str, str | None]] = []
+    if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
+        folders.append((adapt_config(cfg).gan_data.real_dir, None))
+    if any(needs_fda(cfg, s) for s in sources):
+        folders.append((cfg.stages.fda.real_dir, None))
+    if "selftrained" in sources:
+        folders.append((cfg.stages.self_train.image_dir, None))
+    folders.append((cfg.task_data.test_img, cfg.task_data.test_lab if scored(cfg) else None))
+    said: set[Path] = set()
+    for folder, masks in sorted(folders, key=lambda entry: entry[1] is None):  # masks first
+        if not Path(folder).is_dir() or Path(folder).resolve() in said:
+            continue
+        said.add(Path(folder).resolve())
+        for note in unread_entries(folder, masks):
+            log(f"note: {folder}: {note}")
 
 
 def check_one_process(cfg: DictConfig) -> None:

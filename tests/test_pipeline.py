@@ -1356,6 +1356,35 @@ def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
     assert "f1" in json.loads((runs / "testtime" / "metrics.json").read_text())
 
 
+def test_what_the_photo_folders_hold_that_no_stage_reads_is_said_before_any_work(tmp_path, capsys):
+    """Photos sorted into a subfolder, an iPhone's .HEIC, a Thumbs.db: check_data, predict
+    and evaluate said they were skipped, the pipeline skipped them without a word and
+    segmented the rest. Said once for a folder both the GAN and the rows read."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.pipeline import say_unread_entries
+
+    register_resolvers()
+    write_toy_real_folder(tmp_path / "real", n=2, h=48, w=64)
+    photos = tmp_path / "real" / "train_img"
+    (photos / "site_b").mkdir()
+    (photos / "IMG_0001.HEIC").write_bytes(b"heic")
+    (photos / "Thumbs.db").write_bytes(b"db")
+    unlabelled = [f"task_data.test_img={photos}", "task_data.test_lab=null"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("pipeline", [*pipeline_overrides(tmp_path), *unlabelled])
+    say_unread_entries(cfg, ["synthetic", "testtime"])
+    said = capsys.readouterr().out.splitlines()
+    assert said == [
+        f"[pipeline] note: {photos}: 2 files of other kinds (photos: .jpg .jpeg .png .bmp "
+        ".tif .tiff), not read: IMG_0001.HEIC, Thumbs.db",
+        f"[pipeline] note: {photos}: 1 subfolder, not read: site_b",
+    ]
+    say_unread_entries(cfg, ["synthetic"])  # the rows' test photos alone: still said
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
 def test_photos_without_labels_are_read_before_any_work_and_no_labels_said_one_way(tmp_path):
     """The GAN's photos were decoded at the adapt stage, after the render and the source-only
     row; an empty task_data.test_lab was the current folder, its PNGs taken as masks, and a
