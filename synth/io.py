@@ -244,7 +244,17 @@ def missing_folder(path: str | Path, what: str) -> DataError:
         if parent.is_file():
             return DataError(f"{parent}: a file where a folder should be (looking for {path})")
     where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
-    return DataError(f"{path}: {what} not found{where}")
+    said = f"{path}: {what} not found{where}"
+    if path.name in ("train_img", "test_img") and path.parent.is_dir():
+        # a user's folder of photos given as paths.data_dir: its photos are not in train_img/
+        photos = [n for n in file_names(path.parent) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+        if photos:
+            said += (
+                f"; {path.parent} holds {len(photos)} photo{'s' * (len(photos) > 1)} itself "
+                f"({first_names(photos, 3)}): they go in {path}/ (paths.data_dir is the folder "
+                "above it)"
+            )
+    return DataError(said)
 
 
 def no_images(folder: Path) -> str:

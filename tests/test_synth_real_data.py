@@ -364,6 +364,22 @@ def test_a_folder_that_is_a_file_or_relative_is_said_so(tmp_path: Path, monkeypa
         ImageFolder("photos")
 
 
+def test_photos_in_the_data_folder_itself_are_said_where_they_go(tmp_path: Path) -> None:
+    """A user's photo folder given as paths.data_dir, the photos in it and not in its
+    train_img/: "train_img: image folder not found", of a folder full of photos."""
+    for name in ("IMG_1.JPG", "IMG_2.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DataError) as err:
+        ImageFolder(tmp_path / "train_img")
+    assert str(err.value) == (
+        f"{tmp_path / 'train_img'}: image folder not found; {tmp_path} holds 2 photos itself "
+        f"(IMG_1.JPG, IMG_2.jpg): they go in {tmp_path / 'train_img'}/ (paths.data_dir is the "
+        "folder above it)"
+    )
+    with pytest.raises(DataError, match=r"test_lab: mask folder not found$"):  # no hint
+        ImageFolder(tmp_path, tmp_path / "test_lab")
+
+
 @pytest.mark.parametrize(
     ("left", "said"),
     [({CARD}, "(a dataset card)"), ({"shard-00000/image"}, "(1 shard folder(s))")],
