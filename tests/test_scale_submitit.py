@@ -43,7 +43,7 @@ def test_a_sweep_names_each_failed_job_in_one_line(tmp_path: Path) -> None:
     process, with the first failed job's error stream inside it and nothing of the others."""
     from synth.toy import write_toy_real_folder
 
-    good = write_toy_real_folder(tmp_path / "good", n=2, h=32, w=32)
+    good = write_toy_real_folder(tmp_path / "good", n=2, h=128, w=128)  # the GAN crop
     missing = [tmp_path / "none0", tmp_path / "none2"]
     proc = run_tool(
         "check_data",

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from _synth_fixtures import ROOT
+from omegaconf import OmegaConf
 
 from synth.io import CARD, DataError, ImageFolder, read_image, unread_entries
 
@@ -196,6 +197,10 @@ def test_imagefolder_error_names_the_file(
 
 
 def check_data(data_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """tools/check_data.py on ``data_dir``; make_data's 24x32 photos against 16 px GAN crops
+    unless ``overrides`` set the crop."""
+    if not any(o.startswith("gan_data.crop_size=") for o in overrides):
+        overrides = (*overrides, "gan_data.crop_size=16")
     return subprocess.run(
         [
             sys.executable,
@@ -252,6 +257,25 @@ def test_check_data_takes_a_folder_of_photos_alone(tmp_path: Path) -> None:
     shutil.move(tmp_path / "test_lab", root / "test_lab")
     result = check_data(root)
     assert result.returncode == 1 and "test_img: image folder not found" in result.stderr
+
+
+def test_check_data_refuses_a_photo_smaller_than_the_gans_crop_as_the_pipeline_does(
+    tmp_path: Path,
+) -> None:
+    """A 40x30 thumbnail among the photos: check_data said "ok", then the pipeline refused
+    it. The same line, and the same setting that changes the crop."""
+    root = make_data(tmp_path)
+    result = check_data(root, "gan_data.crop_size=128")  # 24x32 photos: the default crop
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(
+        f"error: {root}/train_img/a.jpg: 24x32 px (HxW), smaller than the 128 px a side the "
+        "GAN's crops take (gan_data.crop_size) (and 1 more bad files: "
+    )
+    assert "test_img" not in result.stderr  # segmented at their own size: no crop
+    assert check_data(root, "gan_data.crop_size=16").returncode == 0
+    conf = ROOT / "conf"  # its default crop is the GAN's
+    crop = OmegaConf.load(conf / "gan_data" / "unpaired.yaml").crop_size
+    assert OmegaConf.load(conf / "check_data.yaml").gan_data.crop_size == crop
 
 
 def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:

@@ -23,23 +23,27 @@ from synth.io import DataError, ImageFolder, unread_entries
 register_resolvers()
 
 
+KEYS = ("images", "masks", "optional", "masks_optional", "min_side")
+
+
 def checked_folders(folders: object) -> list[dict]:
     """``folders`` as ``{images, masks}`` entries, ``masks`` optional (an unlabeled folder
     left it out, a traceback), refused in one line when empty (the check passed on nothing)
     or not such entries. ``optional``: the entry may be missing whole; ``masks_optional``:
-    its masks folder may (the oracle's train_lab/, which most users do not have)."""
+    its masks folder may (the oracle's train_lab/, which most users do not have);
+    ``min_side``: each photo's shorter side at least that (the GAN's crops)."""
     form = (
         "folders=[{images: <folder>, masks: <folder or null>, optional: <bool>, "
-        "masks_optional: <bool>}, ...]"
+        "masks_optional: <bool>, min_side: <px>}, ...]"
     )
     if not isinstance(folders, ListConfig) or not folders:
         raise ConfigError(f"folders={folders!r}: expected one folder or more, as {form}")
     entries = []
     for entry in folders:
         keys = set(entry) if isinstance(entry, DictConfig) else set()
-        if "images" not in keys or keys - {"images", "masks", "optional", "masks_optional"}:
+        if "images" not in keys or keys - set(KEYS):
             raise ConfigError(f"folders: {entry!r} is not a folder entry; expected {form}")
-        entries.append({k: entry.get(k) for k in ("images", "masks", "optional", "masks_optional")})
+        entries.append({k: entry.get(k) for k in KEYS})
     return entries
 
 
@@ -64,7 +68,11 @@ def check(cfg: DictConfig) -> int:
             folder["masks"] = None
         try:
             images = ImageFolder(folder["images"], folder["masks"], require_masks=False)
-            count = images.validate(progress=True)
+            count = images.validate(
+                progress=True,
+                min_side=folder["min_side"] or 0,
+                needed_by="the GAN's crops take (gan_data.crop_size)",
+            )
         except DataError as err:
             errors.append(err)
             continue
