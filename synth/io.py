@@ -276,7 +276,14 @@ def no_images(folder: Path) -> str:
             f"(shard-*/{MANIFEST}): render it again, or copy its shards"
         )
     said = f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in folder"
-    subfolders = visible_entries(folder)[1]
+    others, subfolders = visible_entries(folder)
+    if others:  # photos exported as HEIC or WebP: they are there, of a kind not read
+        one = len(others) == 1
+        kind = "file of another kind" if one else "files of other kinds"
+        said += (
+            f"; its {len(others)} {kind} ({first_names(others, 3)}) "
+            f"{'is' if one else 'are'} not read: convert {'it' if one else 'them'} to one of these"
+        )
     if subfolders:  # photos sorted into subfolders: the way out, where the note came too late
         shown = first_names(subfolders, 3)
         said += f"; photos in its {len(subfolders)} subfolder(s) ({shown}) are not looked for"

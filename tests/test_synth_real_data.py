@@ -454,6 +454,25 @@ def test_a_folder_whose_photos_are_in_subfolders_says_they_are_not_looked_for(
     )
 
 
+def test_a_folder_of_photos_of_another_kind_names_them_and_the_kinds_read(
+    tmp_path: Path,
+) -> None:
+    """An iPhone's HEIC export was "no images (.jpg, ...) in folder", of a folder of photos."""
+    (tmp_path / "photos").mkdir()
+    for name in ("IMG_0001.HEIC", "IMG_0002.HEIC", "a.webp", "b.webp"):
+        (tmp_path / "photos" / name).write_bytes(b"x")
+    with pytest.raises(DataError) as err:
+        ImageFolder(tmp_path / "photos")
+    assert str(err.value).endswith(
+        "in folder; its 4 files of other kinds (IMG_0001.HEIC, IMG_0002.HEIC, a.webp, ...) are "
+        "not read: convert them to one of these"
+    )
+    for name in ("IMG_0002.HEIC", "a.webp", "b.webp"):
+        (tmp_path / "photos" / name).unlink()
+    with pytest.raises(DataError, match=r"1 file of another kind \(IMG_0001\.HEIC\) is not read"):
+        ImageFolder(tmp_path / "photos")
+
+
 def test_every_stem_two_photos_share_is_named_in_one_line(tmp_path: Path) -> None:
     """The first pair alone was named: a folder with several needed one run per pair."""
     for name in ("a.jpg", "a.png", "b.jpg", "b.bmp", "c.jpg"):
