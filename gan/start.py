@@ -108,6 +108,43 @@ def refuse_null_groups(conf_dir: Path, argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+def refuse_unquoted_values(argv: list[str] | None = None) -> None:
+    """A value Hydra's override grammar reads only in quotes (a photo folder named in letters
+    outside ASCII, ``/data/фото``, or with brackets, ``/data/photos (2)``) was Hydra's
+    "LexerNoViableAltException" and a link to its grammar; it is one line with the argument
+    quoted as Hydra and the shell read it. Hydra's parser loads only for such arguments."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if "=" in a and a[0] != "-"]
+    odd = [a for a in args if not a.isascii() or "(" in a or ")" in a]
+    if not odd:
+        return
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+
+    def reads(arg: str) -> bool:
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException:
+            return False
+        return True
+
+    for arg in odd:
+        key, value = arg.split("=", 1)
+        quoted = f'{key}="{value}"'
+        if reads(arg) or value[:1] in "'\"" or '"' in value or not reads(quoted):
+            continue  # Hydra reads it, or quotes would not help: Hydra's to say
+        print(
+            f"error: {arg}: Hydra reads a value with letters outside ASCII, brackets or the "
+            f"like only in quotes: {shlex.quote(quoted)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(1)
+
+
 #: ``experiment=<name>`` on a command line (values of a sweep, comma-separated).
 _EXPERIMENT = re.compile(r"^\+{0,2}experiment=(.+)$")
 #: A top-level ``run_name:`` in a config file.

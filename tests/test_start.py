@@ -19,6 +19,7 @@ from gan.start import (
     quiet_start,
     refuse_null_groups,
     refuse_pipeline_presets,
+    refuse_unquoted_values,
     tool_help,
 )
 
@@ -125,6 +126,24 @@ def test_a_config_group_set_to_null_is_one_line_with_the_way_to_leave_it_out() -
 def test_null_is_left_to_hydra_where_it_is_not_a_config_group(arg: str) -> None:
     """A value may be null; a group removed, named, or unknown is Hydra's to say."""
     refuse_null_groups(Path(__file__).resolve().parents[1] / "conf", [arg])
+
+
+def test_a_path_hydra_cannot_read_unquoted_is_one_line_with_it_quoted(capsys) -> None:
+    """A photo folder named in letters outside ASCII or with brackets (``/data/фото``,
+    ``/data/photos (2)``) was Hydra's "LexerNoViableAltException" and a link to its grammar."""
+    for arg, quoted in [
+        ("paths.data_dir=/data/фото", """'paths.data_dir="/data/фото"'"""),
+        ("input_dir=/my photos (2)/é", """'input_dir="/my photos (2)/é"'"""),
+    ]:
+        with pytest.raises(SystemExit) as stop:
+            refuse_unquoted_values(["seed=1", arg])
+        assert stop.value.code == 1
+        assert capsys.readouterr().err == (
+            f"error: {arg}: Hydra reads a value with letters outside ASCII, brackets or the "
+            f"like only in quotes: {quoted}\n"
+        )
+    for fine in ("paths.data_dir='/data/фото'", "seed=0,1", "x=[a,b]", "-m", "a=b c", "é=1"):
+        refuse_unquoted_values([fine])  # Hydra reads it, or quotes would not help: Hydra's
 
 
 def test_a_pipeline_preset_given_to_a_single_stage_tool_is_one_line() -> None:
