@@ -72,6 +72,19 @@ def test_a_photo_replaced_by_one_of_the_same_size_changes_the_contents_digest(
     assert contents_digest(copied) != contents
 
 
+def test_files_no_reader_takes_for_a_photo_do_not_count(tmp_path: Path, reads) -> None:
+    """Windows rewrites Thumbs.db as a folder is browsed: the pipeline, which says it does not
+    read it, called the photos changed and retrained the GAN and every row from scratch."""
+    folder = photo_folder(tmp_path / "photos")
+    listing, contents = listing_digest(folder), contents_digest(folder)
+    (folder / "Thumbs.db").write_bytes(b"thumbnails")
+    (folder / "notes.txt").write_bytes(b"site B, north wall")
+    assert (listing_digest(folder), contents_digest(folder)) == (listing, contents)
+    assert not [p for p in reads if not p.endswith(".png")]  # nor read
+    (folder / "d.JPG").write_bytes(b"d" * 100)  # a photo, any letter case: it counts
+    assert listing_digest(folder) != listing and contents_digest(folder) != contents
+
+
 def test_each_file_is_read_once_per_process_and_a_long_read_shows_a_bar(
     tmp_path: Path, capsys: pytest.CaptureFixture, reads: list[str]
 ) -> None:
