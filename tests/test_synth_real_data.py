@@ -273,8 +273,8 @@ def test_check_data_refuses_a_photo_smaller_than_the_gans_crop_as_the_pipeline_d
     )
     assert "test_img" not in result.stderr  # segmented at their own size: no crop
     assert check_data(root, "gan_data.crop_size=16").returncode == 0
-    conf = ROOT / "conf"  # its default crop is the GAN's
-    crop = OmegaConf.load(conf / "gan_data" / "unpaired.yaml").crop_size
+    conf = ROOT / "conf"  # its default crop is the main job's GAN's
+    crop = OmegaConf.load(conf / "pipeline.yaml").gan_data.crop_size
     assert OmegaConf.load(conf / "check_data.yaml").gan_data.crop_size == crop
 
 
