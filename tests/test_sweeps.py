@@ -77,6 +77,7 @@ def test_sweeps_that_name_each_run_are_left_alone(config_name, overrides, capsys
         ("train_task", ["task.dice_weight=0.0,1.0"], "task.dice_weight"),
         ("train_task", ["seed=0,1", "run_name=mine"], "seed"),
         ("train_gan", ["experiment=tiny_gan", "gan.lambda_cycle=5,10"], "gan.lambda_cycle"),
+        ("train_gan", ["gan=light,resnet"], "gan"),  # a group: named by its chosen option
         ("train_task", ["seed=0,1", "task.dice_weight=0.0,1.0"], "task.dice_weight"),
         ("pipeline", ["gan.lambda_cycle=5,10", "seed=0,1"], "gan.lambda_cycle, seed"),
         ("evaluate", ["eval_size=[320,480],[160,240]"], "eval_size"),
