@@ -189,18 +189,26 @@ def made_line(made: dict) -> str:
     return f"Made {when} by `{' '.join([*env, command])}`."
 
 
-def test_set_line(cfg: DictConfig, at: str) -> str:
-    """What the rows were measured on: the labelled test set, or photos with no labels."""
+def test_set_line(cfg: DictConfig, at: str, photos: int) -> str:
+    """What the rows were measured on, and how many photos (the rows' ``num_images``): the
+    labelled test set, or photos with no labels."""
+    folder = f"{cfg.task_data.test_img} ({photos} photo{'s' * (photos != 1)})"
     if scored(cfg):
-        return f"Real test set: {cfg.task_data.test_img}, {at}."
+        return f"Real test set: {folder}, {at}."
     return (
-        f"Photos without labels (task_data.test_lab=null): {cfg.task_data.test_img}, {at}. "
+        f"Photos without labels (task_data.test_lab=null): {folder}, {at}. "
         "Nothing is scored: each row's model segmented them (masks/ in its folder under "
         f"{dirs(cfg)['runs']}), and the table gives the share of their pixels it calls crack. "
         "Without labels the rows cannot be ranked here: on DeepCrack's labelled test set the "
         "testtime row scored best, then adapted (README); labelling a few photos (test_lab) "
         "scores them all."
     )
+
+
+def photos_measured(rows: list[dict]) -> int:
+    """How many photos the rows scored or segmented (each row's ``num_images``: the same
+    folder, so the same count; the largest where a row's record lacks it)."""
+    return max((int(row.get("num_images") or 0) for row in rows), default=0)
 
 
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
@@ -215,7 +223,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     at = f"resized to {size[0]}x{size[1]} (HxW)" if size else "each image at its own size"
     made = made_by()
     notes = (
-        f"{made_line(made)} {test_set_line(cfg, at)} Trained rows differ only in "
+        f"{made_line(made)} {test_set_line(cfg, at, photos_measured(rows))} Trained rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
         f"{rows_settings(cfg)} "
         "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "

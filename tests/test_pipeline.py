@@ -61,7 +61,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert (report / "report.html").is_file() and (report / "predictions.png").is_file()
     assert "| adapted |" in (report / "report.md").read_text()
     assert (
-        f"Real test set: {tmp_path / 'real' / 'test_img'}, each image at its own size."
+        f"Real test set: {tmp_path / 'real' / 'test_img'} (4 photos), each image at its own size."
         in (report / "report.md").read_text()
     )
     # Error figure: photo, truth, then one strip per row ('testtime': the synthetic row's
@@ -1331,7 +1331,7 @@ def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
         assert metrics["scored"] is False and metrics["num_images"] == len(names)
         assert 0.0 <= metrics["crack_share"] <= 1.0 and "f1" not in metrics
     md = (report / "report.md").read_text()
-    assert "Photos without labels (task_data.test_lab=null)" in md
+    assert f"Photos without labels (task_data.test_lab=null): {photos} ({len(names)} photos)" in md
     assert "| training data | pixels called crack |" in md and "| testtime | " in md
     assert "Against the goal" not in md and "F1" not in md
     assert "scored as stages.evaluate" not in md and "scoring the test" not in md
