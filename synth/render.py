@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import platform
 import sys
 import time
@@ -396,6 +397,17 @@ def render_dataset(
     }
 
 
+def usable_workers(workers: int, jobs: int) -> int:
+    """At most one process a shard to render and one a CPU this process may run on (a Slurm
+    job's, not the node's): ``workers=1000`` started a process each, numpy and OpenCV loaded
+    in every one, rendering no faster than one a CPU. Said in a line where it is fewer than
+    asked; the scenes do not depend on it."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if workers > (cpus or 1) and jobs > (cpus or 1):
+        print(f"workers={workers}: {cpus} CPUs here, rendering with {cpus}", file=sys.stderr)
+    return max(1, min(workers, jobs, cpus or 1))
+
+
 def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:
     """Run shard jobs in-process (workers <= 1) or over a process pool, with a progress bar
     that counts the ``done`` samples of shards already complete (a resumed render's bar read
@@ -411,6 +423,7 @@ def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:
 
     if not jobs:
         return 0
+    workers = usable_workers(workers, len(jobs))
     count = sum(len(shard_range(j[2], j[3], j[4])) for j in jobs)
     columns = (  # one bar: rich's default columns hold one already, and it was drawn twice
         TextColumn("[progress.description]{task.description}"),
@@ -431,7 +444,7 @@ def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:
                 cv2.setNumThreads(threads)
             return count
         # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
-        pool = ProcessPoolExecutor(min(workers, len(jobs)), mp.get_context("spawn"), _init_worker)
+        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _init_worker)
         futures: list[Future] = []
         try:
             with stops_ignored(), main_script_left_out():  # workers are born ignoring stops

@@ -499,3 +499,14 @@ def test_render_workers_end_with_their_killed_main_process(tmp_path: Path) -> No
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_render_workers_are_at_most_one_a_cpu_and_one_a_shard(monkeypatch, capsys) -> None:
+    """``workers=1000`` started a process each (numpy and OpenCV in every one)."""
+    from synth.render import usable_workers
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert usable_workers(1000, 50) == 3
+    assert capsys.readouterr().err == "workers=1000: 3 CPUs here, rendering with 3\n"
+    assert usable_workers(8, 2) == 2 and usable_workers(2, 50) == 2 and usable_workers(0, 5) == 1
+    assert capsys.readouterr().err == ""  # fewer shards than CPUs, or as asked: nothing said
