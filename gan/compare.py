@@ -10,6 +10,7 @@ per-series effect.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import statistics
@@ -21,7 +22,7 @@ from gan.evaluate import read_rows
 from gan.provenance import what_changed
 from gan.run_names import seed_run_dirs
 from synth.distributions import ConfigError
-from synth.io import DataError, first_names
+from synth.io import DataError, first_names, read_mask
 
 # A crop index at the end of a stem ("11296-23" -> "11296"); a stem without one is its own series.
 SERIES_PATTERN = r"^(.*?)(?:-\d+)?$"
@@ -188,3 +189,23 @@ def summarize(
 def overall(a: dict[str, StemScore], b: dict[str, StemScore]) -> SeriesComparison:
     """All shared stems as one series (mean per-image F1, not the pooled F1 of metrics.json)."""
     return summarize("all", sorted(set(a) & set(b)), a, b)
+
+
+def mask_agreement(mask_dirs: dict[str, Path]) -> dict[str, float | None]:
+    """Crack IoU of each pair of rows' masks (``<stem>.png``, 0/255), pooled over the photos
+    every row segmented, keyed ``"a / b"``: with no labels to score them, how far the rows'
+    models agree on the photos (two rows at 0.6 call a good part of what either sees crack
+    differently, and their masks there are the ones to look at). None where neither row
+    called any pixel crack."""
+    names = set.intersection(*({p.name for p in d.glob("*.png")} for d in mask_dirs.values()))
+    pairs = list(itertools.combinations(mask_dirs, 2))
+    inter, union = dict.fromkeys(pairs, 0), dict.fromkeys(pairs, 0)
+    for name in sorted(names):
+        crack = {row: read_mask(folder / name) > 127 for row, folder in mask_dirs.items()}
+        for a, b in pairs:
+            inter[a, b] += int((crack[a] & crack[b]).sum())
+            union[a, b] += int((crack[a] | crack[b]).sum())
+    return {
+        f"{a} / {b}": round(inter[a, b] / union[a, b], 3) if union[a, b] else None
+        for a, b in pairs
+    }

@@ -211,6 +211,28 @@ def photos_measured(rows: list[dict]) -> int:
     return max((int(row.get("num_images") or 0) for row in rows), default=0)
 
 
+def rows_agreement(cfg: DictConfig, rows: list[str]) -> dict[str, float | None]:
+    """Without labels, the crack IoU between each pair of rows' masks of the photos (the
+    figures' seed, gan.compare.mask_agreement); {} where fewer than two rows segmented."""
+    from gan.compare import mask_agreement
+
+    seed = task_seeds(cfg)[0]
+    folders = {row: dirs(cfg)["runs"] / run_key(row, seed, cfg.seed) / "masks" for row in rows}
+    folders = {row: folder for row, folder in folders.items() if folder.is_dir()}
+    return mask_agreement(folders) if len(folders) > 1 else {}
+
+
+def agreement_line(agreement: dict[str, float | None], seed: int) -> str:
+    said = ", ".join(
+        f"{pair} {'n/a' if v is None else f'{v:.2f}'}" for pair, v in agreement.items()
+    )
+    return (
+        f" Agreement between the rows' masks (crack IoU pooled over the photos, seed {seed}'s "
+        f"models): {said}; the lower, the more two rows' models differ on these photos (a "
+        "measure of difference, not of which is right)."
+    )
+
+
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
     """One HTML page and a Markdown summary of every row, its figures and the goal's verdicts,
     with results.json for scripts; the same go to the run's loggers. Returns the HTML page."""
@@ -259,8 +281,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
         if set(GAP_KEYS) <= set(fda_gap):  # measured as the GAN's set is, and left out
             notes += " " + describe_gap(fda_gap, "FDA")
     goal = report_goal(cfg)
+    agreement = {} if scored(cfg) else rows_agreement(cfg, list(results))
     if scored(cfg):
         notes += goal_rows_not_run(goal, results)
+    elif agreement:
+        notes += agreement_line(agreement, task_seeds(cfg)[0])
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += "".join(f" Figures: {line[0].upper()}{line[1:]}." for line in figures_said)
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
@@ -270,7 +295,8 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     )
     write_json_atomic(
         report_dir / "results.json",
-        {"rows": rows, "goal": checks, "wall_seconds": wall, "versions": env, **made},
+        {"rows": rows, "goal": checks, "wall_seconds": wall, "versions": env, **made}
+        | ({"agreement": agreement} if agreement else {}),
     )
     log(f"report: {html_path} and {md_path}")
     summary = summary_markdown(rows, notes, checks)

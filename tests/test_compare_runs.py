@@ -5,10 +5,19 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from _cli_fixtures import run_tool
 
-from gan.compare import compare_series, overall, seed_runs, seed_scores, series_of
+from gan.compare import (
+    compare_series,
+    mask_agreement,
+    overall,
+    seed_runs,
+    seed_scores,
+    series_of,
+)
 from gan.evaluate import CSV_FIELDS
 from gan.run_names import run_key, seed_run_dirs
 from synth.io import DataError
@@ -167,3 +176,24 @@ def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path) -> None:
         proc = run_tool("compare_runs", f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}", bad)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert f"error: {bad.split('=')[0]}=" in proc.stderr and said in proc.stderr
+
+
+def test_mask_agreement_is_the_crack_iou_of_each_pair_over_the_photos_all_segmented(
+    tmp_path: Path,
+) -> None:
+    """Without labels, how far the rows' masks agree: pooled over the photos every row has."""
+    crack = {  # pixels called crack on photo 'p' (a 4x4 mask), by row
+        "a": [0, 1, 2, 3],
+        "b": [2, 3, 4, 5],  # with a: 2 shared of 6
+        "c": [],  # none: with a, 0 of 4
+    }
+    for row, pixels in crack.items():
+        (tmp_path / row).mkdir()
+        mask = np.zeros(16, np.uint8)
+        mask[pixels] = 255
+        cv2.imwrite(str(tmp_path / row / "p.png"), mask.reshape(4, 4))
+    cv2.imwrite(str(tmp_path / "a" / "only_a.png"), np.full((4, 4), 255, np.uint8))  # left out
+    dirs = {row: tmp_path / row for row in crack}
+    assert mask_agreement(dirs) == {"a / b": round(2 / 6, 3), "a / c": 0.0, "b / c": 0.0}
+    empty = {"c": tmp_path / "c", "c2": tmp_path / "c"}
+    assert mask_agreement(empty) == {"c / c2": None}  # nothing called crack by either

@@ -1334,6 +1334,13 @@ def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
     assert f"Photos without labels (task_data.test_lab=null): {photos} ({len(names)} photos)" in md
     assert "| training data | pixels called crack |" in md and "| testtime | " in md
     assert "Against the goal" not in md and "F1" not in md
+    # how far the rows' masks agree, the one comparison there is without labels (2-step
+    # models may call nothing crack: n/a)
+    agreement = json.loads((report / "results.json").read_text())["agreement"]
+    assert list(agreement) == ["synthetic / testtime"]
+    value = agreement["synthetic / testtime"]
+    shown = "n/a" if value is None else f"{value:.2f}"
+    assert f"seed 0's models): synthetic / testtime {shown};" in md
     assert "scored as stages.evaluate" not in md and "scoring the test" not in md
     assert (report / "predictions.png").is_file() and not (report / "errors.png").exists()
     assert "the figures leave" not in first.stdout  # no error map to leave rows out of
