@@ -206,6 +206,5 @@ def mask_agreement(mask_dirs: dict[str, Path]) -> dict[str, float | None]:
             inter[a, b] += int((crack[a] & crack[b]).sum())
             union[a, b] += int((crack[a] | crack[b]).sum())
     return {
-        f"{a} / {b}": round(inter[a, b] / union[a, b], 3) if union[a, b] else None
-        for a, b in pairs
+        f"{a} / {b}": round(inter[a, b] / union[a, b], 3) if union[a, b] else None for a, b in pairs
     }
