@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from synth.io import IMAGE_SUFFIXES, file_names, write_json_atomic
+from synth.io import image_names, write_json_atomic
 
 #: Unread bytes above which contents_digest shows a progress bar (about a second's hashing).
 PROGRESS_BYTES = 512 * 2**20
@@ -51,16 +51,11 @@ def forget_file_digests() -> None:
     _FILE_DIGESTS.clear()
 
 
-def data_file_names(folder: str | Path) -> list[str]:
-    """A real folder's photos or masks (synth.io.file_names of an image type, any letter case):
-    what its readers take. A Thumbs.db that Windows rewrites as the folder is browsed, or a
-    notes.txt, changed the digest, and the pipeline retrained every model on the same photos."""
-    return [n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
-
-
 def folder_files(folder: str | Path) -> list[Path]:
-    """A folder's photos or masks (data_file_names), as paths."""
-    return [Path(folder, name) for name in data_file_names(folder)]
+    """A folder's photos or masks (synth.io.image_names), as paths: a Thumbs.db that Windows
+    rewrites as the folder is browsed, or a notes.txt, changed the digest, and the pipeline
+    retrained every model on the same photos."""
+    return [Path(folder, name) for name in image_names(folder)]
 
 
 def listing_digest(folder: str | Path) -> str:
@@ -81,7 +76,7 @@ def contents_digest(folder: str | Path, progress_bytes: int = PROGRESS_BYTES) ->
     from rich.progress import Progress
 
     root = str(Path(folder).resolve())
-    files = {name: file_key(os.path.join(root, name)) for name in data_file_names(root)}
+    files = {name: file_key(os.path.join(root, name)) for name in image_names(root)}
     _USED.update(files.values())
     unread = sum(key.size for key in files.values() if key not in _FILE_DIGESTS)
     with Progress(disable=unread <= progress_bytes) as bar:

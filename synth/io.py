@@ -163,6 +163,12 @@ def file_names(folder: str | Path) -> list[str]:
     return visible_entries(folder)[0]
 
 
+def image_names(folder: str | Path) -> list[str]:
+    """A folder's visible file names of an image type (IMAGE_SUFFIXES, any letter case),
+    sorted: the photos or masks its readers take."""
+    return [n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+
+
 def visible_entries(folder: str | Path) -> tuple[list[str], list[str]]:
     """A folder's visible file names and subfolder names, each sorted, from one scan.
     scandir's file types spare a stat per file, and plain strings pathlib's parsing."""
@@ -247,7 +253,7 @@ def missing_folder(path: str | Path, what: str) -> DataError:
     said = f"{path}: {what} not found{where}"
     if path.name in ("train_img", "test_img") and path.parent.is_dir():
         # a user's folder of photos given as paths.data_dir: its photos are not in train_img/
-        photos = [n for n in file_names(path.parent) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+        photos = image_names(path.parent)
         if photos:
             said += (
                 f"; {path.parent} holds {len(photos)} photo{'s' * (len(photos) > 1)} itself "
@@ -313,7 +319,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise missing_folder(folder, "image folder")
-    files = [folder / n for n in file_names(folder) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    files = [folder / n for n in image_names(folder)]
     if not files:
         raise DataError(no_images(folder))
     refuse_shared_stems(
