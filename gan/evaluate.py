@@ -368,7 +368,6 @@ def labeled_samples(
     return samples, [path.stem for path in samples.images]
 
 
-@torch.no_grad()
 def scoring_record(
     eval_size: Sequence[int] | None, tile: int | None, num_overlays: int | None
 ) -> dict:
@@ -381,6 +380,7 @@ def scoring_record(
     }
 
 
+@torch.no_grad()
 def evaluate_folder(
     model: CrackSegmenter,
     image_dir: str | Path,
