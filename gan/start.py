@@ -191,10 +191,9 @@ def answer_config_questions(conf_dir: Path, tool: str, argv: list[str] | None = 
     before torch and Lightning load (5-6 s of every tool's start, for an answer that takes
     under one), and the tool exits. The answer is Hydra's own, for the tool's config and under
     the tool's name (a task function whose code names the tool's script, as the tool's own
-    ``@hydra.main`` does), with the resolvers a ``--resolve`` needs."""
+    ``@hydra.main`` does), with the resolvers a ``--resolve`` needs. For Hydra's tools, which
+    have ``conf/<tool>.yaml`` (tools/_quiet_start asks; the argparse ones answer their own)."""
     args = sys.argv[1:] if argv is None else argv
-    if not (conf_dir / f"{tool}.yaml").is_file():
-        return  # an argparse tool (bench_synth, soak): its own --help
     if not any(arg.split("=", 1)[0] in QUESTION_FLAGS for arg in args):
         return
     import hydra

@@ -13,8 +13,9 @@ from gan.start import (
 
 quiet_start()
 CONF = Path(__file__).resolve().parents[1] / "conf"
+TOOL = Path(sys.argv[0]).stem
 refuse_null_groups(CONF)
-if (CONF / f"{Path(sys.argv[0]).stem}.yaml").is_file():  # Hydra's tools, not argparse's
+if (CONF / f"{TOOL}.yaml").is_file():  # Hydra's tools, not argparse's (bench_synth, soak)
     refuse_unquoted_values()
-refuse_pipeline_presets(CONF, Path(sys.argv[0]).stem)
-answer_config_questions(CONF, Path(sys.argv[0]).stem)  # --help, --cfg: before torch loads
+    refuse_pipeline_presets(CONF, TOOL)
+    answer_config_questions(CONF, TOOL)  # --help, --cfg: before torch loads
