@@ -44,6 +44,7 @@ from gan.rows import (
     derive,
     needs_adapted,
     needs_fda,
+    needs_gan,
     needs_render,
     report_goal,
     scored,
@@ -546,7 +547,7 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
             r.num_samples, r.shard_size, r.seed, r.workers, 0, None, dirs(cfg)["synthetic"]
         )
     nodes = []
-    if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
+    if any(needs_gan(cfg, s) for s in sources):
         checked_count(cfg.stages.adapt.trainer.max_steps, "stages.adapt.trainer.max_steps")
         nodes += [adapt_config(cfg).gan, adapt_config(cfg).gan_data]  # the data's settings
     checked_count(cfg.stages.task.trainer.max_steps, "stages.task.trainer.max_steps")
@@ -556,7 +557,7 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
         for node in nodes:
             instantiate(node)
     check_real_folders(cfg, sorted(trained))
-    if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
+    if any(needs_gan(cfg, s) for s in sources):
         check_gan_photos(cfg)
     say_unread_entries(cfg, sources)
 
@@ -566,7 +567,7 @@ def say_unread_entries(cfg: DictConfig, sources: list[str]) -> None:
     subfolder, a .heic or .webp export, masks with no photo), said once a folder before any
     work: check_data, predict and evaluate said it, the pipeline skipped them silently."""
     folders: list[tuple[str, str | None]] = []
-    if any(needs_adapted(cfg, s) or s in TEST_TIME_ROWS for s in sources):
+    if any(needs_gan(cfg, s) for s in sources):
         folders.append((adapt_config(cfg).gan_data.real_dir, None))
     if any(needs_fda(cfg, s) for s in sources):
         folders.append((cfg.stages.fda.real_dir, None))
@@ -761,7 +762,7 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
             timed("render", stage_render, cfg)
             rendered = True
         # adapt lazily (rows that need no GAN are ready sooner), and once for all rows
-        if gan is None and (needs_adapted(cfg, source) or source in TEST_TIME_ROWS):
+        if gan is None and needs_gan(cfg, source):
             gan = timed("adapt", stage_adapt, cfg)
         if not translated and needs_adapted(cfg, source):
             timed("translate", stage_translate, cfg, gan)

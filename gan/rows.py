@@ -85,6 +85,12 @@ def needs_adapted(cfg: DictConfig, source: str) -> bool:
     return training_row(cfg, source) in NEEDS_ADAPTED
 
 
+def needs_gan(cfg: DictConfig, source: str) -> bool:
+    """A row that needs the GAN trained: on its translated scenes, or (testtime) its
+    real-to-synthetic generator in front of a model at test time."""
+    return needs_adapted(cfg, source) or source in TEST_TIME_ROWS
+
+
 def needs_fda(cfg: DictConfig, source: str) -> bool:
     return training_row(cfg, source) in NEEDS_FDA
 
