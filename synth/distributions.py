@@ -34,8 +34,13 @@ class ConfigError(ValueError):
     seed list); the message names the key, and the CLIs print it in one line."""
 
 
+def is_number(value: object, whole: bool = False) -> bool:
+    """A number (a whole one with ``whole``) as YAML gives it: ``true`` is no number."""
+    return isinstance(value, int if whole else int | float) and not isinstance(value, bool)
+
+
 def is_count(value: object, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+    return is_number(value, whole=True) and value >= least
 
 
 def checked_count(value: int, key: str, least: int = 1) -> int:
@@ -49,7 +54,7 @@ def _pair(spec: Any, key: str, form: str) -> tuple[float, float]:
     """Two numbers; a range's low end first, a normal's spread not negative (``[6, 3]`` failed
     inside numpy as ``low >= high``, ``[2, x]`` as a float conversion, both with a traceback)."""
     numbers = isinstance(spec, list | tuple) and len(spec) == 2
-    numbers = numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec)
+    numbers = numbers and all(is_number(v) for v in spec)
     if not numbers:
         raise ConfigError(f"{key}: '{form}' needs two numbers [a, b], got {spec!r}")
     a, b = float(spec[0]), float(spec[1])

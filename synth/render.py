@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from synth import distributions
-from synth.distributions import ConfigError, checked_count
+from synth.distributions import ConfigError, checked_count, is_number
 from synth.io import (
     CARD,
     CLASS_MAP,
@@ -207,11 +207,6 @@ def check_knob_types(cfg: dict) -> None:
                     want = "numbers"
                 if not ok:
                     raise ConfigError(f"synth.{key}={value!r}: its draws must be {want}")
-
-
-def is_number(value: Any, whole: bool = False) -> bool:
-    types = int if whole else int | float
-    return isinstance(value, types) and not isinstance(value, bool)
 
 
 def share_bounds(cfg: dict, prefix: str = "") -> dict[str, distributions.Bounds]:
