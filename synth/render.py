@@ -46,7 +46,7 @@ from synth.io import (
     write_shard,
 )
 from synth.processes import die_with_parent, ignore_stops, main_script_left_out, stops_ignored
-from synth.scene import plain_config, render_crack_scene
+from synth.scene import SIMULATOR_VERSION, plain_config, render_crack_scene
 from synth.surface import TINTS
 
 SPEC = RENDER_SPEC
@@ -257,6 +257,13 @@ def check_spec(out_dir: Path, spec: dict) -> None:
         # first shard): a corrected rerun was refused as "rendered with other settings"
         write_json_atomic(path, spec)
         return
+    if changed == ["simulator_version"]:
+        made_by = {"simulator_version": 1, **read_json(path)}["simulator_version"]
+        raise DataError(
+            f"{path}: {out_dir} was rendered by simulator version {made_by}, and this is "
+            f"version {SIMULATOR_VERSION}, whose scenes differ; use a new out_dir or delete "
+            "the old one"
+        )
     if changed is not None:
         keys = ", ".join(changed[:4]) or "the spec's format"
         if len(changed) > 4:  # the first four alone read as all of them
@@ -273,7 +280,10 @@ def spec_difference(path: Path, spec: dict) -> list[str] | None:
     if not path.is_file():
         return None
     old = read_json(path)  # a damaged spec: one line naming it
-    return None if old.get("hash") == spec["hash"] else differing_keys(old, spec)
+    old = {"simulator_version": 1, **old}  # a spec from before versions were recorded
+    if old.get("hash") == spec["hash"] and old["simulator_version"] == spec["simulator_version"]:
+        return None
+    return differing_keys(old, spec)
 
 
 def spec_changes(
@@ -302,9 +312,12 @@ def differing_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def make_spec(cfg: dict, num_samples: int, shard_size: int, seed: int) -> dict:
+    """What made a render: the settings (hashed, as specs always were) and the simulator's
+    version (outside the hash, so the specs of version 1 renders made before it was recorded
+    still match)."""
     body = {"config": cfg, "num_samples": num_samples, "shard_size": shard_size, "seed": seed}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    return {**body, "hash": digest}
+    return {**body, "simulator_version": SIMULATOR_VERSION, "hash": digest}
 
 
 def check_counts(
@@ -532,6 +545,7 @@ def write_card(out: Path, cfg: dict, num_samples: int, shard_size: int, seed: in
     card = {
         "kind": "synthetic",
         "generator": "synth.scene.render_crack_scene",
+        "simulator_version": SIMULATOR_VERSION,
         "config": cfg,
         "seed": seed,
         "num_samples": num_samples,

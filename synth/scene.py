@@ -17,6 +17,13 @@ from synth.rng import sample_rng
 #: covers half a pixel, so labels and darkened pixels coincide.
 LABEL_THRESHOLD = 0.5
 
+#: The simulator's output version: bump it with any change to the code that alters a scene
+#: rendered from the same settings, seed and index. A render records it, so a folder rendered
+#: by another version is rendered anew (the pipeline) or refused (``tools/render.py``) rather
+#: than resumed into a mix of two simulators' scenes. tests/test_synth_golden.py fails on an
+#: output change that comes without a bump.
+SIMULATOR_VERSION = 1
+
 
 def plain_config(cfg: Any) -> dict:
     """A plain dict from an OmegaConf node or mapping (workers must not carry OmegaConf)."""

@@ -1416,3 +1416,24 @@ def test_photos_without_labels_are_read_before_any_work_and_no_labels_said_one_w
         json.loads((tmp_path / "out" / "runs" / "synthetic" / "metrics.json").read_text())["scored"]
         is False
     )
+
+
+def test_scenes_of_another_simulator_version_are_rendered_anew(tmp_path, capsys, monkeypatch):
+    """Resumed after an upgrade that changed the scenes, the render stage kept the old
+    shards and rendered the missing ones with the new simulator: one set of two simulators."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.pipeline import stage_render
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("pipeline", pipeline_overrides(tmp_path))
+    stage_render(cfg)
+    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", 2)
+    summary = stage_render(cfg)
+    assert "render: settings changed (simulator_version), old scenes removed" in (
+        capsys.readouterr().out
+    )
+    assert summary["skipped_shards"] == 0 and summary["complete"]
+    assert read_card(tmp_path / "out" / "synthetic")["simulator_version"] == 2

@@ -199,6 +199,40 @@ def test_resuming_with_another_config_is_refused(tmp_path: Path) -> None:
     assert render(tmp_path, n=8)["rendered_samples"] == 8
 
 
+def test_a_render_by_another_simulator_version_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spec held the settings alone: a render resumed after an upgrade that changed the
+    scenes mixed the two simulators' scenes under one card."""
+    render(tmp_path / "a", n=8, shard=4, shard_count=1)
+    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", 2)
+    with pytest.raises(
+        DataError, match=r"rendered by simulator version 1, and this is version 2, whose scenes"
+    ):
+        render(tmp_path / "a", n=8, shard=4)
+    assert not (tmp_path / "a" / shard_name(1)).exists()
+    summary = render(tmp_path / "b", n=8, shard=4)
+    assert json.loads((tmp_path / "b" / CARD).read_text())["simulator_version"] == 2
+    assert json.loads((tmp_path / "b" / "render_spec.json").read_text())["simulator_version"] == 2
+    assert summary["complete"]
+
+
+def test_a_spec_from_before_versions_were_recorded_reads_as_version_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folders rendered before the version was recorded resume (their scenes are version 1's),
+    and are refused by any later version."""
+    render(tmp_path, n=8, shard=4, shard_count=1)
+    spec_path = tmp_path / "render_spec.json"
+    spec = json.loads(spec_path.read_text())
+    del spec["simulator_version"]
+    spec_path.write_text(json.dumps(spec))
+    assert render(tmp_path, n=8, shard=4)["rendered_shards"] == 1
+    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", 2)
+    with pytest.raises(DataError, match=r"rendered by simulator version 1, and this is vers"):
+        render(tmp_path, n=8, shard=4)
+
+
 @pytest.mark.parametrize(
     ("section", "knob", "value", "message"),
     [
