@@ -68,6 +68,10 @@ from synth.io import (
 LARGE_PHOTO = 4_000_000
 
 CSV_FIELDS = ("stem", "f1", "tol_f1", "iou", "crack_share_true", "crack_share_pred")
+#: Each photo's crack pixel counts (true positives, false positives, false negatives), so the
+#: pooled F1 of any subset of photos can be recomputed: gan.compare's interval of a gain over
+#: the test photos resamples them. Absent from scores written before session 51.
+COUNT_FIELDS = ("tp", "fp", "fn")
 
 
 class ThroughGenerator(nn.Module):
@@ -312,6 +316,7 @@ def per_image_rows(
                 "iou": round(iou_from_counts(tp, fp, fn), 6),
                 "crack_share_true": round((tp + fn) / n, 6),
                 "crack_share_pred": round((tp + fp) / n, 6),
+                **dict(zip(COUNT_FIELDS, (tp, fp, fn))),
             }
         )
     return rows
@@ -333,7 +338,7 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     """per_image.csv, whole or not at all (a temp file, then renamed)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=(*CSV_FIELDS, *COUNT_FIELDS))
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
@@ -346,6 +351,15 @@ def read_rows(path: Path) -> list[dict]:
     if not rows or not set(CSV_FIELDS) <= set(rows[0]):
         raise DataError(f"{path}: expected per-image columns {list(CSV_FIELDS)}")
     return [{k: r[k] if k == "stem" else float(r[k]) for k in CSV_FIELDS} for r in rows]
+
+
+def read_counts(path: Path) -> dict[str, tuple[int, int, int]] | None:
+    """Each photo's (tp, fp, fn) from per_image.csv; None for scores written without them."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not all(rows[0].get(k) for k in COUNT_FIELDS):
+        return None
+    return {r["stem"]: tuple(int(r[k]) for k in COUNT_FIELDS) for r in rows}  # type: ignore[misc]
 
 
 def labeled_samples(

@@ -12,9 +12,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
+from gan.compare import INTERVAL_DRAWS, f1_gain_interval, paired_counts
 from gan.data import checked_size
 from gan.loggers import clear_earlier_run
-from gan.report import goal_checks, log_report, summary_markdown, write_report
+from gan.report import INTERVAL_TITLE, goal_checks, log_report, summary_markdown, write_report
 from gan.report_figures import (
     RowModel,
     error_grid,
@@ -149,6 +150,44 @@ def goal_rows_not_run(goal: dict, results: dict[str, dict]) -> str:
         "against them: "
         f"{', '.join(missing)}."
     )
+
+
+def with_intervals(cfg: DictConfig, checks: list[dict]) -> list[dict]:
+    """Each gain's 95% interval over the test photos (``interval``, gan.compare's paired
+    bootstrap over the seeds the check paired), or None where a run's scores hold no
+    per-photo counts (scored before session 51)."""
+    runs = dirs(cfg)["runs"]
+    for check in (c for c in checks if "gain" in c):
+        pairs = [
+            paired_counts(
+                runs / run_key(check["row"], seed, cfg.seed),
+                runs / run_key(check["against"], seed, cfg.seed),
+            )
+            for seed in check["seeds"]
+        ]
+        interval = f1_gain_interval(pairs) if pairs and None not in pairs else None
+        check["interval"] = None if interval is None else [round(end, 4) for end in interval]
+    return checks
+
+
+def interval_line(checks: list[dict]) -> str:
+    """What the goal table's intervals measure, and which gains have none."""
+    gains = [c for c in checks if "gain" in c]
+    if not gains:
+        return ""
+    line = (
+        f" {INTERVAL_TITLE[0].upper()}{INTERVAL_TITLE[1:]}: of each gain, from "
+        f"{INTERVAL_DRAWS} resamples of the photos (the same draws for every seed); it "
+        "measures the choice of test photos, not the spread over seeds, and one that spans 0 "
+        "means these photos cannot tell the two rows apart."
+    )
+    without = [f"{c['row']} against {c['against']}" for c in gains if c.get("interval") is None]
+    if without:
+        line += (
+            f" None for {', '.join(without)}: their scores hold no per-photo counts (scored "
+            "before session 51; they are kept when a row is scored again)."
+        )
+    return line
 
 
 def rows_settings(cfg: DictConfig) -> str:
@@ -286,10 +325,11 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
         notes += goal_rows_not_run(goal, results)
     elif agreement:
         notes += agreement_line(agreement, task_seeds(cfg)[0])
+    checks = with_intervals(cfg, goal_checks(rows, **goal)) if scored(cfg) else []
+    notes += interval_line(checks)
     env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += "".join(f" Figures: {line[0].upper()}{line[1:]}." for line in figures_said)
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
-    checks = goal_checks(rows, **goal) if scored(cfg) else []
     html_path, md_path = write_report(
         report_dir, rows, OmegaConf.to_yaml(cfg, resolve=True), images, notes, checks
     )

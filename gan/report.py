@@ -24,6 +24,8 @@ LABELS = {
 #: of the photos' pixels its model calls crack (rows far apart there disagree)
 UNSCORED = ("crack_share",)
 GOAL_TITLE = "Against the goal (F1, paired by seed)"
+#: The goal table's column of gan.compare.f1_gain_interval's intervals
+INTERVAL_TITLE = "95% interval over the test photos"
 #: One colour a row: with six rows or more the sixth took the first's grey (synthetic and
 #: oracle alike in the bars and the legend). As many as there are rows (gan.rows.ROWS).
 COLORS = (
@@ -122,7 +124,8 @@ def goal_checks(
         mine = f1_by_seed(by_source[name])
         for base in (b for b in baselines if b in by_source):
             theirs = f1_by_seed(by_source[base])
-            diffs = [mine[s] - theirs[s] for s in sorted(mine.keys() & theirs.keys())]
+            seeds = sorted(mine.keys() & theirs.keys())
+            diffs = [mine[s] - theirs[s] for s in seeds]
             if diffs:
                 gain = statistics.fmean(diffs)
                 closed = gap_closed(mine, theirs, top)
@@ -134,6 +137,7 @@ def goal_checks(
                         "goal": min_gain,
                         "wins": sum(d > 0 for d in diffs),
                         "paired_seeds": len(diffs),
+                        "seeds": seeds,
                         "gap_closed": None if closed is None else round(closed, 6),
                         "met": gain_met(gain, min_gain),
                     }
@@ -176,11 +180,14 @@ def goal_markdown(checks: list[dict]) -> str:
     references = [c["against"] for c in checks if "share" in c]
     reference = references[0] if references else "reference"
     lines = [
-        f"| row | against | F1 | paired seeds won | {reference} gap closed | goal | met |",
-        "|---|---|---|---|---|---|---|",
+        f"| row | against | F1 | {INTERVAL_TITLE} | paired seeds won | {reference} gap closed "
+        "| goal | met |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for c in checks:
-        closed = ""
+        closed, interval = "", ""
+        if c.get("interval"):
+            interval = "{:+.3f} to {:+.3f}".format(*c["interval"])
         if "gain" in c:
             value, wins, goal = (
                 shown(c["gain"], c["goal"], c["met"], "+.{}f", 3),
@@ -198,7 +205,8 @@ def goal_markdown(checks: list[dict]) -> str:
             value, wins, goal = share, "", f"≥ {c['goal']:.0%}"
         verdict = "**yes**" if c["met"] else "no"
         lines.append(
-            f"| {c['row']} | {c['against']} | {value} | {wins} | {closed} | {goal} | {verdict} |"
+            f"| {c['row']} | {c['against']} | {value} | {interval} | {wins} | {closed} | {goal} "
+            f"| {verdict} |"
         )
     return "\n".join(lines)
 
@@ -409,8 +417,8 @@ def log_report(
     fallback_dir: str | Path,
 ) -> None:
     """The report's figures into experiment trackers: each row's metrics (``report/<row>/<metric>``),
-    each verdict (``goal/<row>_vs_<against>``: the gain or share, ``.../met`` as 0/1 and
-    ``.../gap_closed``), the tables (a wandb table; a TensorBoard text summary) and every figure."""
+    each verdict (``goal/<row>_vs_<against>``: the gain or share, ``.../met`` as 0/1,
+    ``.../gap_closed`` and ``.../interval_low``/``_high``), the tables (a wandb table; a TensorBoard text summary) and every figure."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
     from torchvision.io import ImageReadMode, decode_image
 
@@ -430,6 +438,8 @@ def log_report(
         scores[f"{key}/met"] = float(c["met"])
         if c.get("gap_closed") is not None:
             scores[f"{key}/gap_closed"] = float(c["gap_closed"])
+        if c.get("interval"):  # gan.pipeline_report.with_intervals's, over the test photos
+            scores[f"{key}/interval_low"], scores[f"{key}/interval_high"] = c["interval"]
     metrics = shown_metrics(rows)
     columns = ["training data", *(label(m, rows) for m in metrics), "seeds"]
     table = [

@@ -12,13 +12,16 @@ from _cli_fixtures import run_tool
 
 from gan.compare import (
     compare_series,
+    f1_gain_interval,
     mask_agreement,
     overall,
+    paired_counts,
+    pooled_f1,
     seed_runs,
     seed_scores,
     series_of,
 )
-from gan.evaluate import CSV_FIELDS
+from gan.evaluate import COUNT_FIELDS, CSV_FIELDS, write_rows
 from gan.run_names import run_key, seed_run_dirs
 from synth.io import DataError
 
@@ -197,3 +200,40 @@ def test_mask_agreement_is_the_crack_iou_of_each_pair_over_the_photos_all_segmen
     assert mask_agreement(dirs) == {"a / b": round(2 / 6, 3), "a / c": 0.0, "b / c": 0.0}
     empty = {"c": tmp_path / "c", "c2": tmp_path / "c"}
     assert mask_agreement(empty) == {"c / c2": None}  # nothing called crack by either
+
+
+def test_a_gain_carried_by_one_photo_spans_zero_and_one_on_every_photo_does_not() -> None:
+    """The interval is over the choice of test photos: a gain every photo shows stands clear
+    of 0, the same pooled gain from one photo of fifty does not."""
+    rng = np.random.default_rng(3)
+    theirs = np.stack([rng.integers(200, 400, 50), rng.integers(50, 150, 50),
+                       rng.integers(50, 150, 50)], axis=1)  # fmt: skip
+    everywhere = theirs + np.array([20, -20, -20])  # tp up, fp and fn down, on each photo
+    low, high = f1_gain_interval([(everywhere, theirs)])
+    gain = float(pooled_f1(everywhere.sum(0)) - pooled_f1(theirs.sum(0)))
+    assert 0 < low < gain < high
+    one = theirs.copy()
+    one[0] += np.array([1000, -45, -45])  # the same kind of gain, on photo 0 alone
+    low, high = f1_gain_interval([(one, theirs)])
+    assert low <= 0 < high
+    assert f1_gain_interval([(theirs, theirs)]) == (0.0, 0.0)
+    # seeds share each draw of photos; the gain is their mean
+    both = f1_gain_interval([(everywhere, theirs), (theirs, theirs)])
+    assert both == pytest.approx(tuple(end / 2 for end in f1_gain_interval([(everywhere, theirs)])))
+    assert f1_gain_interval([(one, theirs)], seed=1) != f1_gain_interval([(one, theirs)])
+
+
+def test_paired_counts_take_the_photos_both_runs_scored_and_need_counts(tmp_path: Path) -> None:
+    def scored(run: str, counts: dict[str, tuple[int, int, int]]) -> Path:
+        (tmp_path / run).mkdir()
+        rows = [{"stem": s, "f1": 0.5, "tol_f1": 0.5, "iou": 0.3, "crack_share_true": 0.1,
+                 "crack_share_pred": 0.1, **dict(zip(COUNT_FIELDS, c))} for s, c in counts.items()]  # fmt: skip
+        write_rows(tmp_path / run / "per_image.csv", rows)
+        return tmp_path / run
+
+    a = scored("a", {"p1": (1, 2, 3), "p2": (4, 5, 6), "p3": (7, 8, 9)})
+    b = scored("b", {"p2": (0, 1, 1), "p1": (2, 2, 2)})
+    ours, theirs = paired_counts(a, b)
+    assert ours.tolist() == [[1, 2, 3], [4, 5, 6]] and theirs.tolist() == [[2, 2, 2], [0, 1, 1]]
+    write_scores(tmp_path / "old", {"p1": (0.5, 0.1, 0.1)})  # written before the counts
+    assert paired_counts(a, tmp_path / "old") is None

@@ -60,6 +60,10 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         assert 0.0 <= row["f1"] <= 1.0 and row["num_images"] == 4
     assert (report / "report.html").is_file() and (report / "predictions.png").is_file()
     assert "| adapted |" in (report / "report.md").read_text()
+    goal = json.loads((report / "results.json").read_text())["goal"]
+    gains = [c for c in goal if "gain" in c]
+    assert gains and all(c["interval"][0] <= c["interval"][1] for c in gains)
+    assert "95% interval over the test photos: of each gain" in (report / "report.md").read_text()
     assert (
         f"Real test set: {tmp_path / 'real' / 'test_img'} (4 photos), each image at its own size."
         in (report / "report.md").read_text()
@@ -870,8 +874,8 @@ def test_goal_checks_pair_seeds_and_count_wins():
     assert vs_dr["gap_closed"] == pytest.approx(0.08 / (0.30 + 0.10))
     assert vs_oracle["share"] == pytest.approx(0.76 / 0.90) and vs_oracle["met"]
     table = goal_markdown(checks)
-    assert "| adapted | synthetic | +0.040 | 2/3 | 22% | ≥ +0.050 | no |" in table
-    assert "| adapted | oracle | 84.4% of it |  |  | ≥ 70% | **yes** |" in table
+    assert "| adapted | synthetic | +0.040 |  | 2/3 | 22% | ≥ +0.050 | no |" in table
+    assert "| adapted | oracle | 84.4% of it |  |  |  | ≥ 70% | **yes** |" in table
     rows[-1] = row("oracle", [0.0, 0.0, 0.0])
     (*_, vs_nothing) = goal_checks(rows, ["adapted"], [], "oracle", 0.05, 0.7)
     assert vs_nothing["share"] is None and not vs_nothing["met"]
@@ -885,9 +889,15 @@ def test_goal_checks_pair_seeds_and_count_wins():
         0.7,
     )
     assert above[0]["gap_closed"] is None
-    assert "| adapted | synthetic | +0.040 | 2/3 |  |" in goal_markdown(above)
+    assert "| adapted | synthetic | +0.040 |  | 2/3 |  |" in goal_markdown(above)
     assert "n/a (oracle scored 0)" in goal_markdown([vs_nothing])
-    assert "| row | against | F1 | paired seeds won | oracle gap closed |" in table
+    assert vs_syn["seeds"] == [0, 1, 2] and vs_dr["seeds"] == [1, 2]
+    vs_syn["interval"] = [-0.0123, 0.0456]  # gan.pipeline_report.with_intervals's
+    assert "| +0.040 | -0.012 to +0.046 | 2/3 |" in goal_markdown([vs_syn])
+    assert (
+        "| row | against | F1 | 95% interval over the test photos | paired seeds won | oracle gap closed |"
+        in table
+    )
 
 
 def test_a_verdict_reads_as_its_table_shows_and_a_tie_beats_nothing():
@@ -904,9 +914,9 @@ def test_a_verdict_reads_as_its_table_shows_and_a_tie_beats_nothing():
         return goal_checks(rows, ["adapted"], ["synthetic"], ref, gain, 0.85)
 
     exact = verdicts(0.85, 0.80)
-    assert exact[0]["met"] and "| +0.050 | 1/1 |" in goal_markdown(exact)
+    assert exact[0]["met"] and "| +0.050 |  | 1/1 |" in goal_markdown(exact)
     close = verdicts(0.8497, 0.80)
-    assert not close[0]["met"] and "| +0.0497 | 1/1 |" in goal_markdown(close)
+    assert not close[0]["met"] and "| +0.0497 |  | 1/1 |" in goal_markdown(close)
     assert not verdicts(0.80, 0.80, gain=0.0)[0]["met"]  # a tie
     assert verdicts(0.81, 0.80, gain=0.0)[0]["met"]
     assert verdicts(0.79, 0.80, gain=-0.02)[0]["met"]  # a loss within an allowed margin
@@ -916,7 +926,7 @@ def test_a_verdict_reads_as_its_table_shows_and_a_tie_beats_nothing():
     assert "| fda gap closed |" in table and "oracle" not in table
 
 
-def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
+def test_report_logs_each_verdict_its_gap_closed_and_interval(tmp_path: Path):
     from lightning.pytorch.loggers import CSVLogger
 
     rows = [
@@ -924,6 +934,7 @@ def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
         for src, f in (("synthetic", 0.7), ("adapted", 0.75), ("oracle", 0.8))
     ]
     checks = goal_checks(rows, ["adapted"], ["synthetic"], "oracle", 0.05, 0.7)
+    checks[0]["interval"] = [0.01, 0.09]
     logger = CSVLogger(tmp_path, name="report", version="")
     log_report([logger], rows, checks, {}, "summary", fallback_dir=tmp_path)
     logger.save()
@@ -932,6 +943,8 @@ def test_report_logs_each_verdict_and_the_gap_closed(tmp_path: Path):
     assert float(logged["goal/adapted_vs_synthetic"]) == pytest.approx(0.05)
     assert float(logged["goal/adapted_vs_synthetic/gap_closed"]) == pytest.approx(0.5)
     assert float(logged["goal/adapted_vs_synthetic/met"]) == 1.0
+    assert float(logged["goal/adapted_vs_synthetic/interval_low"]) == pytest.approx(0.01)
+    assert float(logged["goal/adapted_vs_synthetic/interval_high"]) == pytest.approx(0.09)
     assert float(logged["goal/adapted_vs_oracle"]) == pytest.approx(0.75 / 0.8)
 
 
@@ -1437,3 +1450,49 @@ def test_scenes_of_another_simulator_version_are_rendered_anew(tmp_path, capsys,
     )
     assert summary["skipped_shards"] == 0 and summary["complete"]
     assert read_card(tmp_path / "out" / "synthetic")["simulator_version"] == 2
+
+
+def test_each_gain_has_its_interval_over_the_test_photos_or_a_note_why_not(tmp_path):
+    """A mean gain of +0.008 on 237 photos read as a gain, with nothing to say whether the
+    test photos could tell the rows apart."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.evaluate import COUNT_FIELDS, write_rows
+    from gan.pipeline_report import interval_line, with_intervals
+    from gan.run_names import run_key
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("pipeline", pipeline_overrides(tmp_path))
+    runs = tmp_path / "out" / "runs"
+
+    def scored(row: str, seed: int, tp: int, counted: bool = True) -> None:
+        fields = {"f1": 0.5, "tol_f1": 0.5, "iou": 0.3, "crack_share_true": 0.1}
+        rows = [
+            {"stem": f"p{i}", **fields, "crack_share_pred": 0.1}
+            | (dict(zip(COUNT_FIELDS, (tp + i % 3, 20, 20))) if counted else {})
+            for i in range(30)
+        ]
+        (runs / run_key(row, seed, cfg.seed)).mkdir(parents=True)
+        write_rows(runs / run_key(row, seed, cfg.seed) / "per_image.csv", rows)
+
+    for seed in (0, 1):
+        scored("adapted", seed, 60)
+        scored("synthetic", seed, 50)
+    scored("randomized", 0, 50, counted=False)  # scores from before the counts were kept
+    checks = with_intervals(
+        cfg,
+        [
+            {"row": "adapted", "against": "synthetic", "gain": 0.1, "seeds": [0, 1]},
+            {"row": "adapted", "against": "randomized", "gain": 0.1, "seeds": [0]},
+            {"row": "adapted", "against": "oracle", "share": 0.9},
+        ],
+    )
+    low, high = checks[0]["interval"]
+    assert 0 < low < high  # better on every photo
+    assert checks[1]["interval"] is None and "interval" not in checks[2]
+    line = interval_line(checks)
+    assert "95% interval over the test photos: of each gain, from 2000 resamples" in line
+    assert "None for adapted against randomized: their scores hold no per-photo counts" in line
+    assert interval_line(checks[2:]) == ""

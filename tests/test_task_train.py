@@ -16,13 +16,14 @@ import torch
 from _task_fixtures import make_folder, make_shards
 
 from gan.checkpoint import UnsafeCheckpointError
-from gan.evaluate import evaluate_folder, load_segmenter, predict_folder
+from gan.compare import pooled_f1
+from gan.evaluate import evaluate_folder, load_segmenter, predict_folder, read_counts
 from gan.export import CrackProbability, export_model
 from gan.networks import UNet
 from gan.task import CrackSegmenter
 from gan.task_data import SegmentationDataModule
 from synth.distributions import ConfigError
-from synth.io import DataError, ImageFolder
+from synth.io import DataError, ImageFolder, read_mask
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -114,6 +115,13 @@ def test_train_task_config_fit_test_evaluate_predict(
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_images"] == 3
     assert result["f1"] == pytest.approx(results["test/f1"], abs=1e-5)
     assert len(list((tmp_path / "eval" / "overlays").glob("*.png"))) == 2
+    # each photo's pixel counts, from which any subset's pooled F1 is recomputed
+    counts = read_counts(tmp_path / "eval" / "per_image.csv")
+    assert sorted(counts) == ["img0", "img1", "img2"]
+    labelled = [int((read_mask(p) > 0).sum()) for p in sorted(lab.iterdir())]
+    assert [tp + fn for tp, _, fn in counts.values()] == labelled and sum(labelled) > 0
+    pooled = pooled_f1(np.sum(list(counts.values()), axis=0))
+    assert pooled == pytest.approx(result["f1"], abs=1e-5)
 
     # A sharded (synthetic or translated) set is scored the same way, its masks inside.
     shards = make_shards(tmp_path / "scored", n=3)
