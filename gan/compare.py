@@ -22,7 +22,7 @@ import numpy as np
 
 from gan.evaluate import read_counts, read_rows
 from gan.provenance import what_changed
-from gan.run_names import seed_run_dirs
+from gan.run_names import SEED_SUFFIX, seed_run_dirs
 from synth.distributions import ConfigError
 from synth.io import DataError, first_names, read_mask
 
@@ -250,10 +250,56 @@ def pooled_f1(counts: np.ndarray) -> np.ndarray:
     return np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
 
 
-def paired_counts(ours: Path, theirs: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """Two scored runs' per-photo counts on the photos both scored, in one order; None where
-    either run's per_image.csv holds no counts (scored before they were kept)."""
-    a, b = read_counts(ours / "per_image.csv"), read_counts(theirs / "per_image.csv")
-    if a is None or b is None or not (stems := sorted(a.keys() & b.keys())):
+def paired_counts(runs: list[tuple[Path, Path]]) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """Per pair of scored runs (one pair a seed), both runs' per-photo counts on the photos
+    every run scored, in one order (the interval draws the same photos for every seed); None
+    where a run's per_image.csv holds no counts (scored before they were kept) or no photo
+    is shared."""
+    tables = [(read_counts(a / "per_image.csv"), read_counts(b / "per_image.csv")) for a, b in runs]
+    if not tables or any(t is None for pair in tables for t in pair):
         return None
-    return np.array([a[s] for s in stems]), np.array([b[s] for s in stems])
+    stems = sorted(set.intersection(*(set(t) for pair in tables for t in pair)))
+    if not stems:
+        return None
+    return [(np.array([a[s] for s in stems]), np.array([b[s] for s in stems])) for a, b in tables]
+
+
+def seed_pairs(runs_a: list[Path], runs_b: list[Path]) -> list[tuple[Path, Path]]:
+    """Two rows' seed folders paired by seed (``<row>`` with ``<row>``, ``-seed1`` with
+    ``-seed1``, as run_key names them); one folder a side is one pair whatever its name."""
+    if len(runs_a) == len(runs_b) == 1:
+        return [(runs_a[0], runs_b[0])]
+    by_seed = {seed_suffix(run): run for run in runs_b}
+    return [(a, by_seed[seed_suffix(a)]) for a in runs_a if seed_suffix(a) in by_seed]
+
+
+def seed_suffix(run: Path) -> str:
+    """``-seed<N>`` of a run folder run_key named for another seed than the base one, or ''."""
+    found = re.search(re.escape(SEED_SUFFIX) + r"\d+$", run.name)
+    return found.group(0) if found else ""
+
+
+def pooled_gain(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The mean over the pairs (seeds) of the pooled F1 gain on their photos."""
+    return float(np.mean([pooled_f1(a.sum(0)) - pooled_f1(b.sum(0)) for a, b in pairs]))
+
+
+def gain_line(runs: list[tuple[Path, Path]]) -> str:
+    """Row a's pooled F1 gain over row b, paired by seed, with its 95% interval over the
+    photos: the per-series table shows where the rows differ, this whether the test photos
+    can tell them apart at all."""
+    if not runs:
+        return "pooled F1, a - b: the rows share no seed, so there is no paired gain"
+    pairs = paired_counts(runs)
+    if pairs is None:
+        return (
+            "pooled F1, a - b: no interval (scores without per-photo counts, written before "
+            "session 51, or no photo every run scored); scoring the rows again keeps them"
+        )
+    low, high = f1_gain_interval(pairs)
+    seeds = f"{len(pairs)} paired seed{'s' * (len(pairs) != 1)}"
+    return (
+        f"pooled F1, a - b: {pooled_gain(pairs):+.3f}; 95% interval over the "
+        f"{len(pairs[0][0])} photos every run scored: {low:+.3f} to {high:+.3f} ({seeds}; "
+        "one that spans 0 means these photos cannot tell a from b)"
+    )

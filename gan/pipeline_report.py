@@ -158,14 +158,16 @@ def with_intervals(cfg: DictConfig, checks: list[dict]) -> list[dict]:
     per-photo counts (scored before session 51)."""
     runs = dirs(cfg)["runs"]
     for check in (c for c in checks if "gain" in c):
-        pairs = [
-            paired_counts(
-                runs / run_key(check["row"], seed, cfg.seed),
-                runs / run_key(check["against"], seed, cfg.seed),
-            )
-            for seed in check["seeds"]
-        ]
-        interval = f1_gain_interval(pairs) if pairs and None not in pairs else None
+        pairs = paired_counts(
+            [
+                (
+                    runs / run_key(check["row"], seed, cfg.seed),
+                    runs / run_key(check["against"], seed, cfg.seed),
+                )
+                for seed in check["seeds"]
+            ]
+        )
+        interval = f1_gain_interval(pairs) if pairs else None
         check["interval"] = None if interval is None else [round(end, 4) for end in interval]
     return checks
 

@@ -223,17 +223,50 @@ def test_a_gain_carried_by_one_photo_spans_zero_and_one_on_every_photo_does_not(
     assert f1_gain_interval([(one, theirs)], seed=1) != f1_gain_interval([(one, theirs)])
 
 
+def write_counts(run: Path, counts: dict[str, tuple[int, int, int]]) -> Path:
+    """per_image.csv as evaluate writes it since session 51: stem -> (tp, fp, fn)."""
+    run.mkdir(parents=True)
+    rows = [{"stem": s, "f1": 0.5, "tol_f1": 0.5, "iou": 0.3, "crack_share_true": 0.1,
+             "crack_share_pred": 0.1, **dict(zip(COUNT_FIELDS, c))} for s, c in counts.items()]  # fmt: skip
+    write_rows(run / "per_image.csv", rows)
+    return run
+
+
 def test_paired_counts_take_the_photos_both_runs_scored_and_need_counts(tmp_path: Path) -> None:
     def scored(run: str, counts: dict[str, tuple[int, int, int]]) -> Path:
-        (tmp_path / run).mkdir()
-        rows = [{"stem": s, "f1": 0.5, "tol_f1": 0.5, "iou": 0.3, "crack_share_true": 0.1,
-                 "crack_share_pred": 0.1, **dict(zip(COUNT_FIELDS, c))} for s, c in counts.items()]  # fmt: skip
-        write_rows(tmp_path / run / "per_image.csv", rows)
-        return tmp_path / run
+        return write_counts(tmp_path / run, counts)
 
     a = scored("a", {"p1": (1, 2, 3), "p2": (4, 5, 6), "p3": (7, 8, 9)})
     b = scored("b", {"p2": (0, 1, 1), "p1": (2, 2, 2)})
-    ours, theirs = paired_counts(a, b)
+    ((ours, theirs),) = paired_counts([(a, b)])
     assert ours.tolist() == [[1, 2, 3], [4, 5, 6]] and theirs.tolist() == [[2, 2, 2], [0, 1, 1]]
+    # seeds take the photos every run scored, so each draw of photos is one for all seeds
+    c = scored("c", {"p1": (1, 1, 1)})
+    pairs = paired_counts([(a, b), (c, b)])
+    assert [(x.tolist(), y.tolist()) for x, y in pairs] == [
+        ([[1, 2, 3]], [[2, 2, 2]]),
+        ([[1, 1, 1]], [[2, 2, 2]]),
+    ]
     write_scores(tmp_path / "old", {"p1": (0.5, 0.1, 0.1)})  # written before the counts
-    assert paired_counts(a, tmp_path / "old") is None
+    assert paired_counts([(a, b), (a, tmp_path / "old")]) is None
+    assert paired_counts([(a, scored("d", {"q": (1, 1, 1)}))]) is None  # no photo shared
+
+
+def test_the_tool_gives_the_paired_gain_and_its_interval_over_the_photos(tmp_path: Path) -> None:
+    """The table's per-series means said where two rows differ, not whether the test photos
+    could tell them apart at all."""
+    photos = [f"s-{i}" for i in range(20)]
+    for seed in ("", "-seed1", "-seed2"):  # b has no seed 2: paired on seeds 0 and 1
+        write_counts(tmp_path / f"a{seed}", {p: (60, 20, 20) for p in photos})
+        if seed != "-seed2":
+            write_counts(tmp_path / f"b{seed}", {p: (50, 30, 30) for p in photos})
+    logs = f"paths.log_dir={tmp_path / 'logs'}"
+    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", logs)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "pooled F1, a - b: +0.125; 95% interval over the 20 photos every run scored: +0.125 to "
+        "+0.125 (2 paired seeds; one that spans 0 means" in done.stdout
+    )
+    write_scores(tmp_path / "old", {p: (0.5, 0.1, 0.1) for p in photos})  # without counts
+    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'old'}", logs)
+    assert "pooled F1, a - b: no interval (scores without per-photo counts" in done.stdout

@@ -21,10 +21,12 @@ from gan.compare import (
     check_pattern,
     check_scored_alike,
     compare_series,
+    gain_line,
     left_out,
     mixed_settings,
     other_test_folders,
     overall,
+    seed_pairs,
     seed_runs,
     seed_scores,
 )
@@ -82,6 +84,7 @@ def compare(cfg: DictConfig) -> None:
         f"{run} ({n} seed{'s' * (n != 1)})" for run, n in ((cfg.a, seeds_a), (cfg.b, seeds_b))
     )
     Console(width=120).print(comparison_table(rows, overall(a, b), names))
+    print(gain_line(seed_pairs(runs_a, runs_b)))
     for note in left_out(a, b, (cfg.a, cfg.b)):
         print(f"note: {note}")
     if small := len(series) - len(rows):  # left out without a word (a toy set: all of them)
