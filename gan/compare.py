@@ -294,7 +294,8 @@ def gain_line(runs: list[tuple[Path, Path]]) -> str:
     if pairs is None:
         return (
             "pooled F1, a - b: no interval (scores without per-photo counts, written before "
-            "session 51, or no photo every run scored); scoring the rows again keeps them"
+            "session 51, or no photo every run scored); a pipeline row whose metrics.json "
+            "is deleted is scored again, with them, on the next run"
         )
     low, high = f1_gain_interval(pairs)
     seeds = f"{len(pairs)} paired seed{'s' * (len(pairs) != 1)}"

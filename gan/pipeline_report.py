@@ -187,7 +187,8 @@ def interval_line(checks: list[dict]) -> str:
     if without:
         line += (
             f" None for {', '.join(without)}: their scores hold no per-photo counts (scored "
-            "before session 51; they are kept when a row is scored again)."
+            "before session 51); a row whose runs/<row>/metrics.json is deleted is scored "
+            "again, with them, on the next run (its trained model is kept)."
         )
     return line
 
