@@ -41,9 +41,9 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint file not found{checkpoints_beside(path)}")
     is_zip = zipfile.is_zipfile(path)
-    if is_zip and is_torchscript(path):  # torch.load's warning, then "weights_only" advice
+    if export := exported_as(path, is_zip):  # torch.load's warning, then "weights_only" advice
         raise UnsafeCheckpointError(
-            f"{path}: a TorchScript export (tools/export.py), not a training checkpoint; "
+            f"{path}: {export} export (tools/export.py), not a training checkpoint; "
             "pass the .ckpt it was exported from"
         )
     if not is_zip and not is_pickle(path):
@@ -78,6 +78,17 @@ def checkpoints_beside(path: Path) -> str:
     shown = ", ".join(str(p.relative_to(runs)) for p in found[:6])
     more = f" and {len(found) - 6} more" if len(found) > 6 else ""
     return f"; in {runs}: {shown}{more}"
+
+
+def exported_as(path: Path, is_zip: bool) -> str | None:
+    """The format of a tools/export.py file given where a checkpoint goes, with its article
+    ("an ONNX"), else None. ONNX is told by its suffix (a protobuf has no magic bytes): the
+    export beside the .pt was "unreadable checkpoint, cut short or not one", as if damaged."""
+    if is_zip and is_torchscript(path):
+        return "a TorchScript"
+    if not is_zip and path.suffix.lower() == ".onnx":
+        return "an ONNX"
+    return None
 
 
 def is_torchscript(path: Path) -> bool:

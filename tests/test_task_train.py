@@ -322,16 +322,23 @@ def test_export_matches_pytorch(tmp_path: Path, net: dict) -> None:
 def test_an_exported_file_or_a_missing_checkpoint_given_as_ckpt_says_what_to_pass(
     tmp_path: Path,
 ) -> None:
-    """The TorchScript file as ckpt= was torch's warning, then advice about weights_only; a
+    """The TorchScript file as ckpt= was torch's warning, then advice about weights_only, and
+    the ONNX file "unreadable checkpoint, cut short or not one", as if damaged; a
     missing default checkpoint (checkpoints/task_adapted) did not name those beside it (the
     pipeline's pipeline-task-adapted)."""
     from gan.task import build_net
 
-    report = export_model(build_net("unet", base=4, depth=2), tmp_path, formats=("torchscript",))
+    report = export_model(build_net("unet", base=4, depth=2), tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch.load's own warning is not reached
         with pytest.raises(UnsafeCheckpointError, match=r"crack_segmenter.pt: a TorchScript "):
             load_segmenter(report["torchscript"])
+    with pytest.raises(UnsafeCheckpointError) as onnx:
+        load_segmenter(report["onnx"])
+    assert str(onnx.value).endswith(
+        "crack_segmenter.onnx: an ONNX export (tools/export.py), not a training checkpoint; "
+        "pass the .ckpt it was exported from"
+    )
     for run in ("pipeline-task-oracle", "pipeline-adapt"):
         (tmp_path / "ckpt" / run).mkdir(parents=True)
         (tmp_path / "ckpt" / run / "last.ckpt").write_bytes(b"")
