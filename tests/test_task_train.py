@@ -402,6 +402,18 @@ def test_an_export_says_what_its_graph_takes_and_what_it_left_unchecked(
     assert not (tmp_path / "escape.onnx").exists() and not (tmp_path / "z").exists()
 
 
+def test_a_torchscript_export_keeps_nothing_for_a_backward_pass(tmp_path: Path) -> None:
+    """Its outputs required a gradient: a caller without no_grad kept every activation (2.5
+    GB where 1.4 GB does on a 1024x1024 photo), and ``.numpy()`` on them failed."""
+    net = UNet(3, 2, 4, 2)
+    report = export_model(
+        net, tmp_path, sample_hw=(16, 16), check_hw=(20, 12), formats=("torchscript",)
+    )
+    out = torch.jit.load(report["torchscript"])(torch.rand(1, 3, 20, 24) * 2 - 1)
+    assert not out.requires_grad and out.numpy().shape == (1, 1, 20, 24)
+    assert all(p.requires_grad for p in net.parameters())  # the caller's net as it was
+
+
 def test_export_check_detects_mismatch(tmp_path: Path) -> None:
     from gan.export import check_exports, export_torchscript
 
