@@ -128,7 +128,10 @@ def check_exports(
 
 
 #: What an exported graph takes and gives, in export.json: the graph carries no word of its
-#: input's scaling, and photos scaled to [0, 1] (the usual /255) gave empty masks.
+#: input's scaling, and photos scaled to [0, 1] (the usual /255) gave empty masks. The rest
+#: is what tools/predict.py does that a graph cannot, for a consumer in another language to
+#: get its masks: a photo under ``smallest_side`` gave another (ONNX) or no (TorchScript)
+#: output; a 16-bit, grey or EXIF-turned photo is read as ``synth.io.read_image`` reads it.
 INPUT_OUTPUT = {
     "input": {
         "name": "image",
@@ -137,6 +140,14 @@ INPUT_OUTPUT = {
         "dtype": "float32",
         "range": [-1, 1],
         "from_uint8": "x / 127.5 - 1",
+        "from_uint16": "round(x * 255 / 4095) where no value of the photo exceeds 4095 "
+        "(12-bit data), else round(x * 255 / 65535); then from_uint8",
+        "decoding": "EXIF orientation applied; grey repeated into R, G and B; alpha dropped",
+        "batch": "photos of one size; padding a smaller one changes its border's output",
+        "below_smallest_side": "pad the bottom and right to smallest_side px by repeating "
+        "the edge pixels (numpy.pad mode='edge'), then crop the output back (tools/predict.py "
+        "does so, exactly for the model alone; with translate_with it pads after the "
+        "generator, so there the result is close, not the same)",
     },
     "output": {
         "name": "crack_prob",

@@ -414,6 +414,32 @@ def test_a_torchscript_export_keeps_nothing_for_a_backward_pass(tmp_path: Path) 
     assert all(p.requires_grad for p in net.parameters())  # the caller's net as it was
 
 
+def test_export_json_says_how_to_get_predicts_masks_from_another_language(tmp_path) -> None:
+    """A photo under smallest_side gave another output from the ONNX graph than predict's,
+    and a 16-bit photo scaled the usual way (/65535) another from 12-bit data; export.json
+    said neither, so a consumer of the graph could not get the masks predict writes."""
+    from synth.io import read_image
+
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net = UNet(3, 2, 4, 3).eval()  # 8 px
+    report = export_model(net, tmp_path, sample_hw=(16, 16), check_hw=(20, 12))
+    said = report["input"]
+    assert "mode='edge'" in said["below_smallest_side"] and "EXIF" in said["decoding"]
+    photo = np.random.default_rng(0).uniform(-1, 1, (5, 11, 3)).astype(np.float32)
+    padded = np.pad(photo, ((0, 3), (0, 0), (0, 0)), mode="edge").transpose(2, 0, 1)[None]
+    session = ort.InferenceSession(report["onnx"], providers=["CPUExecutionProvider"])
+    got = session.run(None, {"image": np.ascontiguousarray(padded)})[0][..., :5, :11]
+    with torch.no_grad():
+        expected = CrackProbability(net)(torch.from_numpy(photo).permute(2, 0, 1)[None])
+    assert np.abs(got - expected.numpy()).max() < 1e-4
+    assert "4095" in said["from_uint16"]  # the rule, as the test spells it out here
+    twelve_bit = (np.arange(3 * 4 * 3).reshape(3, 4, 3) * 113).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "p.png"), twelve_bit[..., ::-1])
+    by_rule = np.round(twelve_bit * (255 / 4095)).astype(np.uint8)
+    assert (read_image(tmp_path / "p.png") == by_rule).all()
+
+
 def test_export_check_detects_mismatch(tmp_path: Path) -> None:
     from gan.export import check_exports, export_torchscript
 
