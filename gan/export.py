@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from gan.data import checked_size
-from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator, check_out_dir
+from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator, check_out_dir, process_alive
 from gan.networks import UNet
 from synth.distributions import ConfigError
 
@@ -205,6 +205,7 @@ def export_model(
     model = CrackProbability(net).cpu().eval()
     out_dir = Path(out_dir)
     check_out_dir(out_dir)
+    clear_killed_exports(out_dir, name)
     final = {"onnx": out_dir / f"{name}.onnx", "torchscript": out_dir / f"{name}.pt"}
     temp = {k: p.with_name(f".{p.name}.tmp-{os.getpid()}") for k, p in final.items()}
     sample = torch.rand(1, 3, *sample_hw) * 2 - 1
@@ -233,6 +234,15 @@ def export_model(
         "smallest_side": least,
         **INPUT_OUTPUT,
     }
+
+
+def clear_killed_exports(out_dir: Path, name: str) -> None:
+    """Remove the temp files of an export killed mid-write (SIGKILL, the OOM killer: its
+    process gone, its ``finally`` never ran). Hidden, they stayed beside the exports for good,
+    each as large as its export (tens of MB with the generator)."""
+    for left in out_dir.glob(f".{name}.*.tmp-*"):
+        if not process_alive(left.name.rsplit("-", 1)[-1]):
+            left.unlink(missing_ok=True)
 
 
 def smallest_side(net: nn.Module, translate_with: nn.Module | None = None) -> int:

@@ -440,6 +440,23 @@ def test_export_json_says_how_to_get_predicts_masks_from_another_language(tmp_pa
     assert (read_image(tmp_path / "p.png") == by_rule).all()
 
 
+def test_an_export_clears_the_temp_files_of_one_killed_mid_write(tmp_path: Path) -> None:
+    """A killed export's hidden temp files (its ``finally`` never ran) stayed for good."""
+    import os
+
+    dead = tmp_path / ".crack_segmenter.onnx.tmp-999999999"
+    alive = tmp_path / f".crack_segmenter.pt.tmp-{os.getppid()}"  # an export still running
+    for path in (dead, alive, tmp_path / ".other.onnx.tmp-999999999"):
+        path.write_bytes(b"half")
+    export_model(UNet(3, 2, 4, 2), tmp_path, sample_hw=(16, 16), check_hw=(20, 12))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".crack_segmenter.pt.tmp-" + str(os.getppid()),
+        ".other.onnx.tmp-999999999",
+        "crack_segmenter.onnx",
+        "crack_segmenter.pt",
+    ]
+
+
 def test_export_check_detects_mismatch(tmp_path: Path) -> None:
     from gan.export import check_exports, export_torchscript
 
