@@ -27,6 +27,7 @@ from gan.data import (
     to_tensor,
 )
 from gan.networks import PAD_MULTIPLE
+from synth.digests import listing_digest
 from synth.distributions import ConfigError, checked_count
 from synth.io import DataError, ImageFolder, ShardedDataset, refuse_unfinished
 
@@ -130,6 +131,10 @@ def read_real_photos(photos: ImageFolder, crop_size: int = 0) -> ImageFolder:
     return photos
 
 
+def resolved(folder: str | Path) -> str:
+    return str(Path(folder).resolve())
+
+
 class UnpairedDataModule(pl.LightningDataModule):
     """Domain A = sharded synthetic dataset (image + semantic mask), B = folder of real images
     (their labels are never read)."""
@@ -161,6 +166,7 @@ class UnpairedDataModule(pl.LightningDataModule):
         check_preset(augment, "gan_data.augment")
         self.augment = PairedAugment(augment)
         self.stream: UnpairedStream | None = None
+        self._trained_on: dict | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.stream is None:
@@ -168,6 +174,41 @@ class UnpairedDataModule(pl.LightningDataModule):
             self.stream = UnpairedStream(
                 a, b, self.crop_size, self.seed, self.crack_crop_prob, self.batch_size
             )
+
+    def trained_on(self) -> dict[str, dict]:
+        """What the GAN trains on, kept in its checkpoints (``state_dict``) so that a resume
+        on other data is refused (``gan.runner.check_same_data``): a resume with another
+        ``gan_data.real_dir`` had carried a model on over two photo sets, saved as one run.
+        Each input's folder, and its listing (names and sizes, no file read:
+        synth.digests.listing_digest), which alone says whether it is the same data: a moved
+        folder holds the same files. The scenes' listing is that of each shard's images and
+        masks. Taken once, on each rank alike (no rank waits on another)."""
+        if self._trained_on is None:
+            self.setup()
+            shards = dict.fromkeys(shard for shard, _ in self.stream.a.records)
+            scenes = {
+                f"{shard.name}/{sub}": listing_digest(shard / sub)
+                for shard in shards
+                for sub in ("image", "semantic")
+            }
+            self._trained_on = {
+                "gan_data.synthetic_dir": {
+                    "folder": resolved(self.synthetic_dir),
+                    "listing": scenes,
+                },
+                "gan_data.real_dir": {
+                    "folder": resolved(self.real_dir),
+                    "listing": listing_digest(self.real_dir),
+                },
+            }
+        return self._trained_on
+
+    def state_dict(self) -> dict:
+        return {"trained_on": self.trained_on()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Nothing to restore: the checkpoint's record was compared before the fit, and
+        this run's own is saved from now on (a moved folder's new place)."""
 
     def train_dataloader(self) -> DataLoader:
         """Resumable where it stopped: every rank's stream continues at the batch the

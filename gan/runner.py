@@ -162,6 +162,37 @@ def check_same_seed(path: str, checkpoint: dict, seed: int | None) -> None:
         )
 
 
+def check_same_data(path: str, checkpoint: dict, datamodule: pl.LightningDataModule) -> None:
+    """Refuse to resume a model on other data than it was trained on: resumed with another
+    ``gan_data.real_dir`` or ``synthetic_dir``, the GAN was carried on over two data sets and
+    saved as one run. Where the data module records what it trains on (``trained_on``, kept
+    in its checkpoints), each folder's listing is compared, not its place: a folder moved or
+    renamed with the same files resumes. A checkpoint from before the record resumes."""
+    trained_on = getattr(datamodule, "trained_on", None)
+    saved = (checkpoint.get(type(datamodule).__qualname__) or {}).get("trained_on")
+    if not callable(trained_on) or not isinstance(saved, dict):
+        return
+    now = trained_on()
+    then = {key: saved[key] for key in now if isinstance(saved.get(key), dict)}
+    differ = [key for key in then if then[key].get("listing") != now[key]["listing"]]
+    if differ:
+        said = []
+        for key in differ:
+            old, new = then[key].get("folder"), now[key]["folder"]
+            than = "when it was trained" if old == new else f"{old}, which it was trained on"
+            said.append(f"{key}={new} holds other files than {than}")
+        raise UnsafeCheckpointError(
+            f"{path}: trained on other data: {', and '.join(said)}; resume with the folders "
+            "it was trained on, or start over with ckpt_path=null or a new run_name="
+        )
+    for key in then:
+        if then[key].get("folder") != now[key]["folder"]:
+            rank_zero_info(
+                f"{path}: {key} moved from {then[key].get('folder')} to {now[key]['folder']}, "
+                "with the same files; resuming"
+            )
+
+
 def check_fixed_schedule(path: str, checkpoint: dict, max_steps: int | None) -> None:
     """A OneCycle schedule keeps its total step count in its state: resumed with another
     budget, it failed mid-run with torch's 'Tried to step 7 times' traceback."""
@@ -373,6 +404,7 @@ def fit(
         checkpoint = check_resumable(ckpt_path, module)
         check_same_settings(ckpt_path, checkpoint, module)
         check_same_seed(ckpt_path, checkpoint, cfg.get("seed"))
+        check_same_data(ckpt_path, checkpoint, datamodule)
         check_budget_reaches(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         check_fixed_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         finished = is_finished(checkpoint, cfg.trainer.get("max_steps"))
