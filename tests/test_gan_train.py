@@ -4,6 +4,8 @@ semantic loss, data validation."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from _cli_fixtures import gan_overrides, run_tool, tree_digest
 from _gan_fixtures import make_real, make_synthetic, tiny_gan, tiny_trainer
 from lightning.pytorch.loggers import CSVLogger
 
@@ -409,3 +412,98 @@ def test_every_photo_is_read_and_fits_the_crop_before_the_gan_trains(tmp_path, d
     said = str(err.value)
     assert said.startswith(f"{real / 'zz_cut.png'}: unreadable or corrupt image (and 1 more")
     assert f"{real / 'zz_small.png'}: 20x64 px (HxW), smaller than the 32 px a side the GAN" in said
+
+
+# ----------------------------------------------------- a resume on other data (train_gan)
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> Path:
+    """tools/train_gan.py trained 2 steps under ``<root>``: scenes in ``syn/``, photos in
+    ``real/train_img/``; other scenes and photos beside them."""
+    root = tmp_path_factory.mktemp("gan_resume")
+    make_synthetic(root / "syn", n=4, shard_size=2)
+    make_real(root / "real" / "train_img", n=3)
+    make_synthetic(root / "other_syn", n=6, shard_size=3)
+    make_real(root / "other_real", n=2)
+    proc = run_tool("train_gan", *gan_overrides(root, root / "syn"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+def rerun_gan(root: Path, steps: int, **folders: Path) -> subprocess.CompletedProcess:
+    """train_gan again on the run under ``root``, for ``steps``; ``folders``: gan_data's
+    synthetic_dir or real_dir, where not the run's own."""
+    overrides = [
+        o
+        for o in gan_overrides(root, folders.get("synthetic_dir", root / "syn"), steps)
+        if not o.startswith("gan_data.real_dir=")
+    ]
+    real = folders.get("real_dir", root / "real" / "train_img")
+    return run_tool("train_gan", *overrides, f"gan_data.real_dir={real}")
+
+
+def run_files(root: Path) -> dict[str, str]:
+    return {sub: tree_digest(root / sub) for sub in ("checkpoints", "logs")}
+
+
+@pytest.mark.parametrize("folder", ["real_dir", "synthetic_dir"])
+def test_a_gan_resumed_on_other_data_is_refused_before_any_logger(gan_run: Path, folder) -> None:
+    """Resumed with another photo or scene folder, train_gan carried the model on over two
+    data sets, saved as one run. Refused in one line, the run's files untouched."""
+    other = gan_run / ("other_real" if folder == "real_dir" else "other_syn")
+    trained_on = gan_run / ("real/train_img" if folder == "real_dir" else "syn")
+    before = run_files(gan_run)
+    proc = rerun_gan(gan_run, 3, **{folder: other})
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    last = gan_run / "checkpoints" / "adapt" / "last.ckpt"
+    assert lines == [
+        f"error: {last}: trained on other data: gan_data.{folder}={other} holds other files "
+        f"than {trained_on}, which it was trained on; resume with the folders it was trained "
+        "on, or start over with ckpt_path=null or a new run_name="
+    ]
+    assert run_files(gan_run) == before
+
+
+def test_a_gan_whose_data_folders_moved_with_the_same_files_resumes(
+    gan_run: Path, tmp_path: Path
+) -> None:
+    """The checkpoint records each folder's listing (names and sizes), not only its place: a
+    run and its data copied elsewhere whole resume there, and say so."""
+    moved = tmp_path / "moved"
+    shutil.copytree(gan_run, moved, symlinks=True)
+    proc = rerun_gan(moved, 3)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = moved / "checkpoints" / "adapt" / "last.ckpt"
+    for folder, was, now in (
+        ("real_dir", gan_run / "real" / "train_img", moved / "real" / "train_img"),
+        ("synthetic_dir", gan_run / "syn", moved / "syn"),
+    ):
+        said = f"{last}: gan_data.{folder} moved from {was} to {now}, with the same files"
+        assert said in proc.stderr
+    assert load_checkpoint(last)["global_step"] == 3
+    record = load_checkpoint(last)["UnpairedDataModule"]["trained_on"]
+    assert record["gan_data.real_dir"]["folder"] == str(moved / "real" / "train_img")
+
+
+def test_a_gan_checkpoint_from_before_the_record_resumes_and_records_its_data(
+    gan_run: Path, tmp_path: Path
+) -> None:
+    """A checkpoint saved before data was recorded resumes as it did, whatever the folders
+    (nothing says what it was trained on), and its next save records them."""
+    old = tmp_path / "old"
+    shutil.copytree(gan_run, old, symlinks=True)
+    last = old / "checkpoints" / "adapt" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    del checkpoint["UnpairedDataModule"]
+    torch.save(checkpoint, last)
+    proc = rerun_gan(old, 3, real_dir=gan_run / "other_real")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained on other data" not in proc.stderr and " moved from " not in proc.stderr
+    saved = load_checkpoint(last)
+    assert saved["global_step"] == 3
+    real = saved["UnpairedDataModule"]["trained_on"]["gan_data.real_dir"]
+    assert real["folder"] == str(gan_run / "other_real")
+    assert rerun_gan(old, 4).returncode == 1  # from now on, its data is known
