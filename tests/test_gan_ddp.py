@@ -53,3 +53,11 @@ def test_train_gan_ddp_cpu_two_processes_and_resume(tmp_path):
     assert len(pools) == 2 and len(saved["callbacks"]["RandomStateCheckpoint"]["ranks"]) == 2
     assert pools[0]["a"]["images"].shape == pools[1]["a"]["images"].shape
     assert not torch.equal(pools[0]["a"]["images"], pools[1]["a"]["images"])  # own streams
+
+    # resumed on other photos: refused in one line before the ranks start, none left waiting
+    other = make_real(tmp_path / "other_real", n=2)
+    moved = [c if c != f"gan_data.real_dir={real}" else f"gan_data.real_dir={other}" for c in more]
+    proc = subprocess.run(moved, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"gan_data.real_dir={other} holds other files than {real}" in proc.stderr
+    assert load_checkpoint(tmp_path / "checkpoints" / "adapt" / "last.ckpt")["global_step"] == 4
