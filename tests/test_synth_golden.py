@@ -5,7 +5,9 @@ refused, never resumed into a mix. That guard holds only if a change to the scen
 with a bump, which this test enforces: eight scenes of a fixed config, reduced to 8x8 block
 means (image) and block counts (mask), must match the fingerprint stored for the current
 version. The tolerance absorbs last-bit float and OpenCV differences between CPUs; a change to
-what the simulator draws moves blocks by far more.
+what the simulator draws moves blocks by far more. A failure after a numpy or OpenCV upgrade
+is the same news (numpy does not promise its random streams across versions): the scenes of
+one setting, seed and index changed, and old renders should not be resumed with new ones.
 
 After an intended change: bump SIMULATOR_VERSION, then record its fingerprint with
 ``SIM2REAL_RECORD_GOLDEN=1 python -m pytest tests/test_synth_golden.py``. A version's
