@@ -268,9 +268,12 @@ def check_spec(out_dir: Path, spec: dict) -> None:
         keys = ", ".join(changed[:4]) or "the spec's format"
         if len(changed) > 4:  # the first four alone read as all of them
             keys += f" and {len(changed) - 4} more"
+        imported = read_json(path).get("kind") == "imported"  # synth.imported's spec
+        made = (
+            "imported from other files or settings" if imported else "rendered with other settings"
+        )
         raise DataError(
-            f"{path}: {out_dir} was rendered with other settings ({keys}); "
-            "use a new out_dir or delete the old one"
+            f"{path}: {out_dir} was {made} ({keys}); use a new out_dir or delete the old one"
         )
 
 
@@ -280,8 +283,10 @@ def spec_difference(path: Path, spec: dict) -> list[str] | None:
     if not path.is_file():
         return None
     old = read_json(path)  # a damaged spec: one line naming it
-    old = {"simulator_version": 1, **old}  # a spec from before versions were recorded
-    if old.get("hash") == spec["hash"] and old["simulator_version"] == spec["simulator_version"]:
+    if "simulator_version" in spec:  # a render's; an import's (synth.imported) has none
+        old = {"simulator_version": 1, **old}  # a spec from before versions were recorded
+    version = old.get("simulator_version") == spec.get("simulator_version")
+    if old.get("hash") == spec["hash"] and version:
         return None
     return differing_keys(old, spec)
 
@@ -291,7 +296,13 @@ def spec_changes(
 ) -> list[str]:
     """The settings a folder's render spec differs in from these ([]: the same, or no spec
     yet), so a caller that owns the folder can render it anew instead of being refused."""
-    spec = make_spec(plain_config(cfg_synth), num_samples, shard_size, seed)
+    return folder_spec_changes(
+        out_dir, make_spec(plain_config(cfg_synth), num_samples, shard_size, seed)
+    )
+
+
+def folder_spec_changes(out_dir: str | Path, spec: dict) -> list[str]:
+    """The keys a folder's spec differs in from ``spec`` ([]: the same, or no spec yet)."""
     changed = spec_difference(Path(out_dir) / SPEC, spec)
     return [] if changed is None else changed or ["format"]
 
@@ -316,8 +327,12 @@ def make_spec(cfg: dict, num_samples: int, shard_size: int, seed: int) -> dict:
     version (outside the hash, so the specs of version 1 renders made before it was recorded
     still match)."""
     body = {"config": cfg, "num_samples": num_samples, "shard_size": shard_size, "seed": seed}
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    return {**body, "simulator_version": SIMULATOR_VERSION, "hash": digest}
+    return {**body, "simulator_version": SIMULATOR_VERSION, "hash": spec_hash(body)}
+
+
+def spec_hash(body: dict) -> str:
+    """What a spec is compared by: the settings that shape the set's bytes."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def check_counts(
@@ -420,27 +435,11 @@ def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:
     """Run shard jobs in-process (workers <= 1) or over a process pool, with a progress bar
     that counts the ``done`` samples of shards already complete (a resumed render's bar read
     3/3 where 7 of 10 shards had been rendered)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     if not jobs:
         return 0
     workers = usable_workers(workers, len(jobs))
     count = sum(len(shard_range(j[2], j[3], j[4])) for j in jobs)
-    columns = (  # one bar: rich's default columns hold one already, and it was drawn twice
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    # on stderr: the tool's stdout is its JSON summary (``render.py > summary.json``)
-    with Progress(*columns, disable=not progress, console=Console(stderr=True)) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("rendering", total=done + count, completed=done)
         if workers <= 1 or len(jobs) <= 1:
             threads = cv2.getNumThreads()
@@ -465,6 +464,27 @@ def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:
         finally:
             pool.shutdown()
     return count
+
+
+def progress_bar(progress: bool) -> Any:
+    """A rich progress bar of samples written, on stderr: the tools' stdout is their JSON
+    summary (``render.py > summary.json``)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (  # one bar: rich's default columns hold one already, and it was drawn twice
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    return Progress(*columns, disable=not progress, console=Console(stderr=True))
 
 
 def _stop_pool(pool: ProcessPoolExecutor, futures: list[Future]) -> None:
@@ -540,8 +560,6 @@ def versions(*packages: str) -> dict[str, str]:
 
 def write_card(out: Path, cfg: dict, num_samples: int, shard_size: int, seed: int) -> None:
     """Dataset card: everything needed to reproduce and judge the dataset."""
-    rows = shard_stats(out, num_shards(num_samples, shard_size))
-    n = sum(r["samples"] for r in rows)
     card = {
         "kind": "synthetic",
         "generator": "synth.scene.render_crack_scene",
@@ -552,13 +570,20 @@ def write_card(out: Path, cfg: dict, num_samples: int, shard_size: int, seed: in
         "shard_size": shard_size,
         "versions": versions(),
         "class_map": {str(k): v for k, v in CLASS_MAP.items()},
-        "statistics": {
-            "samples": n,
-            "crack_share_mean": round(
-                sum(r["crack_share_mean"] * r["samples"] for r in rows) / max(n, 1), 6
-            ),
-            "crack_free_fraction": round(sum(r["crack_free"] for r in rows) / max(n, 1), 6),
-            "per_shard": rows,
-        },
+        "statistics": card_statistics(out, num_shards(num_samples, shard_size)),
     }
     write_json_atomic(out / CARD, card)
+
+
+def card_statistics(out: Path, total: int) -> dict:
+    """A card's statistics: crack share and crack-free share, overall and per shard."""
+    rows = shard_stats(out, total)
+    n = sum(r["samples"] for r in rows)
+    return {
+        "samples": n,
+        "crack_share_mean": round(
+            sum(r["crack_share_mean"] * r["samples"] for r in rows) / max(n, 1), 6
+        ),
+        "crack_free_fraction": round(sum(r["crack_free"] for r in rows) / max(n, 1), 6),
+        "per_shard": rows,
+    }
