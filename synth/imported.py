@@ -1,0 +1,190 @@
+"""Bring your own renders: a labeled folder pair from another simulator as a sharded dataset.
+
+A user's Blender, BlenderProc or Kubric renders (``img/a.png`` + ``mask/a.png``, 0 background
+and 255 crack, paired by stem as ``synth.io.ImageFolder`` pairs real photos) become the same
+sharded layout ``synth.render`` writes, so every later stage (the GAN's domain A, translation,
+the task rows) reads them as it reads our scenes.
+
+* Sample ``i`` is the folder's ``i``-th photo (``ImageFolder``'s order: sorted file names),
+  so the bytes on disk depend only on the files; shards are written with ``io.write_shard``
+  (temp dir + rename) and a rerun skips the complete ones.
+* ``render_spec.json`` records the files (each folder's listing and contents digests) and the
+  shard size: importing other files into the folder is refused, as rendering other settings
+  is, and a caller that owns the folder (the pipeline) imports them anew instead.
+* Every bad pair (a photo without a mask, an unreadable file, a mask of another size) is said
+  in one line before any shard is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from synth.digests import contents_digest, listing_digest
+from synth.distributions import ConfigError, checked_count
+from synth.io import (
+    CARD,
+    CLASS_MAP,
+    ImageFolder,
+    Sample,
+    clean_partial_shards,
+    is_shard_complete,
+    num_shards,
+    shard_range,
+    unread_entries,
+    write_json_atomic,
+    write_shard,
+)
+from synth.render import (
+    card_statistics,
+    check_spec,
+    folder_spec_changes,
+    progress_bar,
+    spec_hash,
+    versions,
+)
+
+KIND = "imported"
+
+
+def source_folders(image_dir: str | Path, mask_dir: str | Path | None) -> ImageFolder:
+    """The renders, listed and paired by stem (no file read yet); a missing folder, an empty
+    one or no mask folder at all is one line. A photo without a mask is left to
+    ``ImageFolder.validate``, which names it with every other bad file."""
+    named = {
+        "image_dir": (image_dir, "the renders"),
+        "mask_dir": (
+            mask_dir,
+            "their masks (the GAN's semantic losses and the task rows use them)",
+        ),
+    }
+    for key, (value, what) in named.items():
+        if value is None or not str(value).strip():
+            raise ConfigError(f"{key}={value!r}: name the folder of {what}")
+    return ImageFolder(image_dir, mask_dir, require_masks=False)
+
+
+def import_spec(image_dir: str | Path, mask_dir: str | Path, shard_size: int) -> dict:
+    """What an import is made from: its files (compared by digest, so a folder moved whole
+    is the same import) and the shard layout; the folders' paths recorded beside, unhashed."""
+    folders = {"image_dir": image_dir, "mask_dir": mask_dir}
+    body = {
+        "kind": KIND,
+        "listings": {key: listing_digest(path) for key, path in folders.items()},
+        "contents": {key: contents_digest(path) for key, path in folders.items()},
+        "shard_size": shard_size,
+    }
+    where = {key: str(Path(path).resolve()) for key, path in folders.items()}
+    return {**body, **where, "hash": spec_hash(body)}
+
+
+def import_changes(
+    out_dir: str | Path, image_dir: str | Path, mask_dir: str | Path, shard_size: int
+) -> list[str]:
+    """What a folder's spec differs in from an import of these files ([]: the same, or no
+    spec yet), so a caller that owns the folder can import anew instead of being refused."""
+    return folder_spec_changes(out_dir, import_spec(image_dir, mask_dir, shard_size))
+
+
+def import_renders(
+    image_dir: str | Path,
+    mask_dir: str | Path,
+    out_dir: str | Path,
+    shard_size: int = 500,
+    progress: bool = True,
+    replace_stale: bool = False,
+) -> dict:
+    """Import (or finish importing) a labeled folder pair into ``out_dir``; returns a
+    summary dict shaped as ``render_dataset``'s. A folder made otherwise (other files, a
+    render) is refused, or with ``replace_stale`` emptied once the new files have been read
+    whole (a bad new file must not cost the old set)."""
+    t0 = time.perf_counter()
+    checked_count(shard_size, "shard_size")
+    if out_dir is None or not str(out_dir).strip():
+        raise ConfigError(f"out_dir={out_dir!r}: name the folder to import into")
+    folder = source_folders(image_dir, mask_dir)
+    for note in unread_entries(image_dir, mask_dir):
+        print(f"note: {image_dir}: {note}", file=sys.stderr)
+    n = len(folder)
+    out = Path(out_dir)
+    spec = import_spec(image_dir, mask_dir, shard_size)
+    total = num_shards(n, shard_size)
+    if out.is_dir() and not replace_stale:
+        check_spec(out, spec)  # other files' import, or a render: refused before any is read
+    stale = replace_stale and bool(folder_spec_changes(out, spec))
+    todo = [s for s in range(total) if stale or not is_shard_complete(out, s)]
+    if todo:  # every bad pair in one line, before any shard is written or removed
+        with contextlib.redirect_stdout(sys.stderr):  # its bar too: stdout is the summary
+            folder.validate(progress=progress)
+    if stale:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_spec(out, spec)
+    clean_partial_shards(out)
+    with progress_bar(progress) as bar:
+        task = bar.add_task("importing", total=n, completed=n - count(todo, shard_size, n))
+        for s in todo:
+            indices = shard_range(s, shard_size, n)
+            write_shard(out, s, advancing((imported_sample(folder, i) for i in indices), bar, task))
+    if todo or not (out / CARD).is_file():  # a finished set is left untouched (shared, read-only)
+        write_card(out, spec, n)
+    return {
+        "out_dir": str(out),
+        "num_shards": total,
+        "imported_shards": len(todo),
+        "skipped_shards": total - len(todo),
+        "imported_samples": count(todo, shard_size, n),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "complete": True,
+        "card": str(out / CARD),
+    }
+
+
+def advancing(samples: Iterator[Sample], bar: Any, task: Any) -> Iterator[Sample]:
+    """``samples``, the progress bar advanced as each is written."""
+    for sample in samples:
+        yield sample
+        bar.advance(task)
+
+
+def count(shards: list[int], shard_size: int, n: int) -> int:
+    return sum(len(shard_range(s, shard_size, n)) for s in shards)
+
+
+def imported_sample(folder: ImageFolder, i: int) -> Sample:
+    """The ``i``-th pair, named by its index as a rendered scene is, its files in its record."""
+    sample = folder[i]
+    crack = sample.semantic == 1
+    meta = {
+        "index": i,
+        "source_image": folder.images[i].name,
+        "source_mask": folder.masks[i].name,  # type: ignore[union-attr]
+        "has_crack": bool(crack.any()),
+        "crack_share": round(float(crack.mean()), 6),
+    }
+    return Sample(sample.image, sample.semantic, None, meta)
+
+
+def write_card(out: Path, spec: dict, n: int) -> None:
+    """Dataset card: which files were imported (folders and digests) and the render card's
+    statistics; the stages after read it as they read a render's, so new files are new data."""
+    card = {
+        "kind": KIND,
+        "imported_from": {  # not "image_dir": records would take it for a real photo folder
+            "images": spec["image_dir"],
+            "masks": spec["mask_dir"],
+            "listings": spec["listings"],
+            "contents": spec["contents"],
+        },
+        "num_samples": n,
+        "shard_size": spec["shard_size"],
+        "versions": versions(),
+        "class_map": {str(k): v for k, v in CLASS_MAP.items()},
+        "statistics": card_statistics(out, num_shards(n, spec["shard_size"])),
+    }
+    write_json_atomic(out / CARD, card)

@@ -1,0 +1,117 @@
+"""Bring your own renders: a labeled image + mask folder pair imported as a sharded dataset."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from _synth_fixtures import tiny_config, tree_digest
+
+from synth.digests import listing_digest
+from synth.imported import import_changes, import_renders
+from synth.io import DataError, ShardedDataset, read_card, read_image, shard_name
+from synth.render import render_dataset
+from synth.toy import write_toy_real_folder
+
+
+def renders(root: Path, n: int = 6) -> tuple[Path, Path]:
+    """A user's renders: ``n`` 48x64 images and their 0/255 masks, paired by stem."""
+    write_toy_real_folder(root, n=n, h=48, w=64)
+    return root / "train_img", root / "train_lab"
+
+
+def imported(images: Path, masks: Path, out: Path, shard_size: int = 4) -> dict:
+    return import_renders(images, masks, out, shard_size, progress=False)
+
+
+def test_an_import_is_deterministic_and_resumes_only_missing_shards(tmp_path: Path) -> None:
+    images, masks = renders(tmp_path / "mine")
+    first = imported(images, masks, tmp_path / "a")
+    assert (first["num_shards"], first["imported_samples"], first["complete"]) == (2, 6, True)
+    imported(images, masks, tmp_path / "b")
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    data = ShardedDataset(tmp_path / "a")
+    names = sorted(p.name for p in images.iterdir())
+    assert [rec["source_image"] for _, rec in data.records] == names  # sample i: i-th file
+    for i, name in enumerate(names):
+        assert np.array_equal(data[i].image, read_image(images / name))
+        mask = cv2.imread(str(masks / name.replace(".jpg", ".png")), cv2.IMREAD_GRAYSCALE)
+        assert np.array_equal(data[i].semantic, (mask > 127).astype(np.uint8))
+
+    # Lost shard: only it is written again, byte-identical; a complete set is left alone.
+    want = tree_digest(tmp_path / "a")
+    kept = (tmp_path / "a" / shard_name(0) / "manifest.jsonl").stat().st_mtime_ns
+    shutil.rmtree(tmp_path / "a" / shard_name(1))
+    again = imported(images, masks, tmp_path / "a")
+    assert (again["imported_shards"], again["skipped_shards"], again["imported_samples"]) == (
+        1,
+        1,
+        2,
+    )
+    assert tree_digest(tmp_path / "a") == want
+    assert (tmp_path / "a" / shard_name(0) / "manifest.jsonl").stat().st_mtime_ns == kept
+    assert imported(images, masks, tmp_path / "a")["imported_shards"] == 0
+
+
+def test_the_card_names_the_source_folders_by_listing_with_the_render_cards_statistics(
+    tmp_path: Path,
+) -> None:
+    images, masks = renders(tmp_path / "mine")
+    imported(images, masks, tmp_path / "a")
+    card = read_card(tmp_path / "a")
+    assert card["kind"] == "imported" and card["num_samples"] == 6
+    source = card["imported_from"]
+    assert (source["images"], source["masks"]) == (str(images.resolve()), str(masks.resolve()))
+    assert source["listings"] == {
+        "image_dir": listing_digest(images),
+        "mask_dir": listing_digest(masks),
+    }
+    render_dataset(tiny_config(), tmp_path / "r", 2, 2, seed=0, progress=False)
+    rendered = read_card(tmp_path / "r")["statistics"]
+    assert card["statistics"].keys() == rendered.keys()
+    assert card["statistics"]["samples"] == 6 and 0 < card["statistics"]["crack_share_mean"] < 1
+
+
+def test_every_bad_pair_is_said_in_one_line_before_any_shard_is_written(tmp_path: Path) -> None:
+    images, masks = renders(tmp_path / "mine")
+    (masks / "1.png").unlink()  # a render without its mask
+    (images / "3.jpg").write_bytes(b"not an image")  # a file cut short
+    cv2.imwrite(str(masks / "4.png"), np.zeros((40, 64), np.uint8))  # a mask of another size
+    with pytest.raises(DataError) as err:
+        imported(images, masks, tmp_path / "a")
+    said = str(err.value)
+    assert "\n" not in said and "(and 2 more bad files:" in said
+    for name in ("1.jpg: no mask of its stem", "3.jpg: unreadable", "4.png: mask size 40x64"):
+        assert name in said, said
+    assert not list((tmp_path / "a").glob("shard-*"))
+
+
+def test_importing_other_files_into_the_folder_is_refused_and_the_same_files_moved_resume(
+    tmp_path: Path,
+) -> None:
+    images, masks = renders(tmp_path / "mine")
+    imported(images, masks, tmp_path / "a")
+    shutil.rmtree(tmp_path / "a" / shard_name(1))
+    cv2.imwrite(str(masks / "5.png"), np.zeros((48, 64), np.uint8))  # a mask corrected
+    assert import_changes(tmp_path / "a", images, masks, 4) != []
+    with pytest.raises(DataError, match=r"render_spec.json: .* was imported from other files"):
+        imported(images, masks, tmp_path / "a")
+    assert not (tmp_path / "a" / shard_name(1)).exists()  # not mixed into the old import
+    imported(images, masks, tmp_path / "b", shard_size=4)
+    with pytest.raises(DataError, match=r"imported from other files or settings \(shard_size\)"):
+        imported(images, masks, tmp_path / "b", shard_size=3)
+    # the same files elsewhere are the same import: resumed, not refused
+    shutil.copytree(tmp_path / "mine", tmp_path / "moved")
+    moved = imported(
+        tmp_path / "moved" / "train_img", tmp_path / "moved" / "train_lab", tmp_path / "b"
+    )
+    assert moved["skipped_shards"] == 2
+    # a render into the imported folder, and an import into a rendered one: refused too
+    with pytest.raises(DataError, match=r"was imported from other files or settings"):
+        render_dataset(tiny_config(), tmp_path / "b", 2, 2, seed=0, progress=False)
+    render_dataset(tiny_config(), tmp_path / "r", 2, 2, seed=0, progress=False)
+    with pytest.raises(DataError, match=r"was rendered with other settings"):
+        imported(images, masks, tmp_path / "r")
