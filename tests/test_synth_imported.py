@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from _synth_fixtures import tiny_config, tree_digest
+from _synth_fixtures import ROOT, tiny_config, tree_digest
 
 from synth.digests import listing_digest
 from synth.imported import import_changes, import_renders
-from synth.io import DataError, ShardedDataset, read_card, read_image, shard_name
+from synth.io import CARD, DataError, ShardedDataset, read_card, read_image, shard_name
 from synth.render import render_dataset
 from synth.toy import write_toy_real_folder
 
@@ -115,3 +118,24 @@ def test_importing_other_files_into_the_folder_is_refused_and_the_same_files_mov
     render_dataset(tiny_config(), tmp_path / "r", 2, 2, seed=0, progress=False)
     with pytest.raises(DataError, match=r"was rendered with other settings"):
         imported(images, masks, tmp_path / "r")
+
+
+def test_the_tool_prints_its_summary_and_says_a_missing_setting_in_one_line(
+    tmp_path: Path,
+) -> None:
+    images, masks = renders(tmp_path / "mine")
+    tool = [sys.executable, str(ROOT / "tools" / "import_renders.py"), f"paths.log_dir={tmp_path}"]
+    out = f"out_dir={tmp_path / 'a'}"
+    done = subprocess.run(
+        [*tool, f"image_dir={images}", f"mask_dir={masks}", out, "shard_size=4", "progress=false"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["imported_samples"] == 6 and (tmp_path / "a" / CARD).is_file()
+    missing = subprocess.run(
+        [*tool, f"image_dir={images}", out], capture_output=True, text=True, timeout=120
+    )
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: mask_dir=None: name the")
