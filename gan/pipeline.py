@@ -82,6 +82,7 @@ from gan.task import TOLERANCE_SHAPE
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest, listing_digest
 from synth.distributions import ConfigError, checked_count
+from synth.imported import import_changes, import_renders, source_folders
 from synth.io import (
     CARD,
     DataError,
@@ -108,6 +109,8 @@ def stage_render(cfg: DictConfig) -> dict:
     redoes what changed; every stage that read them then finds its training data changed."""
     r = cfg.stages.render
     out = dirs(cfg)["synthetic"]
+    if r.get("import_from"):
+        return stage_import(cfg)
     changed = spec_changes(out, cfg.synth, r.num_samples, r.shard_size, r.seed)
     if changed:
         why = f"settings changed ({', '.join(changed[:4])})"
@@ -124,6 +127,44 @@ def stage_render(cfg: DictConfig) -> dict:
         resumed = f" (resuming: {kept} shards were complete)" if kept else ""
         log(f"render: {summary['rendered_samples']} samples -> {out}{resumed}")
     return summary
+
+
+def stage_import(cfg: DictConfig) -> dict:
+    """The user's own renders (``stages.render.import_from``) in place of our simulator's
+    scenes, imported into the same folder. Imported anew when their files change (or the
+    folder holds a render): the new card then says every later stage's training data
+    changed, as a re-render's does."""
+    r, out = cfg.stages.render, dirs(cfg)["synthetic"]
+    images, masks = r.import_from.image_dir, r.import_from.mask_dir
+    changed = import_changes(out, images, masks, r.shard_size)
+    if changed:
+        why = f"imported files or settings changed ({', '.join(changed[:4])})"
+        refuse_linked_outputs("render", [out], why)
+        log(f"render: {why}, old scenes replaced once the new files are read ({out})")
+    summary = import_renders(images, masks, out, r.shard_size, r.progress, replace_stale=True)
+    if summary["imported_shards"] == 0:
+        log(f"render: imported, complete, skipped ({out})")
+    else:
+        kept = summary["skipped_shards"]
+        resumed = f" (resuming: {kept} shards were complete)" if kept else ""
+        log(
+            f"render: {summary['imported_samples']} samples imported from {images} -> {out}{resumed}"
+        )
+    return summary
+
+
+def check_import(cfg: DictConfig) -> None:
+    """``stages.render.import_from`` names both folders, which exist and pair by stem (their
+    files are decoded by the render stage, before any old scene is removed)."""
+    r = cfg.stages.render
+    source = r.import_from
+    if not OmegaConf.is_dict(source) or set(source) != {"image_dir", "mask_dir"}:
+        raise ConfigError(
+            f"stages.render.import_from={source!r}: expected {{image_dir: <your renders>, "
+            "mask_dir: <their masks>}"
+        )
+    checked_count(r.shard_size, "stages.render.shard_size")
+    source_folders(source.image_dir, source.mask_dir)
 
 
 def adapt_config(cfg: DictConfig) -> DictConfig:
@@ -540,7 +581,9 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
         check_trainer_overrides(cfg, list(HydraConfig.get().overrides.task))
         check_scoring_overrides(list(HydraConfig.get().overrides.task))
     # stages.evaluate's and stages.report's counts: gan.cli.check_shared_settings, before this
-    if any(needs_render(cfg, s) for s in sources):
+    if any(needs_render(cfg, s) for s in sources) and cfg.stages.render.get("import_from"):
+        check_import(cfg)
+    elif any(needs_render(cfg, s) for s in sources):
         r = cfg.stages.render
         checked_scene_config(cfg.synth)
         check_counts(

@@ -247,6 +247,21 @@ def test_set_line(cfg: DictConfig, at: str, photos: int) -> str:
     )
 
 
+def scenes_line(cfg: DictConfig, sources: list[str]) -> str:
+    """Where the scenes the rows trained on came from, where not from our simulator: the
+    user's own renders, imported (their folder from the set's card, which the rows'
+    records hold). The config below still shows the simulator's settings, unused."""
+    if not any(needs_render(cfg, s) for s in sources):
+        return ""
+    source = read_card(dirs(cfg)["synthetic"]).get("imported_from")
+    if not source:
+        return ""
+    return (
+        f" Scenes: imported from {source['images']} (masks {source['masks']}), not rendered "
+        "by our simulator (its synth settings below were not used)."
+    )
+
+
 def photos_measured(rows: list[dict]) -> int:
     """How many photos the rows scored or segmented (each row's ``num_images``: the same
     folder, so the same count; the largest where a row's record lacks it)."""
@@ -289,7 +304,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     notes = (
         f"{made_line(made)} {test_set_line(cfg, at, photos_measured(rows))} Trained rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
-        f"{rows_settings(cfg)} "
+        f"{rows_settings(cfg)}{scenes_line(cfg, list(results))} "
         "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "
         "resumed one only its rest: the rows' training times over every resume are in the "
         "table): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."

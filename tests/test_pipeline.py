@@ -1496,3 +1496,88 @@ def test_each_gain_has_its_interval_over_the_test_photos_or_a_note_why_not(tmp_p
     assert "95% interval over the test photos: of each gain, from 2000 resamples" in line
     assert "None for adapted against randomized: their scores hold no per-photo counts" in line
     assert interval_line(checks[2:]) == ""
+
+
+def import_from(folder: Path) -> str:
+    """The override that imports a DeepCrack-shaped folder's training pairs as the scenes."""
+    images, masks = folder / "train_img", folder / "train_lab"
+    return f"stages.render.import_from={{image_dir:'{images}',mask_dir:'{masks}'}}"
+
+
+def test_imported_renders_stand_in_for_the_scenes_and_new_files_are_new_training_data(
+    tmp_path, capsys
+):
+    """A user's own renders (images + masks) imported by the render stage: the GAN's and the
+    rows' records read the set's card, so changed files are new training data for both."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.pipeline import adapt_config, check_import, stage_render
+    from gan.provenance import adapt_fingerprint
+    from gan.rows import derive, source_overrides
+
+    register_resolvers()
+    mine = write_toy_real_folder(tmp_path / "mine", n=6, h=48, w=64)
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("pipeline", [*pipeline_overrides(tmp_path), import_from(mine)])
+    out = tmp_path / "out" / "synthetic"
+
+    def seen() -> tuple[dict, dict]:
+        return data_fingerprint(derive(cfg, source_overrides("synthetic"))), adapt_fingerprint(
+            adapt_config(cfg)
+        )
+
+    assert stage_render(cfg)["imported_samples"] == 6
+    assert read_card(out)["kind"] == "imported" and len(list(out.glob("shard-*"))) == 2
+    before = seen()
+    assert stage_render(cfg)["imported_shards"] == 0
+    assert "render: imported, complete, skipped" in capsys.readouterr().out
+    assert seen() == before
+
+    cv2.imwrite(str(mine / "train_lab" / "2.png"), np.zeros((48, 64), np.uint8))  # corrected
+    assert stage_render(cfg)["imported_shards"] == 2
+    said = capsys.readouterr().out
+    assert (
+        "render: imported files or settings changed (contents.mask_dir, listings.mask_dir)" in said
+    )
+    after = seen()
+    assert after[0] != before[0] and after[1] != before[1]
+
+    # back to our simulator: the imported scenes go, rendered anew
+    cfg.stages.render.import_from = None
+    assert stage_render(cfg)["rendered_samples"] == 6
+    assert "render: settings changed (" in capsys.readouterr().out
+    assert read_card(out)["kind"] == "synthetic"
+
+    # a folder that is not there: one line, before any work
+    cfg.stages.render.import_from = {"image_dir": str(mine / "train_img"), "mask_dir": "nope"}
+    with pytest.raises(Exception, match=r"nope: mask folder not found"):
+        check_import(cfg)
+
+
+def test_the_pipeline_runs_on_imported_renders_and_redoes_the_gan_and_rows_on_new_files(
+    tmp_path,
+):
+    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
+    mine = write_toy_real_folder(tmp_path / "mine", n=6, h=48, w=64)
+    rows = "stages.task.sources=[synthetic,adapted]"
+    first = run_pipeline(tmp_path, rows, import_from(mine))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"render: 6 samples imported from {mine / 'train_img'}" in first.stdout
+    report = (tmp_path / "out" / "report" / "report.md").read_text()
+    assert f"Scenes: imported from {(mine / 'train_img').resolve()} (masks " in report
+    assert (
+        "| adapted |" in report and (tmp_path / "out" / "report" / "grid_synthetic.png").is_file()
+    )
+
+    cv2.imwrite(str(mine / "train_img" / "6.jpg"), cv2.imread(str(mine / "train_img" / "0.jpg")))
+    shutil.copy(mine / "train_lab" / "0.png", mine / "train_lab" / "6.png")  # a pair added
+    again = run_pipeline(tmp_path, rows, import_from(mine))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "render: imported files or settings changed (" in again.stdout
+    assert "render: 7 samples imported from" in again.stdout
+    for stage in ("adapt", "translate", "task[synthetic]", "task[adapted]"):
+        assert f"{stage}: complete, skipped" not in again.stdout, again.stdout
+    assert "adapt: training data changed, old outputs removed" in again.stdout
+    assert "task[synthetic]: training data changed, old outputs removed" in again.stdout
+    assert len(list((tmp_path / "out" / "adapted").glob("shard-*/image/*.png"))) == 7
