@@ -50,6 +50,10 @@ from synth.render import (
 )
 
 KIND = "imported"
+#: A render's mask anti-aliased at crack edges (a pixel partly covered drawn grey) is crack
+#: where the grey is at least half way to white: the rule our own scenes are labelled by
+#: (``synth.scene.LABEL_THRESHOLD``, coverage 0.5). Real photos' masks stay strictly 0/255.
+RENDER_MASK_VALUES = {value: int(value >= 128) for value in range(256)}
 
 
 def source_folders(image_dir: str | Path, mask_dir: str | Path | None) -> ImageFolder:
@@ -66,7 +70,7 @@ def source_folders(image_dir: str | Path, mask_dir: str | Path | None) -> ImageF
     for key, (value, what) in named.items():
         if value is None or not str(value).strip():
             raise ConfigError(f"{key}={value!r}: name the folder of {what}")
-    return ImageFolder(image_dir, mask_dir, require_masks=False)
+    return ImageFolder(image_dir, mask_dir, require_masks=False, value_map=RENDER_MASK_VALUES)
 
 
 def import_spec(image_dir: str | Path, mask_dir: str | Path, shard_size: int) -> dict:
