@@ -23,11 +23,12 @@ from gan.data import (
     in_range,
     quiet_workers,
     random_crop,
+    resolved,
     resumable_loader,
+    source_listing,
     to_tensor,
 )
 from gan.networks import PAD_MULTIPLE
-from synth.digests import listing_digest
 from synth.distributions import ConfigError, checked_count
 from synth.io import DataError, ImageFolder, ShardedDataset, refuse_unfinished
 
@@ -131,10 +132,6 @@ def read_real_photos(photos: ImageFolder, crop_size: int = 0) -> ImageFolder:
     return photos
 
 
-def resolved(folder: str | Path) -> str:
-    return str(Path(folder).resolve())
-
-
 class UnpairedDataModule(pl.LightningDataModule):
     """Domain A = sharded synthetic dataset (image + semantic mask), B = folder of real images
     (their labels are never read)."""
@@ -180,25 +177,19 @@ class UnpairedDataModule(pl.LightningDataModule):
         on other data is refused (``gan.runner.check_same_data``): a resume with another
         ``gan_data.real_dir`` had carried a model on over two photo sets, saved as one run.
         Each input's folder, and its listing (names and sizes, no file read:
-        synth.digests.listing_digest), which alone says whether it is the same data: a moved
+        gan.data.source_listing), which alone says whether it is the same data: a moved
         folder holds the same files. The scenes' listing is that of each shard's images and
         masks. Taken once, on each rank alike (no rank waits on another)."""
         if self._trained_on is None:
             self.setup()
-            shards = dict.fromkeys(shard for shard, _ in self.stream.a.records)
-            scenes = {
-                f"{shard.name}/{sub}": listing_digest(shard / sub)
-                for shard in shards
-                for sub in ("image", "semantic")
-            }
             self._trained_on = {
                 "gan_data.synthetic_dir": {
                     "folder": resolved(self.synthetic_dir),
-                    "listing": scenes,
+                    "listing": source_listing(self.stream.a),
                 },
                 "gan_data.real_dir": {
                     "folder": resolved(self.real_dir),
-                    "listing": listing_digest(self.real_dir),
+                    "listing": source_listing(self.real_dir),
                 },
             }
         return self._trained_on

@@ -19,6 +19,7 @@ import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
+from synth.digests import listing_digest
 from synth.distributions import ConfigError, is_count
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
 from synth.processes import ignore_stops, kill_daemons_at_exit
@@ -38,6 +39,33 @@ def is_sharded(path: str | Path) -> bool:
         return True
     except ValueError:
         return False
+
+
+def resolved(folder: str | Path) -> str:
+    """A folder as a record names it: absolute, links resolved."""
+    return str(Path(folder).resolve())
+
+
+def source_listing(source: str | Path | Sequence[Sample]) -> str | dict[str, str]:
+    """What a training source holds, as a record that says whether a resume is on the same
+    data (``trained_on`` of the GAN's and the task model's data modules): names and sizes,
+    no file read (synth.digests.listing_digest). A sharded set's top folder holds no images:
+    its listing is that of each shard's images and masks (``shard-00000/image``: digest); an
+    image folder's, its own. ``source``: a folder, or what ``open_samples`` opened there."""
+    if isinstance(source, (str, Path)):
+        if not is_sharded(source):
+            return listing_digest(source)
+        source = ShardedDataset(source)
+    if isinstance(source, ShardedDataset):
+        shards = dict.fromkeys(shard for shard, _ in source.records)
+        return {
+            f"{shard.name}/{sub}": listing_digest(shard / sub)
+            for shard in shards
+            for sub in ("image", "semantic")
+        }
+    if isinstance(source, ImageFolder):
+        return listing_digest(source.image_dir)
+    raise TypeError(f"no listing of a {type(source).__name__}")
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
