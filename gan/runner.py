@@ -164,10 +164,13 @@ def check_same_seed(path: str, checkpoint: dict, seed: int | None) -> None:
 
 def check_same_data(path: str, checkpoint: dict, datamodule: pl.LightningDataModule) -> None:
     """Refuse to resume a model on other data than it was trained on: resumed with another
-    ``gan_data.real_dir`` or ``synthetic_dir``, the GAN was carried on over two data sets and
-    saved as one run. Where the data module records what it trains on (``trained_on``, kept
-    in its checkpoints), each folder's listing is compared, not its place: a folder moved or
-    renamed with the same files resumes. A checkpoint from before the record resumes."""
+    ``gan_data.real_dir`` or ``synthetic_dir`` (or ``task_data.train_dir``, or another EL2N
+    selection of it), a model was carried on over two data sets and saved as one run. Where
+    the data module records what it trains on (``trained_on``, kept in its checkpoints), each
+    folder's listing is compared, not its place: a folder moved or renamed with the same files
+    resumes. A checkpoint from before the record resumes. The data a model is only scored on
+    (the task model's test photos) is no part of the record: a trained model is scored again
+    on new photos."""
     trained_on = getattr(datamodule, "trained_on", None)
     saved = (checkpoint.get(type(datamodule).__qualname__) or {}).get("trained_on")
     if not callable(trained_on) or not isinstance(saved, dict):
@@ -177,16 +180,17 @@ def check_same_data(path: str, checkpoint: dict, datamodule: pl.LightningDataMod
     differ = [key for key in then if then[key].get("listing") != now[key]["listing"]]
     if differ:
         said = []
-        for key in differ:
-            old, new = then[key].get("folder"), now[key]["folder"]
+        for key in differ:  # ``shown``: how an entry that is no folder (a selection) is said
+            old = then[key].get("shown", then[key].get("folder"))
+            new = now[key].get("shown", now[key].get("folder"))
             than = "when it was trained" if old == new else f"{old}, which it was trained on"
-            said.append(f"{key}={new} holds other files than {than}")
+            said.append(f"{key}={new} {now[key].get('differs', 'holds other files')} than {than}")
         raise UnsafeCheckpointError(
             f"{path}: trained on other data: {', and '.join(said)}; resume with the folders "
             "it was trained on, or start over with ckpt_path=null or a new run_name="
         )
     for key in then:
-        if then[key].get("folder") != now[key]["folder"]:
+        if then[key].get("folder") != now[key].get("folder"):
             rank_zero_info(
                 f"{path}: {key} moved from {then[key].get('folder')} to {now[key]['folder']}, "
                 "with the same files; resuming"

@@ -7,6 +7,7 @@ mask fails in seconds with a DataError naming the file, not after an hour of tra
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -26,7 +27,9 @@ from gan.data import (
     is_sharded,
     open_samples,
     quiet_workers,
+    resolved,
     resumable_loader,
+    source_listing,
 )
 from synth.distributions import ConfigError, checked_count
 from synth.io import (
@@ -145,6 +148,21 @@ def load_indices(
     return indices
 
 
+def indices_record(given: Sequence[int] | str | Path | None, indices: list[int], n: int) -> dict:
+    """``task_data.train_indices`` as ``trained_on`` records it: a hash of the indices
+    selected from the ``n`` samples, compared (None: every sample, in order, however given);
+    ``shown``, how a refusal names the selection (no ``folder``: a selection is not moved)."""
+    every = indices == list(range(n))
+    said = (
+        "null" if given is None else resolved(given) if isinstance(given, (str, Path)) else "a list"
+    )
+    return {
+        "listing": None if every else hashlib.sha256(json.dumps(indices).encode()).hexdigest(),
+        "shown": f"{said} ({len(indices)} of {n} samples)",
+        "differs": "selects other samples",
+    }
+
+
 def check_train_source(samples: Sequence[Sample], source: str, crop_size: int = 0) -> None:
     """Cheap check of a training source: a real folder needs masks; the first sample decodes.
 
@@ -247,6 +265,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         the training set built without it: setup kept that one, and pruning selected nothing."""
         self._train_indices = indices
         self.train_set = None
+        self._trained_on: dict | None = None
 
     # ----------------------------------------------------------------- datasets
 
@@ -276,13 +295,19 @@ class SegmentationDataModule(pl.LightningDataModule):
         folder.validate()
         return SegmentationSamples(folder, crop_size=None, resize=self.eval_size)
 
-    def setup(self, stage: str | None = None) -> None:
-        if stage in (None, "fit") and self.train_set is None:
+    def open_train_set(self) -> SegmentationSamples:
+        """The training set (crops of the selected samples), opened and checked once."""
+        if self.train_set is None:
             samples = self.open_train()
             key, hint = "task_data.crop_size", ", or null for whole images"
             check_crop_fits(self.crop_size, samples, key, "training images", hint)
             indices = load_indices(self.train_indices, len(samples), self.train_dir)
             self.train_set = SegmentationSamples(samples, self.crop_size, indices=indices)
+        return self.train_set
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.open_train_set()
         if stage in (None, "fit", "validate"):
             self.val_set = self.open_eval(self.val_img, self.val_lab) if self.val_lab else None
         if stage == "test" or (stage is None and self.scores):  # None: whatever there is
@@ -292,6 +317,45 @@ class SegmentationDataModule(pl.LightningDataModule):
                     "score; tools/predict.py segments the photos"
                 )
             self.test_set = self.open_eval(self.test_img, self.test_lab)
+
+    def trained_on(self) -> dict[str, dict]:
+        """What the model trains on, kept in its checkpoints (``state_dict``) so that a resume
+        on other data is refused (``gan.runner.check_same_data``), as the GAN's is: resumed
+        with another ``task_data.train_dir``, a model was carried on over two data sets and
+        saved as one run. Each training folder's listing (names and sizes, no file read:
+        gan.data.source_listing, a sharded set's shard by shard), in order, which alone says
+        whether it is the same data (a moved folder holds the same files); the mask folder's
+        (the oracle's); and which samples are trained on, as a hash of the selected indices
+        (EL2N pruning's, in order: they place each sample in the epoch's order), not of the
+        file naming them, so that the same selection passed as a list or another file is the
+        same. The validation and test folders are no part of it: they score the model, and a
+        trained model is scored again on new test photos. Taken once per selection, on each
+        rank alike (no rank waits on another)."""
+        if self._trained_on is None:
+            train = self.open_train_set()
+            parts = getattr(train.samples, "datasets", [train.samples])  # ConcatDataset: pooled
+            self._trained_on = {
+                "task_data.train_dir": {
+                    "folder": " + ".join(resolved(d) for d in self.train_dirs),
+                    "listing": [source_listing(part) for part in parts],
+                },
+                "task_data.train_indices": indices_record(
+                    self.train_indices, train.indices, len(train.samples)
+                ),
+            }
+            if self.train_mask_dir is not None:  # none: a sharded set holds its masks
+                self._trained_on["task_data.train_mask_dir"] = {
+                    "folder": resolved(self.train_mask_dir),
+                    "listing": source_listing(self.train_mask_dir),
+                }
+        return self._trained_on
+
+    def state_dict(self) -> dict:
+        return {"trained_on": self.trained_on()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Nothing to restore: the checkpoint's record was compared before the fit, and
+        this run's own is saved from now on (a moved folder's new place)."""
 
     @property
     def scores(self) -> bool:
