@@ -718,3 +718,195 @@ def test_the_share_called_crack_is_of_all_pixels_not_a_mean_of_photos(tmp_path, 
     assert result["scored"] is False and result["num_images"] == 2
     assert sorted(p.name for p in (tmp_path / "out" / "masks").glob("*.png")) == ["a.png", "b.png"]
     assert [p.name for p in (tmp_path / "out" / "overlays").glob("*.png")] == ["a.png"]
+
+
+# ---------------------------------------------------- a resume on other data (train_task)
+
+
+@pytest.fixture(scope="module")
+def task_run(tmp_path_factory) -> Path:
+    """tools/train_task.py trained 2 steps under ``<root>`` twice: the oracle on
+    ``real/train_img`` + ``train_lab`` (run task_oracle) and on the shards in
+    ``out/synthetic`` (task_synthetic); other photos (``other/``) and shards beside them."""
+    from _cli_fixtures import run_tool
+
+    from synth.toy import write_toy_real_folder
+
+    root = tmp_path_factory.mktemp("task_resume")
+    write_toy_real_folder(root / "real", n=4)
+    write_toy_real_folder(root / "other", n=3)
+    make_shards(root / "out" / "synthetic", n=8, h=32, w=32)
+    make_shards(root / "other_syn", n=6, h=32, w=32)
+    for source in ("oracle", "synthetic"):
+        proc = run_tool("train_task", *resume_overrides(root, 2, source))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+def resume_overrides(root: Path, steps: int, source: str = "oracle") -> list[str]:
+    from _cli_fixtures import task_overrides
+
+    return [
+        *(o for o in task_overrides(root, steps) if not o.startswith("source=")),
+        f"source={source}",
+        "trainer.val_check_interval=1",  # a run resumed at step 2 validates at step 3
+    ]
+
+
+def rerun_task(root: Path, steps: int, source: str, *extra: str):
+    from _cli_fixtures import run_tool
+
+    return run_tool("train_task", *resume_overrides(root, steps, source), *extra)
+
+
+def task_files(root: Path) -> dict[str, dict]:
+    from _cli_fixtures import tree_digest
+
+    return {sub: tree_digest(root / sub) for sub in ("checkpoints", "logs", "out/runs")}
+
+
+def refusal(root: Path, source: str, said: str) -> str:
+    last = root / "checkpoints" / f"task_{source}" / "last.ckpt"
+    return (
+        f"error: {last}: trained on other data: {said}; resume with the folders it was "
+        "trained on, or start over with ckpt_path=null or a new run_name="
+    )
+
+
+@pytest.mark.parametrize("case", ["photos", "shards", "mixed"])
+def test_a_task_model_resumed_on_other_data_is_refused_before_any_logger(
+    task_run: Path, case: str
+) -> None:
+    """Resumed with another task_data.train_dir (a photo folder and its masks, another
+    sharded set, or the set pooled with another), train_task carried the model on over two
+    data sets, saved as one run. Refused in one line, the run's files untouched."""
+    root = task_run
+    if case == "photos":
+        source, other = "oracle", root / "other"
+        extra = [f"task_data.train_dir={other / 'train_img'}"]
+        extra.append(f"task_data.train_mask_dir={other / 'train_lab'}")
+        said = ", and ".join(
+            f"task_data.{key}={other / sub} holds other files than {root / 'real' / sub}, "
+            "which it was trained on"
+            for key, sub in (("train_dir", "train_img"), ("train_mask_dir", "train_lab"))
+        )
+    else:
+        source, syn, other = "synthetic", root / "out" / "synthetic", root / "other_syn"
+        given = f"{syn} + {other}" if case == "mixed" else str(other)
+        extra = [
+            f"task_data.train_dir=[{syn},{other}]"
+            if case == "mixed"
+            else f"task_data.train_dir={other}"
+        ]
+        said = f"task_data.train_dir={given} holds other files than {syn}, which it was trained on"
+    before = task_files(root)
+    proc = rerun_task(root, 3, source, *extra)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert lines == [refusal(root, source, said)]
+    assert task_files(root) == before
+
+
+def test_a_task_model_resumed_on_another_pruned_selection_is_refused(
+    task_run: Path, tmp_path: Path
+) -> None:
+    """EL2N pruning selects which samples are trained on: a run trained on the whole set and
+    resumed with prune.keep_fraction=0.5 had trained on half of it from then on."""
+    root = tmp_path / "run"
+    shutil.copytree(task_run, root, symlinks=True)
+    before = task_files(root)["checkpoints"]
+    proc = rerun_task(root, 3, "oracle", "prune.keep_fraction=0.5", "prune.score_after_steps=1")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    said = (
+        "task_data.train_indices=a list (2 of 4 samples) selects other samples than null "
+        "(4 of 4 samples), which it was trained on"
+    )
+    assert lines == [refusal(root, "oracle", said)]
+    assert task_files(root)["checkpoints"] == before
+
+
+def test_a_pruned_task_model_resumes_on_its_selection(tmp_path: Path) -> None:
+    """The selection is recorded by the indices it keeps, not by where they are written:
+    the first run keeps them in memory, its rerun reads them from pruning.json, and both
+    train on the same samples."""
+    from synth.toy import write_toy_real_folder
+
+    write_toy_real_folder(tmp_path / "real", n=4)
+    prune = ["prune.keep_fraction=0.5", "prune.score_after_steps=1"]
+    first = rerun_task(tmp_path, 2, "oracle", *prune)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = rerun_task(tmp_path, 3, "oracle", *prune)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in again.stderr
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+    record = torch.load(ckpt, weights_only=True)["SegmentationDataModule"]["trained_on"]
+    pruning = tmp_path / "out" / "runs" / "task_oracle" / "pruning.json"
+    assert record["task_data.train_indices"]["shown"] == f"{pruning} (2 of 4 samples)"
+
+
+@pytest.mark.parametrize("source", ["oracle", "synthetic"])
+def test_a_task_model_whose_data_moved_with_the_same_files_resumes(
+    task_run: Path, tmp_path: Path, source: str
+) -> None:
+    """The checkpoint records each folder's listing (names and sizes; a sharded set's, shard
+    by shard), not only its place: a run and its data copied elsewhere whole resume there,
+    and say so."""
+    moved = tmp_path / "moved"
+    shutil.copytree(task_run, moved, symlinks=True)
+    proc = rerun_task(moved, 3, source)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = moved / "checkpoints" / f"task_{source}" / "last.ckpt"
+    folders = {"train_dir": "real/train_img", "train_mask_dir": "real/train_lab"}
+    if source == "synthetic":
+        folders = {"train_dir": "out/synthetic"}
+    for key, sub in folders.items():
+        said = f"{last}: task_data.{key} moved from {task_run / sub} to {moved / sub}, with the"
+        assert said in proc.stderr
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == 3
+    record = saved["SegmentationDataModule"]["trained_on"]
+    assert record["task_data.train_dir"]["folder"] == str(moved / folders["train_dir"])
+
+
+def test_a_task_checkpoint_from_before_the_record_resumes_and_records_its_data(
+    task_run: Path, tmp_path: Path
+) -> None:
+    """A checkpoint saved before data was recorded resumes as it did, whatever the folders
+    (nothing says what it was trained on), and its next save records them."""
+    old = tmp_path / "old"
+    shutil.copytree(task_run, old, symlinks=True)
+    last = old / "checkpoints" / "task_oracle" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    del checkpoint["SegmentationDataModule"]
+    torch.save(checkpoint, last)
+    other = task_run / "other"
+    folders = [f"task_data.train_dir={other / 'train_img'}"]
+    folders.append(f"task_data.train_mask_dir={other / 'train_lab'}")
+    proc = rerun_task(old, 3, "oracle", *folders)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained on other data" not in proc.stderr and " moved from " not in proc.stderr
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == 3
+    record = saved["SegmentationDataModule"]["trained_on"]
+    assert record["task_data.train_dir"]["folder"] == str(other / "train_img")
+    assert rerun_task(old, 4, "oracle").returncode == 1  # from now on, its data is known
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_a_task_model_scored_on_other_test_photos_resumes(
+    task_run: Path, tmp_path: Path, steps: int
+) -> None:
+    """The test (and validation) photos score the model, they do not train it: a finished
+    run scored again on new test photos, or one resumed and scored on them, is not refused
+    (the pipeline scores its trained rows again on new test photos so)."""
+    root = tmp_path / "run"
+    shutil.copytree(task_run, root, symlinks=True)
+    other = task_run / "other"
+    tests = [f"task_data.test_img={other / 'test_img'}", f"task_data.test_lab={other / 'test_lab'}"]
+    proc = rerun_task(root, steps, "oracle", *tests)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained on other data" not in proc.stderr
+    metrics = json.loads((root / "out" / "runs" / "task_oracle" / "metrics.json").read_text())
+    assert metrics["global_step"] == steps
