@@ -84,3 +84,27 @@ def test_a_sigterm_to_one_rank_stops_every_rank_at_a_saved_step(
     rerun = run_tool("train_task", *stopped)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert_same_weights(ckpt, straight_ckpt(tmp_path), 4)
+
+
+def test_a_ddp_task_model_resumed_on_other_photos_is_refused_before_the_ranks_start(
+    straight: tuple[Path, list[str]],
+) -> None:
+    """Each rank records the data it trains on by itself; a resume on other photos is refused
+    in one line in the launching process, before a rank starts (none left waiting)."""
+    tmp_path, overrides = straight
+    other = write_toy_real_folder(tmp_path / "other", n=6)
+    more = [o for o in overrides if not o.startswith("trainer.max_steps=")]
+    proc = run_tool(
+        "train_task",
+        *more,
+        f"trainer.max_steps={STEPS + 2}",
+        f"task_data.train_dir={other / 'train_img'}",
+        f"task_data.train_mask_dir={other / 'train_lab'}",
+        "run_name=straight",
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    trained_on = tmp_path / "real" / "train_img"
+    said = f"task_data.train_dir={other / 'train_img'} holds other files than {trained_on}"
+    assert said in proc.stderr and proc.stderr.count("error: ") == 1
+    assert load_checkpoint(straight_ckpt(tmp_path))["global_step"] == STEPS
