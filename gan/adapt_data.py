@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from gan.augment import PairedAugment, check_preset
 from gan.data import (
+    RecordsTrainingData,
     check_crop_fits,
     in_range,
     quiet_workers,
@@ -132,7 +133,7 @@ def read_real_photos(photos: ImageFolder, crop_size: int = 0) -> ImageFolder:
     return photos
 
 
-class UnpairedDataModule(pl.LightningDataModule):
+class UnpairedDataModule(RecordsTrainingData, pl.LightningDataModule):
     """Domain A = sharded synthetic dataset (image + semantic mask), B = folder of real images
     (their labels are never read)."""
 
@@ -193,13 +194,6 @@ class UnpairedDataModule(pl.LightningDataModule):
                 },
             }
         return self._trained_on
-
-    def state_dict(self) -> dict:
-        return {"trained_on": self.trained_on()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Nothing to restore: the checkpoint's record was compared before the fit, and
-        this run's own is saved from now on (a moved folder's new place)."""
 
     def train_dataloader(self) -> DataLoader:
         """Resumable where it stopped: every rank's stream continues at the batch the

@@ -68,6 +68,22 @@ def source_listing(source: str | Path | Sequence[Sample]) -> str | dict[str, str
     raise TypeError(f"no listing of a {type(source).__name__}")
 
 
+class RecordsTrainingData:
+    """A data module whose checkpoints keep what it trains on (its ``trained_on()``), so that
+    ``gan.runner.check_same_data`` refuses a resume on other data. Put before
+    ``LightningDataModule`` among the bases, whose own state is empty."""
+
+    def trained_on(self) -> dict[str, dict]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"trained_on": self.trained_on()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Nothing to restore: the checkpoint's record was compared before the fit, and
+        this run's own is saved from now on (a moved folder's new place)."""
+
+
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 RGB -> float 3xHxW in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1)

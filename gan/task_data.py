@@ -20,6 +20,7 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 from gan.data import (
     EpochSampler,
+    RecordsTrainingData,
     SegmentationSamples,
     ShareSampler,
     check_crop_fits,
@@ -197,7 +198,7 @@ def train_dirs(train_dir: str | Sequence[str]) -> list[str]:
     return dirs
 
 
-class SegmentationDataModule(pl.LightningDataModule):
+class SegmentationDataModule(RecordsTrainingData, pl.LightningDataModule):
     """Random ``crop_size`` crops for training; whole real test images for val/test.
 
     ``train_dir`` may list several sharded folders: their samples are pooled, so the
@@ -349,13 +350,6 @@ class SegmentationDataModule(pl.LightningDataModule):
                     "listing": source_listing(self.train_mask_dir),
                 }
         return self._trained_on
-
-    def state_dict(self) -> dict:
-        return {"trained_on": self.trained_on()}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Nothing to restore: the checkpoint's record was compared before the fit, and
-        this run's own is saved from now on (a moved folder's new place)."""
 
     @property
     def scores(self) -> bool:
