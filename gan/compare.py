@@ -22,6 +22,7 @@ import numpy as np
 
 from gan.evaluate import read_counts, read_rows
 from gan.provenance import what_changed
+from gan.report import interval_end
 from gan.run_names import SEED_SUFFIX, seed_run_dirs
 from synth.distributions import ConfigError
 from synth.io import DataError, first_names, read_mask
@@ -301,6 +302,7 @@ def gain_line(runs: list[tuple[Path, Path]]) -> str:
     seeds = f"{len(pairs)} paired seed{'s' * (len(pairs) != 1)}"
     return (
         f"pooled F1, a - b: {pooled_gain(pairs):+.3f}; 95% interval over the "
-        f"{len(pairs[0][0])} photos every run scored: {low:+.3f} to {high:+.3f} ({seeds}; "
+        f"{len(pairs[0][0])} photos every run scored: {interval_end(low)} to "
+        f"{interval_end(high)} ({seeds}; "
         "one that spans 0 means these photos cannot tell a from b)"
     )

@@ -187,7 +187,7 @@ def goal_markdown(checks: list[dict]) -> str:
     for c in checks:
         closed, interval = "", ""
         if c.get("interval"):
-            interval = "{:+.3f} to {:+.3f}".format(*c["interval"])
+            interval = " to ".join(interval_end(end) for end in c["interval"])
         if "gain" in c:
             value, wins, goal = (
                 shown(c["gain"], c["goal"], c["met"], "+.{}f", 3),
@@ -209,6 +209,13 @@ def goal_markdown(checks: list[dict]) -> str:
             f"| {verdict} |"
         )
     return "\n".join(lines)
+
+
+def interval_end(value: float) -> str:
+    """An interval's end to three places, or four where three read as 0 (-0.0002 as -0.000
+    left it unsaid whether the interval spans 0)."""
+    text = f"{value:+.3f}"
+    return f"{value:+.4f}" if value and text in ("+0.000", "-0.000") else text
 
 
 def cell(row: dict, metric: str) -> str:

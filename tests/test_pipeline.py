@@ -894,6 +894,8 @@ def test_goal_checks_pair_seeds_and_count_wins():
     assert vs_syn["seeds"] == [0, 1, 2] and vs_dr["seeds"] == [1, 2]
     vs_syn["interval"] = [-0.0123, 0.0456]  # gan.pipeline_report.with_intervals's
     assert "| +0.040 | -0.012 to +0.046 | 2/3 |" in goal_markdown([vs_syn])
+    vs_syn["interval"] = [-0.0099, -0.0002]  # it does not span 0: said so, not -0.000
+    assert "| -0.010 to -0.0002 |" in goal_markdown([vs_syn])
     assert (
         "| row | against | F1 | 95% interval over the test photos | paired seeds won | oracle gap closed |"
         in table
