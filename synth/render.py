@@ -251,24 +251,24 @@ def check_spec(out_dir: Path, spec: dict) -> None:
             )
         write_json_atomic(path, spec)
         return
-    changed = spec_difference(path, spec)
+    old = recorded_spec(path, spec)
+    changed = spec_differences(old, spec)
     if changed is not None and not any(out_dir.glob("shard-*")):
         # nothing rendered under the old spec (a render that failed on a setting before its
         # first shard): a corrected rerun was refused as "rendered with other settings"
         write_json_atomic(path, spec)
         return
     if changed == ["simulator_version"]:
-        made_by = {"simulator_version": 1, **read_json(path)}["simulator_version"]
         raise DataError(
-            f"{path}: {out_dir} was rendered by simulator version {made_by}, and this is "
-            f"version {SIMULATOR_VERSION}, whose scenes differ; use a new out_dir or delete "
-            "the old one"
+            f"{path}: {out_dir} was rendered by simulator version {old['simulator_version']}, "
+            f"and this is version {SIMULATOR_VERSION}, whose scenes differ; use a new out_dir "
+            "or delete the old one"
         )
     if changed is not None:
         keys = ", ".join(changed[:4]) or "the spec's format"
         if len(changed) > 4:  # the first four alone read as all of them
             keys += f" and {len(changed) - 4} more"
-        imported = read_json(path).get("kind") == "imported"  # synth.imported's spec
+        imported = old.get("kind") == "imported"  # synth.imported's spec
         made = (
             "imported from other files or settings" if imported else "rendered with other settings"
         )
@@ -282,9 +282,19 @@ def spec_difference(path: Path, spec: dict) -> list[str] | None:
     where only the spec's format does)."""
     if not path.is_file():
         return None
-    old = read_json(path)  # a damaged spec: one line naming it
-    if "simulator_version" in spec:  # a render's; an import's (synth.imported) has none
-        old = {"simulator_version": 1, **old}  # a spec from before versions were recorded
+    return spec_differences(recorded_spec(path, spec), spec)
+
+
+def recorded_spec(path: Path, spec: dict) -> dict:
+    """The spec ``path`` holds, to compare with ``spec``: a render's from before versions were
+    recorded read as version 1's (an import's, synth.imported, has no version). A damaged
+    spec: one line naming it."""
+    old = read_json(path)
+    return {"simulator_version": 1, **old} if "simulator_version" in spec else old
+
+
+def spec_differences(old: dict, spec: dict) -> list[str] | None:
+    """None where ``old`` is ``spec``; else the dotted keys that differ ([]: only the format)."""
     version = old.get("simulator_version") == spec.get("simulator_version")
     if old.get("hash") == spec["hash"] and version:
         return None
