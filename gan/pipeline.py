@@ -108,9 +108,9 @@ def stage_render(cfg: DictConfig) -> dict:
     settings (simulator, seed, count) are removed and rendered anew, as every later stage
     redoes what changed; every stage that read them then finds its training data changed."""
     r = cfg.stages.render
-    out = dirs(cfg)["synthetic"]
     if r.get("import_from"):
         return stage_import(cfg)
+    out = dirs(cfg)["synthetic"]
     changed = spec_changes(out, cfg.synth, r.num_samples, r.shard_size, r.seed)
     if changed:
         why = f"settings changed ({', '.join(changed[:4])})"
@@ -581,14 +581,15 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
         check_trainer_overrides(cfg, list(HydraConfig.get().overrides.task))
         check_scoring_overrides(list(HydraConfig.get().overrides.task))
     # stages.evaluate's and stages.report's counts: gan.cli.check_shared_settings, before this
-    if any(needs_render(cfg, s) for s in sources) and cfg.stages.render.get("import_from"):
-        check_import(cfg)
-    elif any(needs_render(cfg, s) for s in sources):
+    if any(needs_render(cfg, s) for s in sources):
         r = cfg.stages.render
-        checked_scene_config(cfg.synth)
-        check_counts(
-            r.num_samples, r.shard_size, r.seed, r.workers, 0, None, dirs(cfg)["synthetic"]
-        )
+        if r.get("import_from"):
+            check_import(cfg)
+        else:
+            checked_scene_config(cfg.synth)
+            check_counts(
+                r.num_samples, r.shard_size, r.seed, r.workers, 0, None, dirs(cfg)["synthetic"]
+            )
     nodes = []
     if any(needs_gan(cfg, s) for s in sources):
         checked_count(cfg.stages.adapt.trainer.max_steps, "stages.adapt.trainer.max_steps")
