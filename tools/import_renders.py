@@ -1,4 +1,4 @@
-"""Import your own simulator's renders (images + same-stem 0/255 masks) as a sharded dataset.
+"""Import your own simulator's renders (images + same-stem masks, crack 255) as a sharded set.
 
 python tools/import_renders.py image_dir=/my/renders/img mask_dir=/my/renders/mask
 python tools/import_renders.py image_dir=... mask_dir=... out_dir=outputs/synthetic shard_size=500
