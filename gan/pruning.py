@@ -151,12 +151,34 @@ def prune_training_set(
 ) -> list[int]:
     """Score the datamodule's training source, keep the hardest fraction, record the choice.
 
-    Sets ``datamodule.train_indices``; the JSON at ``out_path`` (kept indices and every
-    score, and ``settings``: what a resumed run checks before reusing it) lets a later run
-    reuse the selection via ``task_data.train_indices=<file>``.
+    Sets ``datamodule.train_indices``; the JSON at ``out_path`` (``pruning_record``) lets a
+    later run reuse the selection via ``task_data.train_indices=<file>``.
     """
+    kept, record = select_training_set(
+        datamodule, net, keep_fraction, score_after_steps, seeds, batch_size, lr, settings
+    )
+    if out_path:
+        from synth.io import write_json_atomic
+
+        write_json_atomic(out_path, record)
+    return kept
+
+
+def select_training_set(
+    datamodule,
+    net: dict,
+    keep_fraction: float,
+    score_after_steps: int = 200,
+    seeds: Sequence[int] = (0,),
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    settings: dict | None = None,
+) -> tuple[list[int], dict]:
+    """``prune_training_set`` without the write: the kept indices, set on the datamodule, and
+    the record to write (kept indices, every score, and ``settings``: what a resumed run
+    checks before reusing it), which train_task writes only once a resume is allowed (a
+    refused resume rewrote the run's pruning.json with the selection it refused)."""
     from gan.task import build_net
-    from synth.io import write_json_atomic
 
     samples = datamodule.open_train()
     scores = el2n_scores(
@@ -170,14 +192,10 @@ def prune_training_set(
     )
     kept = prune_dataset_indices(scores, keep_fraction)
     datamodule.train_indices = kept
-    if out_path:
-        write_json_atomic(
-            out_path,
-            {
-                "keep_fraction": keep_fraction,
-                "settings": settings,
-                "kept": kept,
-                "scores": [round(float(s), 6) for s in scores],
-            },
-        )
-    return kept
+    record = {
+        "keep_fraction": keep_fraction,
+        "settings": settings,
+        "kept": kept,
+        "scores": [round(float(s), 6) for s in scores],
+    }
+    return kept, record

@@ -394,10 +394,14 @@ def fit(
     module: pl.LightningModule,
     datamodule: pl.LightningDataModule,
     then_tests: bool = False,
+    once_allowed: Callable[[], None] | None = None,
 ) -> pl.Trainer:
     """Train ``module``; resumes from the run's last.ckpt when ``cfg.ckpt_path == 'last'``.
     A rerun of a finished run opens no logger, which would be an empty dashboard run, unless
-    the tool tests next (``then_tests``: the scores are that run's content)."""
+    the tool tests next (``then_tests``: the scores are that run's content). ``once_allowed``
+    runs once the checkpoint to resume has passed every check, before training: what the run
+    records beside its checkpoints (train_task's pruning.json) is not rewritten by a refused
+    resume."""
     # seeded again (data order follows the seed, not the draws of the model's building);
     # build_model said "Seed set to ..." once
     pl.seed_everything(cfg.get("seed", 0), workers=True, verbose=False)
@@ -421,6 +425,8 @@ def fit(
         )
     # held before the run's logs, records and checkpoints are touched
     with unrecorded_if_never_started(ckpt_dir, ckpt_path) as start, run_folder_held(ckpt_dir):
+        if once_allowed is not None:
+            once_allowed()
         with_loggers = then_tests or not finished
         wandb_id = wandb_run_id(cfg, ckpt_dir, ckpt_path is not None) if with_loggers else None
         overrides = unused_parameter_search(cfg.trainer, module)

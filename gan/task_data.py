@@ -153,15 +153,21 @@ def indices_record(given: Sequence[int] | str | Path | None, indices: list[int],
     """``task_data.train_indices`` as ``trained_on`` records it: a hash of the indices
     selected from the ``n`` samples, compared (None: every sample, in order, however given);
     ``shown``, how a refusal names the selection (no ``folder``: a selection is not moved)."""
-    every = indices == list(range(n))
     said = (
         "null" if given is None else resolved(given) if isinstance(given, (str, Path)) else "a list"
     )
     return {
-        "listing": None if every else hashlib.sha256(json.dumps(indices).encode()).hexdigest(),
+        "listing": selection_hash(indices, n),
         "shown": f"{said} ({len(indices)} of {n} samples)",
         "differs": "selects other samples",
     }
+
+
+def selection_hash(indices: Sequence[int], n: int) -> str | None:
+    """How ``trained_on`` tells selections apart: None for every sample in order."""
+    if list(indices) == list(range(n)):
+        return None
+    return hashlib.sha256(json.dumps(list(indices)).encode()).hexdigest()
 
 
 def check_train_source(samples: Sequence[Sample], source: str, crop_size: int = 0) -> None:

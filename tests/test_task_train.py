@@ -812,19 +812,61 @@ def test_a_task_model_resumed_on_another_pruned_selection_is_refused(
     task_run: Path, tmp_path: Path
 ) -> None:
     """EL2N pruning selects which samples are trained on: a run trained on the whole set and
-    resumed with prune.keep_fraction=0.5 had trained on half of it from then on."""
+    resumed with prune.keep_fraction=0.5 had trained on half of it from then on. Refused
+    before the scoring (which took minutes only to be refused), pruning.json unwritten."""
     root = tmp_path / "run"
     shutil.copytree(task_run, root, symlinks=True)
-    before = task_files(root)["checkpoints"]
+    before = task_files(root)
     proc = rerun_task(root, 3, "oracle", "prune.keep_fraction=0.5", "prune.score_after_steps=1")
     assert proc.returncode == 1, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    said = (
-        "task_data.train_indices=a list (2 of 4 samples) selects other samples than null "
-        "(4 of 4 samples), which it was trained on"
-    )
-    assert lines == [refusal(root, "oracle", said)]
-    assert task_files(root)["checkpoints"] == before
+    last = root / "checkpoints" / "task_oracle" / "last.ckpt"
+    assert lines == [
+        f"error: {last}: trained on all 4 samples of task_data.train_dir, while "
+        "prune.keep_fraction=0.5 trains on 2; resume with prune.keep_fraction=1, or start "
+        "over with ckpt_path=null or a new run_name="
+    ]
+    assert "EL2N pruning kept" not in proc.stdout
+    assert task_files(root) == before
+
+
+def test_a_pruned_task_model_resumed_with_other_prune_settings_is_refused_before_scoring(
+    tmp_path: Path,
+) -> None:
+    """Resumed with another keep_fraction, a pruned run scored the whole set again and was
+    refused after, its pruning.json rewritten with the selection refused (a rerun with the
+    old settings then scored again). Refused first, naming the settings it was made with;
+    with no pruning.json to say them, the selection is scored and refused by the data
+    check, and pruning.json is written only for a resume that goes on."""
+    from synth.toy import write_toy_real_folder
+
+    write_toy_real_folder(tmp_path / "real", n=4)
+    prune = ["prune.score_after_steps=1"]
+    first = rerun_task(tmp_path, 2, "oracle", "prune.keep_fraction=0.5", *prune)
+    assert first.returncode == 0, first.stderr[-3000:]
+    pruning = tmp_path / "out" / "runs" / "task_oracle" / "pruning.json"
+    made = pruning.read_bytes()
+    before = task_files(tmp_path)
+    proc = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    last = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+    assert lines == [
+        f"error: {last}: trained on the EL2N selection in {pruning}, made with "
+        "prune.keep_fraction=0.5; resume with those settings, or start over with "
+        "ckpt_path=null or a new run_name="
+    ]
+    assert "EL2N pruning kept" not in proc.stdout
+    assert task_files(tmp_path) == before
+    pruning.unlink()
+    proc = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "EL2N pruning kept 3 samples" in proc.stdout
+    assert "selects other samples than" in proc.stderr
+    assert not pruning.exists()
+    again = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.5", *prune)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert pruning.read_bytes() == made
 
 
 def test_a_pruned_task_model_resumes_on_its_selection(tmp_path: Path) -> None:
