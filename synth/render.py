@@ -20,9 +20,11 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -50,6 +52,7 @@ from synth.scene import SIMULATOR_VERSION, plain_config, render_crack_scene
 from synth.surface import TINTS
 
 SPEC = RENDER_SPEC
+T = TypeVar("T")
 
 
 def _render_shard(
@@ -430,14 +433,14 @@ def render_dataset(
     }
 
 
-def usable_workers(workers: int, jobs: int) -> int:
+def usable_workers(workers: int, jobs: int, doing: str = "rendering") -> int:
     """At most one process a shard to render and one a CPU this process may run on (a Slurm
     job's, not the node's): ``workers=1000`` started a process each, numpy and OpenCV loaded
     in every one, rendering no faster than one a CPU. Said in a line where it is fewer than
     asked; the scenes do not depend on it."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if workers > (cpus or 1) and jobs > (cpus or 1):
-        print(f"workers={workers}: {cpus} CPUs here, rendering with {cpus}", file=sys.stderr)
+        print(f"workers={workers}: {cpus} CPUs here, {doing} with {cpus}", file=sys.stderr)
     return max(1, min(workers, jobs, cpus or 1))
 
 
@@ -447,33 +450,65 @@ def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:
     3/3 where 7 of 10 shards had been rendered)."""
     if not jobs:
         return 0
-    workers = usable_workers(workers, len(jobs))
     count = sum(len(shard_range(j[2], j[3], j[4])) for j in jobs)
-    with progress_bar(progress) as bar:
+    with progress_bar(progress) as bar, shard_workers(workers, len(jobs)) as pool:
         task = bar.add_task("rendering", total=done + count, completed=done)
-        if workers <= 1 or len(jobs) <= 1:
-            threads = cv2.getNumThreads()
-            _init_worker()
-            try:
-                for job in jobs:
-                    bar.advance(task, _render_shard(*job))
-            finally:
-                cv2.setNumThreads(threads)
-            return count
-        # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
-        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _init_worker)
-        futures: list[Future] = []
-        try:
-            with stops_ignored(), main_script_left_out():  # workers are born ignoring stops
-                futures = [pool.submit(_render_shard, *job) for job in jobs]
-            for fut in as_completed(futures):
-                bar.advance(task, fut.result())
-        except KeyboardInterrupt:
-            _stop_pool(pool, futures)
-            raise
-        finally:
-            pool.shutdown()
+        run_jobs(pool, _render_shard, jobs, lambda n: bar.advance(task, n))
     return count
+
+
+@contextmanager
+def shard_workers(
+    workers: int, jobs: int, doing: str = "rendering"
+) -> Iterator[ProcessPoolExecutor | None]:
+    """The processes ``jobs`` shard tasks run on (``usable_workers``), for ``run_jobs``:
+    None where that is one, the tasks then run in this process (one OpenCV thread, as a
+    worker's, restored after). One pool serves every batch of jobs given it (an import
+    reads every file, then writes shards), started once."""
+    workers = usable_workers(workers, jobs, doing)
+    if workers <= 1:
+        threads = cv2.getNumThreads()
+        _init_worker()
+        try:
+            yield None
+        finally:
+            cv2.setNumThreads(threads)
+        return
+    # spawn: workers must not inherit the progress bar's refresh thread (fork + threads).
+    pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), _init_worker)
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
+
+
+def run_jobs(
+    pool: ProcessPoolExecutor | None,
+    task: Callable[..., T],
+    jobs: list[tuple],
+    finished: Callable[[T], None],
+) -> list[T]:
+    """``task(*job)`` for each job, on ``pool`` (None: here, in order); ``finished`` is
+    called with each result as it comes (the progress bar), and the results are returned in
+    the jobs' order, whatever order they finished in. A stop (Ctrl-C, SIGTERM) lets the jobs
+    in flight finish and cancels the rest (``_stop_pool``). ``task`` is a module's function:
+    spawned workers import it by name."""
+    if pool is None:
+        results = []
+        for job in jobs:
+            results.append(task(*job))
+            finished(results[-1])
+        return results
+    futures: list[Future] = []
+    try:
+        with stops_ignored(), main_script_left_out():  # workers are born ignoring stops
+            futures = [pool.submit(task, *job) for job in jobs]
+        for fut in as_completed(futures):
+            finished(fut.result())
+    except KeyboardInterrupt:
+        _stop_pool(pool, futures)
+        raise
+    return [fut.result() for fut in futures]
 
 
 def progress_bar(progress: bool) -> Any:
