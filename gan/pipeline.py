@@ -141,7 +141,9 @@ def stage_import(cfg: DictConfig) -> dict:
         why = f"imported files or settings changed ({', '.join(changed[:4])})"
         refuse_linked_outputs("render", [out], why)
         log(f"render: {why}, old scenes replaced once the new files are read ({out})")
-    summary = import_renders(images, masks, out, r.shard_size, r.progress, replace_stale=True)
+    summary = import_renders(
+        images, masks, out, r.shard_size, r.progress, replace_stale=True, workers=r.workers
+    )
     if summary["imported_shards"] == 0:
         log(f"render: imported, complete, skipped ({out})")
     else:
@@ -164,6 +166,7 @@ def check_import(cfg: DictConfig) -> None:
             "mask_dir: <their masks>}"
         )
     checked_count(r.shard_size, "stages.render.shard_size")
+    checked_count(r.workers, "stages.render.workers", 0)
     source_folders(source.image_dir, source.mask_dir)
 
 

@@ -6,8 +6,11 @@ sharded layout ``synth.render`` writes, so every later stage (the GAN's domain A
 the task rows) reads them as it reads our scenes.
 
 * Sample ``i`` is the folder's ``i``-th photo (``ImageFolder``'s order: sorted file names),
-  so the bytes on disk depend only on the files; shards are written with ``io.write_shard``
-  (temp dir + rename) and a rerun skips the complete ones.
+  so the bytes on disk depend only on the files, not on ``workers``; shards are written with
+  ``io.write_shard`` (temp dir + rename) and a rerun skips the complete ones.
+* ``workers`` processes (render's pool: ``shard_workers``/``run_jobs``, with its handling of
+  stops) read and write a shard's pairs a task: one core decoding and PNG-encoding a
+  100,000-render import was hours.
 * ``render_spec.json`` records the files (each folder's listing and contents digests) and the
   shard size: importing other files into the folder is refused, as rendering other settings
   is, and a caller that owns the folder (the pipeline) imports them anew instead.
@@ -17,11 +20,9 @@ the task rows) reads them as it reads our scenes.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from synth.io import (
     clean_partial_shards,
     is_shard_complete,
     num_shards,
+    refuse_bad_files,
     shard_range,
     unread_entries,
     write_json_atomic,
@@ -45,6 +47,8 @@ from synth.render import (
     check_spec,
     folder_spec_changes,
     progress_bar,
+    run_jobs,
+    shard_workers,
     spec_hash,
     versions,
 )
@@ -102,13 +106,16 @@ def import_renders(
     shard_size: int = 500,
     progress: bool = True,
     replace_stale: bool = False,
+    workers: int = 1,
 ) -> dict:
     """Import (or finish importing) a labeled folder pair into ``out_dir``; returns a
     summary dict shaped as ``render_dataset``'s. A folder made otherwise (other files, a
     render) is refused, or with ``replace_stale`` emptied once the new files have been read
-    whole (a bad new file must not cost the old set)."""
+    whole (a bad new file must not cost the old set). ``workers`` processes read and write
+    the shards (the bytes do not depend on how many)."""
     t0 = time.perf_counter()
     checked_count(shard_size, "shard_size")
+    checked_count(workers, "workers", 0)
     if out_dir is None or not str(out_dir).strip():
         raise ConfigError(f"out_dir={out_dir!r}: name the folder to import into")
     folder = source_folders(image_dir, mask_dir)
@@ -122,19 +129,16 @@ def import_renders(
         check_spec(out, spec)  # other files' import, or a render: refused before any is read
     stale = replace_stale and bool(folder_spec_changes(out, spec))
     todo = [s for s in range(total) if stale or not is_shard_complete(out, s)]
-    if todo:  # every bad pair in one line, before any shard is written or removed
-        with contextlib.redirect_stdout(sys.stderr):  # its bar too: stdout is the summary
-            folder.validate(progress=progress)
-    if stale:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    check_spec(out, spec)
-    clean_partial_shards(out)
-    with progress_bar(progress) as bar:
-        task = bar.add_task("importing", total=n, completed=n - count(todo, shard_size, n))
-        for s in todo:
-            indices = shard_range(s, shard_size, n)
-            write_shard(out, s, advancing((imported_sample(folder, i) for i in indices), bar, task))
+    jobs = total if todo else 0  # a complete set starts no worker
+    with progress_bar(progress) as bar, shard_workers(workers, jobs, "importing") as pool:
+        if todo:  # every bad pair in one line, before any shard is written or removed
+            read_every_pair(pool, folder, shard_size, bar)
+        if stale:
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        check_spec(out, spec)
+        clean_partial_shards(out)
+        write_shards(pool, folder, out, todo, shard_size, bar)
     if todo or not (out / CARD).is_file():  # a finished set is left untouched (shared, read-only)
         write_card(out, spec, n)
     return {
@@ -149,23 +153,55 @@ def import_renders(
     }
 
 
-def advancing(samples: Iterator[Sample], bar: Any, task: Any) -> Iterator[Sample]:
-    """``samples``, the progress bar advanced as each is written."""
-    for sample in samples:
-        yield sample
-        bar.advance(task)
+def read_every_pair(pool: Any, folder: ImageFolder, shard_size: int, bar: Any) -> None:
+    """Decode every pair, a shard's worth a job on ``pool`` (``run_jobs``), and refuse the
+    bad ones in one line, in the folder's order whatever order the jobs finished in."""
+    n = len(folder)
+    task = bar.add_task(f"reading {folder.image_dir.name}", total=n)
+    parts = [shard_range(s, shard_size, n) for s in range(num_shards(n, shard_size))]
+    jobs = [(folder.subset(part),) for part in parts]
+    found = run_jobs(pool, _bad_pairs, jobs, lambda bad: bar.advance(task, bad[1]))
+    refuse_bad_files([line for bad, _ in found for line in bad])
+
+
+def _bad_pairs(part: ImageFolder) -> tuple[list[str], int]:
+    """Worker task: what is wrong with a part's pairs, and how many it read."""
+    return part.bad_files(range(len(part))), len(part)
+
+
+def write_shards(
+    pool: Any, folder: ImageFolder, out: Path, todo: list[int], shard_size: int, bar: Any
+) -> None:
+    """Write the ``todo`` shards, one a job on ``pool``; the bar counts samples, the shards
+    already complete counted done."""
+    n = len(folder)
+    task = bar.add_task("importing", total=n, completed=n - count(todo, shard_size, n))
+    jobs = []
+    for s in todo:
+        indices = shard_range(s, shard_size, n)
+        jobs.append((folder.subset(indices), indices.start, str(out), s))
+    run_jobs(pool, _import_shard, jobs, lambda written: bar.advance(task, written))
+
+
+def _import_shard(part: ImageFolder, start: int, out_dir: str, shard_id: int) -> int:
+    """Worker task: write one shard of the pairs in ``part`` (the set's samples from
+    ``start`` on), atomically; returns its sample count."""
+    samples = (imported_sample(part, i, start + i) for i in range(len(part)))
+    write_shard(out_dir, shard_id, samples)
+    return len(part)
 
 
 def count(shards: list[int], shard_size: int, n: int) -> int:
     return sum(len(shard_range(s, shard_size, n)) for s in shards)
 
 
-def imported_sample(folder: ImageFolder, i: int) -> Sample:
-    """The ``i``-th pair, named by its index as a rendered scene is, its files in its record."""
+def imported_sample(folder: ImageFolder, i: int, index: int) -> Sample:
+    """The ``i``-th pair of ``folder`` (a part of the renders), named by its ``index`` in
+    the set as a rendered scene is, its files in its record."""
     sample = folder[i]
     crack = sample.semantic == 1
     meta = {
-        "index": i,
+        "index": index,
         "source_image": folder.images[i].name,
         "source_mask": folder.masks[i].name,  # type: ignore[union-attr]
         "has_crack": bool(crack.any()),

@@ -1557,6 +1557,34 @@ def test_imported_renders_stand_in_for_the_scenes_and_new_files_are_new_training
         check_import(cfg)
 
 
+def test_the_render_stage_imports_with_its_workers_and_refuses_a_bad_count(tmp_path, monkeypatch):
+    """``stages.render.workers`` went unused by an import: one process read and wrote it."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.pipeline import check_import, stage_render
+    from synth import render
+
+    started: list[int] = []
+
+    class Pool(render.ProcessPoolExecutor):
+        def __init__(self, workers, *args, **kwargs) -> None:
+            started.append(workers)
+            super().__init__(workers, *args, **kwargs)
+
+    monkeypatch.setattr(render, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    register_resolvers()
+    mine = write_toy_real_folder(tmp_path / "mine", n=4, h=48, w=64)
+    overrides = [*pipeline_overrides(tmp_path), import_from(mine), "stages.render.shard_size=2"]
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("pipeline", [*overrides, "stages.render.workers=2"])
+    assert stage_render(cfg)["imported_samples"] == 4 and started == [2]
+    cfg.stages.render.workers = -1
+    with pytest.raises(ConfigError, match=r"^stages.render.workers=-1: expected a whole number"):
+        check_import(cfg)
+
+
 def test_the_pipeline_runs_on_imported_renders_and_redoes_the_gan_and_rows_on_new_files(
     tmp_path,
 ):

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from _synth_fixtures import ROOT, tiny_config, tree_digest
 
+from synth import render
 from synth.digests import listing_digest
 from synth.imported import import_changes, import_renders
 from synth.io import CARD, DataError, ShardedDataset, read_card, read_image, shard_name
@@ -26,8 +27,43 @@ def renders(root: Path, n: int = 6) -> tuple[Path, Path]:
     return root / "train_img", root / "train_lab"
 
 
-def imported(images: Path, masks: Path, out: Path, shard_size: int = 4) -> dict:
-    return import_renders(images, masks, out, shard_size, progress=False)
+def imported(images: Path, masks: Path, out: Path, shard_size: int = 4, **kwargs) -> dict:
+    return import_renders(images, masks, out, shard_size, progress=False, **kwargs)
+
+
+def file_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_workers_import_in_processes_and_the_bytes_are_the_same_whatever_their_count(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """An import read and wrote every shard in one process, whatever ``workers`` said: one
+    core decoded and encoded a 100,000-render import. The pool reads the shards' pairs, then
+    writes them, one pool for both."""
+    pools: list[list[str]] = []
+
+    class Pool(render.ProcessPoolExecutor):  # the render's pool, its tasks counted
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append([])
+
+        def submit(self, fn, /, *args, **kwargs):
+            pools[-1].append(fn.__name__)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(render, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    images, masks = renders(tmp_path / "mine", n=7)
+    one = imported(images, masks, tmp_path / "one", shard_size=2, workers=1)
+    assert pools == []  # one worker: in this process, no pool
+    two = imported(images, masks, tmp_path / "two", shard_size=2, workers=2)
+    assert pools == [["_bad_pairs"] * 4 + ["_import_shard"] * 4]
+    assert one["imported_samples"] == two["imported_samples"] == 7
+    assert file_bytes(tmp_path / "one") == file_bytes(tmp_path / "two")  # every file's bytes
+    assert len(file_bytes(tmp_path / "one")) == 4 + 7 * 2 + 2  # manifests, PNGs, spec, card
 
 
 def test_an_import_is_deterministic_and_resumes_only_missing_shards(tmp_path: Path) -> None:
@@ -78,17 +114,25 @@ def test_the_card_names_the_source_folders_by_listing_with_the_render_cards_stat
     assert card["statistics"]["samples"] == 6 and 0 < card["statistics"]["crack_share_mean"] < 1
 
 
-def test_every_bad_pair_is_said_in_one_line_before_any_shard_is_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_bad_pair_is_said_in_one_line_before_any_shard_is_written(
+    tmp_path: Path, workers: int
+) -> None:
+    """Read by workers, a shard's pairs a task, the bad pairs still come in one line, in the
+    folder's order."""
     images, masks = renders(tmp_path / "mine")
     (masks / "1.png").unlink()  # a render without its mask
     (images / "3.jpg").write_bytes(b"not an image")  # a file cut short
     cv2.imwrite(str(masks / "4.png"), np.zeros((40, 64), np.uint8))  # a mask of another size
     with pytest.raises(DataError) as err:
-        imported(images, masks, tmp_path / "a")
+        imported(images, masks, tmp_path / "a", shard_size=2, workers=workers)
     said = str(err.value)
     assert "\n" not in said and "(and 2 more bad files:" in said
-    for name in ("1.jpg: no mask of its stem", "3.jpg: unreadable", "4.png: mask size 40x64"):
-        assert name in said, said
+    found = [
+        said.index(name)
+        for name in ("1.jpg: no mask of its stem", "3.jpg: unreadable", "4.png: mask size 40x64")
+    ]
+    assert found == sorted(found), said
     assert not list((tmp_path / "a").glob("shard-*"))
 
 

@@ -2,6 +2,7 @@
 
 python tools/import_renders.py image_dir=/my/renders/img mask_dir=/my/renders/mask
 python tools/import_renders.py image_dir=... mask_dir=... out_dir=outputs/synthetic shard_size=500
+python tools/import_renders.py image_dir=... mask_dir=... workers=8   # 8 processes, same bytes
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ register_resolvers()
 def import_folder(cfg: DictConfig) -> dict:
     """Import (or finish importing) the renders; returns the import summary."""
     summary = import_renders(
-        cfg.image_dir, cfg.mask_dir, cfg.out_dir, cfg.shard_size, progress=cfg.progress
+        cfg.image_dir,
+        cfg.mask_dir,
+        cfg.out_dir,
+        cfg.shard_size,
+        progress=cfg.progress,
+        workers=cfg.workers,
     )
     print(json.dumps(summary, indent=2))
     return summary
