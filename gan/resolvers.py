@@ -42,12 +42,19 @@ def models_name(ckpt: Any, translate_with: Any = None) -> str:
     return name(ckpt) + (f"+{name(translate_with)}" if translate_with else "")
 
 
+def parent(path: Any) -> str:
+    """The folder holding ``path``: where a tool keeps what sits beside its output folder
+    (import_renders' digest cache, next to the set as the pipeline's is next to its stage
+    folders)."""
+    return str(Path(str(path)).parent)
+
+
 def register_resolvers() -> None:
     """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
     counts (the GAN's LR decay follows its step budget); ``${env_or:VAR,default}`` for the
     paths a user moves with an environment variable; ``${seeded:name,${seed}}`` for run names
     and ``${unseeded:name}`` for the name a run's seeds share; ``${models_name:ckpt,gen}``
-    for the folder of what a model makes."""
+    for the folder of what a model makes; ``${parent:path}`` for the folder holding a path."""
     if not OmegaConf.has_resolver("seeded"):
         OmegaConf.register_new_resolver("seeded", seeded)
     if not OmegaConf.has_resolver("unseeded"):
@@ -56,6 +63,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("models_name", models_name)
     if not OmegaConf.has_resolver("env_or"):
         OmegaConf.register_new_resolver("env_or", env_or)
+    if not OmegaConf.has_resolver("parent"):
+        OmegaConf.register_new_resolver("parent", parent)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
     if not OmegaConf.has_resolver("minus"):

@@ -14,19 +14,23 @@ the task rows) reads them as it reads our scenes.
 * ``render_spec.json`` records the files (each folder's listing and contents digests) and the
   shard size: importing other files into the folder is refused, as rendering other settings
   is, and a caller that owns the folder (the pipeline) imports them anew instead.
+* The contents digests come from ``synth.digests``' cache where the caller names one (the
+  tool's, beside ``out_dir``; the pipeline's, around its run), so a rerun over a complete
+  import reads no render to find it the same.
 * Every bad pair (a photo without a mask, an unreadable file, a mask of another size) is said
   in one line before any shard is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from synth.digests import contents_digest, listing_digest
+from synth.digests import contents_digest, digest_cache, listing_digest
 from synth.distributions import ConfigError, checked_count
 from synth.io import (
     CARD,
@@ -107,12 +111,37 @@ def import_renders(
     progress: bool = True,
     replace_stale: bool = False,
     workers: int = 1,
+    digest_cache: str | Path | None = None,
 ) -> dict:
     """Import (or finish importing) a labeled folder pair into ``out_dir``; returns a
     summary dict shaped as ``render_dataset``'s. A folder made otherwise (other files, a
     render) is refused, or with ``replace_stale`` emptied once the new files have been read
     whole (a bad new file must not cost the old set). ``workers`` processes read and write
-    the shards (the bytes do not depend on how many)."""
+    the shards (the bytes do not depend on how many); ``digest_cache``: the file that keeps
+    the renders' digests across runs (``synth.digests.digest_cache``), so a rerun over a
+    complete import reads no render; None where the caller keeps one (the pipeline)."""
+    with cached_digests(digest_cache):
+        return import_folder_pair(
+            image_dir, mask_dir, out_dir, shard_size, progress, replace_stale, workers
+        )
+
+
+def cached_digests(path: str | Path | None) -> contextlib.AbstractContextManager:
+    """``digest_cache(path)``; nothing where ``path`` is None, so a caller's cache (the
+    pipeline's, around its whole run) is left to that caller."""
+    return contextlib.nullcontext() if path is None else digest_cache(path)
+
+
+def import_folder_pair(
+    image_dir: str | Path,
+    mask_dir: str | Path,
+    out_dir: str | Path,
+    shard_size: int,
+    progress: bool,
+    replace_stale: bool,
+    workers: int,
+) -> dict:
+    """``import_renders`` under the caller's digest cache."""
     t0 = time.perf_counter()
     checked_count(shard_size, "shard_size")
     checked_count(workers, "workers", 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from _synth_fixtures import ROOT, tiny_config, tree_digest
 
-from synth import render
+from synth import digests, render
 from synth.digests import listing_digest
 from synth.imported import import_changes, import_renders
 from synth.io import CARD, DataError, ShardedDataset, read_card, read_image, shard_name
@@ -29,6 +30,15 @@ def renders(root: Path, n: int = 6) -> tuple[Path, Path]:
 
 def imported(images: Path, masks: Path, out: Path, shard_size: int = 4, **kwargs) -> dict:
     return import_renders(images, masks, out, shard_size, progress=False, **kwargs)
+
+
+def settled(*folders: Path) -> None:
+    """Files last changed a minute ago: the digest cache keeps only files settled before
+    they were hashed (synth.digests.SETTLED_NS), as a user's renders are."""
+    past = os.stat(folders[0]).st_mtime - 60
+    for folder in folders:
+        for path in folder.iterdir():
+            os.utime(path, (past, past))
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
@@ -64,6 +74,29 @@ def test_workers_import_in_processes_and_the_bytes_are_the_same_whatever_their_c
     assert one["imported_samples"] == two["imported_samples"] == 7
     assert file_bytes(tmp_path / "one") == file_bytes(tmp_path / "two")  # every file's bytes
     assert len(file_bytes(tmp_path / "one")) == 4 + 7 * 2 + 2  # manifests, PNGs, spec, card
+
+
+def test_a_rerun_over_a_complete_import_reads_no_render_and_still_sees_a_changed_one(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The tool hashed every render on every run to check the import was the same files; the
+    digest cache (the pipeline's) vouches for the files whose stat still holds."""
+    images, masks = renders(tmp_path / "mine")
+    settled(images, masks)
+    cache = tmp_path / "file_digests.json"
+    imported(images, masks, tmp_path / "a", digest_cache=cache)
+    read: list[str] = []
+    hashed = digests.file_digest
+    monkeypatch.setattr(digests, "file_digest", lambda path: read.append(path) or hashed(path))
+
+    digests.forget_file_digests()  # a new process
+    assert imported(images, masks, tmp_path / "a", digest_cache=cache)["imported_shards"] == 0
+    assert read == []
+    cv2.imwrite(str(masks / "5.png"), np.zeros((48, 64), np.uint8))  # a mask corrected
+    digests.forget_file_digests()
+    with pytest.raises(DataError, match=r"was imported from other files or settings"):
+        imported(images, masks, tmp_path / "a", digest_cache=cache)
+    assert read == [str((masks / "5.png").resolve())]  # that file alone read
 
 
 def test_an_import_is_deterministic_and_resumes_only_missing_shards(tmp_path: Path) -> None:
@@ -168,6 +201,7 @@ def test_the_tool_prints_its_summary_and_says_a_missing_setting_in_one_line(
     tmp_path: Path,
 ) -> None:
     images, masks = renders(tmp_path / "mine")
+    settled(images, masks)
     tool = [sys.executable, str(ROOT / "tools" / "import_renders.py"), f"paths.log_dir={tmp_path}"]
     out = f"out_dir={tmp_path / 'a'}"
     done = subprocess.run(
@@ -178,6 +212,11 @@ def test_the_tool_prints_its_summary_and_says_a_missing_setting_in_one_line(
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["imported_samples"] == 6 and (tmp_path / "a" / CARD).is_file()
+    # the renders' digests kept beside the set, as the pipeline keeps its beside its stages
+    kept = json.loads((tmp_path / "file_digests.json").read_text())["files"]
+    assert sorted(Path(row[0]).name for row in kept) == sorted(
+        [p.name for p in images.iterdir()] + [p.name for p in masks.iterdir()]
+    )
     missing = subprocess.run(
         [*tool, f"image_dir={images}", out], capture_output=True, text=True, timeout=120
     )

@@ -28,6 +28,7 @@ def import_folder(cfg: DictConfig) -> dict:
         cfg.shard_size,
         progress=cfg.progress,
         workers=cfg.workers,
+        digest_cache=cfg.digest_cache,
     )
     print(json.dumps(summary, indent=2))
     return summary
