@@ -9,8 +9,8 @@ the task rows) reads them as it reads our scenes.
   so the bytes on disk depend only on the files, not on ``workers``; shards are written with
   ``io.write_shard`` (temp dir + rename) and a rerun skips the complete ones.
 * ``workers`` processes (render's pool: ``shard_workers``/``run_jobs``, with its handling of
-  stops) read and write a shard's pairs a task: one core decoding and PNG-encoding a
-  100,000-render import was hours.
+  stops) read and write a shard's pairs a task: on one core, reading each pair twice (checked,
+  then written) and PNG-encoding it took 14 ms a 384x544 pair, 25 minutes for 100,000.
 * ``render_spec.json`` records the files (each folder's listing and contents digests) and the
   shard size: importing other files into the folder is refused, as rendering other settings
   is, and a caller that owns the folder (the pipeline) imports them anew instead.
