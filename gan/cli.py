@@ -423,13 +423,20 @@ def exit_on_stop(sig: int, said: str, rerun: str | None = "resume") -> NoReturn:
     sys.exit(128 + sig)
 
 
+#: What the running tool keeps staged for a rerun (``run_cli``'s ``staged``), said on a stop.
+STAGED: dict[str, str | None] = {"kept": None}
+
+
 def stopped(sig: int, said: str, resumes: bool, kept: str) -> NoReturn:
     """A tool that resumes says what it kept; one that does not (a benchmark, predict: their
-    outputs are replaced only once complete) that a rerun starts over."""
+    outputs are replaced only once complete) that they are as they were, and that a rerun
+    starts over, or resumes from what it staged (predict's finished photos)."""
     if resumes:
         exit_on_stop(sig, f"{said}; {kept}")
     if HELD_STOP["came"]:  # held back while the outputs went in place (gan.start.StopsHeld)
         exit_on_stop(sig, f"{said} as its outputs went in place; they are whole", None)
+    if STAGED["kept"]:
+        exit_on_stop(sig, f"{said}; its earlier outputs are as they were, {STAGED['kept']}")
     exit_on_stop(sig, f"{said}; its earlier outputs are as they were", "start over")
 
 
@@ -451,12 +458,17 @@ def wandb_advice(message: str) -> str:
     return f"wandb: {first} (or set WANDB_API_KEY; {offline} without an account)"
 
 
-def run_cli(fn: Callable[..., Any], *args: Any, resumes: bool = True) -> Any:
+def run_cli(
+    fn: Callable[..., Any], *args: Any, resumes: bool = True, staged: str | None = None
+) -> Any:
     """Run ``fn``; expected failures become ``error: <message>`` on stderr and exit code 1.
-    ``resumes=False``: a tool with nothing to resume, whose stop says so (predict said that
-    its finished shards were kept and a rerun would resume)."""
+    ``resumes=False``: a tool whose outputs replace the earlier ones only once complete (a
+    benchmark, predict), whose stop says they are as they were (predict said that its
+    finished shards were kept). ``staged``: what such a tool keeps staged for its rerun to
+    resume (predict: its finished photos); without it a rerun starts over."""
     quiet_expected_warnings()
     HELD_STOP["came"] = False  # of this run's outputs alone (a test runs many in a process)
+    STAGED["kept"] = staged
     try:
         if args and isinstance(args[0], DictConfig):
             check_shared_settings(args[0])

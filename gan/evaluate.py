@@ -9,11 +9,12 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import json
 import math
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -211,7 +212,11 @@ def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
 
 @contextmanager
 def staged(
-    out_dir: Path, subs: Sequence[str], by: str, owned: bool = False
+    out_dir: Path,
+    subs: Sequence[str],
+    by: str,
+    owned: bool = False,
+    resume: dict | None = None,
 ) -> Iterator[dict[str, Path]]:
     """Hidden staging folders for the PNG folders ``subs`` of ``out_dir``. What the block
     writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
@@ -219,17 +224,34 @@ def staged(
     run's results as they were, not mixed with its own. Staging left by a killed run (its
     process gone) is cleared. PNGs there that these tools did not write are refused, unless
     the caller ``owned`` the folder (the pipeline's run folders); so are those another tool
-    wrote (``by``: evaluate's overlays are not predict's, whose masks they stood beside)."""
+    wrote (``by``: evaluate's overlays are not predict's, whose masks they stood beside).
+
+    ``resume``: the settings key of a run that resumes (``prediction_key``): its staging,
+    with its ``PROGRESS`` journal, is kept when the block ends in an error or a stop, and a
+    later run with the same key takes over a stopped run's staging (its process gone:
+    SIGKILL, a power cut) instead of clearing it; which photos in it still hold is for
+    ``reuse_staged`` to say. A live run's staging is never touched: two runs at once each
+    fill their own."""
     check_out_dir(out_dir)
     if not owned:
         refuse_foreign_images(out_dir, subs)
     refuse_another_tools(out_dir, subs, by)
+    adopted = stopped_run_to_resume(out_dir, subs, resume) if resume is not None else None
     for sub in subs:
         for left in out_dir.glob(f".{sub}.tmp-*"):
-            if not process_alive(left.name.rsplit("-", 1)[-1]):
+            owner = left.name.rsplit("-", 1)[-1]
+            if owner != adopted and not staging_in_use(owner):
+                say_discarded(left / PROGRESS, resume)
                 shutil.rmtree(left, ignore_errors=True)
     staging = {sub: out_dir / f".{sub}.tmp-{os.getpid()}" for sub in subs}
+    keep = False
     try:
+        if adopted is not None and adopted != str(os.getpid()):
+            for sub, path in staging.items():
+                try:
+                    os.rename(out_dir / f".{sub}.tmp-{adopted}", path)
+                except OSError:  # taken by a run that started beside this one: redone
+                    pass
         for path in staging.values():
             path.mkdir(parents=True, exist_ok=True)
         yield staging
@@ -249,9 +271,90 @@ def staged(
             remove_other_pngs(final, set(names))
             stamps = {name: stamp(final / name) for name in names}
             write_json_atomic(final / WRITTEN, {"names": names, "stamps": stamps, "by": by})
+    except BaseException:
+        keep = resume is not None and bool(read_progress(progress_file(staging))[1])
+        raise
     finally:
-        for path in staging.values():
-            shutil.rmtree(path, ignore_errors=True)
+        if not keep:
+            for path in staging.values():
+                shutil.rmtree(path, ignore_errors=True)
+
+
+#: In a resuming run's first staging folder (``staged``'s ``resume``): the settings key on
+#: its first line, then one JSON line per photo whose PNGs are staged (``progress_entry``),
+#: appended a batch at a time; a line a kill cut short is skipped on reading.
+PROGRESS = ".progress.jsonl"
+
+
+def progress_file(staging: dict[str, Path]) -> Path:
+    return next(iter(staging.values())) / PROGRESS
+
+
+def read_progress(path: Path) -> tuple[dict | None, dict[str, dict]]:
+    """(settings key, entries by output file name) of a ``PROGRESS`` journal; (None, {})
+    where missing. Lines that do not parse (the last one, where a kill cut it) are skipped,
+    so their photos are segmented again."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None, {}
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    if not parsed or not isinstance(parsed[0], dict) or "key" not in parsed[0]:
+        return None, {}
+    entries = {e["name"]: e for e in parsed[1:] if isinstance(e, dict) and "name" in e}
+    return parsed[0]["key"], entries
+
+
+def write_progress(path: Path, key: dict, entries: Iterable[dict]) -> None:
+    """A journal anew (temp + rename): the key, then the photos a rerun keeps."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    lines = [json.dumps({"key": key}), *(json.dumps(e) for e in entries)]
+    tmp.write_text("".join(f"{line}\n" for line in lines))
+    os.replace(tmp, path)
+
+
+def append_progress(path: Path, entries: Sequence[dict]) -> None:
+    """Photos whose PNGs are all written, one line each, after them: a kill between leaves
+    PNGs without a line, segmented again, never a line without its PNGs."""
+    with open(path, "a") as f:
+        f.write("".join(f"{json.dumps(e)}\n" for e in entries))
+
+
+def staging_in_use(owner: str) -> bool:
+    """Whether a staging folder's owning process (its name's pid) runs and is not this one:
+    one of this process's own is left by an earlier call that failed or was stopped (a test,
+    a notebook's Ctrl-C), taken over or cleared as a dead process's is."""
+    return owner != str(os.getpid()) and process_alive(owner)
+
+
+def stopped_run_to_resume(out_dir: Path, subs: Sequence[str], key: dict) -> str | None:
+    """The pid of the stopped run (process gone) whose staging was made with ``key`` and
+    holds the most finished photos; None where there is none. A live run's is never taken:
+    it is still writing there."""
+    found = []
+    for first in out_dir.glob(f".{subs[0]}.tmp-*"):
+        owner = first.name.rsplit("-", 1)[-1]
+        if staging_in_use(owner):
+            continue
+        made_with, entries = read_progress(first / PROGRESS)
+        if made_with == key and entries:
+            found.append((len(entries), owner))
+    return max(found)[1] if found else None
+
+
+def say_discarded(journal: Path, key: dict | None) -> None:
+    """A stopped run's photos cleared because this run's model or settings differ."""
+    made_with, entries = read_progress(journal)
+    if key is not None and made_with != key and (done := len(entries)):
+        print(
+            f"note: {done} photos a stopped run segmented with another model or other "
+            "settings are discarded; they are segmented again"
+        )
 
 
 def refuse_another_tools(out_dir: Path, subs: Sequence[str], by: str) -> None:
@@ -289,7 +392,7 @@ def process_alive(pid: str) -> bool:
 def batches(loader: DataLoader, description: str) -> Iterator[dict]:
     """Iterate a loader under a rich progress bar counting images."""
     with progress_bar() as bar:
-        task = bar.add_task(description, total=len(loader.dataset))
+        task = bar.add_task(description, total=len(loader.sampler))
         for batch in loader:
             yield batch
             bar.advance(task, len(batch["image"]))
@@ -567,11 +670,14 @@ def photo_loader(
     batch_size: int,
     num_workers: int,
     keep_photo: bool = True,
+    indices: Sequence[int] | None = None,
 ) -> DataLoader:
     """Batches of ImagesToSegment, in folder order: what prediction and BatchNorm
-    recalibration both feed the network."""
+    recalibration both feed the network. ``indices``: those photos alone (a resumed
+    prediction's rest), batched in their order."""
     return DataLoader(
         ImagesToSegment(folder, eval_size, keep_photo),
+        sampler=indices,
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=predict_collate,
@@ -627,15 +733,16 @@ def crack_probabilities(
     description: str = "predict",
     translate_with: nn.Module | None = None,
     tile: int | None = None,
+    indices: Sequence[int] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor, np.ndarray]]:
     """(index, crack probability HxW on CPU, the photo as decoded) for every image of
-    ``folder``, in order; ``tile``: photos larger than it go through in overlapping windows
-    (``gan.task_data.tiled``).
+    ``folder`` (``indices``: those alone), in order; ``tile``: photos larger than it go
+    through in overlapping windows (``gan.task_data.tiled``).
 
     Logits are resized back to each image's own size, so a map always matches its image.
     """
     check_eval_size_fits(eval_size, translate_with)
-    loader = photo_loader(folder, eval_size, batch_size, num_workers)
+    loader = photo_loader(folder, eval_size, batch_size, num_workers, indices=indices)
     net = tiled(scoring_net(model, translate_with), tile)
     said = False
     for batch in batches(loader, description):
@@ -708,7 +815,12 @@ def predict_folder(
     """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png
     (``translate_with``: see ``ThroughGenerator``). Results go to hidden staging folders and
     replace an earlier run's only once every photo is done, so a run that fails on its fifth
-    photo (or is interrupted) leaves the earlier results as they were."""
+    photo (or is interrupted) leaves the earlier results as they were.
+
+    A run that fails or is stopped (Ctrl-C, SIGTERM, SIGKILL, a power cut) keeps its finished
+    photos staged: a rerun with the same model and settings (``prediction_key``) segments
+    only the photos not done, or changed since (``reuse_staged``); a killed 10,000-photo run
+    started over from photo 1."""
     folder = ImageFolder(image_dir)
     out_dir = Path(out_dir)
     subs = {sub: out_dir / sub for sub in ("masks", "overlays")}
@@ -718,16 +830,134 @@ def predict_folder(
             f"input_dir={image_dir} is where this run writes its {photos.name}: the "
             "predictions would replace the photos; choose another out_dir"
         )
-    with StopsHeld() as stops, staged(out_dir, list(subs), "predict") as staging:
+    key = prediction_key(model, translate_with, eval_size, tile, batch_size, None)
+    with StopsHeld() as stops, staged(out_dir, list(subs), "predict", resume=key) as staging:
         # every bad file in one line, before the network runs: one unreadable photo ended a
         # run with the others' work discarded, naming it alone, so each fix meant another run
         # (a decode per photo, small beside the network's pass)
         folder.validate(progress=True, **generators_least_side(translate_with, eval_size))
         counts = write_predictions(
-            model, folder, staging, eval_size, batch_size, num_workers, translate_with, tile
+            model,
+            folder,
+            staging,
+            eval_size,
+            batch_size,
+            num_workers,
+            translate_with,
+            tile,
+            resume=key,
         )
         stops.start()  # the staged results go in place whole
     return [subs["overlays"] / name for name in counts]
+
+
+#: Part of every ``prediction_key``: raised where the same model, settings and photo give
+#: other PNGs (another threshold, overlays drawn otherwise), so staged work of older code is
+#: segmented again, not mixed with the new.
+PREDICTION_FORMAT = 1
+
+
+def prediction_key(
+    model: CrackSegmenter,
+    translate_with: nn.Module | None,
+    eval_size: Sequence[int] | None,
+    tile: int | None,
+    batch_size: int,
+    num_overlays: int | None,
+) -> dict:
+    """What decides a photo's PNGs besides the photo: the networks' weights and layers, the
+    scoring settings (``scoring_record``), the batch size (photos go through in the
+    uninterrupted run's batches; kernels may round otherwise for another batch shape), the
+    device and torch. A stopped run's photos are reused only under an equal key: a resumed
+    run must end byte for byte as an uninterrupted one."""
+    device = model.device
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    key = {
+        "format": PREDICTION_FORMAT,
+        "model": modules_digest([model, translate_with]),
+        **scoring_record(eval_size, tile, num_overlays),
+        "batch_size": batch_size,
+        "device": where,
+        "torch": torch.__version__,
+    }
+    return json.loads(json.dumps(key))  # as read back from a journal: lists, not tuples
+
+
+def modules_digest(modules: Sequence[nn.Module | None]) -> str:
+    """sha256 of each module's layers (its repr) and every tensor of its state: the model
+    as it computes, whether loaded from a checkpoint, an export's source or made in memory
+    (a checkpoint saved again with other optimizer state is the same model)."""
+    h = hashlib.sha256()
+    for module in modules:
+        h.update(repr(module).encode())
+        if module is None:
+            continue
+        h.update(repr(sorted(dict(getattr(module, "hparams", {})).items())).encode())
+        for name, tensor in module.state_dict().items():
+            value = tensor.detach().cpu().contiguous()
+            h.update(f"{name} {value.dtype} {tuple(value.shape)}".encode())
+            h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def output_name(folder: ImageFolder, index: int) -> str:
+    return f"{folder.images[index].stem}.png"
+
+
+def reuse_staged(
+    into: dict[str, Path], folder: ImageFolder, key: dict, batch_size: int
+) -> dict[int, dict]:
+    """The photos (index: journal entry) whose PNGs a stopped run staged and this run keeps:
+    whole batches of the uninterrupted run (the rest goes through in the same batches),
+    each photo the same file (name and content digest) and each staged PNG the one written
+    (its digest: a power cut can leave a file empty). Every other staged PNG is deleted and
+    the journal rewritten to the kept photos, so nothing stale is mixed in."""
+    journal = progress_file(into)
+    made_with, entries = read_progress(journal)
+    if made_with != key:
+        entries = {}
+    kept: dict[int, dict] = {}
+    for start in range(0, len(folder), batch_size):
+        batch = range(start, min(start + batch_size, len(folder)))
+        found = {i: entries.get(output_name(folder, i)) for i in batch}
+        if all(e and still_holds(e, folder.images[i], into) for i, e in found.items()):
+            kept.update(found)  # type: ignore[arg-type]
+    names = {entry["name"] for entry in kept.values()}
+    for path in into.values():
+        for png in path.glob("*.png"):
+            if png.name not in names:
+                png.unlink()
+    write_progress(journal, key, kept.values())
+    return kept
+
+
+def still_holds(entry: dict, photo: Path, into: dict[str, Path]) -> bool:
+    """Whether a journal entry's photo is unchanged and its staged PNGs are as written."""
+    size, _, photo_digest = entry["stamp"]
+    if entry.get("photo") != photo.name or photo.stat().st_size != size:
+        return False
+    for sub, written in entry["outputs"].items():
+        path = into[sub] / entry["name"]
+        if written is None:
+            continue
+        if not path.is_file() or digest(path) != written:
+            return False
+    return digest(photo) == photo_digest
+
+
+def progress_entry(name: str, photo_stamp: list, into: dict[str, Path], counts: tuple) -> dict:
+    """A photo's journal line: its file and stamp (taken before it was read, so a photo
+    changed while segmented reads as changed), each staged PNG's digest and its counts."""
+    outputs = {
+        sub: digest(path / name) if (path / name).is_file() else None for sub, path in into.items()
+    }
+    return {
+        "name": name,
+        "photo": photo_stamp[0],
+        "stamp": photo_stamp[1],
+        "outputs": outputs,
+        "counts": list(counts),
+    }
 
 
 def write_predictions(
@@ -740,28 +970,50 @@ def write_predictions(
     translate_with: nn.Module | None,
     tile: int | None = None,
     num_overlays: int | None = None,
+    resume: dict | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
     ``into['overlays']``; returns each file name's (crack pixels, all pixels) as predicted,
     in the folder's order. ``num_overlays``: only the first that many photos get an overlay,
     the photo above its prediction, as the pipeline's rows show them side by side (None:
-    every photo, the prediction drawn over it)."""
-    counts = {}
+    every photo, the prediction drawn over it). ``resume``: the run's ``prediction_key``:
+    photos a stopped run staged under it are kept (``reuse_staged``), the rest segmented,
+    each batch journaled once its PNGs are written."""
+    done = reuse_staged(into, folder, resume, batch_size) if resume is not None else {}
+    if done:
+        print(f"resuming: {len(done)} of {len(folder)} photos already segmented")
+    todo = [i for i in range(len(folder)) if i not in done]
+    stamps = {i: [folder.images[i].name, stamp(folder.images[i])] for i in todo} if resume else {}
+    counts = {output_name(folder, i): tuple(entry["counts"]) for i, entry in done.items()}
+    finished: list[dict] = []
     probs = crack_probabilities(
-        model, folder, eval_size, batch_size, num_workers, translate_with=translate_with, tile=tile
+        model,
+        folder,
+        eval_size,
+        batch_size,
+        num_workers,
+        translate_with=translate_with,
+        tile=tile,
+        indices=todo,
     )
     for index, prob, photo in probs:
         pred = (prob > 0.5).long()  # the argmax of two classes
-        name = f"{folder.images[index].stem}.png"
+        name = output_name(folder, index)
         write_png(into["masks"] / name, (pred.numpy() * 255).astype(np.uint8))
         image = to_uint8(to_tensor(photo)[None])
         if num_overlays is None:
             overlay = overlay_masks(image, pred[None])[0].permute(1, 2, 0).numpy()
             write_png(into["overlays"] / name, overlay, rgb=True)
-        elif len(counts) < num_overlays:
+        elif index < num_overlays:
             save_overlay(image[0], None, pred, into["overlays"] / name)
         counts[name] = (int(pred.sum()), pred.numel())
-    return counts
+        if resume is not None:
+            finished.append(progress_entry(name, stamps[index], into, counts[name]))
+            if len(finished) == batch_size or index == todo[-1]:  # the batch is whole
+                append_progress(progress_file(into), finished)
+                finished = []
+    names = [output_name(folder, i) for i in range(len(folder))]
+    return {name: counts[name] for name in names}
 
 
 def segment_unlabeled(

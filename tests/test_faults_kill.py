@@ -452,9 +452,44 @@ def test_slurms_sigterm_mid_prediction_is_one_line(tmp_path: Path) -> None:
     stderr = log.read_text()
     assert code == 143, stderr[-3000:]
     assert "stopped by SIGTERM" in stderr and "Traceback" not in stderr, stderr[-3000:]
-    # prediction resumes nothing (it said a rerun would resume), and its staging is gone
-    assert "outputs are as they were: rerun the same command to start over" in stderr
-    assert "resume" not in stderr and not list(out.glob(".*"))
+    # its finished photos are staged for the rerun, which said it would start over
+    assert (
+        "outputs are as they were, its finished photos are kept: rerun the same command to resume"
+    ) in stderr
+    assert not (out / "masks").exists() and list(out.glob(".masks.tmp-*/*.png"))
+
+
+def test_a_killed_predict_reruns_only_the_photos_not_done(tmp_path: Path) -> None:
+    """kill -9 at 90 % of a predict kept none of its work: the rerun began at photo 1. Now
+    it segments the rest and ends byte for byte as an uninterrupted run."""
+    from _task_fixtures import make_folder
+
+    from gan.task import CrackSegmenter
+
+    img, _ = make_folder(tmp_path / "real", n=40, h=96, w=128)
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2})
+    ckpt = tmp_path / "task.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
+
+    def predict(out: Path) -> list[str]:
+        common = [f"paths.root_dir={tmp_path}", f"ckpt={ckpt}", "batch_size=2"]
+        return [*common, f"input_dir={img}", f"out_dir={out}"]
+
+    out = tmp_path / "out"
+    assert kill_when("predict", predict(out), lambda: len(list(out.glob(".masks.tmp-*/*"))) > 8)
+    staged = len(list(out.glob(".masks.tmp-*/*.png")))
+    assert 0 < staged < 40, "the kill came after the last photo; moot"
+    rerun = run_tool("predict", *predict(out))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    resumed = int(rerun.stdout.split("resuming: ")[1].split(" of 40 photos already")[0])
+    assert 0 < resumed <= staged
+    assert run_tool("predict", *predict(tmp_path / "clean")).returncode == 0
+    resumed_pngs, clean_pngs = (
+        {k: v for k, v in tree_digest(run).items() if k.endswith(".png")}
+        for run in (out, tmp_path / "clean")
+    )
+    assert len(resumed_pngs) == 80 and resumed_pngs == clean_pngs
+    assert not list(out.glob(".*"))
 
 
 def test_a_sigterm_as_training_ends_still_stops_the_tool(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def predict(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    run_cli(predict, cfg, resumes=False)
+    run_cli(predict, cfg, resumes=False, staged="its finished photos are kept")
 
 
 if __name__ == "__main__":
