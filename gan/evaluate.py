@@ -247,11 +247,7 @@ def staged(
     keep = False
     try:
         if adopted is not None and adopted != str(os.getpid()):
-            for sub, path in staging.items():
-                try:
-                    os.rename(out_dir / f".{sub}.tmp-{adopted}", path)
-                except OSError:  # taken by a run that started beside this one: redone
-                    pass
+            take_over(out_dir, adopted, staging)
         for path in staging.values():
             path.mkdir(parents=True, exist_ok=True)
         yield staging
@@ -320,7 +316,8 @@ def write_progress(path: Path, key: dict, entries: Iterable[dict]) -> None:
 
 def append_progress(path: Path, entries: Sequence[dict]) -> None:
     """Photos whose PNGs are all written, one line each, after them: a kill between leaves
-    PNGs without a line, segmented again, never a line without its PNGs."""
+    PNGs without a line, segmented again. Nothing is synced: a power cut that keeps a line
+    and loses its PNGs' data is caught by their digests (``still_holds``)."""
     with open(path, "a") as f:
         f.write("".join(f"{json.dumps(e)}\n" for e in entries))
 
@@ -345,6 +342,17 @@ def stopped_run_to_resume(out_dir: Path, subs: Sequence[str], key: dict) -> str 
         if made_with == key and entries:
             found.append((len(entries), owner))
     return max(found)[1] if found else None
+
+
+def take_over(out_dir: Path, owner: str, staging: dict[str, Path]) -> None:
+    """A stopped run's staging folders renamed to this run's, the journal's first: two runs
+    started together that both chose it cannot each take a part (a rename succeeds once);
+    the one that lost takes nothing, and what a lost rename leaves out is segmented again."""
+    for sub, path in staging.items():
+        try:
+            os.rename(out_dir / f".{sub}.tmp-{owner}", path)
+        except OSError:
+            return
 
 
 def say_discarded(journal: Path, key: dict | None) -> None:
@@ -983,7 +991,11 @@ def write_predictions(
     if done:
         print(f"resuming: {len(done)} of {len(folder)} photos already segmented")
     todo = [i for i in range(len(folder)) if i not in done]
-    stamps = {i: [folder.images[i].name, stamp(folder.images[i])] for i in todo} if resume else {}
+    stamps = (
+        {i: [folder.images[i].name, stamp(folder.images[i])] for i in todo}
+        if resume is not None
+        else {}
+    )
     counts = {output_name(folder, i): tuple(entry["counts"]) for i, entry in done.items()}
     finished: list[dict] = []
     probs = crack_probabilities(
@@ -1030,7 +1042,12 @@ def segment_unlabeled(
     """A pipeline row's model on test photos that have no labels (``task_data.test_lab``
     null, the product's user): each photo's mask in ``masks/``, the first ``num_overlays``
     in ``overlays/`` as the report draws them, and a metrics.json that says what was
-    segmented, with no score. Staged as evaluate_folder's outputs are."""
+    segmented, with no score. Staged as evaluate_folder's outputs are.
+
+    Unlike predict_folder it does not resume a stopped run's photos (``write_predictions``
+    could: ``resume``): the pipeline resumes by row, a row's test photos are few (the main
+    job scored DeepCrack's 237 in 44 s), evaluate_folder beside it starts over too, and
+    metrics.json's ``seconds_per_image`` would time only the photos a resumed run segmented."""
     folder = ImageFolder(image_dir)
     out_dir = Path(out_dir)
     start = time.perf_counter()
