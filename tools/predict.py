@@ -2,6 +2,12 @@
 
 python tools/predict.py ckpt=checkpoints/task_oracle/last.ckpt input_dir=photos/
 python tools/predict.py ckpt=... input_dir=photos/ translate_with=checkpoints/adapt/last.ckpt
+
+The results replace an earlier run's only once every photo is done. A run killed or stopped
+part-way (Ctrl-C, SIGTERM, kill -9, a power cut) leaves those as they were and keeps its
+finished photos staged (hidden ``.masks.tmp-<pid>`` / ``.overlays.tmp-<pid>`` in out_dir):
+the same command again segments only the rest ("resuming: 900 of 1000 photos already
+segmented"); another model or other settings start over.
 """
 
 from __future__ import annotations
