@@ -12,10 +12,8 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,15 @@ from gan.data import (
     resize_photo,
     to_tensor,
 )
+from gan.staging import (
+    append_progress,
+    digest,
+    progress_file,
+    read_progress,
+    staged,
+    stamp,
+    write_progress,
+)
 from gan.start import StopsHeld
 from gan.task import (
     TOLERANCE_SHAPE,
@@ -51,14 +58,10 @@ from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
 from synth.distributions import ConfigError
 from synth.io import (
-    MASK_SUFFIXES,
     DataError,
     ImageFolder,
     Sample,
-    first_names,
     missing_folder,
-    read_json,
-    unwritable_folder,
     write_json_atomic,
     write_png,
 )
@@ -131,270 +134,6 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         transient=False,
     )
-
-
-def remove_other_pngs(folder: Path, names: set[str]) -> None:
-    """Delete the PNGs in ``folder`` not among ``names``: an earlier run's into the same
-    output folder, on other photos, would otherwise pass for this run's results."""
-    stale = [p for p in folder.glob("*.png") if p.name not in names]
-    for path in stale:
-        path.unlink()
-    if stale:
-        print(f"{len(stale)} PNGs of an earlier run removed from {folder}")
-
-
-#: In each PNG folder ``staged`` fills: the names it wrote there, so that a later run replaces
-#: and removes those alone.
-WRITTEN = ".written.json"
-
-
-def foreign_images(folder: Path) -> list[str]:
-    """The images in ``folder`` that no run of these tools wrote (``WRITTEN`` lists those):
-    PNGs this run would replace or remove, and masks of other kinds (a user's ``a.bmp``),
-    beside which its ``a.png`` made two masks of one stem. One of ours changed since it was
-    written (a mask corrected by hand: it differs from its ``stamp`` in the record) is the
-    user's now; a rerun replaced it without a word."""
-    pngs = sorted(p.name for p in folder.glob("*") if p.suffix.lower() in MASK_SUFFIXES)
-    record = written_record(folder) if pngs else {}
-    ours, stamps = set(record.get("names", [])), record.get("stamps", {})
-    changed = {n for n in pngs if n in stamps and changed_since(folder / n, stamps[n])}
-    return [
-        f"{name} (changed since written)" if name in changed else name
-        for name in pngs
-        if name not in ours or name in changed
-    ]
-
-
-def written_record(folder: Path) -> dict:
-    """``WRITTEN`` of a folder: ``names``, each one's ``stamps`` and the tool it was ``by``
-    (records before session 47 hold names alone); {} where missing or damaged, as nothing
-    there is then known to be ours."""
-    try:
-        return read_json(folder / WRITTEN)
-    except DataError:
-        return {}
-
-
-def stamp(path: Path) -> list:
-    """A file's size, modification time and content digest, as written."""
-    info = path.stat()
-    return [info.st_size, info.st_mtime_ns, digest(path)]
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def changed_since(path: Path, written: list) -> bool:
-    """Whether a file differs from its ``stamp`` at writing: the same size and time are the
-    same file, read no further; a copy (``cp -r`` sets new times) is read and compared."""
-    info = path.stat()
-    if [info.st_size, info.st_mtime_ns] == written[:2]:
-        return False
-    if info.st_size != written[0] or len(written) < 3:
-        return True
-    return digest(path) != written[2]
-
-
-def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
-    """``out_dir=project`` beside a user's ``project/masks`` of hand-labelled masks replaced
-    them with predictions and deleted the rest as "of an earlier run": refused before any
-    work where a folder this run fills holds PNGs these tools did not write."""
-    for sub in subs:
-        if foreign := foreign_images(out_dir / sub):
-            shown = first_names(foreign, 3)
-            raise ConfigError(
-                f"out_dir={out_dir}: {out_dir / sub} holds {len(foreign)} images these tools "
-                f"did not write ({shown}), which this run would replace, remove or stand "
-                "beside; choose another out_dir, or move them"
-            )
-
-
-@contextmanager
-def staged(
-    out_dir: Path,
-    subs: Sequence[str],
-    by: str,
-    owned: bool = False,
-    resume: dict | None = None,
-) -> Iterator[dict[str, Path]]:
-    """Hidden staging folders for the PNG folders ``subs`` of ``out_dir``. What the block
-    writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
-    ends without an error, so a run that fails half-way, or is stopped, leaves an earlier
-    run's results as they were, not mixed with its own. Staging left by a killed run (its
-    process gone) is cleared. PNGs there that these tools did not write are refused, unless
-    the caller ``owned`` the folder (the pipeline's run folders); so are those another tool
-    wrote (``by``: evaluate's overlays are not predict's, whose masks they stood beside).
-
-    ``resume``: the settings key of a run that resumes (``prediction_key``): its staging,
-    with its ``PROGRESS`` journal, is kept when the block ends in an error or a stop, and a
-    later run with the same key takes over a stopped run's staging (its process gone:
-    SIGKILL, a power cut) instead of clearing it; which photos in it still hold is for
-    ``reuse_staged`` to say. A live run's staging is never touched: two runs at once each
-    fill their own."""
-    check_out_dir(out_dir)
-    if not owned:
-        refuse_foreign_images(out_dir, subs)
-    refuse_another_tools(out_dir, subs, by)
-    adopted = stopped_run_to_resume(out_dir, subs, resume) if resume is not None else None
-    for sub in subs:
-        for left in out_dir.glob(f".{sub}.tmp-*"):
-            owner = left.name.rsplit("-", 1)[-1]
-            if owner != adopted and not staging_in_use(owner):
-                say_discarded(left / PROGRESS, resume)
-                shutil.rmtree(left, ignore_errors=True)
-    staging = {sub: out_dir / f".{sub}.tmp-{os.getpid()}" for sub in subs}
-    keep = False
-    try:
-        if adopted is not None and adopted != str(os.getpid()):
-            take_over(out_dir, adopted, staging)
-        for path in staging.values():
-            path.mkdir(parents=True, exist_ok=True)
-        yield staging
-        for sub, path in staging.items():
-            final = out_dir / sub
-            final.mkdir(exist_ok=True)
-            names = sorted(p.name for p in path.glob("*.png"))
-            earlier = sorted(p.name for p in final.glob("*.png"))  # all ours: checked above
-            # recorded before the files move (a full disk then stops with nothing moved),
-            # and again once the earlier run's other files are gone, with each one's stamp
-            stamped = written_record(final).get("stamps", {})
-            kept = {n: st for n, st in stamped.items() if n not in names}
-            record = {"names": sorted({*names, *earlier}), "stamps": kept, "by": by}
-            write_json_atomic(final / WRITTEN, record)
-            for name in names:
-                os.replace(path / name, final / name)
-            remove_other_pngs(final, set(names))
-            stamps = {name: stamp(final / name) for name in names}
-            write_json_atomic(final / WRITTEN, {"names": names, "stamps": stamps, "by": by})
-    except BaseException:
-        keep = resume is not None and bool(read_progress(progress_file(staging))[1])
-        raise
-    finally:
-        if not keep:
-            for path in staging.values():
-                shutil.rmtree(path, ignore_errors=True)
-
-
-#: In a resuming run's first staging folder (``staged``'s ``resume``): the settings key on
-#: its first line, then one JSON line per photo whose PNGs are staged (``progress_entry``),
-#: appended a batch at a time; a line a kill cut short is skipped on reading.
-PROGRESS = ".progress.jsonl"
-
-
-def progress_file(staging: dict[str, Path]) -> Path:
-    return next(iter(staging.values())) / PROGRESS
-
-
-def read_progress(path: Path) -> tuple[dict | None, dict[str, dict]]:
-    """(settings key, entries by output file name) of a ``PROGRESS`` journal; (None, {})
-    where missing. Lines that do not parse (the last one, where a kill cut it) are skipped,
-    so their photos are segmented again."""
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None, {}
-    parsed = []
-    for line in lines:
-        try:
-            parsed.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    if not parsed or not isinstance(parsed[0], dict) or "key" not in parsed[0]:
-        return None, {}
-    entries = {e["name"]: e for e in parsed[1:] if isinstance(e, dict) and "name" in e}
-    return parsed[0]["key"], entries
-
-
-def write_progress(path: Path, key: dict, entries: Iterable[dict]) -> None:
-    """A journal anew (temp + rename): the key, then the photos a rerun keeps."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    lines = [json.dumps({"key": key}), *(json.dumps(e) for e in entries)]
-    tmp.write_text("".join(f"{line}\n" for line in lines))
-    os.replace(tmp, path)
-
-
-def append_progress(path: Path, entries: Sequence[dict]) -> None:
-    """Photos whose PNGs are all written, one line each, after them: a kill between leaves
-    PNGs without a line, segmented again. Nothing is synced: a power cut that keeps a line
-    and loses its PNGs' data is caught by their digests (``still_holds``)."""
-    with open(path, "a") as f:
-        f.write("".join(f"{json.dumps(e)}\n" for e in entries))
-
-
-def staging_in_use(owner: str) -> bool:
-    """Whether a staging folder's owning process (its name's pid) runs and is not this one:
-    one of this process's own is left by an earlier call that failed or was stopped (a test,
-    a notebook's Ctrl-C), taken over or cleared as a dead process's is."""
-    return owner != str(os.getpid()) and process_alive(owner)
-
-
-def stopped_run_to_resume(out_dir: Path, subs: Sequence[str], key: dict) -> str | None:
-    """The pid of the stopped run (process gone) whose staging was made with ``key`` and
-    holds the most finished photos; None where there is none. A live run's is never taken:
-    it is still writing there."""
-    found = []
-    for first in out_dir.glob(f".{subs[0]}.tmp-*"):
-        owner = first.name.rsplit("-", 1)[-1]
-        if staging_in_use(owner):
-            continue
-        made_with, entries = read_progress(first / PROGRESS)
-        if made_with == key and entries:
-            found.append((len(entries), owner))
-    return max(found)[1] if found else None
-
-
-def take_over(out_dir: Path, owner: str, staging: dict[str, Path]) -> None:
-    """A stopped run's staging folders renamed to this run's, the journal's first: two runs
-    started together that both chose it cannot each take a part (a rename succeeds once);
-    the one that lost takes nothing, and what a lost rename leaves out is segmented again."""
-    for sub, path in staging.items():
-        try:
-            os.rename(out_dir / f".{sub}.tmp-{owner}", path)
-        except OSError:
-            return
-
-
-def say_discarded(journal: Path, key: dict | None) -> None:
-    """A stopped run's photos cleared because this run's model or settings differ."""
-    made_with, entries = read_progress(journal)
-    if key is not None and made_with != key and (done := len(entries)):
-        print(
-            f"note: {done} photos a stopped run segmented with another model or other "
-            "settings are discarded; they are segmented again"
-        )
-
-
-def refuse_another_tools(out_dir: Path, subs: Sequence[str], by: str) -> None:
-    """evaluate into predict's folder replaced 32 of its 40 overlays with its own (three rows
-    each) beside predict's 40 masks, saying so only after; refused before any work."""
-    for sub in subs:
-        other = written_record(out_dir / sub).get("by")  # none yet, or from before session 47
-        if other and other != by:
-            raise ConfigError(
-                f"out_dir={out_dir}: {out_dir / sub} holds {other}'s results, which {by} "
-                "would replace with its own beside the rest; choose another out_dir"
-            )
-
-
-def check_out_dir(out_dir: Path) -> None:
-    """An output folder given as a file's path, or below one: one line naming it (the error
-    named the hidden staging folder that could not be made inside it)."""
-    if why := unwritable_folder(out_dir):
-        raise ConfigError(f"out_dir={out_dir}: {why}")
-
-
-def process_alive(pid: str) -> bool:
-    """Whether a process of this id runs (a staging folder's owner; not a number: no)."""
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's
-        return True
-    return True
 
 
 def batches(loader: DataLoader, description: str) -> Iterator[dict]:

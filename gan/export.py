@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from gan.data import checked_size
-from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator, check_out_dir, process_alive
+from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator
+from gan.staging import check_out_dir, process_alive
 from gan.networks import UNet
 from synth.distributions import ConfigError
 

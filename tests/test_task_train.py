@@ -540,7 +540,7 @@ def test_a_full_disk_at_the_record_leaves_the_earlier_predictions_and_their_reco
     between would have left new PNGs unrecorded, refused by the next run as a user's."""
     import errno
 
-    import gan.evaluate
+    import gan.staging
 
     img, _ = make_folder(tmp_path / "real", n=2)
     torch.manual_seed(0)
@@ -552,7 +552,7 @@ def test_a_full_disk_at_the_record_leaves_the_earlier_predictions_and_their_reco
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     (img / "img0.png").rename(img / "new.png")
-    monkeypatch.setattr(gan.evaluate, "write_json_atomic", full)
+    monkeypatch.setattr(gan.staging, "write_json_atomic", full)
     with pytest.raises(OSError):
         predict_folder(model, img, tmp_path / "pred")
     results = {p: p.read_bytes() for p in (tmp_path / "pred").glob("[!.]*/*") if p.is_file()}
