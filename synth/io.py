@@ -134,9 +134,25 @@ def read_mask(
         if path.suffix.lower() in (".jpg", ".jpeg"):  # lossy: edges blur into in-between greys
             hint = "; JPEG blurs a mask's edges into other values: save masks as PNG"
         raise DataError(
-            f"{path}: mask values {bad} are outside the class map {sorted(value_map)}{hint}"
+            f"{path}: mask values {bad} are outside the class map {map_keys(value_map)}{hint}"
+        )
+    if value_map.get(1) == 0 and mask.max() == 1:
+        # a render's anti-aliased mask (1 is a faint edge grey, background) stored as 0/1:
+        # every crack pixel read as background, and a whole set trained on no crack at all
+        raise DataError(
+            f"{path}: mask values [0, 1]: a 0/1 mask? store crack as 255 (grey values under "
+            "128, 1 among them, are an anti-aliased edge's background)"
         )
     return mapped.astype(np.uint8)
+
+
+def map_keys(value_map: dict[int, int]) -> str:
+    """A value map's raw values as an error says them: a render's 0-255 as a range, where
+    the list of 256 numbers buried the hint after it (a 16-bit mask's, in every file's line)."""
+    keys = sorted(int(k) for k in value_map)
+    if len(keys) > 5 and keys == list(range(keys[0], keys[-1] + 1)):
+        return f"[{keys[0]}-{keys[-1]}]"
+    return str(keys)
 
 
 def write_png(path: Path, array: np.ndarray, rgb: bool = False, level: int = 1) -> None:

@@ -234,3 +234,31 @@ def test_an_anti_aliased_render_mask_is_crack_from_half_way_to_white(tmp_path: P
     cv2.imwrite(str(name), mask)
     imported(images, masks, tmp_path / "out")
     assert ShardedDataset(tmp_path / "out")[0].semantic[0, :4].tolist() == [0, 1, 0, 1]
+
+
+def test_renders_masks_stored_0_1_are_refused_before_any_shard_not_imported_as_no_crack(
+    tmp_path: Path,
+) -> None:
+    """A render's mask exported 0/1 (a common 'binary' export) read every crack pixel as an
+    anti-aliased edge's faint grey, background: the whole set was imported, and the GAN and
+    the rows trained, on no crack at all, without a word."""
+    images, masks = renders(tmp_path / "mine", n=2)
+    for name in masks.iterdir():
+        mask = cv2.imread(str(name), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(name), (mask == 255).astype(np.uint8))
+    with pytest.raises(DataError, match=r"mask values \[0, 1\]: a 0/1 mask\? store crack as 255"):
+        imported(images, masks, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("shard-*"))
+
+
+def test_a_16_bit_render_mask_is_said_in_a_short_line_with_its_hint(tmp_path: Path) -> None:
+    """A 16-bit render mask's error listed the render map's 256 values before its hint, in
+    each bad file's part of the line."""
+    images, masks = renders(tmp_path / "mine", n=2)
+    name = sorted(masks.iterdir())[0]
+    mask = cv2.imread(str(name), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(name), mask.astype(np.uint16) * 257)
+    with pytest.raises(DataError) as err:
+        imported(images, masks, tmp_path / "out")
+    assert "outside the class map [0-255]; a 16-bit mask: save it as 8-bit" in str(err.value)
+    assert len(str(err.value)) < 300
