@@ -108,13 +108,38 @@ def refuse_null_groups(conf_dir: Path, argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
+#: ``~`` where a shell would expand it: a value's start, or the start of a dict entry's value
+#: or a list item's (``{image_dir: ~/renders/img, ...}``), before ``/`` or the value's end.
+_HOME = re.compile(r"(^|[{\[:,]\s*)~(?=/|\s*[,}\]]|$)")
+QUOTES = ("'", '"')  # a value Hydra already reads as quoted
+#: A dict entry's key and the ``:`` after it, inside ``{...}``.
+_ENTRY = re.compile(r",\s*(?=[\w.-]+\s*:)")
+
+
+def quoted_value(key: str, value: str) -> str:
+    """``key=value`` with the value in the quotes Hydra needs: a dict's entries each quoted
+    (``{image_dir: "/my renders/img", ...}``), since the dict quoted whole is a string and
+    was refused as not a dict; any other value quoted whole."""
+    if value.startswith("{") and value.endswith("}"):
+        entries = []
+        for entry in _ENTRY.split(value[1:-1]):
+            name, _, item = entry.partition(":")
+            item = item.strip()
+            item = item if item[:1] in QUOTES else '"' + item + '"'
+            entries.append(f"{name.strip()}: {item}")
+        return f"{key}={{{', '.join(entries)}}}"
+    return f'{key}="{value}"'
+
+
 def refuse_unquoted_values(argv: list[str] | None = None) -> None:
     """A value Hydra's override grammar reads only in quotes (a photo folder named in letters
     outside ASCII, ``/data/фото``, or with brackets, ``/data/photos (2)``) was Hydra's
     "LexerNoViableAltException" and a link to its grammar; it is one line with the argument
-    quoted as Hydra and the shell read it. Hydra's parser loads only for such arguments."""
+    quoted as Hydra and the shell read it. ``~`` (``paths.data_dir=~/photos``), which Hydra
+    reads only quoted and then does not expand, is one line with the home folder written
+    out. Hydra's parser loads only for such arguments."""
     args = [a for a in (sys.argv[1:] if argv is None else argv) if "=" in a and a[0] != "-"]
-    odd = [a for a in args if not a.isascii() or "(" in a or ")" in a]
+    odd = [a for a in args if not a.isascii() or any(c in a.split("=", 1)[1] for c in "()~")]
     if not odd:
         return
     import shlex
@@ -132,13 +157,18 @@ def refuse_unquoted_values(argv: list[str] | None = None) -> None:
         return True
 
     for arg in odd:
+        if reads(arg):
+            continue
         key, value = arg.split("=", 1)
-        quoted = f'{key}="{value}"'
-        if reads(arg) or value[:1] in "'\"" or '"' in value or not reads(quoted):
-            continue  # Hydra reads it, or quotes would not help: Hydra's to say
+        said = "letters outside ASCII, brackets or the like only in quotes"
+        if _HOME.search(value):
+            value = _HOME.sub(lambda m: m[1] + str(Path.home()), value)
+            said = "~ only in quotes, and then as a folder named ~, not expanded"
+        fixed = f"{key}={value}" if reads(f"{key}={value}") else quoted_value(key, value)
+        if value[:1] in "'\"" or '"' in value or not reads(fixed):
+            continue  # quotes would not help: Hydra's to say
         print(
-            f"error: {arg}: Hydra reads a value with letters outside ASCII, brackets or the "
-            f"like only in quotes: {shlex.quote(quoted)}",
+            f"error: {arg}: Hydra reads a value with {said}: {shlex.quote(fixed)}",
             file=sys.stderr,
             flush=True,
         )

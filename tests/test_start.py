@@ -146,6 +146,36 @@ def test_a_path_hydra_cannot_read_unquoted_is_one_line_with_it_quoted(capsys) ->
         refuse_unquoted_values([fine])  # Hydra reads it, or quotes would not help: Hydra's
 
 
+def test_a_dict_of_paths_hydra_cannot_read_is_one_line_with_each_path_quoted(capsys) -> None:
+    """``import_from={image_dir: /my renders (2)/img, ...}``: the line quoted the dict whole,
+    which Hydra reads as a string, and the pipeline then refused it as not a dict."""
+    arg = "stages.render.import_from={image_dir: /r (2)/img, mask_dir: /r (2)/mask}"
+    with pytest.raises(SystemExit):
+        refuse_unquoted_values([arg])
+    fixed = """stages.render.import_from={image_dir: "/r (2)/img", mask_dir: "/r (2)/mask"}"""
+    assert capsys.readouterr().err.endswith(f": '{fixed}'\n")
+    refuse_unquoted_values([fixed])  # the line's own suggestion reads
+
+
+@pytest.mark.parametrize(
+    ("arg", "fixed"),
+    [
+        ("paths.data_dir=~/photos", "paths.data_dir={home}/photos"),
+        ("stages.render.import_from={image_dir: ~/r/img, mask_dir: ~/r/mask}",
+         "'stages.render.import_from={{image_dir: {home}/r/img, mask_dir: {home}/r/mask}}'"),
+    ],
+)  # fmt: skip
+def test_a_tilde_is_one_line_with_the_home_folder_written_out(capsys, arg: str, fixed: str) -> None:
+    """``paths.data_dir=~/photos`` was Hydra's "LexerNoViableAltException" (several lines and
+    a link), and quoted, a folder named ``~`` that is nowhere."""
+    with pytest.raises(SystemExit) as stop:
+        refuse_unquoted_values([arg])
+    assert stop.value.code == 1
+    said = capsys.readouterr().err
+    assert said.startswith(f"error: {arg}: ") and "~" in said and said.count("\n") == 1
+    assert said.endswith(f": {fixed.format(home=Path.home())}\n")
+
+
 def test_a_pipeline_preset_given_to_a_single_stage_tool_is_one_line() -> None:
     """``experiment=label_free`` set train_task's run name to ``label_free`` for every source
     (a second source said "already trained" and scored the first's model under its name);
