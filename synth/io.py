@@ -268,6 +268,8 @@ def missing_folder(path: str | Path, what: str) -> DataError:
             return DataError(f"{parent}: a file where a folder should be (looking for {path})")
     where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
     said = f"{path}: {what} not found{where}"
+    if path.parts[:1] == ("~",):  # quoted past the shell and Hydra: a folder named ~
+        said += f"; ~ is not expanded: write {path.expanduser()}"
     if path.name in ("train_img", "test_img") and path.parent.is_dir():
         # a user's folder of photos given as paths.data_dir: its photos are not in train_img/
         photos = image_names(path.parent)

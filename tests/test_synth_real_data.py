@@ -388,6 +388,16 @@ def test_a_folder_that_is_a_file_or_relative_is_said_so(tmp_path: Path, monkeypa
         ImageFolder("photos")
 
 
+def test_a_folder_under_a_quoted_tilde_is_said_with_the_home_folder(tmp_path, monkeypatch) -> None:
+    """``'paths.data_dir="~/photos"'`` (quoted past the shell and Hydra) was "~/photos: not
+    found (relative to ...)", a folder named ``~`` there, with no word of why."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as err:
+        ImageFolder("~/no-such-photos")
+    home = Path.home() / "no-such-photos"
+    assert str(err.value).endswith(f"; ~ is not expanded: write {home}")
+
+
 def test_photos_in_the_data_folder_itself_are_said_where_they_go(tmp_path: Path) -> None:
     """A user's photo folder given as paths.data_dir, the photos in it and not in its
     train_img/: "train_img: image folder not found", of a folder full of photos."""
