@@ -279,9 +279,14 @@ def rows_agreement(cfg: DictConfig, rows: list[str]) -> dict[str, float | None]:
     return mask_agreement(folders) if len(folders) > 1 else {}
 
 
+#: A pair of rows that called no pixel crack has no IoU: a bare "n/a" left the user guessing
+#: whether the measure had failed.
+NO_CRACK = "n/a (neither called any pixel crack)"
+
+
 def agreement_line(agreement: dict[str, float | None], seed: int) -> str:
     said = ", ".join(
-        f"{pair} {'n/a' if v is None else f'{v:.2f}'}" for pair, v in agreement.items()
+        f"{pair} {NO_CRACK if v is None else f'{v:.2f}'}" for pair, v in agreement.items()
     )
     return (
         f" Agreement between the rows' masks (crack IoU pooled over the photos, seed {seed}'s "

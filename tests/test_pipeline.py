@@ -1350,11 +1350,11 @@ def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path):
     assert "| training data | pixels called crack |" in md and "| testtime | " in md
     assert "Against the goal" not in md and "F1" not in md
     # how far the rows' masks agree, the one comparison there is without labels (2-step
-    # models may call nothing crack: n/a)
+    # models may call nothing crack: n/a, with why)
     agreement = json.loads((report / "results.json").read_text())["agreement"]
     assert list(agreement) == ["synthetic / testtime"]
     value = agreement["synthetic / testtime"]
-    shown = "n/a" if value is None else f"{value:.2f}"
+    shown = "n/a (neither called any pixel crack)" if value is None else f"{value:.2f}"
     assert f"seed 0's models): synthetic / testtime {shown};" in md
     assert "scored as stages.evaluate" not in md and "scoring the test" not in md
     assert (report / "predictions.png").is_file() and not (report / "errors.png").exists()

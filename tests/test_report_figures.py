@@ -7,6 +7,7 @@ import cv2
 import torch
 
 from gan.evaluate import save_overlay
+from gan.pipeline_report import agreement_line
 from gan.report import hardest_images
 from gan.report_figures import (
     ERRORS_TITLE,
@@ -208,3 +209,11 @@ def test_the_error_maps_title_says_which_pick_it_shows() -> None:
     assert errors_title(["oracle"], "oracle") == ERRORS_TITLE_LOWEST
     assert errors_title(["adapted", "synthetic"], "oracle") == ERRORS_TITLE_LOWEST
     assert "oracle row wins" in ERRORS_TITLE.format(reference="oracle")
+
+
+def test_rows_that_called_no_pixel_crack_are_said_so_in_the_agreement_line() -> None:
+    """Two rows whose masks hold no crack have no IoU: the report said a bare "n/a", which
+    reads as a measure that failed, after short training the usual case."""
+    line = agreement_line({"synthetic / adapted": None, "synthetic / testtime": 0.5}, 0)
+    assert "synthetic / adapted n/a (neither called any pixel crack), " in line
+    assert "synthetic / testtime 0.50;" in line
