@@ -610,7 +610,14 @@ def read_manifests(root: str | Path) -> list[tuple[Path, dict]]:
         raise missing_folder(root, "dataset folder")
     shards = sorted(p for p in root.glob("shard-?????") if (p / MANIFEST).is_file())
     if not shards:
-        raise DataError(f"{root}: no complete shards (shard-*/{MANIFEST}) in dataset folder")
+        said = f"{root}: no complete shards (shard-*/{MANIFEST}) in dataset folder"
+        if photos := image_names(root):  # a user's renders named where their import goes
+            said += (
+                f"; it holds {len(photos)} image(s) ({first_names(photos, 2)}): a folder of "
+                "renders becomes a sharded set with tools/import_renders.py image_dir=<it> "
+                "mask_dir=<their masks>"
+            )
+        raise DataError(said)
     records = []
     for shard in shards:
         for n, line in enumerate((shard / MANIFEST).read_text().splitlines()):

@@ -262,3 +262,11 @@ def test_a_16_bit_render_mask_is_said_in_a_short_line_with_its_hint(tmp_path: Pa
         imported(images, masks, tmp_path / "out")
     assert "outside the class map [0-255]; a 16-bit mask: save it as 8-bit" in str(err.value)
     assert len(str(err.value)) < 300
+
+
+def test_a_folder_of_renders_given_as_a_sharded_set_says_how_to_import_it(tmp_path: Path) -> None:
+    """``data_stats synthetic=/my/renders/img`` said "no complete shards" of a folder full of
+    images, with no word of the import that makes the set it asks for."""
+    images, _ = renders(tmp_path / "mine", n=2)
+    with pytest.raises(DataError, match=r"holds 2 image\(s\) .*tools/import_renders\.py"):
+        ShardedDataset(images)
