@@ -213,6 +213,29 @@ def mask_agreement(mask_dirs: dict[str, Path]) -> dict[str, float | None]:
     }
 
 
+def unscored_agreement(a: str | Path, b: str | Path) -> str | None:
+    """Two pipeline rows of photos without labels (``masks/``, no ``per_image.csv``): "no
+    scores to compare" of the first was all the tool said, where the rows' masks can still be
+    compared, as the report compares them: their crack IoU over the photos both segmented.
+    None where either row holds scores or no masks (the scores' own messages then)."""
+    runs = (Path(a), Path(b))
+    if any((r / "per_image.csv").is_file() or not (r / "masks").is_dir() for r in runs):
+        return None
+    shared = set.intersection(*({p.name for p in (r / "masks").glob("*.png")} for r in runs))
+    if not shared:
+        return None
+    iou = mask_agreement({"a": runs[0] / "masks", "b": runs[1] / "masks"})["a / b"]
+    photos = f"the {len(shared)} photo{'s' * (len(shared) != 1)} both segmented"
+    if iou is None:
+        agree = f"neither called any pixel of {photos} crack"
+    else:  # a measure of how much they differ, as the report says it, not of which is right
+        agree = f"their masks agree at crack IoU {iou:.2f} over {photos} (not which is right)"
+    return (
+        f"{a} and {b} segmented photos without labels: no scores to compare; {agree}; labels "
+        "for a few photos score them (README: Photos and no labels at all)"
+    )
+
+
 #: Resamples of the test photos behind a gain's interval: its ends move by about 0.0005 F1
 #: between two sets of 2000 draws on DeepCrack's 237 photos.
 INTERVAL_DRAWS = 2000

@@ -270,3 +270,23 @@ def test_the_tool_gives_the_paired_gain_and_its_interval_over_the_photos(tmp_pat
     write_scores(tmp_path / "old", {p: (0.5, 0.1, 0.1) for p in photos})  # without counts
     done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'old'}", logs)
     assert "pooled F1, a - b: no interval (scores without per-photo counts" in done.stdout
+
+
+def test_two_rows_of_photos_without_labels_are_compared_by_their_masks_agreement(
+    tmp_path: Path,
+) -> None:
+    """Two label-free pipeline rows (masks/, no scores) got "no scores to compare" of the
+    first and nothing else, where their masks' agreement is the comparison there is."""
+    for row, pixels in {"adapted": [0, 1, 2, 3], "synthetic": [2, 3, 4, 5]}.items():
+        (tmp_path / row / "masks").mkdir(parents=True)
+        mask = np.zeros(16, np.uint8)
+        mask[pixels] = 255
+        cv2.imwrite(str(tmp_path / row / "masks" / "p.png"), mask.reshape(4, 4))
+    logs = f"paths.log_dir={tmp_path / 'logs'}"
+    done = run_tool(
+        "compare_runs", f"a={tmp_path / 'adapted'}", f"b={tmp_path / 'synthetic'}", logs
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    said = done.stderr.strip().splitlines()[-1]
+    assert said.startswith("error: ") and "no scores to compare" in said
+    assert "their masks agree at crack IoU 0.33 over the 1 photo both segmented" in said

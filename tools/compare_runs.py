@@ -29,8 +29,10 @@ from gan.compare import (
     seed_pairs,
     seed_runs,
     seed_scores,
+    unscored_agreement,
 )
 from synth.distributions import ConfigError
+from synth.io import DataError
 
 register_resolvers()
 
@@ -62,6 +64,8 @@ def compare(cfg: DictConfig) -> None:
     if Path(cfg.a).resolve() == Path(cfg.b).resolve():
         raise ConfigError(f"a and b are one run ({cfg.a}): give two run folders to compare")
     check_pattern(cfg.series_pattern)
+    if unscored := unscored_agreement(cfg.a, cfg.b):
+        raise DataError(unscored)
     siblings = cfg.average_seeds
     if not isinstance(siblings, bool):
         raise ConfigError(f"average_seeds={siblings!r}: expected true or false")
