@@ -21,8 +21,8 @@ from torch import nn
 
 from gan.data import checked_size
 from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator
-from gan.staging import check_out_dir, process_alive
 from gan.networks import UNet
+from gan.staging import check_out_dir, process_alive
 from synth.distributions import ConfigError
 
 
