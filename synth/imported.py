@@ -35,11 +35,13 @@ from synth.distributions import ConfigError, checked_count
 from synth.io import (
     CARD,
     CLASS_MAP,
+    DataError,
     ImageFolder,
     Sample,
     clean_partial_shards,
     is_shard_complete,
     num_shards,
+    read_mask,
     refuse_bad_files,
     shard_range,
     unread_entries,
@@ -184,18 +186,32 @@ def import_folder_pair(
 
 def read_every_pair(pool: Any, folder: ImageFolder, shard_size: int, bar: Any) -> None:
     """Decode every pair, a shard's worth a job on ``pool`` (``run_jobs``), and refuse the
-    bad ones in one line, in the folder's order whatever order the jobs finished in."""
+    bad ones in one line, in the folder's order whatever order the jobs finished in; then a
+    set whose masks mark no crack at all."""
     n = len(folder)
     task = bar.add_task(f"reading {folder.image_dir.name}", total=n)
     parts = [shard_range(s, shard_size, n) for s in range(num_shards(n, shard_size))]
     jobs = [(folder.subset(part),) for part in parts]
     found = run_jobs(pool, _bad_pairs, jobs, lambda bad: bar.advance(task, bad[1]))
-    refuse_bad_files([line for bad, _ in found for line in bad])
+    refuse_bad_files([line for bad, _, _ in found for line in bad])
+    if n and not any(cracked for _, _, cracked in found):
+        raise DataError(
+            f"{folder.mask_dir}: none of the {n} masks marks a crack pixel (crack is 255, or "
+            "grey from 128 up at an anti-aliased edge): masks of label ids (0, 1, 2, ...) or "
+            "an empty export? The GAN's semantic losses and every row would train on no crack"
+        )
 
 
-def _bad_pairs(part: ImageFolder) -> tuple[list[str], int]:
-    """Worker task: what is wrong with a part's pairs, and how many it read."""
-    return part.bad_files(range(len(part))), len(part)
+def _bad_pairs(part: ImageFolder) -> tuple[list[str], int, bool]:
+    """Worker task: what is wrong with a part's pairs, how many it read, and whether any of
+    its masks marks a crack pixel (masks alone decoded again: small, single-channel)."""
+    bad = part.bad_files(range(len(part)))
+    return bad, len(part), not bad and any(marks_crack(part, i) for i in range(len(part)))
+
+
+def marks_crack(folder: ImageFolder, i: int) -> bool:
+    mask = folder.masks[i]
+    return mask is not None and bool(read_mask(mask, folder.value_map).any())
 
 
 def write_shards(

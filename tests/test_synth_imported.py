@@ -251,6 +251,25 @@ def test_renders_masks_stored_0_1_are_refused_before_any_shard_not_imported_as_n
     assert not list((tmp_path / "out").glob("shard-*"))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_renders_whose_masks_mark_no_crack_at_all_are_refused_before_any_shard(
+    tmp_path: Path, workers: int
+) -> None:
+    """Masks of label ids (crack stored as 2, as a simulator's segmentation export may) are
+    each a valid mask of background and faint edge greys: the whole set imported with no
+    crack, and the GAN and every row trained on none. Refused as a set, in one line."""
+    images, masks = renders(tmp_path / "mine", n=5)
+    for name in masks.iterdir():
+        mask = cv2.imread(str(name), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(name), (mask == 255).astype(np.uint8) * 2)
+    with pytest.raises(DataError, match=r"none of the 5 masks marks a crack pixel"):
+        imported(images, masks, tmp_path / "out", shard_size=2, workers=workers)
+    assert not list((tmp_path / "out").glob("shard-*"))
+    one = sorted(masks.iterdir())[3]  # one mask with a crack: the set is taken
+    cv2.imwrite(str(one), (cv2.imread(str(one), cv2.IMREAD_GRAYSCALE) > 0).astype(np.uint8) * 255)
+    assert imported(images, masks, tmp_path / "out", shard_size=2)["imported_samples"] == 5
+
+
 def test_a_16_bit_render_mask_is_said_in_a_short_line_with_its_hint(tmp_path: Path) -> None:
     """A 16-bit render mask's error listed the render map's 256 values before its hint, in
     each bad file's part of the line."""
