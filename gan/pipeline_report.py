@@ -107,7 +107,7 @@ def report_figures(
     for old in [*d["report"].glob("grid_*.png"), *(d["report"] / n for n in FIGURE_FILES)]:
         old.unlink(missing_ok=True)  # an earlier report's: a set or row this one may not show
     made = {  # the sets this report's rows were trained on, each with what made it
-        "synthetic samples": (d["synthetic"], needs_render),
+        scenes_title(cfg): (d["synthetic"], needs_render),
         "adapted samples (same scenes, masks carried)": (d["adapted"], needs_adapted),
         "FDA samples (same scenes, low frequencies from real photos)": (d["fda"], needs_fda),
     }
@@ -245,6 +245,13 @@ def test_set_line(cfg: DictConfig, at: str, photos: int) -> str:
         "testtime row scored best, then adapted (README); labelling a few photos (test_lab) "
         "scores them all."
     )
+
+
+def scenes_title(cfg: DictConfig) -> str:
+    """The scenes' sample sheet's title: imported renders were titled "synthetic samples",
+    as if our simulator had made them."""
+    imported = read_card(dirs(cfg)["synthetic"]).get("imported_from")
+    return "synthetic samples" + (" (your imported renders)" if imported else "")
 
 
 def scenes_line(cfg: DictConfig, sources: list[str]) -> str:

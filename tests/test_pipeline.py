@@ -1596,6 +1596,7 @@ def test_the_pipeline_runs_on_imported_renders_and_redoes_the_gan_and_rows_on_ne
     assert f"render: 6 samples imported from {mine / 'train_img'}" in first.stdout
     report = (tmp_path / "out" / "report" / "report.md").read_text()
     assert f"Scenes: imported from {(mine / 'train_img').resolve()} (masks " in report
+    assert "synthetic samples (your imported renders)" in report
     assert (
         "| adapted |" in report and (tmp_path / "out" / "report" / "grid_synthetic.png").is_file()
     )
