@@ -821,16 +821,21 @@ def test_a_task_model_resumed_on_another_pruned_selection_is_refused(
     shutil.copytree(task_run, root, symlinks=True)
     before = task_files(root)
     proc = rerun_task(root, 3, "oracle", "prune.keep_fraction=0.5", "prune.score_after_steps=1")
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     last = root / "checkpoints" / "task_oracle" / "last.ckpt"
-    assert lines == [
+    refused_before_scoring(
+        proc,
         f"error: {last}: trained on all 4 samples of task_data.train_dir, while "
         "prune.keep_fraction=0.5 trains on 2; resume with prune.keep_fraction=1, or start "
-        "over with ckpt_path=null or a new run_name="
-    ]
-    assert "EL2N pruning kept" not in proc.stdout
+        "over with ckpt_path=null or a new run_name=",
+    )
     assert task_files(root) == before
+
+
+def refused_before_scoring(proc, line: str) -> None:
+    """A resume refused in ``line`` alone, before EL2N pruning scored the set."""
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert [row for row in proc.stderr.splitlines() if row.startswith("error: ")] == [line]
+    assert "EL2N pruning kept" not in proc.stdout
 
 
 def test_a_pruned_task_model_resumed_with_other_prune_settings_is_refused_before_scoring(
@@ -851,15 +856,13 @@ def test_a_pruned_task_model_resumed_with_other_prune_settings_is_refused_before
     made = pruning.read_bytes()
     before = task_files(tmp_path)
     proc = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     last = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
-    assert lines == [
+    refused_before_scoring(
+        proc,
         f"error: {last}: trained on the EL2N selection in {pruning}, made with "
         "prune.keep_fraction=0.5; resume with those settings, or start over with "
-        "ckpt_path=null or a new run_name="
-    ]
-    assert "EL2N pruning kept" not in proc.stdout
+        "ckpt_path=null or a new run_name=",
+    )
     assert task_files(tmp_path) == before
     pruning.unlink()
     proc = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune)
