@@ -18,12 +18,17 @@ the task rows) reads them as it reads our scenes.
   tool's, beside ``out_dir``; the pipeline's, around its run), so a rerun over a complete
   import reads no render to find it the same.
 * Every bad pair (a photo without a mask, an unreadable file, a mask of another size) is said
-  in one line before any shard is written.
+  in one line before any shard is written. A resume (the spec matches, some shards complete)
+  decodes only the pairs of the shards still to write: the complete ones were checked when
+  written and their files are vouched for by the spec's digests, and their manifests record
+  which samples have crack (a resume of 20 of 200 shards read all 100,000 pairs first, ~20
+  minutes on one core for 2 minutes of writing).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sys
 import time
@@ -35,6 +40,7 @@ from synth.distributions import ConfigError, checked_count
 from synth.io import (
     CARD,
     CLASS_MAP,
+    MANIFEST,
     DataError,
     ImageFolder,
     Sample,
@@ -43,6 +49,7 @@ from synth.io import (
     num_shards,
     read_mask,
     refuse_bad_files,
+    shard_name,
     shard_range,
     unread_entries,
     write_json_atomic,
@@ -160,10 +167,10 @@ def import_folder_pair(
         check_spec(out, spec)  # other files' import, or a render: refused before any is read
     stale = replace_stale and bool(folder_spec_changes(out, spec))
     todo = [s for s in range(total) if stale or not is_shard_complete(out, s)]
-    jobs = total if todo else 0  # a complete set starts no worker
-    with progress_bar(progress) as bar, shard_workers(workers, jobs, "importing") as pool:
+    complete = sorted(set(range(total)) - set(todo))  # [] unless resuming
+    with progress_bar(progress) as bar, shard_workers(workers, len(todo), "importing") as pool:
         if todo:  # every bad pair in one line, before any shard is written or removed
-            read_every_pair(pool, folder, shard_size, bar)
+            read_pairs_to_write(pool, folder, todo, shard_size, bar, out, complete)
         if stale:
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -184,22 +191,51 @@ def import_folder_pair(
     }
 
 
-def read_every_pair(pool: Any, folder: ImageFolder, shard_size: int, bar: Any) -> None:
-    """Decode every pair, a shard's worth a job on ``pool`` (``run_jobs``), and refuse the
-    bad ones in one line, in the folder's order whatever order the jobs finished in; then a
-    set whose masks mark no crack at all."""
+def read_pairs_to_write(
+    pool: Any,
+    folder: ImageFolder,
+    todo: list[int],
+    shard_size: int,
+    bar: Any,
+    out: Path,
+    complete: list[int],
+) -> None:
+    """Decode the pairs of the ``todo`` shards (every pair, unless resuming), a shard's worth
+    a job on ``pool`` (``run_jobs``), and refuse the bad ones in one line, in the folder's
+    order whatever order the jobs finished in; then a set whose masks mark no crack at all,
+    neither these nor, as their manifests record, the ``complete`` shards' in ``out``.
+
+    The complete shards' pairs are not decoded again: they were checked when written, and
+    ``render_spec.json``'s digests vouch that their files are those. A pair gone bad since
+    inside a complete shard is therefore not seen by a resume; re-reading it cost a resume of
+    20 of 200 shards the decoding of all 100,000 pairs (~20 minutes on one core)."""
     n = len(folder)
-    task = bar.add_task(f"reading {folder.image_dir.name}", total=n)
-    parts = [shard_range(s, shard_size, n) for s in range(num_shards(n, shard_size))]
-    jobs = [(folder.subset(part),) for part in parts]
+    task = bar.add_task(f"reading {folder.image_dir.name}", total=count(todo, shard_size, n))
+    jobs = [(folder.subset(shard_range(s, shard_size, n)),) for s in todo]
     found = run_jobs(pool, _bad_pairs, jobs, lambda bad: bar.advance(task, bad[1]))
     refuse_bad_files([line for bad, _, _ in found for line in bad])
-    if n and not any(cracked for _, _, cracked in found):
+    cracked = any(cracked for _, _, cracked in found)
+    if n and not cracked and not recorded_crack(out, complete):
         raise DataError(
             f"{folder.mask_dir}: none of the {n} masks marks a crack pixel (crack is 255, or "
             "grey from 128 up at an anti-aliased edge): masks of label ids (0, 1, 2, ...) or "
             "an empty export? The GAN's semantic losses and every row would train on no crack"
         )
+
+
+def recorded_crack(out: Path, shards: list[int]) -> bool:
+    """Whether any sample of the complete ``shards`` has crack, as their manifests record it
+    (``imported_sample``'s ``has_crack``): a resume decides the no-crack refusal without
+    decoding the masks it already imported."""
+    for s in shards:
+        manifest = out / shard_name(s) / MANIFEST
+        for n, line in enumerate(manifest.read_text().splitlines()):
+            try:
+                if json.loads(line).get("has_crack"):
+                    return True
+            except (json.JSONDecodeError, AttributeError) as err:
+                raise DataError(f"{manifest}:{n + 1}: corrupt manifest line") from err
+    return False
 
 
 def _bad_pairs(part: ImageFolder) -> tuple[list[str], int, bool]:

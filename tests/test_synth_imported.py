@@ -15,9 +15,18 @@ import pytest
 from _synth_fixtures import ROOT, tiny_config, tree_digest
 
 from synth import digests, render
+from synth import imported as imported_module
 from synth.digests import listing_digest
 from synth.imported import import_changes, import_renders
-from synth.io import CARD, DataError, ShardedDataset, read_card, read_image, shard_name
+from synth.io import (
+    CARD,
+    DataError,
+    ImageFolder,
+    ShardedDataset,
+    read_card,
+    read_image,
+    shard_name,
+)
 from synth.render import render_dataset
 from synth.toy import write_toy_real_folder
 
@@ -289,3 +298,122 @@ def test_a_folder_of_renders_given_as_a_sharded_set_says_how_to_import_it(tmp_pa
     images, _ = renders(tmp_path / "mine", n=2)
     with pytest.raises(DataError, match=r"holds 2 image\(s\) .*tools/import_renders\.py"):
         ShardedDataset(images)
+
+
+def decoded_in(monkeypatch) -> list[str]:
+    """The image names ``ImageFolder`` decodes in this process, in order."""
+    read: list[str] = []
+    getitem = ImageFolder.__getitem__
+
+    def counted(self: ImageFolder, i: int):
+        read.append(self.images[i].name)
+        return getitem(self, i)
+
+    monkeypatch.setattr(ImageFolder, "__getitem__", counted)
+    return read
+
+
+def checked_parts(monkeypatch) -> list[list[str]]:
+    """The image names of each shard's worth of pairs sent to be checked (``_bad_pairs``),
+    whether the jobs run in this process or in workers."""
+    parts: list[list[str]] = []
+    run_jobs = imported_module.run_jobs
+
+    def counted(pool, task, jobs, finished):
+        if task.__name__ == "_bad_pairs":
+            parts.extend([p.name for p in job[0].images] for job in jobs)
+        return run_jobs(pool, task, jobs, finished)
+
+    monkeypatch.setattr(imported_module, "run_jobs", counted)
+    return parts
+
+
+def corrupted_in_place(path: Path) -> bytes:
+    """``path``'s bytes zeroed, its inode, size and modification time kept (bits rotted on
+    disk: the digest cache still vouches for it); returns the bytes it had."""
+    kept, stat = path.read_bytes(), path.stat()
+    with open(path, "r+b") as f:
+        f.write(bytes(len(kept)))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return kept
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_resumed_import_decodes_only_the_missing_shards_pairs_and_ends_byte_identical(
+    tmp_path: Path, monkeypatch, workers: int
+) -> None:
+    """A rerun after a kill (180 of 200 shards complete) decoded all 100,000 pairs, ~20
+    minutes on one core, before writing the last 20 shards (2 minutes)."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    images, masks = renders(tmp_path / "mine", n=7)  # shards of 2: 0-1, 2-3, 4-5, 6
+    imported(images, masks, tmp_path / "whole", shard_size=2, workers=workers)
+    imported(images, masks, tmp_path / "a", shard_size=2, workers=workers)
+    for s in (1, 3):  # lost to a kill
+        shutil.rmtree(tmp_path / "a" / shard_name(s))
+    parts, decoded = checked_parts(monkeypatch), decoded_in(monkeypatch)
+    again = imported(images, masks, tmp_path / "a", shard_size=2, workers=workers)
+    assert (again["imported_shards"], again["skipped_shards"]) == (2, 2)
+    assert parts == [["2.jpg", "3.jpg"], ["6.jpg"]]
+    if workers == 1:  # each missing pair checked, then written; the complete ones never read
+        assert sorted(decoded) == sorted(["2.jpg", "3.jpg", "6.jpg"] * 2)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "whole")
+    parts.clear()
+    assert imported(images, masks, tmp_path / "a", shard_size=2)["imported_shards"] == 0
+    assert parts == []  # a complete set reads no pair
+
+
+def test_a_resume_refuses_bad_pairs_of_the_missing_shards_and_leaves_the_complete_ones_unread(
+    tmp_path: Path,
+) -> None:
+    """A resume reads the pairs it still has to write: theirs are said in one line as a fresh
+    import's are; a pair inside a complete shard was checked when it was written, and is not
+    decoded again (the spec's digests, from the cache, vouch for its file)."""
+    images, masks = renders(tmp_path / "mine", n=7)
+    settled(images, masks)
+    cache = tmp_path / "file_digests.json"
+    imported(images, masks, tmp_path / "whole", shard_size=2, digest_cache=cache)
+    imported(images, masks, tmp_path / "a", shard_size=2, digest_cache=cache)
+    for s in (1, 3):
+        shutil.rmtree(tmp_path / "a" / shard_name(s))
+    corrupted_in_place(images / "0.jpg")  # in complete shard 0
+    kept = {name: corrupted_in_place(images / name) for name in ("3.jpg", "6.jpg")}
+    digests.forget_file_digests()  # a new process
+    with pytest.raises(DataError) as err:
+        imported(images, masks, tmp_path / "a", shard_size=2, digest_cache=cache)
+    said = str(err.value)
+    assert "\n" not in said and "(and 1 more bad files:" in said
+    assert "3.jpg: unreadable" in said and "6.jpg: unreadable" in said and "0.jpg" not in said
+    assert sorted(p.name for p in (tmp_path / "a").glob("shard-*")) == [
+        shard_name(0),
+        shard_name(2),
+    ]
+    for name, data in kept.items():  # the missing shards' files mended, in place
+        stat = (images / name).stat()
+        (images / name).write_bytes(data)
+        os.utime(images / name, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    digests.forget_file_digests()
+    imported(images, masks, tmp_path / "a", shard_size=2, digest_cache=cache)
+    assert file_bytes(tmp_path / "a") == file_bytes(tmp_path / "whole")
+
+
+def test_a_resume_refuses_a_set_of_no_crack_from_the_complete_shards_record(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A resume decides "no mask marks a crack" from the pairs it reads and the complete
+    shards' manifests (``has_crack``), without decoding those shards' masks again."""
+    images, masks = renders(tmp_path / "mine", n=4)  # shards of 2: 0-1, 2-3
+    for name in ("2.png", "3.png"):  # shard 1 has no crack; shard 0 has
+        cv2.imwrite(str(masks / name), np.zeros((48, 64), np.uint8))
+    imported(images, masks, tmp_path / "a", shard_size=2)
+    shutil.rmtree(tmp_path / "a" / shard_name(1))
+    decoded = decoded_in(monkeypatch)
+    assert imported(images, masks, tmp_path / "a", shard_size=2)["imported_shards"] == 1
+    assert sorted(decoded) == ["2.jpg", "2.jpg", "3.jpg", "3.jpg"]  # shard 0's record decides
+
+    manifest = tmp_path / "a" / shard_name(0) / "manifest.jsonl"  # a record of no crack
+    records = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({**r, "has_crack": False}) + "\n" for r in records))
+    shutil.rmtree(tmp_path / "a" / shard_name(1))
+    with pytest.raises(DataError, match=r"none of the 4 masks marks a crack pixel"):
+        imported(images, masks, tmp_path / "a", shard_size=2)
+    assert not (tmp_path / "a" / shard_name(1)).exists()
