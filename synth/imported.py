@@ -28,7 +28,6 @@ the task rows) reads them as it reads our scenes.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import sys
 import time
@@ -40,16 +39,15 @@ from synth.distributions import ConfigError, checked_count
 from synth.io import (
     CARD,
     CLASS_MAP,
-    MANIFEST,
     DataError,
     ImageFolder,
     Sample,
     clean_partial_shards,
     is_shard_complete,
     num_shards,
+    read_manifests,
     read_mask,
     refuse_bad_files,
-    shard_name,
     shard_range,
     unread_entries,
     write_json_atomic,
@@ -224,18 +222,11 @@ def read_pairs_to_write(
 
 
 def recorded_crack(out: Path, shards: list[int]) -> bool:
-    """Whether any sample of the complete ``shards`` has crack, as their manifests record it
-    (``imported_sample``'s ``has_crack``): a resume decides the no-crack refusal without
-    decoding the masks it already imported."""
-    for s in shards:
-        manifest = out / shard_name(s) / MANIFEST
-        for n, line in enumerate(manifest.read_text().splitlines()):
-            try:
-                if json.loads(line).get("has_crack"):
-                    return True
-            except (json.JSONDecodeError, AttributeError) as err:
-                raise DataError(f"{manifest}:{n + 1}: corrupt manifest line") from err
-    return False
+    """Whether any sample of the complete ``shards`` (every complete shard of ``out``: those
+    a resume does not write) has crack, as their manifests record it (``imported_sample``'s
+    ``has_crack``): a resume decides the no-crack refusal without decoding the masks it
+    already imported."""
+    return bool(shards) and any(record.get("has_crack") for _, record in read_manifests(out))
 
 
 def _bad_pairs(part: ImageFolder) -> tuple[list[str], int, bool]:
