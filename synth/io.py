@@ -544,7 +544,8 @@ def is_shard_complete(root: str | Path, shard_id: int) -> bool:
 
 
 def clean_partial_shards(root: str | Path, shard_ids: Iterable[int] | None = None) -> list[Path]:
-    """Delete temporary shard directories left by a killed writer; returns what was removed.
+    """Delete temporary shard directories left by a killed writer, and shard directories
+    without their manifest; returns what was removed.
 
     With ``shard_ids``, only those shards' temp directories go: jobs of one sweep own disjoint
     blocks of shards, and a job starting late must not delete the half-written shard of a
@@ -553,6 +554,12 @@ def clean_partial_shards(root: str | Path, shard_ids: Iterable[int] | None = Non
     root = Path(root)
     found = root.glob(f"shard-*{TEMP_INFIX}*") if root.is_dir() else []
     removed = [p for p in found if p.is_dir()]
+    # a shard folder without its manifest is no writer's (they rename a whole one into
+    # place): a copy cut short (cp -r, rsync) or a manifest deleted by hand. Left there, the
+    # shard was rewritten, the rewrite thrown away as "a concurrent writer's", and the card
+    # failed on the missing manifest with a traceback.
+    shards = root.glob("shard-?????") if root.is_dir() else []
+    removed += [p for p in shards if p.is_dir() and not (p / MANIFEST).is_file()]
     if shard_ids is not None:
         owned = {shard_name(i) for i in shard_ids}
         removed = [p for p in removed if p.name.split(TEMP_INFIX)[0] in owned]

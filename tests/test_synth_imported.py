@@ -417,3 +417,15 @@ def test_a_resume_refuses_a_set_of_no_crack_from_the_complete_shards_record(
     with pytest.raises(DataError, match=r"none of the 4 masks marks a crack pixel"):
         imported(images, masks, tmp_path / "a", shard_size=2)
     assert not (tmp_path / "a" / shard_name(1)).exists()
+
+
+def test_a_shard_folder_without_its_manifest_is_written_again(tmp_path: Path) -> None:
+    """A shard folder without its manifest (a copy of the set cut short, a manifest deleted)
+    was rewritten, the rewrite thrown away as a concurrent writer's, and the import failed
+    on the missing manifest with a traceback. It is written again, as if never there."""
+    images, masks = renders(tmp_path / "mine", n=5)
+    imported(images, masks, tmp_path / "whole", shard_size=2)
+    imported(images, masks, tmp_path / "cut", shard_size=2)
+    (tmp_path / "cut" / shard_name(1) / "manifest.jsonl").unlink()
+    assert imported(images, masks, tmp_path / "cut", shard_size=2)["imported_shards"] == 1
+    assert file_bytes(tmp_path / "cut") == file_bytes(tmp_path / "whole")
