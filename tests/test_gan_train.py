@@ -507,3 +507,26 @@ def test_a_gan_checkpoint_from_before_the_record_resumes_and_records_its_data(
     real = saved["UnpairedDataModule"]["trained_on"]["gan_data.real_dir"]
     assert real["folder"] == str(gan_run / "other_real")
     assert rerun_gan(old, 4).returncode == 1  # from now on, its data is known
+
+
+def test_compiled_gan_state_dict_is_the_uncompiled_one():
+    """experiment=full compiles the GAN (gan.compile: true): its checkpoints must load into
+    an uncompiled model, and back, as the pipeline's translate stage, a resume with
+    gan.compile=false and tools/predict.py/export.py translate_with= do. A wrapper
+    (``torch.compile(net)``) would save every key under ``_orig_mod.``, and those loads fail.
+    Compilation itself is lazy (at the first forward), so this costs no compile time."""
+    torch.manual_seed(0)
+    compiled = tiny_gan(
+        compile=True,
+        generator={"kind": "resnet", "ngf": 8, "blocks": 1, "residual": True, "upsample": "resize"},
+    )
+    compiled.setup("validate")
+    plain = tiny_gan(
+        generator={"kind": "resnet", "ngf": 8, "blocks": 1, "residual": True, "upsample": "resize"}
+    )
+    assert list(compiled.state_dict()) == list(plain.state_dict())
+    plain.load_state_dict(compiled.state_dict())
+    compiled.load_state_dict(plain.state_dict())
+    assert torch.equal(
+        plain.g_ba.state_dict()["body.1.weight"], compiled.g_ba.state_dict()["body.1.weight"]
+    )
