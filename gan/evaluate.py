@@ -35,7 +35,6 @@ from gan.data import (
 )
 from gan.staging import (
     append_progress,
-    digest,
     progress_file,
     read_progress,
     staged,
@@ -56,6 +55,7 @@ from gan.task import (
 from gan.task_data import forward_by_size, pad_collate, tiled
 from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
+from synth.digests import file_digest
 from synth.distributions import ConfigError
 from synth.io import (
     DataError,
@@ -687,16 +687,17 @@ def still_holds(entry: dict, photo: Path, into: dict[str, Path]) -> bool:
         path = into[sub] / entry["name"]
         if written is None:
             continue
-        if not path.is_file() or digest(path) != written:
+        if not path.is_file() or file_digest(path) != written:
             return False
-    return digest(photo) == photo_digest
+    return file_digest(photo) == photo_digest
 
 
 def progress_entry(name: str, photo_stamp: list, into: dict[str, Path], counts: tuple) -> dict:
     """A photo's journal line: its file and stamp (taken before it was read, so a photo
     changed while segmented reads as changed), each staged PNG's digest and its counts."""
     outputs = {
-        sub: digest(path / name) if (path / name).is_file() else None for sub, path in into.items()
+        sub: file_digest(path / name) if (path / name).is_file() else None
+        for sub, path in into.items()
     }
     return {
         "name": name,

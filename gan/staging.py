@@ -10,7 +10,6 @@ journal of the photos done, when it is stopped, and its rerun takes it over.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from synth.digests import file_digest
 from synth.distributions import ConfigError
 from synth.io import (
     MASK_SUFFIXES,
@@ -74,11 +74,7 @@ def written_record(folder: Path) -> dict:
 def stamp(path: Path) -> list:
     """A file's size, modification time and content digest, as written."""
     info = path.stat()
-    return [info.st_size, info.st_mtime_ns, digest(path)]
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return [info.st_size, info.st_mtime_ns, file_digest(path)]
 
 
 def changed_since(path: Path, written: list) -> bool:
@@ -89,7 +85,7 @@ def changed_since(path: Path, written: list) -> bool:
         return False
     if info.st_size != written[0] or len(written) < 3:
         return True
-    return digest(path) != written[2]
+    return file_digest(path) != written[2]
 
 
 def refuse_foreign_images(out_dir: Path, subs: Sequence[str]) -> None:
