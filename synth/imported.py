@@ -165,10 +165,10 @@ def import_folder_pair(
         check_spec(out, spec)  # other files' import, or a render: refused before any is read
     stale = replace_stale and bool(folder_spec_changes(out, spec))
     todo = [s for s in range(total) if stale or not is_shard_complete(out, s)]
-    complete = sorted(set(range(total)) - set(todo))  # [] unless resuming
     with progress_bar(progress) as bar, shard_workers(workers, len(todo), "importing") as pool:
         if todo:  # every bad pair in one line, before any shard is written or removed
-            read_pairs_to_write(pool, folder, todo, shard_size, bar, out, complete)
+            resumed = len(todo) < total  # the other shards complete, of these files
+            read_pairs_to_write(pool, folder, todo, shard_size, bar, out, resumed)
         if stale:
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -196,12 +196,12 @@ def read_pairs_to_write(
     shard_size: int,
     bar: Any,
     out: Path,
-    complete: list[int],
+    resumed: bool,
 ) -> None:
     """Decode the pairs of the ``todo`` shards (every pair, unless resuming), a shard's worth
     a job on ``pool`` (``run_jobs``), and refuse the bad ones in one line, in the folder's
     order whatever order the jobs finished in; then a set whose masks mark no crack at all,
-    neither these nor, as their manifests record, the ``complete`` shards' in ``out``.
+    neither these nor, where ``resumed``, as their manifests record, ``out``'s complete shards.
 
     The complete shards' pairs are not decoded again: they were checked when written, and
     ``render_spec.json``'s digests vouch that their files are those. A pair gone bad since
@@ -213,7 +213,7 @@ def read_pairs_to_write(
     found = run_jobs(pool, _bad_pairs, jobs, lambda bad: bar.advance(task, bad[1]))
     refuse_bad_files([line for bad, _, _ in found for line in bad])
     cracked = any(cracked for _, _, cracked in found)
-    if n and not cracked and not recorded_crack(out, complete):
+    if n and not cracked and not (resumed and recorded_crack(out)):
         raise DataError(
             f"{folder.mask_dir}: none of the {n} masks marks a crack pixel (crack is 255, or "
             "grey from 128 up at an anti-aliased edge): masks of label ids (0, 1, 2, ...) or "
@@ -221,12 +221,11 @@ def read_pairs_to_write(
         )
 
 
-def recorded_crack(out: Path, shards: list[int]) -> bool:
-    """Whether any sample of the complete ``shards`` (every complete shard of ``out``: those
-    a resume does not write) has crack, as their manifests record it (``imported_sample``'s
-    ``has_crack``): a resume decides the no-crack refusal without decoding the masks it
-    already imported."""
-    return bool(shards) and any(record.get("has_crack") for _, record in read_manifests(out))
+def recorded_crack(out: Path) -> bool:
+    """Whether any sample of ``out``'s complete shards (those a resume does not write) has
+    crack, as their manifests record it (``imported_sample``'s ``has_crack``): a resume
+    decides the no-crack refusal without decoding the masks it already imported."""
+    return any(record.get("has_crack") for _, record in read_manifests(out))
 
 
 def _bad_pairs(part: ImageFolder) -> tuple[list[str], int, bool]:
