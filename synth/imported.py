@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from synth.digests import contents_digest, digest_cache, listing_digest
 from synth.distributions import ConfigError, checked_count
 from synth.io import (
@@ -68,7 +70,11 @@ KIND = "imported"
 #: A render's mask anti-aliased at crack edges (a pixel partly covered drawn grey) is crack
 #: where the grey is at least half way to white: the rule our own scenes are labelled by
 #: (``synth.scene.LABEL_THRESHOLD``, coverage 0.5). Real photos' masks stay strictly 0/255.
-RENDER_MASK_VALUES = {value: int(value >= 128) for value in range(256)}
+CRACK_FROM = 128
+RENDER_MASK_VALUES = {value: int(value >= CRACK_FROM) for value in range(256)}
+#: Masks of each shard read again to judge the set's masks as masks (``mask_shares``): enough
+#: for a majority, a few per cent of a 500-pair shard's decoding.
+SHARE_SAMPLE = 16
 
 
 def source_folders(image_dir: str | Path, mask_dir: str | Path | None) -> ImageFolder:
@@ -201,7 +207,9 @@ def read_pairs_to_write(
     """Decode the pairs of the ``todo`` shards (every pair, unless resuming), a shard's worth
     a job on ``pool`` (``run_jobs``), and refuse the bad ones in one line, in the folder's
     order whatever order the jobs finished in; then a set whose masks mark no crack at all,
-    neither these nor, where ``resumed``, as their manifests record, ``out``'s complete shards.
+    neither these nor, where ``resumed``, as their manifests record, ``out``'s complete shards;
+    then masks that, by a sample of them, are photos or drawn black on white
+    (``refuse_unlike_masks``).
 
     The complete shards' pairs are not decoded again: they were checked when written, and
     ``render_spec.json``'s digests vouch that their files are those. A pair gone bad since
@@ -211,14 +219,16 @@ def read_pairs_to_write(
     task = bar.add_task(f"reading {folder.image_dir.name}", total=count(todo, shard_size, n))
     jobs = [(folder.subset(shard_range(s, shard_size, n)),) for s in todo]
     found = run_jobs(pool, _bad_pairs, jobs, lambda bad: bar.advance(task, bad[1]))
-    refuse_bad_files([line for bad, _, _ in found for line in bad])
-    cracked = any(cracked for _, _, cracked in found)
+    refuse_bad_files([line for bad, *_ in found for line in bad])
+    cracked = any(cracked for _, _, cracked, _ in found)
     if n and not cracked and not (resumed and recorded_crack(out)):
         raise DataError(
             f"{folder.mask_dir}: none of the {n} masks marks a crack pixel (crack is 255, or "
-            "grey from 128 up at an anti-aliased edge): masks of label ids (0, 1, 2, ...) or "
-            "an empty export? The GAN's semantic losses and every row would train on no crack"
+            f"grey from {CRACK_FROM} up at an anti-aliased edge): masks of label ids (0, 1, 2, "
+            "...) or an empty export? The GAN's semantic losses and every row would train on "
+            "no crack"
         )
+    refuse_unlike_masks(folder.mask_dir, [share for *_, shares in found for share in shares])
 
 
 def recorded_crack(out: Path) -> bool:
@@ -228,16 +238,53 @@ def recorded_crack(out: Path) -> bool:
     return any(record.get("has_crack") for _, record in read_manifests(out))
 
 
-def _bad_pairs(part: ImageFolder) -> tuple[list[str], int, bool]:
-    """Worker task: what is wrong with a part's pairs, how many it read, and whether any of
-    its masks marks a crack pixel (masks alone decoded again: small, single-channel)."""
+def _bad_pairs(part: ImageFolder) -> tuple[list[str], int, bool, list[tuple[float, float]]]:
+    """Worker task: what is wrong with a part's pairs, how many it read, whether any of its
+    masks marks a crack pixel, and ``mask_shares`` of a few of its masks, evenly spread
+    (masks alone decoded again: small, single-channel)."""
     bad = part.bad_files(range(len(part)))
-    return bad, len(part), not bad and any(marks_crack(part, i) for i in range(len(part)))
+    if bad:
+        return bad, len(part), False, []
+    cracked = any(marks_crack(part, i) for i in range(len(part)))
+    step = max(1, len(part) // SHARE_SAMPLE)
+    return bad, len(part), cracked, [mask_shares(part, i) for i in range(0, len(part), step)]
 
 
 def marks_crack(folder: ImageFolder, i: int) -> bool:
     mask = folder.masks[i]
     return mask is not None and bool(read_mask(mask, folder.value_map).any())
+
+
+def mask_shares(folder: ImageFolder, i: int) -> tuple[float, float]:
+    """The shares of a mask's pixels that are crack and that are neither 0 nor 255 (grey):
+    a render's mask is grey at anti-aliased crack edges alone, a few per cent at most."""
+    raw = read_mask(folder.masks[i])  # type: ignore[arg-type]
+    return float((raw >= CRACK_FROM).mean()), float(((raw > 0) & (raw < 255)).mean())
+
+
+def refuse_unlike_masks(mask_dir: Path | None, shares: list[tuple[float, float]]) -> None:
+    """Masks that most likely are not a render's crack masks, refused as a set before any
+    shard: grey renders with image_dir and mask_dir swapped (the photos, grey, pass each
+    mask check and read as crack wherever brighter than mid-grey) and masks drawn black on
+    white (crack nearly everywhere): the GAN and every row trained on them without a word.
+    Cracks and defects cover a few per cent of a scene, so a majority of masks more than half
+    grey, or more than half crack, says which; the same rule as evaluate's inverted note."""
+    if not shares:
+        return
+    crack, grey = (np.array(column) for column in zip(*shares, strict=True))
+    if (grey > 0.5).sum() * 2 > len(grey):
+        raise DataError(
+            f"{mask_dir}: {(grey > 0.5).sum()} of {len(grey)} masks read have more than half "
+            f"their pixels grey, neither 0 nor 255 (median {np.median(grey):.0%}), as photos "
+            "do: are image_dir and mask_dir swapped? A mask is 0 background and 255 crack, "
+            "grey only at anti-aliased edges"
+        )
+    if (crack > 0.5).sum() * 2 > len(crack):
+        raise DataError(
+            f"{mask_dir}: {(crack > 0.5).sum()} of {len(crack)} masks read mark more than half "
+            f"their pixels as crack (median {np.median(crack):.0%}): masks drawn black on "
+            "white need inverting (crack is 255, background 0)"
+        )
 
 
 def write_shards(

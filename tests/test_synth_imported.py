@@ -279,6 +279,43 @@ def test_renders_whose_masks_mark_no_crack_at_all_are_refused_before_any_shard(
     assert imported(images, masks, tmp_path / "out", shard_size=2)["imported_samples"] == 5
 
 
+def test_grey_renders_with_the_folders_swapped_are_refused_before_any_shard(
+    tmp_path: Path,
+) -> None:
+    """Grey renders given as the masks (image_dir and mask_dir swapped) passed every mask
+    check, grey being a mask's anti-aliased edge, and imported as crack wherever brighter
+    than mid-grey, masks as the images: the GAN and every row trained on them."""
+    images, masks = renders(tmp_path / "mine", n=5)
+    for name in images.iterdir():
+        grey = cv2.cvtColor(cv2.imread(str(name)), cv2.COLOR_BGR2GRAY)
+        cv2.imwrite(str(name.with_suffix(".png")), grey)
+        if name.suffix != ".png":
+            name.unlink()
+    with pytest.raises(
+        DataError,
+        match=r"5 of 5 masks read have more than half their pixels "
+        r"grey.*are image_dir and mask_dir swapped\?",
+    ):
+        imported(masks, images, tmp_path / "out", shard_size=2, workers=2)
+    assert not list((tmp_path / "out").glob("shard-*"))
+    assert imported(images, masks, tmp_path / "out", shard_size=2)["imported_samples"] == 5
+
+
+def test_render_masks_drawn_black_on_white_are_refused_before_any_shard(tmp_path: Path) -> None:
+    """Masks exported crack-dark on a white background read as crack nearly everywhere: the
+    set imported, and the rows learnt to call everything crack, without a word."""
+    images, masks = renders(tmp_path / "mine", n=5)
+    for name in masks.iterdir():
+        cv2.imwrite(str(name), 255 - cv2.imread(str(name), cv2.IMREAD_GRAYSCALE))
+    with pytest.raises(
+        DataError,
+        match=r"5 of 5 masks read mark more than half their pixels "
+        r"as crack \(median 9\d%\): masks drawn black on white need inverting",
+    ):
+        imported(images, masks, tmp_path / "out", shard_size=2)
+    assert not list((tmp_path / "out").glob("shard-*"))
+
+
 def test_a_16_bit_render_mask_is_said_in_a_short_line_with_its_hint(tmp_path: Path) -> None:
     """A 16-bit render mask's error listed the render map's 256 values before its hint, in
     each bad file's part of the line."""
