@@ -86,6 +86,8 @@ INF = float("inf")
 #: or speckle_density<0: a scale; mottle_coverage=0 or 1: a quantile), or was
 #: rendered as something else without a word (p_stain=1.5 as 1, a negative noise as none,
 #: jpeg_quality=150 clamped by OpenCV with a warning per image). Every ``p_*`` is a share.
+#: A stone of aggregate is a pixel across at least: at a radius of 0.05 px, 4.4 s of a 128 px
+#: scene went to drawing 420,000 stones no pixel could show (0.16 s at 1 px on 512 px).
 KNOB_BOUNDS: dict[str, distributions.Bounds] = {
     "ignore_band": (0, 64, True),
     "crack.num_cracks": (1, 16, True),
@@ -98,7 +100,7 @@ KNOB_BOUNDS: dict[str, distributions.Bounds] = {
     "crack.edge_roughness": (0, INF, True),
     "crack.halo_sigma": (0, INF, False),
     "crack.length": (0, INF, False),
-    "surface.aggregate_radius": (0, INF, False),
+    "surface.aggregate_radius": (1, INF, True),
     "surface.pore_count": (0, INF, True),
     "surface.pore_radius": (0, INF, False),
     "surface.grain_blur": (0, INF, True),

@@ -241,7 +241,7 @@ def test_a_spec_from_before_versions_were_recorded_reads_as_version_1(
         ("crack", "width", {"normal": [3, 3]}, r"crack\.width=.*: its draws must be > 0"),
         ("camera", "jpeg_quality", 150, r"jpeg_quality=150: its draws must be from 1 to 100"),
         ("surface", "p_stain", 1.5, r"p_stain=1\.5: its draws must be from 0 to 1"),
-        ("surface", "aggregate_radius", {"choice": [0, 2]}, r"aggregate_radius=.*: .* > 0"),
+        ("surface", "aggregate_radius", {"uniform": [0.05, 2]}, r"aggregate_radius=.*: .* >= 1$"),
         ("crack", "width_variation", -0.1, r"width_variation=-0\.1: its draws must be >= 0"),
         ("surface", "speckle_density", -0.01, r"speckle_density=-0\.01: its draws must be >= 0"),
         ("surface", "mottle_coverage", 1.5, r"mottle_coverage=1\.5: its draws must be from 0 to 1"),
