@@ -22,6 +22,7 @@ from gan.data import (
     RecordsTrainingData,
     check_crop_fits,
     in_range,
+    loader_workers,
     quiet_workers,
     random_crop,
     resolved,
@@ -199,10 +200,11 @@ class UnpairedDataModule(RecordsTrainingData, pl.LightningDataModule):
         """Resumable where it stopped: every rank's stream continues at the batch the
         checkpoint recorded (all ranks train the same number of batches)."""
         self.setup()
+        workers = loader_workers(self.num_workers)
         kwargs = dict(
             batch_size=self.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             pin_memory=torch.cuda.is_available(),
             # worker seeds from their own generator, not the global RNG the augmentation
             # draws from, so a resumed run augments as the uninterrupted one did

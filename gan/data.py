@@ -17,12 +17,13 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from synth.digests import listing_digest
 from synth.distributions import ConfigError, is_count
 from synth.io import IGNORE_INDEX, ImageFolder, Sample, ShardedDataset, read_manifests
-from synth.processes import ignore_stops, kill_daemons_at_exit
+from synth.processes import ignore_stops, kill_daemons_at_exit, usable_cpus
 
 
 def open_samples(path: str | Path, mask_dir: str | Path | None = None) -> Sequence[Sample]:
@@ -322,6 +323,34 @@ def quiet_workers(trainer: pl.Trainer | None = None) -> Callable[[int], None]:
     Workers that ignore SIGTERM are killed as this process exits, not waited on."""
     kill_daemons_at_exit()
     return functools.partial(quiet_worker, rank=trainer.global_rank if trainer else 0)
+
+
+#: The (asked, given) worker counts already said lowered in this process: said once a run.
+_LOWERED_SAID: set[tuple[int, int]] = set()
+
+
+def loader_workers(num_workers: int) -> int:
+    """The DataLoader workers to start for ``num_workers`` asked (gan_data, task_data,
+    predict, evaluate): at most one a CPU this process may use (``usable_cpus``: a Slurm or
+    cgroup share, not the node's). ``experiment=full``'s 8 on a 2-CPU machine made torch
+    warn at every loader and ran 8 workers and the main process on 2 CPUs. 0 (load in the
+    main process) is kept. Lowered, it is said in one line, once a process (a pipeline's
+    loaders, train, validation and scoring, share it) and by rank zero alone under DDP.
+
+    The cap is this process's CPUs, not a share of them a DDP rank: a Slurm task bound to
+    its cores already sees its share, and dividing again would starve it; ranks started by
+    Lightning on one node share its CPUs, so there ranks x workers may still exceed them, as
+    torch's own check (per process) allows. Which worker loads which batch never changes
+    what is drawn (``EpochSampler``, ``gan.adapt_data.UnpairedStream``): the cap changes
+    speed alone."""
+    cpus = usable_cpus()
+    if num_workers <= cpus:
+        return num_workers
+    if (num_workers, cpus) not in _LOWERED_SAID and getattr(rank_zero_only, "rank", 0) == 0:
+        said = f"num_workers={num_workers} lowered to {cpus}: this machine gives the run"
+        print(f"{said} {cpus} CPUs", file=sys.stderr, flush=True)
+    _LOWERED_SAID.add((num_workers, cpus))
+    return cpus
 
 
 def resumable_loader(trainer: pl.Trainer, *args, **kwargs) -> ResumableLoader:

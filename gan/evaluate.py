@@ -28,6 +28,7 @@ from gan.checkpoint import load_checkpoint
 from gan.data import (
     SegmentationSamples,
     is_sharded,
+    loader_workers,
     open_samples,
     quiet_workers,
     resize_photo,
@@ -279,7 +280,7 @@ def evaluate_folder(
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
-        num_workers=num_workers,
+        num_workers=loader_workers(num_workers),
         collate_fn=pad_collate,
         worker_init_fn=quiet_workers(),
     )
@@ -426,7 +427,7 @@ def photo_loader(
         ImagesToSegment(folder, eval_size, keep_photo),
         sampler=indices,
         batch_size=batch_size,
-        num_workers=num_workers,
+        num_workers=loader_workers(num_workers),
         collate_fn=predict_collate,
         worker_init_fn=quiet_workers(),
     )

@@ -26,6 +26,7 @@ from gan.data import (
     check_crop_fits,
     checked_size,
     is_sharded,
+    loader_workers,
     open_samples,
     quiet_workers,
     resolved,
@@ -370,14 +371,15 @@ class SegmentationDataModule(RecordsTrainingData, pl.LightningDataModule):
     # ----------------------------------------------------------------- loaders
 
     def _loader(self, dataset, batch_size: int, train: bool, trainer=None) -> DataLoader:
+        workers = loader_workers(self.num_workers)
         kwargs = dict(
             batch_size=batch_size,
             sampler=self._train_sampler(len(dataset), trainer)
             if train
             else self._eval_sampler(len(dataset), trainer),
             drop_last=train and len(dataset) >= batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
             # whole training images (crop_size null) may differ in size, as test photos do
             collate_fn=None if train and self.crop_size is not None else pad_collate,
             # Worker seeds from their own generator, not the global RNG: a resumed run then

@@ -30,6 +30,16 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity where the OS has one (Linux), which is
+    a Slurm job's or a cgroup cpuset's share and not the whole node's, else every CPU of the
+    machine; at least 1. torch's DataLoader counts the same when it warns of too many
+    workers. A CPU quota without a cpuset (``docker --cpus=2``) is not seen, by torch either."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def ignore_stops() -> None:
     """In a worker: leave Ctrl-C and SIGTERM to the main process."""
     for sig in STOP_SIGNALS:

@@ -16,7 +16,6 @@ import difflib
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import platform
 import sys
 import time
@@ -47,7 +46,13 @@ from synth.io import (
     write_json_atomic,
     write_shard,
 )
-from synth.processes import die_with_parent, ignore_stops, main_script_left_out, stops_ignored
+from synth.processes import (
+    die_with_parent,
+    ignore_stops,
+    main_script_left_out,
+    stops_ignored,
+    usable_cpus,
+)
 from synth.scene import SIMULATOR_VERSION, plain_config, render_crack_scene
 from synth.surface import TINTS
 
@@ -440,10 +445,10 @@ def usable_workers(workers: int, jobs: int, doing: str = "rendering") -> int:
     job's, not the node's): ``workers=1000`` started a process each, numpy and OpenCV loaded
     in every one, rendering no faster than one a CPU. Said in a line where it is fewer than
     asked; the scenes do not depend on it."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if workers > (cpus or 1) and jobs > (cpus or 1):
+    cpus = usable_cpus()
+    if workers > cpus and jobs > cpus:
         print(f"workers={workers}: {cpus} CPUs here, {doing} with {cpus}", file=sys.stderr)
-    return max(1, min(workers, jobs, cpus or 1))
+    return max(1, min(workers, jobs, cpus))
 
 
 def _run(jobs: list[tuple], workers: int, progress: bool, done: int = 0) -> int:

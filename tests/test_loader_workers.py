@@ -1,0 +1,88 @@
+"""DataLoader workers are at most one a CPU this process may use (``gan.data.loader_workers``):
+``experiment=full``'s ``num_workers: 8`` on a 2-CPU machine, or a Slurm job given 4, made torch
+warn at every loader and ran 8 workers on 2 CPUs. No loader here starts its workers."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+from _gan_fixtures import make_real, make_synthetic
+from _task_fixtures import make_folder, make_shards
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.data import DataLoader
+
+import gan.data
+import gan.evaluate
+from gan.adapt_data import UnpairedDataModule
+from gan.data import loader_workers, open_samples
+from gan.evaluate import evaluate_folder, photo_loader
+from gan.task_data import SegmentationDataModule
+
+LOWERED = "num_workers=8 lowered to 2: this machine gives the run 2 CPUs\n"
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    """A process allowed 2 CPUs (its affinity, as Slurm or a cgroup cpuset sets it), that has
+    said nothing yet about lowering workers."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(gan.data, "_LOWERED_SAID", set())
+    monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)
+
+
+def test_workers_are_at_most_one_a_cpu_said_once_a_run(two_cpus, capsys) -> None:
+    """One line however many loaders (a pipeline builds a dozen: GAN, train, validation,
+    scoring); 0 (the main process loads) and counts that fit are kept, unsaid."""
+    assert [loader_workers(8) for _ in range(3)] == [2, 2, 2]
+    assert loader_workers(2) == 2 and loader_workers(1) == 1 and loader_workers(0) == 0
+    assert capsys.readouterr().err == LOWERED
+
+
+def test_other_ranks_lower_their_workers_without_a_word(two_cpus, capsys) -> None:
+    """Under DDP each rank builds its loaders: rank zero alone says it."""
+    rank_zero_only.rank = 1
+    assert loader_workers(8) == 2
+    assert capsys.readouterr().err == ""
+
+
+def test_a_lowered_loader_no_longer_makes_torch_warn(two_cpus) -> None:
+    """torch's own check (run as a loader starts its workers), on the count given."""
+    with pytest.warns(UserWarning, match="will create 8 worker processes"):
+        DataLoader(range(4), num_workers=8).check_worker_number_rationality()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        DataLoader(range(4), num_workers=loader_workers(8)).check_worker_number_rationality()
+
+
+def test_gan_task_predict_and_evaluate_loaders_are_lowered(two_cpus, tmp_path: Path) -> None:
+    """Every loader the tools build from a ``num_workers`` setting."""
+    syn = make_synthetic(tmp_path / "syn", n=2, shard_size=2)
+    real = make_real(tmp_path / "real", n=2)
+    gan_data = UnpairedDataModule(str(syn), str(real), crop_size=32, num_workers=8)
+    img, lab = make_folder(tmp_path / "photos", n=2)
+    shards = make_shards(tmp_path / "task", n=4)
+    task_data = SegmentationDataModule(
+        str(shards), str(img), str(lab), crop_size=32, eval_size=None, num_workers=8
+    )
+    task_data.setup("fit")
+    loaders = [gan_data.train_dataloader(), task_data.train_dataloader()]
+    loaders += [task_data.val_dataloader(), photo_loader(open_samples(str(img)), None, 2, 8)]
+    assert [(lo.num_workers, lo.persistent_workers) for lo in loaders[:2]] == [(2, True)] * 2
+    assert [lo.num_workers for lo in loaders[2:]] == [2, 2]
+
+
+def test_scoring_a_folder_lowers_its_workers(two_cpus, tmp_path: Path, monkeypatch) -> None:
+    """evaluate_folder builds its loader itself (tools/evaluate.py, the pipeline's scoring)."""
+    built = []
+
+    def loader(*args, **kwargs):
+        built.append(kwargs["num_workers"])
+        raise StopIteration  # the loader is all this test needs
+
+    monkeypatch.setattr(gan.evaluate, "DataLoader", loader)
+    img, lab = make_folder(tmp_path / "photos", n=2)
+    with pytest.raises(StopIteration):
+        evaluate_folder(None, img, lab, tmp_path / "scores", eval_size=None, num_workers=8)
+    assert built == [2]
