@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -114,7 +115,7 @@ def staged(
     writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
     ends without an error, so a run that fails half-way, or is stopped, leaves an earlier
     run's results as they were, not mixed with its own. Staging left by a killed run (its
-    process gone) is cleared. PNGs there that these tools did not write are refused, unless
+    process gone, or its pid now another process's: ``staging_in_use``) is cleared. PNGs there that these tools did not write are refused, unless
     the caller ``owned`` the folder (the pipeline's run folders); so are those another tool
     wrote (``by``: evaluate's overlays are not predict's, whose masks they stood beside).
 
@@ -131,8 +132,7 @@ def staged(
     adopted = stopped_run_to_resume(out_dir, subs, resume) if resume is not None else None
     for sub in subs:
         for left in out_dir.glob(f".{sub}.tmp-*"):
-            owner = left.name.rsplit("-", 1)[-1]
-            if owner != adopted and not staging_in_use(owner):
+            if staging_owner(left) != adopted and not staging_in_use(left):
                 say_discarded(left / PROGRESS, resume)
                 shutil.rmtree(left, ignore_errors=True)
     staging = {sub: out_dir / f".{sub}.tmp-{os.getpid()}" for sub in subs}
@@ -142,6 +142,7 @@ def staged(
             take_over(out_dir, adopted, staging)
         for path in staging.values():
             path.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path / OWNER, process_identity(os.getpid()))
         yield staging
         for sub, path in staging.items():
             final = out_dir / sub
@@ -214,11 +215,85 @@ def append_progress(path: Path, entries: Sequence[dict]) -> None:
         f.write("".join(f"{json.dumps(e)}\n" for e in entries))
 
 
-def staging_in_use(owner: str) -> bool:
+def staging_in_use(folder: Path) -> bool:
     """Whether a staging folder's owning process (its name's pid) runs and is not this one:
     one of this process's own is left by an earlier call that failed or was stopped (a test,
-    a notebook's Ctrl-C), taken over or cleared as a dead process's is."""
-    return owner != str(os.getpid()) and process_alive(owner)
+    a notebook's Ctrl-C), taken over or cleared as a dead process's is. A process that got
+    the pid later (after a reboot or a container's restart) is not its owner (``is_owner``),
+    else a stopped run's staging read as a live run's for good: never resumed nor cleared."""
+    owner = staging_owner(folder)
+    return owner != str(os.getpid()) and process_alive(owner) and is_owner(int(owner), folder)
+
+
+def staging_owner(folder: Path) -> str:
+    """The pid in a staging folder's name (``.masks.tmp-<pid>``)."""
+    return folder.name.rsplit("-", 1)[-1]
+
+
+#: In each staging folder, written as it is made or taken over: its owner's
+#: ``process_identity``, which a process that later got the same pid does not match.
+OWNER = ".owner.json"
+
+#: Seconds by which a process must have started after a staging folder last changed to be
+#: known as not its owner, where the folder holds no ``OWNER`` (clocks and /proc's rounding).
+STARTED_AFTER_S = 1.0
+
+
+def process_identity(pid: int) -> dict:
+    """A process's pid, start time (clock ticks after boot: /proc/<pid>/stat's field 22)
+    and the boot's id: a pid alone is reused, these with it are not. Where /proc does not
+    say (another system, a process hidden from this one), the pid alone."""
+    identity: dict = {"pid": pid}
+    if (start := start_ticks(pid)) is not None:
+        identity["start"] = start
+    try:
+        identity["boot"] = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        pass
+    return identity
+
+
+def start_ticks(pid: int) -> int | None:
+    """When a process started, in clock ticks after boot; None where /proc does not say.
+    Fields are counted after the command's closing parenthesis, which a name may hold."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def is_owner(pid: int, folder: Path) -> bool:
+    """Whether the live process ``pid`` made (or took over) a staging folder: its recorded
+    identity matches, in what both it and /proc now say. A folder without a record of this
+    pid (made before owners were recorded, or being made or renamed this moment) is its
+    unless the process started after the folder last changed."""
+    try:
+        recorded = read_json(folder / OWNER)
+    except DataError:
+        recorded = {}
+    if isinstance(recorded, dict) and recorded.get("pid") == pid:
+        now = process_identity(pid)
+        return all(recorded[k] == now[k] for k in ("start", "boot") if k in recorded and k in now)
+    started = started_at(pid)
+    try:
+        changed = folder.stat().st_ctime
+    except OSError:
+        return True
+    return started is None or started < changed + STARTED_AFTER_S
+
+
+def started_at(pid: int) -> float | None:
+    """A process's start as a wall-clock time (the uptime now less its ticks since); None
+    where /proc does not say."""
+    start = start_ticks(pid)
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    if start is None:
+        return None
+    return time.time() - uptime + start / os.sysconf("SC_CLK_TCK")
 
 
 def stopped_run_to_resume(out_dir: Path, subs: Sequence[str], key: dict) -> str | None:
@@ -227,12 +302,11 @@ def stopped_run_to_resume(out_dir: Path, subs: Sequence[str], key: dict) -> str 
     it is still writing there."""
     found = []
     for first in out_dir.glob(f".{subs[0]}.tmp-*"):
-        owner = first.name.rsplit("-", 1)[-1]
-        if staging_in_use(owner):
+        if staging_in_use(first):
             continue
         made_with, entries = read_progress(first / PROGRESS)
         if made_with == key and entries:
-            found.append((len(entries), owner))
+            found.append((len(entries), staging_owner(first)))
     return max(found)[1] if found else None
 
 

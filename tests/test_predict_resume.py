@@ -5,8 +5,10 @@ killed at 90 % kept none of its work and its rerun began at photo 1."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -17,7 +19,9 @@ from _task_fixtures import make_folder
 from torch import nn
 
 import gan.evaluate
+import gan.staging
 from gan.evaluate import predict_folder
+from gan.staging import OWNER, process_identity
 from gan.task import CrackSegmenter
 
 N = 7  # photos; batches of 2: the fourth of one photo
@@ -162,16 +166,29 @@ def test_what_changed_since_the_stop_is_segmented_again(
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
 
 
-def test_a_live_runs_staging_is_left_to_it(tmp_path: Path, monkeypatch) -> None:
+def as_if_of(out: Path, pid: int, owner: dict | None) -> None:
+    """This process's staging renamed to ``pid``'s, with ``owner`` as its owner record
+    (None: none, as staging made before owners were recorded)."""
+    for sub in ("masks", "overlays"):
+        folder = out / f".{sub}.tmp-{pid}"
+        os.rename(out / f".{sub}.tmp-{os.getpid()}", folder)
+        if owner is None:
+            (folder / OWNER).unlink()
+        else:
+            (folder / OWNER).write_text(json.dumps(owner))
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["owner", "no-owner-record"])
+def test_a_live_runs_staging_is_left_to_it(tmp_path: Path, monkeypatch, recorded: bool) -> None:
     """Two predicts into one out_dir at once: neither takes over, nor clears, the other's
-    staging while its process runs (kept from before resuming existed)."""
+    staging while its process runs (kept from before resuming existed), whether its owner
+    is recorded or the staging is from before owners were."""
     img, _ = make_folder(tmp_path / "real", n=N)
     model = tiny_model()
     out = tmp_path / "out"
     stopped_run(monkeypatch, model, img, out, photos=4)
     live = os.getppid()  # the process that started this one: running
-    for sub in ("masks", "overlays"):
-        os.rename(out / f".{sub}.tmp-{os.getpid()}", out / f".{sub}.tmp-{live}")
+    as_if_of(out, live, process_identity(live) if recorded else None)
     theirs = {p: p.read_bytes() for p in out.glob(f".*.tmp-{live}/*")}
     names = segmented(monkeypatch)
     predict_folder(model, img, out, batch_size=2)
@@ -179,3 +196,31 @@ def test_a_live_runs_staging_is_left_to_it(tmp_path: Path, monkeypatch) -> None:
     assert {p: p.read_bytes() for p in out.glob(f".*.tmp-{live}/*")} == theirs
     shutil.rmtree(out / f".masks.tmp-{live}")
     shutil.rmtree(out / f".overlays.tmp-{live}")
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["owner", "no-owner-record"])
+def test_a_stopped_runs_staging_is_resumed_though_its_pid_is_now_another_process(
+    tmp_path: Path, monkeypatch, recorded: bool
+) -> None:
+    """After a reboot or a container's restart another process can hold a stopped run's
+    pid: its staging read as a live run's, was never resumed nor cleared, and the rerun
+    began at photo 1. A process that started at another time is not its owner; nor, for
+    staging without an owner record, one that started after the staging last changed."""
+    img, _ = make_folder(tmp_path / "real", n=N)
+    model = tiny_model()
+    predict_folder(model, img, tmp_path / "clean", batch_size=2)
+    out = tmp_path / "out"
+    stopped_run(monkeypatch, model, img, out, photos=4)
+    other = os.getppid()  # running, but not the stopped run
+    if recorded:  # the stopped run's record: the same pid and boot, another start
+        owner = process_identity(other)
+        assert "start" in owner, "this test needs /proc"
+        as_if_of(out, other, {**owner, "start": owner["start"] + 1})
+    else:
+        as_if_of(out, other, None)
+        now = time.time()
+        monkeypatch.setattr(gan.staging, "started_at", lambda pid: now + 60)
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert sorted(names) == ["img4.png", "img5.png", "img6.png"]
+    assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
