@@ -13,7 +13,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ from gan.task import (
 from gan.task_data import forward_by_size, pad_collate, tiled
 from gan.translate import load_generator, translate_batch
 from gan.visual import grid_rows, overlay_masks, save_grid, to_uint8
-from synth.digests import file_digest
+from synth.digests import PROGRESS_BYTES, file_digest
 from synth.distributions import ConfigError
 from synth.io import (
     DataError,
@@ -127,14 +128,25 @@ def load_segmenter(ckpt_path: str | Path, device: str | torch.device = "cpu") ->
     return model.to(device).eval()
 
 
-def progress_bar() -> Progress:
+def progress_bar(disable: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         transient=False,
+        disable=disable,
     )
+
+
+@contextmanager
+def hashing(unread: int, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar of ``total`` photos whose files are hashed, shown where that is real
+    work (``unread`` bytes past ``PROGRESS_BYTES``, about a second): a resumed predict of
+    10,000 photos read them all before its first batch without a word. Quiet otherwise."""
+    with progress_bar(disable=unread <= PROGRESS_BYTES) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.advance(task, done)
 
 
 def batches(loader: DataLoader, description: str) -> Iterator[dict]:
@@ -665,11 +677,14 @@ def reuse_staged(
     if made_with != key:
         entries = {}
     kept: dict[int, dict] = {}
-    for start in range(0, len(folder), batch_size):
-        batch = range(start, min(start + batch_size, len(folder)))
-        found = {i: entries.get(output_name(folder, i)) for i in batch}
-        if all(e and still_holds(e, folder.images[i], into) for i, e in found.items()):
-            kept.update(found)  # type: ignore[arg-type]
+    unread = sum(e["stamp"][0] for e in entries.values() if isinstance(e.get("stamp"), list))
+    with hashing(unread, "checking staged photos", len(folder)) as advance:
+        for start in range(0, len(folder), batch_size):
+            batch = range(start, min(start + batch_size, len(folder)))
+            found = {i: entries.get(output_name(folder, i)) for i in batch}
+            if all(e and still_holds(e, folder.images[i], into) for i, e in found.items()):
+                kept.update(found)  # type: ignore[arg-type]
+            advance(len(batch))
     names = {entry["name"] for entry in kept.values()}
     for path in into.values():
         for png in path.glob("*.png"):
@@ -709,6 +724,17 @@ def progress_entry(name: str, photo_stamp: list, into: dict[str, Path], counts: 
     }
 
 
+def photo_stamps(folder: ImageFolder, todo: Sequence[int]) -> dict[int, list]:
+    """Each photo to segment's name and ``stamp``, for the journal, taken before any is read."""
+    unread = sum(folder.images[i].stat().st_size for i in todo)
+    stamps = {}
+    with hashing(unread, "hashing photos", len(todo)) as advance:
+        for i in todo:
+            stamps[i] = [folder.images[i].name, stamp(folder.images[i])]
+            advance(1)
+    return stamps
+
+
 def write_predictions(
     model: CrackSegmenter,
     folder: ImageFolder,
@@ -732,11 +758,7 @@ def write_predictions(
     if done:
         print(f"resuming: {len(done)} of {len(folder)} photos already segmented")
     todo = [i for i in range(len(folder)) if i not in done]
-    stamps = (
-        {i: [folder.images[i].name, stamp(folder.images[i])] for i in todo}
-        if resume is not None
-        else {}
-    )
+    stamps = photo_stamps(folder, todo) if resume is not None else {}
     counts = {output_name(folder, i): tuple(entry["counts"]) for i, entry in done.items()}
     finished: list[dict] = []
     probs = crack_probabilities(

@@ -23,6 +23,7 @@ import gan.staging
 from gan.evaluate import predict_folder
 from gan.staging import OWNER, process_identity
 from gan.task import CrackSegmenter
+from synth.digests import PROGRESS_BYTES
 
 N = 7  # photos; batches of 2: the fourth of one photo
 
@@ -90,14 +91,21 @@ def test_a_stopped_predict_resumes_with_the_rest_and_ends_as_an_uninterrupted_ru
     assert len(list(out.glob(".masks.tmp-*/*.png"))) == 6  # the finished work is staged
     capsys.readouterr()
     names = segmented(monkeypatch)
+    monkeypatch.setattr(gan.evaluate, "PROGRESS_BYTES", 0)  # as for photos of gigabytes
     predict_folder(new, img, out, batch_size=2)
-    assert "resuming: 4 of 7 photos already segmented" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "resuming: 4 of 7 photos already segmented" in said
+    # the photos are read before the network's first batch: a bar, not a silent wait
+    assert "checking staged photos" in said and "hashing photos" in said
+    monkeypatch.setattr(gan.evaluate, "PROGRESS_BYTES", PROGRESS_BYTES)
     # the third batch, begun, goes through again whole; the first two are not segmented
     assert sorted(names) == ["img4.png", "img5.png", "img6.png"]
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
     names.clear()
     predict_folder(new, img, out, batch_size=2)  # a finished run leaves nothing to resume
-    assert len(names) == N and "resuming" not in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert len(names) == N and "resuming" not in said
+    assert "hashing" not in said and "checking staged" not in said  # a second's work: quiet
 
 
 def test_a_killed_predicts_staging_is_taken_over_by_the_rerun(tmp_path: Path, monkeypatch) -> None:
