@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -17,9 +18,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -612,9 +615,24 @@ def predict_folder(
 
 
 #: Part of every ``prediction_key``: raised where the same model, settings and photo give
-#: other PNGs (another threshold, overlays drawn otherwise), so staged work of older code is
-#: segmented again, not mixed with the new.
+#: other PNGs for a reason neither ``PREDICTION_CODE``'s source nor the libraries' versions
+#: in the key show, so staged work of older code is segmented again, not mixed with the new.
 PREDICTION_FORMAT = 1
+
+#: The modules whose code decides a photo's PNGs besides the weights and settings: decoding
+#: and writing (synth.io), resizing and tensors (gan.data), batching and tiles (task_data),
+#: the networks and their inference copy (networks, task, translate), the threshold and
+#: overlays (evaluate, visual). Their source is in every ``prediction_key``.
+PREDICTION_CODE = (
+    "gan.data",
+    "gan.evaluate",
+    "gan.networks",
+    "gan.task",
+    "gan.task_data",
+    "gan.translate",
+    "gan.visual",
+    "synth.io",
+)
 
 
 def prediction_key(
@@ -628,8 +646,9 @@ def prediction_key(
     """What decides a photo's PNGs besides the photo: the networks' weights and layers, the
     scoring settings (``scoring_record``), the batch size (photos go through in the
     uninterrupted run's batches; kernels may round otherwise for another batch shape), the
-    device and torch. A stopped run's photos are reused only under an equal key: a resumed
-    run must end byte for byte as an uninterrupted one."""
+    device, the code (``code_digest``) and the libraries that compute, resize, draw and
+    encode. A stopped run's photos are reused only under an equal key: a resumed run must
+    end byte for byte as an uninterrupted one."""
     device = model.device
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     key = {
@@ -639,8 +658,27 @@ def prediction_key(
         "batch_size": batch_size,
         "device": where,
         "torch": torch.__version__,
+        "code": code_digest(),
+        "libraries": {"opencv": cv2.__version__, "torchvision": torchvision.__version__},
     }
     return json.loads(json.dumps(key))  # as read back from a journal: lists, not tuples
+
+
+def code_digest() -> str:
+    """sha256 of ``PREDICTION_CODE``'s source files: an upgrade that changes how a PNG
+    comes out (another threshold, overlays drawn otherwise) resumed a stopped run into a mix
+    of the old code's PNGs and the new, unless ``PREDICTION_FORMAT`` was raised by hand. Any
+    edit of those files counts, a comment too: a resume after an upgrade redoes work rather
+    than mix (about 170 KB read, under a millisecond, once a run). A module without a source file
+    (a frozen build) counts by its name alone."""
+    h = hashlib.sha256()
+    for name in PREDICTION_CODE:
+        h.update(name.encode())
+        try:
+            h.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
+        except OSError:
+            continue
+    return h.hexdigest()
 
 
 def modules_digest(modules: Sequence[nn.Module | None]) -> str:

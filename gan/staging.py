@@ -322,12 +322,12 @@ def take_over(out_dir: Path, owner: str, staging: dict[str, Path]) -> None:
 
 
 def say_discarded(journal: Path, key: dict | None) -> None:
-    """A stopped run's photos cleared because this run's model or settings differ."""
+    """A stopped run's photos cleared because this run's model, settings or code differ."""
     made_with, entries = read_progress(journal)
     if key is not None and made_with != key and (done := len(entries)):
         print(
-            f"note: {done} photos a stopped run segmented with another model or other "
-            "settings are discarded; they are segmented again"
+            f"note: {done} photos a stopped run segmented with another model, other "
+            "settings or another version of this code are discarded; they are segmented again"
         )
 
 

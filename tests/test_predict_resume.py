@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from torch import nn
 
 import gan.evaluate
 import gan.staging
-from gan.evaluate import predict_folder
+from gan.evaluate import PREDICTION_CODE, predict_folder
 from gan.staging import OWNER, process_identity
 from gan.task import CrackSegmenter
 from synth.digests import PROGRESS_BYTES
@@ -172,6 +173,31 @@ def test_what_changed_since_the_stop_is_segmented_again(
     else:
         assert f"resuming: {N - len(redone)} of {N} photos already segmented" in said
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
+
+
+def test_a_stopped_runs_work_is_discarded_after_an_upgrade_of_the_code(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The code that makes the PNGs is in the settings key: an upgrade that drew overlays
+    otherwise resumed into a mix of old and new PNGs unless PREDICTION_FORMAT was raised by
+    hand. Here a module of that code (one made for the test) is edited between the runs."""
+    (tmp_path / "_resume_code_probe.py").write_text("LEVEL = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(gan.evaluate, "PREDICTION_CODE", (*PREDICTION_CODE, "_resume_code_probe"))
+    img, _ = make_folder(tmp_path / "real", n=N)
+    model = tiny_model()
+    out = tmp_path / "out"
+    stopped_run(monkeypatch, model, img, out, photos=4)
+    monkeypatch.setattr(gan.evaluate, "PREDICTION_CODE", (*PREDICTION_CODE, "_resume_code_probe"))
+    (tmp_path / "_resume_code_probe.py").write_text("LEVEL = 2\n")
+    capsys.readouterr()
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    sys.modules.pop("_resume_code_probe", None)
+    said = capsys.readouterr().out
+    assert len(names) == N and "resuming" not in said
+    assert "note: 4 photos a stopped run segmented with another model, other settings or " in said
+    assert not list(out.glob(".*"))
 
 
 def as_if_of(out: Path, pid: int, owner: dict | None) -> None:

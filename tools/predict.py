@@ -7,7 +7,8 @@ The results replace an earlier run's only once every photo is done. A run killed
 part-way (Ctrl-C, SIGTERM, kill -9, a power cut) leaves those as they were and keeps its
 finished photos staged (hidden ``.masks.tmp-<pid>`` / ``.overlays.tmp-<pid>`` in out_dir):
 the same command again segments only the rest ("resuming: 900 of 1000 photos already
-segmented"); another model or other settings start over.
+segmented"); another model, other settings or an upgrade of the code that makes the PNGs
+start over.
 """
 
 from __future__ import annotations
