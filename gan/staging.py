@@ -115,9 +115,10 @@ def staged(
     writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
     ends without an error, so a run that fails half-way, or is stopped, leaves an earlier
     run's results as they were, not mixed with its own. Staging left by a killed run (its
-    process gone, or its pid now another process's: ``staging_in_use``) is cleared. PNGs there that these tools did not write are refused, unless
-    the caller ``owned`` the folder (the pipeline's run folders); so are those another tool
-    wrote (``by``: evaluate's overlays are not predict's, whose masks they stood beside).
+    process gone, or its pid now another process's: ``staging_in_use``) is cleared. PNGs
+    there that these tools did not write are refused, unless the caller ``owned`` the folder
+    (the pipeline's run folders); so are those another tool wrote (``by``: evaluate's
+    overlays are not predict's, whose masks they stood beside).
 
     ``resume``: the settings key of a run that resumes (``prediction_key``): its staging,
     with its ``PROGRESS`` journal, is kept when the block ends in an error or a stop, and a
