@@ -22,7 +22,7 @@ from torch import nn
 from gan.data import checked_size
 from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator
 from gan.networks import UNet
-from gan.staging import check_out_dir, process_alive
+from gan.staging import check_out_dir, process_alive, started_before_change
 from synth.distributions import ConfigError
 
 
@@ -240,9 +240,11 @@ def export_model(
 def clear_killed_exports(out_dir: Path, name: str) -> None:
     """Remove the temp files of an export killed mid-write (SIGKILL, the OOM killer: its
     process gone, its ``finally`` never ran). Hidden, they stayed beside the exports for good,
-    each as large as its export (tens of MB with the generator)."""
+    each as large as its export (tens of MB with the generator). A live process that got the
+    killed writer's pid later (after a reboot) is not its writer: its file was kept for good."""
     for left in out_dir.glob(f".{name}.*.tmp-*"):
-        if not process_alive(left.name.rsplit("-", 1)[-1]):
+        pid = left.name.rsplit("-", 1)[-1]
+        if not (process_alive(pid) and started_before_change(int(pid), left)):
             left.unlink(missing_ok=True)
 
 

@@ -276,9 +276,16 @@ def is_owner(pid: int, folder: Path) -> bool:
     if isinstance(recorded, dict) and recorded.get("pid") == pid:
         now = process_identity(pid)
         return all(recorded[k] == now[k] for k in ("start", "boot") if k in recorded and k in now)
+    return started_before_change(pid, folder)
+
+
+def started_before_change(pid: int, path: Path) -> bool:
+    """Whether the process ``pid`` may have written ``path``: it started before the path last
+    changed (or /proc or the path cannot say). A process that got the pid of a killed writer
+    later, after a reboot or a container's restart, started after it."""
     started = started_at(pid)
     try:
-        changed = folder.stat().st_ctime
+        changed = path.stat().st_ctime
     except OSError:
         return True
     return started is None or started < changed + STARTED_AFTER_S

@@ -440,14 +440,25 @@ def test_export_json_says_how_to_get_predicts_masks_from_another_language(tmp_pa
     assert (read_image(tmp_path / "p.png") == by_rule).all()
 
 
-def test_an_export_clears_the_temp_files_of_one_killed_mid_write(tmp_path: Path) -> None:
-    """A killed export's hidden temp files (its ``finally`` never ran) stayed for good."""
+def test_an_export_clears_the_temp_files_of_one_killed_mid_write(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A killed export's hidden temp files (its ``finally`` never ran) stayed for good, and
+    so did one whose pid a later process got (after a reboot): it read as a live export's."""
     import os
+    import time
+
+    import gan.staging
 
     dead = tmp_path / ".crack_segmenter.onnx.tmp-999999999"
     alive = tmp_path / f".crack_segmenter.pt.tmp-{os.getppid()}"  # an export still running
-    for path in (dead, alive, tmp_path / ".other.onnx.tmp-999999999"):
+    reused = tmp_path / f".crack_segmenter.old.tmp-{os.getpid()}"  # its pid: a later process's
+    for path in (dead, alive, reused, tmp_path / ".other.onnx.tmp-999999999"):
         path.write_bytes(b"half")
+    real_start, later = gan.staging.started_at, time.time() + 60
+    monkeypatch.setattr(
+        gan.staging, "started_at", lambda pid: later if pid == os.getpid() else real_start(pid)
+    )
     export_model(UNet(3, 2, 4, 2), tmp_path, sample_hw=(16, 16), check_hw=(20, 12))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".crack_segmenter.pt.tmp-" + str(os.getppid()),
