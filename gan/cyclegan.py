@@ -355,8 +355,8 @@ class SemanticCycleGAN(pl.LightningModule):
 
     def _maybe_log_images(self, batch: dict, out: dict, mask_a: torch.Tensor) -> None:
         every = self.hparams.log_images_every_n_steps
-        step = self.global_step  # already advanced: this is generator step number `step`
-        if not every or step % every or not self.trainer.is_global_zero:
+        done = self.global_step  # already advanced: generator steps done, this one included
+        if not every or done % every or not self.trainer.is_global_zero:
             return
         n = min(self.hparams.num_log_images, mask_a.shape[0])
         fake_b, m = out["fake_b"][:n], mask_a[:n]
@@ -373,7 +373,7 @@ class SemanticCycleGAN(pl.LightningModule):
             rows.append(overlay_masks(fake_b, pred))
             mask_rows.append(pred)
         masks = grid_masks(mask_rows, rows[0])
-        log_image(self.trainer, "adapt/A_GA_FGA_B_FB_fsGA", grid_rows(rows), step, masks=masks)
+        log_image(self.trainer, "adapt/A_GA_FGA_B_FB_fsGA", grid_rows(rows), masks=masks)
 
     @torch.no_grad()
     def _predict_seg(self, out: dict, fake_b: torch.Tensor) -> torch.Tensor:

@@ -171,8 +171,8 @@ class ResumableTensorBoardLogger(TensorBoardLogger):
     run had logged after its last checkpoint: TensorBoard drew both, each curve doubling back
     at the resume, and two grids at one step. Here the first step at which this process logs
     each tag takes that tag's points at or past it out of the earlier files (on the next
-    save, the next log step): the same rule as metrics.csv's, per tag, since a step's grid is
-    logged at another step number than its scalars. A row scored again likewise keeps its new
+    save, the next log step): the same rule as metrics.csv's, per tag, since a grid logged
+    every so many steps first comes later than the scalars. A row scored again keeps its new
     test point alone, and the config text of step 0 is the newest."""
 
     def __init__(self, *args, **kwargs) -> None:

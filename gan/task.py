@@ -487,7 +487,7 @@ class CrackSegmenter(pl.LightningModule):
                 overlay_masks(images, pred[:n]),
             ]
         )
-        log_image(self.trainer, tag, grid, self.global_step)
+        log_image(self.trainer, tag, grid)
 
     # ----------------------------------------------------------------- optimization
 

@@ -77,12 +77,21 @@ def grid_masks(
     return make_grid(stacked, nrow=b, padding=padding, pad_value=0)[0]
 
 
-def log_image(
-    trainer, tag: str, grid: torch.Tensor, step: int, masks: torch.Tensor | None = None
-) -> None:
-    """Send a uint8 (3,H,W) grid to every active logger of ``trainer`` (rank zero only)."""
+def scalar_step(trainer) -> int:
+    """The step Lightning logs this moment's ``self.log`` scalars at, in a training or a
+    validation step: its count of batches that stepped, which takes in the batch being
+    trained only after its scalars are logged. ``global_step`` counts optimizer steps, already
+    past the batch by then, so grids logged at it landed one step after their scalars on the
+    dashboards' step slider (a GAN grid at 100 beside the losses of the same batch at 99)."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+def log_image(trainer, tag: str, grid: torch.Tensor, masks: torch.Tensor | None = None) -> None:
+    """Send a uint8 (3,H,W) grid to every active logger of ``trainer`` (rank zero only), at
+    the step of the scalars logged with it."""
     if trainer is None or not trainer.is_global_zero:
         return
+    step = scalar_step(trainer)
     send_image(trainer.loggers, tag, grid, step, masks, trainer.default_root_dir)
 
 

@@ -80,7 +80,7 @@ def test_a_resumed_run_shows_each_tensorboard_point_once(tmp_path: Path) -> None
     """Resumed from step 4's checkpoint after a kill at step 6, TensorBoard drew steps 4-6
     twice (the curve doubled back) and the grid of step 6 twice: each resume writes a new
     event file beside the stopped run's. The resumed run's points replace those, tag by tag
-    (a step's grid is logged at the next step number); what it does not log again stays."""
+    (grids are logged every third step only); what it does not log again stays."""
     import torch
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
@@ -98,7 +98,7 @@ def test_a_resumed_run_shows_each_tensorboard_point_once(tmp_path: Path) -> None
         for step in range(first, last + 1):
             logger.log_metrics({"train/loss": loss}, step)
             if (step + 1) % 3 == 0:  # the grid of the step that makes global_step 3, 6
-                logger.experiment.add_image("grid", grid, step + 1)
+                logger.experiment.add_image("grid", grid, step)
             logger.save()
         logger.finalize("success")
 
@@ -107,7 +107,7 @@ def test_a_resumed_run_shows_each_tensorboard_point_once(tmp_path: Path) -> None
     points = tensorboard_points(tmp_path / "adapt")
     losses = [(step, value) for tag, step, value in points if tag == "train/loss"]
     assert sorted(losses) == [(s, 1.0) for s in range(4)] + [(s, 2.0) for s in range(4, 9)]
-    assert sorted(s for tag, s, _ in points if tag == "grid") == [3, 6, 9]
+    assert sorted(s for tag, s, _ in points if tag == "grid") == [2, 5, 8]
     assert [s for tag, s, _ in points if tag.startswith("config")] == [0]
 
 
@@ -131,3 +131,58 @@ def test_a_resumed_tensorboard_run_records_its_own_config(tmp_path: Path) -> Non
         logger.finalize("success")
     saved = yaml.safe_load((tmp_path / "adapt" / "hparams.yaml").read_text())
     assert saved["trainer"]["max_steps"] == 20
+
+
+def logged_steps(folder: Path, key: str) -> tuple[list[int], list[int]]:
+    """The steps of metrics.csv's rows with ``key``, and of the grids' PNGs."""
+    with (folder / "metrics.csv").open(newline="") as file:
+        scalars = {int(r["step"]) for r in csv.DictReader(file) if r.get(key)}
+    grids = [int(p.stem[-6:]) for p in sorted((folder / "images").glob("*.png"))]
+    return sorted(scalars), grids
+
+
+def test_the_gan_grid_lands_on_the_step_of_its_scalars(tmp_path: Path) -> None:
+    """The grid of a batch was logged at ``global_step``, already advanced past that batch,
+    one step after the batch's losses on every dashboard's step slider."""
+    from _gan_fixtures import make_real, make_synthetic, tiny_gan, tiny_trainer
+    from lightning.pytorch.loggers import CSVLogger
+
+    from gan.adapt_data import UnpairedDataModule
+
+    syn = make_synthetic(tmp_path / "syn", n=2, shard_size=2, h=24, w=24)
+    real = make_real(tmp_path / "real", n=2, h=24, w=24)
+    data = UnpairedDataModule(str(syn), str(real), crop_size=16, batch_size=2, num_workers=0)
+    logger = CSVLogger(str(tmp_path), name="run", version="")
+    trainer = tiny_trainer(tmp_path, 2, logger=logger, log_every_n_steps=2)
+    trainer.fit(tiny_gan(log_images_every_n_steps=2, segmenter=None), datamodule=data)
+    assert logged_steps(tmp_path / "run", "train/total") == ([1], [1])
+
+
+def test_the_task_models_prediction_grid_lands_on_the_step_of_its_scores(tmp_path: Path) -> None:
+    """Likewise the validation grid: the batch that validated was logged at the next step."""
+    import lightning.pytorch as pl
+    from _task_fixtures import make_folder, make_shards
+    from lightning.pytorch.loggers import CSVLogger
+
+    from gan.task import CrackSegmenter
+    from gan.task_data import SegmentationDataModule
+
+    img, lab = make_folder(tmp_path / "real", n=2, h=16, w=16)
+    syn = make_shards(tmp_path / "syn", n=4, h=16, w=16)
+    data = SegmentationDataModule(
+        str(syn), str(img), str(lab), crop_size=16, batch_size=2, eval_size=None, num_workers=0
+    )
+    model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2}, scheduler="constant")
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        logger=CSVLogger(str(tmp_path), name="run", version=""),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=data)
+    assert logged_steps(tmp_path / "run", "val/f1") == ([1], [1])

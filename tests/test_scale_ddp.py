@@ -41,7 +41,7 @@ def test_gan_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
     assert proc.stdout.count(f"generator steps: {STEPS}") == 1  # said by rank 0, not by each
     run = assert_single_writer(tmp_path, "adapt", "train/total")
     images = sorted(p.name for p in (run / "images").iterdir())
-    assert images == [f"adapt_A_GA_FGA_B_FB_fsGA_{s:06d}.png" for s in range(1, STEPS + 1)]
+    assert images == [f"adapt_A_GA_FGA_B_FB_fsGA_{s:06d}.png" for s in range(STEPS)]  # as the rows
 
 
 def test_task_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_task_ddp_cpu_rank0_writes_once(tmp_path: Path) -> None:
     assert proc.stdout.count("test metrics ->") == 1  # metrics.json from rank 0 only
     run = assert_single_writer(tmp_path, "task_oracle", "train/loss")
     assert sorted(p.name for p in (run / "images").iterdir()) == [
-        f"val_predictions_{STEPS:06d}.png"
+        f"val_predictions_{STEPS - 1:06d}.png"  # the step of the last training row
     ]
     (scores,) = list((tmp_path / "out").rglob("metrics.json"))
     # 3 test images on 2 ranks: scored once each (torch's sampler would repeat one), so the

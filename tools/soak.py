@@ -121,8 +121,8 @@ def check_files(work: Path, steps: int) -> tuple[int, int, int]:
         raise SystemExit("FAIL: last.ckpt holds non-finite weights")
     rows = check_metrics(work / "logs" / RUN / "metrics.csv", steps)
     images = sorted(p.stem[-6:] for p in (work / "logs" / RUN / "images").glob("*.png"))
-    if images != [f"{s:06d}" for s in range(1, steps + 1)]:
-        raise SystemExit(f"FAIL: image grids for steps {images}, expected 1..{steps}")
+    if images != [f"{s:06d}" for s in range(steps)]:  # at the steps of the rows
+        raise SystemExit(f"FAIL: image grids for steps {images}, expected 0..{steps - 1}")
     files = [p for p in work.rglob("*") if p.is_file()]
     leftovers = [p for p in work.rglob("*") if ".tmp" in p.name or p.name.startswith("tmp")]
     if leftovers:
