@@ -35,7 +35,7 @@ from gan.rows import (
     task_seeds,
 )
 from gan.run_names import run_key
-from gan.runner import close_runs, instantiate_group, log_config
+from gan.runner import build_loggers, close_runs, log_config, wandb_run_id
 from gan.stage_outputs import dirs, log, task_checkpoint
 from synth.io import read_card, write_json_atomic
 from synth.render import versions
@@ -302,6 +302,14 @@ def agreement_line(agreement: dict[str, float | None], seed: int) -> str:
     )
 
 
+def report_loggers(cfg: DictConfig, track: DictConfig) -> list:
+    """The report run's loggers (``track``: its config). Its W&B run is the one the report
+    folder recorded (gan.runner.wandb_run_id, as a resumed training's), so rerunning the
+    pipeline updates that run, where each invocation had added one more ``-report`` run to
+    the project; a new outputs folder gets a new run."""
+    return build_loggers(track, wandb_run_id(track, dirs(cfg)["report"], resuming=True))
+
+
 def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
     """One HTML page and a Markdown summary of every row, its figures and the goal's verdicts,
     with results.json for scripts; the same go to the run's loggers. Returns the HTML page."""
@@ -371,7 +379,7 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     log(f"report: {html_path} and {md_path}")
     summary = summary_markdown(rows, notes, checks)
     track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
-    loggers = instantiate_group(track.get("logger"))
+    loggers = report_loggers(cfg, track)
     # made whole each time, its records too: not one more step-0 row or curve point a rerun
     clear_earlier_run(loggers)
     if loggers:

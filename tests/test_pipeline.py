@@ -978,6 +978,34 @@ def test_the_wandb_report_run_carries_the_notes_and_verdicts(tmp_path: Path, mon
     assert "<td>adapted</td><td>synthetic</td><td>+0.050</td>" in text
 
 
+def test_a_rerun_pipeline_logs_its_report_to_the_same_wandb_run(tmp_path: Path):
+    """Each invocation, every stage skipped as complete, added one more W&B report run to the
+    project; the report folder now records the run, as a training's checkpoint folder does,
+    and another outputs folder (another experiment) has its own."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+    from gan.pipeline_report import report_loggers
+    from gan.rows import derive
+    from gan.runner import WANDB_RUN_RECORD
+
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        pipeline = compose("pipeline", [*pipeline_overrides(tmp_path), "logger=many"])
+
+    def report_run_id(output_dir: Path) -> str:
+        cfg = derive(pipeline, {"paths": {"output_dir": str(output_dir)}})
+        track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
+        (wandb,) = [lg for lg in report_loggers(cfg, track) if type(lg).__name__ == "WandbLogger"]
+        assert wandb._wandb_init["name"] == f"{cfg.run_name}-report"
+        return wandb._wandb_init["id"]
+
+    first = report_run_id(tmp_path / "out")
+    assert first and (tmp_path / "out" / "report" / WANDB_RUN_RECORD).is_file()
+    assert report_run_id(tmp_path / "out") == first
+    assert report_run_id(tmp_path / "other") not in (first, None)
+
+
 def test_a_stage_says_where_a_stopped_run_left_off(tmp_path):
     from gan.stage_outputs import checkpoint_step, resumed_at
 
