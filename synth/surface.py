@@ -165,7 +165,9 @@ def paint_stripe(rng: np.random.Generator, size: int, width: float) -> np.ndarra
     d = np.array([np.cos(angle), np.sin(angle)]) * size * 1.5
     p1 = (int(cx - d[0]), int(cy - d[1]))
     p2 = (int(cx + d[0]), int(cy + d[1]))
-    cv2.line(mask, p1, p2, 1.0, max(1, int(round(width))), cv2.LINE_AA)
+    # 4 sizes thick paints every pixel (the line runs through the image); wider lines failed
+    # in OpenCV (at most 32767 px thick) to the same fully painted image
+    cv2.line(mask, p1, p2, 1.0, max(1, int(round(min(width, 4 * size)))), cv2.LINE_AA)
     ragged = 0.6 + 0.4 * (value_noise(rng, size, size // 8) > -0.8).astype(np.float32)
     return cv2.GaussianBlur(mask, (0, 0), 1.0) * ragged
 

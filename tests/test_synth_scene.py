@@ -10,7 +10,7 @@ from _synth_fixtures import tiny_config
 from synth.io import IGNORE_INDEX
 from synth.rng import sample_rng
 from synth.scene import render_crack_scene
-from synth.surface import aggregate, mottle, relief
+from synth.surface import aggregate, mottle, paint_stripe, relief
 
 
 def ring_contrast(image: np.ndarray, crack: np.ndarray) -> float:
@@ -192,3 +192,21 @@ def test_edge_fade_lightens_the_rims_and_keeps_the_core_and_the_mask() -> None:
         core_gain.append(lift[d >= 5].mean())
     assert min(rim_gain) > 10  # grey levels lighter on the rim
     assert all(c < 0.3 * r for r, c in zip(rim_gain, core_gain, strict=True))
+
+
+def test_a_crack_wider_than_the_scene_covers_it_without_a_kernel_of_its_width() -> None:
+    """The radius dilation's kernel was the widest crack's width: crack.width=30000 asked for
+    3.6 GB and 7 s a 256 px scene (1e6 for terabytes, a MemoryError), to a mask that a kernel
+    twice the scene's width already fills."""
+    cfg = tiny_config(size=32, p_no_crack=0.0)
+    cfg["crack"].update(width=1e6, num_cracks=1)
+    sample = render_crack_scene(cfg, 0, 0)
+    assert sample.semantic.all() and sample.meta["crack_share"] == 1.0
+
+
+def test_a_paint_line_wider_than_opencv_draws_paints_the_whole_scene() -> None:
+    """OpenCV draws lines at most 32767 px thick: paint_width=1.8e7 failed mid-render on an
+    assertion; a line four scene sizes thick already paints every pixel."""
+    stripe = paint_stripe(np.random.default_rng(0), 32, 1.8e7)
+    wide = paint_stripe(np.random.default_rng(0), 32, 128)
+    assert np.array_equal(stripe, wide) and (stripe >= 0.6 * 0.99).all()
