@@ -182,10 +182,9 @@ def check_bounds(tree: Mapping, bounds: Mapping[str, Bounds], prefix: str = "") 
             node = node.get(part) if isinstance(node, Mapping) else None
         for low, high in support(node):
             if (low < least if inclusive else low <= least) or high > most:
-                above = ">=" if inclusive else ">"
-                span = (
-                    f"from {least:g} to {most:g}" if most < float("inf") else f"{above} {least:g}"
-                )
+                span = f"{'>=' if inclusive else '>'} {least:g}"
+                if most < float("inf"):  # "from 0 to 32" read as if 0 itself were taken
+                    span = f"from {least:g} to {most:g}" if inclusive else f"{span} and <= {most:g}"
                 raise ConfigError(f"{prefix}{key}={node!r}: its draws must be {span}")
 
 

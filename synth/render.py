@@ -86,6 +86,15 @@ MAX_SIZE = 2048
 
 
 INF = float("inf")
+#: A cell grid finer than any scene's pixels draws nothing more: at most MAX_SIZE cells a side
+#: (2048 renders a 2048 px scene in 1.5-1.9 s, a default one in 1.5 s; 5000 noise_base_cells
+#: took 1 s and 360 MB at 256 px, 32000 mottle_cells asked for 7.6 GB, 96000 streak_cells ran
+#: past 20 s).
+MAX_CELLS = MAX_SIZE
+#: A blur's cost grows with its sigma times the area: at MAX_SIZE a sigma of 32 px costs 0.2 to
+#: 1.3 s more than a default scene (camera.blur_sigma, three channels, the most), 100 px 14 s;
+#: 1.4e6 px failed in OpenCV (std::bad_alloc), and grain_blur=1300 drew a flat image.
+MAX_BLUR = 32.0
 #: Knobs a renderer takes only in a range. Out of it a draw failed mid-render inside OpenCV or
 #: numpy (halo_sigma=0: a Gaussian kernel; step=0: a division; meander<0, width_variation<0
 #: or speckle_density<0: a scale; mottle_coverage=0 or 1: a quantile), or was
@@ -93,27 +102,58 @@ INF = float("inf")
 #: jpeg_quality=150 clamped by OpenCV with a warning per image). Every ``p_*`` is a share.
 #: A stone of aggregate is a pixel across at least: at a radius of 0.05 px, 4.4 s of a 128 px
 #: scene went to drawing 420,000 stones no pixel could show (0.16 s at 1 px on 512 px).
+#: The upper ends were measured on one scene of 256 px and of MAX_SIZE (2048 px, a default one
+#: 1.5 s) with one knob at its end, the rest at their defaults: beyond them a scene took over
+#: 5 s, over 1 GB, failed, or drew a blank image. Knobs multiply each other's cost (a long
+#: crack in fine steps), so ends together can still be slow.
 KNOB_BOUNDS: dict[str, distributions.Bounds] = {
     "ignore_band": (0, 64, True),
     "crack.num_cracks": (1, 16, True),
-    "crack.num_branches": (0, INF, True),
-    "crack.width": (0, INF, False),
-    "crack.width_variation": (0, INF, True),
-    "crack.step": (0, INF, False),
+    # 100 a crack: 1.5 s at 2048 px with 16 cracks; 1000 took 9 s, 3 million past 20 s at 256 px
+    "crack.num_branches": (0, 100, True),
+    # 1e5 px: 3.7 s at 2048 px, all crack; 1e40 overflowed the radii to a blank image
+    "crack.width": (0, 1e5, False),
+    # 10 (log-std): 3.9 s at 2048 px; 450 overflowed the radii to a blank image
+    "crack.width_variation": (0, 10, True),
+    # 0.01 px: 0.8 s at 2048 px; 1e-6 took 16 s and 3.7 GB at 256 px before a MemoryError.
+    # 1e5 px: 2 walk steps, the line drawn off the image; 4e6 took 2.7 s and 1.5 GB at 256 px
+    "crack.step": (0.01, 1e5, True),
     "crack.meander": (0, INF, True),
     "crack.jitter": (0, INF, True),
     "crack.edge_roughness": (0, INF, True),
-    "crack.halo_sigma": (0, INF, False),
-    "crack.length": (0, INF, False),
+    "crack.halo_sigma": (0, MAX_BLUR, False),
+    # image sizes: 1000 is 1 s at 2048 px; 2.2 million ran past 20 s at 256 px
+    "crack.length": (0, 1000, False),
+    # of the parent's length: 4500 took 0.2 s at 256 px, 1 s at 2048; 450,000 ran past 20 s.
+    # A negative one drew the shortest branch
+    "crack.branch_length": (0, 1000, True),
+    # 1000 times the parent's width; 1e40 overflowed the radii to a blank image. A negative
+    # one drew no branch beyond the junction
+    "crack.branch_width_ratio": (0, 1000, True),
     "surface.aggregate_radius": (1, INF, True),
-    "surface.pore_count": (0, INF, True),
-    "surface.pore_radius": (0, INF, False),
-    "surface.grain_blur": (0, INF, True),
-    "surface.speckle_density": (0, INF, True),
+    # stone size / pitch: 10 is 4.3 s at 2048 px with 1 px stones (1.3, the default's end, is
+    # 3.3 s); 1300 ran past 30 s at 2048 px. A negative fill drew its mirror image
+    "surface.aggregate_fill": (0, 10, True),
+    # 100,000 pores: 2.3 s at 2048 px (a loop, one pore at a time); a million took 23 s at 256
+    "surface.pore_count": (0, 100_000, True),
+    # px: 1e5 is 1 s at 2048 px; 1e10 failed in OpenCV (cv2.ellipse takes 32-bit axes)
+    "surface.pore_radius": (0, 1e5, False),
+    "surface.grain_blur": (0, MAX_BLUR, True),
+    # stones a pixel: at 5 nearly every pixel is one (2.3 s, 640 MB at 2048 px); 20 took 9 s
+    # and 2.3 GB, 20000 asked for 9.8 GB at 256 px
+    "surface.speckle_density": (0, 5, True),
+    "surface.noise_base_cells": (0, MAX_CELLS, True),
+    "surface.streak_cells": (0, MAX_CELLS, True),
+    "surface.mottle_cells": (0, MAX_CELLS, True),
+    "surface.relief_cells": (0, MAX_CELLS, True),
     "surface.mottle_coverage": (0, 1, True),
     "surface.mottle_edge": (0, INF, True),
     "surface.shadow_softness": (0, INF, True),
-    "camera.blur_sigma": (0, INF, False),
+    # corner shift / size: up to 1/3 the quad stays convex; above it some draws fold the view
+    # through a horizon (0.2 % of draws at 0.4, 9 % at 0.5, 62 % at 0.7), above 1 it shows the
+    # scene's mirrored border. A negative one drew no perspective
+    "camera.perspective": (0, 0.33, True),
+    "camera.blur_sigma": (0, MAX_BLUR, False),
     "camera.noise_sigma": (0, INF, True),
     "camera.jpeg_quality": (1, 100, True),
 }

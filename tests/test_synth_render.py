@@ -236,15 +236,39 @@ def test_a_spec_from_before_versions_were_recorded_reads_as_version_1(
 @pytest.mark.parametrize(
     ("section", "knob", "value", "message"),
     [
-        ("crack", "halo_sigma", 0, r"^synth\.crack\.halo_sigma=0: its draws must be > 0$"),
-        ("crack", "step", {"uniform": [0, 2]}, r"crack\.step=.*: its draws must be > 0"),
+        (
+            "crack",
+            "halo_sigma",
+            0,
+            r"^synth\.crack\.halo_sigma=0: its draws must be > 0 and <= 32$",
+        ),
+        ("crack", "step", {"uniform": [0, 2]}, r"crack\.step=.*: its draws must be from 0\.01 to"),
         ("crack", "width", {"normal": [3, 3]}, r"crack\.width=.*: its draws must be > 0"),
         ("camera", "jpeg_quality", 150, r"jpeg_quality=150: its draws must be from 1 to 100"),
         ("surface", "p_stain", 1.5, r"p_stain=1\.5: its draws must be from 0 to 1"),
         ("surface", "aggregate_radius", {"uniform": [0.05, 2]}, r"aggregate_radius=.*: .* >= 1$"),
-        ("crack", "width_variation", -0.1, r"width_variation=-0\.1: its draws must be >= 0"),
-        ("surface", "speckle_density", -0.01, r"speckle_density=-0\.01: its draws must be >= 0"),
+        ("crack", "width_variation", -0.1, r"width_variation=-0\.1: its draws must be from 0 to"),
+        (
+            "surface",
+            "speckle_density",
+            -0.01,
+            r"speckle_density=-0\.01: its draws must be from 0 t",
+        ),
         ("surface", "mottle_coverage", 1.5, r"mottle_coverage=1\.5: its draws must be from 0 to 1"),
+        # Measured ends (synth/render.py KNOB_BOUNDS): past them a scene took seconds to
+        # minutes, gigabytes, failed in OpenCV or drew a blank image; each value here renders
+        # fast at 64 px, so it is the bound that refuses it.
+        ("crack", "num_branches", 101, r"num_branches=101: its draws must be from 0 to 100$"),
+        ("crack", "step", {"uniform": [0.001, 2]}, r"step=.*: its draws must be from 0\.01 to"),
+        ("crack", "length", 1001, r"length=1001: its draws must be > 0 and <= 1000$"),
+        ("crack", "width_variation", 11, r"width_variation=11: .* from 0 to 10$"),
+        ("crack", "branch_width_ratio", 1e40, r"branch_width_ratio=1e\+40: .* from 0 to 1000$"),
+        ("surface", "speckle_density", 6, r"speckle_density=6: its draws must be from 0 to 5$"),
+        ("surface", "mottle_cells", 2049, r"mottle_cells=2049: its draws must be from 0 to 2048$"),
+        ("surface", "aggregate_fill", 11, r"aggregate_fill=11: its draws must be from 0 to 10$"),
+        ("surface", "pore_radius", 1e6, r"pore_radius=1000000\.0: .* > 0 and <= 100000$"),
+        ("camera", "blur_sigma", 33, r"blur_sigma=33: its draws must be > 0 and <= 32$"),
+        ("camera", "perspective", 0.5, r"perspective=0\.5: its draws must be from 0 to 0\.33$"),
     ],
 )
 def test_a_knob_drawn_where_the_renderer_fails_or_draws_otherwise_is_refused(
