@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,9 +40,11 @@ from gan.data import (
     to_tensor,
 )
 from gan.staging import (
+    BATCH_SIZE,
     append_progress,
     progress_file,
     read_progress,
+    same_settings,
     staged,
     stamp,
     write_progress,
@@ -581,9 +584,9 @@ def predict_folder(
     photo (or is interrupted) leaves the earlier results as they were.
 
     A run that fails or is stopped (Ctrl-C, SIGTERM, SIGKILL, a power cut) keeps its finished
-    photos staged: a rerun with the same model and settings (``prediction_key``) segments
-    only the photos not done, or changed since (``reuse_staged``); a killed 10,000-photo run
-    started over from photo 1."""
+    photos staged: a rerun with the same model and settings (``prediction_key``; another
+    ``batch_size`` too) segments only the photos not done, or changed since
+    (``reuse_staged``); a killed 10,000-photo run started over from photo 1."""
     folder = ImageFolder(image_dir)
     out_dir = Path(out_dir)
     subs = {sub: out_dir / sub for sub in ("masks", "overlays")}
@@ -644,11 +647,15 @@ def prediction_key(
     num_overlays: int | None,
 ) -> dict:
     """What decides a photo's PNGs besides the photo: the networks' weights and layers, the
-    scoring settings (``scoring_record``), the batch size (photos go through in the
-    uninterrupted run's batches; kernels may round otherwise for another batch shape), the
-    device, the code (``code_digest``) and the libraries that compute, resize, draw and
-    encode. A stopped run's photos are reused only under an equal key: a resumed run must
-    end byte for byte as an uninterrupted one."""
+    scoring settings (``scoring_record``), the batch size, the device, the code
+    (``code_digest``) and the libraries that compute, resize, draw and encode. A stopped
+    run's photos are reused only under an equal key but for the batch size
+    (``same_settings``). The batch size is in it, and in each journal line, for the resume at
+    an unchanged one: it keeps whole batches of the uninterrupted run and the rest goes
+    through in that run's batches, so it ends byte for byte as that run (kernels may round
+    otherwise for another batch shape; on CPU none did: docs/experiments.md). A
+    rerun at another batch size, the usual rerun after a GPU ran out of memory on a large
+    photo, keeps every photo that holds, where a strict key redid them all."""
     device = model.device
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     key = {
@@ -706,23 +713,29 @@ def reuse_staged(
     into: dict[str, Path], folder: ImageFolder, key: dict, batch_size: int
 ) -> dict[int, dict]:
     """The photos (index: journal entry) whose PNGs a stopped run staged and this run keeps:
-    whole batches of the uninterrupted run (the rest goes through in the same batches),
-    each photo the same file (name and content digest) and each staged PNG the one written
-    (its digest: a power cut can leave a file empty). Every other staged PNG is deleted and
-    the journal rewritten to the kept photos, so nothing stale is mixed in."""
+    each the same file (name and content digest) and each staged PNG the one written (its
+    digest: a power cut can leave a file empty). All made at this run's batch size: whole
+    batches of the uninterrupted run alone (the rest goes through in the same batches, so the
+    run ends byte for byte as that one). Some made at another (a rerun with a smaller batch
+    after running out of memory): every photo that holds, each keeping the batch size it was
+    made at. Every other staged PNG is deleted and the journal rewritten to the kept photos
+    under this run's key, so nothing stale is mixed in."""
     journal = progress_file(into)
     made_with, entries = read_progress(journal)
-    if made_with != key:
-        entries = {}
+    entries = made_at(entries, made_with) if same_settings(made_with, key) else {}
+    if all(entry[BATCH_SIZE] == batch_size for entry in entries.values()):
+        ends = range(0, len(folder), batch_size)
+        groups = [range(start, min(start + batch_size, len(folder))) for start in ends]
+    else:
+        groups = [range(i, i + 1) for i in range(len(folder))]
     kept: dict[int, dict] = {}
     unread = sum(e["stamp"][0] for e in entries.values() if isinstance(e.get("stamp"), list))
     with hashing(unread, "checking staged photos", len(folder)) as advance:
-        for start in range(0, len(folder), batch_size):
-            batch = range(start, min(start + batch_size, len(folder)))
-            found = {i: entries.get(output_name(folder, i)) for i in batch}
+        for group in groups:
+            found = {i: entries.get(output_name(folder, i)) for i in group}
             if all(e and still_holds(e, folder.images[i], into) for i, e in found.items()):
                 kept.update(found)  # type: ignore[arg-type]
-            advance(len(batch))
+            advance(len(group))
     names = {entry["name"] for entry in kept.values()}
     for path in into.values():
         for png in path.glob("*.png"):
@@ -730,6 +743,29 @@ def reuse_staged(
                 png.unlink()
     write_progress(journal, key, kept.values())
     return kept
+
+
+def made_at(entries: dict[str, dict], made_with: dict) -> dict[str, dict]:
+    """Journal entries, each with the batch size its photo went through at: its own record,
+    else its journal's key's (a journal of one run, before entries recorded it)."""
+    return {
+        name: {**entry, BATCH_SIZE: entry.get(BATCH_SIZE, made_with.get(BATCH_SIZE))}
+        for name, entry in entries.items()
+    }
+
+
+def batch_sizes_said(done: dict[int, dict], batch_size: int, total: int) -> str:
+    """`` (those at batch_size=8; the rest at batch_size=4)`` for a resume's line, where kept
+    photos were segmented at another batch size than this run's; "" where all at this one."""
+    made = Counter(entry[BATCH_SIZE] for entry in done.values())
+    if set(made) == {batch_size}:
+        return ""
+    if len(made) == 1:
+        those = f"those at batch_size={next(iter(made))}"
+    else:
+        those = ", ".join(f"{n} at batch_size={b}" for b, n in sorted(made.items(), reverse=True))
+    rest = f"; the rest at batch_size={batch_size}" if len(done) < total else ""
+    return f" ({those}{rest})"
 
 
 def still_holds(entry: dict, photo: Path, into: dict[str, Path]) -> bool:
@@ -746,9 +782,12 @@ def still_holds(entry: dict, photo: Path, into: dict[str, Path]) -> bool:
     return file_digest(photo) == photo_digest
 
 
-def progress_entry(name: str, photo_stamp: list, into: dict[str, Path], counts: tuple) -> dict:
+def progress_entry(
+    name: str, photo_stamp: list, into: dict[str, Path], counts: tuple, batch_size: int
+) -> dict:
     """A photo's journal line: its file and stamp (taken before it was read, so a photo
-    changed while segmented reads as changed), each staged PNG's digest and its counts."""
+    changed while segmented reads as changed), each staged PNG's digest, its counts and the
+    batch size it went through at (a rerun at another keeps it: ``reuse_staged``)."""
     outputs = {
         sub: file_digest(path / name) if (path / name).is_file() else None
         for sub, path in into.items()
@@ -759,6 +798,7 @@ def progress_entry(name: str, photo_stamp: list, into: dict[str, Path], counts: 
         "stamp": photo_stamp[1],
         "outputs": outputs,
         "counts": list(counts),
+        BATCH_SIZE: batch_size,
     }
 
 
@@ -794,7 +834,8 @@ def write_predictions(
     each batch journaled once its PNGs are written."""
     done = reuse_staged(into, folder, resume, batch_size) if resume is not None else {}
     if done:
-        print(f"resuming: {len(done)} of {len(folder)} photos already segmented")
+        made = batch_sizes_said(done, batch_size, len(folder))
+        print(f"resuming: {len(done)} of {len(folder)} photos already segmented{made}")
     todo = [i for i in range(len(folder)) if i not in done]
     stamps = photo_stamps(folder, todo) if resume is not None else {}
     counts = {output_name(folder, i): tuple(entry["counts"]) for i, entry in done.items()}
@@ -821,7 +862,8 @@ def write_predictions(
             save_overlay(image[0], None, pred, into["overlays"] / name)
         counts[name] = (int(pred.sum()), pred.numel())
         if resume is not None:
-            finished.append(progress_entry(name, stamps[index], into, counts[name]))
+            entry = progress_entry(name, stamps[index], into, counts[name], batch_size)
+            finished.append(entry)
             if len(finished) == batch_size or index == todo[-1]:  # the batch is whole
                 append_progress(progress_file(into), finished)
                 finished = []

@@ -122,9 +122,9 @@ def staged(
 
     ``resume``: the settings key of a run that resumes (``prediction_key``): its staging,
     with its ``PROGRESS`` journal, is kept when the block ends in an error or a stop, and a
-    later run with the same key takes over a stopped run's staging (its process gone:
-    SIGKILL, a power cut) instead of clearing it; which photos in it still hold is for
-    ``reuse_staged`` to say. A live run's staging is never touched: two runs at once each
+    later run with the same key (``same_settings``: its batch size may differ) takes over a
+    stopped run's staging (its process gone: SIGKILL, a power cut) instead of clearing it;
+    which photos in it still hold is for ``reuse_staged`` to say. A live run's staging is never touched: two runs at once each
     fill their own."""
     check_out_dir(out_dir)
     if not owned:
@@ -174,6 +174,23 @@ def staged(
 #: its first line, then one JSON line per photo whose PNGs are staged (``progress_entry``),
 #: appended a batch at a time; a line a kill cut short is skipped on reading.
 PROGRESS = ".progress.jsonl"
+
+
+#: The one setting of a resuming run's key that a rerun may change and keep a stopped run's
+#: photos: a run out of GPU memory on a large photo is rerun with a smaller batch, and with a
+#: strict key lost every finished photo. Each journal line records the batch size it was made
+#: at (``progress_entry``).
+BATCH_SIZE = "batch_size"
+
+
+def same_settings(made_with: dict | None, key: dict) -> bool:
+    """Whether a journal's settings key is ``key`` but for the batch size: its photos are
+    then this run's to keep (the model, sizes, device and code all as they were)."""
+    if not isinstance(made_with, dict):
+        return False
+    return {k: v for k, v in made_with.items() if k != BATCH_SIZE} == {
+        k: v for k, v in key.items() if k != BATCH_SIZE
+    }
 
 
 def progress_file(staging: dict[str, Path]) -> Path:
@@ -305,15 +322,15 @@ def started_at(pid: int) -> float | None:
 
 
 def stopped_run_to_resume(out_dir: Path, subs: Sequence[str], key: dict) -> str | None:
-    """The pid of the stopped run (process gone) whose staging was made with ``key`` and
-    holds the most finished photos; None where there is none. A live run's is never taken:
+    """The pid of the stopped run (process gone) whose staging was made with ``key``'s
+    settings (``same_settings``: any batch size) and holds the most finished photos; None where there is none. A live run's is never taken:
     it is still writing there."""
     found = []
     for first in out_dir.glob(f".{subs[0]}.tmp-*"):
         if staging_in_use(first):
             continue
         made_with, entries = read_progress(first / PROGRESS)
-        if made_with == key and entries:
+        if same_settings(made_with, key) and entries:
             found.append((len(entries), staging_owner(first)))
     return max(found)[1] if found else None
 
@@ -332,7 +349,7 @@ def take_over(out_dir: Path, owner: str, staging: dict[str, Path]) -> None:
 def say_discarded(journal: Path, key: dict | None) -> None:
     """A stopped run's photos cleared because this run's model, settings or code differ."""
     made_with, entries = read_progress(journal)
-    if key is not None and made_with != key and (done := len(entries)):
+    if key is not None and not same_settings(made_with, key) and (done := len(entries)):
         print(
             f"note: {done} photos a stopped run segmented with another model, other "
             "settings or another version of this code are discarded; they are segmented again"

@@ -143,11 +143,10 @@ def damaged_mask(out: Path) -> None:  # a power cut left a staged PNG empty
         (damaged_mask, {}, ["img2.png", "img3.png", "img4.png", "img5.png", "img6.png"]),
         (None, {"eval_size": [32, 48]}, None),
         (None, {"tile": 32}, None),
-        (None, {"batch_size": 3}, None),
         (None, {"translate_with": nn.Sequential(nn.Conv2d(3, 3, 1), nn.Tanh())}, None),
         (None, {"model": 1}, None),
     ],
-    ids=["photo", "staged-png", "eval_size", "tile", "batch_size", "translate_with", "model"],
+    ids=["photo", "staged-png", "eval_size", "tile", "translate_with", "model"],
 )
 def test_what_changed_since_the_stop_is_segmented_again(
     tmp_path: Path, monkeypatch, capsys, change, settings: dict, redone: list[str] | None
@@ -173,6 +172,76 @@ def test_what_changed_since_the_stop_is_segmented_again(
     else:
         assert f"resuming: {N - len(redone)} of {N} photos already segmented" in said
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
+
+
+def valid_outputs(out: Path, img: Path) -> None:
+    """Each photo's mask (0/255) and overlay are in place at the photo's size."""
+    photos = sorted(img.glob("*.png"))
+    assert sorted(p.name for p in (out / "masks").glob("*.png")) == [p.name for p in photos]
+    for photo in photos:
+        h, w = cv2.imread(str(photo)).shape[:2]
+        mask = cv2.imread(str(out / "masks" / photo.name), cv2.IMREAD_UNCHANGED)
+        overlay = cv2.imread(str(out / "overlays" / photo.name), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (h, w) and set(np.unique(mask)) <= {0, 255}
+        assert overlay.shape == (h, w, 3)
+
+
+def test_a_rerun_with_a_smaller_batch_keeps_the_stopped_runs_photos(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The usual rerun after a GPU ran out of memory on a large photo lowers batch_size: it
+    redid every finished photo (the batch size was in the settings key). Now each photo that
+    still holds is kept, not its whole batch of the stopped run (img0 beside the changed
+    img1), and the rest go through at the new batch size."""
+    img, _ = make_folder(tmp_path / "real", n=N)
+    model = tiny_model()
+    predict_folder(model, img, tmp_path / "clean2", batch_size=2)
+    out = tmp_path / "out"
+    stopped_run(monkeypatch, model, img, out, photos=4)  # img0-3 done at batch_size=2
+    changed_photo(img)
+    predict_folder(model, img, tmp_path / "clean1", batch_size=1)
+    capsys.readouterr()
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=1)
+    said = capsys.readouterr().out
+    assert sorted(names) == ["img1.png", "img4.png", "img5.png", "img6.png"]
+    assert (
+        "resuming: 3 of 7 photos already segmented (those at batch_size=2; the rest at "
+        "batch_size=1)" in said
+    )
+    assert "discarded" not in said
+    kept = {f"{sub}/img{i}.png" for sub in ("masks", "overlays") for i in (0, 2, 3)}
+    clean2, clean1 = pngs(tmp_path / "clean2"), pngs(tmp_path / "clean1")
+    assert pngs(out) == {n: (clean2 if n in kept else clean1)[n] for n in clean1}
+    assert not list(out.glob(".*"))
+
+
+def test_each_kept_photo_keeps_its_batch_size_over_several_reruns(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """Stopped at batch_size=2, then at 1, then finished at 2: the journal, rewritten by
+    each rerun under its own key, still says which photos went through at which size."""
+    img, _ = make_folder(tmp_path / "real", n=N)
+    model = tiny_model()
+    out = tmp_path / "out"
+    stopped_run(monkeypatch, model, img, out, photos=4)  # img0-3 at batch_size=2
+    stop_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        predict_folder(model, img, out, batch_size=1)  # img4 at batch_size=1
+    monkeypatch.undo()
+    staged = {p.name: p.read_bytes() for p in out.glob(".masks.tmp-*/img[0-4].png")}
+    capsys.readouterr()
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    said = capsys.readouterr().out
+    assert sorted(names) == ["img5.png", "img6.png"]
+    assert (
+        "resuming: 5 of 7 photos already segmented (4 at batch_size=2, 1 at batch_size=1; "
+        "the rest at batch_size=2)" in said
+    )
+    assert {n: (out / "masks" / n).read_bytes() for n in staged} == staged
+    valid_outputs(out, img)
+    assert not list(out.glob(".*"))
 
 
 def test_a_stopped_runs_work_is_discarded_after_an_upgrade_of_the_code(
