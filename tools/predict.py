@@ -7,8 +7,9 @@ The results replace an earlier run's only once every photo is done. A run killed
 part-way (Ctrl-C, SIGTERM, kill -9, a power cut) leaves those as they were and keeps its
 finished photos staged (hidden ``.masks.tmp-<pid>`` / ``.overlays.tmp-<pid>`` in out_dir):
 the same command again segments only the rest ("resuming: 900 of 1000 photos already
-segmented"); another model, other settings or an upgrade of the code that makes the PNGs
-start over.
+segmented"); so does a lower batch_size after the GPU ran out of memory, keeping the
+finished photos ("... (those at batch_size=8; the rest at batch_size=4)"). Another model,
+other settings or an upgrade of the code that makes the PNGs start over.
 """
 
 from __future__ import annotations
