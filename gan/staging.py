@@ -124,8 +124,8 @@ def staged(
     with its ``PROGRESS`` journal, is kept when the block ends in an error or a stop, and a
     later run with the same key (``same_settings``: its batch size may differ) takes over a
     stopped run's staging (its process gone: SIGKILL, a power cut) instead of clearing it;
-    which photos in it still hold is for ``reuse_staged`` to say. A live run's staging is never touched: two runs at once each
-    fill their own."""
+    which photos in it still hold is for ``reuse_staged`` to say. A live run's staging is
+    never touched: two runs at once each fill their own."""
     check_out_dir(out_dir)
     if not owned:
         refuse_foreign_images(out_dir, subs)
@@ -323,8 +323,8 @@ def started_at(pid: int) -> float | None:
 
 def stopped_run_to_resume(out_dir: Path, subs: Sequence[str], key: dict) -> str | None:
     """The pid of the stopped run (process gone) whose staging was made with ``key``'s
-    settings (``same_settings``: any batch size) and holds the most finished photos; None where there is none. A live run's is never taken:
-    it is still writing there."""
+    settings (``same_settings``: any batch size) and holds the most finished photos; None
+    where there is none. A live run's is never taken: it is still writing there."""
     found = []
     for first in out_dir.glob(f".{subs[0]}.tmp-*"):
         if staging_in_use(first):
