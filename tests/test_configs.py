@@ -5,6 +5,7 @@ missing preset fails here, not hours into a user's GPU job."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,61 @@ def test_the_readme_lists_every_option_of_every_config_group() -> None:
     assert set(groups) == on_disk - {"hydra"}
     for group, options in groups.items():
         assert options == {p.stem for p in (CONF / group).glob("*.yaml")}, group
+
+
+#: Where the README's commands are: each line of a fenced block, or an inline code span
+#: (which may wrap onto the next line); then ``python tools/<tool>.py`` and its arguments in it.
+README_SNIPPET = re.compile(r"^```\w*\n(?P<block>.*?)^```|`(?P<span>[^`]+)`", re.S | re.M)
+README_COMMAND = re.compile(r"python tools/(\w+)\.py(.*)")
+
+
+def readme_commands() -> list[tuple[int, str, list[str]]]:
+    """The README's set-up section and its "Stages and commands" table as a user copies them:
+    (line, tool, overrides) for each ``python tools/<tool>.py ...`` of a Hydra tool (one with
+    ``conf/<tool>.yaml``). Overrides are the arguments as the shell splits them (quotes,
+    ``# comments``), up to an ``&&``; placeholders such as ``ckpt=...`` stay as written,
+    Hydra reads them as values."""
+    readme = (CONF.parent / "README.md").read_text()
+    start = readme.index("## Set-up")
+    commands = []
+    for snippet in README_SNIPPET.finditer(readme, start, readme.index("## Config groups")):
+        line = readme.count("\n", 0, snippet.start()) + 1
+        if snippet["block"] is not None:
+            texts = [(line + 1 + n, text) for n, text in enumerate(snippet["block"].splitlines())]
+        else:
+            texts = [(line, snippet["span"].replace("\n", " "))]
+        for at, text in texts:
+            found = README_COMMAND.search(text)
+            if found is None or not (CONF / f"{found[1]}.yaml").is_file():
+                continue
+            args = shlex.split(found[2], comments=True)
+            commands.append((at, found[1], args[: args.index("&&")] if "&&" in args else args))
+    return commands
+
+
+def test_the_readme_commands_are_found() -> None:
+    """The extraction itself: a README reworded past its regex must not pass on no commands."""
+    commands = readme_commands()
+    assert {"pipeline", "check_data", "predict", "train_task", "evaluate"} <= {
+        tool for _, tool, _ in commands
+    }
+    assert len(commands) >= 25
+    every_args = [args for _, _, args in commands]
+    assert ["ckpt=...", "input_dir=photos/"] in every_args  # a table row
+    # the set-up's predict command, whose backticks wrap onto a second and third line
+    assert any("input_dir=/my/new_photos" in args for args in every_args)
+
+
+@pytest.mark.parametrize(
+    ("line", "tool", "overrides"),
+    readme_commands(),
+    ids=[f"README.md:{line}-{tool}" for line, tool, _ in readme_commands()],
+)
+def test_every_readme_command_composes(line: int, tool: str, overrides: list[str]) -> None:
+    """A key renamed in conf/ left the README's commands failing in Hydra's words for the user
+    who copied them; here it fails the tests, naming the README line."""
+    try:
+        OmegaConf.to_container(composed(tool, *overrides), resolve=True)
+    except Exception as err:
+        said = str(err).splitlines()[0]  # Hydra's first line: "Could not override 'x'."
+        pytest.fail(f"README.md:{line}: python tools/{tool}.py {' '.join(overrides)}: {said}")
