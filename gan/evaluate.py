@@ -577,6 +577,7 @@ def predict_folder(
     num_workers: int = 0,
     translate_with: nn.Module | None = None,
     tile: int | None = None,
+    skip_bad_photos: bool = False,
 ) -> list[Path]:
     """Segment every image of a folder: masks/<stem>.png (0/255) and overlays/<stem>.png
     (``translate_with``: see ``ThroughGenerator``). Results go to hidden staging folders and
@@ -586,7 +587,11 @@ def predict_folder(
     A run that fails or is stopped (Ctrl-C, SIGTERM, SIGKILL, a power cut) keeps its finished
     photos staged: a rerun with the same model and settings (``prediction_key``; another
     ``batch_size`` too) segments only the photos not done, or changed since
-    (``reuse_staged``); a killed 10,000-photo run started over from photo 1."""
+    (``reuse_staged``); a killed 10,000-photo run started over from photo 1.
+
+    A bad photo (unreadable, damaged, too small) refuses the run, every one named; with
+    ``skip_bad_photos`` the rest are segmented and the bad ones listed in ``SKIPPED`` (the option
+    is not in the key: a photo's PNGs do not depend on the others being there)."""
     folder = ImageFolder(image_dir)
     out_dir = Path(out_dir)
     subs = {sub: out_dir / sub for sub in ("masks", "overlays")}
@@ -597,24 +602,56 @@ def predict_folder(
             "predictions would replace the photos; choose another out_dir"
         )
     key = prediction_key(model, translate_with, eval_size, tile, batch_size, None)
-    with StopsHeld() as stops, staged(out_dir, list(subs), "predict", resume=key) as staging:
-        # every bad file in one line, before the network runs: one unreadable photo ended a
-        # run with the others' work discarded, naming it alone, so each fix meant another run
-        # (a decode per photo, small beside the network's pass)
-        folder.validate(progress=True, **generators_least_side(translate_with, eval_size))
-        counts = write_predictions(
-            model,
-            folder,
-            staging,
-            eval_size,
-            batch_size,
-            num_workers,
-            translate_with,
-            tile,
-            resume=key,
-        )
-        stops.start()  # the staged results go in place whole
+    least_side = generators_least_side(translate_with, eval_size)
+    skipped: dict[str, str] = {}
+    with StopsHeld() as stops:
+        with staged(out_dir, list(subs), "predict", resume=key) as staging:
+            # every bad file in one line, before the network runs: one unreadable photo ended
+            # a run with the others' work discarded, naming it alone, so each fix meant another
+            # run (a decode per photo, small beside the network's pass); skipping them, the
+            # good photos alone go on, by name, as the journal and the PNGs know them
+            if skip_bad_photos:
+                folder, skipped = folder.without_bad(progress=True, **least_side)
+            else:
+                folder.validate(progress=True, **least_side)
+            counts = write_predictions(
+                model,
+                folder,
+                staging,
+                eval_size,
+                batch_size,
+                num_workers,
+                translate_with,
+                tile,
+                resume=key,
+            )
+            stops.start()  # the staged results go in place whole, then the skipped list
+        record_skipped(out_dir, image_dir, skipped, len(counts))
     return [subs["overlays"] / name for name in counts]
+
+
+#: In predict's out_dir, beside masks/ and overlays/: the photos its last run skipped
+#: (``skip_bad_photos``), each with why; none where it skipped none.
+SKIPPED = "skipped.json"
+
+
+def record_skipped(
+    out_dir: Path, image_dir: str | Path, skipped: dict[str, str], segmented: int
+) -> None:
+    """``SKIPPED`` for the run whose PNGs just went in place, and its one line; an earlier
+    run's list is removed where this one skipped none, so the list always says of the PNGs
+    there which photos have none (a skipped photo's earlier PNGs go with the rest of other
+    names: an earlier result for it is not left looking current)."""
+    path = out_dir / SKIPPED
+    if not skipped:
+        path.unlink(missing_ok=True)
+        return
+    rows = [{"photo": name, "reason": why} for name, why in skipped.items()]
+    write_json_atomic(path, {"input_dir": str(image_dir), "segmented": segmented, "skipped": rows})
+    print(
+        f"{len(skipped)} of {len(skipped) + segmented} photos skipped (unreadable, damaged or "
+        f"too small), each with its reason in {path}; fixed, a rerun segments them"
+    )
 
 
 #: Part of every ``prediction_key``: raised where the same model, settings and photo give

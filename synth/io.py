@@ -465,13 +465,41 @@ class ImageFolder:
         The error names the first bad file and, on the same line, ``listed`` more and how
         many there are in all, so one run finds them all. ``min_side``: a photo with a
         shorter side is one of them (what ``needed_by`` needs, said)."""
+        found = self.read_all(progress, min_side, needed_by)
+        refuse_bad_files([line for _, line in found], listed)
+        return len(self)
+
+    def without_bad(
+        self, progress: bool = False, min_side: int = 0, needed_by: str = ""
+    ) -> tuple[ImageFolder, dict[str, str]]:
+        """``validate``'s check that keeps the rest: the folder of the photos that pass
+        (``subset``) and each bad file's name with why, for a run that segments what it can
+        (predict's ``skip_bad_photos``: 3 truncated JPEGs among 10,000 held up the 9,997).
+        A folder with no good photo is refused as ``validate`` refuses it."""
+        found = self.read_all(progress, min_side, needed_by)
+        bad = {i for i, _ in found}
+        if len(bad) == len(self):
+            try:
+                refuse_bad_files([line for _, line in found])
+            except DataError as err:
+                raise DataError(
+                    f"{self.image_dir}: none of its {len(self)} photos can be segmented: {err}"
+                ) from None
+        why: dict[str, list[str]] = {}
+        for i, line in found:
+            why.setdefault(self.images[i].name, []).append(line.removeprefix(f"{self.images[i]}: "))
+        kept = self.subset([i for i in range(len(self)) if i not in bad])
+        return kept, {name: "; ".join(lines) for name, lines in why.items()}
+
+    def read_all(
+        self, progress: bool = False, min_side: int = 0, needed_by: str = ""
+    ) -> list[tuple[int, str]]:
+        """``problems`` of the whole folder, under a bar when ``progress``."""
         from rich.progress import Progress
 
         with Progress(disable=not progress) as bar:
             indices = bar.track(range(len(self)), description=f"reading {self.image_dir.name}")
-            bad = self.bad_files(indices, min_side, needed_by)
-        refuse_bad_files(bad, listed)
-        return len(self)
+            return self.problems(indices, min_side, needed_by)
 
     def bad_files(
         self, indices: Iterable[int], min_side: int = 0, needed_by: str = ""
@@ -479,26 +507,36 @@ class ImageFolder:
         """What is wrong with the pairs at ``indices``, a line each, in their order (every
         file decoded): ``validate``'s findings for a part of the folder, so that worker
         processes can read the parts of a large folder at once."""
-        bad: list[str] = []
+        return [line for _, line in self.problems(indices, min_side, needed_by)]
+
+    def problems(
+        self, indices: Iterable[int], min_side: int = 0, needed_by: str = ""
+    ) -> list[tuple[int, str]]:
+        """``bad_files``' lines, each with its pair's index (a pair can have two)."""
+        bad: list[tuple[int, str]] = []
         for i in indices:
             if self.has_masks and self.masks[i] is None:
-                bad.append(f"{self.images[i]}: no mask of its stem in {self.mask_dir}")
+                bad.append((i, f"{self.images[i]}: no mask of its stem in {self.mask_dir}"))
             try:
                 h, w = self[i].image.shape[:2]
             except DataError as err:
-                bad.append(str(err))
+                bad.append((i, str(err)))
                 continue
             if min(h, w) < min_side:
                 bad.append(
-                    f"{self.images[i]}: {h}x{w} px (HxW), smaller than the {min_side} px a "
-                    f"side {needed_by}"
+                    (
+                        i,
+                        f"{self.images[i]}: {h}x{w} px (HxW), smaller than the {min_side} px "
+                        f"a side {needed_by}",
+                    )
                 )
         return bad
 
-    def subset(self, indices: range) -> ImageFolder:
+    def subset(self, indices: Sequence[int]) -> ImageFolder:
         """The pairs at ``indices`` alone, in their order, without listing the folders again:
-        what one worker process is sent (the whole folder's names, pickled for each of a
-        100,000-file import's 200 shards, were gigabytes)."""
+        the good photos ``without_bad`` keeps, and what one worker process is sent (the
+        whole folder's names, pickled for each of a 100,000-file import's 200 shards, were
+        gigabytes)."""
         part = copy.copy(self)
         part.images = [self.images[i] for i in indices]
         part.masks = [self.masks[i] for i in indices]

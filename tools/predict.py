@@ -10,6 +10,10 @@ the same command again segments only the rest ("resuming: 900 of 1000 photos alr
 segmented"); so does a lower batch_size after the GPU ran out of memory, keeping the
 finished photos ("... (those at batch_size=8; the rest at batch_size=4)"). Another model,
 other settings or an upgrade of the code that makes the PNGs start over.
+
+An unreadable, damaged or too small photo refuses the run, every bad one named in one line;
+skip_bad_photos=true segments the rest and lists the bad ones, each with its reason, in
+out_dir/skipped.json ("3 of 10000 photos skipped ...").
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def predict(cfg: DictConfig) -> None:
         cfg.num_workers,
         translate_with=reverse_generator(cfg.translate_with),
         tile=cfg.tile,
+        skip_bad_photos=cfg.skip_bad_photos,
     )
     print(f"{len(written)} masks and overlays written to {cfg.out_dir}")
     ours = [Path(cfg.out_dir) / sub for sub in ("masks", "overlays")]
