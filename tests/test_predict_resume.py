@@ -21,10 +21,11 @@ from torch import nn
 
 import gan.evaluate
 import gan.staging
-from gan.evaluate import PREDICTION_CODE, predict_folder
+from gan.evaluate import PREDICTION_CODE, SKIPPED, predict_folder
 from gan.staging import OWNER, process_identity
 from gan.task import CrackSegmenter
 from synth.digests import PROGRESS_BYTES
+from synth.io import DataError, read_json
 
 N = 7  # photos; batches of 2: the fourth of one photo
 
@@ -326,4 +327,88 @@ def test_a_stopped_runs_staging_is_resumed_though_its_pid_is_now_another_process
     names = segmented(monkeypatch)
     predict_folder(model, img, out, batch_size=2)
     assert sorted(names) == ["img4.png", "img5.png", "img6.png"]
+    assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
+
+
+def break_photos(img: Path, *stems: str) -> None:
+    """A truncated file (a copy cut short) for each stem: it does not decode."""
+    for stem in stems:
+        path = img / f"{stem}.png"
+        path.write_bytes(path.read_bytes()[:40])
+
+
+def test_bad_photos_refuse_predict_unless_skipped_then_are_listed_with_their_reason(
+    tmp_path: Path, capsys
+) -> None:
+    """3 truncated JPEGs among 10,000 photos refused the 9,997 good ones: by default still,
+    every bad one named; ``skip_bad_photos`` segments the rest, lists the bad ones in
+    skipped.json and removes an earlier run's PNGs of them, which would pass for current."""
+    img, _ = make_folder(tmp_path / "real", n=5)
+    model, out = tiny_model(), tmp_path / "out"
+    predict_folder(model, img, out, batch_size=2)  # an earlier run, every photo good then
+    earlier = pngs(out)
+    break_photos(img, "img1", "img3")
+    with pytest.raises(DataError, match=r"img1.png: .* \(and 1 more bad files: .*img3.png"):
+        predict_folder(model, img, out, batch_size=2)
+    assert pngs(out) == earlier and not (out / SKIPPED).exists()
+    capsys.readouterr()
+    written = predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
+    said = capsys.readouterr().out
+    assert [p.name for p in written] == ["img0.png", "img2.png", "img4.png"]
+    good = sorted(p for p in img.glob("*.png") if p.stem not in ("img1", "img3"))
+    for sub in ("masks", "overlays"):
+        assert sorted(p.name for p in (out / sub).glob("*.png")) == [p.name for p in good]
+        assert read_json(out / sub / ".written.json")["names"] == [p.name for p in good]
+    for photo in good:
+        mask = cv2.imread(str(out / "masks" / photo.name), cv2.IMREAD_UNCHANGED)
+        assert mask.shape == (48, 64) and set(np.unique(mask)) <= {0, 255}
+    record = read_json(out / SKIPPED)
+    assert [row["photo"] for row in record["skipped"]] == ["img1.png", "img3.png"]
+    assert all("unreadable or corrupt image" in row["reason"] for row in record["skipped"])
+    assert record["segmented"] == 3
+    assert (
+        f"2 of 5 photos skipped (unreadable, damaged or too small), each with its reason in {out / SKIPPED}"
+        in said
+    )
+    assert not list(out.glob(".*"))
+    # fixed, a rerun segments them, and the list of an earlier run's skipped photos goes
+    make_folder(tmp_path / "real", n=5)
+    written = predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
+    assert len(written) == 5 and not (out / SKIPPED).exists()
+    assert pngs(out) == earlier
+
+
+def test_a_folder_of_bad_photos_alone_is_refused_though_bad_ones_are_skipped(
+    tmp_path: Path,
+) -> None:
+    img, _ = make_folder(tmp_path / "real", n=2)
+    break_photos(img, "img0", "img1")
+    with pytest.raises(DataError, match=r"none of its 2 photos can be segmented: .*img0.png"):
+        predict_folder(tiny_model(), img, tmp_path / "out", skip_bad_photos=True)
+    assert not (tmp_path / "out" / "masks").exists() and not (tmp_path / "out" / SKIPPED).exists()
+
+
+@pytest.mark.parametrize("fixed", [False, True], ids=["still-bad", "fixed"])
+def test_a_stopped_predict_that_skips_bad_photos_resumes_by_name(
+    tmp_path: Path, monkeypatch, capsys, fixed: bool
+) -> None:
+    """The skipped photo is left out of the folder the journal counts: the rerun keeps the
+    stopped run's photos by name; a photo fixed meanwhile is segmented with its batch."""
+    img, _ = make_folder(tmp_path / "real", n=N)
+    model, out = tiny_model(), tmp_path / "out"
+    break_photos(img, "img1")
+    stopped_run(monkeypatch, model, img, out, photos=4, skip_bad_photos=True)  # img0, 2, 3, 4
+    if fixed:
+        make_folder(tmp_path / "real", n=N)
+    predict_folder(model, img, tmp_path / "clean", batch_size=2, skip_bad_photos=True)
+    capsys.readouterr()
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
+    said = capsys.readouterr().out
+    if fixed:  # batches img0-1 and img4-5 again; img2-3's kept
+        assert "resuming: 2 of 7 photos" in said and "skipped" not in said
+        assert sorted(names) == ["img0.png", "img1.png", "img4.png", "img5.png", "img6.png"]
+    else:
+        assert "resuming: 4 of 6 photos" in said and "1 of 7 photos skipped" in said
+        assert sorted(names) == ["img5.png", "img6.png"]
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
