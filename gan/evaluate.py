@@ -613,7 +613,10 @@ def predict_folder(
             if skip_bad_photos:
                 folder, skipped = folder.without_bad(progress=True, **least_side)
             else:
-                folder.validate(progress=True, **least_side)
+                try:
+                    folder.validate(progress=True, **least_side)
+                except DataError as err:  # the way to the others' masks, with the fix's
+                    raise DataError(f"{err}; skip_bad_photos=true segments the rest") from None
             counts = write_predictions(
                 model,
                 folder,

@@ -348,7 +348,8 @@ def test_bad_photos_refuse_predict_unless_skipped_then_are_listed_with_their_rea
     predict_folder(model, img, out, batch_size=2)  # an earlier run, every photo good then
     earlier = pngs(out)
     break_photos(img, "img1", "img3")
-    with pytest.raises(DataError, match=r"img1.png: .* \(and 1 more bad files: .*img3.png"):
+    refused = r"img1.png: .* \(and 1 more bad files: .*img3.png.*\); skip_bad_photos=true segments"
+    with pytest.raises(DataError, match=refused):
         predict_folder(model, img, out, batch_size=2)
     assert pngs(out) == earlier and not (out / SKIPPED).exists()
     capsys.readouterr()
