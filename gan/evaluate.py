@@ -70,6 +70,7 @@ from synth.io import (
     ImageFolder,
     Sample,
     missing_folder,
+    refuse_bad_files,
     write_json_atomic,
     write_png,
 )
@@ -613,10 +614,7 @@ def predict_folder(
             if skip_bad_photos:
                 folder, skipped = folder.without_bad(progress=True, **least_side)
             else:
-                try:
-                    folder.validate(progress=True, **least_side)
-                except DataError as err:  # the way to the others' masks, with the fix's
-                    raise DataError(f"{err}; skip_bad_photos=true segments the rest") from None
+                refuse_bad_photos(folder, least_side)
             counts = write_predictions(
                 model,
                 folder,
@@ -631,6 +629,19 @@ def predict_folder(
             stops.start()  # the staged results go in place whole, then the skipped list
         record_skipped(out_dir, image_dir, skipped, len(counts))
     return [subs["overlays"] / name for name in counts]
+
+
+def refuse_bad_photos(folder: ImageFolder, least_side: dict) -> None:
+    """``ImageFolder.validate``'s refusal, with the way to the others' masks where there are
+    others: a folder of one photo, or of bad ones alone, was told that skip_bad_photos=true
+    segments the rest, and that rerun was refused in turn."""
+    found = folder.read_all(progress=True, **least_side)
+    some_good = len({i for i, _ in found}) < len(folder)
+    try:
+        refuse_bad_files([line for _, line in found])
+    except DataError as err:
+        rest = "; skip_bad_photos=true segments the rest" if some_good else ""
+        raise DataError(f"{err}{rest}") from None
 
 
 #: In predict's out_dir, beside masks/ and overlays/: the photos its last run skipped

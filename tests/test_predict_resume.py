@@ -387,6 +387,10 @@ def test_a_folder_of_bad_photos_alone_is_refused_though_bad_ones_are_skipped(
     with pytest.raises(DataError, match=r"none of its 2 photos can be segmented: .*img0.png"):
         predict_folder(tiny_model(), img, tmp_path / "out", skip_bad_photos=True)
     assert not (tmp_path / "out" / "masks").exists() and not (tmp_path / "out" / SKIPPED).exists()
+    # refused by default, it is not pointed to skip_bad_photos, which has no rest to segment
+    with pytest.raises(DataError, match=r"img1.png") as refused:
+        predict_folder(tiny_model(), img, tmp_path / "out")
+    assert "skip_bad_photos" not in str(refused.value)
 
 
 @pytest.mark.parametrize("fixed", [False, True], ids=["still-bad", "fixed"])
