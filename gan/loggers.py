@@ -265,14 +265,14 @@ class WandbLogger(LightningWandbLogger):
     def _flush_often(self) -> None:
         """``WANDB_FLUSH_SECONDS`` between wandb's writes to the run's files, where neither
         the user's ``settings`` nor WANDB__TRANSACTION_LOG_FLUSH_INTERVAL says otherwise, and
-        where this wandb has the setting (a private one; another version may lack it)."""
+        where this wandb has the setting (a private one; another version may lack it: before
+        0.19 wandb.Settings was no pydantic model, and asking for its ``model_fields`` failed
+        every W&B logger with a traceback, though pyproject allows wandb 0.17)."""
         import wandb
 
         settings = self._wandb_init.get("settings")
-        if (
-            WANDB_FLUSH_VARIABLE in os.environ
-            or WANDB_FLUSH_SETTING not in wandb.Settings.model_fields
-        ):
+        fields = getattr(wandb.Settings, "model_fields", None) or {}
+        if WANDB_FLUSH_VARIABLE in os.environ or WANDB_FLUSH_SETTING not in fields:
             return
         if settings is None or isinstance(settings, Mapping):  # not a wandb.Settings of theirs
             self._wandb_init["settings"] = {

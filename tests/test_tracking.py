@@ -164,6 +164,20 @@ def test_wandb_writes_a_runs_data_every_second_unless_told_otherwise(
     assert "settings" not in WandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
 
 
+def test_a_wandb_without_pydantic_settings_logs_without_the_flush_setting(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """wandb before 0.19 (pyproject allows 0.17) has a Settings class that is no pydantic
+    model: asking it for its fields failed every W&B logger with an AttributeError."""
+    import wandb
+
+    from gan.loggers import WANDB_FLUSH_VARIABLE, WandbLogger
+
+    monkeypatch.delenv(WANDB_FLUSH_VARIABLE, raising=False)
+    monkeypatch.setattr(wandb, "Settings", type("Settings", (), {}))
+    assert "settings" not in WandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
+
+
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("tracking_pipeline")
