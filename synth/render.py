@@ -292,32 +292,47 @@ def checked_scene_config(cfg_synth: Any) -> dict:
 
 
 #: Steps of crack walk a scene may take at most, cracks and branches together: 2.6 million
-#: took 1.1 s and 0.3 GB of a 256 px scene (the default config's most is 5,000). Each knob's
-#: own bounds let their ends together through: crack.length=1000 with crack.step=0.01 at
-#: 2048 px ran 21 s into a MemoryError at 4.1 GB.
+#: took 1.1 s and 0.3 GB of a 256 px scene (the default config's most: about 3,100 at 256 px,
+#: 25,000 at 2048). Each knob's own bounds let their ends together through:
+#: crack.length=1000 with crack.step=0.01 at 2048 px ran 21 s into a MemoryError at 4.1 GB.
 MAX_WALK_STEPS = 4_000_000
 
 
 def check_crack_walk(cfg: dict) -> None:
     """The most walk steps a scene's cracks can take (``num_cracks`` x ``length`` x size /
     ``step``, and each branch ``branch_length`` of its parent's), refused over
-    ``MAX_WALK_STEPS`` in one line naming the knobs: seconds and gigabytes a scene."""
+    ``MAX_WALK_STEPS`` in one line naming the knobs: seconds and gigabytes a scene.
+
+    A branch's length is its parent's steps times one draw of ``step`` and it walks in
+    another (``synth.crack.branch_path``), so a step drawn from a range walks up to its
+    largest over its smallest times more: step={choice: [0.01, 100]}, counted as the fine
+    steps alone, passed and took 73 s and 18 GB of one 256 px scene."""
     crack = cfg.get("crack", {})
 
     def most(name: str) -> float:
         return max(high for _, high in distributions.support(crack.get(name)))
 
     step = min(low for low, _ in distributions.support(crack.get("step")))
-    branches = 1 + most("num_branches") * most("branch_length")
-    steps = most("num_cracks") * most("length") * cfg["size"] / step * branches
+    spread = most("step") / step
+    mains = most("num_cracks") * most("length") * cfg["size"] / step
+    per_main = most("num_branches") * most("branch_length")
+    branches = 1 + per_main * spread
+    steps = mains * branches
     if steps > MAX_WALK_STEPS:
+        walked = branch_spread(spread if per_main else 1)
         raise ConfigError(
             f"synth.crack: a scene may walk {steps:,.0f} crack steps, more than "
             f"{MAX_WALK_STEPS:,} (num_cracks up to {most('num_cracks'):g} x length up to "
             f"{most('length'):g} x size {cfg['size']} / step from {step:g}, x {branches:g} with "
-            "the branches): seconds and gigabytes a scene; shorten the cracks or lengthen the "
-            "steps"
+            f"the branches{walked}): seconds and gigabytes a scene; shorten the cracks or "
+            "lengthen the steps"
+            + (", or narrow step's range" if mains * (1 + per_main) <= MAX_WALK_STEPS else "")
         )
+
+
+def branch_spread(spread: float) -> str:
+    """What a step range adds to the branches in ``check_crack_walk``'s line, where it does."""
+    return "" if spread == 1 else f", each walked in up to {spread:g} times its length's steps"
 
 
 def check_spec(out_dir: Path, spec: dict) -> None:
