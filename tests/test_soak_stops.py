@@ -10,7 +10,12 @@ import pytest
 from _cli_fixtures import ROOT, tool_env
 
 
-@pytest.mark.parametrize("label_free", [False, True], ids=["scored", "label_free"])
+# the label-free soak (50 s) runs with the slow tests: CI keeps the scored one, the same stops
+@pytest.mark.parametrize(
+    "label_free",
+    [False, pytest.param(True, marks=pytest.mark.slow)],
+    ids=["scored", "label_free"],
+)
 def test_the_stop_soak_passes_on_a_short_pipeline(label_free: bool) -> None:
     """Three SIGTERM stops to the process group of a one-row pipeline with DataLoader workers
     (its straight run takes about 13 s, each start-up 4), then a rerun: the tool checks each
