@@ -131,6 +131,8 @@ def test_seed_run_dirs_finds_every_folder_run_key_names(tmp_path: Path) -> None:
     assert found == {"adapted", "adapted-seed0", "adapted-seed12"}
 
 
+# 50 s of subprocesses: with the slow tests; CI runs the tool in test_tool_prints_the_table_and_names_a_missing_row
+@pytest.mark.slow
 def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path) -> None:
     """a's own seed folder was averaged into b; rows scored at different sizes (0.26 F1
     apart on one model) and seeds trained with other settings were averaged without a word;

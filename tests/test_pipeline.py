@@ -1171,6 +1171,8 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
     assert (runs / "testtime" / "metrics.json").is_file()
 
 
+# 40 s: with the slow tests; CI rescores without retraining in test_a_new_test_set_or_scoring_size_rescores_without_retraining
+@pytest.mark.slow
 def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_path):
     """stages.evaluate.num_overlays and tile are in a row's scoring record: before, a rerun
     with another overlay count kept the old overlays, and a tiled rerun the whole-photo
