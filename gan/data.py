@@ -332,7 +332,7 @@ _LOWERED_SAID: set[tuple[int, int]] = set()
 def loader_workers(num_workers: int) -> int:
     """The DataLoader workers to start for ``num_workers`` asked (gan_data, task_data,
     predict, evaluate): at most one a CPU this process may use (``usable_cpus``: a Slurm or
-    cgroup share, not the node's). ``experiment=full``'s 8 on a 2-CPU machine made torch
+    cgroup share or CPU quota, not the node's). ``experiment=full``'s 8 on a 2-CPU machine made torch
     warn at every loader and ran 8 workers and the main process on 2 CPUs. 0 (load in the
     main process) is kept. Lowered, it is said in one line, once a process (a pipeline's
     loaders, train, validation and scoring, share it) and by rank zero alone under DDP.

@@ -23,6 +23,7 @@ import threading
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 #: What a terminal (Ctrl-C) and a scheduler (scancel, a time limit) stop a job with.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -30,14 +31,85 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on: its affinity where the OS has one (Linux), which is
-    a Slurm job's or a cgroup cpuset's share and not the whole node's, else every CPU of the
-    machine; at least 1. torch's DataLoader counts the same when it warns of too many
-    workers. A CPU quota without a cpuset (``docker --cpus=2``) is not seen, by torch either."""
+#: Where Linux shows this process's cgroups and where their files are mounted. Looked up at
+#: each call, so the tests can point them at a fake tree.
+PROC_SELF = Path("/proc/self")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def usable_cpus(proc_self: Path | None = None, cgroup_root: Path | None = None) -> int:
+    """The CPUs this process may use: its affinity where the OS has one (Linux), which is a
+    Slurm job's or a cgroup cpuset's share and not the whole node's, else every CPU of the
+    machine; lowered to a cgroup CPU quota where one is set (``docker run --cpus=2``,
+    Kubernetes' CPU limits), which the affinity does not show: such a container on a 64-core
+    node has all 64 in its affinity and the time of 2. At least 1. torch's DataLoader counts
+    the affinity alone when it warns of too many workers."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
+        cpus = len(os.sched_getaffinity(0)) or 1
+    else:
+        cpus = os.cpu_count() or 1
+    quota = cpu_quota(proc_self or PROC_SELF, cgroup_root or CGROUP_ROOT)
+    return cpus if quota is None else max(1, min(cpus, quota))
+
+
+def cpu_quota(proc_self: Path, cgroup_root: Path) -> int | None:
+    """The CPUs the cgroup CPU quota lets this process use, rounded up (``--cpus=1.5``: 2):
+    the tightest of its cgroup's and its ancestors' (a systemd slice's, a Kubernetes pod's
+    above its container's), under cgroup v2 (``cpu.max``) and v1 (``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``). None where no quota is set or none can be read (not Linux, a file
+    missing or garbled): a quota can only lower the count, never break a run. A container
+    whose cgroup paths name the host's (v1 without a cgroup namespace) has its own files at
+    the mount's top, which the walk up reaches."""
+    try:
+        lines = (proc_self / "cgroup").read_text().splitlines()
+    except (OSError, ValueError):
+        return None
+    quotas: list[int | None] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and not controllers:  # v2: one tree, every controller
+            quotas += [_v2_quota(folder) for folder in _up_to(cgroup_root, path)]
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own tree
+            mounts = [cgroup_root / controllers, cgroup_root / "cpu"]
+            mount = next((m for m in mounts if os.path.isdir(m)), mounts[0])  # never raises
+            quotas += [_v1_quota(folder) for folder in _up_to(mount, path)]
+    return min((q for q in quotas if q is not None), default=None)
+
+
+def _up_to(root: Path, path: str) -> list[Path]:
+    """``root/path`` and each of its parents up to ``root``. A path that climbs out of the
+    cgroup namespace (``/..``) names nothing under ``root``: ``root`` alone."""
+    parts = [part for part in path.strip().split("/") if part not in ("", ".")]
+    if ".." in parts:
+        parts = []
+    return [root.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+
+
+def _v2_quota(folder: Path) -> int | None:
+    """``cpu.max``: ``"200000 100000"`` (quota and period, µs) is 2 CPUs; ``"max 100000"``
+    (no number) none."""
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()
+        return _cpus(int(quota), int(period))
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_quota(folder: Path) -> int | None:
+    """``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``; a quota of -1 is none."""
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        return _cpus(quota, int((folder / "cpu.cfs_period_us").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _cpus(quota: int, period: int) -> int | None:
+    """Whole CPUs for ``quota`` µs of CPU time each ``period`` µs, rounded up."""
+    return -(-quota // period) if quota > 0 and period > 0 else None
 
 
 def ignore_stops() -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import synth.processes
+
 
 @pytest.fixture
 def python_signal_defaults() -> Iterator[None]:
@@ -31,3 +33,12 @@ def leaves_the_checkout_alone(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     after = set(folder.iterdir()) if folder.is_dir() else set()
     assert not after - before, f"{request.node.name} wrote {sorted(map(str, after - before))}"
+
+
+@pytest.fixture(autouse=True)
+def no_cpu_quota(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
+    """In the test process, ``usable_cpus`` reads no cgroup CPU quota (a tree with nothing in
+    it): the tests that fake an affinity of 2 or 3 CPUs expect that count on a CI machine
+    limited by a quota too. Tools the tests start as processes read the machine's own."""
+    empty = tmp_path_factory.getbasetemp() / "no-cgroups"
+    monkeypatch.setattr(synth.processes, "CGROUP_ROOT", empty)

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 import gan.data
 import gan.evaluate
+import synth.processes
 from gan.adapt_data import UnpairedDataModule
 from gan.data import loader_workers, open_samples
 from gan.evaluate import evaluate_folder, photo_loader
@@ -37,6 +38,19 @@ def test_workers_are_at_most_one_a_cpu_said_once_a_run(two_cpus, capsys) -> None
     scoring); 0 (the main process loads) and counts that fit are kept, unsaid."""
     assert [loader_workers(8) for _ in range(3)] == [2, 2, 2]
     assert loader_workers(2) == 2 and loader_workers(1) == 1 and loader_workers(0) == 0
+    assert capsys.readouterr().err == LOWERED
+
+
+def test_a_cpu_quota_lowers_workers_as_an_affinity_does(monkeypatch, tmp_path, capsys) -> None:
+    """``docker run --cpus=2`` on an 8-CPU node: the affinity shows 8, the quota says 2."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(gan.data, "_LOWERED_SAID", set())
+    monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)
+    (tmp_path / "cgroup").write_text("0::/\n")
+    (tmp_path / "cpu.max").write_text("200000 100000\n")
+    monkeypatch.setattr(synth.processes, "PROC_SELF", tmp_path)
+    monkeypatch.setattr(synth.processes, "CGROUP_ROOT", tmp_path)
+    assert loader_workers(8) == 2
     assert capsys.readouterr().err == LOWERED
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from synth.processes import start_as_job
+from synth.processes import start_as_job, usable_cpus
 
 EXITS_WITH_A_DEAF_DAEMON = """
 import multiprocessing as mp, signal, time
@@ -41,6 +42,7 @@ def test_workers_that_ignore_sigterm_do_not_hang_the_exit() -> None:
 
 AN_ERROR_IN_A_LOADER_WORKER = """
 import sys
+from pathlib import Path
 from torch.utils.data import DataLoader, Dataset
 from synth.processes import kill_daemons_at_exit
 
@@ -213,3 +215,90 @@ def test_a_worker_drops_only_the_error_of_a_handover_its_stopped_parent_cut(
     assert capsys.readouterr().err == ""
     serve_once(ValueError("something else"))
     assert "ValueError: something else" in capsys.readouterr().err
+
+
+@pytest.fixture
+def eight_cpus(monkeypatch) -> None:
+    """A process whose affinity is 8 CPUs: a container's, which its quota may lower."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+
+
+def cgroups(tmp_path: Path, lines: str, files: dict[str, str]) -> tuple[Path, Path]:
+    """A fake ``/proc/self`` whose ``cgroup`` file holds ``lines``, and a fake
+    ``/sys/fs/cgroup`` with ``files`` (path under it: text)."""
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    proc.mkdir()
+    (proc / "cgroup").write_text(lines)
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return proc, root
+
+
+def test_a_cgroup_v2_quota_lowers_the_cpus_rounded_up(eight_cpus, tmp_path: Path) -> None:
+    """``docker run --cpus=1.5``: the affinity shows all 8 CPUs, the quota the time of 1.5."""
+    proc, root = cgroups(tmp_path, "0::/\n", {"cpu.max": "150000 100000\n"})
+    assert usable_cpus(proc, root) == 2
+    (root / "cpu.max").write_text("1600000 100000\n")  # 16 CPUs' time: the affinity's 8 stay
+    assert usable_cpus(proc, root) == 8
+
+
+def test_a_v2_max_is_no_quota_and_the_parents_are_read(eight_cpus, tmp_path: Path) -> None:
+    """systemd and Kubernetes put the limit on a slice or pod above the process's own cgroup,
+    whose ``cpu.max`` says ``max``."""
+    files = {
+        "kubepods/pod1/cpu.max": "300000 100000\n",
+        "kubepods/pod1/ctr/cpu.max": "max 100000\n",
+    }
+    proc, root = cgroups(tmp_path, "0::/kubepods/pod1/ctr\n", files)
+    assert usable_cpus(proc, root) == 3
+    (root / "kubepods/pod1/cpu.max").write_text("max 100000\n")
+    assert usable_cpus(proc, root) == 8
+
+
+def test_the_tightest_of_nested_quotas_counts(eight_cpus, tmp_path: Path) -> None:
+    """A pod limited to 4 CPUs whose container is limited to 2, and one the other way."""
+    files = {"pod/cpu.max": "400000 100000\n", "pod/ctr/cpu.max": "200000 100000\n"}
+    proc, root = cgroups(tmp_path, "0::/pod/ctr\n", files)
+    assert usable_cpus(proc, root) == 2
+    (root / "pod/ctr/cpu.max").write_text("600000 100000\n")
+    assert usable_cpus(proc, root) == 4
+
+
+def test_a_cgroup_v1_quota_lowers_the_cpus(eight_cpus, tmp_path: Path) -> None:
+    """Docker on cgroup v1: ``/proc/self/cgroup`` names the host's path, and the container's
+    own files are at the top of its cpu mount; a hybrid machine lists v2's empty tree too."""
+    files = {
+        "cpu,cpuacct/cpu.cfs_quota_us": "150000\n",
+        "cpu,cpuacct/cpu.cfs_period_us": "100000\n",
+    }
+    proc, root = cgroups(tmp_path, "4:cpu,cpuacct:/docker/abc\n0::/\n", files)
+    assert usable_cpus(proc, root) == 2
+
+
+def test_a_v1_quota_of_minus_one_is_none(eight_cpus, tmp_path: Path) -> None:
+    """A job's cgroup without a quota (-1) under a slice limited to 4 CPUs, on a machine that
+    mounts the cpu controller's tree as ``cpu`` alone."""
+    files = {
+        "cpu/slice/job/cpu.cfs_quota_us": "-1\n",
+        "cpu/slice/job/cpu.cfs_period_us": "100000\n",
+        "cpu/slice/cpu.cfs_quota_us": "400000\n",
+        "cpu/slice/cpu.cfs_period_us": "100000\n",
+    }
+    proc, root = cgroups(tmp_path, "3:cpu,cpuacct:/slice/job\n", files)
+    assert usable_cpus(proc, root) == 4
+    (root / "cpu/slice/cpu.cfs_quota_us").write_text("-1\n")
+    assert usable_cpus(proc, root) == 8
+
+
+def test_unreadable_or_garbled_cgroup_files_are_no_quota(eight_cpus, tmp_path: Path) -> None:
+    """A garbled ``cpu.max`` or one that cannot be read is skipped, the parent's quota still
+    counts; a garbled or missing ``/proc/self/cgroup`` is no quota, never an error."""
+    files = {"job/cpu.max": "two CPUs please\n", "cpu.max": "200000 100000\n"}
+    proc, root = cgroups(tmp_path, "garbage\n1:cpu\n0::/job/step\n", files)
+    (root / "job/step/cpu.max").mkdir(parents=True)  # read_text: IsADirectoryError
+    assert usable_cpus(proc, root) == 2
+    (root / "cpu.max").write_bytes(b"\xff\xfe 100000\n")
+    assert usable_cpus(proc, root) == 8
+    (proc / "cgroup").unlink()
+    assert usable_cpus(proc, root) == 8
