@@ -35,6 +35,7 @@ from gan.resolvers import register_resolvers  # noqa: F401  (every tool's, from 
 from gan.start import HELD_STOP, STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
 from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import DataError, list_images, unwritable_folder
+from synth.processes import usable_cpus
 
 EXPECTED = (
     DataError,
@@ -458,6 +459,22 @@ def wandb_advice(message: str) -> str:
     return f"wandb: {first} (or set WANDB_API_KEY; {offline} without an account)"
 
 
+def cap_torch_threads() -> None:
+    """torch's threads at most the CPUs this process may use. torch's own count follows the
+    affinity (``taskset -c 0`` gives 1), as ``usable_cpus`` does, but not a cgroup CPU quota:
+    under ``docker run --cpus=2`` on a 64-core node its operators would run up to 64 threads
+    on 2 CPUs' time. Never raised, and left alone where the user set ``OMP_NUM_THREADS`` or
+    ``MKL_NUM_THREADS`` (torch's own count follows them). Lowered, ``OMP_NUM_THREADS`` says
+    the same to the processes the tool starts: Lightning's DDP ranks (whose launch would
+    otherwise give each rank the affinity's CPUs over the ranks) and render's workers."""
+    if "OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ:
+        return
+    cpus = usable_cpus()
+    if torch.get_num_threads() > cpus:
+        torch.set_num_threads(cpus)
+        os.environ["OMP_NUM_THREADS"] = str(cpus)
+
+
 def run_cli(
     fn: Callable[..., Any], *args: Any, resumes: bool = True, staged: str | None = None
 ) -> Any:
@@ -467,6 +484,7 @@ def run_cli(
     finished shards were kept). ``staged``: what such a tool keeps staged for its rerun to
     resume (predict: its finished photos); without it a rerun starts over."""
     quiet_expected_warnings()
+    cap_torch_threads()
     HELD_STOP["came"] = False  # of this run's outputs alone (a test runs many in a process)
     STAGED["kept"] = staged
     try:

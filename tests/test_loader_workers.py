@@ -1,13 +1,16 @@
 """DataLoader workers are at most one a CPU this process may use (``gan.data.loader_workers``):
 ``experiment=full``'s ``num_workers: 8`` on a 2-CPU machine, or a Slurm job given 4, made torch
-warn at every loader and ran 8 workers on 2 CPUs. No loader here starts its workers."""
+warn at every loader and ran 8 workers on 2 CPUs. No loader here starts its workers. So are
+torch's threads in a tool (``gan.cli.cap_torch_threads``) under a cgroup CPU quota."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from _gan_fixtures import make_real, make_synthetic
 from _task_fixtures import make_folder, make_shards
 from lightning.pytorch.utilities import rank_zero_only
@@ -17,11 +20,30 @@ import gan.data
 import gan.evaluate
 import synth.processes
 from gan.adapt_data import UnpairedDataModule
+from gan.cli import run_cli
 from gan.data import loader_workers, open_samples
 from gan.evaluate import evaluate_folder, photo_loader
 from gan.task_data import SegmentationDataModule
 
 LOWERED = "num_workers=8 lowered to 2: this machine gives the run 2 CPUs\n"
+
+
+@pytest.fixture
+def quota(monkeypatch, tmp_path: Path):
+    """Sets a cgroup v2 CPU quota of ``n`` CPUs on an 8-CPU affinity (``docker run --cpus=n``
+    on an 8-core node), in a process whose torch runs 2 threads and whose environment names
+    no thread count; torch's count is back as it was after the test."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    (tmp_path / "cgroup").write_text("0::/\n")
+    monkeypatch.setattr(synth.processes, "PROC_SELF", tmp_path)
+    monkeypatch.setattr(synth.processes, "CGROUP_ROOT", tmp_path)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "")  # so that the test's changes are undone
+        monkeypatch.delenv(name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield lambda n: (tmp_path / "cpu.max").write_text(f"{n * 100000} 100000\n")
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -41,15 +63,11 @@ def test_workers_are_at_most_one_a_cpu_said_once_a_run(two_cpus, capsys) -> None
     assert capsys.readouterr().err == LOWERED
 
 
-def test_a_cpu_quota_lowers_workers_as_an_affinity_does(monkeypatch, tmp_path, capsys) -> None:
+def test_a_cpu_quota_lowers_workers_as_an_affinity_does(quota, monkeypatch, capsys) -> None:
     """``docker run --cpus=2`` on an 8-CPU node: the affinity shows 8, the quota says 2."""
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(gan.data, "_LOWERED_SAID", set())
     monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)
-    (tmp_path / "cgroup").write_text("0::/\n")
-    (tmp_path / "cpu.max").write_text("200000 100000\n")
-    monkeypatch.setattr(synth.processes, "PROC_SELF", tmp_path)
-    monkeypatch.setattr(synth.processes, "CGROUP_ROOT", tmp_path)
+    quota(2)
     assert loader_workers(8) == 2
     assert capsys.readouterr().err == LOWERED
 
@@ -100,3 +118,23 @@ def test_scoring_a_folder_lowers_its_workers(two_cpus, tmp_path: Path, monkeypat
     with pytest.raises(StopIteration):
         evaluate_folder(None, img, lab, tmp_path / "scores", eval_size=None, num_workers=8)
     assert built == [2]
+
+
+def test_a_tool_under_a_cpu_quota_runs_torch_on_its_cpus(quota) -> None:
+    """torch counts the affinity's 8; the quota's 1 is what the tool and its ranks get."""
+    quota(1)
+    assert run_cli(torch.get_num_threads) == 1
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_torch_threads_are_never_raised_to_the_quota(quota) -> None:
+    quota(4)
+    assert run_cli(torch.get_num_threads) == 2
+    assert "OMP_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.parametrize("name", ["OMP_NUM_THREADS", "MKL_NUM_THREADS"])
+def test_a_thread_count_the_user_set_is_kept_under_a_quota(quota, monkeypatch, name) -> None:
+    quota(1)
+    monkeypatch.setenv(name, "2")
+    assert run_cli(torch.get_num_threads) == 2
