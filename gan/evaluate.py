@@ -70,7 +70,6 @@ from synth.io import (
     ImageFolder,
     Sample,
     missing_folder,
-    refuse_bad_files,
     write_json_atomic,
     write_png,
 )
@@ -614,7 +613,7 @@ def predict_folder(
             if skip_bad_photos:
                 folder, skipped = folder.without_bad(progress=True, **least_side)
             else:
-                refuse_bad_photos(folder, least_side)
+                folder.validate(True, rest_hint=SKIP_HINT, **least_side)
             counts = write_predictions(
                 model,
                 folder,
@@ -631,18 +630,8 @@ def predict_folder(
     return [subs["overlays"] / name for name in counts]
 
 
-def refuse_bad_photos(folder: ImageFolder, least_side: dict) -> None:
-    """``ImageFolder.validate``'s refusal, with the way to the others' masks where there are
-    others: a folder of one photo, or of bad ones alone, was told that skip_bad_photos=true
-    segments the rest, and that rerun was refused in turn."""
-    found = folder.read_all(progress=True, **least_side)
-    some_good = len({i for i, _ in found}) < len(folder)
-    try:
-        refuse_bad_files([line for _, line in found])
-    except DataError as err:
-        rest = "; skip_bad_photos=true segments the rest" if some_good else ""
-        raise DataError(f"{err}{rest}") from None
-
+#: predict's refusal of bad photos ends with it where some photos are good.
+SKIP_HINT = "skip_bad_photos=true segments the rest"
 
 #: In predict's out_dir, beside masks/ and overlays/: the photos its last run skipped
 #: (``skip_bad_photos``), each with why; none where it skipped none.

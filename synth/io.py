@@ -459,14 +459,26 @@ class ImageFolder:
         return Sample(image, semantic, meta={"stem": self.images[i].stem})
 
     def validate(
-        self, progress: bool = False, listed: int = 4, min_side: int = 0, needed_by: str = ""
+        self,
+        progress: bool = False,
+        listed: int = 4,
+        min_side: int = 0,
+        needed_by: str = "",
+        rest_hint: str = "",
     ) -> int:
         """Decode every file once so bad input fails before training; returns the count.
         The error names the first bad file and, on the same line, ``listed`` more and how
         many there are in all, so one run finds them all. ``min_side``: a photo with a
-        shorter side is one of them (what ``needed_by`` needs, said)."""
+        shorter side is one of them (what ``needed_by`` needs, said). ``rest_hint`` ends the
+        line where some files pass (predict's way to the others' masks: a folder of one
+        photo, or of bad ones alone, was told of it, and that rerun was refused in turn)."""
         found = self.read_all(progress, min_side, needed_by)
-        refuse_bad_files([line for _, line in found], listed)
+        try:
+            refuse_bad_files([line for _, line in found], listed)
+        except DataError as err:
+            if not rest_hint or len({i for i, _ in found}) == len(self):
+                raise
+            raise DataError(f"{err}; {rest_hint}") from None
         return len(self)
 
     def without_bad(

@@ -144,6 +144,19 @@ def test_one_check_finds_every_bad_file_of_a_folder(tmp_path: Path) -> None:
     assert "c6.jpg" not in rest and "c0.jpg" not in rest
 
 
+def test_a_refusal_points_to_the_rest_only_where_some_files_pass(tmp_path: Path) -> None:
+    """``rest_hint`` (predict's skip_bad_photos) ends the line where some photos are good: a
+    folder of bad ones alone was pointed to an option that then refused it in turn."""
+    root = make_data(tmp_path)
+    (root / "train_img" / "a.jpg").write_bytes(b"")
+    folder = ImageFolder(root / "train_img")
+    with pytest.raises(DataError, match=r"a\.jpg: unreadable or corrupt image; skip them$"):
+        folder.validate(rest_hint="skip them")
+    (root / "train_img" / "b.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"\(and 1 more bad files: .*b\.jpg.*\)$"):
+        folder.validate(rest_hint="skip them")
+
+
 def test_a_photo_the_decoder_filled_in_is_refused_by_name(tmp_path: Path, capfd) -> None:
     """libjpeg decodes damaged data into grey smears and says so on stderr, naming no file:
     the check passed such a photo (76 % of a DeepCrack photo's pixels off by 40 grey levels)."""
