@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -624,6 +625,7 @@ def predict_folder(
                 translate_with,
                 tile,
                 resume=key,
+                earlier=subs,
             )
             stops.start()  # the staged results go in place whole, then the skipped list
         record_skipped(out_dir, image_dir, skipped, len(counts))
@@ -785,6 +787,55 @@ def reuse_staged(
     return kept
 
 
+def reuse_finished(
+    into: dict[str, Path],
+    earlier: dict[str, Path],
+    folder: ImageFolder,
+    key: dict,
+    done: dict[int, dict],
+) -> dict[int, dict]:
+    """The photos (index: journal entry) not in ``done`` whose PNGs in the output folders
+    ``earlier`` the finished run there made under ``key`` (``same_settings``: any batch size),
+    each photo and PNG unchanged since (``still_holds``: the resume's check): their PNGs are
+    staged again and journaled, so the run goes in place whole as before while segmenting only
+    new and changed photos; a rerun for 50 photos added to 10,000 segmented all 10,050. One by
+    one, not by batch: the finished run's batches are not this folder's. A hard link, not a
+    copy, where the filesystem has them: nothing writes into a staged PNG, as ``reuse_staged``
+    deletes the ones it does not keep before any photo is segmented, and replacing the output
+    folders' PNGs renames over them."""
+    made_with, entries = read_progress(progress_file(earlier))
+    if not same_settings(made_with, key):
+        return {}
+    entries = made_at(entries, made_with)
+    found = {i: entries.get(output_name(folder, i)) for i in range(len(folder)) if i not in done}
+    unread = sum(e["stamp"][0] for e in found.values() if e and isinstance(e.get("stamp"), list))
+    reused: dict[int, dict] = {}
+    with hashing(unread, "checking the last run's photos", len(found)) as advance:
+        for i, entry in found.items():
+            if entry and still_holds(entry, folder.images[i], earlier):
+                for sub, written in entry["outputs"].items():
+                    if written is not None:
+                        link_or_copy(earlier[sub] / entry["name"], into[sub] / entry["name"])
+                reused[i] = entry
+            advance(1)
+    append_progress(progress_file(into), list(reused.values()))
+    if reused:
+        print(
+            f"reusing {len(reused)} of {len(folder)} photos' masks and overlays from the last "
+            f"run (unchanged since); segmenting {len(found) - len(reused)}"
+        )
+    return reused
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` made the file ``source`` without reading it (a hard link), or a copy with
+    its times where the filesystem has no links."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def made_at(entries: dict[str, dict], made_with: dict) -> dict[str, dict]:
     """Journal entries, each with the batch size its photo went through at: its own record,
     else its journal's key's (a journal of one run, before entries recorded it)."""
@@ -864,18 +915,23 @@ def write_predictions(
     tile: int | None = None,
     num_overlays: int | None = None,
     resume: dict | None = None,
+    earlier: dict[str, Path] | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Each photo's mask and overlay as ``<stem>.png`` in ``into['masks']`` and
     ``into['overlays']``; returns each file name's (crack pixels, all pixels) as predicted,
     in the folder's order. ``num_overlays``: only the first that many photos get an overlay,
     the photo above its prediction, as the pipeline's rows show them side by side (None:
     every photo, the prediction drawn over it). ``resume``: the run's ``prediction_key``:
-    photos a stopped run staged under it are kept (``reuse_staged``), the rest segmented,
-    each batch journaled once its PNGs are written."""
+    photos a stopped run staged under it are kept (``reuse_staged``), then, with ``earlier``
+    (the output folders), those a finished run there segmented under it and unchanged since
+    (``reuse_finished``); the rest are segmented, each batch journaled once its PNGs are
+    written."""
     done = reuse_staged(into, folder, resume, batch_size) if resume is not None else {}
     if done:
         made = batch_sizes_said(done, batch_size, len(folder))
         print(f"resuming: {len(done)} of {len(folder)} photos already segmented{made}")
+    if resume is not None and earlier is not None:
+        done |= reuse_finished(into, earlier, folder, resume, done)
     todo = [i for i in range(len(folder)) if i not in done]
     stamps = photo_stamps(folder, todo) if resume is not None else {}
     counts = {output_name(folder, i): tuple(entry["counts"]) for i, entry in done.items()}

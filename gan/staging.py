@@ -5,7 +5,8 @@ writes there goes in place only when it ends without an error, so a run that fai
 stopped leaves the earlier results as they were, not mixed with its own. Each output folder's
 ``WRITTEN`` record says which PNGs these tools wrote (a user's own masks there are refused,
 never replaced). A run that resumes (predict) keeps its staging, with a ``PROGRESS``
-journal of the photos done, when it is stopped, and its rerun takes it over.
+journal of the photos done, when it is stopped, and its rerun takes it over; the journal of a
+run that finished goes in place with its PNGs, for the next run to reuse the photos unchanged.
 """
 
 from __future__ import annotations
@@ -125,7 +126,10 @@ def staged(
     later run with the same key (``same_settings``: its batch size may differ) takes over a
     stopped run's staging (its process gone: SIGKILL, a power cut) instead of clearing it;
     which photos in it still hold is for ``reuse_staged`` to say. A live run's staging is
-    never touched: two runs at once each fill their own."""
+    never touched: two runs at once each fill their own. Once its PNGs are in place, the
+    journal goes beside them (``out_dir/<first sub>/.progress.jsonl``), saying which photo
+    each is of, so that a later run with the same key reuses those that still hold
+    (``reuse_finished``) instead of segmenting every photo again."""
     check_out_dir(out_dir)
     if not owned:
         refuse_foreign_images(out_dir, subs)
@@ -161,6 +165,8 @@ def staged(
             remove_other_pngs(final, set(names))
             stamps = {name: stamp(final / name) for name in names}
             write_json_atomic(final / WRITTEN, {"names": names, "stamps": stamps, "by": by})
+        if resume is not None and (journal := progress_file(staging)).is_file():
+            os.replace(journal, progress_file({sub: out_dir / sub for sub in subs}))
     except BaseException:
         keep = resume is not None and bool(read_progress(progress_file(staging))[1])
         raise
@@ -172,7 +178,8 @@ def staged(
 
 #: In a resuming run's first staging folder (``staged``'s ``resume``): the settings key on
 #: its first line, then one JSON line per photo whose PNGs are staged (``progress_entry``),
-#: appended a batch at a time; a line a kill cut short is skipped on reading.
+#: appended a batch at a time; a line a kill cut short is skipped on reading. Moved into the
+#: first output folder when the run's PNGs go in place: of those, then.
 PROGRESS = ".progress.jsonl"
 
 

@@ -104,10 +104,12 @@ def test_a_stopped_predict_resumes_with_the_rest_and_ends_as_an_uninterrupted_ru
     assert sorted(names) == ["img4.png", "img5.png", "img6.png"]
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
     names.clear()
-    predict_folder(new, img, out, batch_size=2)  # a finished run leaves nothing to resume
+    finished = pngs(out)
+    predict_folder(new, img, out, batch_size=2)  # the finished run's photos are all reused
     said = capsys.readouterr().out
-    assert len(names) == N and "resuming" not in said
-    assert "hashing" not in said and "checking staged" not in said  # a second's work: quiet
+    assert not names and "resuming" not in said and pngs(out) == finished
+    assert "reusing 7 of 7 photos' masks and overlays from the last run" in said
+    assert "hashing" not in said and "checking" not in said  # a second's work: quiet
 
 
 def test_a_killed_predicts_staging_is_taken_over_by_the_rerun(tmp_path: Path, monkeypatch) -> None:
@@ -173,6 +175,36 @@ def test_what_changed_since_the_stop_is_segmented_again(
     else:
         assert f"resuming: {N - len(redone)} of {N} photos already segmented" in said
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
+
+
+def test_a_rerun_after_a_finished_run_segments_only_new_and_changed_photos(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A finished run kept nothing for the next: 50 photos added to 10,000 were segmented
+    with the 10,000 again. Now a rerun with the same model and settings reuses the PNGs of
+    each photo unchanged since and replaces the results still only whole (stopped part-way,
+    it leaves them as they were); a photo gone loses its PNGs; another model redoes all."""
+    img, _ = make_folder(tmp_path / "real", n=N)
+    model, out = tiny_model(), tmp_path / "out"
+    predict_folder(model, img, out, batch_size=2)
+    earlier = pngs(out)
+    changed_photo(img)
+    (img / "img6.png").unlink()
+    cv2.imwrite(str(img / "img7.png"), np.full((40, 56, 3), 200, np.uint8))
+    predict_folder(model, img, tmp_path / "clean", batch_size=2)
+    capsys.readouterr()
+    stopped_run(monkeypatch, model, img, out, photos=1)  # img1 done, stopped in img7
+    said = capsys.readouterr().out
+    reused = "reusing 5 of 7 photos' masks and overlays from the last run (unchanged since)"
+    assert f"{reused}; segmenting 2" in said
+    assert pngs(out) == earlier  # the earlier results as they were while stopped
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert sorted(names) == ["img1.png", "img7.png"]  # img1 was in no whole batch yet
+    assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
+    names.clear()
+    predict_folder(tiny_model(1), img, out, batch_size=2)
+    assert len(names) == N
 
 
 def valid_outputs(out: Path, img: Path) -> None:
@@ -338,7 +370,7 @@ def break_photos(img: Path, *stems: str) -> None:
 
 
 def test_bad_photos_refuse_predict_unless_skipped_then_are_listed_with_their_reason(
-    tmp_path: Path, capsys
+    tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """3 truncated JPEGs among 10,000 photos refused the 9,997 good ones: by default still,
     every bad one named; ``skip_bad_photos`` segments the rest, lists the bad ones in
@@ -372,9 +404,16 @@ def test_bad_photos_refuse_predict_unless_skipped_then_are_listed_with_their_rea
         in said
     )
     assert not list(out.glob(".*"))
-    # fixed, a rerun segments them, and the list of an earlier run's skipped photos goes
+    # fixed, a rerun segments them alone, and the list of an earlier run's skipped photos goes
     make_folder(tmp_path / "real", n=5)
+    names = segmented(monkeypatch)
+
+    def no_links(source: Path, target: Path) -> None:
+        raise OSError(f"{target}: links not supported")  # a filesystem without them: copies
+
+    monkeypatch.setattr(os, "link", no_links)
     written = predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
+    assert sorted(names) == ["img1.png", "img3.png"]
     assert len(written) == 5 and not (out / SKIPPED).exists()
     assert pngs(out) == earlier
 

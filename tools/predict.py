@@ -8,8 +8,11 @@ part-way (Ctrl-C, SIGTERM, kill -9, a power cut) leaves those as they were and k
 finished photos staged (hidden ``.masks.tmp-<pid>`` / ``.overlays.tmp-<pid>`` in out_dir):
 the same command again segments only the rest ("resuming: 900 of 1000 photos already
 segmented"); so does a lower batch_size after the GPU ran out of memory, keeping the
-finished photos ("... (those at batch_size=8; the rest at batch_size=4)"). Another model,
-other settings or an upgrade of the code that makes the PNGs start over.
+finished photos ("... (those at batch_size=8; the rest at batch_size=4)"). A rerun over a
+finished run reuses the PNGs of the photos unchanged since and segments only new or changed
+ones ("reusing 10000 of 10050 photos' masks and overlays from the last run (unchanged since);
+segmenting 50"), still replacing the results only whole. Another model, other settings or an
+upgrade of the code that makes the PNGs start over.
 
 An unreadable, damaged or too small photo refuses the run, every bad one named in one line;
 skip_bad_photos=true segments the rest and lists the bad ones, each with its reason, in
