@@ -606,7 +606,7 @@ def predict_folder(
     least_side = generators_least_side(translate_with, eval_size)
     skipped: dict[str, str] = {}
     with StopsHeld() as stops:
-        with staged(out_dir, list(subs), "predict", resume=key) as staging:
+        with staged(out_dir, list(subs), "predict", resume=key, records=[SKIPPED]) as staging:
             # every bad file in one line, before the network runs: one unreadable photo ended
             # a run with the others' work discarded, naming it alone, so each fix meant another
             # run (a decode per photo, small beside the network's pass); skipping them, the
@@ -627,8 +627,16 @@ def predict_folder(
                 resume=key,
                 earlier=subs,
             )
-            stops.start()  # the staged results go in place whole, then the skipped list
-        record_skipped(out_dir, image_dir, skipped, len(counts))
+            if skipped:
+                record = skipped_record(image_dir, skipped, len(counts))
+                write_json_atomic(staging["masks"] / SKIPPED, record)
+            stops.start()  # the staged results go in place whole, the skipped list with them
+    if skipped:
+        print(
+            f"{len(skipped)} of {len(skipped) + len(counts)} photos skipped (unreadable, damaged "
+            f"or too small), each with its reason in {out_dir / SKIPPED}; fixed, a rerun "
+            "segments them"
+        )
     return [subs["overlays"] / name for name in counts]
 
 
@@ -636,27 +644,19 @@ def predict_folder(
 SKIP_HINT = "skip_bad_photos=true segments the rest"
 
 #: In predict's out_dir, beside masks/ and overlays/: the photos its last run skipped
-#: (``skip_bad_photos``), each with why; none where it skipped none.
+#: (``skip_bad_photos``), each with why; none where it skipped none, so the list always says
+#: of the PNGs there which photos have none (a skipped photo's earlier PNGs go with the rest
+#: of other names: an earlier result for it is not left looking current). Staged with the
+#: PNGs and put in place with them (``staged``'s ``records``): written after them, a kill -9
+#: between left the earlier run's list beside the new PNGs.
 SKIPPED = "skipped.json"
 
 
-def record_skipped(
-    out_dir: Path, image_dir: str | Path, skipped: dict[str, str], segmented: int
-) -> None:
-    """``SKIPPED`` for the run whose PNGs just went in place, and its one line; an earlier
-    run's list is removed where this one skipped none, so the list always says of the PNGs
-    there which photos have none (a skipped photo's earlier PNGs go with the rest of other
-    names: an earlier result for it is not left looking current)."""
-    path = out_dir / SKIPPED
-    if not skipped:
-        path.unlink(missing_ok=True)
-        return
+def skipped_record(image_dir: str | Path, skipped: dict[str, str], segmented: int) -> dict:
+    """``SKIPPED``'s content: the input folder, how many photos were segmented, and each
+    skipped photo with its reason."""
     rows = [{"photo": name, "reason": why} for name, why in skipped.items()]
-    write_json_atomic(path, {"input_dir": str(image_dir), "segmented": segmented, "skipped": rows})
-    print(
-        f"{len(skipped)} of {len(skipped) + segmented} photos skipped (unreadable, damaged or "
-        f"too small), each with its reason in {path}; fixed, a rerun segments them"
-    )
+    return {"input_dir": str(image_dir), "segmented": segmented, "skipped": rows}
 
 
 #: Part of every ``prediction_key``: raised where the same model, settings and photo give

@@ -111,6 +111,7 @@ def staged(
     by: str,
     owned: bool = False,
     resume: dict | None = None,
+    records: Sequence[str] = (),
 ) -> Iterator[dict[str, Path]]:
     """Hidden staging folders for the PNG folders ``subs`` of ``out_dir``. What the block
     writes there replaces ``out_dir/<sub>``'s PNGs (those of other names go) only when it
@@ -129,7 +130,11 @@ def staged(
     never touched: two runs at once each fill their own. Once its PNGs are in place, the
     journal goes beside them (``out_dir/<first sub>/.progress.jsonl``), saying which photo
     each is of, so that a later run with the same key reuses those that still hold
-    (``reuse_finished``) instead of segmenting every photo again."""
+    (``reuse_finished``) instead of segmenting every photo again.
+
+    ``records``: files of ``out_dir`` that say something of its PNGs (predict's list of the
+    photos it skipped), which the block writes, where it has one, into the first staging
+    folder under the same name; they go in place with the PNGs (``put_in_place``)."""
     check_out_dir(out_dir)
     if not owned:
         refuse_foreign_images(out_dir, subs)
@@ -148,25 +153,10 @@ def staged(
         for path in staging.values():
             path.mkdir(parents=True, exist_ok=True)
             write_json_atomic(path / OWNER, process_identity(os.getpid()))
+        for name in records:  # a stopped run's, taken over: of its photos, not this run's
+            (staging[subs[0]] / name).unlink(missing_ok=True)
         yield staging
-        for sub, path in staging.items():
-            final = out_dir / sub
-            final.mkdir(exist_ok=True)
-            names = sorted(p.name for p in path.glob("*.png"))
-            earlier = sorted(p.name for p in final.glob("*.png"))  # all ours: checked above
-            # recorded before the files move (a full disk then stops with nothing moved),
-            # and again once the earlier run's other files are gone, with each one's stamp
-            stamped = written_record(final).get("stamps", {})
-            kept = {n: st for n, st in stamped.items() if n not in names}
-            record = {"names": sorted({*names, *earlier}), "stamps": kept, "by": by}
-            write_json_atomic(final / WRITTEN, record)
-            for name in names:
-                os.replace(path / name, final / name)
-            remove_other_pngs(final, set(names))
-            stamps = {name: stamp(final / name) for name in names}
-            write_json_atomic(final / WRITTEN, {"names": names, "stamps": stamps, "by": by})
-        if resume is not None and (journal := progress_file(staging)).is_file():
-            os.replace(journal, progress_file({sub: out_dir / sub for sub in subs}))
+        put_in_place(out_dir, staging, by, records, resume is not None)
     except BaseException:
         keep = resume is not None and bool(read_progress(progress_file(staging))[1])
         raise
@@ -174,6 +164,43 @@ def staged(
         if not keep:
             for path in staging.values():
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def put_in_place(
+    out_dir: Path, staging: dict[str, Path], by: str, records: Sequence[str], journal: bool
+) -> None:
+    """The staged PNGs into ``out_dir``'s folders, those of other names removed, each
+    folder's ``WRITTEN`` recorded before anything moves (a full disk then stops with nothing
+    moved) and again after, with each file's stamp. The ``records`` the run staged go in
+    place after the last PNG, an earlier run's removed before the first: the renames are not
+    one step, and a list written after them (predict's skipped photos, until session 54) was
+    the earlier run's beside the new PNGs where a kill -9 came between; now a kill anywhere
+    leaves no list or this run's, never another run's, and the rerun (which reuses every
+    photo) writes it again. ``journal``: the resume's journal goes in place last, beside
+    the PNGs it describes, for a later run to reuse them (``reuse_finished``)."""
+    finals = {sub: out_dir / sub for sub in staging}
+    names = {sub: sorted(p.name for p in path.glob("*.png")) for sub, path in staging.items()}
+    for sub, final in finals.items():
+        final.mkdir(exist_ok=True)
+        earlier = [p.name for p in final.glob("*.png")]  # all ours: checked before the run
+        stamped = written_record(final).get("stamps", {})
+        kept = {n: st for n, st in stamped.items() if n not in names[sub]}
+        record = {"names": sorted({*names[sub], *earlier}), "stamps": kept, "by": by}
+        write_json_atomic(final / WRITTEN, record)
+    for name in records:
+        (out_dir / name).unlink(missing_ok=True)
+    for sub, final in finals.items():
+        for name in names[sub]:
+            os.replace(staging[sub] / name, final / name)
+        remove_other_pngs(final, set(names[sub]))
+        stamps = {name: stamp(final / name) for name in names[sub]}
+        write_json_atomic(final / WRITTEN, {"names": names[sub], "stamps": stamps, "by": by})
+    first = next(iter(staging.values()))
+    for name in records:
+        if (first / name).is_file():
+            os.replace(first / name, out_dir / name)
+    if journal and progress_file(staging).is_file():
+        os.replace(progress_file(staging), progress_file(finals))
 
 
 #: In a resuming run's first staging folder (``staged``'s ``resume``): the settings key on

@@ -418,6 +418,48 @@ def test_bad_photos_refuse_predict_unless_skipped_then_are_listed_with_their_rea
     assert pngs(out) == earlier
 
 
+def listed_without_pngs(out: Path) -> bool:
+    """Whether ``SKIPPED``, where there is one, names only photos without PNGs in place."""
+    if not (out / SKIPPED).exists():
+        return True
+    listed = {row["photo"] for row in read_json(out / SKIPPED)["skipped"]}
+    return not listed & {p.name for p in (out / "masks").glob("*.png")}
+
+
+@pytest.mark.parametrize("then", ["fixed", "broken"])
+def test_a_kill_as_the_pngs_go_in_place_leaves_no_other_runs_skipped_list(
+    tmp_path: Path, monkeypatch, then: str
+) -> None:
+    """skipped.json was written after the PNGs went in place: a kill -9 between left the
+    earlier run's list beside the new PNGs (img1 said skipped, its new PNGs there). Now it
+    goes in place with them, the earlier one removed first; a stopped run's staged list is
+    not the rerun's (img1 fixed since), and the rerun ends with the right list."""
+    img, _ = make_folder(tmp_path / "real", n=3)
+    model, out = tiny_model(), tmp_path / "out"
+    if then == "fixed":
+        break_photos(img, "img1")
+    predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
+    make_folder(tmp_path / "real", n=3)
+    if then == "broken":
+        break_photos(img, "img1")
+    remove = gan.staging.remove_other_pngs
+
+    def killed_after_the_last(folder: Path, names: set[str]) -> None:
+        remove(folder, names)
+        if folder.name == "overlays":  # every PNG in place: no Python runs after a kill -9
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(gan.staging, "remove_other_pngs", killed_after_the_last)
+    with pytest.raises(KeyboardInterrupt):
+        predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
+    monkeypatch.undo()
+    assert listed_without_pngs(out)
+    make_folder(tmp_path / "real", n=3)  # every photo good for the rerun
+    predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
+    assert len(list((out / "masks").glob("*.png"))) == 3 and not (out / SKIPPED).exists()
+    assert not list(out.glob(".*"))
+
+
 def test_a_folder_of_bad_photos_alone_is_refused_though_bad_ones_are_skipped(
     tmp_path: Path,
 ) -> None:
