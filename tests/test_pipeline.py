@@ -1470,18 +1470,20 @@ def test_scenes_of_another_simulator_version_are_rendered_anew(tmp_path, capsys,
 
     from gan.cli import register_resolvers
     from gan.pipeline import stage_render
+    from synth.scene import SIMULATOR_VERSION
 
     register_resolvers()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("pipeline", pipeline_overrides(tmp_path))
     stage_render(cfg)
-    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", 2)
+    new = SIMULATOR_VERSION + 1
+    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", new)
     summary = stage_render(cfg)
     assert "render: settings changed (simulator_version), old scenes removed" in (
         capsys.readouterr().out
     )
     assert summary["skipped_shards"] == 0 and summary["complete"]
-    assert read_card(tmp_path / "out" / "synthetic")["simulator_version"] == 2
+    assert read_card(tmp_path / "out" / "synthetic")["simulator_version"] == new
 
 
 def test_each_gain_has_its_interval_over_the_test_photos_or_a_note_why_not(tmp_path):

@@ -19,7 +19,7 @@ from _synth_fixtures import ROOT, tiny_config, tree_digest
 from synth.distributions import ConfigError
 from synth.io import CARD, DataError, ShardedDataset, is_shard_complete, shard_name
 from synth.render import checked_scene_config, render_dataset, versions
-from synth.scene import render_crack_scene
+from synth.scene import SIMULATOR_VERSION, render_crack_scene
 
 
 def render(
@@ -205,15 +205,18 @@ def test_a_render_by_another_simulator_version_is_refused(
     """The spec held the settings alone: a render resumed after an upgrade that changed the
     scenes mixed the two simulators' scenes under one card."""
     render(tmp_path / "a", n=8, shard=4, shard_count=1)
-    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", 2)
+    new = SIMULATOR_VERSION + 1
+    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", new)
     with pytest.raises(
-        DataError, match=r"rendered by simulator version 1, and this is version 2, whose scenes"
+        DataError,
+        match=rf"rendered by simulator version {new - 1}, and this is version {new}, whose scenes",
     ):
         render(tmp_path / "a", n=8, shard=4)
     assert not (tmp_path / "a" / shard_name(1)).exists()
     summary = render(tmp_path / "b", n=8, shard=4)
-    assert json.loads((tmp_path / "b" / CARD).read_text())["simulator_version"] == 2
-    assert json.loads((tmp_path / "b" / "render_spec.json").read_text())["simulator_version"] == 2
+    assert json.loads((tmp_path / "b" / CARD).read_text())["simulator_version"] == new
+    spec = json.loads((tmp_path / "b" / "render_spec.json").read_text())
+    assert spec["simulator_version"] == new
     assert summary["complete"]
 
 
@@ -222,6 +225,7 @@ def test_a_spec_from_before_versions_were_recorded_reads_as_version_1(
 ) -> None:
     """Folders rendered before the version was recorded resume (their scenes are version 1's),
     and are refused by any later version."""
+    monkeypatch.setattr("synth.render.SIMULATOR_VERSION", 1)
     render(tmp_path, n=8, shard=4, shard_count=1)
     spec_path = tmp_path / "render_spec.json"
     spec = json.loads(spec_path.read_text())

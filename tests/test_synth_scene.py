@@ -210,3 +210,26 @@ def test_a_paint_line_wider_than_opencv_draws_paints_the_whole_scene() -> None:
     stripe = paint_stripe(np.random.default_rng(0), 32, 1.8e7)
     wide = paint_stripe(np.random.default_rng(0), 32, 128)
     assert np.array_equal(stripe, wide) and (stripe >= 0.6 * 0.99).all()
+
+
+def crack_pieces(semantic: np.ndarray) -> int:
+    """Connected pieces (8-neighbour) of a scene's crack mask."""
+    return cv2.connectedComponents((semantic == 1).view(np.uint8), connectivity=8)[0] - 1
+
+
+@pytest.mark.parametrize("roughness", [2.0, 5.0])
+def test_rough_rims_chip_the_cracks_without_cutting_them_into_pieces(roughness: float) -> None:
+    """crack.edge_roughness=3 cut cracks into dotted lines and scattered blobs round them (12
+    pieces a crack at 256 px): masks of crack shapes no crack has. Rough rims must leave each
+    scene the pieces its smooth cracks have, and still chip them."""
+    smooth, rough = tiny_config(p_no_crack=0.0), tiny_config(p_no_crack=0.0)
+    for cfg in (smooth, rough):  # a warp's resampling may thin a line apart: no perspective
+        cfg["camera"]["p_perspective"] = 0.0
+    # A constant knob draws nothing from the RNG, so both configs draw the same cracks.
+    smooth["crack"]["edge_roughness"], rough["crack"]["edge_roughness"] = 0.0, roughness
+    changed = []
+    for i in range(8):
+        a, b = render_crack_scene(smooth, 2, i).semantic, render_crack_scene(rough, 2, i).semantic
+        assert crack_pieces(b) == crack_pieces(a), f"scene {i}"
+        changed.append((a != b).sum() / max((a == 1).sum(), 1))
+    assert np.mean(changed) > 0.15  # the rims are chipped: a fifth of the crack pixels moved
