@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from _synth_fixtures import tiny_config
 
+from synth import crack
 from synth.io import IGNORE_INDEX
 from synth.rng import sample_rng
 from synth.scene import render_crack_scene
@@ -233,3 +234,42 @@ def test_rough_rims_chip_the_cracks_without_cutting_them_into_pieces(roughness: 
         assert crack_pieces(b) == crack_pieces(a), f"scene {i}"
         changed.append((a != b).sum() / max((a == 1).sum(), 1))
     assert np.mean(changed) > 0.15  # the rims are chipped: a fifth of the crack pixels moved
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_window_max_is_opencvs_square_dilation_to_the_bit(
+    dtype: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The running max stands in for cv2.dilate on wide cracks: the same pixels, bit for bit,
+    at every reach (a window past the image's edge sees only the image)."""
+    rng = np.random.default_rng(0)
+    for ran_from in (crack.RUNNING_MAX_FROM, 0):  # 0: every reach through the running max
+        monkeypatch.setattr(crack, "RUNNING_MAX_FROM", ran_from)
+        for size in (1, 5, 37, 300):
+            for reach in (0, 1, 6, 36, 37, 255, 256, 257, 298, 299, 600):
+                image = rng.random((size, size)) * 100 * (rng.random((size, size)) > 0.8)
+                image = image.astype(dtype)
+                want = cv2.dilate(image, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+                got = crack.window_max(image, reach)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (size, reach)
+
+
+def test_a_wide_crack_is_not_dilated_by_a_window_of_its_width(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenCV's square dilation costs grow with the window: cracks as wide as a 2048 px scene
+    (crack.width=1e5, or crack.width_variation=10 at the default width) took 32-42 s a scene.
+    Past RUNNING_MAX_FROM the radius and instance dilations run as a running max."""
+    windows = []
+    dilate = cv2.dilate
+
+    def recorded(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        windows.append(kernel.shape[0])
+        return dilate(image, kernel)
+
+    monkeypatch.setattr(crack.cv2, "dilate", recorded)
+    cfg = tiny_config(size=700, p_no_crack=0.0)
+    cfg["crack"].update(width=700.0, width_variation=0.0, num_cracks=2, num_branches=0)
+    sample = render_crack_scene(cfg, 0, 0)
+    assert sample.meta["crack_share"] > 0.3  # cracks reaching past RUNNING_MAX_FROM
+    assert max(windows, default=0) <= 2 * crack.RUNNING_MAX_FROM + 1
