@@ -273,3 +273,25 @@ def test_a_wide_crack_is_not_dilated_by_a_window_of_its_width(
     sample = render_crack_scene(cfg, 0, 0)
     assert sample.meta["crack_share"] > 0.3  # cracks reaching past RUNNING_MAX_FROM
     assert max(windows, default=0) <= 2 * crack.RUNNING_MAX_FROM + 1
+
+
+def test_a_crack_is_resampled_on_the_image_alone() -> None:
+    """Every half pixel of a crack's length was resampled, off the image too: crack.step=1e5
+    with branch_length=1000 (legal) asked for 7.5 GB of points for a 256 px scene. The points
+    that land on the image must be those of the whole line's resampling."""
+    rng = np.random.default_rng(0)
+    line = np.array([[-1e6, 5.0], [20.0, 5.0], [20.0, 40.0], [3e5, 9e5]])
+    far = crack.CrackPath(line, np.ones(4), 1)
+    pts, _ = crack.densify(far, 64)
+    assert len(pts) < 400  # about 2 a pixel on the 55 px inside, not 2.6 million
+    for size in (16, 64):
+        for _ in range(20):
+            steps = rng.normal(0, 1, (60, 2)) * rng.choice([0.5, 4.0, 60.0])
+            steps[7] = 0  # a zero-length segment
+            points = rng.uniform(-0.5, 1.5, 2) * size + np.cumsum(steps, axis=0)
+            path = crack.CrackPath(points, rng.uniform(0.3, 4.0, 60), 1)
+            (near, r_near), (whole, r_whole) = crack.densify(path, size), crack.densify(path, 10**9)
+            on_near = ((np.rint(near) >= 0) & (np.rint(near) < size)).all(axis=1)
+            on_whole = ((np.rint(whole) >= 0) & (np.rint(whole) < size)).all(axis=1)
+            assert np.array_equal(near[on_near], whole[on_whole])
+            assert np.array_equal(r_near[on_near], r_whole[on_whole])
