@@ -105,15 +105,20 @@ MAX_BLUR = 32.0
 #: The upper ends were measured on one scene of 256 px and of MAX_SIZE (2048 px, a default one
 #: 1.5 s) with one knob at its end, the rest at their defaults: beyond them a scene took over
 #: 5 s, over 1 GB, failed, or drew a blank image. Knobs multiply each other's cost (a long
-#: crack in fine steps), so ends together can still be slow.
+#: crack in fine steps, many wide pores): ``check_crack_walk`` and ``check_pore_area`` refuse
+#: those found slow together. Heavy ends together elsewhere (2048 px: a 1 px aggregate filled 10
+#: times, 5 speckles a pixel, every blur at 32 px, 16 cracks of width_variation=10 with 100
+#: branches, 100,000 pores of radius 100, perspective) took 16 s a scene on the 2-core machine.
 KNOB_BOUNDS: dict[str, distributions.Bounds] = {
     "ignore_band": (0, 64, True),
     "crack.num_cracks": (1, 16, True),
     # 100 a crack: 1.5 s at 2048 px with 16 cracks; 1000 took 9 s, 3 million past 20 s at 256 px
     "crack.num_branches": (0, 100, True),
-    # 1e5 px: 3.7 s at 2048 px, all crack; 1e40 overflowed the radii to a blank image
+    # 1e5 px: 0.9 s at 2048 px with 16 cracks and 100 branches, all crack (42 s before the
+    # radius dilation ran as a running max); 1e40 overflowed the radii to a blank image
     "crack.width": (0, 1e5, False),
-    # 10 (log-std): 3.9 s at 2048 px; 450 overflowed the radii to a blank image
+    # 10 (log-std): 1.5 s at 2048 px with 3 cracks (32 s before the running max); 450
+    # overflowed the radii to a blank image
     "crack.width_variation": (0, 10, True),
     # 0.01 px: 0.8 s at 2048 px; 1e-6 took 16 s and 3.7 GB at 256 px before a MemoryError.
     # 1e5 px: 2 walk steps, the line drawn off the image; 4e6 took 2.7 s and 1.5 GB at 256 px
@@ -134,7 +139,8 @@ KNOB_BOUNDS: dict[str, distributions.Bounds] = {
     # stone size / pitch: 10 is 4.3 s at 2048 px with 1 px stones (1.3, the default's end, is
     # 3.3 s); 1300 ran past 30 s at 2048 px. A negative fill drew its mirror image
     "surface.aggregate_fill": (0, 10, True),
-    # 100,000 pores: 2.3 s at 2048 px (a loop, one pore at a time); a million took 23 s at 256
+    # 100,000 pores: 2.3 s at 2048 px (a loop, one pore at a time); a million took 23 s at 256.
+    # With pore_radius: check_pore_area
     "surface.pore_count": (0, 100_000, True),
     # px: 1e5 is 1 s at 2048 px; 1e10 failed in OpenCV (cv2.ellipse takes 32-bit axes)
     "surface.pore_radius": (0, 1e5, False),
@@ -288,6 +294,7 @@ def checked_scene_config(cfg_synth: Any) -> dict:
             "the task model trains on crops, and tests on photos of any size)"
         )
     check_crack_walk(cfg)
+    check_pore_area(cfg)
     return cfg
 
 
@@ -310,7 +317,7 @@ def check_crack_walk(cfg: dict) -> None:
     crack = cfg.get("crack", {})
 
     def most(name: str) -> float:
-        return max(high for _, high in distributions.support(crack.get(name)))
+        return largest(crack, name)
 
     step = min(low for low, _ in distributions.support(crack.get("step")))
     spread = most("step") / step
@@ -327,6 +334,35 @@ def check_crack_walk(cfg: dict) -> None:
             f"the branches{walked}): seconds and gigabytes a scene; shorten the cracks or "
             "lengthen the steps"
             + (", or narrow step's range" if mains * (1 + per_main) <= MAX_WALK_STEPS else "")
+        )
+
+
+def largest(section: dict, name: str) -> float:
+    """The most a knob of ``section`` can draw (a normal's within four spreads of its mean)."""
+    return max(high for _, high in distributions.support(section.get(name)))
+
+
+#: Pixels a scene's pores may cover, all told. Pores are drawn one at a time, each over its
+#: area (the scene's at most), so their cost is their count times their area, which each
+#: knob's bounds let through together: at 2048 px 100,000 pores of pore_radius=1000 ran past
+#: 60 s, 20,000 as wide as the scene 40 s. At the limit 100,000 of radius 178 take 8.5 s,
+#: 2,380 over the whole scene 2.2 s (a 2048 px scene of the default config: 1-1.7 s).
+MAX_PORE_AREA = 1e10
+
+
+def check_pore_area(cfg: dict) -> None:
+    """The most pixels a scene's pores can cover (``pore_count`` x pi ``pore_radius`` squared,
+    each at most the scene's area), refused over ``MAX_PORE_AREA`` in one line naming the
+    knobs: seconds to minutes a scene."""
+    surface, size = cfg.get("surface", {}), cfg["size"]
+    count, radius = largest(surface, "pore_count"), largest(surface, "pore_radius")
+    area = count * min(np.pi * radius**2, size**2)
+    if area > MAX_PORE_AREA:
+        raise ConfigError(
+            f"synth.surface: a scene's pores may cover {area:,.0f} px, more than "
+            f"{MAX_PORE_AREA:,.0f} (pore_count up to {count:g} x pi x pore_radius up to "
+            f"{radius:g} squared, each at most size {size} squared): they are drawn one at a "
+            "time, seconds to minutes a scene; draw fewer or smaller pores"
         )
 
 

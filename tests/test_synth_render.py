@@ -307,6 +307,27 @@ def test_crack_knobs_whose_ends_together_walk_millions_of_steps_are_refused(
     assert render_dataset(cfg, tmp_path / "ok", 1, 1, seed=0, progress=False)["complete"]
 
 
+def test_pores_whose_count_and_size_together_cover_too_much_are_refused() -> None:
+    """Pores are drawn one at a time over their area: each knob within its bounds, 100,000
+    pores of radius 1000 ran past 60 s a 2048 px scene, 20,000 as wide as it 40 s."""
+    cfg = tiny_config(size=2048)  # checked, not rendered
+    cfg["surface"].update(pore_count=100_000, pore_radius=1000)
+    with pytest.raises(
+        ConfigError,
+        match=r"^synth\.surface: a scene's pores may cover 314,159,265,359 px, more than "
+        r"10,000,000,000 \(pore_count up to 100000 x pi x pore_radius up to 1000 squared, each "
+        r"at most size 2048 squared\): .* draw fewer or smaller pores$",
+    ):
+        checked_scene_config(cfg)
+    cfg["surface"].update(pore_count={"randint": [0, 100_000]}, pore_radius={"uniform": [1, 200]})
+    with pytest.raises(ConfigError, match=r"pore_count up to 100000 x pi x pore_radius up to 200"):
+        checked_scene_config(cfg)
+    cfg["surface"]["pore_radius"] = 4  # 100,000 pores the default's size: 2 s, taken
+    checked_scene_config(cfg)
+    cfg["surface"].update(pore_count=2000, pore_radius=1e5)  # 2,000 over the scene: 2 s
+    checked_scene_config(cfg)
+
+
 def test_branches_walked_in_another_draw_of_step_count_in_the_crack_walk() -> None:
     """A branch's length is measured in one draw of ``step`` and walked in another: with step
     drawn from 0.01 or 100 the fine steps alone passed the count (397,000) and one 256 px scene

@@ -11,7 +11,7 @@ from synth import crack
 from synth.io import IGNORE_INDEX
 from synth.rng import sample_rng
 from synth.scene import render_crack_scene
-from synth.surface import aggregate, mottle, paint_stripe, relief
+from synth.surface import aggregate, mottle, paint_stripe, pores, relief
 
 
 def ring_contrast(image: np.ndarray, crack: np.ndarray) -> float:
@@ -295,3 +295,23 @@ def test_a_crack_is_resampled_on_the_image_alone() -> None:
             on_whole = ((np.rint(whole) >= 0) & (np.rint(whole) < size)).all(axis=1)
             assert np.array_equal(near[on_near], whole[on_whole])
             assert np.array_equal(r_near[on_near], r_whole[on_whole])
+
+
+def test_a_pore_wider_than_the_scene_is_drawn_at_a_size_that_covers_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OpenCV's cost kept growing with a pore's axes past the scene: 100,000 pores of radius
+    1e5 took 41 s of a 256 px scene. Past 3 sizes every pore covers the scene, the same
+    field as at any larger radius."""
+    at_three_sizes = pores(np.random.default_rng(0), 32, 20, 96.0)
+    axes = []
+    ellipse = cv2.ellipse
+
+    def recorded(image: np.ndarray, centre: tuple, size: tuple, *args: object) -> np.ndarray:
+        axes.extend(size)
+        return ellipse(image, centre, size, *args)
+
+    monkeypatch.setattr(cv2, "ellipse", recorded)
+    for radius in (97.0, 1e5):
+        assert np.array_equal(pores(np.random.default_rng(0), 32, 20, radius), at_three_sizes)
+    assert (at_three_sizes > 0.3).all() and max(axes) <= 1.5 * 96
