@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan.checkpoint import gather_ranks, own_rank
+from gan.start import interrupt_for
 
 
 class NonFiniteLossError(RuntimeError):
@@ -349,23 +350,12 @@ class StepCheckpoint(ModelCheckpoint):
 STOPPED_BY = {"signal": signal.SIGTERM}
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM outside training, raised where Ctrl-C's KeyboardInterrupt would be, so the same
-    cleanups run: render cancels the shards not begun, a staged folder is left unrenamed."""
-
-
 def raise_late_stop(trainer: pl.Trainer) -> None:
     """A SIGTERM (or Ctrl-C) that came as a fit ended, after Lightning's last look for one:
     the fit finished and saved, and Lightning dropped the stop, so the tool went on to its
     next stage as if nothing had been asked. The stop is made now, between stages."""
     if trainer.received_sigterm:
         raise interrupt_for(STOPPED_BY["signal"])
-
-
-def interrupt_for(sig: int) -> KeyboardInterrupt:
-    """What a stop raises outside training's polite one: Terminated for SIGTERM, Ctrl-C's
-    KeyboardInterrupt for SIGINT (gan.cli.run_cli reads the signal back from its type)."""
-    return Terminated() if sig == signal.SIGTERM else KeyboardInterrupt()
 
 
 class CtrlCStopsAfterTheStep(pl.Callback):

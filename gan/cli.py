@@ -20,32 +20,29 @@ from pathlib import Path
 from shutil import which
 from typing import Any, NoReturn
 
-import torch
 from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, ValidationError
 
-from gan.callbacks import STOPPED_BY, NonFiniteLossError, Terminated, interrupt_for
-from gan.checkpoint import UnsafeCheckpointError
-from gan.fid import check_inception_weights
 from gan.resolvers import register_resolvers  # noqa: F401  (every tool's, from here)
-from gan.start import HELD_STOP, STOP_NAMES, end_quiet_start, quiet_exit, take_pythons
+from gan.start import (
+    HELD_STOP,
+    STOP_NAMES,
+    Terminated,
+    end_quiet_start,
+    interrupt_for,
+    quiet_exit,
+    take_pythons,
+)
 from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import DataError, list_images, unwritable_folder
 from synth.processes import usable_cpus
 
-EXPECTED = (
-    DataError,
-    NonFiniteLossError,
-    UnsafeCheckpointError,
-    ConfigError,
-    FileNotFoundError,
-    KeyError,
-    MisconfigurationException,  # Lightning's: trainer=gpu where there is none, and the like
-)
+#: Errors whose message says it all, wherever they come from. Those of torch, Lightning and
+#: the training code are in ``expected_errors`` once loaded: importing them here made every
+#: tool load torch and Lightning, four of check_data's five seconds to check two photos.
+EXPECTED = (DataError, ConfigError, FileNotFoundError, KeyError)
 
 #: Library notices that say nothing about the user's run, hidden so the ones that do stand out.
 EXPECTED_WARNINGS = (
@@ -151,10 +148,10 @@ def check_stage_settings_shared(stages: DictConfig | dict) -> None:
     any work and named by their stage: stages.translate.batch_size=0 was range()'s traceback
     once the GAN had trained, stages.evaluate.tile=5 ran 5 px windows for minutes, and a
     stage's device=bogus failed when the stage came, its message without the stage's key."""
+    if not isinstance(stages, DictConfig):  # a tool's, not the pipeline's: torch not needed
+        return
     from gan.devices import pick_device
 
-    if not isinstance(stages, DictConfig):
-        return
     nodes = [
         pair
         for name, stage in stages.items_ex(resolve=False)
@@ -248,6 +245,10 @@ def check_precision(precision: object, where: str) -> None:
 def check_accelerator(accelerator: object, where: str) -> None:
     """A GPU asked for on a machine torch sees none on, said with the way out: Lightning's
     "No supported gpu backend found!" named neither the setting nor the CPU config."""
+    if accelerator not in ("cuda", "gpu"):
+        return
+    import torch  # here: a tool without a trainer setting never loads it
+
     cuda = torch.cuda.is_available()
     if accelerator == "cuda" and not cuda:
         seen = "no CUDA GPU"
@@ -337,9 +338,23 @@ def refuse_unwritable_run_folder(config: DictConfig, mode: str) -> None:
 def loaded(module: str, name: str) -> tuple[type[BaseException], ...]:
     """Error class ``name`` of ``module`` once some code imported the module (() before):
     naming it here must not import it, which would cost every tool's start (wandb about a
-    second; gan.export pulls in the whole evaluation stack, 0.3 s)."""
+    second; gan.export pulls in the whole evaluation stack, 0.3 s; torch and Lightning four
+    seconds, for tools such as check_data and render that never use them)."""
     found = sys.modules.get(module)
     return (getattr(found, name),) if found is not None else ()
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """EXPECTED and the expected errors of the modules loaded so far (one not loaded raised
+    nothing)."""
+    return (
+        *EXPECTED,
+        *loaded("gan.callbacks", "NonFiniteLossError"),
+        *loaded("gan.checkpoint", "UnsafeCheckpointError"),
+        *loaded("gan.export", "ExportMismatchError"),
+        # Lightning's: trainer=gpu where there is none, and the like
+        *loaded("lightning.fabric.utilities.exceptions", "MisconfigurationException"),
+    )
 
 
 def user_message(err: BaseException) -> str:
@@ -416,9 +431,9 @@ def exit_on_stop(sig: int, said: str, rerun: str | None = "resume") -> NoReturn:
     """A stopped tool's last line, and 128 + the signal as its code, as a shell reports it:
     a scheduler or ``pipeline && next`` must see the stop, never a 0. Said by rank zero
     alone: a DDP run's other ranks stop with it, and said it again."""
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
-    if getattr(rank_zero_only, "rank", 0) == 0:
+    # a DDP run loaded Lightning; a tool that did not (check_data, render) is rank zero
+    rank_zero = sys.modules.get("lightning.pytorch.utilities.rank_zero")
+    if getattr(getattr(rank_zero, "rank_zero_only", None), "rank", 0) == 0:
         tail = f": rerun the same command to {rerun}" if rerun else ""
         print(f"{said}{tail}", file=sys.stderr, flush=True)
     sys.exit(128 + sig)
@@ -498,10 +513,12 @@ def run_cli(
         if in_a_tool:
             quiet_exit()
         return result
-    except SIGTERMException:
+    except loaded("lightning.pytorch.utilities.exceptions", "SIGTERMException"):
         # Lightning's stop on SIGTERM is a SystemExit with no code: exit 0, as if the run had
         # finished. A scheduler or `pipeline && next` must see the stop: 128 + 15, as a shell
         # would (128 + 2 for Ctrl-C, which gan.callbacks.CtrlCStopsAfterTheStep turns into it).
+        from gan.callbacks import STOPPED_BY
+
         sig = STOPPED_BY["signal"]
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
         stopped(sig, f"stopped by {name}", resumes, "checkpoints are kept")
@@ -517,14 +534,14 @@ def run_cli(
         said += f" ({user_message(broke).splitlines()[0]}, as it stopped)" if broke else ""
         stopped(sig, said, resumes, "finished shards, stages and checkpoints are kept")
     except InstantiationException as err:  # a config node's own check, as Hydra wraps it
-        if not isinstance(err.__cause__, EXPECTED):
+        if not isinstance(err.__cause__, expected_errors()):
             raise
         print(f"error: {err.__cause__}", file=sys.stderr, flush=True)
         sys.exit(1)
     except loaded("wandb.errors", "Error") as err:  # no API key, a bad key, no server
         print(f"error: {wandb_advice(str(err))}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except (*EXPECTED, *loaded("gan.export", "ExportMismatchError")) as err:
+    except expected_errors() as err:
         print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
         sys.exit(1)
     except OSError as err:
@@ -554,6 +571,8 @@ def run_cli(
 def check_measure_settings(cfg: Any) -> None:
     """What measure_translated_set will need, checked before any image is made (tools/
     translate.py and tools/fda.py run it first): the Inception file and the measuring size."""
+    from gan.fid import check_inception_weights
+
     if cfg.evaluate:
         check_inception_weights(cfg.inception_weights)
         checked_count(cfg.eval_size, "eval_size", 16)

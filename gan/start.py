@@ -33,6 +33,17 @@ PYTHON_HANDLERS = {
 }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training, raised where Ctrl-C's KeyboardInterrupt would be, so the same
+    cleanups run: render cancels the shards not begun, a staged folder is left unrenamed."""
+
+
+def interrupt_for(sig: int) -> KeyboardInterrupt:
+    """What a stop raises outside training's polite one: Terminated for SIGTERM, Ctrl-C's
+    KeyboardInterrupt for SIGINT (gan.cli.run_cli reads the signal back from its type)."""
+    return Terminated() if sig == signal.SIGTERM else KeyboardInterrupt()
+
+
 def take_pythons(handler: object) -> dict[int, object]:
     """``handler`` for Ctrl-C and SIGTERM where they have Python's own handlers (anyone
     else's is left as it is); what it replaced, by signal, for the caller to put back."""

@@ -391,6 +391,33 @@ def test_a_bad_photo_found_by_a_loader_worker_is_one_line(capsys) -> None:
 
 
 @pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("gan.callbacks", "NonFiniteLossError"),
+        ("gan.checkpoint", "UnsafeCheckpointError"),
+        ("gan.export", "ExportMismatchError"),
+        ("lightning.fabric.utilities.exceptions", "MisconfigurationException"),
+    ],
+)
+def test_the_training_stacks_errors_are_one_line_though_gan_cli_does_not_import_them(
+    capsys, module: str, name: str
+) -> None:
+    """gan.cli names them only once loaded (a tool that never loads torch starts in a second,
+    not five); a loaded module's error is still the user's one line."""
+    import importlib
+
+    error = getattr(importlib.import_module(module), name)
+
+    def fails() -> None:
+        raise error("/runs/x/last.ckpt: what went wrong")
+
+    with pytest.raises(SystemExit) as stop:
+        run_cli(fails)
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == "error: /runs/x/last.ckpt: what went wrong\n"
+
+
+@pytest.mark.parametrize(
     ("tool", "override", "message"),
     [
         ("predict", "batch_size=0", "batch_size=0: expected a whole number >= 1"),

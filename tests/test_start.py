@@ -33,12 +33,12 @@ def test_a_stop_while_a_tool_loads_is_one_line(
 ) -> None:
     """Half a second in, the tool is still importing torch (4 s here): before, Ctrl-C there
     printed a KeyboardInterrupt traceback through torch's imports and SIGTERM ended it
-    without a word."""
+    without a word. (train_task: check_data, once stopped here, no longer loads torch.)"""
     started = time.monotonic()
     log = tmp_path / "stopped.log"
     overrides = [f"paths.data_dir={tmp_path / 'none'}", f"paths.log_dir={tmp_path / 'logs'}"]
     ready = lambda: time.monotonic() - started > 0.5  # noqa: E731
-    assert signal_when("check_data", overrides, ready, sig, log, group=True) == code
+    assert signal_when("train_task", overrides, ready, sig, log, group=True) == code
     assert log.read_text() == f"{said} while starting; nothing was done\n"
 
 
@@ -256,6 +256,19 @@ def test_help_and_a_config_are_shown_before_torch_loads(no_torch: str, tmp_path:
     assert f"out_dir: {tmp_path}/outputs/eval/task_adapted\n" in proc.stdout  # models_name
     proc = run_tool("train_gan", "--cfg", "hydra", PYTHONPATH=no_torch)
     assert proc.returncode == 0 and "name: train_gan\n" in proc.stdout  # the job's name
+
+
+def test_check_data_and_render_run_without_torch(no_torch: str, tmp_path: Path) -> None:
+    """Neither uses torch or Lightning, whose imports were four of check_data's five seconds:
+    each runs, and says a bad input in its one line, where they cannot load."""
+    root, data = f"paths.root_dir={tmp_path}", f"paths.data_dir={tmp_path / 'none'}"
+    proc = run_tool("check_data", root, data, PYTHONPATH=no_torch)
+    assert proc.stderr == f"error: {tmp_path}/none/train_img: image folder not found\n"
+    assert proc.returncode == 1
+    taken = tmp_path / "synthetic"
+    taken.write_text("not a folder")
+    proc = run_tool("render", root, f"out_dir={taken}", "num_samples=1", PYTHONPATH=no_torch)
+    assert proc.returncode == 1 and proc.stderr.endswith(f"error: {taken}: File exists\n")
 
 
 def test_flags_that_do_not_go_together_are_hydras_words_in_one_line(no_torch: str) -> None:
