@@ -7,6 +7,7 @@ Hydra, ``gan.cli.run_cli`` and the Trainer exactly as in production, just at 32-
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -50,6 +52,40 @@ def exit_code_in_process(fn: Callable, config: str, overrides: list[str]) -> int
     with pytest.raises(SystemExit) as stop:
         run_cli(fn, cfg)
     return stop.value.code
+
+
+def tool_module(tool: str) -> ModuleType:
+    """``tools/<tool>.py`` as a module of this process. Its first import, ``_quiet_start``,
+    is left out: it takes Ctrl-C and SIGTERM for a tool's process, and this one is pytest's."""
+    sys.modules.setdefault("_quiet_start", ModuleType("_quiet_start"))
+    name = f"_tool_{tool}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{tool}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def tool_exit_code(tool: str, *overrides: str) -> int | str | None:
+    """``python tools/<tool>.py <overrides>`` in this process: the tool's own ``main`` (its
+    ``run_cli`` and settings) on the config Hydra composes for it; its exit code, 0 when it
+    returns. For refusals, which need none of a tool start's seconds of imports; each tool's
+    command line is run for real elsewhere. Read what it said with pytest's ``capsys``."""
+    from hydra import compose, initialize_config_dir
+
+    from gan.cli import register_resolvers
+
+    main = tool_module(tool).main
+    register_resolvers()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(tool, list(overrides))
+    try:
+        main(cfg)
+    except SystemExit as stop:
+        return stop.code
+    return 0
 
 
 def run_tool(
