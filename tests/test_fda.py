@@ -10,7 +10,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from _cli_fixtures import run_tool
+from _cli_fixtures import run_tool, tool_exit_code
 from _gan_fixtures import make_real, make_synthetic
 
 from gan.fda import fda_dataset, photo_crop, swap_low_amplitude
@@ -175,18 +175,23 @@ def test_measurements_of_unchanged_images_survive_a_rerun(folders):
     assert "domain_gap" in fda_dataset(src, out, real, show_progress=False)
 
 
-def test_fda_command_writes_the_set_and_names_a_bad_beta(tmp_path, folders):
+def test_fda_command_writes_the_set_and_names_a_bad_beta(tmp_path, folders, capsys):
+    """The command for real; its refusals in this process (tool_exit_code: no tool start)."""
     src, real, out = folders
     args = [f"src_dir={src}", f"out_dir={out}", f"real_dir={real}", f"paths.log_dir={tmp_path}"]
-    bad = run_tool("fda", *args, "beta=0.7")
-    assert bad.returncode == 1 and "beta=0.7" in bad.stderr and "Traceback" not in bad.stderr
-    missing = run_tool("fda", *args[:2], f"real_dir={tmp_path / 'nowhere'}", args[3])
-    assert missing.returncode == 1 and not out.exists()
-    assert missing.stderr.strip().splitlines()[-1].endswith("nowhere: image folder not found")
+
+    def refused(*overrides: str) -> str:
+        code, err = tool_exit_code("fda", *overrides), capsys.readouterr().err
+        assert code == 1 and err.startswith("error: ") and err.count("\n") == 1, err
+        assert not out.exists()
+        return err
+
+    assert "beta=0.7" in refused(*args, "beta=0.7")
+    missing = refused(*args[:2], f"real_dir={tmp_path / 'nowhere'}", args[3])
+    assert missing.rstrip().endswith("nowhere: image folder not found")
     # a mistyped FID weights path: refused before any scene is made, not a silent proxy
-    typo = run_tool("fda", *args, f"inception_weights={tmp_path / 'pt_inceptoin.pth'}")
-    assert typo.returncode == 1 and not out.exists()
-    assert "pt_inceptoin.pth: file not found (null measures the named proxy" in typo.stderr
+    typo = refused(*args, f"inception_weights={tmp_path / 'pt_inceptoin.pth'}")
+    assert "pt_inceptoin.pth: file not found (null measures the named proxy" in typo
     good = run_tool("fda", *args, "beta=0.02", "eval_size=16")
     assert good.returncode == 0, good.stderr[-2000:]
     assert "FDA moved the synthetic set's" in good.stdout  # nothing was translated
