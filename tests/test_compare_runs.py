@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from _cli_fixtures import run_tool
+from _cli_fixtures import run_tool, tool_exit_code
 
 from gan.compare import (
     compare_series,
@@ -35,6 +35,16 @@ def write_scores(run: Path, scores: dict[str, tuple[float, float, float]]) -> No
         for stem, (f1, true, pred) in scores.items():
             row = dict(stem=stem, f1=f1, tol_f1=f1, iou=f1 / 2)
             writer.writerow(row | dict(crack_share_true=true, crack_share_pred=pred))
+
+
+def compare_here(
+    capsys: pytest.CaptureFixture[str], *overrides: str
+) -> tuple[int | str | None, str, str]:
+    """tools/compare_runs.py in this process (tool_exit_code: no tool start; the table test
+    runs the command for real): its exit code, what it printed and what it said on stderr."""
+    code = tool_exit_code("compare_runs", *overrides)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def test_series_drops_the_crop_index_only() -> None:
@@ -86,7 +96,7 @@ def test_rows_without_scores_or_shared_images_fail_clearly(tmp_path: Path) -> No
         compare_series(*(seed_scores(seed_runs(tmp_path / side)) for side in "ab"))
 
 
-def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
+def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path, capsys) -> None:
     write_scores(tmp_path / "a", {"s-1": (0.8, 0.1, 0.1), "s-2": (0.6, 0.1, 0.1)})
     write_scores(tmp_path / "b", {"s-1": (0.5, 0.1, 0.2), "s-2": (0.5, 0.1, 0.2)})
     logs = f"paths.log_dir={tmp_path / 'logs'}"
@@ -99,27 +109,25 @@ def test_tool_prints_the_table_and_names_a_missing_row(tmp_path: Path) -> None:
     assert "note:" not in done.stdout
     # An image only one row scored is left out, and said so.
     write_scores(tmp_path / "c", {"s-1": (0.5, 0.1, 0.2), "s-2": (0.5, 0.1, 0.2), "t-1": (1, 0, 0)})
-    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'c'}", logs)
-    assert f"note: 1 image scored only in {tmp_path / 'c'}, left out: t-1" in done.stdout
+    code, out, _ = compare_here(capsys, f"a={tmp_path / 'a'}", f"b={tmp_path / 'c'}", logs)
+    assert code == 0 and f"note: 1 image scored only in {tmp_path / 'c'}, left out: t-1" in out
     # series below min_images were left out of the table without a word
-    assert "note: 1 series of fewer than min_images=3 images not shown" in done.stdout
+    assert "note: 1 series of fewer than min_images=3 images not shown" in out
     # rows scored on different photo folders: compared by stem, and said
     import json
 
     for run, folder in (("a", "/data/one/test_img"), ("b", "/data/two/test_img")):
         (tmp_path / run / "metrics.json").write_text(json.dumps({"image_dir": folder}))
-    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", logs)
-    assert done.returncode == 0, done.stderr
+    code, out, err = compare_here(capsys, f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", logs)
+    assert code == 0, err
     assert (
         "note: rows scored on different photo folders (a on /data/one/test_img; b on "
-        "/data/two/test_img)" in done.stdout
+        "/data/two/test_img)" in out
     )
-    failed = run_tool("compare_runs", f"a={tmp_path / 'nope'}", f"b={tmp_path / 'b'}", logs)
-    assert failed.returncode == 1
-    assert failed.stderr.strip().startswith("error:") and "nope" in failed.stderr
-    assert "Traceback" not in failed.stderr
-    same = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path}/./a", logs)
-    assert same.returncode == 1 and "a and b are one run" in same.stderr
+    code, _, err = compare_here(capsys, f"a={tmp_path / 'nope'}", f"b={tmp_path / 'b'}", logs)
+    assert code == 1 and err.startswith("error:") and "nope" in err and err.count("\n") == 1
+    code, _, err = compare_here(capsys, f"a={tmp_path / 'a'}", f"b={tmp_path}/./a", logs)
+    assert code == 1 and "a and b are one run" in err
 
 
 def test_seed_run_dirs_finds_every_folder_run_key_names(tmp_path: Path) -> None:
@@ -131,56 +139,53 @@ def test_seed_run_dirs_finds_every_folder_run_key_names(tmp_path: Path) -> None:
     assert found == {"adapted", "adapted-seed0", "adapted-seed12"}
 
 
-# 50 s of subprocesses: with the slow tests; CI runs the tool in test_tool_prints_the_table_and_names_a_missing_row
-@pytest.mark.slow
-def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path) -> None:
+def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path, capsys) -> None:
     """a's own seed folder was averaged into b; rows scored at different sizes (0.26 F1
     apart on one model) and seeds trained with other settings were averaged without a word;
-    a bad series pattern or min_images was a traceback."""
+    a bad series pattern or min_images was a traceback. (In this process: compare_here.)"""
     import json
 
     write_scores(tmp_path / "row", {"s-1": (0.8, 0.1, 0.1)})
     write_scores(tmp_path / "row-seed1", {"s-1": (0.4, 0.1, 0.1)})
     logs = f"paths.log_dir={tmp_path / 'logs'}"
     pair = (f"a={tmp_path / 'row-seed1'}", f"b={tmp_path / 'row'}", "min_images=1")
-    seed1 = run_tool("compare_runs", *pair, logs)
-    assert seed1.returncode == 0, seed1.stderr
-    assert "a's own run, left out of b's seeds" in seed1.stdout
-    line = next(row for row in seed1.stdout.splitlines() if " s " in row)
+    code, out, err = compare_here(capsys, *pair, logs)
+    assert code == 0, err
+    assert "a's own run, left out of b's seeds" in out
+    line = next(row for row in out.splitlines() if " s " in row)
     assert "0.400" in line and "0.800" in line  # b is seed 0 alone, not the mean 0.600
 
     # One seed against one seed: it compared each side's seeds averaged, or nothing.
     write_scores(tmp_path / "base", {"s-1": (0.3, 0.1, 0.1)})
     write_scores(tmp_path / "base-seed1", {"s-1": (0.5, 0.1, 0.1)})
     pair = (f"a={tmp_path / 'row-seed1'}", f"b={tmp_path / 'base-seed1'}", "min_images=1")
-    alone = run_tool("compare_runs", *pair, "average_seeds=false", logs)
-    assert alone.returncode == 0, alone.stderr
+    code, out, err = compare_here(capsys, *pair, "average_seeds=false", logs)
+    assert code == 0, err
     title = f"a={tmp_path / 'row-seed1'}(1seed),b={tmp_path / 'base-seed1'}(1seed)"
-    assert title in "".join(alone.stdout.split())  # rich wraps the title anywhere
-    line = next(row for row in alone.stdout.splitlines() if " s " in row)
+    assert title in "".join(out.split())  # rich wraps the title anywhere
+    line = next(row for row in out.splitlines() if " s " in row)
     assert "0.400" in line and "0.500" in line and "0.800" not in line and "0.300" not in line
-    bad = run_tool("compare_runs", *pair, "average_seeds=sometimes", logs)
-    assert bad.returncode == 1 and "error: average_seeds='sometimes': expected true" in bad.stderr
+    code, _, err = compare_here(capsys, *pair, "average_seeds=sometimes", logs)
+    assert code == 1 and "error: average_seeds='sometimes': expected true" in err
 
     write_scores(tmp_path / "other", {"s-1": (0.5, 0.1, 0.1)})
     for name, size in (("row", None), ("other", [32, 48])):
         (tmp_path / name / "metrics.json").write_text(json.dumps({"eval_size": size}))
-    sized = run_tool("compare_runs", f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}", logs)
-    assert sized.returncode == 1 and "scored at different sizes" in sized.stderr
+    rows = (f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}")
+    code, _, err = compare_here(capsys, *rows, logs)
+    assert code == 1 and "scored at different sizes" in err
 
     for name, lr in (("row", 0.002), ("row-seed1", 0.01)):
         record = {"data": {}, "settings": {"seed": 0, "task": {"lr": lr}}}
         (tmp_path / name / "provenance.json").write_text(json.dumps(record))
     (tmp_path / "other" / "metrics.json").unlink()
-    mixed = run_tool("compare_runs", f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}", logs)
-    assert mixed.returncode == 0, mixed.stderr
-    assert "its seeds' models differ in more than the seed (row-seed1: settings changed" in (
-        mixed.stdout
-    )
+    code, out, err = compare_here(capsys, *rows, logs)
+    assert code == 0, err
+    assert "its seeds' models differ in more than the seed (row-seed1: settings changed" in out
     for bad, said in (("series_pattern='[a'", "not a regular expression"), ("min_images=abc", "")):
-        proc = run_tool("compare_runs", f"a={tmp_path / 'row'}", f"b={tmp_path / 'other'}", bad)
-        assert proc.returncode == 1 and "Traceback" not in proc.stderr
-        assert f"error: {bad.split('=')[0]}=" in proc.stderr and said in proc.stderr
+        code, _, err = compare_here(capsys, *rows, bad)
+        assert code == 1 and err.count("\n") == 1
+        assert f"error: {bad.split('=')[0]}=" in err and said in err
 
 
 def test_mask_agreement_is_the_crack_iou_of_each_pair_over_the_photos_all_segmented(
@@ -254,7 +259,9 @@ def test_paired_counts_take_the_photos_both_runs_scored_and_need_counts(tmp_path
     assert paired_counts([(a, scored("d", {"q": (1, 1, 1)}))]) is None  # no photo shared
 
 
-def test_the_tool_gives_the_paired_gain_and_its_interval_over_the_photos(tmp_path: Path) -> None:
+def test_the_tool_gives_the_paired_gain_and_its_interval_over_the_photos(
+    tmp_path: Path, capsys
+) -> None:
     """The table's per-series means said where two rows differ, not whether the test photos
     could tell them apart at all."""
     photos = [f"s-{i}" for i in range(20)]
@@ -263,19 +270,19 @@ def test_the_tool_gives_the_paired_gain_and_its_interval_over_the_photos(tmp_pat
         if seed != "-seed2":
             write_counts(tmp_path / f"b{seed}", {p: (50, 30, 30) for p in photos})
     logs = f"paths.log_dir={tmp_path / 'logs'}"
-    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", logs)
-    assert done.returncode == 0, done.stderr
+    code, out, err = compare_here(capsys, f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", logs)
+    assert code == 0, err
     assert (
         "pooled F1, a - b: +0.125; 95% interval over the 20 photos every run scored: +0.125 to "
-        "+0.125 (2 paired seeds; one that spans 0 means" in done.stdout
+        "+0.125 (2 paired seeds; one that spans 0 means" in out
     )
     write_scores(tmp_path / "old", {p: (0.5, 0.1, 0.1) for p in photos})  # without counts
-    done = run_tool("compare_runs", f"a={tmp_path / 'a'}", f"b={tmp_path / 'old'}", logs)
-    assert "pooled F1, a - b: no interval (scores without per-photo counts" in done.stdout
+    _, out, _ = compare_here(capsys, f"a={tmp_path / 'a'}", f"b={tmp_path / 'old'}", logs)
+    assert "pooled F1, a - b: no interval (scores without per-photo counts" in out
 
 
 def test_two_rows_of_photos_without_labels_are_compared_by_their_masks_agreement(
-    tmp_path: Path,
+    tmp_path: Path, capsys
 ) -> None:
     """Two label-free pipeline rows (masks/, no scores) got "no scores to compare" of the
     first and nothing else, where their masks' agreement is the comparison there is."""
@@ -285,10 +292,9 @@ def test_two_rows_of_photos_without_labels_are_compared_by_their_masks_agreement
         mask[pixels] = 255
         cv2.imwrite(str(tmp_path / row / "masks" / "p.png"), mask.reshape(4, 4))
     logs = f"paths.log_dir={tmp_path / 'logs'}"
-    done = run_tool(
-        "compare_runs", f"a={tmp_path / 'adapted'}", f"b={tmp_path / 'synthetic'}", logs
-    )
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    said = done.stderr.strip().splitlines()[-1]
+    rows = (f"a={tmp_path / 'adapted'}", f"b={tmp_path / 'synthetic'}")
+    code, _, err = compare_here(capsys, *rows, logs)
+    assert code == 1 and err.count("\n") == 1
+    said = err.strip()
     assert said.startswith("error: ") and "no scores to compare" in said
     assert "their masks agree at crack IoU 0.33 over the 1 photo both segmented" in said
