@@ -302,6 +302,13 @@ def test_the_tool_trains_on_the_pruned_samples_and_a_rerun_reuses_them(tmp_path:
     assert json.loads((run / "metrics.json").read_text())["train_samples"] == 2
     again = run_tool("train_task", *args, "trainer.max_steps=3")  # resumed: selection reused
     assert again.returncode == 0 and "EL2N pruning kept" not in again.stdout
+    # The selection is recorded by the indices it keeps, not by where they are written: the
+    # first run kept them in memory, its rerun read them from pruning.json; both trained on
+    # the same samples.
+    assert "Restored all states from the checkpoint" in again.stderr
+    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
+    record = torch.load(ckpt, weights_only=True)["SegmentationDataModule"]["trained_on"]
+    assert record["task_data.train_indices"]["shown"] == f"{run / 'pruning.json'} (2 of 4 samples)"
     rescored = run_tool("train_task", *args, "prune.seeds=[1]", "ckpt_path=null")
     assert rescored.returncode == 0 and "EL2N pruning kept 2 samples" in rescored.stdout
 
@@ -773,6 +780,18 @@ def rerun_task(root: Path, steps: int, source: str, *extra: str):
     return run_tool("train_task", *resume_overrides(root, steps, source), *extra)
 
 
+def refused_here(capsys, root: Path, steps: int, source: str, *extra: str) -> tuple[str, list[str]]:
+    """rerun_task refused, run in this process (a tool start is seconds of imports; the runs
+    that train are the tool's own): exit 1, no traceback (one would fail the test). What it
+    printed, and its error lines."""
+    from _cli_fixtures import tool_exit_code
+
+    code = tool_exit_code("train_task", *resume_overrides(root, steps, source), *extra)
+    said = capsys.readouterr()
+    assert code == 1, said.err[-3000:]
+    return said.out, [line for line in said.err.splitlines() if line.startswith("error: ")]
+
+
 def task_files(root: Path) -> dict[str, dict]:
     from _cli_fixtures import tree_digest
 
@@ -789,7 +808,7 @@ def refusal(root: Path, source: str, said: str) -> str:
 
 @pytest.mark.parametrize("case", ["photos", "shards", "mixed"])
 def test_a_task_model_resumed_on_other_data_is_refused_before_any_logger(
-    task_run: Path, case: str
+    task_run: Path, case: str, capsys
 ) -> None:
     """Resumed with another task_data.train_dir (a photo folder and its masks, another
     sharded set, or the set pooled with another), train_task carried the model on over two
@@ -814,16 +833,13 @@ def test_a_task_model_resumed_on_other_data_is_refused_before_any_logger(
         ]
         said = f"task_data.train_dir={given} holds other files than {syn}, which it was trained on"
     before = task_files(root)
-    proc = rerun_task(root, 3, source, *extra)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    _, lines = refused_here(capsys, root, 3, source, *extra)
     assert lines == [refusal(root, source, said)]
     assert task_files(root) == before
 
 
 def test_a_task_model_resumed_on_another_pruned_selection_is_refused(
-    task_run: Path, tmp_path: Path
+    task_run: Path, tmp_path: Path, capsys
 ) -> None:
     """EL2N pruning selects which samples are trained on: a run trained on the whole set and
     resumed with prune.keep_fraction=0.5 had trained on half of it from then on. Refused
@@ -831,10 +847,10 @@ def test_a_task_model_resumed_on_another_pruned_selection_is_refused(
     root = tmp_path / "run"
     shutil.copytree(task_run, root, symlinks=True)
     before = task_files(root)
-    proc = rerun_task(root, 3, "oracle", "prune.keep_fraction=0.5", "prune.score_after_steps=1")
+    prune = ("prune.keep_fraction=0.5", "prune.score_after_steps=1")
     last = root / "checkpoints" / "task_oracle" / "last.ckpt"
     refused_before_scoring(
-        proc,
+        refused_here(capsys, root, 3, "oracle", *prune),
         f"error: {last}: trained on all 4 samples of task_data.train_dir, while "
         "prune.keep_fraction=0.5 trains on 2; resume with prune.keep_fraction=1, or start "
         "over with ckpt_path=null or a new run_name=",
@@ -842,15 +858,15 @@ def test_a_task_model_resumed_on_another_pruned_selection_is_refused(
     assert task_files(root) == before
 
 
-def refused_before_scoring(proc, line: str) -> None:
-    """A resume refused in ``line`` alone, before EL2N pruning scored the set."""
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert [row for row in proc.stderr.splitlines() if row.startswith("error: ")] == [line]
-    assert "EL2N pruning kept" not in proc.stdout
+def refused_before_scoring(said: tuple[str, list[str]], line: str) -> None:
+    """A resume refused (refused_here) in ``line`` alone, before EL2N pruning scored the set."""
+    out, lines = said
+    assert lines == [line]
+    assert "EL2N pruning kept" not in out
 
 
 def test_a_pruned_task_model_resumed_with_other_prune_settings_is_refused_before_scoring(
-    tmp_path: Path,
+    tmp_path: Path, capsys
 ) -> None:
     """Resumed with another keep_fraction, a pruned run scored the whole set again and was
     refused after, its pruning.json rewritten with the selection refused (a rerun with the
@@ -866,43 +882,22 @@ def test_a_pruned_task_model_resumed_with_other_prune_settings_is_refused_before
     pruning = tmp_path / "out" / "runs" / "task_oracle" / "pruning.json"
     made = pruning.read_bytes()
     before = task_files(tmp_path)
-    proc = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune)
     last = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
     refused_before_scoring(
-        proc,
+        refused_here(capsys, tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune),
         f"error: {last}: trained on the EL2N selection in {pruning}, made with "
         "prune.keep_fraction=0.5; resume with those settings, or start over with "
         "ckpt_path=null or a new run_name=",
     )
     assert task_files(tmp_path) == before
     pruning.unlink()
-    proc = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "EL2N pruning kept 3 samples" in proc.stdout
-    assert "selects other samples than" in proc.stderr
+    out, lines = refused_here(capsys, tmp_path, 3, "oracle", "prune.keep_fraction=0.75", *prune)
+    assert "EL2N pruning kept 3 samples" in out
+    assert len(lines) == 1 and "selects other samples than" in lines[0]
     assert not pruning.exists()
     again = rerun_task(tmp_path, 3, "oracle", "prune.keep_fraction=0.5", *prune)
     assert again.returncode == 0, again.stderr[-3000:]
     assert pruning.read_bytes() == made
-
-
-def test_a_pruned_task_model_resumes_on_its_selection(tmp_path: Path) -> None:
-    """The selection is recorded by the indices it keeps, not by where they are written:
-    the first run keeps them in memory, its rerun reads them from pruning.json, and both
-    train on the same samples."""
-    from synth.toy import write_toy_real_folder
-
-    write_toy_real_folder(tmp_path / "real", n=4)
-    prune = ["prune.keep_fraction=0.5", "prune.score_after_steps=1"]
-    first = rerun_task(tmp_path, 2, "oracle", *prune)
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = rerun_task(tmp_path, 3, "oracle", *prune)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "Restored all states from the checkpoint" in again.stderr
-    ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
-    record = torch.load(ckpt, weights_only=True)["SegmentationDataModule"]["trained_on"]
-    pruning = tmp_path / "out" / "runs" / "task_oracle" / "pruning.json"
-    assert record["task_data.train_indices"]["shown"] == f"{pruning} (2 of 4 samples)"
 
 
 @pytest.mark.parametrize("source", ["oracle", "synthetic"])
@@ -930,7 +925,7 @@ def test_a_task_model_whose_data_moved_with_the_same_files_resumes(
 
 
 def test_a_task_checkpoint_from_before_the_record_resumes_and_records_its_data(
-    task_run: Path, tmp_path: Path
+    task_run: Path, tmp_path: Path, capsys
 ) -> None:
     """A checkpoint saved before data was recorded resumes as it did, whatever the folders
     (nothing says what it was trained on), and its next save records them."""
@@ -950,7 +945,8 @@ def test_a_task_checkpoint_from_before_the_record_resumes_and_records_its_data(
     assert saved["global_step"] == 3
     record = saved["SegmentationDataModule"]["trained_on"]
     assert record["task_data.train_dir"]["folder"] == str(other / "train_img")
-    assert rerun_task(old, 4, "oracle").returncode == 1  # from now on, its data is known
+    _, lines = refused_here(capsys, old, 4, "oracle")  # from now on, its data is known
+    assert len(lines) == 1 and "trained on other data" in lines[0]
 
 
 @pytest.mark.parametrize("steps", [2, 3])
