@@ -1,7 +1,9 @@
 """Running the real entry points in tools/ as subprocesses on tiny data with tiny models.
 
 Fault, scale and tracking tests go through the command line a user types, so they exercise
-Hydra, ``gan.cli.run_cli`` and the Trainer exactly as in production, just at 32-48 px.
+Hydra, ``gan.cli.run_cli`` and the Trainer exactly as in production, just at 32-48 px. A
+tool's refusals, which need none of a start's seconds of imports, run its ``main`` in the
+test process instead (``tool_exit_code``), each tool's command line being run for real too.
 """
 
 from __future__ import annotations
