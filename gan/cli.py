@@ -37,7 +37,7 @@ from gan.start import (
 )
 from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import DataError, list_images, unwritable_folder
-from synth.processes import usable_cpus
+from synth.processes import affinity_cpus, usable_cpus
 
 #: Errors whose message says it all, wherever they come from. Those of torch, Lightning and
 #: the training code are in ``expected_errors`` once loaded: importing them here made every
@@ -481,13 +481,19 @@ def cap_torch_threads() -> None:
     on 2 CPUs' time. Never raised, and left alone where the user set ``OMP_NUM_THREADS`` or
     ``MKL_NUM_THREADS`` (torch's own count follows them). Lowered, ``OMP_NUM_THREADS`` says
     the same to the processes the tool starts: Lightning's DDP ranks (whose launch would
-    otherwise give each rank the affinity's CPUs over the ranks) and render's workers."""
+    otherwise give each rank the affinity's CPUs over the ranks) and render's workers. A tool
+    that has not loaded torch (check_data, render) does not load it here, which would cost
+    it four seconds: the variable alone, set where a quota lowers the count, is what torch
+    reads when it loads."""
     if "OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ:
         return
     cpus = usable_cpus()
-    if torch.get_num_threads() > cpus:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() > cpus:
         torch.set_num_threads(cpus)
-        os.environ["OMP_NUM_THREADS"] = str(cpus)
+    elif torch is not None or cpus >= affinity_cpus():
+        return
+    os.environ["OMP_NUM_THREADS"] = str(cpus)
 
 
 def run_cli(

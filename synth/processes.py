@@ -44,12 +44,17 @@ def usable_cpus(proc_self: Path | None = None, cgroup_root: Path | None = None) 
     Kubernetes' CPU limits), which the affinity does not show: such a container on a 64-core
     node has all 64 in its affinity and the time of 2. At least 1. torch's DataLoader counts
     the affinity alone when it warns of too many workers."""
-    if hasattr(os, "sched_getaffinity"):
-        cpus = len(os.sched_getaffinity(0)) or 1
-    else:
-        cpus = os.cpu_count() or 1
+    cpus = affinity_cpus()
     quota = cpu_quota(proc_self or PROC_SELF, cgroup_root or CGROUP_ROOT)
     return cpus if quota is None else max(1, min(cpus, quota))
+
+
+def affinity_cpus() -> int:
+    """The CPUs this process may run on, a CPU quota aside: its affinity where the OS has one
+    (Linux), else every CPU of the machine; at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def cpu_quota(proc_self: Path, cgroup_root: Path) -> int | None:

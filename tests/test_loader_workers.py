@@ -6,6 +6,7 @@ torch's threads in a tool (``gan.cli.cap_torch_threads``) under a cgroup CPU quo
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -138,3 +139,22 @@ def test_a_thread_count_the_user_set_is_kept_under_a_quota(quota, monkeypatch, n
     quota(1)
     monkeypatch.setenv(name, "2")
     assert run_cli(torch.get_num_threads) == 2
+
+
+def test_a_tool_without_torch_under_a_quota_tells_torch_through_the_environment(
+    quota, monkeypatch
+) -> None:
+    """check_data and render never load torch (four seconds of their start): the quota's
+    count goes to OMP_NUM_THREADS, which torch reads as it loads in them or their workers."""
+    quota(1)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if never imported
+    run_cli(lambda: None)
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_a_tool_without_torch_and_no_quota_leaves_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "")  # so that a change is undone
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    run_cli(lambda: None)
+    assert "OMP_NUM_THREADS" not in os.environ
