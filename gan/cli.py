@@ -489,11 +489,14 @@ def cap_torch_threads() -> None:
         return
     cpus = usable_cpus()
     torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() > cpus:
-        torch.set_num_threads(cpus)
-    elif torch is not None or cpus >= affinity_cpus():
-        return
-    os.environ["OMP_NUM_THREADS"] = str(cpus)
+    if torch is None:
+        lowered = cpus < affinity_cpus()
+    else:
+        lowered = torch.get_num_threads() > cpus
+        if lowered:
+            torch.set_num_threads(cpus)
+    if lowered:
+        os.environ["OMP_NUM_THREADS"] = str(cpus)
 
 
 def run_cli(
