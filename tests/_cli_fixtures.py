@@ -44,16 +44,23 @@ def exit_code_in_process(fn: Callable, config: str, overrides: list[str]) -> int
     ``run_cli`` in this process (a tool start is seconds of imports; many refusal cases
     share one); its exit code. Read what it said with pytest's ``capsys``."""
     import pytest
+
+    from gan.cli import run_cli
+
+    with pytest.raises(SystemExit) as stop:
+        run_cli(fn, composed(config, overrides))
+    return stop.value.code
+
+
+def composed(config: str, overrides: list[str]):
+    """``conf/<config>.yaml`` with ``overrides``, as Hydra composes it for the tool."""
     from hydra import compose, initialize_config_dir
 
-    from gan.cli import register_resolvers, run_cli
+    from gan.cli import register_resolvers
 
     register_resolvers()
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config, overrides)
-    with pytest.raises(SystemExit) as stop:
-        run_cli(fn, cfg)
-    return stop.value.code
+        return compose(config, overrides)
 
 
 def tool_module(tool: str) -> ModuleType:
@@ -75,16 +82,9 @@ def tool_exit_code(tool: str, *overrides: str) -> int | str | None:
     ``run_cli`` and settings) on the config Hydra composes for it; its exit code, 0 when it
     returns. For refusals, which need none of a tool start's seconds of imports; each tool's
     command line is run for real elsewhere. Read what it said with pytest's ``capsys``."""
-    from hydra import compose, initialize_config_dir
-
-    from gan.cli import register_resolvers
-
     main = tool_module(tool).main
-    register_resolvers()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(tool, list(overrides))
     try:
-        main(cfg)
+        main(composed(tool, list(overrides)))
     except SystemExit as stop:
         return stop.code
     return 0
