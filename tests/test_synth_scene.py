@@ -236,6 +236,26 @@ def test_rough_rims_chip_the_cracks_without_cutting_them_into_pieces(roughness: 
     assert np.mean(changed) > 0.15  # the rims are chipped: a fifth of the crack pixels moved
 
 
+def test_crossing_cracks_each_keep_the_pixels_nearer_their_own_centreline() -> None:
+    """Each pixel took the highest crack id within the widest crack's reach: a thin later
+    crack crossing a wide one stamped a band as wide as the wide one's reach across it (its
+    instance mask cut far from the thin crack). A pixel takes its nearest centreline's id."""
+    size, mid = 64, 32
+    across = np.array([[-4.0, mid], [size + 4.0, mid]])
+    wide = crack.CrackPath(across, np.full(2, 6.0), 1)
+    thin = crack.CrackPath(across[:, ::-1].copy(), np.full(2, 1.0), 2)  # top to bottom
+    layer = crack.rasterize([wide, thin], size, np.zeros((size, size), np.float32))
+    ids = layer.instance * (layer.coverage >= crack.LABEL_THRESHOLD)
+    y, x = np.mgrid[:size, :size]
+    to_wide, to_thin = np.abs(y - mid), np.abs(x - mid)  # distances to each centreline
+    nearer_wide, nearer_thin = (
+        (ids > 0) & (to_wide + 1 < to_thin),
+        (ids > 0) & (to_thin + 1 < to_wide),
+    )
+    assert nearer_wide.sum() > 500 and nearer_thin.sum() > 100  # both cracks drawn, apart
+    assert (ids[nearer_wide] == 1).all() and (ids[nearer_thin] == 2).all()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16])
 def test_window_max_is_opencvs_square_dilation_to_the_bit(
     dtype: type, monkeypatch: pytest.MonkeyPatch
@@ -259,7 +279,7 @@ def test_a_wide_crack_is_not_dilated_by_a_window_of_its_width(
 ) -> None:
     """OpenCV's square dilation costs grow with the window: cracks as wide as a 2048 px scene
     (crack.width=1e5, or crack.width_variation=10 at the default width) took 32-42 s a scene.
-    Past RUNNING_MAX_FROM the radius and instance dilations run as a running max."""
+    Past RUNNING_MAX_FROM the radius dilation runs as a running max."""
     windows = []
     dilate = cv2.dilate
 
