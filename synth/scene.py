@@ -23,7 +23,10 @@ LABEL_THRESHOLD = crack.LABEL_THRESHOLD
 #: output change that comes without a bump. Version 2: rim noise (crack.edge_roughness) no longer
 #: cuts a crack into pieces or scatters blobs off it (``synth.crack.RIM_ERODE``,
 #: ``drop_islands``), which changed about half the default config's scenes by a few pixels.
-SIMULATOR_VERSION = 2
+#: Version 3: a crack pixel's instance id is its nearest centreline's (``synth.crack.nearest_ids``)
+#: where a later crack's id stamped a band across it; images and semantic masks are version
+#: 2's byte for byte, the stored instance maps of scenes with several cracks differ.
+SIMULATOR_VERSION = 3
 
 
 def plain_config(cfg: Any) -> dict:
