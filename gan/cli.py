@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -474,21 +475,25 @@ def wandb_advice(message: str) -> str:
     return f"wandb: {first} (or set WANDB_API_KEY; {offline} without an account)"
 
 
-def cap_torch_threads() -> None:
-    """torch's threads at most the CPUs this process may use. torch's own count follows the
-    affinity (``taskset -c 0`` gives 1), as ``usable_cpus`` does, but not a cgroup CPU quota:
-    under ``docker run --cpus=2`` on a 64-core node its operators would run up to 64 threads
-    on 2 CPUs' time. Never raised, and left alone where the user set ``OMP_NUM_THREADS`` or
-    ``MKL_NUM_THREADS`` (torch's own count follows them). Lowered, ``OMP_NUM_THREADS`` says
-    the same to the processes the tool starts: Lightning's DDP ranks (whose launch would
-    otherwise give each rank the affinity's CPUs over the ranks) and render's workers. A tool
-    that has not loaded torch (check_data, render) does not load it here, which would cost
-    it four seconds: the variable alone, set where a quota lowers the count, is what torch
-    reads when it loads."""
+def cap_threads() -> None:
+    """This process's threads at most the CPUs it may use (``usable_cpus``): torch's and
+    OpenCV's own counts follow the affinity (``taskset -c 0`` gives 1) but not a cgroup CPU
+    quota: under ``docker run --cpus=2`` on a 64-core node their operators would run up to 64
+    threads on 2 CPUs' time. Never raised. OpenCV's threads and torch's inter-op threads
+    (which no variable sets) are always capped; torch's intra-op threads are left alone where
+    the user set ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` (torch's own count follows them).
+    Lowered, ``OMP_NUM_THREADS`` says the same to the processes the tool starts: Lightning's
+    DDP ranks (whose launch would otherwise give each rank the affinity's CPUs over the
+    ranks) and render's workers. A tool that has not loaded torch (check_data, render) does
+    not load it here, which would cost it four seconds: the variable alone, set where a
+    quota lowers the count, is what torch reads when it loads."""
+    cpus = usable_cpus()
+    cap_opencv_threads(cpus)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        lower_interop_threads(torch, cpus)
     if "OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ:
         return
-    cpus = usable_cpus()
-    torch = sys.modules.get("torch")
     if torch is None:
         lowered = cpus < affinity_cpus()
     else:
@@ -497,6 +502,27 @@ def cap_torch_threads() -> None:
             torch.set_num_threads(cpus)
     if lowered:
         os.environ["OMP_NUM_THREADS"] = str(cpus)
+
+
+def cap_opencv_threads(cpus: int) -> None:
+    """OpenCV's thread pool at most ``cpus`` (never raised); render's workers and the
+    DataLoaders' run one each (``synth.render``, ``gan.data.quiet_worker``)."""
+    import cv2  # loaded already: synth.io, which every tool imports, reads with it
+
+    if cv2.getNumThreads() > cpus:
+        cv2.setNumThreads(cpus)
+
+
+def lower_interop_threads(torch: types.ModuleType, cpus: int) -> None:
+    """torch's inter-op pool (``torch.jit.fork``'s tasks) at most ``cpus``: its default
+    counts the affinity, not a quota, and ``OMP_NUM_THREADS`` does not set it. torch takes
+    the count once a process and only before inter-op work started; later (a second tool run
+    in one process) it raises, and the count is left as it is."""
+    if torch.get_num_interop_threads() > cpus:
+        try:
+            torch.set_num_interop_threads(cpus)
+        except RuntimeError:
+            pass
 
 
 def run_cli(
@@ -508,7 +534,7 @@ def run_cli(
     finished shards were kept). ``staged``: what such a tool keeps staged for its rerun to
     resume (predict: its finished photos); without it a rerun starts over."""
     quiet_expected_warnings()
-    cap_torch_threads()
+    cap_threads()
     HELD_STOP["came"] = False  # of this run's outputs alone (a test runs many in a process)
     STAGED["kept"] = staged
     try:

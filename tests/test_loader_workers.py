@@ -1,15 +1,18 @@
 """DataLoader workers are at most one a CPU this process may use (``gan.data.loader_workers``):
 ``experiment=full``'s ``num_workers: 8`` on a 2-CPU machine, or a Slurm job given 4, made torch
-warn at every loader and ran 8 workers on 2 CPUs. No loader here starts its workers. So are
-torch's threads in a tool (``gan.cli.cap_torch_threads``) under a cgroup CPU quota."""
+warn at every loader and ran 8 workers on 2 CPUs. No loader here starts its workers but one,
+whose worker runs OpenCV on one thread. torch's and OpenCV's threads in a tool are at most a
+cgroup CPU quota (``gan.cli.cap_threads``)."""
 
 from __future__ import annotations
 
 import os
 import sys
+import types
 import warnings
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 from _gan_fixtures import make_real, make_synthetic
@@ -22,7 +25,7 @@ import gan.evaluate
 import synth.processes
 from gan.adapt_data import UnpairedDataModule
 from gan.cli import run_cli
-from gan.data import loader_workers, open_samples
+from gan.data import loader_workers, open_samples, quiet_workers
 from gan.evaluate import evaluate_folder, photo_loader
 from gan.task_data import SegmentationDataModule
 
@@ -30,10 +33,20 @@ LOWERED = "num_workers=8 lowered to 2: this machine gives the run 2 CPUs\n"
 
 
 @pytest.fixture
-def quota(monkeypatch, tmp_path: Path):
+def opencv_threads():
+    """OpenCV's thread count, back as it was after the test."""
+    threads = cv2.getNumThreads()
+    yield
+    cv2.setNumThreads(threads)
+
+
+@pytest.fixture
+def quota(monkeypatch, tmp_path: Path, opencv_threads):
     """Sets a cgroup v2 CPU quota of ``n`` CPUs on an 8-CPU affinity (``docker run --cpus=n``
-    on an 8-core node), in a process whose torch runs 2 threads and whose environment names
-    no thread count; torch's count is back as it was after the test."""
+    on an 8-core node), in a process whose torch runs 2 threads and 8 inter-op threads,
+    whose OpenCV runs 8, and whose environment names no thread count; the counts are back as
+    they were after the test. torch takes an inter-op count once a process: a fake stands in
+    (``interop``: its count)."""
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
     (tmp_path / "cgroup").write_text("0::/\n")
     monkeypatch.setattr(synth.processes, "PROC_SELF", tmp_path)
@@ -41,9 +54,14 @@ def quota(monkeypatch, tmp_path: Path):
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, "")  # so that the test's changes are undone
         monkeypatch.delenv(name)
+    interop = [8]
+    monkeypatch.setattr(torch, "get_num_interop_threads", lambda: interop[0])
+    monkeypatch.setattr(torch, "set_num_interop_threads", lambda n: interop.__setitem__(0, n))
+    cv2.setNumThreads(8)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    yield lambda n: (tmp_path / "cpu.max").write_text(f"{n * 100000} 100000\n")
+    write = lambda n: (tmp_path / "cpu.max").write_text(f"{n * 100000} 100000\n")  # noqa: E731
+    yield types.SimpleNamespace(set=write, interop=interop)
     torch.set_num_threads(threads)
 
 
@@ -68,7 +86,7 @@ def test_a_cpu_quota_lowers_workers_as_an_affinity_does(quota, monkeypatch, caps
     """``docker run --cpus=2`` on an 8-CPU node: the affinity shows 8, the quota says 2."""
     monkeypatch.setattr(gan.data, "_LOWERED_SAID", set())
     monkeypatch.setattr(rank_zero_only, "rank", 0, raising=False)
-    quota(2)
+    quota.set(2)
     assert loader_workers(8) == 2
     assert capsys.readouterr().err == LOWERED
 
@@ -123,20 +141,20 @@ def test_scoring_a_folder_lowers_its_workers(two_cpus, tmp_path: Path, monkeypat
 
 def test_a_tool_under_a_cpu_quota_runs_torch_on_its_cpus(quota) -> None:
     """torch counts the affinity's 8; the quota's 1 is what the tool and its ranks get."""
-    quota(1)
+    quota.set(1)
     assert run_cli(torch.get_num_threads) == 1
     assert os.environ["OMP_NUM_THREADS"] == "1"
 
 
 def test_torch_threads_are_never_raised_to_the_quota(quota) -> None:
-    quota(4)
+    quota.set(4)
     assert run_cli(torch.get_num_threads) == 2
     assert "OMP_NUM_THREADS" not in os.environ
 
 
 @pytest.mark.parametrize("name", ["OMP_NUM_THREADS", "MKL_NUM_THREADS"])
 def test_a_thread_count_the_user_set_is_kept_under_a_quota(quota, monkeypatch, name) -> None:
-    quota(1)
+    quota.set(1)
     monkeypatch.setenv(name, "2")
     assert run_cli(torch.get_num_threads) == 2
 
@@ -146,7 +164,7 @@ def test_a_tool_without_torch_under_a_quota_tells_torch_through_the_environment(
 ) -> None:
     """check_data and render never load torch (four seconds of their start): the quota's
     count goes to OMP_NUM_THREADS, which torch reads as it loads in them or their workers."""
-    quota(1)
+    quota.set(1)
     monkeypatch.setitem(sys.modules, "torch", None)  # as if never imported
     run_cli(lambda: None)
     assert os.environ["OMP_NUM_THREADS"] == "1"
@@ -158,3 +176,55 @@ def test_a_tool_without_torch_and_no_quota_leaves_the_environment(monkeypatch) -
     monkeypatch.setitem(sys.modules, "torch", None)
     run_cli(lambda: None)
     assert "OMP_NUM_THREADS" not in os.environ
+
+
+class OpenCVThreads(torch.utils.data.Dataset):
+    """One item: the OpenCV thread count of the process that loads it."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> int:
+        return cv2.getNumThreads()
+
+
+def test_a_loader_worker_runs_opencv_on_one_thread(opencv_threads) -> None:
+    """As torch runs its own in a worker: each worker's pool had the process's count."""
+    cv2.setNumThreads(4)
+    loader = DataLoader(
+        OpenCVThreads(), batch_size=None, num_workers=1, worker_init_fn=quiet_workers()
+    )
+    assert list(loader) == [1]
+
+
+@pytest.mark.parametrize("user_set", [False, True])
+def test_a_tool_under_a_cpu_quota_runs_opencv_and_inter_op_threads_on_its_cpus(
+    quota, monkeypatch, user_set
+) -> None:
+    """Both counted 8, the affinity; no variable sets them, so one the user set for torch's
+    own threads leaves them capped."""
+    quota.set(1)
+    if user_set:
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert run_cli(cv2.getNumThreads) == 1
+    assert quota.interop == [1]
+
+
+def test_opencv_and_inter_op_threads_are_never_raised_to_the_quota(quota) -> None:
+    quota.set(4)
+    cv2.setNumThreads(2)
+    quota.interop[0] = 2
+    assert run_cli(cv2.getNumThreads) == 2
+    assert quota.interop == [2]
+
+
+def test_inter_op_threads_too_late_to_set_are_left_as_they_are(quota, monkeypatch) -> None:
+    """torch refuses a second count, or one after inter-op work started: the tool runs on."""
+
+    def refuse(n: int) -> None:
+        raise RuntimeError("Error: cannot set number of interop threads after parallel work")
+
+    monkeypatch.setattr(torch, "set_num_interop_threads", refuse)
+    quota.set(1)
+    assert run_cli(lambda: "ran") == "ran"
+    assert quota.interop == [8]
