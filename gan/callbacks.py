@@ -19,7 +19,9 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan.checkpoint import gather_ranks, own_rank
+from gan.cli import user_set_threads
 from gan.start import interrupt_for
+from synth.processes import usable_cpus
 
 
 class NonFiniteLossError(RuntimeError):
@@ -93,6 +95,23 @@ class RunSeed(pl.Callback):
 
     def state_dict(self) -> dict:
         return {"seed": self.seed}
+
+
+class RankThreads(pl.Callback):
+    """Each DDP rank's torch threads at most its share of the CPUs (``usable_cpus`` over the
+    ranks on its node), as Lightning shares out the affinity where ``OMP_NUM_THREADS`` is
+    unset. Under a CPU quota the tool had set that variable to the whole quota
+    (``gan.cli.cap_threads``), which Lightning keeps: 2 ranks under ``--cpus=4`` would run 4
+    threads each. Left alone where the user set a count. Added to every trainer, not
+    configured."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        ranks = getattr(trainer.strategy, "num_processes", 1)
+        if ranks <= 1 or user_set_threads():
+            return
+        share = max(1, usable_cpus() // ranks)
+        if torch.get_num_threads() > share:
+            torch.set_num_threads(share)
 
 
 def saved_seed(checkpoint: dict) -> int | None:

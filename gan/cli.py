@@ -475,6 +475,11 @@ def wandb_advice(message: str) -> str:
     return f"wandb: {first} (or set WANDB_API_KEY; {offline} without an account)"
 
 
+#: Set to the count where a tool set ``OMP_NUM_THREADS`` from a CPU quota itself, so that the
+#: DDP ranks it starts, which inherit both, tell that count from one the user set.
+QUOTA_THREADS = "GAN_QUOTA_THREADS"
+
+
 def cap_threads() -> None:
     """This process's threads at most the CPUs it may use (``usable_cpus``): torch's and
     OpenCV's own counts follow the affinity (``taskset -c 0`` gives 1) but not a cgroup CPU
@@ -483,16 +488,16 @@ def cap_threads() -> None:
     (which no variable sets) are always capped; torch's intra-op threads are left alone where
     the user set ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` (torch's own count follows them).
     Lowered, ``OMP_NUM_THREADS`` says the same to the processes the tool starts: Lightning's
-    DDP ranks (whose launch would otherwise give each rank the affinity's CPUs over the
-    ranks) and render's workers. A tool that has not loaded torch (check_data, render) does
-    not load it here, which would cost it four seconds: the variable alone, set where a
-    quota lowers the count, is what torch reads when it loads."""
+    DDP ranks (which share it out, ``gan.callbacks.RankThreads``) and render's workers. A
+    tool that has not loaded torch (check_data, render) does not load it here, which would
+    cost it four seconds: the variable alone, set where a quota lowers the count, is what
+    torch reads when it loads."""
     cpus = usable_cpus()
     cap_opencv_threads(cpus)
     torch = sys.modules.get("torch")
     if torch is not None:
         lower_interop_threads(torch, cpus)
-    if "OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ:
+    if user_set_threads():
         return
     if torch is None:
         lowered = cpus < affinity_cpus()
@@ -501,7 +506,15 @@ def cap_threads() -> None:
         if lowered:
             torch.set_num_threads(cpus)
     if lowered:
-        os.environ["OMP_NUM_THREADS"] = str(cpus)
+        os.environ["OMP_NUM_THREADS"] = os.environ[QUOTA_THREADS] = str(cpus)
+
+
+def user_set_threads() -> bool:
+    """Whether the user set torch's thread count (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``),
+    not a tool from a CPU quota (``QUOTA_THREADS`` names the count it set)."""
+    omp = os.environ.get("OMP_NUM_THREADS")
+    ours = omp is not None and omp == os.environ.get(QUOTA_THREADS)
+    return "MKL_NUM_THREADS" in os.environ or (omp is not None and not ours)
 
 
 def cap_opencv_threads(cpus: int) -> None:

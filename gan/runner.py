@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from gan.callbacks import RunSeed, raise_late_stop, saved_seed
+from gan.callbacks import RankThreads, RunSeed, raise_late_stop, saved_seed
 from gan.checkpoint import UnsafeCheckpointError, check_resumable
 from gan.loggers import clear_earlier_run
 from synth.distributions import ConfigError, is_count
@@ -67,7 +67,7 @@ def instantiate_group(
 def build_trainer(
     cfg: DictConfig, with_loggers: bool = True, wandb_id: str | None = None, **overrides
 ) -> pl.Trainer:
-    callbacks = [*instantiate_group(cfg.get("callbacks")), RunSeed(cfg.get("seed"))]
+    callbacks = [*instantiate_group(cfg.get("callbacks")), RunSeed(cfg.get("seed")), RankThreads()]
     loggers = build_loggers(cfg, wandb_id) if with_loggers else []
     if not loggers:  # no logger (``~logger``): Lightning's LR monitor refused to start
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]

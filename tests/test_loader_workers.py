@@ -2,7 +2,8 @@
 ``experiment=full``'s ``num_workers: 8`` on a 2-CPU machine, or a Slurm job given 4, made torch
 warn at every loader and ran 8 workers on 2 CPUs. No loader here starts its workers but one,
 whose worker runs OpenCV on one thread. torch's and OpenCV's threads in a tool are at most a
-cgroup CPU quota (``gan.cli.cap_threads``)."""
+cgroup CPU quota (``gan.cli.cap_threads``), and a DDP rank's at most its share
+(``gan.callbacks.RankThreads``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import cv2
 import pytest
 import torch
+from _cli_fixtures import composed
 from _gan_fixtures import make_real, make_synthetic
 from _task_fixtures import make_folder, make_shards
 from lightning.pytorch.utilities import rank_zero_only
@@ -24,9 +26,11 @@ import gan.data
 import gan.evaluate
 import synth.processes
 from gan.adapt_data import UnpairedDataModule
-from gan.cli import run_cli
+from gan.callbacks import RankThreads
+from gan.cli import QUOTA_THREADS, run_cli
 from gan.data import loader_workers, open_samples, quiet_workers
 from gan.evaluate import evaluate_folder, photo_loader
+from gan.runner import build_trainer
 from gan.task_data import SegmentationDataModule
 
 LOWERED = "num_workers=8 lowered to 2: this machine gives the run 2 CPUs\n"
@@ -51,7 +55,7 @@ def quota(monkeypatch, tmp_path: Path, opencv_threads):
     (tmp_path / "cgroup").write_text("0::/\n")
     monkeypatch.setattr(synth.processes, "PROC_SELF", tmp_path)
     monkeypatch.setattr(synth.processes, "CGROUP_ROOT", tmp_path)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", QUOTA_THREADS):
         monkeypatch.setenv(name, "")  # so that the test's changes are undone
         monkeypatch.delenv(name)
     interop = [8]
@@ -228,3 +232,29 @@ def test_inter_op_threads_too_late_to_set_are_left_as_they_are(quota, monkeypatc
     quota.set(1)
     assert run_cli(lambda: "ran") == "ran"
     assert quota.interop == [8]
+
+
+def ddp_trainer():
+    """``trainer=ddp_cpu``'s trainer as the tools build it (2 ranks on this node), unlaunched."""
+    return build_trainer(composed("train_gan", ["trainer=ddp_cpu"]), with_loggers=False)
+
+
+def test_ddp_ranks_share_the_quota_out(quota) -> None:
+    """The tool set ``OMP_NUM_THREADS`` to the whole quota, which Lightning passes on to each
+    rank: 2 ranks under ``--cpus=2`` would run 2 threads each."""
+    quota.set(2)
+    torch.set_num_threads(4)
+    run_cli(lambda: None)
+    assert os.environ["OMP_NUM_THREADS"] == "2"
+    trainer = ddp_trainer()
+    [ranks] = [c for c in trainer.callbacks if isinstance(c, RankThreads)]
+    ranks.setup(trainer, None, "fit")
+    assert torch.get_num_threads() == 1
+
+
+def test_ddp_ranks_keep_a_thread_count_the_user_set(quota, monkeypatch) -> None:
+    quota.set(2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    run_cli(lambda: None)
+    RankThreads().setup(ddp_trainer(), None, "fit")
+    assert torch.get_num_threads() == 2
