@@ -77,9 +77,11 @@ def render_crack_scene(cfg: Any, seed: int, index: int) -> Sample:
     shading *= np.float32(255.0)  # camera.degrade works in 0-255 units
     rgb *= shading[..., None]
 
-    rgb, coverage, instance = camera.warp(camera.homography(kk, size), rgb, coverage, instance)
+    # The mask is thresholded before the warp: a thin crack's coverage, warped, dotted its label.
+    rgb, crack_px, instance = camera.warp(
+        camera.homography(kk, size), rgb, coverage >= LABEL_THRESHOLD, instance
+    )
     image = camera.degrade(kk, rgb)
-    crack_px = coverage >= LABEL_THRESHOLD
     semantic = crack_px.view(np.uint8)
     instance = semantic.astype(np.uint16) if instance is None else instance * semantic
     semantic = ignore_band(semantic, int(cfg.get("ignore_band", 0)))
