@@ -24,7 +24,7 @@ from synth.surface import white_noise
 #: 394 pieces. At 0.4 the band across a 1 px line, straight or diagonal, is at least 1.17 px
 #: along every row and column, so steps up to that (magnification 0.86; lower in 0.002 % of
 #: warped pixels) land on it: 285 pieces, the rest cracks the view's edge cuts, for a mask
-#: 0.13 px wider a side than the thresholded coverage's (docs/experiments.md, session 55).
+#: 0.10 px wider a side than the thresholded coverage's (docs/experiments.md, session 55).
 WARPED_LABEL_THRESHOLD = 0.4
 
 
