@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -34,10 +35,18 @@ def test_workers_that_ignore_sigterm_do_not_hang_the_exit() -> None:
     code = EXITS_WITH_A_DEAF_DAEMON.format(kill=True)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    with pytest.raises(subprocess.TimeoutExpired):  # what the hook prevents
-        subprocess.run(
-            [sys.executable, "-c", EXITS_WITH_A_DEAF_DAEMON.format(kill=False)], timeout=5
-        )
+    # What the hook prevents. In a session of its own, so that the deaf daemon is killed with
+    # its hung parent (it outlived the test for ten minutes, asleep).
+    hung = subprocess.Popen(
+        [sys.executable, "-c", EXITS_WITH_A_DEAF_DAEMON.format(kill=False)],
+        start_new_session=True,
+    )
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            hung.wait(timeout=5)
+    finally:
+        os.killpg(hung.pid, signal.SIGKILL)
+        hung.wait()
 
 
 AN_ERROR_IN_A_LOADER_WORKER = """
