@@ -816,15 +816,33 @@ def reuse_finished(
                 for sub, written in entry["outputs"].items():
                     if written is not None:
                         link_or_copy(earlier[sub] / entry["name"], into[sub] / entry["name"])
-                reused[i] = entry
+                reused[i] = {**entry, REUSED: True}
             advance(1)
     append_progress(progress_file(into), list(reused.values()))
+    return reused
+
+
+#: In the journal line of a photo whose PNGs a run took from the finished run before it
+#: (``reuse_finished``), not segmented: the rerun of a stopped run says those as reused,
+#: where it counted them as segmented by the stopped run.
+REUSED = "reused"
+
+
+def say_kept(done: dict[int, dict], batch_size: int, total: int) -> None:
+    """What a run keeps rather than segments, each photo counted once: those a stopped run
+    segmented (``resuming: ...``), then those whose PNGs come from the finished run before,
+    taken by the stopped run or by this one (``reusing ...``), with how many are left to
+    segment. A stopped rerun's resume said its reused photos were already segmented."""
+    reused = sum(1 for entry in done.values() if entry.get(REUSED))
+    resumed = {i: entry for i, entry in done.items() if not entry.get(REUSED)}
+    if resumed:
+        made = batch_sizes_said(resumed, batch_size, total - reused)
+        print(f"resuming: {len(resumed)} of {total} photos already segmented{made}")
     if reused:
         print(
-            f"reusing {len(reused)} of {len(folder)} photos' masks and overlays from the last "
-            f"run (unchanged since); segmenting {len(found) - len(reused)}"
+            f"reusing {reused} of {total} photos' masks and overlays from the last run "
+            f"(unchanged since); segmenting {total - len(done)}"
         )
-    return reused
 
 
 def link_or_copy(source: Path, target: Path) -> None:
@@ -927,11 +945,9 @@ def write_predictions(
     (``reuse_finished``); the rest are segmented, each batch journaled once its PNGs are
     written."""
     done = reuse_staged(into, folder, resume, batch_size) if resume is not None else {}
-    if done:
-        made = batch_sizes_said(done, batch_size, len(folder))
-        print(f"resuming: {len(done)} of {len(folder)} photos already segmented{made}")
     if resume is not None and earlier is not None:
         done |= reuse_finished(into, earlier, folder, resume, done)
+    say_kept(done, batch_size, len(folder))
     todo = [i for i in range(len(folder)) if i not in done]
     stamps = photo_stamps(folder, todo) if resume is not None else {}
     counts = {output_name(folder, i): tuple(entry["counts"]) for i, entry in done.items()}

@@ -200,11 +200,35 @@ def test_a_rerun_after_a_finished_run_segments_only_new_and_changed_photos(
     assert pngs(out) == earlier  # the earlier results as they were while stopped
     names = segmented(monkeypatch)
     predict_folder(model, img, out, batch_size=2)
+    said = capsys.readouterr().out  # the stopped run reused 5 photos and segmented none
+    assert f"{reused}; segmenting 2" in said and "resuming" not in said
     assert sorted(names) == ["img1.png", "img7.png"]  # img1 was in no whole batch yet
     assert pngs(out) == pngs(tmp_path / "clean") and not list(out.glob(".*"))
     names.clear()
     predict_folder(tiny_model(1), img, out, batch_size=2)
     assert len(names) == N
+
+
+def test_a_resumed_rerun_counts_reused_and_segmented_photos_each_once(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A rerun over a finished run, stopped, then resumed, said `resuming: 7 of 9 photos
+    already segmented` of 2 segmented and 5 reused: now each photo is in one count."""
+    img, _ = make_folder(tmp_path / "real", n=N)
+    model, out = tiny_model(), tmp_path / "out"
+    predict_folder(model, img, out, batch_size=2)
+    changed_photo(img)
+    for stem in ("img7", "img8"):
+        cv2.imwrite(str(img / f"{stem}.png"), np.full((40, 56, 3), 200, np.uint8))
+    stopped_run(monkeypatch, model, img, out, photos=2)  # img1, img7 done; stopped in img8
+    capsys.readouterr()
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    said = capsys.readouterr().out
+    assert names == ["img8.png"]
+    assert "resuming: 2 of 9 photos already segmented\n" in said
+    reused = "reusing 6 of 9 photos' masks and overlays from the last run (unchanged since)"
+    assert f"{reused}; segmenting 1\n" in said
 
 
 def valid_outputs(out: Path, img: Path) -> None:
