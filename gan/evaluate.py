@@ -43,12 +43,15 @@ from gan.data import (
 from gan.staging import (
     BATCH_SIZE,
     append_progress,
+    changed_since,
     progress_file,
     read_progress,
     same_settings,
+    settled_look,
     staged,
     stamp,
     write_progress,
+    written_record,
 )
 from gan.start import StopsHeld
 from gan.task import (
@@ -774,9 +777,7 @@ def reuse_staged(
     unread = sum(e["stamp"][0] for e in entries.values() if isinstance(e.get("stamp"), list))
     with hashing(unread, "checking staged photos", len(folder)) as advance:
         for group in groups:
-            found = {i: entries.get(output_name(folder, i)) for i in group}
-            if all(e and still_holds(e, folder.images[i], into) for i, e in found.items()):
-                kept.update(found)  # type: ignore[arg-type]
+            kept.update(group_holds(group, entries, folder, into))
             advance(len(group))
     names = {entry["name"] for entry in kept.values()}
     for path in into.values():
@@ -785,6 +786,20 @@ def reuse_staged(
                 png.unlink()
     write_progress(journal, key, kept.values())
     return kept
+
+
+def group_holds(
+    group: range, entries: dict[str, dict], folder: ImageFolder, into: dict[str, Path]
+) -> dict[int, dict]:
+    """The group's photos (index: entry, its look renewed) where every one still holds
+    (``still_holds``), else none."""
+    held: dict[int, dict] = {}
+    for i in group:
+        entry = entries.get(output_name(folder, i))
+        if not entry or not (holds := still_holds(entry, folder.images[i], into)):
+            return {}
+        held[i] = holds
+    return held
 
 
 def reuse_finished(
@@ -809,14 +824,15 @@ def reuse_finished(
     entries = made_at(entries, made_with)
     found = {i: entries.get(output_name(folder, i)) for i in range(len(folder)) if i not in done}
     unread = sum(e["stamp"][0] for e in found.values() if e and isinstance(e.get("stamp"), list))
+    stamps = {sub: written_record(path).get("stamps", {}) for sub, path in earlier.items()}
     reused: dict[int, dict] = {}
     with hashing(unread, "checking the last run's photos", len(found)) as advance:
         for i, entry in found.items():
-            if entry and still_holds(entry, folder.images[i], earlier):
+            if entry and (holds := still_holds(entry, folder.images[i], earlier, stamps)):
                 for sub, written in entry["outputs"].items():
                     if written is not None:
                         link_or_copy(earlier[sub] / entry["name"], into[sub] / entry["name"])
-                reused[i] = {**entry, REUSED: True}
+                reused[i] = {**holds, REUSED: True}
             advance(1)
     append_progress(progress_file(into), list(reused.values()))
     return reused
@@ -877,26 +893,62 @@ def batch_sizes_said(done: dict[int, dict], batch_size: int, total: int) -> str:
     return f" ({those}{rest})"
 
 
-def still_holds(entry: dict, photo: Path, into: dict[str, Path]) -> bool:
-    """Whether a journal entry's photo is unchanged and its staged PNGs are as written."""
-    size, _, photo_digest = entry["stamp"]
-    if entry.get("photo") != photo.name or photo.stat().st_size != size:
-        return False
+def still_holds(
+    entry: dict, photo: Path, into: dict[str, Path], stamps: dict[str, dict] | None = None
+) -> dict | None:
+    """A journal entry, its photo's look renewed (``photo_unchanged``), where its photo is
+    unchanged and its PNGs in ``into`` are as written (``png_holds``; ``stamps``: each
+    folder's ``WRITTEN`` stamps, of a finished run's PNGs); None where either is not."""
+    holds = photo_unchanged(entry, photo)
+    if holds is None:
+        return None
     for sub, written in entry["outputs"].items():
-        path = into[sub] / entry["name"]
-        if written is None:
-            continue
-        if not path.is_file() or file_digest(path) != written:
-            return False
-    return file_digest(photo) == photo_digest
+        known = (stamps or {}).get(sub, {}).get(entry["name"])
+        if written is not None and not png_holds(into[sub] / entry["name"], written, known):
+            return None
+    return holds
+
+
+#: In a journal line: its photo's ``settled_look`` when it was last read whole (None where
+#: it had just been written). A rerun that finds the photo so reads it no more: each
+#: reuse read every photo again, seconds to minutes on 10,000 large ones.
+SEEN = "seen"
+
+
+def photo_unchanged(entry: dict, photo: Path) -> dict | None:
+    """``entry`` where ``photo`` is the file its PNGs were made of, else None. The same
+    settled look (``SEEN``) is the same file, read no further; otherwise the same name,
+    size and digest decide, and the entry gets the photo's look now, so that the next rerun
+    does not read it again (photos just copied in, or a folder copied elsewhere)."""
+    before, info = time.time_ns(), photo.stat()
+    look = settled_look(info, before)
+    if entry.get("photo") != photo.name or info.st_size != entry["stamp"][0]:
+        return None
+    if look is not None and entry.get(SEEN) == look:
+        return entry
+    if file_digest(photo) != entry["stamp"][2]:
+        return None
+    return {**entry, SEEN: look}
+
+
+def png_holds(path: Path, digest: str, written: list | None) -> bool:
+    """Whether a PNG is the one its journal line's ``digest`` names. Where its folder's
+    ``WRITTEN`` stamp names that digest, the file is read only where its size or time differ
+    from the stamp's (``changed_since``, the trust that tells a user's edit of our PNGs before
+    any run); else (a staged PNG, which a power cut can leave empty) its digest is read."""
+    if not path.is_file():
+        return False
+    if isinstance(written, list) and len(written) == 3 and written[2] == digest:
+        return not changed_since(path, written)
+    return file_digest(path) == digest
 
 
 def progress_entry(
     name: str, photo_stamp: list, into: dict[str, Path], counts: tuple, batch_size: int
 ) -> dict:
-    """A photo's journal line: its file and stamp (taken before it was read, so a photo
-    changed while segmented reads as changed), each staged PNG's digest, its counts and the
-    batch size it went through at (a rerun at another keeps it: ``reuse_staged``)."""
+    """A photo's journal line: its file, stamp and look (taken before it was read, so a
+    photo changed while segmented reads as changed), each staged PNG's digest, its counts and
+    the batch size it went through at (a rerun at another keeps it: ``reuse_staged``)."""
     outputs = {
         sub: file_digest(path / name) if (path / name).is_file() else None
         for sub, path in into.items()
@@ -905,6 +957,7 @@ def progress_entry(
         "name": name,
         "photo": photo_stamp[0],
         "stamp": photo_stamp[1],
+        SEEN: photo_stamp[2],
         "outputs": outputs,
         "counts": list(counts),
         BATCH_SIZE: batch_size,
@@ -912,12 +965,17 @@ def progress_entry(
 
 
 def photo_stamps(folder: ImageFolder, todo: Sequence[int]) -> dict[int, list]:
-    """Each photo to segment's name and ``stamp``, for the journal, taken before any is read."""
+    """Each photo to segment's name, ``stamp`` and ``SEEN`` look, for the journal, taken
+    before any is read (the look where the stamp's size and time are the look's)."""
     unread = sum(folder.images[i].stat().st_size for i in todo)
     stamps = {}
     with hashing(unread, "hashing photos", len(todo)) as advance:
         for i in todo:
-            stamps[i] = [folder.images[i].name, stamp(folder.images[i])]
+            photo = folder.images[i]
+            before, info = time.time_ns(), photo.stat()
+            stamped = stamp(photo)
+            same = stamped[:2] == [info.st_size, info.st_mtime_ns]
+            stamps[i] = [photo.name, stamped, settled_look(info, before) if same else None]
             advance(1)
     return stamps
 

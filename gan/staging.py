@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from synth.digests import file_digest
+from synth.digests import SETTLED_NS, file_digest
 from synth.distributions import ConfigError
 from synth.io import (
     MASK_SUFFIXES,
@@ -77,6 +77,20 @@ def stamp(path: Path) -> list:
     """A file's size, modification time and content digest, as written."""
     info = path.stat()
     return [info.st_size, info.st_mtime_ns, file_digest(path)]
+
+
+def settled_look(info: os.stat_result, before_ns: int) -> list | None:
+    """A file's device, inode, size, modification and change times as ``info`` saw them,
+    where it was last written over ``SETTLED_NS`` before ``before_ns`` (a time taken before
+    the stat): any later write gives it another modification time, even on a coarse clock
+    (2 s on FAT), so the same look is the same bytes, as git's index and
+    ``synth.digests``' cache trust a file's stat. The change time, which no tool sets, also
+    tells an edit whose modification time was put back (``touch -r``, ``cp -p`` over it).
+    None for a file written a moment before, which a same-size edit could leave with its
+    time."""
+    if info.st_mtime_ns >= before_ns - SETTLED_NS:
+        return None
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
 def changed_since(path: Path, written: list) -> bool:
@@ -180,11 +194,13 @@ def put_in_place(
     the PNGs it describes, for a later run to reuse them (``reuse_finished``)."""
     finals = {sub: out_dir / sub for sub in staging}
     names = {sub: sorted(p.name for p in path.glob("*.png")) for sub, path in staging.items()}
+    known: dict[str, dict[str, list]] = {}  # the reused PNGs' stamps, still theirs
     for sub, final in finals.items():
         final.mkdir(exist_ok=True)
         earlier = [p.name for p in final.glob("*.png")]  # all ours: checked before the run
         stamped = written_record(final).get("stamps", {})
-        kept = {n: st for n, st in stamped.items() if n not in names[sub]}
+        known[sub] = same_files_stamps(staging[sub], final, names[sub], stamped)
+        kept = {n: st for n, st in stamped.items() if n not in names[sub] or n in known[sub]}
         record = {"names": sorted({*names[sub], *earlier}), "stamps": kept, "by": by}
         write_json_atomic(final / WRITTEN, record)
     for name in records:
@@ -193,7 +209,7 @@ def put_in_place(
         for name in names[sub]:
             os.replace(staging[sub] / name, final / name)
         remove_other_pngs(final, set(names[sub]))
-        stamps = {name: stamp(final / name) for name in names[sub]}
+        stamps = {name: known[sub].get(name) or stamp(final / name) for name in names[sub]}
         write_json_atomic(final / WRITTEN, {"names": names[sub], "stamps": stamps, "by": by})
     first = next(iter(staging.values()))
     for name in records:
@@ -201,6 +217,27 @@ def put_in_place(
             os.replace(first / name, out_dir / name)
     if journal and progress_file(staging).is_file():
         os.replace(progress_file(staging), progress_file(finals))
+
+
+def same_files_stamps(
+    staging: Path, final: Path, names: Sequence[str], stamped: dict[str, list]
+) -> dict[str, list]:
+    """The ``WRITTEN`` stamps of the staged PNGs that are the very files in place (hard
+    links of the PNGs a rerun reused: ``reuse_finished``), unchanged since stamped (size and
+    time): they keep their stamps, where stamping every PNG again read them all."""
+    known: dict[str, list] = {}
+    for name in names:
+        earlier = stamped.get(name)
+        if not (isinstance(earlier, list) and len(earlier) == 3):
+            continue
+        try:
+            same = os.path.samefile(staging / name, final / name)
+            info = (final / name).stat()
+        except OSError:
+            continue
+        if same and [info.st_size, info.st_mtime_ns] == earlier[:2]:
+            known[name] = earlier
+    return known
 
 
 #: In a resuming run's first staging folder (``staged``'s ``resume``): the settings key on

@@ -231,6 +231,75 @@ def test_a_resumed_rerun_counts_reused_and_segmented_photos_each_once(
     assert f"{reused}; segmenting 1\n" in said
 
 
+def settled(img: Path) -> None:
+    """Every photo last written an hour ago, as photos copied in earlier are."""
+    for photo in img.iterdir():
+        past = photo.stat().st_mtime_ns - 3600 * 10**9
+        os.utime(photo, ns=(past, past))
+
+
+def files_read(monkeypatch) -> list[Path]:
+    """The files whose digests are read from now on."""
+    read: list[Path] = []
+    digest = gan.staging.file_digest
+
+    def reading(path: str | Path) -> str:
+        read.append(Path(path))
+        return digest(path)
+
+    monkeypatch.setattr(gan.staging, "file_digest", reading)
+    monkeypatch.setattr(gan.evaluate, "file_digest", reading)
+    return read
+
+
+def test_a_rerun_reads_no_unchanged_photo_nor_png_again(tmp_path: Path, monkeypatch) -> None:
+    """Each reuse of a finished run read every photo and both its PNGs again (minutes on
+    10,000 large photos): a photo is now known by its settled look (device, inode, size and
+    times), a PNG by its stamp. Photos just written are read until they have settled, then
+    not again; a photo added is read (and segmented) alone."""
+    img, _ = make_folder(tmp_path / "real", n=4)
+    model, out = tiny_model(), tmp_path / "out"
+    predict_folder(model, img, out, batch_size=2)  # photos just written: not yet settled
+    settled(img)
+    read = files_read(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert sorted(p.name for p in read) == [f"img{i}.png" for i in range(4)]  # the photos
+    read.clear()
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert read == [] and names == []
+    cv2.imwrite(str(img / "img4.png"), np.full((40, 56, 3), 200, np.uint8))
+    predict_folder(model, img, out, batch_size=2)
+    assert names == ["img4.png"] and {p.name for p in read} == {"img4.png"}
+
+
+def test_a_photo_rewritten_with_its_time_put_back_is_segmented_again(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The same device, inode, size and modification time are not enough where a tool puts
+    the time back (``touch -r``, ``cp -p`` over the photo): its change time tells it."""
+    img = tmp_path / "img"
+    img.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # BMPs: one byte size for every photo of one size
+        cv2.imwrite(str(img / f"img{i}.bmp"), rng.integers(0, 255, (48, 64, 3), np.uint8))
+    settled(img)
+    model, out = tiny_model(), tmp_path / "out"
+    predict_folder(model, img, out, batch_size=2)
+    photo = img / "img1.bmp"
+    before = photo.stat()
+    with open(photo, "r+b") as f:  # in place: the same inode
+        f.seek(-64 * 3, os.SEEK_END)
+        f.write(bytes(64 * 3))
+    os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert photo.stat().st_size == before.st_size and photo.stat().st_ino == before.st_ino
+    predict_folder(model, img, tmp_path / "clean", batch_size=2)
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert names == ["img1.png"]
+    assert pngs(out) == pngs(tmp_path / "clean")
+
+
 def valid_outputs(out: Path, img: Path) -> None:
     """Each photo's mask (0/255) and overlay are in place at the photo's size."""
     photos = sorted(img.glob("*.png"))
