@@ -183,15 +183,18 @@ def staged(
 def put_in_place(
     out_dir: Path, staging: dict[str, Path], by: str, records: Sequence[str], journal: bool
 ) -> None:
-    """The staged PNGs into ``out_dir``'s folders, those of other names removed, each
-    folder's ``WRITTEN`` recorded before anything moves (a full disk then stops with nothing
-    moved) and again after, with each file's stamp. The ``records`` the run staged go in
-    place after the last PNG, an earlier run's removed before the first: the renames are not
-    one step, and a list written after them (predict's skipped photos, until session 54) was
-    the earlier run's beside the new PNGs where a kill -9 came between; now a kill anywhere
-    leaves no list or this run's, never another run's, and the rerun (which reuses every
-    photo) writes it again. ``journal``: the resume's journal goes in place last, beside
-    the PNGs it describes, for a later run to reuse them (``reuse_finished``)."""
+    """The staged PNGs into ``out_dir``'s folders, each folder's ``WRITTEN`` recorded before
+    anything moves (a full disk then stops with nothing moved) and again after, with each
+    file's stamp. The renames are not one step, so the ``records`` the run staged (predict's
+    list of skipped photos) go in place between: first the PNGs of other names go (a photo
+    gone, or skipped by this run), then this run's record replaces the earlier one in one
+    rename (or, where it has none, the earlier one is removed), then this run's PNGs move in.
+    A kill -9 anywhere leaves a record that names only photos without PNGs in place: the
+    earlier run's before any PNG moved, this run's after. Written after the PNGs (until
+    session 54), the earlier run's list stood beside the new PNGs; removed before them (until
+    session 55), a kill left no list for a moment though photos were skipped. ``journal``:
+    the resume's journal goes in place last, beside the PNGs it describes, for a later run to
+    reuse them (``reuse_finished``)."""
     finals = {sub: out_dir / sub for sub in staging}
     names = {sub: sorted(p.name for p in path.glob("*.png")) for sub, path in staging.items()}
     known: dict[str, dict[str, list]] = {}  # the reused PNGs' stamps, still theirs
@@ -203,18 +206,19 @@ def put_in_place(
         kept = {n: st for n, st in stamped.items() if n not in names[sub] or n in known[sub]}
         record = {"names": sorted({*names[sub], *earlier}), "stamps": kept, "by": by}
         write_json_atomic(final / WRITTEN, record)
-    for name in records:
-        (out_dir / name).unlink(missing_ok=True)
     for sub, final in finals.items():
-        for name in names[sub]:
-            os.replace(staging[sub] / name, final / name)
         remove_other_pngs(final, set(names[sub]))
-        stamps = {name: known[sub].get(name) or stamp(final / name) for name in names[sub]}
-        write_json_atomic(final / WRITTEN, {"names": names[sub], "stamps": stamps, "by": by})
     first = next(iter(staging.values()))
     for name in records:
         if (first / name).is_file():
             os.replace(first / name, out_dir / name)
+        else:
+            (out_dir / name).unlink(missing_ok=True)
+    for sub, final in finals.items():
+        for name in names[sub]:
+            os.replace(staging[sub] / name, final / name)
+        stamps = {name: known[sub].get(name) or stamp(final / name) for name in names[sub]}
+        write_json_atomic(final / WRITTEN, {"names": names[sub], "stamps": stamps, "by": by})
     if journal and progress_file(staging).is_file():
         os.replace(progress_file(staging), progress_file(finals))
 

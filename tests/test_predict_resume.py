@@ -519,14 +519,17 @@ def listed_without_pngs(out: Path) -> bool:
     return not listed & {p.name for p in (out / "masks").glob("*.png")}
 
 
+@pytest.mark.parametrize("killed_after", ["masks/img0.png", "overlays/img2.png"])
 @pytest.mark.parametrize("then", ["fixed", "broken"])
 def test_a_kill_as_the_pngs_go_in_place_leaves_no_other_runs_skipped_list(
-    tmp_path: Path, monkeypatch, then: str
+    tmp_path: Path, monkeypatch, then: str, killed_after: str
 ) -> None:
     """skipped.json was written after the PNGs went in place: a kill -9 between left the
-    earlier run's list beside the new PNGs (img1 said skipped, its new PNGs there). Now it
-    goes in place with them, the earlier one removed first; a stopped run's staged list is
-    not the rerun's (img1 fixed since), and the rerun ends with the right list."""
+    earlier run's list beside the new PNGs (img1 said skipped, its new PNGs there); then it
+    was removed before the first PNG moved, and a kill as they moved left no list though
+    img1 was skipped. Now this run's list replaces the earlier one before the first PNG
+    moves; a stopped run's staged list is not the rerun's (img1 fixed since), and the rerun
+    ends with the right list."""
     img, _ = make_folder(tmp_path / "real", n=3)
     model, out = tiny_model(), tmp_path / "out"
     if then == "fixed":
@@ -535,18 +538,22 @@ def test_a_kill_as_the_pngs_go_in_place_leaves_no_other_runs_skipped_list(
     make_folder(tmp_path / "real", n=3)
     if then == "broken":
         break_photos(img, "img1")
-    remove = gan.staging.remove_other_pngs
+    replace = os.replace
 
-    def killed_after_the_last(folder: Path, names: set[str]) -> None:
-        remove(folder, names)
-        if folder.name == "overlays":  # every PNG in place: no Python runs after a kill -9
+    def killed_as_they_move(source: str | Path, target: str | Path) -> None:
+        replace(source, target)
+        if Path(target).relative_to(out).as_posix() == killed_after:  # no Python after kill -9
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(gan.staging, "remove_other_pngs", killed_after_the_last)
+    monkeypatch.setattr(os, "replace", killed_as_they_move)
     with pytest.raises(KeyboardInterrupt):
         predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
     monkeypatch.undo()
     assert listed_without_pngs(out)
+    if then == "broken":  # this run's list, in place before its first PNG
+        assert [row["photo"] for row in read_json(out / SKIPPED)["skipped"]] == ["img1.png"]
+    else:  # this run skipped none: the earlier run's list is gone
+        assert not (out / SKIPPED).exists()
     make_folder(tmp_path / "real", n=3)  # every photo good for the rerun
     predict_folder(model, img, out, batch_size=2, skip_bad_photos=True)
     assert len(list((out / "masks").glob("*.png"))) == 3 and not (out / SKIPPED).exists()
