@@ -758,25 +758,21 @@ def reuse_staged(
     into: dict[str, Path], folder: ImageFolder, key: dict, batch_size: int
 ) -> dict[int, dict]:
     """The photos (index: journal entry) whose PNGs a stopped run staged and this run keeps:
-    each the same file (name and content digest) and each staged PNG the one written (its
-    digest: a power cut can leave a file empty). All made at this run's batch size: whole
-    batches of the uninterrupted run alone (the rest goes through in the same batches, so the
-    run ends byte for byte as that one). Some made at another (a rerun with a smaller batch
+    each the same file (name and content digest, or its settled look: ``photo_unchanged``)
+    and each staged PNG the one written (its digest: a power cut can leave a file empty). All
+    made at this run's batch size: whole batches of the uninterrupted run alone
+    (``resume_groups``; the rest goes through in the same batches, so the run ends byte for
+    byte as that one). Some made at another (a rerun with a smaller batch
     after running out of memory): every photo that holds, each keeping the batch size it was
     made at. Every other staged PNG is deleted and the journal rewritten to the kept photos
     under this run's key, so nothing stale is mixed in."""
     journal = progress_file(into)
     made_with, entries = read_progress(journal)
     entries = made_at(entries, made_with) if same_settings(made_with, key) else {}
-    if all(entry[BATCH_SIZE] == batch_size for entry in entries.values()):
-        ends = range(0, len(folder), batch_size)
-        groups = [range(start, min(start + batch_size, len(folder))) for start in ends]
-    else:
-        groups = [range(i, i + 1) for i in range(len(folder))]
     kept: dict[int, dict] = {}
     unread = sum(e["stamp"][0] for e in entries.values() if isinstance(e.get("stamp"), list))
     with hashing(unread, "checking staged photos", len(folder)) as advance:
-        for group in groups:
+        for group in resume_groups(folder, entries, batch_size):
             kept.update(group_holds(group, entries, folder, into))
             advance(len(group))
     names = {entry["name"] for entry in kept.values()}
@@ -788,8 +784,25 @@ def reuse_staged(
     return kept
 
 
+def resume_groups(
+    folder: ImageFolder, entries: dict[str, dict], batch_size: int
+) -> list[list[int]]:
+    """The groups of photos a resume keeps whole or not at all. Those the stopped run took
+    from the finished run before (``REUSED``) one by one: they went through in no batch.
+    The others, where all went through at this run's batch size, in the batches the
+    uninterrupted run made of them (the photos it did not reuse, in order: grouped by their
+    place in the whole folder, a kept batch beside a reused photo lost its second photo, then
+    segmented in another batch than the uninterrupted run's); one by one where some went
+    through at another."""
+    reused = [i for i in range(len(folder)) if entries.get(output_name(folder, i), {}).get(REUSED)]
+    own = sorted(set(range(len(folder))) - set(reused))
+    same = all(e[BATCH_SIZE] == batch_size for e in entries.values() if not e.get(REUSED))
+    size = batch_size if same else 1
+    return [own[start : start + size] for start in range(0, len(own), size)] + [[i] for i in reused]
+
+
 def group_holds(
-    group: range, entries: dict[str, dict], folder: ImageFolder, into: dict[str, Path]
+    group: Sequence[int], entries: dict[str, dict], folder: ImageFolder, into: dict[str, Path]
 ) -> dict[int, dict]:
     """The group's photos (index: entry, its look renewed) where every one still holds
     (``still_holds``), else none."""

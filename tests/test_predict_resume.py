@@ -231,6 +231,25 @@ def test_a_resumed_rerun_counts_reused_and_segmented_photos_each_once(
     assert f"{reused}; segmenting 1\n" in said
 
 
+def test_a_resume_after_reused_photos_keeps_the_uninterrupted_runs_batches(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """img1 changed and img4-7 added to a finished run of 4: the rerun segments img1, img4
+    | img5, img6 | img7. Stopped in the second batch, its resume grouped photos by their
+    place in the folder (img4 with img5) and segmented img4 again in another batch; now the
+    stopped run's first batch is kept, and the rest go through as they would have."""
+    img, _ = make_folder(tmp_path / "real", n=4)
+    model, out = tiny_model(), tmp_path / "out"
+    predict_folder(model, img, out, batch_size=2)
+    changed_photo(img)
+    for i in range(4, 8):
+        cv2.imwrite(str(img / f"img{i}.png"), np.full((40, 56, 3), 20 * i, np.uint8))
+    stopped_run(monkeypatch, model, img, out, photos=2)  # img1, img4 done; stopped in img5
+    names = segmented(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert sorted(names) == ["img5.png", "img6.png", "img7.png"]
+
+
 def settled(img: Path) -> None:
     """Every photo last written an hour ago, as photos copied in earlier are."""
     for photo in img.iterdir():
