@@ -518,8 +518,9 @@ def user_set_threads() -> bool:
 
 
 def cap_opencv_threads(cpus: int) -> None:
-    """OpenCV's thread pool at most ``cpus`` (never raised); render's workers and the
-    DataLoaders' run one each (``synth.render``, ``gan.data.quiet_worker``)."""
+    """OpenCV's thread pool at most ``cpus`` (never raised); render's spawned workers run one
+    each (``synth.render``). Never called in a forked DataLoader worker: there it waited
+    forever on the pool the tool's process had started (``gan.data.quiet_worker``)."""
     import cv2  # loaded already: synth.io, which every tool imports, reads with it
 
     if cv2.getNumThreads() > cpus:

@@ -295,12 +295,9 @@ def quiet_worker(worker_id: int, rank: int = 0) -> None:
     """A DataLoader worker's start: it leaves Ctrl-C and SIGTERM to the main process (one
     that died of either broke the polite stop: a connection reset while the step in flight
     fetched, ``DataLoader worker is killed by signal: Terminated`` while the checkpoint was
-    saved) and ends with its loader. It runs OpenCV on one thread, as torch runs its own in a
-    worker: each worker's pool had as many as the process's CPUs, workers x CPUs in all. Then
-    the per-worker seeding Lightning adds to a loader without a worker_init_fn of its own."""
-    import cv2
-
-    cv2.setNumThreads(1)
+    saved) and ends with its loader. Then the per-worker seeding Lightning adds to a loader
+    without a worker_init_fn of its own. OpenCV's thread count is not set here: in a forked
+    worker that waits forever where the tool's process has started OpenCV's pool."""
     ignore_stops()
     quiet_lost_handover()
     pl_worker_init_function(worker_id, rank)
