@@ -614,10 +614,12 @@ def predict_folder(
             # a run with the others' work discarded, naming it alone, so each fix meant another
             # run (a decode per photo, small beside the network's pass); skipping them, the
             # good photos alone go on, by name, as the journal and the PNGs know them
+            # (bar the photos the finished run decoded and unchanged since: trusted_photos)
+            trusted = trusted_photos(subs, folder, key)
             if skip_bad_photos:
-                folder, skipped = folder.without_bad(progress=True, **least_side)
+                folder, skipped = folder.without_bad(True, trusted=trusted, **least_side)
             else:
-                folder.validate(True, rest_hint=SKIP_HINT, **least_side)
+                folder.validate(True, rest_hint=SKIP_HINT, trusted=trusted, **least_side)
             counts = write_predictions(
                 model,
                 folder,
@@ -928,16 +930,43 @@ def still_holds(
 SEEN = "seen"
 
 
+def trusted_photos(earlier: dict[str, Path], folder: ImageFolder, key: dict) -> set[str]:
+    """The photos of ``folder`` that ``validate`` need not decode: those the finished run in
+    the output folders ``earlier`` journaled under ``key`` (``same_settings``: the same code,
+    sizes and so the same checks), each found by its settled look (``SEEN``) as that run
+    read it whole. Decoding every photo again was most of a rerun's time; a new or changed
+    photo (or one the run skipped as bad: it has no journal line) is decoded as before."""
+    made_with, entries = read_progress(progress_file(earlier))
+    if not same_settings(made_with, key):
+        return set()
+    trusted = set()
+    for i, photo in enumerate(folder.images):
+        entry = entries.get(output_name(folder, i))
+        try:
+            if entry and entry.get("photo") == photo.name and seen_as_is(entry, photo)[0]:
+                trusted.add(photo.name)
+        except OSError:  # gone since listed: validate names it
+            continue
+    return trusted
+
+
+def seen_as_is(entry: dict, photo: Path) -> tuple[bool, os.stat_result, list | None]:
+    """Whether ``photo``'s settled look now is the one ``entry`` last read it whole at
+    (``SEEN``): the same file, not read; with its stat and look."""
+    before, info = time.time_ns(), photo.stat()
+    look = settled_look(info, before)
+    return look is not None and entry.get(SEEN) == look, info, look
+
+
 def photo_unchanged(entry: dict, photo: Path) -> dict | None:
     """``entry`` where ``photo`` is the file its PNGs were made of, else None. The same
     settled look (``SEEN``) is the same file, read no further; otherwise the same name,
     size and digest decide, and the entry gets the photo's look now, so that the next rerun
     does not read it again (photos just copied in, or a folder copied elsewhere)."""
-    before, info = time.time_ns(), photo.stat()
-    look = settled_look(info, before)
+    seen, info, look = seen_as_is(entry, photo)
     if entry.get("photo") != photo.name or info.st_size != entry["stamp"][0]:
         return None
-    if look is not None and entry.get(SEEN) == look:
+    if seen:
         return entry
     if file_digest(photo) != entry["stamp"][2]:
         return None

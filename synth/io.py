@@ -25,7 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -465,14 +465,16 @@ class ImageFolder:
         min_side: int = 0,
         needed_by: str = "",
         rest_hint: str = "",
+        trusted: Collection[str] = (),
     ) -> int:
         """Decode every file once so bad input fails before training; returns the count.
         The error names the first bad file and, on the same line, ``listed`` more and how
         many there are in all, so one run finds them all. ``min_side``: a photo with a
         shorter side is one of them (what ``needed_by`` needs, said). ``rest_hint`` ends the
         line where some files pass (predict's way to the others' masks: a folder of one
-        photo, or of bad ones alone, was told of it, and that rerun was refused in turn)."""
-        found = self.read_all(progress, min_side, needed_by)
+        photo, or of bad ones alone, was told of it, and that rerun was refused in turn).
+        ``trusted``: names of photos not read, known good (``read_all``)."""
+        found = self.read_all(progress, min_side, needed_by, trusted)
         try:
             refuse_bad_files([line for _, line in found], listed)
         except DataError as err:
@@ -482,13 +484,17 @@ class ImageFolder:
         return len(self)
 
     def without_bad(
-        self, progress: bool = False, min_side: int = 0, needed_by: str = ""
+        self,
+        progress: bool = False,
+        min_side: int = 0,
+        needed_by: str = "",
+        trusted: Collection[str] = (),
     ) -> tuple[ImageFolder, dict[str, str]]:
         """``validate``'s check that keeps the rest: the folder of the photos that pass
         (``subset``) and each bad file's name with why, for a run that segments what it can
         (predict's ``skip_bad_photos``: 3 truncated JPEGs among 10,000 held up the 9,997).
         A folder with no good photo is refused as ``validate`` refuses it."""
-        found = self.read_all(progress, min_side, needed_by)
+        found = self.read_all(progress, min_side, needed_by, trusted)
         bad = {i for i, _ in found}
         if len(bad) == len(self):
             try:
@@ -504,13 +510,22 @@ class ImageFolder:
         return kept, {name: "; ".join(lines) for name, lines in why.items()}
 
     def read_all(
-        self, progress: bool = False, min_side: int = 0, needed_by: str = ""
+        self,
+        progress: bool = False,
+        min_side: int = 0,
+        needed_by: str = "",
+        trusted: Collection[str] = (),
     ) -> list[tuple[int, str]]:
-        """``problems`` of the whole folder, under a bar when ``progress``."""
+        """``problems`` of the whole folder, under a bar when ``progress``, but for the
+        photos named in ``trusted``: those a run with the same checks decoded whole and found
+        unchanged since (predict's rerun: ``trusted_photos``), where the decode was most of
+        a rerun's time (0.47 s of 0.55 s on 300 DeepCrack photos)."""
         from rich.progress import Progress
 
+        trusted = set(trusted)
+        todo = [i for i, photo in enumerate(self.images) if photo.name not in trusted]
         with Progress(disable=not progress) as bar:
-            indices = bar.track(range(len(self)), description=f"reading {self.image_dir.name}")
+            indices = bar.track(todo, description=f"reading {self.image_dir.name}")
             return self.problems(indices, min_side, needed_by)
 
     def bad_files(

@@ -25,7 +25,7 @@ from gan.evaluate import PREDICTION_CODE, SKIPPED, predict_folder
 from gan.staging import OWNER, process_identity
 from gan.task import CrackSegmenter
 from synth.digests import PROGRESS_BYTES
-from synth.io import DataError, read_json
+from synth.io import DataError, ImageFolder, read_json
 
 N = 7  # photos; batches of 2: the fourth of one photo
 
@@ -290,6 +290,42 @@ def test_a_rerun_reads_no_unchanged_photo_nor_png_again(tmp_path: Path, monkeypa
     cv2.imwrite(str(img / "img4.png"), np.full((40, 56, 3), 200, np.uint8))
     predict_folder(model, img, out, batch_size=2)
     assert names == ["img4.png"] and {p.name for p in read} == {"img4.png"}
+
+
+def decoded(monkeypatch) -> list[str]:
+    """The photos predict's check of the folder (``validate``) decodes from now on."""
+    names: list[str] = []
+    problems = ImageFolder.problems
+
+    def counting(self: ImageFolder, indices, *args, **kw) -> list:
+        indices = list(indices)
+        names.extend(self.images[i].name for i in indices)
+        return problems(self, indices, *args, **kw)
+
+    monkeypatch.setattr(ImageFolder, "problems", counting)
+    return names
+
+
+def test_a_rerun_checks_only_new_and_changed_photos(tmp_path: Path, monkeypatch) -> None:
+    """A rerun decoded every photo to check it, those whose PNGs it reuses too (0.47 s of a
+    0.55 s rerun on 300 DeepCrack photos): the finished run's photos found by their settled
+    look as it read them are trusted; a photo added or changed is checked (a truncated one
+    refused), and every photo under another model, whose run reuses none."""
+    img, _ = make_folder(tmp_path / "real", n=4)
+    settled(img)
+    model, out = tiny_model(), tmp_path / "out"
+    predict_folder(model, img, out, batch_size=2)
+    checked = decoded(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert checked == []
+    cv2.imwrite(str(img / "img4.png"), np.full((40, 56, 3), 200, np.uint8))
+    break_photos(img, "img1")
+    with pytest.raises(DataError, match=r"img1\.png: "):
+        predict_folder(model, img, out, batch_size=2)
+    assert sorted(checked) == ["img1.png", "img4.png"]
+    checked.clear()
+    predict_folder(tiny_model(1), img, out, batch_size=2, skip_bad_photos=True)
+    assert sorted(checked) == [f"img{i}.png" for i in range(5)]
 
 
 def test_a_photo_rewritten_with_its_time_put_back_is_segmented_again(
