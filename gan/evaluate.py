@@ -614,8 +614,10 @@ def predict_folder(
             # a run with the others' work discarded, naming it alone, so each fix meant another
             # run (a decode per photo, small beside the network's pass); skipping them, the
             # good photos alone go on, by name, as the journal and the PNGs know them
-            # (bar the photos the finished run decoded and unchanged since: trusted_photos)
-            trusted = trusted_photos(subs, folder, key)
+            # (bar the photos the finished run, or the stopped run whose staging this run
+            # took over, decoded and unchanged since: trusted_photos; a live run's staging
+            # is never taken over, so its journal is not read)
+            trusted = trusted_photos(subs, folder, key) | trusted_photos(staging, folder, key)
             if skip_bad_photos:
                 folder, skipped = folder.without_bad(True, trusted=trusted, **least_side)
             else:
@@ -931,11 +933,13 @@ SEEN = "seen"
 
 
 def trusted_photos(earlier: dict[str, Path], folder: ImageFolder, key: dict) -> set[str]:
-    """The photos of ``folder`` that ``validate`` need not decode: those the finished run in
-    the output folders ``earlier`` journaled under ``key`` (``same_settings``: the same code,
-    sizes and so the same checks), each found by its settled look (``SEEN``) as that run
-    read it whole. Decoding every photo again was most of a rerun's time; a new or changed
-    photo (or one the run skipped as bad: it has no journal line) is decoded as before."""
+    """The photos of ``folder`` that ``validate`` need not decode: those the run whose
+    journal is in the folders ``earlier`` (the finished run's output folders, or the staging
+    a resume took over from a stopped run) journaled under ``key`` (``same_settings``: the
+    same code, sizes and so the same checks), each found by its settled look (``SEEN``) as
+    that run read it whole. Decoding every photo again was most of a rerun's time; a new or
+    changed photo (or one the run skipped as bad: it has no journal line) is decoded as
+    before."""
     made_with, entries = read_progress(progress_file(earlier))
     if not same_settings(made_with, key):
         return set()

@@ -328,6 +328,22 @@ def test_a_rerun_checks_only_new_and_changed_photos(tmp_path: Path, monkeypatch)
     assert sorted(checked) == [f"img{i}.png" for i in range(5)]
 
 
+def test_a_resumed_run_checks_only_photos_the_stopped_run_did_not_finish(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A resume decoded every photo to check it, those the stopped run had segmented (and
+    so decoded) too: the photos in the journal of the staging it takes over, found by their
+    settled look, are trusted as a finished run's are; a changed one is checked again."""
+    img, _ = make_folder(tmp_path / "real", n=N)
+    settled(img)
+    model, out = tiny_model(), tmp_path / "out"
+    stopped_run(monkeypatch, model, img, out, photos=4)  # img0-img3 done
+    changed_photo(img)
+    checked = decoded(monkeypatch)
+    predict_folder(model, img, out, batch_size=2)
+    assert sorted(checked) == ["img1.png", "img4.png", "img5.png", "img6.png"]
+
+
 def test_a_photo_rewritten_with_its_time_put_back_is_segmented_again(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -474,9 +490,9 @@ def test_a_live_runs_staging_is_left_to_it(tmp_path: Path, monkeypatch, recorded
     live = os.getppid()  # the process that started this one: running
     as_if_of(out, live, process_identity(live) if recorded else None)
     theirs = {p: p.read_bytes() for p in out.glob(f".*.tmp-{live}/*")}
-    names = segmented(monkeypatch)
+    names, checked = segmented(monkeypatch), decoded(monkeypatch)
     predict_folder(model, img, out, batch_size=2)
-    assert len(names) == N
+    assert len(names) == N and len(checked) == N  # its journal trusts nothing here
     assert {p: p.read_bytes() for p in out.glob(f".*.tmp-{live}/*")} == theirs
     shutil.rmtree(out / f".masks.tmp-{live}")
     shutil.rmtree(out / f".overlays.tmp-{live}")
