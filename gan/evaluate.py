@@ -44,10 +44,10 @@ from gan.staging import (
     BATCH_SIZE,
     append_progress,
     changed_since,
+    look_now,
     progress_file,
     read_progress,
     same_settings,
-    settled_look,
     staged,
     stamp,
     write_progress,
@@ -957,8 +957,7 @@ def trusted_photos(earlier: dict[str, Path], folder: ImageFolder, key: dict) -> 
 def seen_as_is(entry: dict, photo: Path) -> tuple[bool, os.stat_result, list | None]:
     """Whether ``photo``'s settled look now is the one ``entry`` last read it whole at
     (``SEEN``): the same file, not read; with its stat and look."""
-    before, info = time.time_ns(), photo.stat()
-    look = settled_look(info, before)
+    info, look = look_now(photo)
     return look is not None and entry.get(SEEN) == look, info, look
 
 
@@ -1018,10 +1017,10 @@ def photo_stamps(folder: ImageFolder, todo: Sequence[int]) -> dict[int, list]:
     with hashing(unread, "hashing photos", len(todo)) as advance:
         for i in todo:
             photo = folder.images[i]
-            before, info = time.time_ns(), photo.stat()
+            info, look = look_now(photo)
             stamped = stamp(photo)
             same = stamped[:2] == [info.st_size, info.st_mtime_ns]
-            stamps[i] = [photo.name, stamped, settled_look(info, before) if same else None]
+            stamps[i] = [photo.name, stamped, look if same else None]
             advance(1)
     return stamps
 

@@ -93,6 +93,12 @@ def settled_look(info: os.stat_result, before_ns: int) -> list | None:
     return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
 
 
+def look_now(path: Path) -> tuple[os.stat_result, list | None]:
+    """``path``'s stat and its ``settled_look``, the clock read before the stat."""
+    before, info = time.time_ns(), path.stat()
+    return info, settled_look(info, before)
+
+
 def changed_since(path: Path, written: list) -> bool:
     """Whether a file differs from its ``stamp`` at writing: the same size and time are the
     same file, read no further; a copy (``cp -r`` sets new times) is read and compared."""
