@@ -33,10 +33,14 @@ def models_name(ckpt: Any, translate_with: Any = None) -> str:
     """A folder name for what a checkpoint (and a generator in front) makes: its run folder's
     name, with the file's stem where it is not ``last``. The tools' default out_dir was named
     by ``run_name`` alone, so scoring another model there replaced the first's scores under
-    the first's name."""
+    the first's name. A relative path is made absolute first (as the tool opens it): the
+    folder of ``ckpt=last.ckpt`` had no name, so out_dir was ``outputs/export/`` itself,
+    shared by every such model, and ``ckpt=../last.ckpt`` wrote into ``outputs/``."""
 
     def name(path: Any) -> str:
-        path = Path(str(path))
+        path = Path(os.path.abspath(str(path)))
+        if not path.parent.name:  # a checkpoint at the filesystem's root
+            return path.stem
         return path.parent.name + ("" if path.stem == "last" else f"-{path.stem}")
 
     return name(ckpt) + (f"+{name(translate_with)}" if translate_with else "")

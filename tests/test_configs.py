@@ -110,6 +110,27 @@ def test_what_a_model_makes_goes_to_a_folder_named_by_the_model(tool: str, sub: 
     )
 
 
+@pytest.mark.parametrize("tool", ["evaluate", "predict", "export"])
+def test_a_checkpoint_beside_the_user_is_named_by_its_folder(
+    tool: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ckpt=last.ckpt`` (the user in the run's folder) had a folder of no name: out_dir was
+    ``outputs/<tool's>/`` itself, shared by every such model, and ``ckpt=../last.ckpt``
+    made it ``outputs/``."""
+    run = tmp_path / "pipeline-task-oracle"
+    (run / "sub").mkdir(parents=True)
+    sub = {"evaluate": "eval"}.get(tool, tool)
+
+    def out_dir(ckpt: str) -> str:
+        return str(composed(tool, "paths.output_dir=/o", f"ckpt={ckpt}").out_dir)
+
+    monkeypatch.chdir(run)
+    assert out_dir("last.ckpt") == f"/o/{sub}/pipeline-task-oracle"
+    assert out_dir("./best.ckpt") == f"/o/{sub}/pipeline-task-oracle-best"
+    monkeypatch.chdir(run / "sub")
+    assert out_dir("../last.ckpt") == f"/o/{sub}/pipeline-task-oracle"
+
+
 def test_full_experiment_builds_the_reference_generator_at_256_px() -> None:
     cfg = composed("pipeline", "experiment=full", "trainer=gpu")
     assert (cfg.gan_data.crop_size, cfg.task_data.crop_size) == (256, 256)
