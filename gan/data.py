@@ -115,15 +115,17 @@ def random_crop(
     return image[y : y + size, x : x + size], mask[y : y + size, x : x + size]
 
 
-def checked_size(size: Sequence[int] | None, key: str) -> tuple[int, int] | None:
-    """An [H, W] setting (None: each image at its own size), refused in one line before any
-    work where it is not two positive whole numbers (``eval_size=384`` would fail only when
-    the first test image is resized, after training)."""
-    if size is None:
+def checked_size(size: Sequence[int] | None, key: str, null: bool = True) -> tuple[int, int] | None:
+    """An [H, W] setting (None: each image at its own size, where ``null``), refused in one
+    line before any work where it is not two positive whole numbers (``eval_size=384`` would
+    fail only when the first test image is resized, after training)."""
+    if size is None and null:
         return None
     values = list(size) if isinstance(size, Sequence) and not isinstance(size, str) else None
     if values is None or len(values) != 2 or not all(is_count(v, 1) for v in values):
-        raise ConfigError(f"{key}={size}: expected [H, W], two positive whole numbers, or null")
+        or_null = ", or null" if null else ""
+        shown = "null" if size is None else size
+        raise ConfigError(f"{key}={shown}: expected [H, W], two positive whole numbers{or_null}")
     return int(values[0]), int(values[1])
 
 

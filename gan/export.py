@@ -11,15 +11,17 @@ so that row deploys as one file too.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from gan.data import checked_size
+from gan.data import checked_size, in_range
 from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator
 from gan.networks import UNet
 from gan.staging import check_out_dir, process_alive, started_before_change
@@ -180,15 +182,7 @@ def export_model(
     take their own only once checked, so a failed check leaves the folder as it was; an
     earlier export in a format not asked for now is removed, as export.json no longer
     describes it."""
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown or not formats:
-        raise ConfigError(f"formats={list(formats)}: choose one or more of {list(FORMATS)}")
-    if not atol >= 0:  # -1 exported, then failed its check
-        raise ConfigError(f"atol={atol}: expected a number >= 0")
-    if Path(name).name != name or name in ("", ".", ".."):  # '../x' wrote outside out_dir
-        raise ConfigError(f"name={name!r}: a file name without folders")
-    sample_hw = checked_size(sample_hw, "sample_hw")
-    check_hw = checked_size(check_hw, "check_hw")
+    sample_hw, check_hw = check_settings(formats, atol, name, sample_hw, check_hw)
     least = smallest_side(net, translate_with)
     for key, hw in (("sample_hw", sample_hw), ("check_hw", check_hw)):
         if min(hw) < least:
@@ -235,6 +229,31 @@ def export_model(
         "smallest_side": least,
         **INPUT_OUTPUT,
     }
+
+
+def check_settings(
+    formats: Sequence[str],
+    atol: object,
+    name: object,
+    sample_hw: Sequence[int] | None,
+    check_hw: Sequence[int] | None,
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The export's own settings, refused in one line before the checkpoint is read: a
+    mistyped one (``sample_hw=384``, ``check_hw=null``, ``atol=abc``, ``name=null``) was a
+    traceback. The two sizes, as ``(H, W)``."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise ConfigError(f"formats={list(formats)}: choose one or more of {list(FORMATS)}")
+    in_range(atol, "atol", 0, math.inf)  # -1 exported, then failed its check
+    if not isinstance(name, str):  # name=null failed in pathlib
+        raise ConfigError(f"name={name!r}: expected a file name, e.g. crack_segmenter")
+    if Path(name).name != name or name in ("", ".", ".."):  # '../x' wrote outside out_dir
+        raise ConfigError(f"name={name!r}: a file name without folders")
+    sizes = [
+        checked_size(hw, key, null=False)
+        for key, hw in [("sample_hw", sample_hw), ("check_hw", check_hw)]
+    ]
+    return sizes[0], sizes[1]
 
 
 def clear_killed_exports(out_dir: Path, name: str) -> None:

@@ -475,6 +475,28 @@ def test_an_export_clears_the_temp_files_of_one_killed_mid_write(
     ]
 
 
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("sample_hw=384", "error: sample_hw=384: expected [H, W], two positive whole numbers"),
+        ("check_hw=null", "error: check_hw=null: expected [H, W], two positive whole numbers"),
+        ("atol=abc", "error: atol='abc': expected a number >= 0"),
+        ("name=null", "error: name=None: expected a file name, e.g. crack_segmenter"),
+    ],
+    ids=["sample_hw", "check_hw", "atol", "name"],
+)
+def test_a_mistyped_export_setting_is_one_line_before_the_checkpoint_is_read(
+    tmp_path: Path, capsys, setting: str, said: str
+) -> None:
+    """Each was a traceback (``tuple(384)``, ``None >= 0``...), the first two in the tool
+    before any check ran; the checkpoint, missing here, is not reached."""
+    from _cli_fixtures import tool_exit_code
+
+    code = tool_exit_code("export", f"ckpt={tmp_path / 'none.ckpt'}", setting)
+    assert (code, capsys.readouterr().err.strip()) == (1, said)
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_export_check_detects_mismatch(tmp_path: Path) -> None:
     from gan.export import check_exports, export_torchscript
 

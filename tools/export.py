@@ -15,23 +15,26 @@ from omegaconf import DictConfig
 from gan.cli import register_resolvers, run_cli
 from gan.data import as_names
 from gan.evaluate import load_segmenter, reverse_generator
-from gan.export import export_model
+from gan.export import check_settings, export_model
 from synth.io import write_json_atomic
 
 register_resolvers()
 
 
 def export(cfg: DictConfig) -> dict:
-    """Export and verify; export.json is written last, so it only exists for good exports."""
+    """Export and verify; export.json is written last, so it only exists for good exports.
+    The settings are checked before the checkpoint is read."""
+    formats = tuple(as_names(cfg.formats, "formats"))
+    sample_hw, check_hw = check_settings(formats, cfg.atol, cfg.name, cfg.sample_hw, cfg.check_hw)
     model = load_segmenter(cfg.ckpt, "cpu")
     generator = reverse_generator(cfg.translate_with)
     report = export_model(
         model.net,
         cfg.out_dir,
         cfg.name,
-        tuple(cfg.sample_hw),
-        tuple(cfg.check_hw),
-        tuple(as_names(cfg.formats)),
+        sample_hw,
+        check_hw,
+        formats,
         cfg.atol,
         translate_with=generator,
     )
