@@ -291,6 +291,27 @@ def test_check_data_refuses_a_photo_smaller_than_the_gans_crop_as_the_pipeline_d
     assert OmegaConf.load(conf / "check_data.yaml").gan_data.crop_size == crop
 
 
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("gan_data.crop_size=abc", "error: gan_data.crop_size='abc': expected a whole number >= 1"),
+        (
+            "folders=[{images:/photos,min_side:x}]",
+            "error: folders: min_side='x' of /photos: expected a whole number of px >= 0 (or null)",
+        ),
+    ],
+    ids=["crop_size", "min_side"],
+)
+def test_check_data_refuses_a_crop_that_is_no_number_in_one_line(
+    tmp_path: Path, capsys, setting: str, said: str
+) -> None:
+    """Each was a traceback once the first photo had been read (``'<' not supported``)."""
+    from _cli_fixtures import tool_exit_code
+
+    code = tool_exit_code("check_data", f"paths.data_dir={make_data(tmp_path)}", setting)
+    assert (code, capsys.readouterr().err.strip()) == (1, said)
+
+
 def test_check_data_says_what_it_skipped(tmp_path: Path) -> None:
     """Photos saved as WebP or sorted into a subfolder, a mask whose photo is gone: valid
     data, but a user should hear that they are not read."""

@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig, ListConfig
 
 from gan.cli import register_resolvers, run_cli
-from synth.distributions import ConfigError
+from synth.distributions import ConfigError, checked_count, is_count
 from synth.io import DataError, ImageFolder, unread_entries
 
 register_resolvers()
@@ -43,6 +43,12 @@ def checked_folders(folders: object) -> list[dict]:
         keys = set(entry) if isinstance(entry, DictConfig) else set()
         if "images" not in keys or keys - set(KEYS):
             raise ConfigError(f"folders: {entry!r} is not a folder entry; expected {form}")
+        side = entry.get("min_side")
+        if side is not None and not is_count(side, 0):  # a traceback once the photos were read
+            raise ConfigError(
+                f"folders: min_side={side!r} of {entry.get('images')}: expected a whole "
+                "number of px >= 0 (or null)"
+            )
         entries.append({k: entry.get(k) for k in KEYS})
     return entries
 
@@ -51,6 +57,8 @@ def check(cfg: DictConfig) -> int:
     """Decode every listed folder; returns the number of images checked. A bad folder does
     not stop the check: each gets its error line, the last one raised for the exit code."""
     total, errors = 0, []
+    if cfg.get("gan_data") is not None:  # the folders' min_side, named by the key typed
+        checked_count(cfg.gan_data.get("crop_size"), "gan_data.crop_size", 1)
     for folder in checked_folders(cfg.folders):
         if folder["optional"] and not any(
             Path(f).exists() for f in (folder["images"], folder["masks"]) if f
