@@ -20,7 +20,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gan.checkpoint import gather_ranks, own_rank
 from gan.cli import user_set_threads
+from gan.stalls import STALL_AFTER_S, StallWatch
 from gan.start import interrupt_for
+from synth.distributions import ConfigError, is_number
 from synth.processes import usable_cpus
 
 
@@ -112,6 +114,52 @@ class RankThreads(pl.Callback):
         share = max(1, usable_cpus() // ranks)
         if torch.get_num_threads() > share:
             torch.set_num_threads(share)
+
+
+class StallWarning(pl.Callback):
+    """Say when no training step has finished for ``after_s`` seconds, and what the run waits
+    on (``gan.stalls``): a hung DataLoader worker, a dead NFS mount or a deadlocked collective
+    had frozen the progress bar without a word. It says, never stops: a long suspension is no
+    hang. Counted from training's start (a first step starts the loader's workers); each
+    validation batch counts as progress, so a long validation says nothing and a hung one is
+    said; the sanity check before training is not watched. Every DDP rank watches its own
+    steps, its lines headed with its rank."""
+
+    def __init__(self, after_s: float = STALL_AFTER_S, poll_s: float | None = None) -> None:
+        if not is_number(after_s) or not after_s > 0:
+            raise ConfigError(
+                f"callbacks.stall_warning.after_s={after_s!r}: expected seconds above 0, e.g. "
+                "600 (to go without the warning: ~callbacks.stall_warning)"
+            )
+        self.watch = StallWatch(after_s, poll_s, name="training")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        rank = f"[rank {trainer.global_rank}] " if trainer.world_size > 1 else ""
+        self.watch.start("training step", f"training started at step {trainer.global_step}", rank)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.watch.beat("training step", f"last at step {trainer.global_step}")
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.watch.beat("validation batch", f"validation began at step {trainer.global_step}")
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        step = trainer.global_step
+        self.watch.beat("validation batch", f"last: validation batch {batch_idx + 1}, step {step}")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.watch.beat("training step", f"validation ended at step {trainer.global_step}")
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.watch.stop()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.watch.stop()
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.watch.stop()
 
 
 def saved_seed(checkpoint: dict) -> int | None:

@@ -53,6 +53,7 @@ from gan.staging import (
     write_progress,
     written_record,
 )
+from gan.stalls import StallWatch
 from gan.start import StopsHeld
 from gan.task import (
     TOLERANCE_SHAPE,
@@ -160,12 +161,18 @@ def hashing(unread: int, description: str, total: int) -> Iterator[Callable[[int
 
 
 def batches(loader: DataLoader, description: str) -> Iterator[dict]:
-    """Iterate a loader under a rich progress bar counting images."""
-    with progress_bar() as bar:
-        task = bar.add_task(description, total=len(loader.sampler))
+    """Iterate a loader under a rich progress bar counting images, and a line should no
+    batch finish for a long while (``gan.stalls``: a hung loader worker had frozen the bar
+    without a word)."""
+    total, done = len(loader.sampler), 0
+    watch = StallWatch(name=description)
+    with progress_bar() as bar, watch.running("batch of photos", f"{description}: none done yet"):
+        task = bar.add_task(description, total=total)
         for batch in loader:
             yield batch
             bar.advance(task, len(batch["image"]))
+            done += len(batch["image"])
+            watch.beat("batch of photos", f"{description}: {done} of {total} photos done")
 
 
 # --------------------------------------------------------------------------- evaluation
