@@ -24,7 +24,8 @@ from synth.distributions import ConfigError
 
 class Held(Dataset):
     """Items that come at once, but for ``held``: it waits until ``release`` exists (a
-    file, which a loader worker sees too), writing its process id to ``pid`` first."""
+    file, which a loader worker sees too), writing its process id to ``pid`` first; at most
+    10 s, so a watch that says nothing fails its test rather than hanging it."""
 
     def __init__(self, n: int, held: int, release: Path, pid: Path, nap: float = 0.0) -> None:
         self.n, self.held, self.release, self.pid, self.nap = n, held, release, pid, nap
@@ -35,7 +36,9 @@ class Held(Dataset):
     def __getitem__(self, i: int) -> dict:
         if i == self.held:
             self.pid.write_text(str(os.getpid()))
-            while not self.release.exists():
+            for _ in range(1000):
+                if self.release.exists():
+                    break
                 time.sleep(0.01)
         time.sleep(self.nap)
         return {"image": torch.full((1,), float(i))}
