@@ -103,7 +103,7 @@ def test_a_hung_loader_worker_is_said_once_with_its_pid_then_the_resumption(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     release, pid = tmp_path / "release", tmp_path / "pid"
-    watch = StallWarning(after_s=0.5, poll_s=0.05)
+    watch = StallWarning(after_s=1.0, poll_s=0.05)
     releasing(watch.watch, release)
     fit(tmp_path, Tiny(Held(4, 2, release, pid), workers=1), watch)
     lines = stall_lines(capsys.readouterr().err)
