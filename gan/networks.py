@@ -227,6 +227,15 @@ class PatchDiscriminator(nn.Sequential):
         mods += [nn.Conv2d(c, 1, 4, 1, 1)]
         super().__init__(*mods)
 
+    @staticmethod
+    def least_side(layers: int = 3) -> int:
+        """The smallest square side it takes in training: ``layers`` stride-2 convolutions
+        floor the side to ``side // 2**layers``, and the two 4x4 stride-1 ones take 1 px each;
+        the instance norm between them needs more than one value a channel (a 2x2 map), so at
+        least 3 px must be left after the stride-2 ones (16 px gave torch's 'Expected more
+        than 1 value per channel when training')."""
+        return 3 * 2**layers
+
 
 def build_generator(
     kind: str = "resnet",

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cli_fixtures import tool_exit_code
 from _gan_fixtures import reference_bench_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,3 +118,30 @@ def test_a_benchmark_setting_that_times_nothing_is_one_line(tool, args, message,
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert message.format(empty=tmp_path) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # the discriminator's 3 stride-2 layers leave 1x1 at 16 px: torch's instance norm
+        # failed at the first step with 'Expected more than 1 value per channel'
+        (["size=16"], "error: size=16: expected a whole number >= 24, the least side"),
+        # the generators gave 28 px back for 26 and the cycle loss failed to concatenate
+        (["size=26"], "error: size=26: expected a multiple of 4"),
+        # not a .py: 'NoneType' object has no attribute 'loader'
+        (["reference_path={dir}/notes.txt"], "error: reference_path={dir}/notes.txt: not a Py"),
+        (["reference_path={dir}/broken.py"], "error: reference_path={dir}/broken.py: not Python"),
+        (["reference_path={dir}/nomain.py"], "error: reference_path={dir}/nomain.py: has no main"),
+    ],
+)
+def test_bench_gan_refuses_a_size_or_reference_it_cannot_time_in_one_line(
+    args, message, tmp_path, capsys
+):
+    """Each was a traceback; refused before any model is built (in this process: no tool
+    start, no reference run)."""
+    (tmp_path / "notes.txt").write_text("the reference is in /work/shared/bench\n")
+    (tmp_path / "broken.py").write_text("the reference is in /work/shared/bench\n")
+    (tmp_path / "nomain.py").write_text("STEP = 1\n")
+    assert tool_exit_code("bench_gan", *[a.format(dir=tmp_path) for a in args]) == 1
+    err = capsys.readouterr().err
+    assert message.format(dir=tmp_path) in err and len(err.strip().splitlines()) == 1, err

@@ -29,9 +29,13 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from gan.cli import run_cli
 from gan.cyclegan import SemanticCycleGAN
-from synth.distributions import ConfigError, checked_count
+from gan.networks import PAD_MULTIPLE, PatchDiscriminator
+from synth.distributions import ConfigError, checked_count, is_count
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: The discriminator's stride-2 layers, as the reference's 70x70 PatchGAN has.
+DISCRIMINATOR_LAYERS = 3
 
 
 def load_reference(path: str | None):
@@ -43,12 +47,35 @@ def load_reference(path: str | None):
     for folder in candidates:
         file = folder / "reference_cyclegan_step.py" if folder.is_dir() else folder
         if file.is_file():
-            spec = importlib.util.spec_from_file_location("reference_cyclegan_step", file)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module
+            return reference_module(file)
     where = ", ".join(map(str, candidates))
     raise FileNotFoundError(f"reference_cyclegan_step.py: not in {where} (reference_path)")
+
+
+def reference_module(file: Path):
+    """The reference script at ``file``, refused in one line where it is not one: a file not
+    named ``.py`` had no loader (``'NoneType' object has no attribute 'loader'``), and a
+    ``.py`` of no Python or without ``main`` failed with a traceback."""
+    spec = importlib.util.spec_from_file_location("reference_cyclegan_step", file)
+    if spec is None or spec.loader is None:
+        raise ConfigError(
+            f"reference_path={file}: not a Python file (.py); name reference_cyclegan_step.py "
+            "or the folder holding it"
+        )
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise ConfigError(
+            f"reference_path={file}: not Python code (line {err.lineno}: {err.msg}); name "
+            "reference_cyclegan_step.py or the folder holding it"
+        ) from err
+    if not callable(getattr(module, "main", None)):
+        raise ConfigError(
+            f"reference_path={file}: has no main() to run; name reference_cyclegan_step.py "
+            "or the folder holding it"
+        )
+    return module
 
 
 def run_reference(ref, cfg: DictConfig, steps: int) -> float:
@@ -186,7 +213,7 @@ def time_ours(cfg: DictConfig, model_kw: dict, reference=None) -> dict:
 def model_config(cfg: DictConfig, semantic: bool, kind: str = "resnet") -> dict:
     kw = dict(
         generator={"kind": kind, "ngf": cfg.ngf, "blocks": cfg.blocks},
-        discriminator={"ndf": cfg.ngf, "layers": 3},
+        discriminator={"ndf": cfg.ngf, "layers": DISCRIMINATOR_LAYERS},
         segmenter=None,
         lambda_semantic=0.0,
         lambda_mask=0.0,
@@ -217,7 +244,25 @@ def check_timing(steps: object, chunk: object) -> None:
         )
 
 
+def check_size(size: object) -> None:
+    """A side both networks take: the discriminator's least (16 px failed inside torch's
+    instance norm at the first step) and a multiple of the generators' (26 px came back as
+    28 and failed to concatenate)."""
+    least = PatchDiscriminator.least_side(DISCRIMINATOR_LAYERS)
+    if not is_count(size, least):
+        raise ConfigError(
+            f"size={size!r}: expected a whole number >= {least}, the least side the "
+            f"discriminator's {DISCRIMINATOR_LAYERS} stride-2 layers leave room for"
+        )
+    if size % PAD_MULTIPLE:
+        raise ConfigError(
+            f"size={size}: expected a multiple of {PAD_MULTIPLE}, which the generators halve "
+            "twice and double back"
+        )
+
+
 def bench(cfg: DictConfig) -> dict:
+    check_size(cfg.size)
     check_timing(cfg.steps, cfg.chunk)
     torch.set_num_threads(cfg.threads or torch.get_num_threads())
     ref = load_reference(cfg.reference_path)
