@@ -167,6 +167,11 @@ class ExportMismatchError(RuntimeError):
 FORMATS = ("onnx", "torchscript")
 
 
+#: The record of an export (tools/export.py writes it once the files have their names): the
+#: checkpoint they came from, what the graph takes, the checks' differences.
+EXPORT_RECORD = "export.json"
+
+
 def export_model(
     net: nn.Module,
     out_dir: str | Path,
@@ -181,7 +186,8 @@ def export_model(
     formats and verify them; returns a report. Files are written under temporary names and
     take their own only once checked, so a failed check leaves the folder as it was; an
     earlier export in a format not asked for now is removed, as export.json no longer
-    describes it."""
+    describes it. An earlier export.json is removed before the first file takes its name
+    (``drop_earlier_record``)."""
     sample_hw, check_hw = check_settings(formats, atol, name, sample_hw, check_hw)
     least = smallest_side(net, translate_with)
     for key, hw in (("sample_hw", sample_hw), ("check_hw", check_hw)):
@@ -213,6 +219,7 @@ def export_model(
             else None
         )
         diffs = check_exports(model, onnx_path, ts_path, check_input, atol)
+        drop_earlier_record(out_dir)
         for kind in FORMATS:
             if kind in formats:
                 os.replace(temp[kind], final[kind])
@@ -229,6 +236,15 @@ def export_model(
         "smallest_side": least,
         **INPUT_OUTPUT,
     }
+
+
+def drop_earlier_record(out_dir: Path) -> None:
+    """The earlier export's export.json, removed once the new files passed their checks and
+    before the first takes its name: written after them, it stayed beside them where an
+    export was killed in between, naming another checkpoint than theirs (and the formats and
+    differences of the files they replaced). An export.json present is now always of the
+    files beside it; a killed export leaves none, and its rerun writes it."""
+    (out_dir / EXPORT_RECORD).unlink(missing_ok=True)
 
 
 def check_settings(

@@ -23,7 +23,7 @@ from gan.networks import UNet
 from gan.task import CrackSegmenter
 from gan.task_data import SegmentationDataModule
 from synth.distributions import ConfigError
-from synth.io import DataError, ImageFolder, read_mask
+from synth.io import DataError, ImageFolder, read_mask, write_json_atomic
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -473,6 +473,47 @@ def test_an_export_clears_the_temp_files_of_one_killed_mid_write(
         "crack_segmenter.onnx",
         "crack_segmenter.pt",
     ]
+
+
+def test_an_export_killed_as_its_files_take_their_names_leaves_no_earlier_export_json(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """export.json was written after the files took their names: an export killed in between
+    left the new files beside the earlier export.json, which named another checkpoint. Now an
+    export.json present is always of the files beside it (killed: none, until the rerun)."""
+    from _cli_fixtures import tool_exit_code, tool_module
+
+    import gan.export
+
+    class Killed(BaseException):  # as SIGKILL: nothing of the tool's handles it
+        pass
+
+    def kill(*args: object) -> None:
+        raise Killed
+
+    ckpts = [tmp_path / "task0.ckpt", tmp_path / "task1.ckpt"]
+    for seed, ckpt in enumerate(ckpts):
+        torch.manual_seed(seed)
+        model = CrackSegmenter(net={"name": "unet", "base": 4, "depth": 2})
+        torch.save(
+            {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt
+        )
+    out = tmp_path / "x"
+    args = ["sample_hw=[16,16]", "check_hw=[20,12]", "formats=torchscript", f"out_dir={out}"]
+    assert tool_exit_code("export", f"ckpt={ckpts[0]}", *args) == 0
+    first = (out / "crack_segmenter.pt").read_bytes()
+    assert json.loads((out / "export.json").read_text())["checkpoint"] == str(ckpts[0])
+    monkeypatch.setattr(tool_module("export"), "write_json_atomic", kill)  # after the renames
+    with pytest.raises(Killed):
+        tool_exit_code("export", f"ckpt={ckpts[1]}", *args)
+    assert (out / "crack_segmenter.pt").read_bytes() != first  # the new file, and no record
+    assert [p.name for p in out.iterdir()] == ["crack_segmenter.pt"]
+    # killed as the first file takes its name: the record is gone already
+    write_json_atomic(out / "export.json", {"checkpoint": str(ckpts[0])})
+    monkeypatch.setattr(gan.export.os, "replace", kill)
+    with pytest.raises(Killed):
+        export_model(UNet(3, 2, 4, 2), out, sample_hw=(16, 16), check_hw=(20, 12))
+    assert not (out / "export.json").exists()
 
 
 @pytest.mark.parametrize(
