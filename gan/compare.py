@@ -143,11 +143,21 @@ def left_out(a: dict[str, StemScore], b: dict[str, StemScore], runs: tuple[str, 
     return notes
 
 
-def check_pattern(pattern: str) -> None:
+def check_pattern(pattern: object) -> None:
+    """A regular expression whose first group names a stem's series: one without a group
+    made every image its own series, silently (a table of one-image series, all left out
+    under min_images)."""
+    if not isinstance(pattern, str):  # null or a number: re's TypeError
+        raise ConfigError(f"series_pattern={pattern!r}: expected a regular expression")
     try:
-        re.compile(pattern)
+        groups = re.compile(pattern).groups
     except re.error as err:  # was re.error's traceback at the first stem
         raise ConfigError(f"series_pattern={pattern!r}: not a regular expression ({err})") from err
+    if not groups:
+        raise ConfigError(
+            f"series_pattern={pattern!r}: has no group; the first group (...) is a stem's "
+            r"series, e.g. '^(.*?)(?:-\d+)?$' drops a trailing -<crop>"
+        )
 
 
 def series_of(stem: str, pattern: str = SERIES_PATTERN) -> str:

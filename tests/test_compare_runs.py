@@ -182,7 +182,13 @@ def test_rows_that_do_not_compare_are_refused_or_said(tmp_path: Path, capsys) ->
     code, out, err = compare_here(capsys, *rows, logs)
     assert code == 0, err
     assert "its seeds' models differ in more than the seed (row-seed1: settings changed" in out
-    for bad, said in (("series_pattern='[a'", "not a regular expression"), ("min_images=abc", "")):
+    for bad, said in (
+        ("series_pattern='[a'", "not a regular expression"),
+        # no group: every image its own series, silently
+        ("series_pattern=abc", "series_pattern='abc': has no group; the first group (...) is"),
+        ("series_pattern=null", "series_pattern=None: expected a regular expression"),
+        ("min_images=abc", ""),
+    ):
         code, _, err = compare_here(capsys, *rows, bad)
         assert code == 1 and err.count("\n") == 1
         assert f"error: {bad.split('=')[0]}=" in err and said in err
