@@ -174,7 +174,7 @@ def check_shared_settings(cfg: DictConfig) -> None:
     """The settings every tool shares (``seed``, the trainer's counts, batch sizes and other
     counts), checked before any work: ``seed=abc`` failed in int() with no key named, after
     the data was read, and ``batch_size=0`` in torch's DataLoader."""
-    check_yes_no_words(cfg)
+    check_yes_no_settings(cfg)
     seed = cfg.get("seed")
     if seed is not None and not is_count(seed, 0):
         raise ConfigError(f"seed={seed!r}: expected a whole number >= 0")
@@ -207,10 +207,33 @@ def check_shared_settings(cfg: DictConfig) -> None:
 #: which a tool's ``if cfg.flag`` took as true: ``replace_stale=no`` replaced a finished set.
 YES_NO_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
 
+#: The yes/no settings, by name wherever they sit (a tool's own, a node's, the trainer's, a
+#: callback's or logger's): true, false or null (where null has a meaning), nothing else;
+#: ``overlay=maybe`` counted as true. tests/test_configs.py checks that every true or false in
+#: conf/ is named here. Left out: settings that also take a word (ModelCheckpoint's
+#: ``save_last``: 'link'; wandb's ``log_model``: 'all'; the Trainer's ``deterministic``: 'warn').
+YES_NO_SETTINGS = frozenset(
+    {
+        # the tools' and nodes' own
+        "average_seeds", "channels_last", "compile", "enabled", "evaluate", "light",
+        "masks_optional", "optional", "overlay", "progress", "replace_stale", "residual",
+        "segmenter_on_fake", "semantic", "skip_bad_photos",
+        # Lightning's Trainer, callbacks and loggers; the launchers'
+        "auto_insert_metric_name", "barebones", "benchmark", "default_hp_metric",
+        "detect_anomaly", "enable_checkpointing", "enable_model_summary",
+        "enable_progress_bar", "enable_version_counter", "find_unused_parameters",
+        "inference_mode", "offline", "save_on_train_epoch_end", "stderr_to_stdout",
+        "sync_batchnorm", "use_distributed_sampler",
+    }
+)  # fmt: skip
 
-def check_yes_no_words(cfg: DictConfig) -> None:
-    """A setting holding one of YES_NO_WORDS (no config file writes one; a command line
-    does), refused with the words it takes."""
+
+def check_yes_no_settings(cfg: DictConfig) -> None:
+    """A yes/no setting (YES_NO_SETTINGS) holding anything but true, false or null, and any
+    setting holding one of YES_NO_WORDS (no config file writes one; a command line does),
+    refused with the words it takes: Hydra keeps ``overlay=maybe`` as a word, and a tool's
+    ``if cfg.overlay`` counted it as true. A value still to be resolved (``${...}``) is
+    left to the setting it names."""
 
     def walk(node: dict, where: str) -> None:
         for key, value in node.items():
@@ -221,8 +244,15 @@ def check_yes_no_words(cfg: DictConfig) -> None:
                     f"{where}{key}={value}: a yes/no setting takes true or false (Hydra "
                     f"reads {value!r} as a word, and a word counts as true)"
                 )
+            elif key in YES_NO_SETTINGS and not yes_no_or_unresolved(value):
+                raise ConfigError(f"{where}{key}={value!r}: expected true or false")
 
     walk(OmegaConf.to_container(cfg, resolve=False), "")
+
+
+def yes_no_or_unresolved(value: object) -> bool:
+    """True, false, null, or an interpolation (``${...}``) whose target is checked itself."""
+    return value is None or isinstance(value, bool) or (isinstance(value, str) and "${" in value)
 
 
 #: Lightning's precision settings (its Trainer's ``precision``), the usual ones first.

@@ -296,6 +296,59 @@ def readme_config_groups() -> dict[str, set[str]]:
     return groups
 
 
+def conf_leaves(node: object) -> list[tuple[str, object]]:
+    """(key, value) of every setting in a config file's YAML, at any depth."""
+    if isinstance(node, list):
+        return [leaf for item in node for leaf in conf_leaves(item)]
+    if not isinstance(node, dict):
+        return []
+    return [
+        leaf
+        for key, value in node.items()
+        for leaf in ([(key, value)] if not isinstance(value, dict | list) else conf_leaves(value))
+    ]
+
+
+def test_every_yes_no_setting_in_conf_is_checked_as_one() -> None:
+    """gan.cli refuses a yes/no setting holding anything but true, false or null by its name
+    (overlay=maybe counted as true): a new flag in conf/ must be named there, and a name there
+    must hold nothing else in any config (that setting's words would be refused)."""
+    import yaml
+
+    from gan.cli import YES_NO_SETTINGS
+
+    takes_a_word_too = {"save_last", "log_model"}  # 'link', 'all'
+    leaves = [leaf for f in CONF.rglob("*.yaml") for leaf in conf_leaves(yaml.safe_load(f.open()))]
+    flags = {key for key, value in leaves if isinstance(value, bool)}
+    assert flags - takes_a_word_too <= YES_NO_SETTINGS
+    others = {
+        key
+        for key, value in leaves
+        if not isinstance(value, bool) and value is not None and "${" not in str(value)
+    }
+    assert not others & YES_NO_SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("tool", "setting"),
+    [
+        ("preview", "overlay=maybe"),
+        ("compare_runs", "average_seeds=2"),
+        ("pipeline", "stages.translate.measure.enabled=sometimes"),
+        ("train_task", "+trainer.enable_progress_bar=maybe"),
+    ],
+)
+def test_a_yes_no_setting_given_another_value_is_one_line(tool, setting, capsys) -> None:
+    """Only yes/no words (``no``, ``off``) were refused; any other word counted as true
+    (``overlay=maybe`` drew overlays), before any work."""
+    from _cli_fixtures import tool_exit_code
+
+    assert tool_exit_code(tool, setting) == 1
+    key, value = setting.lstrip("+").split("=")
+    expected = f"error: {key}={value if value.isdigit() else repr(value)}: expected true or false"
+    assert capsys.readouterr().err.strip() == expected
+
+
 def test_the_readme_lists_every_option_of_every_config_group() -> None:
     """A preset added to conf/ without a word in the README went unseen (``source=fda``)."""
     groups = readme_config_groups()
