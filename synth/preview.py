@@ -13,7 +13,18 @@ import cv2
 import numpy as np
 
 from synth.distributions import ConfigError, checked_count
-from synth.io import IGNORE_INDEX, Sample, write_png
+from synth.io import IGNORE_INDEX, Sample, unwritable_folder, write_png
+
+
+def check_sheet_path(out_path: str | Path) -> None:
+    """Where the sheet goes, refused before any sample is read or rendered: a name other than
+    .png got PNG bytes, and a folder that is a file (``out=afile/x.png``) was said as
+    ``afile: File exists`` once the samples were made."""
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".png":
+        raise ConfigError(f"out={out_path}: the sheet is written as a PNG; name it .png")
+    if why := unwritable_folder(out_path.parent):
+        raise ConfigError(f"out={out_path}: its folder {out_path.parent}: {why}")
 
 
 def contact_sheet(
@@ -38,8 +49,7 @@ def contact_sheet(
 
     if not samples:
         raise ValueError("contact_sheet needs at least one sample")
-    if Path(out_path).suffix.lower() != ".png":  # PNG bytes under a .jpg name
-        raise ConfigError(f"out={out_path}: the sheet is written as a PNG; name it .png")
+    check_sheet_path(out_path)
     shape = (tile, tile) if tile else samples[0].image.shape[:2]
     overlay = overlay and any(s.semantic.any() for s in samples)
     tiles = []

@@ -109,3 +109,19 @@ def test_an_unfinished_render_is_read_with_a_note(tmp_path: Path, capsys) -> Non
     write_json_atomic(tmp_path / "part" / CARD, {**card, "translation": {"in_progress": True}})
     load_samples(tmp_path / "part", None, None, num=8)
     assert "unfinished set, a translation stopped or still running" in capsys.readouterr().out
+
+
+def test_a_sheet_in_a_folder_that_is_a_file_is_refused_before_any_sample_is_made(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """``out=afile/x.png`` was said as ``afile: File exists`` once the samples were rendered."""
+    from _cli_fixtures import tool_exit_code
+
+    import synth.scene
+
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setattr(synth.scene, "render_crack_scene", lambda *a: pytest.fail("rendered"))
+    code = tool_exit_code("preview", f"out={tmp_path}/afile/x.png", "num=1")
+    folder = tmp_path / "afile"
+    said = f"error: out={folder}/x.png: its folder {folder}: a file, not a folder"
+    assert (code, capsys.readouterr().err.strip()) == (1, said)

@@ -12,13 +12,15 @@ import hydra
 from omegaconf import DictConfig
 
 from gan.cli import register_resolvers, run_cli
-from synth.preview import contact_sheet, load_samples
+from synth.preview import check_sheet_path, contact_sheet, load_samples
 
 register_resolvers()
 
 
 def preview(cfg: DictConfig) -> None:
-    """Write the contact sheet of dataset or freshly rendered samples."""
+    """Write the contact sheet of dataset or freshly rendered samples; where it goes is
+    checked first."""
+    check_sheet_path(cfg.out)
     samples = load_samples(cfg.dataset, cfg.masks, cfg.synth, cfg.num, cfg.start, cfg.seed)
     path = contact_sheet(samples, cfg.out, nrow=cfg.nrow, overlay=cfg.overlay)
     print(f"wrote {path} ({len(samples)} samples)")
