@@ -75,6 +75,19 @@ def follow_the_configured_schedule(checkpoint: dict) -> None:
             state["lr_lambdas"] = [None] * len(state["lr_lambdas"])
 
 
+def check_crop_fits_discriminator(crop_size: int | None, layers: int) -> None:
+    """A crop the discriminator can train on (``PatchDiscriminator.least_side``): a 16 px crop
+    passed the data's checks (a multiple of 4) and failed at the first step with torch's
+    'Expected more than 1 value per channel when training' from the discriminator's instance
+    norm. None (a datamodule without a crop) is not checked."""
+    least = PatchDiscriminator.least_side(layers)
+    if crop_size is not None and crop_size < least:
+        raise ConfigError(
+            f"gan_data.crop_size={crop_size}: too small for the discriminator's {layers} "
+            f"stride-2 layers (gan.discriminator.layers); expected >= {least}, or fewer layers"
+        )
+
+
 def make_adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]):
     """Fused Adam where the build supports it for these tensors, else the foreach version."""
     params = list(params)
@@ -155,6 +168,10 @@ class SemanticCycleGAN(pl.LightningModule):
         if stage == "fit":
             check_schedule_covers(
                 self.trainer.max_steps, self.hparams.decay_start_step, self.hparams.decay_steps
+            )
+            layers = (self.hparams.discriminator or {}).get("layers", 3)
+            check_crop_fits_discriminator(
+                getattr(self.trainer.datamodule, "crop_size", None), layers
             )
         if self._channels_last:
             self.to(memory_format=torch.channels_last)

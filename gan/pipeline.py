@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gan.callbacks import train_seconds
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
+from gan.cyclegan import check_crop_fits_discriminator
 from gan.data import as_names, checked_size
 from gan.devices import pick_device
 from gan.evaluate import evaluate_folder, scoring_record, segment_unlabeled
@@ -603,6 +604,10 @@ def check_stage_settings(cfg: DictConfig, sources: list[str]) -> None:
     with torch.random.fork_rng():  # built to run their own checks; the draws are not kept
         for node in nodes:
             instantiate(node)
+    if any(needs_gan(cfg, s) for s in sources):  # the crop against the discriminator
+        adapt = adapt_config(cfg)
+        layers = (adapt.gan.get("discriminator") or {}).get("layers", 3)
+        check_crop_fits_discriminator(adapt.gan_data.crop_size, layers)
     check_real_folders(cfg, sorted(trained))
     if any(needs_gan(cfg, s) for s in sources):
         check_gan_photos(cfg)

@@ -83,6 +83,19 @@ def test_light_generator_has_no_unused_parameters(tmp_path, data):
     assert all(not torch.equal(v, before[k]) for k, v in model.named_parameters())
 
 
+def test_a_crop_too_small_for_the_discriminator_is_refused_before_any_step(tmp_path, data):
+    """A 16 px crop passed the data's checks and failed at the first step in the
+    discriminator's instance norm, as torch's 'Expected more than 1 value per channel'."""
+    model = tiny_gan(discriminator={"ndf": 8, "layers": 3})
+    trainer = tiny_trainer(tmp_path, 1)
+    small = UnpairedDataModule(*data, crop_size=16, batch_size=2, num_workers=0)
+    with pytest.raises(ConfigError, match=r"crop_size=16: too small .* 3 stride-2 .* >= 24"):
+        trainer.fit(model, datamodule=small)
+    assert trainer.global_step == 0
+    fits = UnpairedDataModule(*data, crop_size=24, batch_size=2, num_workers=0)
+    tiny_trainer(tmp_path / "fits", 1).fit(model, datamodule=fits)  # the least side trains
+
+
 def test_max_steps_counts_generator_steps(tmp_path, data):
     model = tiny_gan()
     trainer = tiny_trainer(tmp_path, 3)

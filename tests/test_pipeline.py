@@ -304,6 +304,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
         # without the stage's key; under DDP every rank ran every stage, racing on its files
         ("stages.translate.batch_size=0", "stages.translate.batch_size=0: expected a whole"),
         ("gan_data.crop_size=-4", "gan_data.crop_size=-4: expected a whole number >= 4"),
+        ("gan_data.crop_size=16", "gan_data.crop_size=16: too small for the discriminator's"),
         ("gan_data.augment=bogus", "gan_data.augment='bogus': expected none, light or strong"),
         ("gan_data.crack_crop_prob=2", "gan_data.crack_crop_prob=2: expected a number >= 0"),
         ("stages.translate.measure.size=0", "stages.translate.measure.size=0: expected a"),
