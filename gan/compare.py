@@ -161,8 +161,12 @@ def check_pattern(pattern: object) -> None:
 
 
 def series_of(stem: str, pattern: str = SERIES_PATTERN) -> str:
+    """The stem's series: the pattern's first group; the stem itself (its own series) where the
+    pattern does not match or that group took no part in the match (``(a)?b`` on ``b``), whose
+    None had made one series named None of all such stems, and a TypeError in the sort."""
     match = re.match(pattern, stem)
-    return match.group(1) if match and match.groups() else stem
+    series = match.group(1) if match and match.groups() else None
+    return stem if series is None else series
 
 
 def area_ratio(scores: list[StemScore]) -> float:

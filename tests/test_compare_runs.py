@@ -11,6 +11,7 @@ import pytest
 from _cli_fixtures import run_tool, tool_exit_code
 
 from gan.compare import (
+    StemScore,
     compare_series,
     f1_gain_interval,
     mask_agreement,
@@ -52,6 +53,18 @@ def test_series_drops_the_crop_index_only() -> None:
     assert series_of("IMG_6472-8") == "IMG_6472"
     assert series_of("11129") == "11129"
     assert series_of("a-b-3") == "a-b"
+
+
+def test_a_stem_whose_group_took_no_part_is_its_own_series() -> None:
+    """Like a stem the pattern does not match: not all such stems in one series named None."""
+    assert series_of("b", "(a)?b") == "b"
+    assert series_of("ab", "(a)?b") == "a"
+    scores = {
+        stem: StemScore(f1=0.5, crack_share_true=0.1, crack_share_pred=0.1)
+        for stem in ("b", "cb", "ab")
+    }
+    table = compare_series(scores, scores, "(a)?b")  # equal deltas: sorted by name
+    assert [(c.series, c.images) for c in table] == [("a", 1), ("b", 1), ("cb", 1)]
 
 
 def test_seeds_are_averaged_and_only_stems_every_seed_scored_count(tmp_path: Path) -> None:
