@@ -19,10 +19,15 @@ from synth.io import IGNORE_INDEX, Sample, unwritable_folder, write_png
 def check_sheet_path(out_path: str | Path) -> None:
     """Where the sheet goes, refused before any sample is read or rendered: a name other than
     .png got PNG bytes, and a folder that is a file (``out=afile/x.png``) was said as
-    ``afile: File exists`` once the samples were made."""
+    ``afile: File exists`` once the samples were made, as was a folder named .png (``Is a
+    directory``)."""
     out_path = Path(out_path)
     if out_path.suffix.lower() != ".png":
         raise ConfigError(f"out={out_path}: the sheet is written as a PNG; name it .png")
+    if out_path.is_dir():
+        raise ConfigError(
+            f"out={out_path}: a folder; name the sheet's file, e.g. out={out_path / 'preview.png'}"
+        )
     if why := unwritable_folder(out_path.parent):
         raise ConfigError(f"out={out_path}: its folder {out_path.parent}: {why}")
 

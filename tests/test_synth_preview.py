@@ -125,3 +125,19 @@ def test_a_sheet_in_a_folder_that_is_a_file_is_refused_before_any_sample_is_made
     folder = tmp_path / "afile"
     said = f"error: out={folder}/x.png: its folder {folder}: a file, not a folder"
     assert (code, capsys.readouterr().err.strip()) == (1, said)
+
+
+def test_a_sheet_named_as_a_folder_there_is_refused_before_any_sample_is_made(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """``out=<a folder named sheet.png>`` was ``Is a directory`` once the samples were made."""
+    from _cli_fixtures import tool_exit_code
+
+    import synth.scene
+
+    (tmp_path / "sheet.png").mkdir()
+    monkeypatch.setattr(synth.scene, "render_crack_scene", lambda *a: pytest.fail("rendered"))
+    code = tool_exit_code("preview", f"out={tmp_path}/sheet.png", "num=1")
+    folder = tmp_path / "sheet.png"
+    said = f"error: out={folder}: a folder; name the sheet's file, e.g. out={folder}/preview.png"
+    assert (code, capsys.readouterr().err.strip()) == (1, said)
