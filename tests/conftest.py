@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import rich
 
 import synth.processes
 
@@ -42,3 +43,12 @@ def no_cpu_quota(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
     limited by a quota too. Tools the tests start as processes read the machine's own."""
     empty = tmp_path_factory.getbasetemp() / "no-cgroups"
     monkeypatch.setattr(synth.processes, "CGROUP_ROOT", empty)
+
+
+@pytest.fixture(autouse=True)
+def own_rich_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own rich console: Lightning's RichProgressBar reconfigures rich's global
+    one in place (``rich.reconfigure``), and a test that gave it ``file=StringIO()`` with
+    ``force_terminal`` left every later progress bar in the process redirecting stderr into
+    that test's buffer (a stall line said under ``gan.evaluate.batches`` went there)."""
+    monkeypatch.setattr(rich, "_console", None)
