@@ -69,6 +69,8 @@ def seed_runs(run: str | Path, other: list[Path] = (), siblings: bool = True) ->
     ]
     if not found:
         where = f" or in {run.name}-seed*/" if siblings else ""
+        if not run.exists():  # a mistyped run: not 'no per_image.csv there'
+            raise DataError(f"{run}: no such folder (a run's evaluate out_dir)")
         if (run / "masks").is_dir():  # a pipeline row's masks of photos without labels
             raise DataError(f"{run}: segmented photos without labels: no scores to compare")
         raise DataError(f"{run}: no per_image.csv there{where} (run evaluate)")

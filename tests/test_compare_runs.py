@@ -101,8 +101,13 @@ def test_series_deltas_area_ratios_and_order(tmp_path: Path) -> None:
 
 
 def test_rows_without_scores_or_shared_images_fail_clearly(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no per_image.csv"):
+    with pytest.raises(DataError, match="missing: no such folder"):  # said as no scores
         seed_runs(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: no per_image.csv there"):
+        seed_runs(tmp_path / "empty")
+    write_scores(tmp_path / "seeded-seed1", {"x-1": (0.5, 0.1, 0.1)})
+    assert seed_runs(tmp_path / "seeded") == [tmp_path / "seeded-seed1"]  # seeds alone
     write_scores(tmp_path / "a", {"x-1": (0.5, 0.1, 0.1)})
     write_scores(tmp_path / "b", {"y-1": (0.5, 0.1, 0.1)})
     with pytest.raises(DataError, match="share no scored test image"):
