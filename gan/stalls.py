@@ -62,13 +62,10 @@ class StallWatch:
         self.after_s = float(STALL_AFTER_S if after_s is None else after_s)
         self.poll_s = float(poll_s) if poll_s else min(5.0, self.after_s / 10)
         self.name = name
-        self.prefix = ""
         self._clock = clock
-        self._beat = ("batch", "none yet")  # (what is awaited, the last progress)
-        self._watched: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.arm("batch", "none yet")
+        self.arm("batch", "none yet")  # the beat, prefix and watched thread, until start()
 
     def __getstate__(self) -> dict:
         """Without the thread and its event, which cannot be pickled: a run under
