@@ -26,6 +26,7 @@ from gan.evaluate import MIN_GENERATOR_SIDE, ThroughGenerator
 from gan.networks import UNet
 from gan.staging import check_out_dir, process_alive, started_before_change
 from synth.distributions import ConfigError
+from synth.io import write_json_atomic
 
 
 class CrackProbability(nn.Module):
@@ -167,8 +168,9 @@ class ExportMismatchError(RuntimeError):
 FORMATS = ("onnx", "torchscript")
 
 
-#: The record of an export (tools/export.py writes it once the files have their names): the
-#: checkpoint they came from, what the graph takes, the checks' differences.
+#: The record of an export, written by ``export_model`` once the files have their names: what
+#: the graph takes, the checks' differences, and the caller's provenance (tools/export.py: the
+#: checkpoint the files came from).
 EXPORT_RECORD = "export.json"
 
 
@@ -181,13 +183,15 @@ def export_model(
     formats: tuple[str, ...] = FORMATS,
     atol: float = 1e-4,
     translate_with: nn.Module | None = None,
+    provenance: dict | None = None,
 ) -> dict:
     """Export ``net`` (logits model), behind ``translate_with`` when given, in the given
     formats and verify them; returns a report. Files are written under temporary names and
     take their own only once checked, so a failed check leaves the folder as it was; an
     earlier export in a format not asked for now is removed, as export.json no longer
-    describes it. An earlier export.json is removed before the first file takes its name
-    (``drop_earlier_record``)."""
+    describes it. The record's whole rule lives here: an earlier export.json is removed
+    before the first file takes its name (``drop_earlier_record``) and the new one, the
+    report with ``provenance``, is written once all have theirs."""
     sample_hw, check_hw = check_settings(formats, atol, name, sample_hw, check_hw)
     least = smallest_side(net, translate_with)
     for key, hw in (("sample_hw", sample_hw), ("check_hw", check_hw)):
@@ -229,13 +233,15 @@ def export_model(
     finally:
         for path in temp.values():
             path.unlink(missing_ok=True)
-    return {
+    report = {
         "onnx": str(final["onnx"]) if onnx_path else None,
         "torchscript": str(final["torchscript"]) if ts_path else None,
         "max_abs_diff": diffs,
         "smallest_side": least,
         **INPUT_OUTPUT,
     }
+    write_json_atomic(out_dir / EXPORT_RECORD, {**report, **(provenance or {})})
+    return report
 
 
 def drop_earlier_record(out_dir: Path) -> None:

@@ -430,8 +430,13 @@ def test_export_json_says_how_to_get_predicts_masks_from_another_language(tmp_pa
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     net = UNet(3, 2, 4, 3).eval()  # 8 px
-    report = export_model(net, tmp_path, sample_hw=(16, 16), check_hw=(20, 12))
+    provenance = {"checkpoint": "/runs/task/last.ckpt"}
+    report = export_model(
+        net, tmp_path, "crack_segmenter", (16, 16), (20, 12), provenance=provenance
+    )
     said = report["input"]
+    record = json.loads((tmp_path / "export.json").read_text())  # a library call's too
+    assert record == json.loads(json.dumps({**report, **provenance}))
     assert "mode='edge'" in said["below_smallest_side"] and "EXIF" in said["decoding"]
     photo = np.random.default_rng(0).uniform(-1, 1, (5, 11, 3)).astype(np.float32)
     padded = np.pad(photo, ((0, 3), (0, 0), (0, 0)), mode="edge").transpose(2, 0, 1)[None]
@@ -472,6 +477,7 @@ def test_an_export_clears_the_temp_files_of_one_killed_mid_write(
         ".other.onnx.tmp-999999999",
         "crack_segmenter.onnx",
         "crack_segmenter.pt",
+        "export.json",
     ]
 
 
@@ -481,7 +487,7 @@ def test_an_export_killed_as_its_files_take_their_names_leaves_no_earlier_export
     """export.json was written after the files took their names: an export killed in between
     left the new files beside the earlier export.json, which named another checkpoint. Now an
     export.json present is always of the files beside it (killed: none, until the rerun)."""
-    from _cli_fixtures import tool_exit_code, tool_module
+    from _cli_fixtures import tool_exit_code
 
     import gan.export
 
@@ -503,7 +509,7 @@ def test_an_export_killed_as_its_files_take_their_names_leaves_no_earlier_export
     assert tool_exit_code("export", f"ckpt={ckpts[0]}", *args) == 0
     first = (out / "crack_segmenter.pt").read_bytes()
     assert json.loads((out / "export.json").read_text())["checkpoint"] == str(ckpts[0])
-    monkeypatch.setattr(tool_module("export"), "write_json_atomic", kill)  # after the renames
+    monkeypatch.setattr(gan.export, "write_json_atomic", kill)  # after the renames
     with pytest.raises(Killed):
         tool_exit_code("export", f"ckpt={ckpts[1]}", *args)
     assert (out / "crack_segmenter.pt").read_bytes() != first  # the new file, and no record

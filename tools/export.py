@@ -15,21 +15,21 @@ from omegaconf import DictConfig
 from gan.cli import register_resolvers, run_cli
 from gan.data import as_names
 from gan.evaluate import load_segmenter, reverse_generator
-from gan.export import EXPORT_RECORD, check_settings, export_model
-from synth.io import write_json_atomic
+from gan.export import check_settings, export_model
 
 register_resolvers()
 
 
 def export(cfg: DictConfig) -> dict:
-    """Export and verify; export.json is written last, so it only exists for good exports,
-    and ``export_model`` removes an earlier one before the files take their names, so one
-    present is always of the files beside it. The settings are checked before the
-    checkpoint is read."""
+    """Export and verify (``export_model`` writes export.json, with the paths below). The
+    settings are checked before the checkpoint is read."""
     formats = tuple(as_names(cfg.formats, "formats"))
     sample_hw, check_hw = check_settings(formats, cfg.atol, cfg.name, cfg.sample_hw, cfg.check_hw)
     model = load_segmenter(cfg.ckpt, "cpu")
     generator = reverse_generator(cfg.translate_with)
+    provenance = {"checkpoint": str(Path(cfg.ckpt).resolve())}  # readable from any folder
+    if cfg.translate_with:
+        provenance["translated_with"] = str(Path(cfg.translate_with).resolve())
     report = export_model(
         model.net,
         cfg.out_dir,
@@ -39,11 +39,8 @@ def export(cfg: DictConfig) -> dict:
         formats,
         cfg.atol,
         translate_with=generator,
+        provenance=provenance,
     )
-    provenance = {"checkpoint": str(Path(cfg.ckpt).resolve())}  # readable from any folder
-    if cfg.translate_with:
-        provenance["translated_with"] = str(Path(cfg.translate_with).resolve())
-    write_json_atomic(Path(cfg.out_dir) / EXPORT_RECORD, {**report, **provenance})
     print(report)
     return report
 
