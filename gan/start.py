@@ -18,8 +18,13 @@ import signal
 import sys
 import threading
 import types
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # loaded only where a command line went wrong
+    from omegaconf import DictConfig
 
 #: How a stop is named in its one line (the start-up one and gan.cli's).
 STOP_NAMES = {signal.SIGTERM: "stopped by SIGTERM", signal.SIGINT: "interrupted by Ctrl-C"}
@@ -270,6 +275,148 @@ def tool_help(script: Path) -> str:
 
 def _runs_nothing(cfg: object) -> None:
     """What a question's answer runs: nothing (Hydra calls no task for them)."""
+
+
+def say_misspelt_settings(conf_dir: Path) -> None:
+    """A misspelt setting, config group or group option on the command line as one line with
+    the nearest names (``misspelt_setting``), exit 1. Hydra's own answer to
+    ``stages.task.sedes=[0]`` was six lines advising ``+stages.task.sedes=[0]``, which adds a
+    setting no code reads. Hydra composes and runs the task inside its error report
+    (``run_and_report``); that report is wrapped here, so nothing more runs while the command
+    line is fine, the config Hydra failed on is at hand in its error, and any other error is
+    Hydra's to report as before (``HYDRA_FULL_ERROR=1``: every error, its full trace)."""
+    from hydra._internal import utils
+
+    hydras = getattr(utils, "run_and_report", None)
+    if hydras is None or getattr(hydras, "says_misspelt", False):
+        return  # another Hydra (tests/test_start.py says so) or wrapped already
+    groups = config_groups(conf_dir)
+
+    def run_and_report(func: Callable[[], object]) -> object:
+        def or_one_line() -> object:
+            try:
+                return func()
+            except Exception as err:
+                full = os.environ.get("HYDRA_FULL_ERROR") == "1" or utils.is_under_debugger()
+                said = None if full else misspelt_setting(err, groups)
+                if said is None:
+                    raise
+                print(f"error: {said}", file=sys.stderr, flush=True)
+                sys.exit(1)
+
+        return hydras(or_one_line)
+
+    run_and_report.says_misspelt = True  # type: ignore[attr-defined]
+    utils.run_and_report = run_and_report
+
+
+def config_groups(conf_dir: Path) -> dict[str, list[str]]:
+    """The config groups in ``conf_dir`` (its folders) and each one's options (its files)."""
+    return {
+        path.name: sorted(option.stem for option in path.glob("*.yaml"))
+        for path in sorted(conf_dir.iterdir())
+        if path.is_dir()
+    }
+
+
+#: Hydra's first words for a setting the command line names that the config has not.
+_COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'\.")
+
+
+def misspelt_setting(err: BaseException, groups: Mapping[str, list[str]]) -> str | None:
+    """What Hydra's composition error ``err`` says of a name the command line got wrong, in
+    one line with the nearest names; None for any other error. ``groups``: the config groups
+    and their options, looked among at the top (``experiment`` is a group with no setting of
+    its own) and under a group (``logger.wandb`` is there with ``logger=wandb``)."""
+    from omegaconf import DictConfig
+
+    options, missing = getattr(err, "options", None), getattr(err, "missing_cfg_file", None)
+    if options and isinstance(missing, str) and "/" in missing:  # ``experiment=ful``
+        group, _, option = missing.rpartition("/")
+        near = [f"{group}={name}" for name in get_close(option, options)]
+        said = f"no option '{option}' in config group '{group}'"
+        return did_you_mean(said, near, f"{said} (its options: {', '.join(options)})")
+    cause = err.__cause__
+    node, key = getattr(cause, "parent_node", None), getattr(cause, "full_key", None)
+    given = _COULD_NOT_OVERRIDE.match(str(err))
+    if given is None or not key or not isinstance(node, DictConfig):
+        return None
+    if str(key).startswith(f"{given[1]}."):  # a name in a mapping merged into the setting:
+        return None  # Hydra's words, which README.md explains (a knob given another form)
+    return no_such_setting(node, str(key), groups)
+
+
+def no_such_setting(node: DictConfig, key: str, groups: Mapping[str, list[str]]) -> str:
+    """``key`` is not in ``node``, the config at its level: the nearest names beside it, or
+    else the same name or one near it anywhere in the config (``task.seeds``: the pipeline's
+    ``stages.task.seeds``), or else the names there are."""
+    where, _, name = key.rpartition(".")
+    names = sorted({str(k) for k in node.keys()} | (set() if where else set(groups)))
+    near = [f"{where}.{n}" if where else n for n in get_close(name, names)]
+    if not near:
+        keys = dotted_keys(node._get_root(), key)
+        lasts = get_close(name, sorted({last(k) for k in keys}))
+        near = sorted(
+            (k for k in keys if last(k) in lasts),
+            key=lambda k: (-likeness(name, last(k)), -likeness(key, k)),
+        )
+    if name in groups.get(where, ()):  # an option of the group, not the one chosen
+        otherwise = f"no setting '{key}': '{name}' is an option of config group '{where}', "
+        otherwise += f"not chosen ({where}={name} chooses it)"
+    elif where:
+        otherwise = f"no setting '{key}' under '{where}' (its settings: {', '.join(names)})"
+    else:
+        otherwise = f"no setting '{key}' (the settings and config groups: {', '.join(names)})"
+    return did_you_mean(f"no setting '{key}'", near[:3], otherwise)
+
+
+def get_close(name: str, names: list[str]) -> list[str]:
+    """``names`` that look like a misspelling of ``name``, nearest first; those clearly
+    farther than the nearest left out (``max_stpes``: ``max_steps``, not ``max_epochs``)."""
+    from difflib import get_close_matches
+
+    near = get_close_matches(name, names, n=3, cutoff=0.6)
+    return [n for n in near if likeness(name, n) > likeness(name, near[0]) - 0.1]
+
+
+def likeness(name: str, other: str) -> float:
+    """How alike two names are, 0 to 1 (difflib's ratio, which ``get_close_matches`` ranks by)."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, name, other).ratio()
+
+
+def last(key: str) -> str:
+    """A dotted name's last part: ``stages.task.seeds``'s ``seeds``."""
+    return key.rpartition(".")[2]
+
+
+def dotted_keys(root: object, key: str) -> list[str]:
+    """Every setting's dotted name in ``root`` (a config) but ``key``; Hydra's own only for a
+    ``key`` under ``hydra``."""
+    from omegaconf import OmegaConf
+
+    def walk(node: dict, where: str) -> list[str]:
+        found = []
+        for name, value in node.items():
+            found.append(f"{where}{name}")
+            if isinstance(value, dict):
+                found += walk(value, f"{where}{name}.")
+        return found
+
+    tree = OmegaConf.to_container(root, resolve=False)  # type: ignore[arg-type]
+    if not key.startswith("hydra."):
+        tree.pop("hydra", None)  # type: ignore[union-attr]
+    return [found for found in walk(tree, "") if found != key]  # type: ignore[arg-type]
+
+
+def did_you_mean(said: str, near: list[str], otherwise: str) -> str:
+    """``said``; did you mean the ``near`` names? Where none is near, ``otherwise``."""
+    if not near:
+        return otherwise
+    names = [f"'{n}'" for n in near]
+    either = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return f"{said}; did you mean {either}?"
 
 
 #: Ctrl-C and SIGTERM, held back while a tool puts its finished outputs in place.

@@ -11,15 +11,18 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli_fixtures import ROOT, run_tool, signal_when
+from _cli_fixtures import ROOT, composed, run_tool, signal_when
 
 from gan.cli import run_cli
 from gan.start import (
+    config_groups,
     end_quiet_start,
+    misspelt_setting,
     quiet_start,
     refuse_null_groups,
     refuse_pipeline_presets,
     refuse_unquoted_values,
+    say_misspelt_settings,
     tool_help,
 )
 
@@ -292,3 +295,79 @@ def test_a_dollar_in_a_tools_docstring_reaches_its_help_as_written(tmp_path: Pat
     script.write_text('"""Costs $5; out_dir=${paths.output_dir}/x."""\n')
     header = tool_help(script)
     assert string.Template(header).substitute() == "Costs $5; out_dir=${paths.output_dir}/x.\n"
+
+
+@pytest.mark.parametrize(("tool", "arg", "said"), [
+    ("pipeline", "stages.task.sedes=[0]",
+     "no setting 'stages.task.sedes'; did you mean 'stages.task.seeds'?"),
+    ("pipeline", "stages.tsak.seeds=[0]", "no setting 'stages.tsak'; did you mean 'stages.task'?"),
+    ("pipeline", "stages.task.zzz=1", "no setting 'stages.task.zzz' under 'stages.task' "
+     "(its settings: run_prefix, seeds, sources, trainer)"),
+    ("pipeline", "task.seeds=[0]", "no setting 'task.seeds'; did you mean 'stages.task.seeds'"),
+    ("pipeline", "gann=resnet", "no setting 'gann'; did you mean 'gan'?"),
+    ("train_task", "logger.wandb.offline=false", "no setting 'logger.wandb': 'wandb' is an "
+     "option of config group 'logger', not chosen (logger=wandb chooses it)"),
+    ("train_task", "experment=full", "no setting 'experment'; did you mean 'experiment'?"),
+    ("train_task", "zzz=1", "no setting 'zzz' (the settings and config groups: callbacks, "),
+    ("pipeline", "experiment=ful",
+     "no option 'ful' in config group 'experiment'; did you mean 'experiment=full'?"),
+    ("pipeline", "gan=cyclegn",
+     "no option 'cyclegn' in config group 'gan' (its options: light, resnet)"),
+    ("pipeline", "hydra/launcher=slurm_job", "no option 'slurm_job' in config group "
+     "'hydra/launcher'; did you mean 'hydra/launcher=slurm_jobs'?"),
+])  # fmt: skip
+def test_a_misspelt_setting_group_or_option_is_named_with_the_nearest(
+    tool: str, arg: str, said: str
+) -> None:
+    """Hydra's answer to ``stages.task.sedes=[0]`` was six lines that advised
+    ``+stages.task.sedes=[0]``, which adds a setting no code reads."""
+    with pytest.raises(Exception) as failed:
+        composed(tool, [arg])
+    assert (misspelt_setting(failed.value, CONF_GROUPS) or "").startswith(said)
+
+
+CONF_GROUPS = config_groups(ROOT / "conf")
+
+
+def test_other_composition_errors_are_left_to_hydra() -> None:
+    for tool, arg in [
+        ("train_task", "+seed=1"),  # set already
+        ("train_task", "~nosuch"),  # nothing to delete
+        ("train_task", "seed=[1"),  # no value
+        ("render", "synth.crack.width={uniform:[3,6]}"),  # a mapping merged into a number
+    ]:
+        with pytest.raises(Exception) as failed:
+            composed(tool, [arg])
+        assert misspelt_setting(failed.value, CONF_GROUPS) is None, arg
+    assert misspelt_setting(KeyError("stages.task.sedes"), CONF_GROUPS) is None
+
+
+def test_hydras_error_report_says_a_misspelt_setting_in_one_line(
+    capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every tool's (tools/_quiet_start.py): Hydra composes and runs inside its report, which
+    says a misspelt setting in one line, exit 1, and any other error as before; and every
+    error as before with ``HYDRA_FULL_ERROR=1``."""
+    from hydra._internal import utils
+
+    with pytest.raises(Exception) as failed:
+        composed("train_task", ["trainer.max_stpes=3"])
+
+    def fails(err: BaseException = failed.value) -> None:
+        raise err
+
+    monkeypatch.setattr(utils, "run_and_report", utils.run_and_report)  # put back after
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    say_misspelt_settings(ROOT / "conf")
+    with pytest.raises(SystemExit) as stop:
+        utils.run_and_report(fails)
+    assert stop.value.code == 1
+    said = "error: no setting 'trainer.max_stpes'; did you mean 'trainer.max_steps'?\n"
+    assert capsys.readouterr().err == said
+    with pytest.raises(SystemExit):
+        utils.run_and_report(lambda: fails(ValueError("not a setting")))
+    assert "ValueError: not a setting" in capsys.readouterr().err  # Hydra's own report
+    assert utils.run_and_report(lambda: 3) == 3
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(type(failed.value)):
+        utils.run_and_report(fails)

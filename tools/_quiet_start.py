@@ -9,6 +9,7 @@ from gan.start import (
     refuse_null_groups,
     refuse_pipeline_presets,
     refuse_unquoted_values,
+    say_misspelt_settings,
 )
 
 quiet_start()
@@ -17,5 +18,6 @@ TOOL = Path(sys.argv[0]).stem
 refuse_null_groups(CONF)
 if (CONF / f"{TOOL}.yaml").is_file():  # Hydra's tools, not argparse's (bench_synth, soak)
     refuse_unquoted_values()
+    say_misspelt_settings(CONF)  # Hydra's error report, wrapped: no cost till it fails
     refuse_pipeline_presets(CONF, TOOL)
     answer_config_questions(CONF, TOOL)  # --help, --cfg: before torch loads
