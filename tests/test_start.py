@@ -261,6 +261,16 @@ def test_help_and_a_config_are_shown_before_torch_loads(no_torch: str, tmp_path:
     assert proc.returncode == 0 and "name: train_gan\n" in proc.stdout  # the job's name
 
 
+@pytest.mark.parametrize("tool", ["soak_stops", "bench_synth"])  # soak loads torch: 4 s
+def test_an_argparse_tools_help_shows_its_whole_docstring(tool: str) -> None:
+    """As the Hydra tools' ``--help`` does: what it does and its example commands. It showed
+    the docstring's first line alone, which cut soak_stops' first sentence at "and check"."""
+    script = ROOT / "tools" / f"{tool}.py"
+    proc = run_tool(tool, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert ast.get_docstring(ast.parse(script.read_text())) in proc.stdout
+
+
 def test_check_data_and_render_run_without_torch(no_torch: str, tmp_path: Path) -> None:
     """Neither uses torch or Lightning, whose imports were four of check_data's five seconds:
     each runs, and says a bad input in its one line, where they cannot load."""

@@ -31,7 +31,9 @@ def positive(text: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(  # the whole docstring: what it does, the examples
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--num", type=positive, default=300, help="images per run")
     parser.add_argument("--repeats", type=positive, default=5)
     parser.add_argument("--size", type=positive, default=256)

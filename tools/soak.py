@@ -131,7 +131,9 @@ def check_files(work: Path, steps: int) -> tuple[int, int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(  # the whole docstring: what it does, the examples
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cycles", type=int, default=5, help="kill/rerun cycles")
     parser.add_argument("--steps", type=int, default=12, help="target generator steps")
     parser.add_argument("--max-jitter", type=float, default=0.2, help="s of random kill delay")

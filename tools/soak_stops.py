@@ -133,7 +133,9 @@ def check_stop(log: Path, code: int, sig: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(  # the whole docstring: what it does, the examples
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stops", type=int, default=20, help="stopped runs before the last")
     parser.add_argument("--signal", choices=sorted(SIGNALS), default="TERM")
     parser.add_argument(
