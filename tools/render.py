@@ -1,7 +1,7 @@
 """Render the synthetic crack dataset (resumable; disjoint shard blocks for cluster jobs).
 
 python tools/render.py num_samples=20000 workers=8
-python tools/render.py -m hydra/launcher=local_jobs shard_start=0,20 shard_count=20
+python tools/render.py -m hydra/launcher=local_jobs num_samples=20000 shard_start=0,20 shard_count=20
 """
 
 from __future__ import annotations
