@@ -565,7 +565,8 @@ def usable_workers(workers: int, jobs: int, doing: str = "rendering") -> int:
     """At most one process a shard to render and one a CPU this process may run on (a Slurm
     job's, or a container's CPU quota, not the node's): ``workers=1000`` started a process
     each, numpy and OpenCV loaded in every one, rendering no faster than one a CPU. Said in
-    a line where it is fewer than asked; the scenes do not depend on it."""
+    a line where the CPUs make it fewer than asked (fewer shards than workers is not said);
+    the scenes do not depend on it."""
     cpus = usable_cpus()
     if workers > cpus and jobs > cpus:
         print(f"workers={workers}: {cpus} CPUs here, {doing} with {cpus}", file=sys.stderr)
