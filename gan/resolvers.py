@@ -29,9 +29,11 @@ def seeded(name: str, seed: Any) -> str:
     return run_key(name, seed, 0)
 
 
-def models_name(ckpt: Any, translate_with: Any = None) -> str:
+def models_name(ckpt: Any, translate_with: Any = None, bn_recalibrated_on: Any = None) -> str:
     """A folder name for what a checkpoint (and a generator in front) makes: its run folder's
-    name, with the file's stem where it is not ``last``. The tools' default out_dir was named
+    name, with the file's stem where it is not ``last``; ``+adabn-<folder>`` where its
+    BatchNorm statistics are re-estimated on a photo folder first (evaluate's
+    ``recalibrate_bn_on``: it shared the plain model's folder and replaced its scores). The tools' default out_dir was named
     by ``run_name`` alone, so scoring another model there replaced the first's scores under
     the first's name. A relative path is made absolute first (as the tool opens it): the
     folder of ``ckpt=last.ckpt`` had no name, so out_dir was ``outputs/export/`` itself,
@@ -43,7 +45,10 @@ def models_name(ckpt: Any, translate_with: Any = None) -> str:
             return path.stem
         return path.parent.name + ("" if path.stem == "last" else f"-{path.stem}")
 
-    return name(ckpt) + (f"+{name(translate_with)}" if translate_with else "")
+    named = name(ckpt) + (f"+{name(translate_with)}" if translate_with else "")
+    if bn_recalibrated_on:
+        named += f"+adabn-{Path(os.path.abspath(str(bn_recalibrated_on))).name}"
+    return named
 
 
 def parent(path: Any) -> str:

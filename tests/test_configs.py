@@ -108,6 +108,9 @@ def test_what_a_model_makes_goes_to_a_folder_named_by_the_model(tool: str, sub: 
         )
         == f"/o/{sub}/st0-task-synthetic-epoch=1-step=20+sa5-adapt"
     )
+    if tool == "evaluate":  # AdaBN's scores replaced the plain model's in its folder
+        adabn = out_dir("ckpt=/c/t/last.ckpt", "recalibrate_bn_on=/d/train_img/")
+        assert adabn == f"/o/{sub}/t+adabn-train_img"
 
 
 @pytest.mark.parametrize("tool", ["evaluate", "predict", "export"])
