@@ -1,6 +1,6 @@
 """The main job: render -> adapt -> translate -> train task models -> evaluate -> report.
 
-python tools/pipeline.py                  # small default (2 CPU cores, ~20 min)
+python tools/pipeline.py                  # small default (2 CPU cores, 12-24 min)
 python tools/pipeline.py experiment=full  # the serious run
 """
 
