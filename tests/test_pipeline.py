@@ -42,6 +42,35 @@ def run_pipeline(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
+def copy_run(run: Path, to: Path, names: tuple[str, ...] = ("out", "ckpt", "real")) -> None:
+    """A pipeline run's folders (its outputs, checkpoints, real data, logs) copied under
+    ``to``, as a user moves a finished run: its records hold those folders relative to each
+    other, so a rerun there finds it complete."""
+    for name in names:
+        shutil.copytree(run / name, to / name, symlinks=True)
+
+
+#: The source-only row and the test-time row that scores its model through the GAN, the
+#: verdict of the second over the first: the rows whose scoring the rescoring tests redo.
+SYNTHETIC_TESTTIME = (
+    "stages.task.sources=[synthetic,testtime]",
+    "stages.report.goal.ours=[testtime]",
+)
+
+
+@pytest.fixture(scope="module")
+def synthetic_testtime_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny pipeline of the SYNTHETIC_TESTTIME rows (scenes, GAN, both rows,
+    report) under ``<root>``: out/, ckpt/, logs/ and the toy real/ folder. Built once for the
+    tests that rescore or refuse on a finished run; each copies it (``copy_run``) before
+    changing it."""
+    root = tmp_path_factory.mktemp("synthetic_testtime")
+    write_toy_real_folder(root / "real", n=4, h=48, w=64)
+    first = run_pipeline(root, *SYNTHETIC_TESTTIME)
+    assert first.returncode == 0, first.stderr[-3000:]
+    return root
+
+
 def refused_here(capsys: pytest.CaptureFixture[str], tmp: Path, *extra: str) -> str:
     """tools/pipeline.py refusing before any work, run in this process (tool_exit_code: a
     tool start is seconds of imports; the tool's own refusals are run for real in
@@ -131,8 +160,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     # The finished outputs, checkpoints and real data copied elsewhere (another disk, an
     # archived run, a cluster's mounts): complete there, nothing retrained or relabeled.
     moved = tmp_path / "moved"
-    for name in ("out", "ckpt", "real"):
-        shutil.copytree(tmp_path / name, moved / name, symlinks=True)
+    copy_run(tmp_path, moved)
     copied = run_pipeline(moved)
     assert copied.returncode == 0, copied.stderr[-3000:]
     stages = [line for line in copied.stdout.splitlines() if line.startswith("[pipeline]")]
@@ -249,8 +277,7 @@ def test_pipeline_end_to_end_then_resume_skips_complete_stages(tmp_path):
     assert "FDA samples (same scenes" in (report / "report.md").read_text()
     # Moved again, FDA row included: its set and the model trained on it are kept.
     again = tmp_path / "again"
-    for name in ("out", "ckpt", "real"):
-        shutil.copytree(tmp_path / name, again / name, symlinks=True)
+    copy_run(tmp_path, again)
     seventh = run_pipeline(again, *with_fda)
     assert seventh.returncode == 0, seventh.stderr[-3000:]
     assert "fda: complete, skipped" in seventh.stdout
@@ -1118,15 +1145,15 @@ def test_checkpoint_and_log_folders_serve_one_outputs_folder(tmp_path):
     assert json.loads((tmp_path / "ckpt" / CLAIMS).read_text())["pipeline-task"] == "../b"
 
 
-def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
+def test_a_new_test_set_or_scoring_size_rescores_without_retraining(
+    tmp_path, synthetic_testtime_run
+):
     """The scores follow stages.evaluate.eval_size and the test labels. A trained row keeps
     its model and is scored again; the testtime row (nothing trained) is scored again. Before,
     both kept the old scores under a report naming the new size, and testtime kept them after
     the labels changed, flipping a verdict."""
-    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
-    rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
-    first = run_pipeline(tmp_path, *rows)
-    assert first.returncode == 0, first.stderr[-3000:]
+    copy_run(synthetic_testtime_run, tmp_path, ("out", "ckpt", "logs", "real"))
+    rows = SYNTHETIC_TESTTIME
     runs = tmp_path / "out" / "runs"
 
     def tracked(row: str) -> list[float]:  # the row's test/miou points in its CSV tracker run
@@ -1183,16 +1210,16 @@ def test_a_new_test_set_or_scoring_size_rescores_without_retraining(tmp_path):
 
 # 40 s: with the slow tests; CI rescores without retraining in test_a_new_test_set_or_scoring_size_rescores_without_retraining
 @pytest.mark.slow
-def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(tmp_path):
+def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(
+    tmp_path, synthetic_testtime_run
+):
     """stages.evaluate.num_overlays and tile are in a row's scoring record: before, a rerun
     with another overlay count kept the old overlays, and a tiled rerun the whole-photo
     scores, without a word. Scores recorded before the two were stand at their defaults;
     those of the tolerance F1's square neighbourhood are made again with its disc, and a new
     tolerance radius scores the rows again (it retrained them)."""
-    write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
-    rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
-    first = run_pipeline(tmp_path, *rows)
-    assert first.returncode == 0, first.stderr[-3000:]
+    copy_run(synthetic_testtime_run, tmp_path, ("out", "ckpt", "logs", "real"))
+    rows = SYNTHETIC_TESTTIME
     runs = tmp_path / "out" / "runs"
     fewer = ("stages.evaluate.num_overlays=1", "stages.evaluate.tile=32")
 
@@ -1302,13 +1329,15 @@ def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_mis
     assert "report: no predictions figure: " in capsys.readouterr().out
 
 
-def test_new_real_data_is_read_whole_before_old_outputs_go(tmp_path, capsys):
+def test_new_real_data_is_read_whole_before_old_outputs_go(
+    tmp_path, capsys, synthetic_testtime_run
+):
     """A photo added that cannot be read removed the finished GAN, then failed (and its
     removal retrained the GAN from scratch); a test photo added without its mask removed the
     rows' scores, then failed; a missing train_lab/, or a corrupt label in it, failed at the
     oracle row, the last."""
     write_toy_real_folder(tmp_path / "real", n=4, h=48, w=64)
-    rows = ("stages.task.sources=[synthetic,testtime]", "stages.report.goal.ours=[testtime]")
+    rows = SYNTHETIC_TESTTIME
     shutil.move(tmp_path / "real" / "train_lab", tmp_path / "train_lab")
     refused = refused_here(capsys, tmp_path, "stages.task.sources=[synthetic,oracle]")
     assert refused.strip().splitlines()[-1] == (
@@ -1328,8 +1357,11 @@ def test_new_real_data_is_read_whole_before_old_outputs_go(tmp_path, capsys):
         )
     )
     assert not (tmp_path / "out").exists() and not (tmp_path / "ckpt").exists()
-    first = run_pipeline(tmp_path, *rows)
-    assert first.returncode == 0, first.stderr[-3000:]
+    # A finished run of rows that read no training labels, its label still corrupt (the
+    # next full run must not fail on it).
+    shutil.rmtree(tmp_path / "real")
+    copy_run(synthetic_testtime_run, tmp_path, ("out", "ckpt", "logs", "real"))
+    (tmp_path / "real" / "train_lab" / "2.png").write_bytes(b"\x89PNG cut short")
     gan = tmp_path / "ckpt" / "pipeline-adapt" / "last.ckpt"
     trained = gan.read_bytes()
     bad = tmp_path / "real" / "train_img" / "zz.jpg"
