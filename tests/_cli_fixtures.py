@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +103,39 @@ def run_tool(
         timeout=timeout,
         env=tool_env(**env),
     )
+
+
+def run_tools_at_once(
+    *commands: tuple[str, list[str]], timeout: float = 240
+) -> list[subprocess.CompletedProcess]:
+    """Run independent ``(tool, overrides)`` commands side by side, each to completion, as
+    ``run_tool`` runs one: each tool is one thread (``tool_env``), so on CI's two cores two
+    runs take the time of one. Output goes through files (a pipe left unread while another
+    command is waited on could fill and stall its tool)."""
+    with tempfile.TemporaryDirectory() as folder:
+        logs = [
+            (Path(folder) / f"{i}.out", Path(folder) / f"{i}.err") for i in range(len(commands))
+        ]
+        procs = []
+        for (tool, overrides), (out, err) in zip(commands, logs):
+            with out.open("w") as stdout, err.open("w") as stderr:
+                cmd = tool_cmd(tool, *overrides)
+                procs.append(
+                    subprocess.Popen(
+                        cmd, cwd=ROOT, stdout=stdout, stderr=stderr, text=True, env=tool_env()
+                    )
+                )
+        try:
+            codes = [proc.wait(timeout=timeout) for proc in procs]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        return [
+            subprocess.CompletedProcess(proc.args, code, out.read_text(), err.read_text())
+            for proc, code, (out, err) in zip(procs, codes, logs)
+        ]
 
 
 def kill_when(

@@ -10,17 +10,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from _cli_fixtures import gan_overrides, run_tool, task_overrides
+from _cli_fixtures import gan_overrides, run_tools_at_once, task_overrides
 from _gan_fixtures import make_synthetic
 
 from gan.checkpoint import load_checkpoint
 from synth.toy import write_toy_real_folder
 
 
-def trained_weights(tool: str, overrides: list[str], tmp: Path, run: str, seed: int) -> dict:
-    proc = run_tool(tool, *overrides, f"run_name={run}", f"seed={seed}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return load_checkpoint(tmp / "checkpoints" / run / "last.ckpt")["state_dict"]
+def trained_weights(tool: str, overrides: list[str], tmp: Path, runs: dict[str, int]) -> dict:
+    """Each run (name: seed) of ``tool`` trained, side by side in their own processes; the
+    weights each saved, by run name."""
+    commands = [
+        (tool, [*overrides, f"run_name={run}", f"seed={seed}"]) for run, seed in runs.items()
+    ]
+    for proc in run_tools_at_once(*commands):
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return {
+        run: load_checkpoint(tmp / "checkpoints" / run / "last.ckpt")["state_dict"] for run in runs
+    }
 
 
 def same(a: dict, b: dict) -> bool:
@@ -35,8 +42,6 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path, tool: s
     else:
         syn = make_synthetic(tmp_path / "syn", n=4, shard_size=2, h=32, w=40)
         overrides = gan_overrides(tmp_path, syn, steps=3)
-    first = trained_weights(tool, overrides, tmp_path, "first", seed=0)
-    again = trained_weights(tool, overrides, tmp_path, "again", seed=0)
-    other = trained_weights(tool, overrides, tmp_path, "other", seed=1)
-    assert same(first, again)
-    assert not same(first, other)
+    weights = trained_weights(tool, overrides, tmp_path, {"first": 0, "again": 0, "other": 1})
+    assert same(weights["first"], weights["again"])
+    assert not same(weights["first"], weights["other"])

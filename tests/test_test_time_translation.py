@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from _cli_fixtures import run_tool, tool_exit_code
+from _cli_fixtures import run_tools_at_once, tool_exit_code
 from _gan_fixtures import tiny_gan
 from _task_fixtures import make_folder
 from torch import nn
@@ -176,21 +176,19 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path, ca
     torch.save({"state_dict": gan.state_dict(), "hyper_parameters": dict(gan.hparams)}, gan_ckpt)
     common = [f"ckpt={ckpt}", "eval_size=null", f"translate_with={gan_ckpt}"]
     (img / "scan.webp").write_bytes(b"RIFF")  # a kind neither tool reads: said, not lost
-    proc = run_tool(
-        "evaluate", *common, f"test_img={img}", f"test_lab={lab}", f"out_dir={tmp_path}/e"
+    sizes = ["sample_hw=[32,32]", "check_hw=[29,39]"]
+    evaluated, predicted, proc = run_tools_at_once(  # three folders of their own
+        ("evaluate", [*common, f"test_img={img}", f"test_lab={lab}", f"out_dir={tmp_path}/e"]),
+        ("predict", [*common, f"input_dir={img}", f"out_dir={tmp_path}/p"]),
+        ("export", [f"ckpt={ckpt}", f"translate_with={gan_ckpt}", *sizes, f"out_dir={tmp_path}/x"]),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     scored = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert scored["translated_with"] == str(gan_ckpt) and scored["num_images"] == 2
-    assert "note: 1 file of another kind" in proc.stdout and "scan.webp" in proc.stdout
-    proc = run_tool("predict", *common, f"input_dir={img}", f"out_dir={tmp_path}/p")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "note: 1 file of another kind" in evaluated.stdout and "scan.webp" in evaluated.stdout
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 2
-    assert "note: 1 file of another kind" in proc.stdout and "scan.webp" in proc.stdout
-    sizes = ["sample_hw=[32,32]", "check_hw=[29,39]"]
-    proc = run_tool(
-        "export", f"ckpt={ckpt}", f"translate_with={gan_ckpt}", *sizes, f"out_dir={tmp_path}/x"
-    )
+    assert "note: 1 file of another kind" in predicted.stdout and "scan.webp" in predicted.stdout
     assert proc.returncode == 0, proc.stderr[-3000:]
     exported = json.loads((tmp_path / "x" / "export.json").read_text())
     assert exported["translated_with"] == str(gan_ckpt) and exported["checkpoint"] == str(ckpt)
