@@ -20,6 +20,7 @@ from _cli_fixtures import (
     gan_overrides,
     kill_when,
     run_tool,
+    run_tools_at_once,
     signal_when,
     straight_ckpt,
     task_overrides,
@@ -118,9 +119,6 @@ def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path
         "gan.log_images_every_n_steps=0",
         "gan_data.num_workers=2",
     ]
-    straight = run_tool("train_gan", *overrides, "run_name=straight")
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
     killed = [*overrides, "run_name=killed"]
     ckpt = tmp_path / "checkpoints" / "killed" / "last.ckpt"
     metrics = tmp_path / "logs" / "killed" / "metrics.csv"
@@ -130,7 +128,10 @@ def test_gan_training_killed_resumes_to_the_uninterrupted_weights(tmp_path: Path
     killed_at = saved["global_step"]
     assert 2 <= killed_at < steps, killed_at
     assert len(saved["image_pools"]["b"]["images"]) == 3
-    rerun = run_tool("train_gan", *killed)
+    rerun, straight = run_tools_at_once(
+        ("train_gan", killed), ("train_gan", [*overrides, "run_name=straight"])
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert "dataloader is not resumable" not in rerun.stderr
@@ -158,15 +159,15 @@ def test_task_training_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     write_toy_real_folder(tmp_path / "real", n=12)  # across the second's start
     overrides = [*task_overrides(tmp_path, steps), FLUSH, "task.mixup_alpha=0.4"]
     overrides = [o for o in overrides if "num_workers" not in o] + ["task_data.num_workers=2"]
-    straight = run_tool("train_task", *overrides, "run_name=straight")
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
     ckpt = tmp_path / "checkpoints" / "killed" / "last.ckpt"
     killed = [*overrides, "run_name=killed"]
     assert kill_when("train_task", killed, ckpt.is_file), "train_task finished before the kill"
     killed_at = load_checkpoint(ckpt)["global_step"]
     assert 0 < killed_at < 6, killed_at  # mid-epoch (between epochs: the SIGTERM test below)
-    rerun = run_tool("train_task", *killed)
+    rerun, straight = run_tools_at_once(
+        ("train_task", killed), ("train_task", [*overrides, "run_name=straight"])
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert "dataloader is not resumable" not in rerun.stderr
@@ -193,9 +194,6 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
         f"task_data.num_workers={workers}",
         "trainer.val_check_interval=3",  # validation due at step 6, where the stop lands
     ]
-    straight = run_tool("train_task", *overrides, "run_name=straight")
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
     stopped = [*overrides, "run_name=stopped", "callbacks.model_checkpoint.every_n_train_steps=100"]
     stop = ["+callbacks.stop._target_=_stop_at_step.SigtermAtStep", "+callbacks.stop.step=6"]
     paths = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
@@ -203,7 +201,10 @@ def test_sigterm_after_an_epochs_last_step_resumes_to_the_uninterrupted_weights(
     assert first.returncode == 143, first.stderr[-3000:]
     ckpt = tmp_path / "checkpoints" / "stopped" / "last.ckpt"
     assert load_checkpoint(ckpt)["global_step"] == 6  # saved by the SIGTERM, not periodically
-    rerun = run_tool("train_task", *stopped)
+    rerun, straight = run_tools_at_once(
+        ("train_task", stopped), ("train_task", [*overrides, "run_name=straight"])
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "Restored all states from the checkpoint" in rerun.stderr
     assert load_checkpoint(ckpt)["epoch"] == load_checkpoint(straight_ckpt(tmp_path))["epoch"]
@@ -227,15 +228,15 @@ def test_a_finished_run_saves_its_last_step_and_a_longer_budget_resumes_it_exact
     overrides = [*task_overrides(tmp_path, steps), "task.mixup_alpha=0.4"]
     # a schedule that does not stretch with the budget (cosine's does: another model)
     overrides += ["task.scheduler=constant", "callbacks.model_checkpoint.every_n_train_steps=3"]
-    straight = run_tool("train_task", *overrides, "run_name=straight")
-    assert straight.returncode == 0, straight.stderr[-3000:]
-
     short = [*overrides, "run_name=extended"]
     first = run_tool("train_task", *short, "trainer.max_steps=4")
     assert first.returncode == 0, first.stderr[-3000:]
     ckpt = tmp_path / "checkpoints" / "extended" / "last.ckpt"
     assert load_checkpoint(ckpt)["global_step"] == 4
-    rerun = run_tool("train_task", *short)
+    rerun, straight = run_tools_at_once(
+        ("train_task", short), ("train_task", [*overrides, "run_name=straight"])
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert load_checkpoint(ckpt)["epoch"] == load_checkpoint(straight_ckpt(tmp_path))["epoch"]
     assert_same_weights(ckpt, straight_ckpt(tmp_path), 4)
@@ -331,7 +332,9 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
     metrics = tmp_path / "logs" / "task_oracle" / "metrics.csv"
     ckpt = tmp_path / "checkpoints" / "task_oracle" / "last.ckpt"
 
-    proc = run_tool("train_task", *overrides)
+    proc, straight = run_tools_at_once(
+        ("train_task", overrides), ("train_task", [*overrides, "run_name=straight"])
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Restored all states from the checkpoint" in proc.stderr
     # Lightning's notices that say nothing about the run are hidden (gan.cli.EXPECTED_WARNINGS).
@@ -341,7 +344,6 @@ def test_sigterm_saves_the_step_in_flight_exits_143_then_resumes(tmp_path: Path)
     assert logged_steps(metrics, "train/loss") == list(range(steps))
     assert [p.name for p in ckpt.parent.iterdir()] == ["last.ckpt"]  # no last-v1.ckpt beside it
 
-    straight = run_tool("train_task", *overrides, "run_name=straight")
     assert straight.returncode == 0, straight.stderr[-3000:]
     assert_same_weights(ckpt, straight_ckpt(tmp_path), stopped_at)
 
@@ -403,7 +405,13 @@ def test_kill_translation_then_resume(tmp_path: Path, generator_ckpt: Path) -> N
     assert kill_when("translate", translate(out), lambda: (out / "shard-00001").is_dir())
     done = sorted(out.glob("shard-?????"))
     assert 0 < len(done) < 20, "translation finished before the kill; test is moot"
-    proc = run_tool("translate", *translate(out))
+    # An uninterrupted run beside the resume, to compare with (a Hydra folder of its own: the
+    # two start within a second).
+    clean = tmp_path / "clean"
+    proc, uninterrupted = run_tools_at_once(
+        ("translate", translate(out)),
+        ("translate", [*translate(clean), f"hydra.run.dir={tmp_path / 'hydra-clean'}"]),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"translated {src} -> {out}" in proc.stdout
     assert not list(out.glob("*.tmp-*"))
@@ -415,8 +423,7 @@ def test_kill_translation_then_resume(tmp_path: Path, generator_ckpt: Path) -> N
     masks = {k: v for k, v in source.items() if "/semantic/" in k or "/instance/" in k}
     assert masks and all(adapted[k] == v for k, v in masks.items())  # byte-identical
     # Killed-then-resumed equals an uninterrupted run, image for image.
-    clean = tmp_path / "clean"
-    assert run_tool("translate", *translate(clean)).returncode == 0
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     card = "dataset_card.json"
     assert {k: v for k, v in adapted.items() if k != card} == {
         k: v for k, v in tree_digest(clean).items() if k != card
