@@ -24,15 +24,25 @@ def python_signal_defaults() -> Iterator[None]:
         signal.signal(s, handler)
 
 
+def checkout_entries() -> set[Path]:
+    """What a test could leave in the checkout: checkpoints/'s entries, logs/'s, and the
+    run folders of Hydra's ``logs/hydra/<tool>/<time>`` (two levels, not a walk of logs/)."""
+    root = Path(__file__).resolve().parents[1]
+    found: set[Path] = set()
+    for pattern in ("checkpoints/*", "logs/*", "logs/hydra/*/*"):
+        found.update(root.glob(pattern))
+    return found
+
+
 @pytest.fixture(autouse=True)
 def leaves_the_checkout_alone(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test writes under its tmp_path, never into the checkout's checkpoints/ (a Trainer
     without ``default_root_dir`` saved Lightning's own ``epoch=1-step=20.ckpt`` there on every
-    run, kept by the ignore rules)."""
-    folder = Path(__file__).resolve().parents[1] / "checkpoints"
-    before = set(folder.iterdir()) if folder.is_dir() else set()
+    run, kept by the ignore rules) or logs/ (a tool run without a ``paths.log_dir`` or
+    ``paths.root_dir`` left Hydra's run folder there, eight a CI run)."""
+    before = checkout_entries()
     yield
-    after = set(folder.iterdir()) if folder.is_dir() else set()
+    after = checkout_entries()
     assert not after - before, f"{request.node.name} wrote {sorted(map(str, after - before))}"
 
 

@@ -101,6 +101,7 @@ def test_evaluate_tool_recalibrates_on_the_photos_it_is_given(tmp_path) -> None:
     ckpt = tmp_path / "last.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
     common = [f"ckpt={ckpt}", f"test_img={img}", f"test_lab={lab}", "eval_size=[24,32]"]
+    common.append(f"paths.log_dir={tmp_path / 'logs'}")  # Hydra's run folder, not the checkout's
     proc = run_tool(
         "evaluate", *common, f"out_dir={tmp_path / 'adabn'}", f"recalibrate_bn_on={img}"
     )

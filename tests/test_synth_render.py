@@ -443,7 +443,13 @@ def test_the_render_tools_stdout_is_its_json_summary(tmp_path: Path) -> None:
 
     out = tmp_path / "scenes"
     proc = run_tool(
-        "render", "num_samples=4", "shard_size=2", "synth.size=32", f"out_dir={out}", "workers=1"
+        "render",
+        "num_samples=4",
+        "shard_size=2",
+        "synth.size=32",
+        f"out_dir={out}",
+        "workers=1",
+        f"paths.log_dir={tmp_path / 'logs'}",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["rendered_samples"] == 4
@@ -454,7 +460,13 @@ def test_the_render_tools_stdout_is_its_json_summary(tmp_path: Path) -> None:
     # resumed with one of two shards gone: the bar counts the whole set, not what is left
     shutil.rmtree(out / shard_name(1))
     proc = run_tool(
-        "render", "num_samples=4", "shard_size=2", "synth.size=32", f"out_dir={out}", "workers=1"
+        "render",
+        "num_samples=4",
+        "shard_size=2",
+        "synth.size=32",
+        f"out_dir={out}",
+        "workers=1",
+        f"paths.log_dir={tmp_path / 'logs'}",
     )
     assert json.loads(proc.stdout)["rendered_samples"] == 2
     assert "4/4" in next(line for line in proc.stderr.splitlines() if "rendering" in line)

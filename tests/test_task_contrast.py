@@ -85,14 +85,15 @@ def test_the_tool_refuses_no_checkpoint_and_a_photo_folder_without_masks(tmp_pat
     data = write_toy_real_folder(tmp_path / "real", n=2)
     with pytest.raises(DataError, match="a photo folder needs its masks .test_lab.; null is for"):
         labeled_samples(data / "test_img", None)
-    proc = run_tool("recall_by_contrast", "ckpts=[]", f"paths.data_dir={data}")
+    logs = f"paths.log_dir={tmp_path / 'logs'}"  # Hydra's run folder, not the checkout's
+    proc = run_tool("recall_by_contrast", "ckpts=[]", f"paths.data_dir={data}", logs)
     assert proc.returncode == 1 and "error: ckpts=[]: name at least one task checkpoint" in (
         proc.stderr
     )
     # a bad size, before any checkpoint loads (a traceback at the first scoring, after all)
     gone = tmp_path / "gone.ckpt"
     proc = run_tool(
-        "recall_by_contrast", f"ckpts=[{gone}]", "eval_size=30", f"paths.data_dir={data}"
+        "recall_by_contrast", f"ckpts=[{gone}]", "eval_size=30", f"paths.data_dir={data}", logs
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "error: eval_size=30: expected [H, W]" in proc.stderr

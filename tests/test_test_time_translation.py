@@ -174,13 +174,17 @@ def test_evaluate_predict_and_export_commands_take_a_gan_checkpoint(tmp_path, ca
     ckpt, gan_ckpt = tmp_path / "task.ckpt", tmp_path / "gan.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
     torch.save({"state_dict": gan.state_dict(), "hyper_parameters": dict(gan.hparams)}, gan_ckpt)
-    common = [f"ckpt={ckpt}", "eval_size=null", f"translate_with={gan_ckpt}"]
+    logs = f"paths.log_dir={tmp_path / 'logs'}"  # Hydra's run folder, not the checkout's
+    common = [f"ckpt={ckpt}", "eval_size=null", f"translate_with={gan_ckpt}", logs]
     (img / "scan.webp").write_bytes(b"RIFF")  # a kind neither tool reads: said, not lost
     sizes = ["sample_hw=[32,32]", "check_hw=[29,39]"]
     evaluated, predicted, proc = run_tools_at_once(  # three folders of their own
         ("evaluate", [*common, f"test_img={img}", f"test_lab={lab}", f"out_dir={tmp_path}/e"]),
         ("predict", [*common, f"input_dir={img}", f"out_dir={tmp_path}/p"]),
-        ("export", [f"ckpt={ckpt}", f"translate_with={gan_ckpt}", *sizes, f"out_dir={tmp_path}/x"]),
+        (
+            "export",
+            [f"ckpt={ckpt}", f"translate_with={gan_ckpt}", *sizes, f"out_dir={tmp_path}/x", logs],
+        ),
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     scored = json.loads((tmp_path / "e" / "metrics.json").read_text())
