@@ -442,15 +442,9 @@ def test_the_render_tools_stdout_is_its_json_summary(tmp_path: Path) -> None:
     from _cli_fixtures import run_tool
 
     out = tmp_path / "scenes"
-    proc = run_tool(
-        "render",
-        "num_samples=4",
-        "shard_size=2",
-        "synth.size=32",
-        f"out_dir={out}",
-        "workers=1",
-        f"paths.log_dir={tmp_path / 'logs'}",
-    )
+    render = ["num_samples=4", "shard_size=2", "synth.size=32", f"out_dir={out}", "workers=1"]
+    render.append(f"paths.log_dir={tmp_path / 'logs'}")  # Hydra's run folder, not the checkout's
+    proc = run_tool("render", *render)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout)["rendered_samples"] == 4
     assert "rendering" in proc.stderr  # the bar, where a terminal still shows it
@@ -459,15 +453,7 @@ def test_the_render_tools_stdout_is_its_json_summary(tmp_path: Path) -> None:
 
     # resumed with one of two shards gone: the bar counts the whole set, not what is left
     shutil.rmtree(out / shard_name(1))
-    proc = run_tool(
-        "render",
-        "num_samples=4",
-        "shard_size=2",
-        "synth.size=32",
-        f"out_dir={out}",
-        "workers=1",
-        f"paths.log_dir={tmp_path / 'logs'}",
-    )
+    proc = run_tool("render", *render)
     assert json.loads(proc.stdout)["rendered_samples"] == 2
     assert "4/4" in next(line for line in proc.stderr.splitlines() if "rendering" in line)
 
