@@ -290,15 +290,14 @@ def say_misspelt_settings(conf_dir: Path) -> None:
     hydras = getattr(utils, "run_and_report", None)
     if hydras is None or getattr(hydras, "says_misspelt", False):
         return  # another Hydra (tests/test_start.py says so) or wrapped already
-    groups = config_groups(conf_dir)
 
     def run_and_report(func: Callable[[], object]) -> object:
         def or_one_line() -> object:
             try:
                 return func()
-            except Exception as err:
+            except Exception as err:  # conf/ read here alone: nothing added to a start
                 full = os.environ.get("HYDRA_FULL_ERROR") == "1" or utils.is_under_debugger()
-                said = None if full else misspelt_setting(err, groups)
+                said = None if full else misspelt_setting(err, config_groups(conf_dir))
                 if said is None:
                     raise
                 print(f"error: {said}", file=sys.stderr, flush=True)
