@@ -33,11 +33,12 @@ def models_name(ckpt: Any, translate_with: Any = None, bn_recalibrated_on: Any =
     """A folder name for what a checkpoint (and a generator in front) makes: its run folder's
     name, with the file's stem where it is not ``last``; ``+adabn-<folder>`` where its
     BatchNorm statistics are re-estimated on a photo folder first (evaluate's
-    ``recalibrate_bn_on``: it shared the plain model's folder and replaced its scores). The tools' default out_dir was named
-    by ``run_name`` alone, so scoring another model there replaced the first's scores under
-    the first's name. A relative path is made absolute first (as the tool opens it): the
-    folder of ``ckpt=last.ckpt`` had no name, so out_dir was ``outputs/export/`` itself,
-    shared by every such model, and ``ckpt=../last.ckpt`` wrote into ``outputs/``."""
+    ``recalibrate_bn_on``: it shared the plain model's folder and replaced its scores). The
+    tools' default out_dir was named by ``run_name`` alone, so scoring another model there
+    replaced the first's scores under the first's name. A relative path is made absolute
+    first (as the tool opens it): the folder of ``ckpt=last.ckpt`` had no name, so out_dir
+    was ``outputs/export/`` itself, shared by every such model, and ``ckpt=../last.ckpt``
+    wrote into ``outputs/``."""
 
     def name(path: Any) -> str:
         path = Path(os.path.abspath(str(path)))
