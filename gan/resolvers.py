@@ -5,6 +5,7 @@ so a config can be composed and shown before torch loads (``gan.start.answer_con
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,27 @@ def parent(path: Any) -> str:
     return str(Path(str(path)).parent)
 
 
+def run_stamp() -> str:
+    """The name of a run's Hydra folder: its start time to the millisecond and the process's
+    id, as ``2025-06-01_12-30-05.123_pid4242``. ``${now:%Y-%m-%d_%H-%M-%S}`` alone gave two
+    runs of one tool started in the same second (``seed=$s &`` in a shell loop, a job
+    array's tasks) one folder: one run's .hydra record replaced the other's and their logs
+    interleaved. The time comes first, so the folders still sort by it; the pid tells apart
+    processes on one machine, the milliseconds those on two. Registered cached, as Hydra's
+    ``now``: a config resolves the same folder every time, and a sweep's jobs (which Hydra
+    composes anew, with the launching config's cache copied in, in other processes under
+    submitit) the launching process's sweep folder."""
+    now = datetime.now()
+    return f"{now:%Y-%m-%d_%H-%M-%S}.{now.microsecond // 1000:03d}_pid{os.getpid()}"
+
+
 def register_resolvers() -> None:
     """``${div:a,b}`` (integer division) and ``${minus:a,b}`` for schedules derived from step
     counts (the GAN's LR decay follows its step budget); ``${env_or:VAR,default}`` for the
     paths a user moves with an environment variable; ``${seeded:name,${seed}}`` for run names
     and ``${unseeded:name}`` for the name a run's seeds share; ``${models_name:ckpt,gen}``
-    for the folder of what a model makes; ``${parent:path}`` for the folder holding a path."""
+    for the folder of what a model makes; ``${parent:path}`` for the folder holding a path;
+    ``${run_stamp:}`` for a run's own Hydra folder (``run_stamp``)."""
     if not OmegaConf.has_resolver("seeded"):
         OmegaConf.register_new_resolver("seeded", seeded)
     if not OmegaConf.has_resolver("unseeded"):
@@ -75,6 +91,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("env_or", env_or)
     if not OmegaConf.has_resolver("parent"):
         OmegaConf.register_new_resolver("parent", parent)
+    if not OmegaConf.has_resolver("run_stamp"):
+        OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: int(a) // int(b))
     if not OmegaConf.has_resolver("minus"):

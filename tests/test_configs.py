@@ -4,10 +4,14 @@ missing preset fails here, not hours into a user's GPU job."""
 
 from __future__ import annotations
 
+import copy
+import os
 import re
 import shlex
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import hydra.core.utils
 import numpy as np
 import pytest
 import torch
@@ -15,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import gan.resolvers
 from gan.cli import register_resolvers
 from gan.cyclegan import SemanticCycleGAN
 from gan.rows import SOURCES, derive, source_overrides
@@ -55,6 +60,63 @@ def test_every_tool_that_takes_paths_checks_its_run_folder_before_hydra_makes_it
         cfg = compose(name, return_hydra_config=True)
     checks = [c._target_ for c in cfg.hydra.callbacks.values()]
     assert checks == (["gan.cli.HydraStartChecks"] if "paths" in cfg else [])
+
+
+class StoppedClock(datetime):
+    """A clock that reads one instant, ``at``, for a test of two runs started together."""
+
+    at = datetime(2025, 6, 1, 12, 30, 5, 123456)
+
+    @classmethod
+    def now(cls, tz: object = None) -> datetime:
+        return cls.at
+
+
+def folders(cfg: DictConfig, pid: int, monkeypatch: pytest.MonkeyPatch) -> list:
+    """A tool's run and sweep folders as the process ``pid`` resolves them from ``cfg``."""
+    monkeypatch.setattr(os, "getpid", lambda: pid)
+    return [OmegaConf.select(cfg, f"hydra.{mode}.dir") for mode in ("run", "sweep")]
+
+
+def hydra_block(name: str) -> DictConfig:
+    """A tool's own ``hydra:`` block, beside the settings its folders are named by (composing
+    all sixteen tools took 2-3 s; no config group sets a Hydra folder)."""
+    block = OmegaConf.load(CONF / f"{name}.yaml").hydra
+    return OmegaConf.create({"paths": {"log_dir": "/logs"}, "run_name": "r", "hydra": block})
+
+
+def test_two_runs_started_together_get_folders_of_their_own(monkeypatch) -> None:
+    """``for s in 0 1; do train_task seed=$s & done`` (one run name: the seed goes in
+    ``run_name`` only past 0) started both in one second, and ``${now:...}`` gave them one
+    Hydra folder: one's .hydra record replaced the other's, their logs interleaved. Two
+    processes at one instant (both clocks stopped: Hydra's ``now`` and ours; each its own
+    config, as each process composes its own) differ, run and sweep folders alike, each under
+    ``paths.log_dir`` and named by the time first. Within one config the folder stays at every
+    resolution, however late, in a copy, and in a sweep job's config (Hydra composes it anew
+    and copies the launching config's cache in; under submitit, in another process)."""
+    monkeypatch.setattr(gan.resolvers, "datetime", StoppedClock)
+    monkeypatch.setattr(hydra.core.utils, "datetime", StoppedClock)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg, job = (compose("train_task", return_hydra_config=True) for _ in range(2))
+    first = folders(cfg, 4242, monkeypatch)
+    later = StoppedClock.at + timedelta(seconds=1)
+    monkeypatch.setattr(StoppedClock, "at", later)  # resolved later, in another process
+    OmegaConf.copy_cache(from_config=cfg, to_config=job)  # as Hydra's load_sweep_config
+    for again in (cfg, copy.deepcopy(cfg), job):
+        assert folders(again, 5151, monkeypatch) == first
+    tools = [n for n in ENTRY_POINTS if "${" in str(OmegaConf.load(CONF / f"{n}.yaml").hydra)]
+    assert {"train_task", "evaluate", "pipeline"} <= set(tools)
+    for name in tools:
+        monkeypatch.setattr(StoppedClock, "at", datetime(2025, 6, 1, 12, 30, 5, 123456))
+        one, other = (
+            folders(hydra_block(name), 4242, monkeypatch),
+            folders(hydra_block(name), 4243, monkeypatch),
+        )
+        assert None not in one, f"{name}: no sweep folder of its own (Hydra's: ./multirun/)"
+        assert one[0] != other[0] and one[1] != other[1], (name, one, other)
+        for folder in one:
+            assert folder.startswith("/logs/hydra/"), (name, folder)
+            assert Path(folder).name.startswith("2025-06-01_12-30-05"), (name, folder)
 
 
 @pytest.mark.parametrize("value", ["", "/my/photos"])
