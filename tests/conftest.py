@@ -26,7 +26,7 @@ def python_signal_defaults() -> Iterator[None]:
 
 def checkout_entries() -> set[Path]:
     """What a test could leave in the checkout: checkpoints/'s entries, logs/'s, and the
-    run folders of Hydra's ``logs/hydra/<tool>/<time>`` (two levels, not a walk of logs/)."""
+    run folders of Hydra's ``logs/hydra/<tool>/<time>_pid<N>`` (two levels, not a walk of logs/)."""
     root = Path(__file__).resolve().parents[1]
     found: set[Path] = set()
     for pattern in ("checkpoints/*", "logs/*", "logs/hydra/*/*"):
