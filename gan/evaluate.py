@@ -727,15 +727,16 @@ def prediction_key(
     return json.loads(json.dumps(key))  # as read back from a journal: lists, not tuples
 
 
-def code_digest() -> str:
-    """sha256 of ``PREDICTION_CODE``'s source files: an upgrade that changes how a PNG
-    comes out (another threshold, overlays drawn otherwise) resumed a stopped run into a mix
-    of the old code's PNGs and the new, unless ``PREDICTION_FORMAT`` was raised by hand. Any
-    edit of those files counts, a comment too: a resume after an upgrade redoes work rather
-    than mix (about 170 KB read, under a millisecond, once a run). A module without a source file
-    (a frozen build) counts by its name alone."""
+def code_digest(modules: Sequence[str] = PREDICTION_CODE) -> str:
+    """sha256 of the source files of ``modules`` (``PREDICTION_CODE``'s by default): an
+    upgrade that changes how a PNG comes out (another threshold, overlays drawn otherwise)
+    resumed a stopped run into a mix of the old code's PNGs and the new, unless
+    ``PREDICTION_FORMAT`` was raised by hand. Any edit of those files counts, a comment too:
+    a resume after an upgrade redoes work rather than mix (about 170 KB read, under a
+    millisecond, once a run). A module without a source file (a frozen build) counts by its
+    name alone. The pipeline's report keys its page by its own modules' (gan.pipeline_report)."""
     h = hashlib.sha256()
-    for name in PREDICTION_CODE:
+    for name in modules:
         h.update(name.encode())
         try:
             h.update(Path(importlib.import_module(name).__file__ or "").read_bytes())

@@ -40,12 +40,18 @@ def clear_earlier_run(loggers: list) -> list[Path]:
     scratch under the same name (``ckpt_path=null``, or a pipeline row whose settings changed):
     its rows and curves ran on beside the new run's (a 2-step model's test/f1 row stayed ahead
     of the retrained model's rows). Returns what it removed; rank zero's work."""
-    kinds = CSVLogger | TensorBoardLogger
-    folders = dict.fromkeys(Path(x.log_dir) for x in loggers if isinstance(x, kinds))
-    removed = [f for d in folders for pattern in RUN_LOG_FILES for f in sorted(d.glob(pattern))]
+    removed = run_log_files(loggers)
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
+
+
+def run_log_files(loggers: list) -> list[Path]:
+    """The ``RUN_LOG_FILES`` in these loggers' CSV and TensorBoard folders: a run's records
+    there (W&B keeps its own)."""
+    kinds = CSVLogger | TensorBoardLogger
+    folders = dict.fromkeys(Path(x.log_dir) for x in loggers if isinstance(x, kinds))
+    return [f for d in folders for pattern in RUN_LOG_FILES for f in sorted(d.glob(pattern))]
 
 
 def _step(row: dict) -> float:

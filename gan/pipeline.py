@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -79,6 +80,7 @@ from gan.stage_outputs import (
     scores_in,
     task_checkpoint,
 )
+from gan.stage_times import StageClock
 from gan.task import TOLERANCE_SHAPE
 from gan.task_data import train_dirs
 from synth.digests import digest_cache, file_digest, listing_digest
@@ -788,14 +790,6 @@ def run_pipeline(cfg: DictConfig) -> dict[str, dict]:
 
 def run_stages(cfg: DictConfig) -> dict[str, dict]:
     torch.set_float32_matmul_precision("high")
-    wall: dict[str, float] = {}
-
-    def timed(name, fn, *args):
-        start = time.perf_counter()
-        out = fn(*args)
-        wall[name] = wall.get(name, 0.0) + time.perf_counter() - start
-        return out
-
     sources = checked_sources(cfg)
     seeds = task_seeds(cfg)  # fail before any work on a bad seed list, size or goal
     checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
@@ -808,24 +802,32 @@ def run_stages(cfg: DictConfig) -> dict[str, dict]:
     check_stage_settings(cfg, sources)
     check_run_names(cfg)
     check_claimed_folders(cfg)
+    d, clock = dirs(cfg), StageClock(cfg.paths.output_dir)  # each timed by what it writes
     results, gan, rendered, translated, swapped = {}, None, False, False, False
     for source in sources:
         if not rendered and needs_render(cfg, source):
-            timed("render", stage_render, cfg)
+            clock.run("render", d["synthetic"] / CARD, stage_render, cfg)
             rendered = True
         # adapt lazily (rows that need no GAN are ready sooner), and once for all rows
         if gan is None and needs_gan(cfg, source):
-            gan = timed("adapt", stage_adapt, cfg)
+            gan = clock.run("adapt", d["adapt_ckpt"], stage_adapt, cfg)
         if not translated and needs_adapted(cfg, source):
-            timed("translate", stage_translate, cfg, gan)
+            clock.run("translate", d["adapted"] / CARD, stage_translate, cfg, gan)
             translated = True
         if not swapped and needs_fda(cfg, source):
-            timed("fda", stage_fda, cfg)
+            clock.run("fda", d["fda"] / CARD, stage_fda, cfg)
             swapped = True
-        if source in TEST_TIME_ROWS:
-            runs = [timed(f"task[{source}]", stage_test_time, cfg, source, gan, k) for k in seeds]
-        else:
-            runs = [timed(f"task[{source}]", stage_task, cfg, source, k) for k in seeds]
+        runs = []
+        for k in seeds:
+            if source in TEST_TIME_ROWS:
+                row = partial(stage_test_time, cfg, source, gan, k)
+            else:
+                row = partial(stage_task, cfg, source, k)
+            key = run_key(source, k, cfg.seed)  # each seed's time its own: one may be new
+            runs.append(
+                clock.run(f"task[{source}]", row_metrics(cfg, key), row, unit=f"task[{key}]")
+            )
         results[source] = mean_over_seeds(runs)
-    timed("report", stage_report, cfg, results, wall)
+    made, this_run = clock.as_made(clock.this_run), dict(clock.this_run)
+    clock.run("report", d["report"] / "report.html", stage_report, cfg, results, made, this_run)
     return results

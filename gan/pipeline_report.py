@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shlex
 from datetime import datetime, timezone
@@ -14,7 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from gan.checkpoint import UnsafeCheckpointError, load_checkpoint
 from gan.compare import INTERVAL_DRAWS, f1_gain_interval, paired_counts
 from gan.data import checked_size
-from gan.loggers import clear_earlier_run
+from gan.evaluate import code_digest
+from gan.loggers import clear_earlier_run, run_log_files
 from gan.report import INTERVAL_TITLE, goal_checks, log_report, summary_markdown, write_report
 from gan.report_figures import (
     RowModel,
@@ -37,7 +40,9 @@ from gan.rows import (
 from gan.run_names import run_key
 from gan.runner import build_loggers, close_runs, log_config, wandb_run_id
 from gan.stage_outputs import dirs, log, task_checkpoint
-from synth.io import read_card, write_json_atomic
+from gan.stage_times import look
+from synth.digests import contents_digest
+from synth.io import DataError, read_card, read_json, write_json_atomic
 from synth.render import versions
 
 # Recorded in the report beside the scores: these, with the renderer's and the CPU's vector
@@ -310,53 +315,155 @@ def report_loggers(cfg: DictConfig, track: DictConfig) -> list:
     return build_loggers(track, wandb_run_id(track, dirs(cfg)["report"], resuming=True))
 
 
-def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, float]) -> Path:
+#: Beside the report, written last: a digest of each part it was made from
+#: (``report_inputs``), the look of each file it wrote (its trackers' too) and its summary.
+MADE_FROM = ".made_from.json"
+
+#: The modules whose code draws the page and its figures: an upgrade that changes one
+#: redraws the report (``gan.evaluate.code_digest``).
+REPORT_CODE = (
+    "gan.pipeline_report",
+    "gan.report",
+    "gan.report_figures",
+    "gan.compare",
+    "gan.evaluate",
+    "gan.translate",
+    "gan.visual",
+    "synth.preview",
+)
+
+
+def drawn_from(cfg: DictConfig, sources: list[str]) -> dict:
+    """What the figures and notes read besides the rows' scores and the settings: the sets'
+    cards (rewritten whenever a set is), the real photos' and labels' contents (their
+    digests are kept across runs, so none is read again) and each run's per-photo scores,
+    overlays, masks and model by their look (inode, size, time)."""
+    d, data = dirs(cfg), Path(cfg.paths.data_dir)
+    found: dict = {str(f): read_card(f) for f in (d["synthetic"], d["adapted"], d["fda"])}
+    real = (data / "train_img", cfg.task_data.test_img, cfg.task_data.test_lab)
+    found |= {str(f): contents_digest(f) for f in real if f and Path(f).is_dir()}
+    files = [d["adapt_ckpt"]] if any(s in TEST_TIME_ROWS for s in sources) else []
+    for source in sources:
+        for seed in task_seeds(cfg):
+            run = d["runs"] / run_key(source, seed, cfg.seed)
+            files += [run / "per_image.csv", *files_in(run / "overlays"), *files_in(run / "masks")]
+            files.append(
+                task_checkpoint(cfg, run_key(TEST_TIME_ROWS.get(source, source), seed, cfg.seed))
+            )
+    return found | {str(f): look(f) for f in files}
+
+
+def files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def report_inputs(
+    cfg: DictConfig, results: dict[str, dict], made: dict, env: dict, stage_seconds: dict
+) -> dict[str, str]:
+    """A digest of each part the report is made from, by what a change to it means: what the
+    page shows (scores, settings, command, stage times, versions), how it is drawn (the
+    code), and what its figures and notes read (``drawn_from``). The time it was made is
+    not one: a report kept is the one made then."""
+    parts = {
+        "rows' scores": results,
+        "settings": OmegaConf.to_yaml(cfg, resolve=True),
+        "command": {k: v for k, v in made.items() if k != "made_at"},
+        "stage times": stage_seconds,
+        "versions": env,
+        "report code": code_digest(REPORT_CODE),
+        "figures' data": drawn_from(cfg, list(results)),
+    }
+    return {
+        name: hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()
+        for name, part in parts.items()
+    }
+
+
+def earlier_report(report_dir: Path) -> dict | None:
+    """The report in place's ``MADE_FROM`` record; None where it has none (a report from
+    before reports kept one, or one cut short) or it is damaged."""
+    try:
+        record = read_json(report_dir / MADE_FROM)
+    except DataError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def why_redrawn(earlier: dict, inputs: dict[str, str]) -> str:
+    """Why the report in place, made from ``earlier``'s inputs, is drawn again; "" where it
+    stands: the same inputs, and every file it wrote as it wrote it (a figure deleted or
+    edited, its tracker's metrics.csv removed, is made again)."""
+    changed = [
+        part for part, digest in inputs.items() if earlier.get("inputs", {}).get(part) != digest
+    ]
+    if changed:
+        return f"its {', '.join(changed)} changed"
+    outputs = earlier.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        return "no record of its files"
+    gone = [path for path, was in outputs.items() if look(Path(path)) != was]
+    return f"{gone[0]} is missing or changed" if gone else ""
+
+
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
+
+
+def stage_times_line(made: dict[str, float | None]) -> str:
+    """The page's stage times: each as made (gan.stage_times), not this invocation's, in
+    which a stage found complete took about 0 (a complete rerun's page said 0 for all)."""
+    times = ", ".join(f"{stage} {seconds_text(s)}" for stage, s in made.items())
+    unknown = " (?: made before stage times were kept)" if None in made.values() else ""
+    return (
+        f"Stage wall times as made (s): {times}{unknown}; each the time of the invocation that "
+        "made the stage's output, with that of any stopped in it before (a resumed stage counts "
+        "both parts, a stage found complete keeps its time); the rows' training times over "
+        "every resume are in the table."
+    )
+
+
+def stage_report(
+    cfg: DictConfig,
+    results: dict[str, dict],
+    stage_seconds: dict[str, float | None],
+    this_run: dict[str, float],
+) -> Path:
     """One HTML page and a Markdown summary of every row, its figures and the goal's verdicts,
-    with results.json for scripts; the same go to the run's loggers. Returns the HTML page."""
+    with results.json for scripts; the same go to the run's loggers. Returns the HTML page.
+
+    ``stage_seconds``: each stage's time as made (gan.stage_times); ``this_run``: this
+    invocation's, said on the console. The report in place stands, nothing drawn or logged
+    again, where it was made from the same inputs (``report_inputs``) and every file it
+    wrote is as it wrote it (``why_redrawn``): a complete rerun redrew every figure, 5.6 s
+    of the main job's 15 s rerun, and logged the same report once more."""
     report_dir = dirs(cfg)["report"]
     report_dir.mkdir(parents=True, exist_ok=True)
+    made = made_by()
+    env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
+    inputs = report_inputs(cfg, results, made, env, stage_seconds)
+    html_path, earlier = report_dir / "report.html", earlier_report(report_dir)
+    why = why_redrawn(earlier, inputs) if earlier else ""
+    this = (
+        f"this run's stages (s): {', '.join(f'{k} {seconds_text(v)}' for k, v in this_run.items())}"
+    )
+    if earlier and not why:
+        log(f"report: complete, skipped ({html_path}); {this}")
+        print(earlier.get("summary", ""), flush=True)
+        return html_path
+    (report_dir / MADE_FROM).unlink(missing_ok=True)  # vouches for none while this is drawn
     rows = [{"source": s, **m, "wall_s": m.get("train_seconds", 0.0)} for s, m in results.items()]
     figures_said: list[str] = []
     images = report_figures(cfg, list(results), figures_said)
     size = checked_size(cfg.stages.evaluate.eval_size, "stages.evaluate.eval_size")
     at = f"resized to {size[0]}x{size[1]} (HxW)" if size else "each image at its own size"
-    made = made_by()
     notes = (
         f"{made_line(made)} {test_set_line(cfg, at, photos_measured(rows))} Trained rows differ only in "
         f"the task model's training data; no row but 'oracle' saw a real label. "
-        f"{rows_settings(cfg)}{scenes_line(cfg, list(results))} "
-        "Stage wall times of this invocation (s; a stage found complete takes about 0, and a "
-        "resumed one only its rest: the rows' training times over every resume are in the "
-        "table): " + ", ".join(f"{k} {v:.0f}" for k, v in wall.items()) + "."
+        f"{rows_settings(cfg)}{scenes_line(cfg, list(results))} {stage_times_line(stage_seconds)}"
     )
-    if "selftrained" in results:
-        repeats = cfg.stages.self_train.photo_repeats
-        notes += (
-            f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
-            f"unlabeled real training photos, labeled by that row's model of the same seed"
-            + (f" and pooled {repeats} times." if repeats > 1 else ".")
-        )
-    from gan.translate import GAP_KEYS, describe_gap
-
-    gap = read_card(dirs(cfg)["adapted"]).get("domain_gap", {})
-    if set(GAP_KEYS) <= set(gap) and any(needs_adapted(cfg, s) for s in results):
-        notes += " " + describe_gap(gap)
-    if "testtime" in results:
-        notes += (
-            " 'testtime': the synthetic row's model of each seed, trained on raw scenes, "
-            f"{'scoring the test' if scored(cfg) else 'segmenting the'} photos after the GAN's "
-            "real-to-synthetic generator (g_ba) "
-            "translated them toward the simulator; nothing retrained."
-        )
-    if any(needs_fda(cfg, s) for s in results):
-        notes += (
-            f" 'fda': a task model trained on the synthetic scenes with the low-frequency "
-            f"Fourier amplitude of real photo crops (beta {cfg.stages.fda.beta}), a "
-            "translation with nothing trained."
-        )
-        fda_gap = read_card(dirs(cfg)["fda"]).get("domain_gap", {})
-        if set(GAP_KEYS) <= set(fda_gap):  # measured as the GAN's set is, and left out
-            notes += " " + describe_gap(fda_gap, "FDA")
+    notes += rows_notes(cfg, list(results))
     goal = report_goal(cfg)
     agreement = {} if scored(cfg) else rows_agreement(cfg, list(results))
     if scored(cfg):
@@ -365,7 +472,6 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
         notes += agreement_line(agreement, task_seeds(cfg)[0])
     checks = with_intervals(cfg, goal_checks(rows, **goal)) if scored(cfg) else []
     notes += interval_line(checks)
-    env = versions(*TRAINING_PACKAGES) | {"cpu": torch.backends.cpu.get_cpu_capability()}
     notes += "".join(f" Figures: {line[0].upper()}{line[1:]}." for line in figures_said)
     notes += " Versions: " + ", ".join(f"{name} {v}" for name, v in env.items()) + "."
     html_path, md_path = write_report(
@@ -373,18 +479,67 @@ def stage_report(cfg: DictConfig, results: dict[str, dict], wall: dict[str, floa
     )
     write_json_atomic(
         report_dir / "results.json",
-        {"rows": rows, "goal": checks, "wall_seconds": wall, "versions": env, **made}
+        {"rows": rows, "goal": checks, "stage_seconds": stage_seconds, "wall_seconds": this_run}
+        | {"versions": env, **made}
         | ({"agreement": agreement} if agreement else {}),
     )
-    log(f"report: {html_path} and {md_path}")
+    redrawn = f" (redrawn: {why})" if why else ""
+    log(f"report: {html_path} and {md_path}{redrawn}; {this}")
     summary = summary_markdown(rows, notes, checks)
+    logged = log_to_trackers(cfg, rows, checks, images, summary)
+    wrote = [html_path, md_path, report_dir / "results.json", *images.values(), *logged]
+    record = {"inputs": inputs, "outputs": {str(f): look(Path(f)) for f in wrote}}
+    write_json_atomic(report_dir / MADE_FROM, record | {"summary": summary})  # last: all made
+    print(summary, flush=True)
+    return html_path
+
+
+def rows_notes(cfg: DictConfig, rows: list[str]) -> str:
+    """What the selftrained, testtime and fda rows are, and how far each translation moved
+    the scenes toward the photos (measured into its set's card)."""
+    from gan.translate import GAP_KEYS, describe_gap
+
+    notes = ""
+    if "selftrained" in rows:
+        repeats = cfg.stages.self_train.photo_repeats
+        notes += (
+            f" 'selftrained': the {cfg.stages.self_train.teacher} row's training data plus the "
+            f"unlabeled real training photos, labeled by that row's model of the same seed"
+            + (f" and pooled {repeats} times." if repeats > 1 else ".")
+        )
+    gap = read_card(dirs(cfg)["adapted"]).get("domain_gap", {})
+    if set(GAP_KEYS) <= set(gap) and any(needs_adapted(cfg, s) for s in rows):
+        notes += " " + describe_gap(gap)
+    if "testtime" in rows:
+        notes += (
+            " 'testtime': the synthetic row's model of each seed, trained on raw scenes, "
+            f"{'scoring the test' if scored(cfg) else 'segmenting the'} photos after the GAN's "
+            "real-to-synthetic generator (g_ba) "
+            "translated them toward the simulator; nothing retrained."
+        )
+    if any(needs_fda(cfg, s) for s in rows):
+        notes += (
+            f" 'fda': a task model trained on the synthetic scenes with the low-frequency "
+            f"Fourier amplitude of real photo crops (beta {cfg.stages.fda.beta}), a "
+            "translation with nothing trained."
+        )
+        fda_gap = read_card(dirs(cfg)["fda"]).get("domain_gap", {})
+        if set(GAP_KEYS) <= set(fda_gap):  # measured as the GAN's set is, and left out
+            notes += " " + describe_gap(fda_gap, "FDA")
+    return notes
+
+
+def log_to_trackers(
+    cfg: DictConfig, rows: list[dict], checks: list[dict], images: dict, summary: str
+) -> list[Path]:
+    """The report into the report run's loggers, made whole each time (its records too: not
+    one more step-0 row or curve point a rerun); returns the files they wrote in their CSV
+    and TensorBoard folders, which a kept report needs in place."""
     track = derive(cfg, {"run_name": f"{cfg.run_name}-report"})
     loggers = report_loggers(cfg, track)
-    # made whole each time, its records too: not one more step-0 row or curve point a rerun
     clear_earlier_run(loggers)
     if loggers:
         log_config(loggers, track)
         log_report(loggers, rows, checks, images, summary, Path(cfg.paths.log_dir) / track.run_name)
         close_runs(loggers)
-    print(summary, flush=True)
-    return html_path
+    return run_log_files(loggers)

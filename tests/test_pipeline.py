@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -21,6 +22,7 @@ from _cli_fixtures import exit_code_in_process, pipeline_overrides, tool_exit_co
 from omegaconf import DictConfig, OmegaConf
 
 from gan.pipeline import check_output_folders, stage_fda, stage_translate
+from gan.pipeline_report import seconds_text
 from gan.provenance import (
     DATA_ROOT,
     OUTPUT_ROOT,
@@ -1282,6 +1284,101 @@ def test_a_new_overlay_count_or_tile_scores_again_and_older_records_stand(
         assert json.loads((runs / row / "metrics.json").read_text())["tolerance"] == 3
     report = (tmp_path / "out" / "report" / "report.md").read_text()
     assert "| training data | F1 | F1 (3 px tol.) |" in report  # it said 2 px
+
+
+def test_a_complete_rerun_keeps_the_report_and_the_times_the_stages_took(
+    tmp_path, capsys, monkeypatch, synthetic_testtime_run
+):
+    """A complete rerun redrew every figure (5.6 s of the main job's 15 s rerun), and its page
+    gave that invocation's stage times: about 0 for every stage found complete. The report
+    stands while what it shows and draws from is unchanged (a row's new scores redraw it),
+    and the times are those the stages took as made."""
+    import gan.pipeline_report
+    from gan.stage_times import look
+
+    copy_run(synthetic_testtime_run, tmp_path, ("out", "ckpt", "logs", "real"))
+    made = json.loads((tmp_path / "out" / "stage_times.json").read_text())["made"]
+    report = tmp_path / "out" / "report"
+
+    def rerun() -> str:
+        assert tool_exit_code("pipeline", *pipeline_overrides(tmp_path), *SYNTHETIC_TESTTIME) == 0
+        return capsys.readouterr().out
+
+    moved = rerun()  # every stage complete; the report names the new folders
+    assert "report: complete, skipped" not in moved and "(redrawn: its " in moved
+    shown = json.loads((report / "results.json").read_text())["stage_seconds"]
+    stages = ("render", "task[synthetic]", "adapt", "task[testtime]")
+    assert shown == {stage: made[stage] for stage in stages}  # as made, not this run's
+    assert f"adapt {seconds_text(made['adapt'])}," in (report / "report.md").read_text()
+    wrote = {path: look(path) for path in [*report.glob("*.png"), *report.glob("report.*")]}
+    drawn: list[list[str]] = []
+    monkeypatch.setattr(
+        gan.pipeline_report, "report_figures", lambda cfg, rows, said: drawn.append(rows) or {}
+    )
+    kept = rerun()
+    assert f"report: complete, skipped ({report / 'report.html'})" in kept
+    assert "| testtime | synthetic |" in kept  # the summary, said again
+    assert not drawn and {path: look(path) for path in wrote} == wrote
+    scores = tmp_path / "out" / "runs" / "synthetic" / "metrics.json"
+    write_json_atomic(scores, json.loads(scores.read_text()) | {"f1": 0.5})
+    assert "(redrawn: its rows' scores changed)" in rerun()
+    assert drawn == [["synthetic", "testtime"]]
+    assert "| synthetic | 0.500 |" in (report / "report.md").read_text()
+
+
+def test_a_report_whose_files_changed_since_is_drawn_again(tmp_path):
+    """A figure deleted or edited since the report was made (or its tracker's metrics.csv)
+    redraws it, as a change to any part it was made from does."""
+    from gan.pipeline_report import why_redrawn
+    from gan.stage_times import look
+
+    figure, table = tmp_path / "grid_synthetic.png", tmp_path / "metrics.csv"
+    figure.write_bytes(b"png")
+    table.write_text("step\n")
+    inputs = {"rows' scores": "a", "settings": "b"}
+    earlier = {"inputs": inputs, "outputs": {str(f): look(f) for f in (figure, table)}}
+    assert why_redrawn(earlier, inputs) == ""
+    assert why_redrawn(earlier, inputs | {"settings": "c"}) == "its settings changed"
+    write_json_atomic(table, {"step": 1})  # another file in its place
+    assert why_redrawn(earlier, inputs) == f"{table} is missing or changed"
+    figure.unlink()
+    assert why_redrawn(earlier, inputs) == f"{figure} is missing or changed"
+    assert why_redrawn({"inputs": inputs}, inputs) == "no record of its files"
+
+
+def test_a_stages_time_is_that_of_the_invocations_that_made_it(tmp_path, monkeypatch):
+    """A stage found complete keeps the time it took as made (it showed about 0); one resumed
+    after a stop counts both parts; one made again takes the new time alone."""
+    import gan.stage_times
+    from gan.stage_times import StageClock
+
+    now = iter(range(0, 1000, 10))  # each reading of the clock 10 s after the last
+    monkeypatch.setattr(gan.stage_times.time, "perf_counter", lambda: next(now))
+    output = tmp_path / "out" / "card.json"
+
+    def make() -> None:
+        write_json_atomic(output, {})
+
+    def stopped() -> None:
+        raise KeyboardInterrupt
+
+    def clock_made() -> dict:
+        clock = StageClock(tmp_path / "out")
+        for work in works:
+            with contextlib.suppress(KeyboardInterrupt):
+                clock.run("render", output, work)
+        return clock.as_made(["render"]) | {"this run": clock.this_run["render"]}
+
+    works = [stopped]  # killed after 10 s; resumed, made in 10 s more
+    assert clock_made() == {"render": None, "this run": 10}  # not yet made
+    works = [make]
+    assert clock_made() == {"render": 20, "this run": 10}
+    works = [lambda: None]  # found complete
+    assert clock_made() == {"render": 20, "this run": 10}
+    works = [make]  # made again (its settings changed)
+    assert clock_made() == {"render": 10, "this run": 10}
+    record = json.loads((tmp_path / "out" / "stage_times.json").read_text())
+    assert record["made"] == {"render": 10} and record["cut_short"] == {}
 
 
 def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_missing(
