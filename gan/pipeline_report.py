@@ -393,9 +393,9 @@ def why_redrawn(earlier: dict, inputs: dict[str, str]) -> str:
     """Why the report in place, made from ``earlier``'s inputs, is drawn again; "" where it
     stands: the same inputs, and every file it wrote as it wrote it (a figure deleted or
     edited, its tracker's metrics.csv removed, is made again)."""
-    changed = [
-        part for part, digest in inputs.items() if earlier.get("inputs", {}).get(part) != digest
-    ]
+    made_from = earlier.get("inputs")
+    made_from = made_from if isinstance(made_from, dict) else {}
+    changed = [part for part, digest in inputs.items() if made_from.get(part) != digest]
     if changed:
         return f"its {', '.join(changed)} changed"
     outputs = earlier.get("outputs")

@@ -40,8 +40,10 @@ class StageClock:
     when its output (a set's card, the GAN's checkpoint, a row's metrics.json) was written
     while it ran: a stage found complete writes none of them."""
 
-    def __init__(self, output_dir: str | Path) -> None:
-        self.path = Path(output_dir) / RECORD
+    def __init__(
+        self, output_dir: str | Path, now: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.path, self.now = Path(output_dir) / RECORD, now
         try:
             record = read_json(self.path) if self.path.is_file() else {}
         except DataError:  # damaged: every time unknown, as before times were kept
@@ -59,7 +61,7 @@ class StageClock:
         empty), whose work writes ``output``."""
         unit = unit or stage
         self.units.setdefault(stage, []).append(unit)
-        before, start = look(output), time.perf_counter()
+        before, start = look(output), self.now()
         try:
             result = fn(*args)
         except BaseException:  # stopped or failed: its time counts when it is made
@@ -74,7 +76,7 @@ class StageClock:
         return result
 
     def _spent(self, stage: str, start: float) -> float:
-        spent = time.perf_counter() - start
+        spent = self.now() - start
         self.this_run[stage] = self.this_run.get(stage, 0.0) + spent
         return spent
 

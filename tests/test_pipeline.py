@@ -1346,14 +1346,12 @@ def test_a_report_whose_files_changed_since_is_drawn_again(tmp_path):
     assert why_redrawn({"inputs": inputs}, inputs) == "no record of its files"
 
 
-def test_a_stages_time_is_that_of_the_invocations_that_made_it(tmp_path, monkeypatch):
+def test_a_stages_time_is_that_of_the_invocations_that_made_it(tmp_path):
     """A stage found complete keeps the time it took as made (it showed about 0); one resumed
     after a stop counts both parts; one made again takes the new time alone."""
-    import gan.stage_times
     from gan.stage_times import StageClock
 
-    now = iter(range(0, 1000, 10))  # each reading of the clock 10 s after the last
-    monkeypatch.setattr(gan.stage_times.time, "perf_counter", lambda: next(now))
+    ticks = iter(range(0, 1000, 10))  # each reading of the clock 10 s after the last
     output = tmp_path / "out" / "card.json"
 
     def make() -> None:
@@ -1362,21 +1360,16 @@ def test_a_stages_time_is_that_of_the_invocations_that_made_it(tmp_path, monkeyp
     def stopped() -> None:
         raise KeyboardInterrupt
 
-    def clock_made() -> dict:
-        clock = StageClock(tmp_path / "out")
-        for work in works:
-            with contextlib.suppress(KeyboardInterrupt):
-                clock.run("render", output, work)
+    def invocation(work: Callable[[], None]) -> dict:
+        clock = StageClock(tmp_path / "out", now=lambda: next(ticks))
+        with contextlib.suppress(KeyboardInterrupt):
+            clock.run("render", output, work)
         return clock.as_made(["render"]) | {"this run": clock.this_run["render"]}
 
-    works = [stopped]  # killed after 10 s; resumed, made in 10 s more
-    assert clock_made() == {"render": None, "this run": 10}  # not yet made
-    works = [make]
-    assert clock_made() == {"render": 20, "this run": 10}
-    works = [lambda: None]  # found complete
-    assert clock_made() == {"render": 20, "this run": 10}
-    works = [make]  # made again (its settings changed)
-    assert clock_made() == {"render": 10, "this run": 10}
+    assert invocation(stopped) == {"render": None, "this run": 10}  # killed 10 s in
+    assert invocation(make) == {"render": 20, "this run": 10}  # resumed: both parts
+    assert invocation(lambda: None) == {"render": 20, "this run": 10}  # found complete
+    assert invocation(make) == {"render": 10, "this run": 10}  # made again (new settings)
     record = json.loads((tmp_path / "out" / "stage_times.json").read_text())
     assert record["made"] == {"render": 10} and record["cut_short"] == {}
 
