@@ -24,6 +24,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # loaded only where a command line went wrong
+    from argparse import Namespace
+
     from omegaconf import DictConfig
 
 #: How a stop is named in its one line (the start-up one and gan.cli's).
@@ -224,24 +226,23 @@ def refuse_pipeline_presets(conf_dir: Path, tool: str, argv: list[str] | None = 
                 sys.exit(1)
 
 
-#: Hydra's flags that show something (help, a config, where it came from) and run nothing;
-#: ``--resolve`` shows with ``--cfg`` and is an error without it.
-QUESTION_FLAGS = {
-    "--help", "-h", "--hydra-help", "--version", "--cfg", "-c", "--info", "-i",
-    "--shell-completion", "-sc", "--resolve",
-}  # fmt: skip
-
-
 def answer_config_questions(conf_dir: Path, tool: str, argv: list[str] | None = None) -> None:
     """``--help``, ``--cfg job`` or ``--info`` need the config alone: Hydra answers them here,
     before torch and Lightning load (5-6 s of every tool's start, for an answer that takes
     under one), and the tool exits. The answer is Hydra's own, for the tool's config and under
     the tool's name (a task function whose code names the tool's script, as the tool's own
-    ``@hydra.main`` does), with the resolvers a ``--resolve`` needs. For Hydra's tools, which
-    have ``conf/<tool>.yaml`` (tools/_quiet_start asks; the argparse ones answer their own)."""
+    ``@hydra.main`` does), with the resolvers a ``--resolve`` needs. Hydra's own parser says
+    what was asked, so every form it reads is answered here (``--cfg=hydra``, ``-chydra``,
+    ``--res``). For Hydra's tools, which have ``conf/<tool>.yaml`` (tools/_quiet_start asks;
+    the argparse ones answer their own)."""
     args = sys.argv[1:] if argv is None else argv
-    if not any(arg.split("=", 1)[0] in QUESTION_FLAGS for arg in args):
+    if not any(arg.startswith("-") for arg in args):  # overrides alone: a run, Hydra not loaded
         return
+    from hydra._internal.utils import get_args_parser
+
+    asked = get_args_parser().parse_args(args)  # Hydra's own usage error, exit 2, where wrong
+    if not is_question(asked):
+        return  # a run (a sweep, another config named): the tool's own
     import hydra
     from omegaconf import OmegaConf
 
@@ -249,19 +250,77 @@ def answer_config_questions(conf_dir: Path, tool: str, argv: list[str] | None = 
 
     register_resolvers()
     script = str(Path(sys.argv[0]).resolve())
-    if {"--help", "-h"} & set(args):  # what the tool does, where Hydra says "powered by Hydra"
+    if asked.help:  # what the tool does, where Hydra says "powered by Hydra"
         OmegaConf.register_new_resolver("tool_help", lambda: tool_help(Path(script)))
         sys.argv.append("hydra.help.header=${tool_help:}")
     task = types.FunctionType(_runs_nothing.__code__.replace(co_filename=script), {}, tool)
     task.__module__ = "__main__"
     try:
-        hydra.main(version_base="1.3", config_path=str(conf_dir), config_name=tool)(task)()
+        if resolved_hydra_asked(asked):
+            show_resolved_hydra(conf_dir, tool, asked)
+        else:
+            hydra.main(version_base="1.3", config_path=str(conf_dir), config_name=tool)(task)()
     except BrokenPipeError:  # ``--help | head``: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except ValueError as err:  # flags that do not go together (``--cfg job -m``): Hydra's own
         print(f"error: {err}", file=sys.stderr, flush=True)  # words, without its traceback
         sys.exit(1)
     sys.exit(0)
+
+
+def is_question(asked: Namespace) -> bool:
+    """Whether Hydra's reading of a command line shows something and runs nothing (help, a
+    config, where it came from); ``--resolve`` alone too, for Hydra to say it needs ``--cfg``."""
+    shows = asked.help or asked.hydra_help or asked.cfg or asked.shell_completion
+    return bool(shows or asked.resolve or asked.info is not None)
+
+
+def resolved_hydra_asked(asked: Namespace) -> bool:
+    """``--cfg hydra --resolve`` alone, with the tool's config (Hydra's own answer for
+    everything else: help first, flags that do not go together, another config folder)."""
+    others = asked.help or asked.hydra_help or asked.run or asked.multirun
+    others = others or asked.shell_completion or asked.info is not None
+    elsewhere = asked.config_path or asked.config_dir or asked.experimental_rerun
+    return asked.cfg == "hydra" and asked.resolve and not (others or elsewhere)
+
+
+def show_resolved_hydra(conf_dir: Path, tool: str, asked: Namespace) -> None:
+    """``--cfg hydra --resolve``, where a run writes its logs and Hydra's record: Hydra keeps
+    the ``hydra`` node alone before it resolves, so ``${paths.log_dir}`` and ``${run_name}``
+    in the run folder were an InterpolationKeyError traceback. Here the whole config is
+    composed (Hydra's compose API, as ``@hydra.main`` composes it), the ``hydra`` node is
+    resolved against it, then shown as Hydra shows it (without its help texts, in the
+    package asked). What only a run sets (``hydra.job.num``, ``hydra.runtime.output_dir``
+    and what names them, the job log's file) is ``???``, as ``--cfg all --resolve`` shows it."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal import utils
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import Container, OmegaConf, open_dict
+
+    def show() -> None:
+        with initialize_config_dir(str(conf_dir), job_name=tool, version_base="1.3"):
+            cfg = compose(asked.config_name or tool, asked.overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # ``${hydra:...}``, as Hydra's --cfg has it
+        OmegaConf.set_readonly(cfg.hydra, None)
+        OmegaConf.resolve(cfg.hydra)
+        shown = OmegaConf.masked_copy(cfg, "hydra")
+        with open_dict(shown.hydra):
+            del shown.hydra["hydra_help"], shown.hydra["help"]
+        package = None if asked.package == "_global_" else asked.package
+        picked = shown if package is None else OmegaConf.select(shown, package)
+        if picked is None:
+            sys.stderr.write(f"package '{package}' not found in config\n")
+            sys.exit(1)
+        if not isinstance(picked, Container):
+            print(picked)
+            return
+        sys.stdout.write((f"# @package {package}\n" if package else "") + OmegaConf.to_yaml(picked))
+
+    held = HydraConfig.instance().cfg  # a test's process goes on: its HydraConfig as it was
+    try:
+        utils.run_and_report(show)  # errors as Hydra's (a misspelt setting: one line)
+    finally:
+        HydraConfig.instance().cfg = held
 
 
 def tool_help(script: Path) -> str:

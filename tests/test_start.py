@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import signal
 import string
 import sys
@@ -15,6 +16,7 @@ from _cli_fixtures import ROOT, composed, run_tool, signal_when
 
 from gan.cli import run_cli
 from gan.start import (
+    answer_config_questions,
     config_groups,
     end_quiet_start,
     misspelt_setting,
@@ -282,6 +284,31 @@ def test_check_data_and_render_run_without_torch(no_torch: str, tmp_path: Path) 
     taken.write_text("not a folder")
     proc = run_tool("render", root, f"out_dir={taken}", "num_samples=1", PYTHONPATH=no_torch)
     assert proc.returncode == 1 and proc.stderr.endswith(f"error: {taken}: File exists\n")
+
+
+@pytest.mark.parametrize("asks", [
+    ["--cfg", "hydra", "--resolve"],
+    ["--cfg=hydra", "--resolve"],
+    ["-chydra", "--re"],  # Hydra's parser reads both: -c's value attached, --resolve cut short
+])  # fmt: skip
+def test_the_hydra_config_resolved_says_where_a_run_writes(
+    asks: list[str], tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """``--cfg hydra --resolve`` (where will this run write its logs and Hydra's record?) was
+    an InterpolationKeyError traceback: Hydra kept the hydra node alone before it resolved,
+    and its run folder names ``paths.log_dir`` and ``run_name``. In this process: no tool
+    start, no run."""
+    args = [*asks, f"paths.log_dir={tmp_path}", "seed=2"]
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "tools" / "train_task.py"), *args])
+    with pytest.raises(SystemExit) as stop:
+        answer_config_questions(ROOT / "conf", "train_task", args)
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    run_dir = re.escape(f"hydra:\n  run:\n    dir: {tmp_path}/hydra/task_adapted-seed2/")
+    stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d\.\d{3}_pid\d+\n"  # the run_stamp resolver's
+    assert re.match(run_dir + stamp, out), out[:300]
+    assert "\n  help:" not in out and "${" not in out  # Hydra's hydra node, all of it resolved
+    assert "\n    subdir: ???\n" in out  # a sweep job's number: a run's alone, as --cfg all shows
 
 
 def test_flags_that_do_not_go_together_are_hydras_words_in_one_line(no_torch: str) -> None:
