@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -356,7 +356,7 @@ def say_misspelt_settings(conf_dir: Path) -> None:
                 return func()
             except Exception as err:  # conf/ read here alone: nothing added to a start
                 full = os.environ.get("HYDRA_FULL_ERROR") == "1" or utils.is_under_debugger()
-                said = None if full else misspelt_setting(err, config_groups(conf_dir))
+                said = None if full else misspelt_setting(err, config_groups(conf_dir), conf_dir)
                 if said is None:
                     raise
                 print(f"error: {said}", file=sys.stderr, flush=True)
@@ -381,18 +381,30 @@ def config_groups(conf_dir: Path) -> dict[str, list[str]]:
 _COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'\.")
 
 
-def misspelt_setting(err: BaseException, groups: Mapping[str, list[str]]) -> str | None:
+def misspelt_setting(
+    err: BaseException,
+    groups: Mapping[str, list[str]],
+    conf_dir: Path | None = None,
+    argv: Sequence[str] | None = None,
+) -> str | None:
     """What Hydra's composition error ``err`` says of a name the command line got wrong, in
     one line with the nearest names; None for any other error. ``groups``: the config groups
     and their options, looked among at the top (``experiment`` is a group with no setting of
-    its own) and under a group (``logger.wandb`` is there with ``logger=wandb``)."""
+    its own) and under a group (``logger.wandb`` is there with ``logger=wandb``). An option
+    the command line (``argv``, sys.argv's by default) did not name came from a preset's
+    defaults list: its files in ``conf_dir`` are named (Hydra named the tool's config)."""
     from omegaconf import DictConfig
 
     options, missing = getattr(err, "options", None), getattr(err, "missing_cfg_file", None)
     if options and isinstance(missing, str) and "/" in missing:  # ``experiment=ful``
         group, _, option = missing.rpartition("/")
-        near = [f"{group}={name}" for name in get_close(option, options)]
+        typed = sys.argv[1:] if argv is None else argv
+        files = preset_files(conf_dir, group, option) if conf_dir else []
+        if option_typed(typed, group, option):
+            files = []  # the command line's own choice: its fix is there
         said = f"no option '{option}' in config group '{group}'"
+        said += f", named in {' and '.join(files)}" if files else ""
+        near = [f"{group}{': ' if files else '='}{name}" for name in get_close(option, options)]
         return did_you_mean(said, near, f"{said} (its options: {', '.join(options)})")
     cause = err.__cause__
     node, key = getattr(cause, "parent_node", None), getattr(cause, "full_key", None)
@@ -402,6 +414,25 @@ def misspelt_setting(err: BaseException, groups: Mapping[str, list[str]]) -> str
     if str(key).startswith(f"{given[1]}."):  # a name in a mapping merged into the setting:
         return None  # Hydra's words, which README.md explains (a knob given another form)
     return no_such_setting(node, str(key), groups)
+
+
+def option_typed(argv: Sequence[str], group: str, option: str) -> bool:
+    """Whether the command line chose ``option`` of ``group`` (``gan=x``, ``+gan=x``)."""
+    return any(arg.lstrip("+") == f"{group}={option}" for arg in argv)
+
+
+def preset_files(conf_dir: Path, group: str, option: str) -> list[str]:
+    """The config files whose defaults list chooses ``option`` of ``group``
+    (``- override /gan: lite``), as paths from the folder holding ``conf_dir``."""
+    chooses = re.compile(
+        rf"^\s*-\s*(override\s+)?/?{re.escape(group)}\s*:\s*{re.escape(option)}\s*(#.*)?$",
+        re.MULTILINE,
+    )
+    return sorted(
+        str(path.relative_to(conf_dir.parent))
+        for path in conf_dir.rglob("*.yaml")
+        if chooses.search(path.read_text(errors="replace"))
+    )
 
 
 def no_such_setting(node: DictConfig, key: str, groups: Mapping[str, list[str]]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import signal
 import string
 import sys
@@ -364,6 +365,28 @@ def test_a_misspelt_setting_group_or_option_is_named_with_the_nearest(
 
 
 CONF_GROUPS = config_groups(ROOT / "conf")
+
+
+def test_an_option_a_preset_names_is_said_with_the_presets_file(tmp_path: Path) -> None:
+    """A preset's ``override /gan: lite`` was said as the command line's ``gan=lite``, with
+    ``gan=light`` to type: the file to mend went unnamed (Hydra's words named the tool's
+    config); the command line's own choice is still said as before."""
+    from hydra import compose, initialize_config_dir
+
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    (conf / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /gan: lite  # light, misspelt\n"
+    )
+    with pytest.raises(Exception) as failed, initialize_config_dir(str(conf), version_base="1.3"):
+        compose("train_gan", ["experiment=mine"])
+    said = misspelt_setting(failed.value, CONF_GROUPS, conf, ["experiment=mine"])
+    assert said == (
+        "no option 'lite' in config group 'gan', named in conf/experiment/mine.yaml; "
+        "did you mean 'gan: light'?"
+    )
+    typed = misspelt_setting(failed.value, CONF_GROUPS, conf, ["experiment=mine", "+gan=lite"])
+    assert typed == "no option 'lite' in config group 'gan'; did you mean 'gan=light'?"
 
 
 def test_other_composition_errors_are_left_to_hydra() -> None:
