@@ -727,8 +727,9 @@ def prediction_key(
     return json.loads(json.dumps(key))  # as read back from a journal: lists, not tuples
 
 
-def code_digest(modules: Sequence[str] = PREDICTION_CODE) -> str:
-    """sha256 of the source files of ``modules`` (``PREDICTION_CODE``'s by default): an
+def code_digest(modules: Sequence[str] | None = None) -> str:
+    """sha256 of the source files of ``modules`` (``PREDICTION_CODE``'s by default, read at
+    the call: a default bound at definition kept the list a test or plugin extends): an
     upgrade that changes how a PNG comes out (another threshold, overlays drawn otherwise)
     resumed a stopped run into a mix of the old code's PNGs and the new, unless
     ``PREDICTION_FORMAT`` was raised by hand. Any edit of those files counts, a comment too:
@@ -736,7 +737,7 @@ def code_digest(modules: Sequence[str] = PREDICTION_CODE) -> str:
     millisecond, once a run). A module without a source file (a frozen build) counts by its
     name alone. The pipeline's report keys its page by its own modules' (gan.pipeline_report)."""
     h = hashlib.sha256()
-    for name in modules:
+    for name in PREDICTION_CODE if modules is None else modules:
         h.update(name.encode())
         try:
             h.update(Path(importlib.import_module(name).__file__ or "").read_bytes())
