@@ -19,8 +19,8 @@ from synth.digests import file_key
 from synth.io import DataError, read_json, write_json_atomic
 
 #: Under ``paths.output_dir``: each unit's seconds as made (``made``), those of invocations cut
-#: short in a unit not made since (``cut_short``), and the last invocation's own by stage
-#: (``last_run``).
+#: short in a unit not made since (``cut_short``), the look of the output one of them wrote
+#: before it stopped (``wrote``), and the last invocation's own by stage (``last_run``).
 RECORD = "stage_times.json"
 
 T = TypeVar("T")
@@ -50,6 +50,7 @@ class StageClock:
             record = {}
         self.made: dict[str, float] = dict(record.get("made") or {})
         self.cut_short: dict[str, float] = dict(record.get("cut_short") or {})
+        self.wrote: dict[str, list] = dict(record.get("wrote") or {})
         #: This invocation's seconds, by stage as the report names it.
         self.this_run: dict[str, float] = {}
         self.units: dict[str, list[str]] = {}
@@ -66,11 +67,15 @@ class StageClock:
             result = fn(*args)
         except BaseException:  # stopped or failed: its time counts when it is made
             self.cut_short[unit] = self.cut_short.get(unit, 0.0) + self._spent(stage, start)
+            if (after := look(output)) != before:  # written, then stopped (in W&B's finish)
+                self.wrote[unit] = after
             self.save()
             raise
         spent = self._spent(stage, start)
         earlier = self.cut_short.pop(unit, 0.0)  # found complete: a stop among its checks
-        if look(output) != before:
+        wrote, now = self.wrote.pop(unit, None), look(output)
+        # made here, or found complete as a stopped invocation wrote it: that one made it
+        if now != before or (now is not None and now == wrote):
             self.made[unit] = earlier + spent
         self.save()
         return result
@@ -92,5 +97,11 @@ class StageClock:
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(
-            self.path, {"made": self.made, "cut_short": self.cut_short, "last_run": self.this_run}
+            self.path,
+            {
+                "made": self.made,
+                "cut_short": self.cut_short,
+                "wrote": self.wrote,
+                "last_run": self.this_run,
+            },
         )

@@ -1374,6 +1374,33 @@ def test_a_stages_time_is_that_of_the_invocations_that_made_it(tmp_path):
     assert record["made"] == {"render": 10} and record["cut_short"] == {}
 
 
+def test_a_stage_stopped_after_it_wrote_its_output_keeps_that_invocations_time(tmp_path):
+    """A stage stopped once its output was written (Ctrl-C while W&B syncs at a row's end)
+    is found complete by the rerun: its time was dropped, and the page said '?' (or the
+    time of an older making) for a stage that took the stopped invocation's."""
+    from gan.stage_times import StageClock
+
+    ticks = iter(range(0, 1000, 10))  # each reading of the clock 10 s after the last
+    output = tmp_path / "out" / "metrics.json"
+    output.parent.mkdir()
+
+    def made_then_stopped() -> None:
+        write_json_atomic(output, {})
+        raise KeyboardInterrupt
+
+    def invocation(work: Callable[[], None]) -> dict:
+        clock = StageClock(tmp_path / "out", now=lambda: next(ticks))
+        with contextlib.suppress(KeyboardInterrupt):
+            clock.run("task[synthetic]", output, work)
+        return clock.as_made(["task[synthetic]"])
+
+    assert invocation(made_then_stopped) == {"task[synthetic]": None}
+    assert invocation(lambda: None) == {"task[synthetic]": 20}  # 10 s stopped, 10 s checks
+    assert invocation(lambda: None) == {"task[synthetic]": 20}  # and kept after
+    record = json.loads((tmp_path / "out" / "stage_times.json").read_text())
+    assert record["cut_short"] == {} and record["wrote"] == {}
+
+
 def test_the_report_figures_draw_the_first_seeds_models_and_say_which_row_is_missing(
     tmp_path, capsys
 ):
