@@ -219,12 +219,19 @@ def made_by() -> dict:
     if HydraConfig.initialized():
         made["overrides"] = list(HydraConfig.get().overrides.task)
         # the paths' variables set (conf/paths): without them the command read another folder
-        made["environment"] = {k: v for k in PATH_VARIABLES if (v := os.environ.get(k))}
+        named = (*PATH_VARIABLES, *TRACKER_VARIABLES)
+        made["environment"] = {k: v for k in named if (v := os.environ.get(k))}
     return made
 
 
 #: The environment variables conf/paths reads (an empty one means the default).
 PATH_VARIABLES = ("SIM2REAL_ROOT", "SIM2REAL_DATA_DIR", "SIM2REAL_OUTPUT_DIR")
+
+#: The environment variables that decide where the report's run logs it (``WANDB_MODE`` over
+#: ``logger.wandb.offline``, ``disabled`` included): part of the command, so a rerun with
+#: another draws and logs the report again (one kept after a ``WANDB_MODE=disabled`` run was
+#: never logged to W&B).
+TRACKER_VARIABLES = ("WANDB_MODE",)
 
 
 def made_line(made: dict) -> str:

@@ -1511,6 +1511,25 @@ def test_the_reports_command_carries_the_path_variables_that_were_set():
     assert read == set(PATH_VARIABLES)
 
 
+def test_the_reports_command_carries_wandb_mode_so_another_redraws_and_logs_it(monkeypatch):
+    """WANDB_MODE decides over logger.wandb.offline; a report made with WANDB_MODE=disabled
+    was kept by a rerun without it, so its W&B run never got the report."""
+    from types import SimpleNamespace
+
+    import gan.pipeline_report
+    from gan.pipeline_report import PATH_VARIABLES, made_by
+
+    for name in PATH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    run = SimpleNamespace(overrides=SimpleNamespace(task=["logger=wandb"]))
+    hydra = SimpleNamespace(initialized=lambda: True, get=lambda: run)
+    monkeypatch.setattr(gan.pipeline_report, "HydraConfig", hydra)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert made_by()["environment"] == {"WANDB_MODE": "disabled"}
+    monkeypatch.delenv("WANDB_MODE")
+    assert made_by()["environment"] == {}  # another command: the report is drawn again
+
+
 def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path, capsys):
     """The product's user has unlabeled photos alone: the pipeline refused to start without
     test_lab/. With task_data.test_lab=null every row trains and segments the photos (masks
