@@ -219,8 +219,7 @@ def made_by() -> dict:
     if HydraConfig.initialized():
         made["overrides"] = list(HydraConfig.get().overrides.task)
         # the paths' variables set (conf/paths): without them the command read another folder
-        named = (*PATH_VARIABLES, *TRACKER_VARIABLES)
-        made["environment"] = {k: v for k in named if (v := os.environ.get(k))}
+        made["environment"] = {k: v for k in PATH_VARIABLES if (v := os.environ.get(k))}
     return made
 
 
@@ -228,9 +227,8 @@ def made_by() -> dict:
 PATH_VARIABLES = ("SIM2REAL_ROOT", "SIM2REAL_DATA_DIR", "SIM2REAL_OUTPUT_DIR")
 
 #: The environment variables that decide where the report's run logs it (``WANDB_MODE`` over
-#: ``logger.wandb.offline``, ``disabled`` included): part of the command, so a rerun with
-#: another draws and logs the report again (one kept after a ``WANDB_MODE=disabled`` run was
-#: never logged to W&B).
+#: ``logger.wandb.offline``, ``disabled`` included): a rerun with another draws and logs the
+#: report again (one kept after a ``WANDB_MODE=disabled`` run was never logged to W&B).
 TRACKER_VARIABLES = ("WANDB_MODE",)
 
 
@@ -369,12 +367,14 @@ def report_inputs(
 ) -> dict[str, str]:
     """A digest of each part the report is made from, by what a change to it means: what the
     page shows (scores, settings, command, stage times, versions), how it is drawn (the
-    code), and what its figures and notes read (``drawn_from``). The time it was made is
-    not one: a report kept is the one made then."""
+    code), what its figures and notes read (``drawn_from``), and where its trackers log it
+    (``TRACKER_VARIABLES``). The time it was made is not one: a report kept is the one made
+    then."""
     parts = {
         "rows' scores": results,
         "settings": OmegaConf.to_yaml(cfg, resolve=True),
         "command": {k: v for k, v in made.items() if k != "made_at"},
+        "trackers' mode": {k: os.environ.get(k) for k in TRACKER_VARIABLES},
         "stage times": stage_seconds,
         "versions": env,
         "report code": code_digest(REPORT_CODE),

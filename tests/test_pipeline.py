@@ -1511,23 +1511,21 @@ def test_the_reports_command_carries_the_path_variables_that_were_set():
     assert read == set(PATH_VARIABLES)
 
 
-def test_the_reports_command_carries_wandb_mode_so_another_redraws_and_logs_it(monkeypatch):
+def test_a_report_is_drawn_and_logged_again_under_another_wandb_mode(monkeypatch):
     """WANDB_MODE decides over logger.wandb.offline; a report made with WANDB_MODE=disabled
     was kept by a rerun without it, so its W&B run never got the report."""
-    from types import SimpleNamespace
-
     import gan.pipeline_report
-    from gan.pipeline_report import PATH_VARIABLES, made_by
+    from gan.pipeline_report import report_inputs, why_redrawn
 
-    for name in PATH_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    run = SimpleNamespace(overrides=SimpleNamespace(task=["logger=wandb"]))
-    hydra = SimpleNamespace(initialized=lambda: True, get=lambda: run)
-    monkeypatch.setattr(gan.pipeline_report, "HydraConfig", hydra)
+    monkeypatch.setattr(gan.pipeline_report, "drawn_from", lambda cfg, rows: {})
+    cfg = OmegaConf.create({"stages": {"task": {"sources": ["synthetic"]}}})
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert made_by()["environment"] == {"WANDB_MODE": "disabled"}
+    made = report_inputs(cfg, {}, {}, {}, {})
     monkeypatch.delenv("WANDB_MODE")
-    assert made_by()["environment"] == {}  # another command: the report is drawn again
+    earlier = {"inputs": made, "outputs": {}}
+    assert why_redrawn(earlier, report_inputs(cfg, {}, {}, {}, {})) == (
+        "its trackers' mode changed"
+    )
 
 
 def test_photos_without_labels_train_every_row_and_show_its_masks(tmp_path, capsys):
