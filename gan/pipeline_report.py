@@ -330,6 +330,7 @@ REPORT_CODE = (
     "gan.pipeline_report",
     "gan.report",
     "gan.report_figures",
+    "gan.rows",
     "gan.compare",
     "gan.evaluate",
     "gan.translate",
