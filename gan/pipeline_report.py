@@ -419,10 +419,15 @@ def seconds_text(seconds: float | None) -> str:
     return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
 
 
+def times_text(times: dict[str, float | None]) -> str:
+    """``render 3.6, adapt 500, ...``: stage times as the page and the console say them."""
+    return ", ".join(f"{stage} {seconds_text(s)}" for stage, s in times.items())
+
+
 def stage_times_line(made: dict[str, float | None]) -> str:
     """The page's stage times: each as made (gan.stage_times), not this invocation's, in
     which a stage found complete took about 0 (a complete rerun's page said 0 for all)."""
-    times = ", ".join(f"{stage} {seconds_text(s)}" for stage, s in made.items())
+    times = times_text(made)
     unknown = " (?: made before stage times were kept)" if None in made.values() else ""
     return (
         f"Stage wall times as made (s): {times}{unknown}; each the time of the invocation that "
@@ -453,9 +458,7 @@ def stage_report(
     inputs = report_inputs(cfg, results, made, env, stage_seconds)
     html_path, earlier = report_dir / "report.html", earlier_report(report_dir)
     why = why_redrawn(earlier, inputs) if earlier else ""
-    this = (
-        f"this run's stages (s): {', '.join(f'{k} {seconds_text(v)}' for k, v in this_run.items())}"
-    )
+    this = f"this run's stages (s): {times_text(this_run)}"
     if earlier and not why:
         log(f"report: complete, skipped ({html_path}); {this}")
         print(earlier.get("summary", ""), flush=True)

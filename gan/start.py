@@ -399,9 +399,9 @@ def misspelt_setting(
     if options and isinstance(missing, str) and "/" in missing:  # ``experiment=ful``
         group, _, option = missing.rpartition("/")
         typed = sys.argv[1:] if argv is None else argv
-        files = preset_files(conf_dir, group, option) if conf_dir else []
-        if option_typed(typed, group, option):
-            files = []  # the command line's own choice: its fix is there
+        files: list[str] = []
+        if conf_dir is not None and not option_typed(typed, group, option):  # a preset's
+            files = preset_files(conf_dir, group, option)
         said = f"no option '{option}' in config group '{group}'"
         said += f", named in {' and '.join(files)}" if files else ""
         near = [f"{group}{': ' if files else '='}{name}" for name in get_close(option, options)]
